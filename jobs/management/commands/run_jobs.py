@@ -1,0 +1,23 @@
+import signal
+
+from django.core.management.base import BaseCommand
+
+from jobs.services import work
+
+
+class Command(BaseCommand):
+    help = "Run queued background jobs (reindex, training) until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Exit when the queue is empty.")
+        parser.add_argument("--poll", type=float, default=1.0, help="Seconds between polls.")
+
+    def handle(self, *args, once, poll, **options):
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
+        self.stdout.write("Job worker started; waiting for jobs.")
+        try:
+            work(poll_interval=poll, once=once, stop=lambda: bool(stopping))
+        except KeyboardInterrupt:
+            pass
+        self.stdout.write("Job worker stopped.")

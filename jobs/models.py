@@ -1,0 +1,62 @@
+"""Background jobs shared by the plugin apps (visual reindex, recommender training).
+
+A job is a database row so that any process can run it (the demo's ``run_jobs``
+worker, a Celery worker on another machine, or the test process) and the admin can
+show its progress by reading the row.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    handler = models.CharField(
+        max_length=200, help_text="Dotted path of the function decorated with @job_handler."
+    )
+    lock_key = models.CharField(max_length=100, help_text="Jobs sharing a key run one at a time.")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(
+        default=list, blank=True, help_text="The first errors met, as {item, reason} objects."
+    )
+    result = models.JSONField(default=dict, blank=True)
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "lock_key"])]
+
+    def __str__(self):
+        return f"{self.lock_key} #{self.pk} ({self.status})"
+
+    @property
+    def percent(self):
+        if not self.total:
+            return 100 if self.status == self.Status.SUCCEEDED else 0
+        return min(100, round(100 * self.done / self.total))
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE

@@ -1,0 +1,253 @@
+"""Queueing and running background jobs.
+
+The one seam between "start a job" and "where it runs" is :func:`enqueue` plus
+:func:`run_job`. Whatever runs jobs (the ``run_jobs`` worker polling the database,
+a Celery task, or the calling process in tests) ends in :func:`run_job`, which needs
+nothing but the database: job code never assumes it shares a process with the web
+request that queued it.
+
+One job per ``lock_key`` runs at a time. Starting one is serialised with a
+transaction-level advisory lock; a running job holds a session-level advisory lock on
+its key, so a job whose worker died (the lock vanished with its connection) can be
+told from one that is merely slow, and is marked failed so it can be resumed.
+"""
+
+import logging
+import os
+import socket
+import time
+import zlib
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+MAX_STORED_ERRORS = 50
+_LOCK_NAMESPACE = 0x4C4B  # "LK": keeps our advisory locks apart from other users'
+
+
+class JobAlreadyRunning(Exception):
+    """A job with the same lock key is queued or running."""
+
+    def __init__(self, job):
+        self.job = job
+        super().__init__(f"A {job.lock_key} job (#{job.pk}) is already {job.status}.")
+
+
+class JobCancelled(Exception):
+    pass
+
+
+def job_handler(func):
+    """Mark a function as runnable by jobs; only marked functions can be named by a row."""
+    func.is_job_handler = True
+    return func
+
+
+def _lock_id(lock_key):
+    # Advisory lock keys are two signed 32-bit integers.
+    value = zlib.crc32(lock_key.encode())
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _backend():
+    from django.conf import settings
+
+    return getattr(settings, "LOOKALIKE_JOBS_BACKEND", "worker")
+
+
+def active_job(lock_key):
+    return Job.objects.filter(lock_key=lock_key, status__in=Job.ACTIVE).first()
+
+
+def enqueue(handler, *, lock_key, params=None, user=None, resumed_from=None, coalesce=False):
+    """Queue a job, or raise :class:`JobAlreadyRunning` if one with ``lock_key`` is active.
+
+    With ``coalesce=True`` an already *queued* job with the same key is returned
+    instead of raising: it will do the same work when it starts (used for the
+    "embed new products" trigger, which may fire on every save).
+    """
+    func = import_string(handler)
+    if not getattr(func, "is_job_handler", False):
+        raise ValueError(f"{handler} is not a job handler.")
+    reap_dead_jobs()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, _lock_id(lock_key)]
+            )
+        current = active_job(lock_key)
+        if current is not None:
+            if coalesce and current.status == Job.Status.QUEUED:
+                return current
+            raise JobAlreadyRunning(current)
+        job = Job.objects.create(
+            handler=handler,
+            lock_key=lock_key,
+            params=params or {},
+            created_by=user if user is not None and user.is_authenticated else None,
+            resumed_from=resumed_from,
+        )
+        transaction.on_commit(lambda: _dispatch(job.pk))
+    return job
+
+
+def resume(job, user=None):
+    """Queue a new job with the parameters of a failed one; handlers skip finished work."""
+    if job.status != Job.Status.FAILED:
+        raise ValueError("Only a failed job can be resumed.")
+    return enqueue(
+        job.handler, lock_key=job.lock_key, params=job.params, user=user, resumed_from=job
+    )
+
+
+def _dispatch(job_id):
+    backend = _backend()
+    if backend == "inline":
+        run_job(job_id)
+    elif backend == "celery":
+        from .tasks import run_job_task
+
+        run_job_task.delay(job_id)
+    # "worker": a run_jobs process picks the row up.
+
+
+class JobContext:
+    """What a handler gets: progress reporting and error recording, written to the row.
+
+    Progress is written at most every ``interval`` seconds so that a fast loop does not
+    turn into a stream of UPDATEs.
+    """
+
+    def __init__(self, job, interval=0.5):
+        self.job = job
+        self.interval = interval
+        self._last_write = 0.0
+
+    @property
+    def params(self):
+        return self.job.params
+
+    def progress(self, done, total=None, message=None, force=False):
+        self.job.done = done
+        if total is not None:
+            self.job.total = total
+        if message is not None:
+            self.job.message = message
+        now = time.monotonic()
+        if force or now - self._last_write >= self.interval:
+            self._last_write = now
+            self.job.heartbeat_at = timezone.now()
+            Job.objects.filter(pk=self.job.pk).update(
+                done=self.job.done,
+                total=self.job.total,
+                message=self.job.message,
+                heartbeat_at=self.job.heartbeat_at,
+                error_count=self.job.error_count,
+                errors=self.job.errors,
+            )
+
+    def error(self, item, reason):
+        self.job.error_count += 1
+        if len(self.job.errors) < MAX_STORED_ERRORS:
+            self.job.errors.append({"item": str(item), "reason": str(reason)})
+
+
+def _worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(job_id):
+    """Claim a queued job and run it to the end in this process.
+
+    Returns the job, or ``None`` if another process claimed it first.
+    """
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        worker=_worker_name(),
+    )
+    if not claimed:
+        return None
+    job = Job.objects.get(pk=job_id)
+    lock = (_LOCK_NAMESPACE, _lock_id(job.lock_key))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", lock)
+    ctx = JobContext(job)
+    try:
+        func = import_string(job.handler)
+        result = func(ctx, **job.params)
+    except Exception as exc:  # the job records the failure; the worker lives on
+        logger.exception("Job %s failed", job.pk)
+        job.status = Job.Status.FAILED
+        job.message = f"{type(exc).__name__}: {exc}"
+    else:
+        job.status = Job.Status.SUCCEEDED
+        job.result = result or {}
+        if job.total and job.done < job.total and not job.error_count:
+            job.done = job.total
+    finally:
+        job.finished_at = timezone.now()
+        job.heartbeat_at = job.finished_at
+        job.save()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+    return job
+
+
+def reap_dead_jobs(stale_after=timedelta(seconds=30)):
+    """Mark running jobs whose worker is gone as failed, so they can be resumed.
+
+    A job counts as dead when its heartbeat is old *and* no session holds its advisory
+    lock: a worker that died took its connection, and the lock, with it.
+    """
+    reaped = 0
+    cutoff = timezone.now() - stale_after
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
+        lock = (_LOCK_NAMESPACE, _lock_id(job.lock_key))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock)
+            (free,) = cursor.fetchone()
+            if free:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+        if free:
+            Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.FAILED,
+                finished_at=timezone.now(),
+                message="The worker running this job stopped; resume it to finish the work.",
+            )
+            reaped += 1
+    return reaped
+
+
+def claim_next():
+    """Id of the oldest queued job whose lock key has no running job, or ``None``."""
+    with transaction.atomic():
+        running = Job.objects.filter(status=Job.Status.RUNNING).values("lock_key")
+        job = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=Job.Status.QUEUED)
+            .exclude(lock_key__in=running)
+            .order_by("created_at")
+            .first()
+        )
+        return job.pk if job else None
+
+
+def work(poll_interval=1.0, once=False, stop=None):
+    """The loop of a ``run_jobs`` worker: reap dead jobs, run queued ones, sleep."""
+    while stop is None or not stop():
+        reap_dead_jobs()
+        job_id = claim_next()
+        if job_id is not None:
+            run_job(job_id)
+            continue
+        if once:
+            return
+        time.sleep(poll_interval)

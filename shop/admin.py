@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .models import Category, Product
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["thumbnail", "title", "category", "price", "stock", "is_active", "updated_at"]
+    list_display_links = ["thumbnail", "title"]
+    list_filter = ["category", "is_active"]
+    search_fields = ["title", "description"]
+    list_select_related = ["category"]
+    readonly_fields = ["preview", "created_at", "updated_at", "source_ref"]
+    list_per_page = 50
+
+    @admin.display(description="Image")
+    def thumbnail(self, obj):
+        if not obj.image:
+            return "—"
+        return format_html(
+            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain;background:#fff;'
+            'border:1px solid #ddd;border-radius:4px">',
+            obj.image.url,
+        )
+
+    @admin.display(description="Preview")
+    def preview(self, obj):
+        if not obj.image:
+            return "—"
+        return format_html(
+            '<img src="{}" alt="" width="224" style="image-rendering:auto">', obj.image.url
+        )

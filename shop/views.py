@@ -1,0 +1,92 @@
+from django.contrib import messages
+from django.contrib.auth import login
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from recommendations.events import record_event
+
+from .forms import AddToCartForm, SignupForm
+from .models import Category, Product
+from .services import Cart, search_products
+
+PAGE_SIZE = 24
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def home(request):
+    latest = Product.objects.active().select_related("category").order_by("-created_at", "-id")[:12]
+    return render(request, "shop/home.html", {"latest": latest})
+
+
+def category(request, slug):
+    cat = get_object_or_404(Category, slug=slug)
+    products = Product.objects.active().filter(category=cat).select_related("category")
+    return render(
+        request, "shop/category.html", {"category": cat, "page": _page(request, products)}
+    )
+
+
+def product_detail(request, pk):
+    product = get_object_or_404(Product.objects.select_related("category"), pk=pk, is_active=True)
+    source = request.GET.get("from", "")
+    kind = "similar_click" if source else "view"
+    record_event(request, product, kind, source=source)
+    return render(request, "shop/product.html", {"product": product, "form": AddToCartForm()})
+
+
+def search(request):
+    query = request.GET.get("q", "")[:200]
+    results = search_products(query)
+    return render(request, "shop/search.html", {"query": query, "page": _page(request, results)})
+
+
+@require_POST
+def cart_add(request, pk):
+    product = get_object_or_404(Product, pk=pk)
+    form = AddToCartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Please choose a quantity between 1 and 20.")
+        return redirect(product)
+    try:
+        Cart(request).add(product, form.cleaned_data["quantity"])
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect(product)
+    messages.success(request, f"{product.title} was added to your cart.")
+    return redirect("shop:cart")
+
+
+@require_POST
+def cart_remove(request, pk):
+    Cart(request).remove(pk)
+    return redirect("shop:cart")
+
+
+def cart(request):
+    c = Cart(request)
+    return render(request, "shop/cart.html", {"lines": c.lines(), "total": c.total()})
+
+
+@require_POST
+def checkout(request):
+    try:
+        lines = Cart(request).checkout()
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("shop:cart")
+    messages.success(request, f"Thank you! Your order of {len(lines)} item(s) is confirmed.")
+    return redirect("shop:home")
+
+
+def signup(request):
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, "Welcome! Your account was created.")
+        return redirect("shop:home")
+    return render(request, "registration/signup.html", {"form": form})

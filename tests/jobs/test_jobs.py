@@ -1,0 +1,87 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from jobs import services
+from jobs.models import Job
+
+HANDLER = "tests.jobs.handlers.count_to"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inline_job_runs_after_commit_and_records_progress(settings):
+    job = services.enqueue(HANDLER, lock_key="count", params={"n": 7})
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert (job.done, job.total, job.percent) == (7, 7, 100)
+    assert job.result == {"counted": 7}
+    assert job.error_count == 3 and job.errors[0] == {"item": "0", "reason": "not divisible"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failure_is_recorded_and_can_be_resumed(settings):
+    job = services.enqueue(HANDLER, lock_key="count", params={"n": 5, "fail_at": 2})
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "failed at 2" in job.message
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    again = services.resume(job)
+    assert again.resumed_from == job and again.status == Job.Status.QUEUED
+    assert again.params == job.params
+
+
+@pytest.mark.django_db(transaction=True)
+def test_second_job_with_same_key_is_refused(settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # stays queued
+    first = services.enqueue(HANDLER, lock_key="count", params={"n": 1})
+    with pytest.raises(services.JobAlreadyRunning) as excinfo:
+        services.enqueue(HANDLER, lock_key="count", params={"n": 1})
+    assert excinfo.value.job == first
+    assert "already queued" in str(excinfo.value)
+    # Coalescing returns the queued job instead; another key is independent.
+    assert services.enqueue(HANDLER, lock_key="count", params={"n": 1}, coalesce=True) == first
+    assert services.enqueue(HANDLER, lock_key="other", params={"n": 1}) != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_loop_runs_queued_jobs_in_order(settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    a = services.enqueue(HANDLER, lock_key="a", params={"n": 2})
+    b = services.enqueue(HANDLER, lock_key="b", params={"n": 3})
+    services.work(once=True)
+    assert [j.status for j in Job.objects.filter(pk__in=[a.pk, b.pk])] == ["succeeded"] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_of_a_dead_worker_is_reaped_but_a_live_one_is_not(settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    old = timezone.now() - timedelta(minutes=5)
+    dead = Job.objects.create(
+        handler=HANDLER, lock_key="dead", status="running", heartbeat_at=old, started_at=old
+    )
+    live = Job.objects.create(
+        handler=HANDLER, lock_key="live", status="running", heartbeat_at=old, started_at=old
+    )
+    # A live worker holds the advisory lock of its job's key from another session.
+    import psycopg
+
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
+        other.execute(
+            "SELECT pg_advisory_lock(%s, %s)",
+            [services._LOCK_NAMESPACE, services._lock_id("live")],
+        )
+        assert services.reap_dead_jobs() == 1
+        dead.refresh_from_db()
+        live.refresh_from_db()
+        assert dead.status == "failed" and "resume" in dead.message
+        assert live.status == "running"
+
+
+@pytest.mark.django_db
+def test_only_marked_functions_can_be_queued():
+    with pytest.raises(ValueError, match="not a job handler"):
+        services.enqueue("tests.jobs.handlers.not_a_handler", lock_key="x")
+    assert not Job.objects.exists()

@@ -1,0 +1,60 @@
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from shop.demo import fashion_mnist
+from shop.models import Category, Product
+
+
+def test_stratified_sample_is_balanced_and_prefix_stable():
+    labels = np.repeat(np.arange(10), 50)
+    small = fashion_mnist.stratified_indices(labels, 20, seed=0)
+    large = fashion_mnist.stratified_indices(labels, 100, seed=0)
+    assert np.bincount(labels[small], minlength=10).tolist() == [2] * 10
+    assert np.bincount(labels[large], minlength=10).tolist() == [10] * 10
+    assert large[:20].tolist() == small.tolist()
+
+
+def test_reads_the_debian_dataset():
+    split = fashion_mnist.load_split("test")
+    assert split.images.shape == (10000, 28, 28)
+    assert sorted(set(split.labels.tolist())) == list(range(10))
+
+
+@pytest.mark.django_db
+def test_load_demo_catalog_is_idempotent_and_stores_pngs():
+    out = io.StringIO()
+    call_command("load_demo_catalog", size=30, stdout=out)
+    assert "30 products created" in out.getvalue()
+    assert Category.objects.count() == 10
+    assert Product.objects.count() == 30
+    # 30 products over 10 categories: exactly 3 each.
+    assert set(Product.objects.values_list("category", flat=True).distinct()) == set(
+        Category.objects.values_list("id", flat=True)
+    )
+    for cat in Category.objects.all():
+        assert cat.products.count() == 3
+    product = Product.objects.first()
+    assert product.image.name.endswith(".png")
+    assert product.image.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "Generated demo product" in product.description
+
+    out = io.StringIO()
+    call_command("load_demo_catalog", size=40, stdout=out)
+    assert "10 products created, 30 already present" in out.getvalue()
+    assert Product.objects.count() == 40
+
+
+@pytest.mark.django_db
+def test_missing_dataset_is_a_clear_command_error(tmp_path):
+    with pytest.raises(CommandError, match="dataset-fashion-mnist"):
+        call_command("load_demo_catalog", size=5, path=str(tmp_path), stdout=io.StringIO())
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_bad_size_is_a_clear_command_error():
+    with pytest.raises(CommandError, match="between 1 and 60000"):
+        call_command("load_demo_catalog", size=0, stdout=io.StringIO())

@@ -1,0 +1,120 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from recommendations.models import Event
+from shop.models import Product
+
+
+@pytest.mark.django_db
+def test_home_lists_categories_and_products(client, product):
+    response = client.get(reverse("shop:home"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert product.title in html
+    assert product.category.name in html
+    assert product.image.url in html
+
+
+@pytest.mark.django_db
+def test_category_page_paginates(client, product_factory, category_factory):
+    cat = category_factory(name="Coats", slug="coats")
+    product_factory.create_batch(30, category=cat)
+    first = client.get(reverse("shop:category", args=["coats"]))
+    assert first.status_code == 200
+    assert first.content.decode().count('class="card"') == 24
+    second = client.get(reverse("shop:category", args=["coats"]) + "?page=2")
+    assert second.content.decode().count('class="card"') == 6
+    assert client.get(reverse("shop:category", args=["nope"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_product_page_shows_image_price_stock_and_find_similar(client, product):
+    response = client.get(product.get_absolute_url())
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert product.image.url in html and "€19.99" in html and "In stock" in html
+    assert reverse("visualsearch:similar", args=[product.pk]) in html
+    assert Event.objects.filter(product=product, kind="view").count() == 1
+
+
+@pytest.mark.django_db
+def test_inactive_product_is_not_found(client, product_factory):
+    hidden = product_factory(is_active=False)
+    assert client.get(hidden.get_absolute_url()).status_code == 404
+
+
+@pytest.mark.django_db
+def test_keyword_search_uses_trigrams(client, product_factory):
+    product_factory(title="Relaxed Denim Trousers")
+    product_factory(title="Leather Ankle Boots")
+    response = client.get(reverse("shop:search"), {"q": "trousrs"})  # misspelt on purpose
+    html = response.content.decode()
+    assert "Relaxed Denim Trousers" in html
+    assert "Leather Ankle Boots" not in html
+
+
+@pytest.mark.django_db
+def test_cart_and_checkout_record_events_and_take_stock(client, product):
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
+    assert Event.objects.filter(kind="cart", product=product).exists()
+    response = client.post(reverse("shop:checkout"))
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.stock == 3
+    purchase = Event.objects.get(kind="purchase")
+    assert purchase.session_key and purchase.user is None
+
+
+@pytest.mark.django_db
+def test_cannot_buy_more_than_stock(client, product):
+    response = client.post(
+        reverse("shop:cart_add", args=[product.pk]), {"quantity": 6}, follow=True
+    )
+    assert "Not enough stock" in response.content.decode()
+    assert not Event.objects.filter(kind="cart").exists()
+
+
+@pytest.mark.django_db
+def test_bad_quantity_is_a_message_not_an_error(client, product):
+    response = client.post(
+        reverse("shop:cart_add", args=[product.pk]), {"quantity": "lots"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "quantity between 1 and 20" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_signup_login_logout(client):
+    response = client.post(
+        reverse("shop:signup"),
+        {"username": "ann", "password1": "a-long-pass-123", "password2": "a-long-pass-123"},
+    )
+    assert response.status_code == 302
+    assert "ann" in client.get(reverse("shop:home")).content.decode()
+    client.post(reverse("logout"))
+    assert client.login(username="ann", password="a-long-pass-123")
+
+
+@pytest.mark.django_db
+def test_events_of_a_signed_in_shopper_carry_the_user(client, django_user_model, product):
+    user = django_user_model.objects.create_user("bob", password="pw-bob-12345")
+    client.force_login(user)
+    client.get(product.get_absolute_url() + "?from=similar")
+    event = Event.objects.get()
+    assert event.user == user and event.kind == "similar_click" and event.source == "similar"
+
+
+@pytest.mark.django_db
+def test_admin_change_list_has_thumbnails(admin_client, product):
+    response = admin_client.get(reverse("admin:shop_product_changelist"))
+    assert response.status_code == 200
+    assert f'<img src="{product.image.url}"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_product_model_defaults(category_factory):
+    p = Product.objects.create(title="T", category=category_factory(), price=Decimal("1.00"))
+    assert p.is_active and p.stock == 0 and not p.in_stock
+    assert p.created_at and p.updated_at

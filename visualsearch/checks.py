@@ -1,0 +1,72 @@
+"""System checks: the app needs django.contrib.postgres and a database with pgvector."""
+
+from django.apps import apps
+from django.core.checks import Error, Tags, register
+from django.db import connections
+from django.db.utils import DatabaseError
+
+
+@register()
+def check_contrib_postgres(app_configs, **kwargs):
+    if not apps.is_installed("django.contrib.postgres"):
+        return [
+            Error(
+                "visualsearch needs 'django.contrib.postgres' in INSTALLED_APPS.",
+                id="visualsearch.E001",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_pgvector(app_configs, databases=None, **kwargs):
+    """Fail clearly when the database cannot provide the ``vector`` extension.
+
+    Database checks run with ``manage.py check --database default`` and before
+    ``migrate``, so a server without pgvector is reported before a migration fails.
+    """
+    errors = []
+    for alias in databases or []:
+        conn = connections[alias]
+        if conn.vendor != "postgresql":
+            errors.append(
+                Error(
+                    f"Database '{alias}' is {conn.vendor}; visualsearch needs PostgreSQL with pgvector.",
+                    id="visualsearch.E002",
+                )
+            )
+            continue
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT default_version, installed_version FROM pg_available_extensions "
+                    "WHERE name = 'vector'"
+                )
+                row = cursor.fetchone()
+        except DatabaseError as exc:
+            errors.append(
+                Error(f"Could not query database '{alias}': {exc}", id="visualsearch.E003")
+            )
+            continue
+        if row is None:
+            errors.append(
+                Error(
+                    f"The PostgreSQL server of database '{alias}' has no pgvector extension.",
+                    hint="Install pgvector >= 0.8 on that server, or unset DATABASE_URL to use "
+                    "the embedded PostgreSQL that ships with it.",
+                    id="visualsearch.E004",
+                )
+            )
+        elif _version(row[0]) < (0, 8):
+            errors.append(
+                Error(
+                    f"pgvector {row[0]} on database '{alias}' is too old; 0.8 or newer is needed "
+                    "for iterative index scans.",
+                    id="visualsearch.E005",
+                )
+            )
+    return errors
+
+
+def _version(text):
+    return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())

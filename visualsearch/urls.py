@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "visualsearch"
+
+urlpatterns = [
+    path("similar/<int:pk>/", views.similar, name="similar"),
+    path("photo/", views.search_by_photo, name="search_by_photo"),
+]
