@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("visualsearch.api.urls")),
+    path("", include("recommendations.api.urls")),
 ]
