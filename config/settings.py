@@ -72,7 +72,9 @@ def _database():
 
         return dj_database_url.parse(url, conn_max_age=60)
     # Embedded PostgreSQL, started on the first connection (see config/embedded.py).
-    return {"ENGINE": "config.dbbackend", "NAME": "lookalike", "USER": "postgres"}
+    # LOOKALIKE_DB_NAME lets a notebook kernel started by the tests use the test database.
+    name = os.environ.get("LOOKALIKE_DB_NAME", "lookalike")
+    return {"ENGINE": "config.dbbackend", "NAME": name, "USER": "postgres"}
 
 
 DATABASES = {"default": _database()}

@@ -61,5 +61,16 @@ class AppSettings:
     def BATCH_SIZE(self):
         return self._setting("BATCH_SIZE", 32)
 
+    @property
+    def RUNTIME(self):
+        """How encoders run their network: ``"auto"`` (ONNX Runtime, falling back to torch
+        eager when it is unavailable), ``"onnxruntime"`` or ``"torch"``."""
+        return self._setting("RUNTIME", "auto")
+
+    @property
+    def INFERENCE_THREADS(self):
+        """Intra-op threads for encoder inference; ``None`` uses every CPU core."""
+        return self._setting("INFERENCE_THREADS", None)
+
 
 app_settings = AppSettings()
