@@ -51,7 +51,7 @@ format: setup
 
 notebook: setup
 	$(PY) manage.py migrate --noinput
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST)
 
 clean-db:
 	rm -rf var/pgdata

@@ -104,6 +104,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 # The plugin apps reach the shop's product model only through this setting.
 LOOKALIKE_PRODUCT_MODEL = "shop.Product"
+# /api/products/{id}/similar/ also takes ?profile= to blend in the recommender.
+VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProductViewSet"
 
 # Background jobs (reindex, training): "worker" runs them in `manage.py run_jobs`
 # processes that poll the database; "celery" sends them to Celery workers;

@@ -34,5 +34,96 @@ class AppSettings:
         default = Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")) / "recommender"
         return Path(self._setting("ARTIFACT_DIR", default))
 
+    @property
+    def MIN_SESSION_EVENTS(self):
+        """Events a shopper the model has not seen needs before "For you" personalises."""
+        return self._setting("MIN_SESSION_EVENTS", 2)
+
+    @property
+    def RELOAD_CHECK_SECONDS(self):
+        """How often (at most) a serving process asks the database which model is active."""
+        return self._setting("RELOAD_CHECK_SECONDS", 5.0)
+
+    @property
+    def TRAINING_WINDOW_DAYS(self):
+        """Train on events of the last N days; ``None`` uses every event."""
+        return self._setting("TRAINING_WINDOW_DAYS", None)
+
+    @property
+    def ALS_PARAMETERS(self):
+        """Default ALS parameters of ``train_recommender`` and the admin's "Train now"."""
+        params = {"factors": 32, "regularization": 5.0, "alpha": 10.0, "iterations": 15}
+        params.update(self._setting("ALS_PARAMETERS", {}))
+        return params
+
+    @property
+    def SIMULATION_DIR(self):
+        """Where ``simulate_shoppers`` writes the ground-truth tastes of its shoppers."""
+        from django.conf import settings
+
+        default = Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")) / "simulation"
+        return Path(self._setting("SIMULATION_DIR", default))
+
+    # -- blending ("Similar items", "For you") ----------------------------------------
+    @property
+    def PRODUCT_FIELDS(self):
+        """Names of the product fields the blend reads: the visual-search app's mapping
+        (``VISUALSEARCH_PRODUCT_FIELDS``) plus ``created``, overridable here."""
+        from django.conf import settings
+
+        fields = {
+            "title": "title",
+            "category": "category",
+            "price": "price",
+            "stock": "stock",
+            "active": "is_active",
+            "image": "image",
+            "created": "created_at",
+        }
+        fields.update(getattr(settings, "VISUALSEARCH_PRODUCT_FIELDS", {}))
+        fields.update(self._setting("PRODUCT_FIELDS", {}))
+        return fields
+
+    @property
+    def BLEND_CANDIDATES(self):
+        """Candidates each source (visual, collaborative, affinity, popular, newest) adds."""
+        return self._setting("BLEND_CANDIDATES", 60)
+
+    @property
+    def BLEND_HISTORY(self):
+        """Latest distinct products of a shopper that stand for their current taste."""
+        return self._setting("BLEND_HISTORY", 5)
+
+    @property
+    def POPULAR_DAYS(self):
+        """Window of the blend's popularity component, in days; ``None`` counts every event."""
+        return self._setting("POPULAR_DAYS", 30)
+
+    @property
+    def RECENCY_HALF_LIFE_DAYS(self):
+        """Age (days since the product was created) at which its recency score halves."""
+        return self._setting("RECENCY_HALF_LIFE_DAYS", 30)
+
+    @property
+    def WIDGET_SIZE(self):
+        """Products in a "Similar items" / "For you" strip unless the tag says ``k=``."""
+        return self._setting("WIDGET_SIZE", 12)
+
+    @property
+    def API_MAX_K(self):
+        """Largest ``k`` the recommendations API accepts."""
+        return self._setting("API_MAX_K", 50)
+
+    @property
+    def CARD_TEMPLATE(self):
+        """Template rendering one product in a widget; it receives ``product``, ``reason``
+        and ``source``. The reference shop's card by default."""
+        return self._setting("CARD_TEMPLATE", "shop/_product_card.html")
+
+    @property
+    def POPULAR_CACHE_SECONDS(self):
+        """How long a process reuses its ranking of popular products."""
+        return self._setting("POPULAR_CACHE_SECONDS", 60.0)
+
 
 app_settings = AppSettings()

@@ -273,6 +273,33 @@ def catalogue_coverage(recommended, n_items):
     return float(len(np.unique(recommended[recommended >= 0])) / n_items)
 
 
+def intra_list_diversity(recommended, categories):
+    """Mean share of pairs in a list whose products are of different categories.
+
+    Parameters
+    ----------
+    recommended : ndarray of shape (n_users, k)
+        Item indices, ``-1`` for empty slots (ignored).
+    categories : ndarray of shape (n_items,)
+        Category of each item.
+
+    Returns
+    -------
+    float
+        0 when every list holds one category, 1 when no two items share one; lists
+        with fewer than two items are left out.
+    """
+    values = []
+    for row in np.asarray(recommended):
+        cats = [categories[c] for c in row if c >= 0]
+        if len(cats) < 2:
+            continue
+        same = sum(a == b for i, a in enumerate(cats) for b in cats[i + 1 :])
+        pairs = len(cats) * (len(cats) - 1) / 2
+        values.append(1.0 - same / pairs)
+    return float(np.mean(values)) if values else 0.0
+
+
 def evaluate(recommender, train, test, k=10, fit=True):
     """Fit ``recommender`` on ``train`` and score its top-``k`` lists against ``test``.
 

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
 
 
 class Event(models.Model):
@@ -35,3 +39,203 @@ class Event(models.Model):
     def __str__(self):
         who = self.user_id or self.session_key[:8]
         return f"{who} {self.kind} {self.product_id}"
+
+
+class RecommenderModel(models.Model):
+    """One trained collaborative-filtering model: its artefact, data and figures.
+
+    Every training adds a row with the next version; older rows and their artefacts
+    are kept so that the admin can roll back. Exactly one row is active (a partial
+    unique constraint enforces it) and serving processes load that one.
+
+    The artefact is fully written before the row exists (see
+    :func:`recommendations.services.training.train`), so a row always points to a
+    complete file and serving never sees half a model.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+    data_from = models.DateTimeField(
+        null=True, blank=True, help_text="Time of the oldest event trained on."
+    )
+    data_to = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Time of the newest event trained on; newer events refresh shoppers' "
+        "factors at serving time.",
+    )
+    parameters = models.JSONField(default=dict, blank=True)
+    n_users = models.PositiveIntegerField("users", default=0)
+    n_items = models.PositiveIntegerField("items", default=0)
+    n_interactions = models.PositiveIntegerField(
+        "interactions", default=0, help_text="Distinct (shopper, product) pairs."
+    )
+    n_events = models.PositiveIntegerField("events", default=0)
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Holdout figures of this model and of the popularity baseline.",
+    )
+    artifact_path = models.CharField(
+        max_length=500, help_text="The .npz artefact, relative to RECOMMENDATIONS_ARTIFACT_DIR."
+    )
+    training_seconds = models.FloatField(default=0.0)
+    is_active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = "recommender model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="recommendations_one_active_model",
+            )
+        ]
+
+    def __str__(self):
+        return f"Recommender v{self.version}" + (" (active)" if self.is_active else "")
+
+    @property
+    def artifact_file(self):
+        """Absolute path of the artefact."""
+        from .conf import app_settings
+
+        path = Path(self.artifact_path)
+        return path if path.is_absolute() else app_settings.ARTIFACT_DIR / path
+
+    def activate(self):
+        """Make this version the one served, in one transaction.
+
+        The previously active row is switched off first so that the partial unique
+        constraint holds at every statement; a reader sees either the old or the new
+        active row, never none or two.
+        """
+        if not self.artifact_file.exists():
+            raise FileNotFoundError(
+                f"The artefact of version {self.version} is missing ({self.artifact_file})."
+            )
+        with transaction.atomic():
+            # Serialise concurrent activations: both would otherwise clear and set.
+            list(RecommenderModel.objects.select_for_update().filter(is_active=True))
+            RecommenderModel.objects.filter(is_active=True).exclude(pk=self.pk).update(
+                is_active=False
+            )
+            self.activated_at = timezone.now()
+            self.is_active = True
+            RecommenderModel.objects.filter(pk=self.pk).update(
+                is_active=True, activated_at=self.activated_at
+            )
+
+
+class BlendProfile(models.Model):
+    """How the "Similar items" and "For you" widgets blend their sources.
+
+    Scores from each source (visual similarity, collaborative filtering, the shopper's
+    category/price affinity, popularity, recency) are mixed with these weights, then
+    diversified and filtered by the rules. One profile is the default (a partial unique
+    constraint); others can be tried and compared through their ``metrics``.
+    """
+
+    class Diversity(models.TextChoices):
+        NONE = "none", "None"
+        MMR = "mmr", "Maximal marginal relevance"
+        CATEGORY_CAP = "category_cap", "Cap per category"
+
+    name = models.SlugField(max_length=50, unique=True)
+    is_default = models.BooleanField(default=False)
+    visual_weight = models.FloatField(default=0.4)
+    collaborative_weight = models.FloatField(default=0.3)
+    affinity_weight = models.FloatField(default=0.15)
+    popularity_weight = models.FloatField(default=0.1)
+    recency_weight = models.FloatField(default=0.05)
+    diversity = models.CharField(max_length=20, choices=Diversity.choices, default=Diversity.MMR)
+    diversity_param = models.FloatField(
+        default=0.7,
+        help_text="MMR: lambda in [0, 1] (1 = relevance only). Category cap: the most "
+        "items of one category in a list.",
+    )
+    in_stock_only = models.BooleanField(default=True)
+    exclude_purchased = models.BooleanField(default=True)
+    exclude_current = models.BooleanField(
+        default=True, help_text="Leave the product being viewed out of its own widgets."
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    WEIGHT_FIELDS = (
+        "visual_weight",
+        "collaborative_weight",
+        "affinity_weight",
+        "popularity_weight",
+        "recency_weight",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="recommendations_one_default_blend",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(visual_weight__gte=0)
+                & models.Q(collaborative_weight__gte=0)
+                & models.Q(affinity_weight__gte=0)
+                & models.Q(popularity_weight__gte=0)
+                & models.Q(recency_weight__gte=0),
+                name="recommendations_blend_weights_nonnegative",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name + (" (default)" if self.is_default else "")
+
+    @property
+    def weights(self):
+        """``{"visual": w, "collaborative": w, ...}``."""
+        return {f.removesuffix("_weight"): getattr(self, f) for f in self.WEIGHT_FIELDS}
+
+    def clean(self):
+        errors = {}
+        for field in self.WEIGHT_FIELDS:
+            value = getattr(self, field)
+            if value is not None and value < 0:
+                errors[field] = "Weights cannot be negative."
+        if not errors and all(not getattr(self, f) for f in self.WEIGHT_FIELDS):
+            raise ValidationError("At least one weight must be above zero.")
+        if self.diversity == self.Diversity.MMR and not 0 <= self.diversity_param <= 1:
+            errors["diversity_param"] = "The MMR lambda must be between 0 and 1."
+        if self.diversity == self.Diversity.CATEGORY_CAP and (
+            self.diversity_param < 1 or self.diversity_param != int(self.diversity_param)
+        ):
+            errors["diversity_param"] = "The category cap must be a whole number of at least 1."
+        if errors:
+            raise ValidationError(errors)
+
+    def make_default(self):
+        """Make this profile the default, in one transaction."""
+        with transaction.atomic():
+            BlendProfile.objects.filter(is_default=True).exclude(pk=self.pk).update(
+                is_default=False
+            )
+            BlendProfile.objects.filter(pk=self.pk).update(is_default=True)
+            self.is_default = True

@@ -57,10 +57,17 @@ def _blas_single_thread():
     of them makes ALS up to 10x slower (implicit warns about it)."""
     # Import implicit first: threadpoolctl only limits the BLAS libraries already loaded,
     # and implicit's import is what loads scipy's OpenBLAS.
-    import implicit.als  # noqa: F401
-    from threadpoolctl import threadpool_limits
+    global _controller
+    if _controller is None:
+        import implicit.als  # noqa: F401
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(1, "blas")
+        # Inspecting the loaded libraries costs milliseconds; do it once per process.
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+_controller = None
 
 
 def _mark_empty(ids, scores):
@@ -437,6 +444,15 @@ class ALSRecommender(Recommender):
         self._model = model
         self.user_items = user_items
         return self
+
+    def set_num_threads(self, num_threads):
+        """Threads implicit uses from now on (0: all cores).
+
+        Serving one shopper per request is faster on one thread than with OpenMP's pool.
+        """
+        self.num_threads = int(num_threads)
+        if self._model is not None:
+            self._model.num_threads = self.num_threads
 
     def recalculate_user(self, user_items_row):
         """Factors of a user the model has not seen, from their items alone.

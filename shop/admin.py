@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from visualsearch.admin import compute_embeddings, find_similar_to_selected
+
 from .models import Category, Product
 
 
@@ -19,6 +21,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_select_related = ["category"]
     readonly_fields = ["preview", "created_at", "updated_at", "source_ref"]
     list_per_page = 50
+    actions = [compute_embeddings, find_similar_to_selected]
 
     @admin.display(description="Image")
     def thumbnail(self, obj):

@@ -26,6 +26,24 @@ def _media_root(settings, tmp_path):
     settings.LOOKALIKE_JOBS_BACKEND = "inline"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_per_process_state(settings):
+    """No model, ranking or index job leaks from one test into the next.
+
+    Serving caches the active model and the popular ranking per process; tests read the
+    database at once instead. Saving a product would queue a CNN reindex job, which runs
+    inline under tests: tests that want it turn it back on.
+    """
+    from recommendations.services import serving
+
+    settings.RECOMMENDATIONS_RELOAD_CHECK_SECONDS = 0
+    settings.RECOMMENDATIONS_POPULAR_CACHE_SECONDS = 0
+    settings.VISUALSEARCH_INDEX_ON_SAVE = False
+    serving.clear_cache()
+    yield
+    serving.clear_cache()
+
+
 @pytest.fixture
 def category_factory(db):
     return CategoryFactory

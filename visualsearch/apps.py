@@ -7,4 +7,7 @@ class VisualSearchConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Importing checks registers the system checks.
+        from . import checks, signals  # noqa: F401
+
+        signals.connect()

@@ -72,5 +72,101 @@ class AppSettings:
         """Intra-op threads for encoder inference; ``None`` uses every CPU core."""
         return self._setting("INFERENCE_THREADS", None)
 
+    # -- uploads (search by photo, page and API) ------------------------------------
+    @property
+    def MAX_UPLOAD_BYTES(self):
+        """Largest photo a shopper may upload, in bytes; larger files are refused with a 400."""
+        return self._setting("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+
+    @property
+    def MAX_PIXELS(self):
+        """Largest photo in pixels (width x height), checked from the header before decoding
+        so that a small file that inflates to gigabytes (a decompression bomb) is refused."""
+        return self._setting("MAX_PIXELS", 40_000_000)
+
+    @property
+    def UPLOAD_FORMATS(self):
+        """Pillow format names accepted for uploads; anything else is refused with a 400."""
+        return self._setting("UPLOAD_FORMATS", ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"))
+
+    @property
+    def STORE_UPLOADS(self):
+        """Keep a copy of every uploaded query photo in default storage (off: photos are
+        searched in memory and forgotten)."""
+        return self._setting("STORE_UPLOADS", False)
+
+    @property
+    def UPLOAD_DIR(self):
+        """Folder in default storage for stored query photos (``STORE_UPLOADS``)."""
+        return self._setting("UPLOAD_DIR", "visualsearch/uploads")
+
+    @property
+    def PREVIEW_SIZE(self):
+        """Longest side, in pixels, of the photo shown back to the shopper for cropping; the
+        crop box is chosen on that preview, which is what a cropped search uploads again."""
+        return self._setting("PREVIEW_SIZE", 1024)
+
+    @property
+    def RESULTS(self):
+        """How many similar products the results pages show."""
+        return self._setting("RESULTS", 12)
+
+    # -- indexing and search (visualsearch.services) -------------------------------
+    @property
+    def ENCODERS(self):
+        """Extra encoders, ``{name: "dotted.path.Class"}``, added to the built-in registry."""
+        return self._setting("ENCODERS", {})
+
+    @property
+    def INDEX_BATCH_SIZE(self):
+        """Images read, embedded and written together per committed batch of a reindex."""
+        return self._setting("INDEX_BATCH_SIZE", 64)
+
+    @property
+    def INDEX_ON_SAVE(self):
+        """Queue a stale reindex job after a product with a new or changed image is saved."""
+        return self._setting("INDEX_ON_SAVE", True)
+
+    @property
+    def VERIFY_CHECKSUMS(self):
+        """Whether ``reindex --stale`` re-hashes image files to find images replaced in place.
+
+        Without it, only a changed image *name* (every upload gets a new one) marks a
+        vector stale, which spares reading every file of a large catalogue."""
+        return self._setting("VERIFY_CHECKSUMS", True)
+
+    @property
+    def EXACT_SEARCH_MAX_ROWS(self):
+        """Filters matching at most this many products are searched exactly (btree + scan);
+        above it the HNSW index is used. Exact search costs a few microseconds per row."""
+        return self._setting("EXACT_SEARCH_MAX_ROWS", 2000)
+
+    @property
+    def EF_SEARCH(self):
+        """``hnsw.ef_search`` for index searches (recall against latency, see the bench)."""
+        return self._setting("EF_SEARCH", 100)
+
+    @property
+    def MAX_SCAN_TUPLES(self):
+        """``hnsw.max_scan_tuples``: how far an iterative index scan goes under a filter."""
+        return self._setting("MAX_SCAN_TUPLES", 20000)
+
+    @property
+    def HNSW_M(self):
+        return self._setting("HNSW_M", 16)
+
+    @property
+    def HNSW_EF_CONSTRUCTION(self):
+        return self._setting("HNSW_EF_CONSTRUCTION", 64)
+
+    @property
+    def API_PRODUCT_VIEWSET(self):
+        """Dotted path of the viewset serving ``/api/products/{id}/similar/``.
+
+        A project that installs a recommender can serve a subclass that blends other
+        signals into the visual neighbours (``recommendations`` provides one).
+        """
+        return self._setting("API_PRODUCT_VIEWSET", "visualsearch.api.views.ProductViewSet")
+
 
 app_settings = AppSettings()

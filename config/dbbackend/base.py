@@ -4,9 +4,10 @@ Starting the server lazily, here rather than in settings, keeps ``manage.py chec
 and imports of the settings module free of side effects until a query is made.
 """
 
+import os
+
 from django.db.backends.postgresql import base
 
-EMBEDDED_DATABASE = "lookalike"
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -16,6 +17,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         # The project database is created here on first start; a test database is
         # created by Django itself from the server's maintenance database.
-        params["host"] = str(ensure_server(EMBEDDED_DATABASE))
+        params["host"] = str(ensure_server(os.environ.get("LOOKALIKE_DB_NAME", "lookalike")))
         params.setdefault("user", "postgres")
         return params

@@ -43,3 +43,7 @@ def page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+# The visual-search fixtures: 30 products indexed with the cheap pixel encoder.
+from tests.visualsearch.conftest import catalogue, pixel_encoder  # noqa: E402, F401

@@ -170,3 +170,12 @@ def test_als_beats_popularity_on_movielens_100k():
     assert model["precision_at_10"] >= 0.35, result
     assert model["ndcg_at_10"] >= 1.5 * popularity["ndcg_at_10"], result
     assert model["coverage"] > popularity["coverage"]
+
+
+def test_intra_list_diversity_counts_pairs_of_different_categories():
+    from recommendations.evaluation import intra_list_diversity
+
+    categories = np.array([0, 0, 1, 2])
+    # [0, 1, 2]: categories 0,0,1 -> 1 same pair of 3 -> 2/3; [3, 2, -1]: 2,1 -> 1.0
+    recommended = np.array([[0, 1, 2], [3, 2, -1], [0, -1, -1]])
+    assert intra_list_diversity(recommended, categories) == pytest.approx((2 / 3 + 1.0) / 2)

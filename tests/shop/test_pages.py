@@ -118,3 +118,10 @@ def test_product_model_defaults(category_factory):
     p = Product.objects.create(title="T", category=category_factory(), price=Decimal("1.00"))
     assert p.is_active and p.stock == 0 and not p.in_stock
     assert p.created_at and p.updated_at
+
+
+@pytest.mark.django_db
+def test_admin_change_list_offers_the_visual_search_actions(admin_client, product):
+    html = admin_client.get(reverse("admin:shop_product_changelist")).content.decode()
+    assert 'value="compute_embeddings"' in html
+    assert 'value="find_similar_to_selected"' in html

@@ -1,0 +1,391 @@
+"""Benchmark of "similar products" search at 100,000 products, with and without filters.
+
+Usage::
+
+    .venv/bin/python bench/similar_search.py [--rows 100000] [--queries 200] [--rebuild]
+
+Needs the demo catalogue embedded with the default encoder in the project database
+(``manage.py prepare_demo`` then ``manage.py reindex --stale``): its real 1280-d
+EfficientNet-Lite0 vectors are the seeds. Each bench product copies a random seed's category
+and gets ``seed + noise`` (noise of norm ``--noise`` before re-normalising, so two copies of
+one seed have a cosine of about ``1 / (1 + noise**2)``), a random price (5 to 200) and stock.
+
+Everything is written to a separate database, ``<NAME>_bench`` on the same server (created
+and migrated here, kept for the next run), so the shop's catalogue is never touched. The
+searches go through :mod:`visualsearch.services.search`, as the shop's pages do, and are
+compared with exact answers computed in numpy. Cases:
+
+* ``no_filter``;
+* ``own_category``: the query's category (10 % of rows, near the query: the HNSW plan);
+* ``far_category_price``: another category and a price band of 10 % of the range, about
+  1 % of rows, far from the query (the exact plan);
+* ``far_category``: another category alone (10 %, far: HNSW, with exact fallback).
+
+Prints one JSON object: p50/p95 of the whole search call in ms (the database round trips
+included), recall@10 against exact search, the fewest rows returned, and which plan answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+ENCODER = "efficientnet_lite0"
+K = 10
+PRICE_RANGE = (5.0, 200.0)
+
+
+def setup_django():
+    import django
+    from django.conf import settings
+
+    source = dict(settings.DATABASES["default"])
+    settings.DATABASES = {"default": dict(source, NAME=source["NAME"] + "_bench"), "source": source}
+    django.setup()
+
+
+def ensure_bench_database():
+    from django.core.management import call_command
+    from django.db import connections
+
+    name = connections["default"].settings_dict["NAME"]
+    with connections["default"]._nodb_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    call_command("migrate", database="default", verbosity=0, interactive=False)
+
+
+def _array(value):
+    """A vector from the untyped column (pgvector's loader gives a ``Vector``) as float32."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def seed_vectors():
+    """The demo catalogue's vectors and category slugs, from the project database."""
+    from django.db import connections
+    from pgvector.psycopg import register_vector
+
+    conn = connections["source"]
+    conn.ensure_connection()
+    register_vector(conn.connection)
+    with conn.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.embedding, c.slug FROM visualsearch_productembedding e "
+            "JOIN shop_product p ON p.id = e.product_id "
+            "JOIN shop_category c ON c.id = p.category_id WHERE e.encoder = %s ORDER BY p.id",
+            [ENCODER],
+        )
+        rows = cursor.fetchall()
+    if len(rows) < 1000:
+        sys.exit(
+            f"Only {len(rows)} {ENCODER} vectors in the project database: run "
+            "`manage.py prepare_demo` and `manage.py reindex --stale` first."
+        )
+    vectors = np.stack([_array(r[0]) for r in rows])
+    return vectors, [r[1] for r in rows]
+
+
+def build(rows, noise, seed):
+    """Fill the bench database; returns (vectors, category ids, prices, product ids)."""
+    from django.db import connection
+    from django.utils import timezone
+    from pgvector.psycopg import register_vector
+
+    from shop.demo.catalog import ensure_categories
+    from visualsearch.services import vector_index
+
+    seeds, slugs = seed_vectors()
+    from shop.models import Category
+
+    ensure_categories()
+    categories = dict(Category.objects.values_list("slug", "pk"))
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(seeds), rows)
+    vectors = seeds[pick] + rng.normal(size=(rows, seeds.shape[1])).astype(np.float32) * (
+        noise / np.sqrt(seeds.shape[1])
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    category_ids = np.array([categories[slugs[i]] for i in pick])
+    prices = np.round(rng.uniform(*PRICE_RANGE, rows), 2)
+    stock = rng.integers(0, 20, rows)
+
+    timings = {}
+    connection.ensure_connection()
+    register_vector(connection.connection)
+    with connection.connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE visualsearch_productembedding, visualsearch_indexfailure, shop_product "
+            "RESTART IDENTITY CASCADE"
+        )
+        vector_index.drop_index(ENCODER, seeds.shape[1])
+        t = time.monotonic()
+        with cursor.copy(
+            "COPY shop_product (title, description, category_id, price, stock, image, "
+            "is_active, created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for i in range(rows):
+                copy.write_row(
+                    [
+                        f"Bench {i}",
+                        "",
+                        int(category_ids[i]),
+                        Decimal(f"{prices[i]:.2f}"),
+                        int(stock[i]),
+                        f"bench/{i}.png",
+                        True,
+                        "now",
+                        "now",
+                    ]
+                )
+        cursor.execute("SELECT id FROM shop_product ORDER BY id")
+        product_ids = np.array([r[0] for r in cursor.fetchall()])
+        with cursor.copy(
+            "COPY visualsearch_productembedding (product_id, encoder, weights_hash, image_name, "
+            "image_checksum, embedding, computed_at) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["int8", "varchar", "varchar", "varchar", "varchar", "vector", "timestamptz"]
+            )
+            now = timezone.now()
+            for pid, vector in zip(product_ids, vectors, strict=True):
+                copy.write_row([int(pid), ENCODER, "bench", f"bench/{pid}.png", "", vector, now])
+        connection.connection.commit()
+        timings["copy_s"] = round(time.monotonic() - t, 2)
+        t = time.monotonic()
+        cursor.execute("SET maintenance_work_mem = '2GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 2")
+        connection.connection.commit()
+    vector_index.ensure_index(ENCODER, seeds.shape[1])
+    timings["index_build_s"] = round(time.monotonic() - t, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE visualsearch_productembedding")
+        cursor.execute("VACUUM ANALYZE shop_product")
+    return timings
+
+
+def load_bench():
+    from django.db import connection
+    from pgvector.psycopg import register_vector
+
+    connection.ensure_connection()
+    register_vector(connection.connection)
+    with connection.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id, p.category_id, p.price, e.embedding FROM shop_product p "
+            "JOIN visualsearch_productembedding e ON e.product_id = p.id AND e.encoder = %s "
+            "ORDER BY p.id",
+            [ENCODER],
+        )
+        rows = cursor.fetchall()
+    ids = np.array([r[0] for r in rows])
+    cats = np.array([r[1] for r in rows])
+    prices = np.array([float(r[2]) for r in rows])
+    vectors = np.stack([_array(r[3]) for r in rows])
+    return ids, cats, prices, vectors
+
+
+DB_SAMPLE = 100
+
+
+def database_time(statements):
+    """Planning plus execution time, in ms, of a search's statements, replayed with
+    ``EXPLAIN ANALYZE`` under the same settings: the time spent in the database itself,
+    without the client round trips (which dominate on a loaded machine)."""
+    from django.db import connection, transaction
+
+    total = 0.0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in statements:
+            if sql.startswith("SELECT set_config"):
+                cursor.execute(sql)
+            elif sql.startswith(("SELECT", "WITH")):
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+                plan = cursor.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                total += plan[0]["Planning Time"] + plan[0]["Execution Time"]
+        transaction.set_rollback(True)
+    return total
+
+
+def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from visualsearch.services import search
+
+    latencies, recalls, returned, db_ms = [], [], [], []
+    for n, q in enumerate(queries):
+        filters, mask = make_filter(q)
+        mask = mask.copy()
+        mask[q] = False
+        sims = vectors @ vectors[q]
+        sims[~mask] = -np.inf
+        truth = set(ids[np.argsort(-sims)[:K]][np.isfinite(np.sort(-sims)[:K])].tolist())
+        t = time.perf_counter()
+        with CaptureQueriesContext(connection) as captured:
+            hits = search.similar_to_product(int(ids[q]), k=K, filters=filters, encoder=ENCODER)
+        latencies.append((time.perf_counter() - t) * 1000)
+        if n < DB_SAMPLE:
+            db_ms.append(database_time([c["sql"] for c in captured.captured_queries]))
+        returned.append(len(hits))
+        expected = min(K, int(mask.sum()))
+        recalls.append(len(truth & {h.product_id for h in hits}) / expected if expected else 1.0)
+    counts = plans.pop_counts()
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p95_ms": round(float(np.percentile(latencies, 95)), 2),
+        "db_p50_ms": round(float(np.percentile(db_ms, 50)), 2),
+        "db_p95_ms": round(float(np.percentile(db_ms, 95)), 2),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "min_rows": int(min(returned)),
+        "always_k": all(r == K for r in returned),
+        "plans": counts,
+    }
+
+
+class PlanCounter:
+    """Counts which plan answered each search, by wrapping the search module's plan steps."""
+
+    def __init__(self):
+        from visualsearch.services import search
+
+        self.counts = {"exact": 0, "index": 0, "index_then_exact": 0}
+        self._used = []
+        real_search, real_index, real_exact = (
+            search._search,
+            search._index_search,
+            search._exact_search,
+        )
+
+        def wrapped_search(*args, **kwargs):
+            self._used = []
+            result = real_search(*args, **kwargs)
+            key = {("index",): "index", ("exact",): "exact"}.get(
+                tuple(self._used), "index_then_exact"
+            )
+            self.counts[key] += 1
+            return result
+
+        def index(*args, **kwargs):
+            self._used.append("index")
+            return real_index(*args, **kwargs)
+
+        def exact(*args, **kwargs):
+            self._used.append("exact")
+            return real_exact(*args, **kwargs)
+
+        search._search, search._index_search, search._exact_search = wrapped_search, index, exact
+
+    def pop_counts(self):
+        counts, self.counts = self.counts, {k: 0 for k in self.counts}
+        return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rebuild", action="store_true", help="Rebuild the bench data.")
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="*",
+        default=[40, 100, 200],
+        help="hnsw.ef_search values to sweep on the no-filter case.",
+    )
+    args = parser.parse_args()
+
+    setup_django()
+    from django.test.utils import override_settings
+
+    from visualsearch.conf import app_settings
+    from visualsearch.services import search
+
+    ensure_bench_database()
+    report = {"rows": args.rows, "noise": args.noise, "queries": args.queries, "k": K}
+    from visualsearch.models import ProductEmbedding
+
+    if args.rebuild or ProductEmbedding.objects.filter(encoder=ENCODER).count() != args.rows:
+        report.update(build(args.rows, args.noise, args.seed))
+    ids, cats, prices, vectors = load_bench()
+    report["dim"] = int(vectors.shape[1])
+
+    rng = np.random.default_rng(args.seed + 1)
+    queries = rng.choice(len(ids), size=args.queries, replace=False)
+    category_list = np.unique(cats)
+    everything = np.ones(len(ids), dtype=bool)
+    band = (PRICE_RANGE[1] - PRICE_RANGE[0]) * 0.10
+
+    def other_category(q):
+        return category_list[(np.searchsorted(category_list, cats[q]) + 5) % len(category_list)]
+
+    def far_price(q):
+        low = PRICE_RANGE[0] + (q * 7919 % 1000) / 1000 * (PRICE_RANGE[1] - PRICE_RANGE[0] - band)
+        return round(low, 2), round(low + band, 2)
+
+    cases = {
+        "no_filter": lambda q: (None, everything),
+        "own_category": lambda q: (search.Filters(category_id=int(cats[q])), cats == cats[q]),
+        "far_category_price": lambda q: (
+            search.Filters(
+                category_id=int(other_category(q)),
+                min_price=Decimal(str(far_price(q)[0])),
+                max_price=Decimal(str(far_price(q)[1])),
+            ),
+            (cats == other_category(q)) & (prices >= far_price(q)[0]) & (prices <= far_price(q)[1]),
+        ),
+        "far_category": lambda q: (
+            search.Filters(category_id=int(other_category(q))),
+            cats == other_category(q),
+        ),
+    }
+    plans = PlanCounter()
+    # Warm the caches (index and heap pages) before timing.
+    for q in queries[:50]:
+        search.similar_to_product(int(ids[q]), k=K, encoder=ENCODER)
+    plans.pop_counts()
+    mean_rows = {
+        name: round(float(np.mean([make(q)[1].sum() for q in queries[:50]])) / len(ids), 4)
+        for name, make in cases.items()
+    }
+    report["settings"] = {
+        "ef_search": app_settings.EF_SEARCH,
+        "exact_search_max_rows": app_settings.EXACT_SEARCH_MAX_ROWS,
+        "max_scan_tuples": app_settings.MAX_SCAN_TUPLES,
+    }
+    report["cases"] = {}
+    for name, make in cases.items():
+        report["cases"][name] = {
+            "selectivity": mean_rows[name],
+            **run_case(name, queries, make, ids, cats, prices, vectors, plans),
+        }
+    report["ef_search_sweep"] = {}
+    for ef in args.ef_search:
+        with override_settings(VISUALSEARCH_EF_SEARCH=ef):
+            result = run_case(
+                "no_filter", queries, cases["no_filter"], ids, cats, prices, vectors, plans
+            )
+        report["ef_search_sweep"][ef] = {
+            k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

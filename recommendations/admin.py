@@ -1,0 +1,269 @@
+"""Admin for recommendations: events (read-only), trained models, blend profiles.
+
+The model list has a "Train now" button that queues the training job and a panel whose
+progress bar a small script refreshes from a JSON endpoint (``train-status/``); the
+"Activate selected version (roll back)" action switches the served model.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs.services import JobAlreadyRunning
+
+from .models import BlendProfile, Event, RecommenderModel
+from .services import training
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "shopper", "kind", "product", "source", "simulated"]
+    list_filter = ["kind", "simulated", "source"]
+    search_fields = ["session_key", "user__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "product"]
+    show_full_result_count = False  # counting millions of events on every page is slow
+    list_per_page = 100
+
+    @admin.display(description="Shopper")
+    def shopper(self, event):
+        if event.user_id:
+            return str(event.user)
+        return f"session {event.session_key[:12]}"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(permissions=["change"], description="Activate selected version (roll back)")
+def activate_version(modeladmin, request, queryset):
+    rows = list(queryset[:2])
+    if len(rows) != 1:
+        modeladmin.message_user(
+            request, "Select exactly one version to activate.", messages.WARNING
+        )
+        return
+    row = rows[0]
+    if row.is_active:
+        modeladmin.message_user(request, f"Version {row.version} is already active.", messages.INFO)
+        return
+    try:
+        training.activate_version(row)
+    except FileNotFoundError as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
+    modeladmin.message_user(
+        request,
+        f"Version {row.version} is now active; serving processes switch within seconds.",
+        messages.SUCCESS,
+    )
+
+
+def job_state(job):
+    if job is None:
+        return None
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "active": job.is_active,
+        "done": job.done,
+        "total": job.total,
+        "percent": job.percent,
+        "message": job.message,
+        "result": job.result,
+    }
+
+
+def _figure(row, source, metric):
+    figures = (row.evaluation or {}).get(source) or {}
+    k = (row.evaluation or {}).get("k", 10)
+    value = figures.get(f"{metric}_at_{k}")
+    return "—" if value is None else f"{value:.3f}"
+
+
+@admin.register(RecommenderModel)
+class RecommenderModelAdmin(admin.ModelAdmin):
+    change_list_template = "admin/recommendations/recommendermodel/change_list.html"
+    list_display = [
+        "version",
+        "is_active",
+        "trained_at",
+        "n_users",
+        "n_items",
+        "n_interactions",
+        "precision",
+        "ndcg",
+        "training_seconds",
+    ]
+    list_display_links = ["version"]
+    list_filter = ["is_active"]
+    actions = [activate_version]
+    readonly_fields = [f.name for f in RecommenderModel._meta.fields]
+
+    @admin.display(description="precision@k (model / popularity)")
+    def precision(self, row):
+        return f"{_figure(row, 'model', 'precision')} / {_figure(row, 'popularity', 'precision')}"
+
+    @admin.display(description="NDCG@k (model / popularity)")
+    def ndcg(self, row):
+        return f"{_figure(row, 'model', 'ndcg')} / {_figure(row, 'popularity', 'ndcg')}"
+
+    def has_add_permission(self, request):
+        return False
+
+    # -- "Train now" -----------------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("train/", wrap(self.train_view), name="recommendations_recommendermodel_train"),
+            path(
+                "train-status/",
+                wrap(self.train_status_view),
+                name="recommendations_recommendermodel_train_status",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "training_job": job_state(training.latest_training_job()),
+            "can_train": self.has_change_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def train_view(self, request):
+        return require_POST(self._train)(request)
+
+    def _train(self, request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        try:
+            job = training.start_training(user=request.user)
+        except JobAlreadyRunning as exc:
+            self.message_user(
+                request, f"Training is already under way (job #{exc.job.pk}).", messages.WARNING
+            )
+        else:
+            self.message_user(
+                request,
+                f"Training started (job #{job.pk}); its progress shows below.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:recommendations_recommendermodel_changelist"))
+
+    def train_status_view(self, request):
+        return require_GET(self._train_status)(request)
+
+    def _train_status(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        active = RecommenderModel.objects.filter(is_active=True).values_list("version", flat=True)
+        return JsonResponse(
+            {"job": job_state(training.latest_training_job()), "active_version": active.first()}
+        )
+
+
+class BlendProfileForm(forms.ModelForm):
+    class Meta:
+        model = BlendProfile
+        fields = [
+            "name",
+            "is_default",
+            "notes",
+            *BlendProfile.WEIGHT_FIELDS,
+            "diversity",
+            "diversity_param",
+            "in_stock_only",
+            "exclude_purchased",
+            "exclude_current",
+            "metrics",
+        ]
+
+    def _get_validation_exclusions(self):
+        # Ticking "is default" moves the default here when saving (see save_model), so
+        # the one-default constraint must not reject the form first.
+        exclusions = super()._get_validation_exclusions()
+        exclusions.add("is_default")
+        return exclusions
+
+
+@admin.action(permissions=["change"], description="Make the selected profile the default")
+def make_default(modeladmin, request, queryset):
+    profiles = list(queryset[:2])
+    if len(profiles) != 1:
+        modeladmin.message_user(request, "Select exactly one profile.", messages.WARNING)
+        return
+    profiles[0].make_default()
+    modeladmin.message_user(request, f"“{profiles[0].name}” is now the default profile.")
+
+
+@admin.register(BlendProfile)
+class BlendProfileAdmin(admin.ModelAdmin):
+    form = BlendProfileForm
+    list_display = [
+        "name",
+        "is_default",
+        "visual_weight",
+        "collaborative_weight",
+        "affinity_weight",
+        "popularity_weight",
+        "recency_weight",
+        "diversity",
+        "diversity_param",
+        "updated_at",
+    ]
+    actions = [make_default]
+    readonly_fields = ["created_by", "created_at", "updated_at", "metrics_summary"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_default", "notes"]}),
+        (
+            "Weights",
+            {
+                "fields": [
+                    "visual_weight",
+                    "collaborative_weight",
+                    "affinity_weight",
+                    "popularity_weight",
+                    "recency_weight",
+                ],
+                "description": "Only the proportions matter; at least one must be above zero.",
+            },
+        ),
+        ("Diversity", {"fields": ["diversity", "diversity_param"]}),
+        ("Rules", {"fields": ["in_stock_only", "exclude_purchased", "exclude_current"]}),
+        ("Evaluation", {"fields": ["metrics", "metrics_summary"]}),
+        (None, {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="Figures")
+    def metrics_summary(self, profile):
+        if not profile.metrics:
+            return "—"
+        items = ", ".join(
+            f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}"
+            for key, value in profile.metrics.items()
+            if not isinstance(value, dict | list)
+        )
+        return format_html("{}", items or "see the JSON above")
+
+    def save_model(self, request, obj, form, change):
+        if not change and request.user.is_authenticated:
+            obj.created_by = request.user
+        wants_default = obj.is_default
+        if wants_default:
+            obj.is_default = False  # saved first, then made the default in one transaction
+        super().save_model(request, obj, form, change)
+        if wants_default:
+            obj.make_default()

@@ -1,0 +1,324 @@
+"""Shopper events as an implicit-feedback ``user_items`` matrix.
+
+Rows are shoppers: a signed-in user (key ``"u:<user id>"``) or an anonymous session
+(``"s:<session key>"``); an event made while signed in counts for the user whatever
+its session. Columns are products (by id). A cell is the sum of the shopper's event
+weights on the product: each event kind has a confidence
+(``RECOMMENDATIONS_EVENT_WEIGHTS``: view < similar click < cart < purchase),
+optionally halved every ``RECOMMENDATIONS_HALF_LIFE_DAYS`` of age so that old tastes
+fade.
+
+Everything after the query is vectorised: the database returns one flat tuple per
+event and numpy does the rest, so 200k events become a matrix in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import scipy.sparse as sp
+from django.db import connections
+from django.db.models import Case, CharField, F, FloatField, Q, Value, When
+from django.db.models.functions import Cast, Concat, Extract
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..datasets import build_user_items
+from ..models import Event
+
+__all__ = [
+    "EventMatrix",
+    "build_event_matrix",
+    "event_weights",
+    "shopper_events",
+    "shopper_key",
+    "shopper_row",
+]
+
+_SECONDS_PER_DAY = 86400.0
+_DEFAULT = object()
+
+
+def shopper_key(user_id=None, session_key=None):
+    """Row key of a shopper: ``"u:12"`` for a user, ``"s:abc"`` for an anonymous session."""
+    if user_id is not None:
+        return f"u:{user_id}"
+    if session_key:
+        return f"s:{session_key}"
+    return None
+
+
+@dataclass(eq=False)
+class EventMatrix:
+    """Events as a matrix, with the ids of its rows and columns.
+
+    Attributes
+    ----------
+    user_items : csr_matrix of float32, shape (n_users, n_items)
+        Summed (and decayed) event weights.
+    user_keys : ndarray of str, shape (n_users,)
+        Shopper key of each row (``"u:12"``, ``"s:abc"``), sorted.
+    item_ids : ndarray of int64, shape (n_items,)
+        Product id of each column, sorted.
+    n_events : int
+        Events that went into the matrix.
+    data_from, data_to : datetime or None
+        Times of the oldest and newest event; ``None`` when there are none.
+    now : datetime
+        The time ages were measured from for the decay.
+    weights : dict
+        Event-kind weights used.
+    half_life_days : float or None
+        Decay used; ``None`` for none.
+    """
+
+    user_items: sp.csr_matrix
+    user_keys: np.ndarray
+    item_ids: np.ndarray
+    n_events: int
+    data_from: datetime | None
+    data_to: datetime | None
+    now: datetime
+    weights: dict = field(default_factory=dict)
+    half_life_days: float | None = None
+
+    @property
+    def shape(self):
+        return self.user_items.shape
+
+    @property
+    def n_interactions(self):
+        return int(self.user_items.nnz)
+
+    def user_index(self):
+        """``{shopper key: row}``."""
+        return {key: i for i, key in enumerate(self.user_keys.tolist())}
+
+    def item_index(self):
+        """``{product id: column}``."""
+        return {pid: i for i, pid in enumerate(self.item_ids.tolist())}
+
+
+def event_weights(kinds, timestamps=None, now=None, weights=None, half_life_days=_DEFAULT):
+    """Weight of each event from its kind and, with a half-life, its age.
+
+    Parameters
+    ----------
+    kinds : array_like of str, shape (n_events,)
+    timestamps : array_like of float, shape (n_events,), optional
+        Seconds since the epoch; needed for the decay.
+    now : datetime, optional
+        Ages are measured from here (``timezone.now()`` by default); events "in the
+        future" of it count as new.
+    weights : dict, optional
+        ``{kind: weight}``; ``RECOMMENDATIONS_EVENT_WEIGHTS`` by default. Unknown kinds
+        weigh 0.
+    half_life_days : float or None, optional
+        ``RECOMMENDATIONS_HALF_LIFE_DAYS`` by default; ``None`` turns the decay off.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_events,)
+    """
+    weights = app_settings.EVENT_WEIGHTS if weights is None else weights
+    if half_life_days is _DEFAULT:
+        half_life_days = app_settings.HALF_LIFE_DAYS
+    kinds = np.asarray(kinds)
+    if not len(kinds):
+        return np.zeros(0, dtype=np.float32)
+    unique, inverse = np.unique(kinds, return_inverse=True)
+    table = np.array([float(weights.get(str(kind), 0.0)) for kind in unique], dtype=np.float64)
+    values = table[inverse]
+    if half_life_days and timestamps is not None:
+        now = timezone.now() if now is None else now
+        ages = (now.timestamp() - np.asarray(timestamps, dtype=np.float64)) / _SECONDS_PER_DAY
+        values = values * np.exp2(-np.clip(ages, 0.0, None) / float(half_life_days))
+    return values.astype(np.float32)
+
+
+def _with_key_and_time(queryset):
+    """Annotate the shopper key and the epoch seconds so the database computes both."""
+    return queryset.annotate(
+        who=Case(
+            When(
+                user__isnull=False,
+                then=Concat(Value("u:"), Cast("user_id", output_field=CharField())),
+            ),
+            default=Concat(Value("s:"), F("session_key")),
+            output_field=CharField(),
+        ),
+        ts=Cast(Extract("created_at", "epoch"), output_field=FloatField()),
+    )
+
+
+def _events(since=None, until=None, include_simulated=True, queryset=None):
+    queryset = Event.objects.all() if queryset is None else queryset
+    # An anonymous event without a session cannot be tied to anyone.
+    queryset = queryset.exclude(user__isnull=True, session_key="")
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(created_at__lte=until)
+    if not include_simulated:
+        queryset = queryset.filter(simulated=False)
+    return queryset
+
+
+def _fetch(queryset):
+    """All rows of ``queryset`` as plain tuples, straight from the cursor.
+
+    The ORM builds the SQL; skipping its per-row machinery (the values are already
+    plain ints, strings and floats) makes reading events about twice as fast.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _columns(rows, n):
+    """Split ``n`` fetched rows of (who, product, kind, ts) into numpy columns."""
+    if not n:
+        return (
+            np.zeros(0, dtype=str),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=str),
+            np.zeros(0, dtype=np.float64),
+        )
+    who, product, kind, ts = zip(*rows, strict=True)
+    return (
+        np.asarray(who),
+        np.fromiter(product, dtype=np.int64, count=n),
+        np.asarray(kind),
+        np.fromiter(ts, dtype=np.float64, count=n),
+    )
+
+
+def build_event_matrix(
+    since=None,
+    until=None,
+    now=None,
+    weights=None,
+    half_life_days=_DEFAULT,
+    include_simulated=True,
+    queryset=None,
+):
+    """Build the ``user_items`` matrix from the events of a time window.
+
+    Parameters
+    ----------
+    since, until : datetime, optional
+        The data window (both inclusive); all events by default.
+    now : datetime, optional
+        Reference time of the decay; ``until`` if given, else the current time.
+    weights, half_life_days
+        See :func:`event_weights`; the app settings by default.
+    include_simulated : bool
+        Whether events of ``simulate_shoppers`` count.
+    queryset : QuerySet of Event, optional
+        Start from these events instead of all of them.
+
+    Returns
+    -------
+    EventMatrix
+    """
+    weights = app_settings.EVENT_WEIGHTS if weights is None else dict(weights)
+    if half_life_days is _DEFAULT:
+        half_life_days = app_settings.HALF_LIFE_DAYS
+    now = now or until or timezone.now()
+    events = _events(since, until, include_simulated, queryset)
+    rows = _fetch(_with_key_and_time(events).values_list("who", "product_id", "kind", "ts"))
+    who, product, kind, ts = _columns(rows, len(rows))
+    del rows
+    values = event_weights(kind, ts, now=now, weights=weights, half_life_days=half_life_days)
+    user_keys, user_index = np.unique(who, return_inverse=True)
+    item_ids, item_index = np.unique(product, return_inverse=True)
+    user_items = build_user_items(
+        user_index, item_index, values, shape=(len(user_keys), len(item_ids))
+    )
+    data_from = data_to = None
+    if len(ts):
+        data_from = datetime.fromtimestamp(float(ts.min()), tz=UTC)
+        data_to = datetime.fromtimestamp(float(ts.max()), tz=UTC)
+    return EventMatrix(
+        user_items=user_items,
+        user_keys=user_keys.astype(str),
+        item_ids=item_ids.astype(np.int64),
+        n_events=len(ts),
+        data_from=data_from,
+        data_to=data_to,
+        now=now,
+        weights=weights,
+        half_life_days=half_life_days,
+    )
+
+
+def shopper_events(user_id=None, session_key=None):
+    """The events of one shopper: their user's, plus their session's while anonymous.
+
+    Returns an empty queryset when neither is given.
+    """
+    condition = Q()
+    if user_id is not None:
+        condition |= Q(user_id=user_id)
+    if session_key:
+        condition |= Q(session_key=session_key, user__isnull=True)
+    if not condition:
+        return Event.objects.none()
+    return Event.objects.filter(condition)
+
+
+def shopper_row(
+    item_index,
+    user_id=None,
+    session_key=None,
+    since=None,
+    now=None,
+    weights=None,
+    half_life_days=_DEFAULT,
+):
+    """One shopper's events as a ``user_items`` row over a trained model's columns.
+
+    Parameters
+    ----------
+    item_index : dict
+        ``{product id: column}`` of the model; events on other products are dropped
+        (the model has no factors for them).
+    user_id, session_key
+        Who; see :func:`shopper_events`.
+    since : datetime, optional
+        Only events from then on.
+    now, weights, half_life_days
+        See :func:`event_weights`.
+
+    Returns
+    -------
+    row : csr_matrix of float32, shape (1, n_items)
+    n_events : int
+        Events of the shopper on products the model knows.
+    newest : datetime or None
+        Time of their newest event, known products or not.
+    """
+    events = shopper_events(user_id, session_key)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    rows = list(
+        events.annotate(ts=Cast(Extract("created_at", "epoch"), output_field=FloatField()))
+        .values_list("product_id", "kind", "ts")
+        .order_by()
+    )
+    n_items = len(item_index)
+    newest = None
+    if rows:
+        newest = datetime.fromtimestamp(max(r[2] for r in rows), tz=UTC)
+    known = [r for r in rows if r[0] in item_index]
+    if not known:
+        return sp.csr_matrix((1, n_items), dtype=np.float32), 0, newest
+    columns = np.fromiter((item_index[r[0]] for r in known), dtype=np.int32, count=len(known))
+    kinds = np.asarray([r[1] for r in known])
+    ts = np.fromiter((r[2] for r in known), dtype=np.float64, count=len(known))
+    values = event_weights(kinds, ts, now=now, weights=weights, half_life_days=half_life_days)
+    row = build_user_items(np.zeros(len(known), dtype=np.int32), columns, values, (1, n_items))
+    return row, len(known), newest

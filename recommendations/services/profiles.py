@@ -1,0 +1,278 @@
+"""Finding and publishing blend profiles.
+
+Analysts tune weights in notebooks (:func:`recommendations.services.blend_eval.evaluate_blend`)
+and publish the result with :func:`publish_profile`, which refuses a profile the shop
+could not serve as intended: weights that are all zero, negative or misspelt, or weights
+on a source the catalogue does not have yet (visual similarity without embeddings for the
+configured encoder, collaborative filtering without a trained model).
+
+Profiles are never cached: the blend reads the profile on every call, so a newly
+published default is what the next page shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import transaction
+
+from ..models import BlendProfile, RecommenderModel
+from .blend import COMPONENTS, DIVERSITY_METHODS
+
+__all__ = [
+    "InvalidProfile",
+    "UnknownProfile",
+    "catalogue_problems",
+    "get_profile",
+    "publish_profile",
+]
+
+RULES = ("in_stock_only", "exclude_purchased", "exclude_current")
+DEFAULT_DIVERSITY_PARAMS = {"none": 0.0, "mmr": 0.7, "category_cap": 2.0}
+
+
+class UnknownProfile(LookupError, ValueError):
+    """No blend profile has the requested name."""
+
+
+class InvalidProfile(ValueError):
+    """A profile :func:`publish_profile` refuses; the message says why."""
+
+
+def get_profile(profile=None):
+    """The ``BlendProfile`` to blend with.
+
+    Parameters
+    ----------
+    profile : BlendProfile, str or None
+        A profile, a profile's name, or ``None`` for the default profile.
+
+    Returns
+    -------
+    BlendProfile or None
+        ``None`` only when ``profile`` is None and no profile is the default.
+
+    Raises
+    ------
+    UnknownProfile
+        For a name no profile has; the message lists the names there are.
+    """
+    if isinstance(profile, BlendProfile):
+        return profile
+    if profile is None or profile == "":
+        return BlendProfile.objects.filter(is_default=True).first()
+    found = BlendProfile.objects.filter(name=str(profile)).first()
+    if found is None:
+        names = list(BlendProfile.objects.values_list("name", flat=True))
+        raise UnknownProfile(
+            f"Unknown blend profile {str(profile)!r}; available profiles: "
+            f"{', '.join(names) if names else 'none'}."
+        )
+    return found
+
+
+def _has_visual_embeddings():
+    from visualsearch.conf import app_settings as visual_settings
+    from visualsearch.models import ProductEmbedding
+
+    encoder = visual_settings.ENCODER
+    return encoder, ProductEmbedding.objects.filter(encoder=encoder).exists()
+
+
+def catalogue_problems(weights):
+    """Why ``weights`` would not work on the catalogue as it is now (empty when fine).
+
+    Visual similarity needs embeddings of the configured encoder
+    (``VISUALSEARCH_ENCODER``); collaborative filtering and user affinity need an active
+    trained model.
+    """
+    problems = []
+    if weights.get("visual", 0) > 0:
+        encoder, present = _has_visual_embeddings()
+        if not present:
+            problems.append(
+                f"the visual weight is {weights['visual']:g} but no product has an embedding "
+                f"for the active encoder {encoder!r}: index the catalogue first "
+                "(the visual-search admin's reindex), or set the visual weight to 0."
+            )
+    als = {c: weights.get(c, 0) for c in ("collaborative", "affinity") if weights.get(c, 0) > 0}
+    if als and not RecommenderModel.objects.filter(is_active=True).exists():
+        named = " and ".join(f"the {c} weight is {w:g}" for c, w in als.items())
+        problems.append(
+            f"{named} but there is no trained recommender model: train one first "
+            "(train_recommender), or set these weights to 0."
+        )
+    return problems
+
+
+def _clean_weights(weights):
+    if not isinstance(weights, dict) or not weights:
+        raise InvalidProfile(
+            f"weights must be a dict with some of the keys {', '.join(COMPONENTS)}."
+        )
+    unknown = sorted(str(key) for key in weights if key not in COMPONENTS)
+    if unknown:
+        raise InvalidProfile(
+            f"Unknown weight(s) {', '.join(unknown)}; the components are {', '.join(COMPONENTS)}."
+        )
+    cleaned = {}
+    for key in COMPONENTS:
+        value = weights.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidProfile(f"The {key} weight must be a number, not {value!r}.")
+        value = float(value)
+        if not math.isfinite(value):
+            raise InvalidProfile(f"The {key} weight must be finite, not {value!r}.")
+        if value < 0:
+            raise InvalidProfile(f"The {key} weight is negative ({value:g}); weights must be >= 0.")
+        cleaned[key] = value
+    if not any(cleaned.values()):
+        raise InvalidProfile("All weights are zero: at least one component must weigh above 0.")
+    return cleaned
+
+
+def _clean_diversity(diversity):
+    if isinstance(diversity, str):
+        method, param = diversity, None
+    elif isinstance(diversity, dict):
+        extra = set(diversity) - {"method", "parameter", "param"}
+        if extra:
+            raise InvalidProfile(
+                f"Unknown diversity key(s) {', '.join(sorted(extra))}; use 'method' and "
+                "'parameter'."
+            )
+        method = diversity.get("method")
+        param = diversity.get("parameter", diversity.get("param"))
+    elif isinstance(diversity, list | tuple) and len(diversity) == 2:
+        method, param = diversity
+    else:
+        raise InvalidProfile(
+            "diversity must be a method name, a (method, parameter) pair or a dict with "
+            f"'method' and 'parameter'; got {diversity!r}."
+        )
+    if method not in DIVERSITY_METHODS:
+        raise InvalidProfile(
+            f"Unknown diversity method {method!r}; choose one of {', '.join(DIVERSITY_METHODS)}."
+        )
+    if param is None:
+        param = DEFAULT_DIVERSITY_PARAMS[method]
+    if isinstance(param, bool) or not isinstance(param, numbers.Real):
+        raise InvalidProfile(f"The diversity parameter must be a number, not {param!r}.")
+    return method, float(param)
+
+
+def _clean_rules(rules):
+    rules = {} if rules is None else rules
+    if not isinstance(rules, dict):
+        raise InvalidProfile(f"rules must be a dict of {', '.join(RULES)} to True/False.")
+    unknown = sorted(str(key) for key in rules if key not in RULES)
+    if unknown:
+        raise InvalidProfile(
+            f"Unknown rule(s) {', '.join(unknown)}; the rules are {', '.join(RULES)}."
+        )
+    for key, value in rules.items():
+        if not isinstance(value, bool):
+            raise InvalidProfile(f"The rule {key} must be True or False, not {value!r}.")
+    return rules
+
+
+def publish_profile(
+    name,
+    weights,
+    diversity=("mmr", 0.7),
+    rules=None,
+    metrics=None,
+    user=None,
+    make_default=False,
+    notes="",
+):
+    """Create or update the blend profile ``name`` and optionally make it the default.
+
+    Parameters
+    ----------
+    name : str
+        A slug (letters, digits, hyphens, underscores); an existing profile of that name
+        is updated.
+    weights : dict
+        ``{component: weight}`` over ``visual``, ``collaborative``, ``affinity``,
+        ``popularity``, ``recency``; missing components weigh 0. Only the proportions
+        matter: the blend scales weights to sum to 1.
+    diversity : str, (method, parameter) or dict
+        ``"none"``, ``"mmr"`` (parameter: lambda in [0, 1], 0.7 by default) or
+        ``"category_cap"`` (parameter: a whole number >= 1, 2 by default).
+    rules : dict, optional
+        ``in_stock_only``, ``exclude_purchased``, ``exclude_current`` (all True unless
+        given).
+    metrics : dict, optional
+        Figures to keep with the profile (from ``evaluate_blend``); must be JSON.
+    user : User, optional
+        Who published it.
+    make_default : bool
+        Serve it from the next request on.
+    notes : str
+
+    Returns
+    -------
+    BlendProfile
+
+    Raises
+    ------
+    InvalidProfile
+        With a message saying what is wrong, and nothing saved.
+    """
+    try:
+        validate_slug(name)
+    except ValidationError:
+        raise InvalidProfile(
+            f"The profile name {name!r} must be a slug: letters, digits, '-' and '_'."
+        ) from None
+    cleaned = _clean_weights(weights)
+    method, param = _clean_diversity(diversity)
+    rules = _clean_rules(rules)
+    metrics = {} if metrics is None else metrics
+    try:
+        json.dumps(metrics, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidProfile(
+            f"metrics must be plain JSON (numbers, strings, lists, dicts): {exc}."
+        ) from None
+    problems = catalogue_problems(cleaned)
+    if problems:
+        raise InvalidProfile(
+            f"The profile {name!r} does not match the catalogue: " + "; ".join(problems)
+        )
+    with transaction.atomic():
+        profile = BlendProfile.objects.select_for_update().filter(name=name).first()
+        if profile is None:
+            profile = BlendProfile(name=name)
+        for key, value in cleaned.items():
+            setattr(profile, f"{key}_weight", value)
+        profile.diversity = method
+        profile.diversity_param = param
+        for key in RULES:
+            setattr(profile, key, rules.get(key, True))
+        profile.metrics = metrics
+        profile.notes = notes
+        if user is not None and getattr(user, "is_authenticated", False):
+            profile.created_by = user
+        try:
+            profile.full_clean(exclude=["is_default"])
+        except ValidationError as exc:
+            raise InvalidProfile(_message(exc)) from None
+        profile.save()
+        if make_default:
+            profile.make_default()
+    return profile
+
+
+def _message(exc):
+    if hasattr(exc, "message_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
+            for field, messages in exc.message_dict.items()
+        )
+    return " ".join(exc.messages)

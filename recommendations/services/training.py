@@ -1,0 +1,328 @@
+"""Train the collaborative-filtering model on the shop's events and make it the served one.
+
+:func:`train` is the one entry point: the ``train_recommender`` command, the admin's
+"Train now" (through the :func:`train_job` background job) and the tests call it.
+
+Order of work, chosen so that nothing half-done is ever served:
+
+1. build ``user_items`` from the events (:mod:`.matrix`);
+2. evaluate on a per-user 75/25 holdout first (a model fitted on the training part,
+   against the popularity baseline), so the figures stored with the model are honest;
+3. fit the served model on all the data;
+4. write the artefact to a temporary file and ``os.replace`` it into place;
+5. only then create the :class:`~recommendations.models.RecommenderModel` row and, in
+   one transaction, switch the active version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from datetime import timedelta
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from jobs.services import enqueue, job_handler
+
+from ..conf import app_settings
+from ..models import RecommenderModel
+from .matrix import build_event_matrix
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TRAIN_LOCK_KEY",
+    "NoInteractions",
+    "train",
+    "train_job",
+    "start_training",
+    "activate_version",
+    "latest_training_job",
+    "write_artifact",
+    "read_artifact_ids",
+]
+
+TRAIN_LOCK_KEY = "recommendations.train"
+TRAIN_HANDLER = "recommendations.services.training.train_job"
+
+# Arrays this app stores in the artefact beside the recommender's own.
+_USER_KEYS = "lookalike_user_keys"
+_ITEM_IDS = "lookalike_item_ids"
+
+
+class NoInteractions(Exception):
+    """There are no events to train on."""
+
+
+def _parameters(factors, regularization, alpha, iterations):
+    defaults = app_settings.ALS_PARAMETERS
+    given = {
+        "factors": factors,
+        "regularization": regularization,
+        "alpha": alpha,
+        "iterations": iterations,
+    }
+    params = {name: defaults[name] if value is None else value for name, value in given.items()}
+    params["factors"] = int(params["factors"])
+    params["iterations"] = int(params["iterations"])
+    params["regularization"] = float(params["regularization"])
+    params["alpha"] = float(params["alpha"])
+    for name, value in params.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, not {value}.")
+    return params
+
+
+def write_artifact(recommender, user_keys, item_ids, directory=None):
+    """Write a fitted recommender and its row/column ids to one ``.npz``, atomically.
+
+    The file is written under a temporary name in the same folder, flushed to disk and
+    renamed over its final name (``os.replace`` is atomic on one file system), so a
+    reader finds either no file or a complete one.
+
+    Parameters
+    ----------
+    recommender : recommendations.recommenders.Recommender
+        Fitted.
+    user_keys : ndarray of str, shape (n_users,)
+    item_ids : ndarray of int64, shape (n_items,)
+    directory : Path, optional
+        ``RECOMMENDATIONS_ARTIFACT_DIR`` by default.
+
+    Returns
+    -------
+    Path
+        The final file.
+    """
+    directory = app_settings.ARTIFACT_DIR if directory is None else directory
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    final = directory / f"{recommender.name}-{stamp}-{uuid.uuid4().hex[:8]}.npz"
+    scratch = directory / f".{final.stem}.part.npz"
+    temp = directory / f".{final.stem}.tmp"
+    try:
+        # The recommender writes its own arrays; ours are added beside them.
+        recommender.save(scratch)
+        with np.load(scratch, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        arrays[_USER_KEYS] = np.asarray(user_keys, dtype=str)
+        arrays[_ITEM_IDS] = np.asarray(item_ids, dtype=np.int64)
+        with open(temp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, final)
+    finally:
+        for path in (scratch, temp):
+            path.unlink(missing_ok=True)
+    return final
+
+
+def read_artifact_ids(path):
+    """The ``(user_keys, item_ids)`` stored by :func:`write_artifact`."""
+    with np.load(path, allow_pickle=False) as npz:
+        return npz[_USER_KEYS].astype(str), npz[_ITEM_IDS].astype(np.int64)
+
+
+def _create_row(**fields):
+    """Create the row with the next version; a concurrent training retries the number."""
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                last = RecommenderModel.objects.aggregate(v=Max("version"))["v"] or 0
+                return RecommenderModel.objects.create(version=last + 1, **fields)
+        except IntegrityError:
+            continue
+    raise RuntimeError("Could not allocate a model version; another training keeps racing.")
+
+
+def train(
+    factors=None,
+    regularization=None,
+    alpha=None,
+    iterations=None,
+    *,
+    days=None,
+    include_simulated=True,
+    evaluate=True,
+    k=10,
+    seed=0,
+    progress=None,
+    activate=True,
+    user=None,
+):
+    """Train an ALS model on the events, store it as a new version and activate it.
+
+    Parameters
+    ----------
+    factors, regularization, alpha, iterations
+        ALS parameters; ``RECOMMENDATIONS_ALS_PARAMETERS`` for those left out.
+    days : int, optional
+        Train on the events of the last ``days`` days; ``RECOMMENDATIONS_TRAINING_WINDOW_DAYS``
+        (all events) by default.
+    include_simulated : bool
+        Whether events of ``simulate_shoppers`` count.
+    evaluate : bool
+        Score a model fitted on a per-user 75/25 split against popularity first.
+    k : int
+        Cut-off of the evaluation.
+    seed : int
+        Seed of the split and of the factors' initialisation.
+    progress : callable, optional
+        ``progress(done, total, message)``, called after every ALS iteration.
+    activate : bool
+        Make the new version the served one.
+    user : User, optional
+        Who asked for it.
+
+    Returns
+    -------
+    RecommenderModel
+
+    Raises
+    ------
+    NoInteractions
+        When the window has no events.
+    """
+    from ..evaluation import compare_with_popularity, train_test_split_per_user
+    from ..recommenders import ALSRecommender
+
+    started = time.monotonic()
+    params = _parameters(factors, regularization, alpha, iterations)
+    days = app_settings.TRAINING_WINDOW_DAYS if days is None else days
+    now = timezone.now()
+    since = now - timedelta(days=days) if days else None
+    report = progress or (lambda done, total, message: None)
+
+    report(0, 1, "Reading events")
+    matrix = build_event_matrix(since=since, now=now, include_simulated=include_simulated)
+    if matrix.n_interactions == 0:
+        window = f"in the last {days} days" if days else "at all"
+        raise NoInteractions(
+            f"There are no shopper events {window} to train on. Browse the shop or run "
+            "`manage.py simulate_shoppers` first."
+        )
+    user_items = matrix.user_items
+    n_iter = params["iterations"]
+    total = n_iter * (2 if evaluate else 1) + 1
+
+    def stage(offset, message):
+        return lambda done, _total: report(offset + done, total, message)
+
+    def new_model():
+        return ALSRecommender(random_state=seed, **params)
+
+    figures = {}
+    if evaluate:
+        report(0, total, "Evaluating on a 75/25 holdout")
+        train_part, test_part = train_test_split_per_user(user_items, 0.25, seed=seed)
+        holdout = new_model().fit(train_part, callback=stage(0, "Evaluating on a holdout"))
+        try:
+            figures = compare_with_popularity(holdout, train_part, test_part, k=k, fit=False)
+        except ValueError as exc:  # too little data: no user with items on both sides
+            figures = {"skipped": str(exc)}
+        figures.update(
+            k=k,
+            protocol="per-user random 75/25 holdout",
+            test_users=int((np.diff(test_part.indptr) > 0).sum()),
+        )
+    offset = n_iter if evaluate else 0
+    model = new_model().fit(user_items, callback=stage(offset, "Fitting on all events"))
+
+    report(total - 1, total, "Saving the model")
+    path = write_artifact(model, matrix.user_keys, matrix.item_ids)
+    try:
+        row = _create_row(
+            trained_at=now,
+            data_from=matrix.data_from,
+            data_to=matrix.data_to,
+            parameters={
+                **params,
+                "seed": seed,
+                "days": days,
+                "include_simulated": include_simulated,
+                "event_weights": matrix.weights,
+                "half_life_days": matrix.half_life_days,
+            },
+            n_users=matrix.shape[0],
+            n_items=matrix.shape[1],
+            n_interactions=matrix.n_interactions,
+            n_events=matrix.n_events,
+            evaluation=figures,
+            artifact_path=str(path.relative_to(app_settings.ARTIFACT_DIR)),
+            training_seconds=round(time.monotonic() - started, 3),
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        if activate:
+            row.activate()
+    except BaseException:
+        if not RecommenderModel.objects.filter(artifact_path=path.name).exists():
+            path.unlink(missing_ok=True)
+        raise
+    report(total, total, f"Trained version {row.version}")
+    logger.info(
+        "Trained recommender v%s on %s events in %.1fs",
+        row.version,
+        matrix.n_events,
+        row.training_seconds,
+    )
+    return row
+
+
+@job_handler
+def train_job(ctx, **params):
+    """Background job: :func:`train` with progress written to the job row."""
+    from django.contrib.auth import get_user_model
+
+    user = None
+    if ctx.job.created_by_id is not None:
+        user = get_user_model().objects.filter(pk=ctx.job.created_by_id).first()
+
+    def progress(done, total, message):
+        ctx.progress(done, total, message, force=done >= total)
+
+    row = train(progress=progress, user=user, **params)
+    return {
+        "version": row.version,
+        "model_id": row.pk,
+        "users": row.n_users,
+        "items": row.n_items,
+        "interactions": row.n_interactions,
+        "evaluation": row.evaluation,
+        "seconds": row.training_seconds,
+    }
+
+
+def activate_version(row):
+    """Serve ``row``'s model from now on (serving processes notice within seconds).
+
+    Raises
+    ------
+    FileNotFoundError
+        When its artefact is gone; nothing changes then.
+    """
+    row.activate()
+    logger.info("Recommender v%s activated", row.version)
+    return row
+
+
+def latest_training_job():
+    """The most recent training job, or ``None``."""
+    from jobs.models import Job
+
+    return Job.objects.filter(lock_key=TRAIN_LOCK_KEY).order_by("-created_at").first()
+
+
+def start_training(user=None, **params):
+    """Queue a training job; raises ``jobs.services.JobAlreadyRunning`` if one is active.
+
+    Returns
+    -------
+    jobs.models.Job
+    """
+    return enqueue(TRAIN_HANDLER, lock_key=TRAIN_LOCK_KEY, params=params, user=user)

@@ -1,0 +1,102 @@
+"""Template tags of the recommendation widgets.
+
+``{% load recommendations %}``, then on a product page ``{% similar_items product %}``
+and anywhere ``{% recommended_for_you %}``. Both take ``profile="name"`` (a blend profile
+other than the default), ``k=`` (strip length, ``RECOMMENDATIONS_WIDGET_SIZE`` by default)
+and ``title=``. Each product links with ``?from=similar-widget`` or ``?from=for-you`` so
+that the shop's product view records the click as a ``similar_click`` event with that
+source.
+
+A widget never breaks its page: an unknown profile falls back to the default profile, and
+a failure of the blend falls back to the newest products; both are logged.
+"""
+
+import logging
+
+from django import template
+
+from ..conf import app_settings
+from ..services import blend
+from ..services.profiles import UnknownProfile
+
+logger = logging.getLogger(__name__)
+register = template.Library()
+
+SIMILAR_SOURCE = "similar-widget"
+FOR_YOU_SOURCE = "for-you"
+
+
+def _shopper(context):
+    request = context.get("request")
+    if request is None:
+        return None, None
+    user = getattr(request, "user", None)
+    if user is not None and not user.is_authenticated:
+        user = None
+    session = getattr(request, "session", None)
+    return user, session.session_key if session is not None else None
+
+
+def _blend(function, profile, k, **kwargs):
+    profile = profile or None
+    for attempt in (profile, None) if profile else (None,):
+        try:
+            return function(profile=attempt, k=k, **kwargs), attempt or "default"
+        except UnknownProfile:
+            logger.warning("Blend profile %r does not exist; the widget uses the default.", attempt)
+        except Exception:
+            logger.exception("Recommendations failed; the widget shows the newest products.")
+            break
+    return blend.newest_recommendations(k), "fallback"
+
+
+def _strip(recommendations, *, widget, title, source, profile_name):
+    return {
+        "recommendations": recommendations,
+        "widget": widget,
+        "title": title,
+        "source": source,
+        "profile_name": profile_name,
+        "card_template": app_settings.CARD_TEMPLATE,
+    }
+
+
+@register.inclusion_tag("recommendations/strip.html", takes_context=True)
+def similar_items(context, product, profile=None, k=None, title="Similar items"):
+    """A "Similar items" strip for ``product``, personalised for the current shopper."""
+    user, session_key = _shopper(context)
+    recommendations, profile_name = _blend(
+        blend.blend_similar,
+        profile,
+        k or app_settings.WIDGET_SIZE,
+        product=product,
+        user=user,
+        session_key=session_key,
+    )
+    return _strip(
+        recommendations,
+        widget="similar-items",
+        title=title,
+        source=SIMILAR_SOURCE,
+        profile_name=profile_name,
+    )
+
+
+@register.inclusion_tag("recommendations/strip.html", takes_context=True)
+def recommended_for_you(context, profile=None, k=None, title="Recommended for you"):
+    """A "For you" strip for the current shopper (or popular and new products)."""
+    user, session_key = _shopper(context)
+    recommendations, profile_name = _blend(
+        blend.recommend_for_user,
+        profile,
+        k or app_settings.WIDGET_SIZE,
+        user=user,
+        session_key=session_key,
+    )
+    return _strip(
+        recommendations,
+        widget="for-you",
+        title=title,
+        source=FOR_YOU_SOURCE,
+        profile_name=profile_name,
+    )

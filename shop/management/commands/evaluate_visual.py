@@ -1,0 +1,142 @@
+import json
+import time
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+from shop.demo import fashion_mnist
+from shop.models import Product
+from visualsearch import evaluation
+from visualsearch.distortions import distort
+from visualsearch.encoders import UnknownEncoder, get_encoder
+from visualsearch.imaging import UnreadableImage, open_image
+from visualsearch.models import ProductEmbedding
+from visualsearch.services import search
+
+K = 10
+BATCH = 64
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure visual search on the indexed catalogue. Category precision: Fashion-MNIST "
+        "TEST photos (never in the catalogue; stratified, seeded) are searched and their top "
+        "10 compared with their category (precision@10, mAP@10, per category). Robustness: "
+        "catalogue photos distorted like a shopper's photo must find their own product in "
+        "the top 10. Searches go through the database, as the shop's do."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queries", type=int, default=1000, help="Test photos (1000).")
+        parser.add_argument(
+            "--robust-queries", type=int, default=300, help="Distorted catalogue photos (300)."
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--encoder", help="Encoder name (default VISUALSEARCH_ENCODER).")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, queries, robust_queries, seed, encoder=None, **options):
+        if queries < 1 or robust_queries < 0:
+            raise CommandError("--queries must be positive and --robust-queries not negative.")
+        try:
+            enc = get_encoder(encoder)
+        except UnknownEncoder as exc:
+            raise CommandError(str(exc)) from exc
+        indexed = ProductEmbedding.objects.filter(
+            encoder=enc.name, weights_hash=enc.weights_hash, product__is_active=True
+        )
+        catalogue_size = indexed.count()
+        if catalogue_size < K + 1:
+            raise CommandError(
+                f"Only {catalogue_size} active products are indexed with {enc.name}; load the "
+                "demo catalogue and run `manage.py reindex --stale` first."
+            )
+        t0 = time.monotonic()
+        category_of = dict(Product.objects.values_list("pk", "category__slug"))
+        sizes = {}
+        for slug in indexed.values_list("product__category__slug", flat=True):
+            sizes[slug] = sizes.get(slug, 0) + 1
+
+        try:
+            split = fashion_mnist.load_split("test")
+        except fashion_mnist.DatasetMissing as exc:
+            raise CommandError(str(exc)) from exc
+        picked = fashion_mnist.stratified_indices(split.labels, queries, seed=seed)
+        slugs = [c[1] for c in fashion_mnist.CATEGORIES]
+        names = {c[1]: c[0] for c in fashion_mnist.CATEGORIES}
+        query_labels = np.array([slugs[split.labels[i]] for i in picked])
+        images = [fashion_mnist.to_image(split.images[i]) for i in picked]
+        result_ids = self.search(enc, images)
+        result_labels = np.vectorize(lambda pk: category_of.get(pk, ""), otypes=[object])(
+            result_ids
+        ).astype(str)
+        n_relevant = np.array([sizes.get(label, 0) for label in query_labels])
+        report = {
+            "encoder": enc.name,
+            "catalogue_size": catalogue_size,
+            "queries": len(picked),
+            "precision_at_10": evaluation.precision_at_k(query_labels, result_labels, K),
+            "map_at_10": evaluation.map_at_k(query_labels, result_labels, K, n_relevant),
+            "per_category": {
+                names.get(label, label): figures
+                for label, figures in evaluation.per_category(
+                    query_labels, result_labels, K, n_relevant
+                ).items()
+            },
+        }
+        report.update(self.robustness(enc, indexed, robust_queries, seed))
+        report["seconds"] = round(time.monotonic() - t0, 1)
+        if options["json"]:
+            self.stdout.write(json.dumps(report))
+        else:
+            self.print_report(report)
+
+    def search(self, enc, images):
+        """Top-10 product ids per image, ``(n, 10)``; short rows padded with -1."""
+        rows = []
+        for start in range(0, len(images), BATCH):
+            for vector in enc.embed(images[start : start + BATCH]):
+                hits = search.search_by_vector(vector, k=K, encoder=enc.name)
+                rows.append([h.product_id for h in hits] + [-1] * (K - len(hits)))
+        return np.asarray(rows, dtype=np.int64).reshape(-1, K)
+
+    def robustness(self, enc, indexed, n, seed):
+        if n == 0:
+            return {"robust_hit_at_10": None, "robust_queries": 0}
+        rng = np.random.default_rng(seed)
+        pks = np.asarray(sorted(indexed.values_list("product_id", flat=True)))
+        pks = rng.choice(pks, size=min(n, len(pks)), replace=False)
+        image_field = Product._meta.get_field("image")
+        images, ids = [], []
+        for product in Product.objects.filter(pk__in=pks.tolist()).order_by("pk"):
+            try:
+                with image_field.storage.open(product.image.name, "rb") as fh:
+                    original = open_image(fh.read())
+            except (OSError, UnreadableImage):
+                continue
+            images.append(distort(original, rng))
+            ids.append(product.pk)
+        result_ids = self.search(enc, images)
+        return {
+            "robust_hit_at_10": evaluation.robust_hit_at_k(np.asarray(ids), result_ids, K),
+            "robust_queries": len(ids),
+        }
+
+    def print_report(self, report):
+        self.stdout.write(
+            f"Encoder {report['encoder']}, {report['catalogue_size']} indexed products, "
+            f"{report['queries']} Fashion-MNIST test photos ({report['seconds']} s)"
+        )
+        self.stdout.write(f"  precision@10  {report['precision_at_10']:.3f}")
+        self.stdout.write(f"  mAP@10        {report['map_at_10']:.3f}")
+        if report["robust_hit_at_10"] is not None:
+            self.stdout.write(
+                f"  robust hit@10 {report['robust_hit_at_10']:.3f} "
+                f"({report['robust_queries']} distorted catalogue photos)"
+            )
+        self.stdout.write("  per category (n, precision@10, mAP@10):")
+        for name, figures in report["per_category"].items():
+            self.stdout.write(
+                f"    {name:<12} {figures['n']:>5}  {figures['precision']:.3f}  "
+                f"{figures['map']:.3f}"
+            )

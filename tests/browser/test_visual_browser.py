@@ -1,0 +1,121 @@
+"""A shopper and an admin use visual search in a real browser (Debian's chromium)."""
+
+import io
+import threading
+
+import pytest
+from PIL import Image
+
+from jobs.models import Job
+from recommendations.models import Event
+from visualsearch.models import ProductEmbedding
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_find_similar_from_a_product_page(page, catalogue):
+    product = catalogue[0]
+    page.goto(product.get_absolute_url())
+    page.get_by_role("link", name="Find similar").click()
+    page.wait_for_url(f"**/visual/similar/{product.pk}/**")
+    cards = page.locator(".card[data-product-id]")
+    ids = [int(cards.nth(i).get_attribute("data-product-id")) for i in range(cards.count())]
+    assert product.pk not in ids and len(ids) == 12  # the 12 most similar, never itself
+    assert "similarity" in page.content()
+
+    # Narrow to in-stock products of the same category: still full pages, all matching.
+    page.get_by_label("Same category").check()
+    page.get_by_label("In stock only").check()
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**in_stock=**")
+    shown = page.locator(".vs-results .card[data-product-id]")
+    assert 1 <= shown.count() <= 12
+    by_id = {p.pk: p for p in catalogue}
+    for i in range(shown.count()):
+        hit = by_id[int(shown.nth(i).get_attribute("data-product-id"))]
+        assert hit.category_id == product.category_id and hit.stock > 0
+
+    shown.first.locator("a.title").click()
+    page.wait_for_url("**?from=similar")
+    assert Event.objects.filter(kind="similar_click", source="similar").count() == 1
+
+
+def _png_of(product):
+    product.image.open("rb")
+    data = product.image.read()
+    product.image.close()
+    return data
+
+
+def test_search_by_photo_and_crop_a_box(page, catalogue):
+    target = catalogue[5]
+    # A shopper's photo: the product on a wide grey background.
+    original = Image.open(io.BytesIO(_png_of(target))).convert("RGB")
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    photo.paste(original, (50, 16))
+    buf = io.BytesIO()
+    photo.save(buf, format="JPEG", quality=95)
+
+    page.goto("/")
+    page.set_input_files(
+        "#photo-input", files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}]
+    )
+    page.wait_for_url("**/visual/photo/**")
+    assert page.locator(".vs-results .card").count() == 12
+
+    # Drag a rectangle around the product and search only that part.
+    img = page.locator("#vs-photo")
+    box = img.bounding_box()
+    sx, sy = box["width"] / 96, box["height"] / 64
+    page.mouse.move(box["x"] + 49 * sx, box["y"] + 15 * sy)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 70 * sx, box["y"] + 40 * sy, steps=5)
+    page.mouse.move(box["x"] + 83 * sx, box["y"] + 49 * sy, steps=5)
+    page.mouse.up()
+    assert page.locator("#vs-box").input_value() != ""
+    page.get_by_role("button", name="Search selected area").click()
+    page.wait_for_selector("text=for the selected area")
+    first = page.locator(".vs-results .card[data-product-id]").first
+    assert int(first.get_attribute("data-product-id")) == target.pk
+
+
+def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # queued: a worker thread below runs it
+    django_user_model.objects.create_superuser("boss", "b@example.com", "pw-boss-123")
+    page.goto("/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123")
+    page.click("input[type=submit]")
+    page.goto("/admin/visualsearch/indexjob/")
+    page.evaluate("window.__notReloaded = true")
+    page.get_by_role("button", name="Reindex all").click()
+    page.evaluate("window.__notReloaded = true")  # the POST redirects back once
+    job = Job.objects.get(lock_key="visualsearch.reindex")
+    bar = page.locator(f'.vs-progress[data-job-id="{job.pk}"]')
+    assert bar.count() == 1
+
+    from django.db import connection
+
+    from jobs.services import work
+
+    def run_worker():
+        try:
+            work(once=True)
+        finally:
+            connection.close()  # the thread's own connection, or the test DB can't be dropped
+
+    worker = threading.Thread(target=run_worker)
+    worker.start()
+    worker.join(60)
+    # The page polls the status endpoint: the bar fills without a reload.
+    page.wait_for_function(
+        f"""() => {{
+            const bar = document.querySelector('.vs-progress[data-job-id="{job.pk}"]');
+            return bar && bar.querySelector('.vs-count').textContent.trim() === '30 / 30';
+        }}""",
+        timeout=15_000,
+    )
+    assert page.evaluate("window.__notReloaded") is True
+    assert bar.locator(".vs-bar span").evaluate("s => s.style.width") == "100%"
+    job.refresh_from_db()
+    assert job.status == "succeeded" and ProductEmbedding.objects.count() == 30

@@ -1,0 +1,40 @@
+"""The recommendation widgets follow a shopper who clicks around, in a real browser."""
+
+import pytest
+
+from recommendations.models import Event
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def strip_ids(page, widget):
+    cards = page.locator(f'section[data-widget="{widget}"] .card[data-product-id]')
+    return [int(cards.nth(i).get_attribute("data-product-id")) for i in range(cards.count())]
+
+
+def test_widgets_change_as_the_shopper_clicks(page, catalogue):
+    page.goto("/")
+    cold = strip_ids(page, "for-you")
+    assert len(cold) >= 5  # never an empty box, even with no events and no model
+
+    anchor = catalogue[0]
+    page.goto(anchor.get_absolute_url())
+    similar = page.locator('section[data-widget="similar-items"]')
+    assert similar.locator(".card img").count() >= 5
+    assert "Looks similar" in similar.inner_text()
+    assert "€" in similar.inner_text()
+    assert anchor.pk not in strip_ids(page, "similar-items")
+
+    # Click through the "Similar items" strip twice: each click is logged with its source.
+    similar.locator("a.title").first.click()
+    page.wait_for_url("**from=similar-widget")
+    page.locator('section[data-widget="similar-items"] a.title').first.click()
+    page.wait_for_url("**from=similar-widget")
+    assert Event.objects.filter(kind="similar_click", source="similar-widget").count() == 2
+
+    page.goto("/")
+    warm = strip_ids(page, "for-you")
+    assert warm and warm != cold  # personalised from this session's clicks
+    viewed = set(Event.objects.values_list("product_id", flat=True))
+    assert "Looks similar" in page.locator('section[data-widget="for-you"]').inner_text()
+    assert not viewed & set(warm[:1])  # leads with something new, not what was just seen

@@ -1,0 +1,91 @@
+"""The three analysts' notebooks run headless, end to end, against a small generated shop.
+
+Each notebook runs in a fresh ``python3`` kernel of this virtualenv (nbclient), on the
+shop the ``notebook_shop`` fixture committed to the test database, with its parameters
+cell overridden by small values. Each notebook ends with a JSON summary cell; the tests
+read it back to check the figures as well as the pictures.
+"""
+
+import pytest
+
+from .conftest import outputs_of_type, run_notebook
+
+# django_db: the test database must exist for the kernel; the data comes from the fixture.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+def summary(nb):
+    """The notebook's closing ``application/json`` output."""
+    found = outputs_of_type(nb, "application/json")
+    assert found, "the notebook produced no JSON summary"
+    return found[-1]["data"]["application/json"]
+
+
+def test_01_explore_embeddings(notebook_shop):
+    nb = run_notebook(
+        "01_explore_embeddings.ipynb",
+        notebook_shop,
+        {
+            "N_QUERIES": 120,
+            "MAP_POINTS": 200,
+            "MAP_METHOD": "pca",
+            "SHOW_QUERIES": 3,
+            "SHOW_WORST": 3,
+        },
+    )
+    # The map, the neighbour grid, the per-category bars and the worst queries.
+    assert len(outputs_of_type(nb, "image/png")) >= 4
+    result = summary(nb)
+    assert result["queries"] == 120
+    assert len(result["per_category"]) == 10
+    # Ten balanced categories: chance is 0.1. Pretrained features on Fashion-MNIST do far
+    # better; a broken search (wrong vectors, the query as its own neighbour) does not.
+    assert 0.4 < result["precision_at_10"] <= 1.0
+
+
+def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
+    from recommendations.models import BlendProfile
+
+    nb = run_notebook(
+        "02_tune_blend.ipynb",
+        notebook_shop,
+        {"N_CANDIDATES": 3, "PROFILE_NAME": "notebook-test", "PUBLISH": True, "SHOW_K": 5},
+    )
+    assert len(outputs_of_type(nb, "image/png")) >= 3
+    result = summary(nb)
+    # Published by the kernel and committed: this test's transaction sees it.
+    profile = BlendProfile.objects.get(is_default=True)
+    assert profile.name == "notebook-test" != notebook_shop.default_profile
+    assert profile.weights == pytest.approx(result["weights"])
+    assert profile.metrics["ndcg_at_10"] == pytest.approx(result["metrics"]["ndcg_at_10"])
+    assert "02_tune_blend" in profile.notes
+
+
+def test_03_recommender_eval(notebook_shop):
+    nb = run_notebook(
+        "03_recommender_eval.ipynb",
+        notebook_shop,
+        {
+            "ML_USERS": 300,
+            "ML_SWEEP": {
+                "factors": [16],
+                "regularization": [5.0, 20.0],
+                "alpha": [2.0],
+                "iterations": [5],
+            },
+            "SHOP_SWEEP": {
+                "factors": [8],
+                "regularization": [1.0, 5.0],
+                "alpha": [2.0],
+                "iterations": [5],
+            },
+            "ITERATIONS_CURVE": [1, 5],
+        },
+    )
+    # Sweep and heatmap for each data set, and the iterations curve.
+    assert len(outputs_of_type(nb, "image/png")) >= 5
+    result = summary(nb)
+    assert result["movielens"]["candidates"] == 2
+    assert result["shop"]["candidates"] == 2
+    # ALS must beat popularity on MovieLens: it does by a wide margin even when tiny.
+    assert result["movielens"]["best"]["ndcg_at_10"] > result["movielens"]["popularity"]

@@ -1,0 +1,302 @@
+"""The blend: normalisation, weighting, reasons, rules, diversity and cold start."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from recommendations.models import BlendProfile
+from recommendations.services import blend
+from recommendations.services.blend import (
+    COMPONENTS,
+    BlendSettings,
+    blend_similar,
+    combine,
+    diversify,
+    normalise,
+    reasons,
+    recommend_for_user,
+)
+from recommendations.services.profiles import UnknownProfile
+from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+    blend_environment,
+    embed,
+    event,
+    train_model,
+    two_taste_catalogue,
+)
+
+VISUAL_ONLY = BlendSettings(weights={"visual": 1.0}, diversity="none")
+
+
+def ids(recommendations):
+    return [r.product.pk for r in recommendations]
+
+
+# -- the pure core ---------------------------------------------------------------------
+
+
+def test_normalise_is_min_max_with_unscored_at_the_bottom():
+    np.testing.assert_allclose(normalise([1.0, 3.0, np.nan, 5.0]), [0.0, 0.5, 0.0, 1.0])
+    # Equal scores only tell scored from unscored candidates...
+    np.testing.assert_allclose(normalise([2.0, 2.0, np.nan]), [1.0, 1.0, 0.0])
+    # ...and nothing when every candidate has the same score.
+    np.testing.assert_allclose(normalise([2.0, 2.0, 2.0]), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(normalise([np.nan, np.nan]), [0.0, 0.0])
+    # Scale does not matter: cosine similarities and event counts compare alike.
+    np.testing.assert_allclose(normalise([0.91, 0.93, 0.95]), normalise([10, 20, 30]))
+
+
+def test_combine_scales_weights_and_contributions_sum_to_the_score():
+    raw = np.array(
+        [
+            [0.9, np.nan, np.nan, 10.0, 1.0],
+            [0.5, 3.0, np.nan, 0.0, 0.5],
+            [0.8, 1.0, np.nan, np.nan, 0.25],
+        ]
+    )
+    scores, contributions = combine(raw, [2.0, 1.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(contributions.sum(axis=1), scores)
+    # visual: 0.9 -> 1, 0.5 -> 0, 0.8 -> 0.75, weight 0.5; collaborative: 3 -> 1, 1 -> 0.
+    np.testing.assert_allclose(contributions[:, 0], [0.5, 0.0, 0.375])
+    np.testing.assert_allclose(contributions[:, 1], [0.0, 0.25, 0.0])
+    np.testing.assert_allclose(contributions[:, 3:], 0.0)
+    assert scores.max() <= 1.0
+    assert list(np.argsort(-scores)) == [0, 2, 1]
+
+
+def test_reasons_follow_the_largest_contribution_else_the_source():
+    contributions = np.array(
+        [
+            [0.4, 0.1, 0.0, 0.0, 0.0],
+            [0.1, 0.3, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.2, 0.1, 0.0],
+            [0.0, 0.0, 0.0, 0.2, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.05],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    origins = ["visual", "visual", "popularity", "popularity", "recency", "popularity"]
+    assert reasons(contributions, origins) == [
+        "Looks similar",
+        "Shoppers who viewed this also viewed",
+        "Picked for you",
+        "Popular now",
+        "New in",
+        "Popular now",  # nothing contributed: the reason of the source that proposed it
+    ]
+    assert len(COMPONENTS) == contributions.shape[1]
+
+
+def test_category_cap_limits_each_category_and_relaxes_only_to_fill_k():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    cats = ["a", "a", "a", "b", "a", "c"]
+    assert diversify(scores, 4, "category_cap", 2, categories=cats) == [0, 1, 3, 5]
+    # Only 2 products fit under the cap; the other slots take the best ones left over.
+    assert diversify(scores[:5], 4, "category_cap", 1, categories=cats[:5]) == [0, 3, 1, 2]
+    assert diversify(scores, 6, "category_cap", 1, categories=cats) == [0, 3, 5, 1, 2, 4]
+
+
+def test_mmr_skips_near_duplicates_and_lambda_one_keeps_the_ranking():
+    scores = np.array([1.0, 0.95, 0.6, 0.5])
+    emb = np.array([[1.0, 0.0], [0.999, 0.045], [0.0, 1.0], [0.7071, 0.7071]])
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    cats = ["x"] * 4
+    assert diversify(scores, 3, "mmr", 0.5, categories=cats, embeddings=emb)[:2] == [0, 2]
+    assert diversify(scores, 3, "mmr", 1.0, categories=cats, embeddings=emb) == [0, 1, 2]
+    assert diversify(scores, 3, "none") == [0, 1, 2]
+    # Without embeddings MMR falls back to "same category is similar".
+    assert diversify(scores, 2, "mmr", 0.3, categories=["x", "x", "y", "x"]) == [0, 2]
+
+
+# -- the blend on the database -------------------------------------------------------------
+
+
+@pytest.fixture
+def lookalikes(product_factory, category_factory):
+    """An anchor and products ever less like it, in one category, all embedded."""
+    cat = category_factory(name="Shirts", slug="shirts")
+    anchor = product_factory(category=cat, title="Anchor")
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    others = []
+    for i in range(6):
+        p = product_factory(category=cat, title=f"Lookalike {i}")
+        embed(p, [1.0, 0.15 * (i + 1), 0.0, 0.0])
+        others.append(p)
+    return anchor, others
+
+
+@pytest.mark.django_db
+def test_similar_without_a_model_ranks_by_looks_and_says_so(lookalikes):
+    anchor, others = lookalikes
+    recs = blend_similar(anchor, profile=VISUAL_ONLY, k=4)
+    assert ids(recs) == [p.pk for p in others[:4]]
+    assert {r.reason for r in recs} == {"Looks similar"}
+    assert recs[0].score == pytest.approx(1.0)
+    assert recs[0].components["visual"] == pytest.approx(1.0)
+    assert anchor.pk not in ids(blend_similar(anchor, k=20))
+
+
+@pytest.mark.django_db
+def test_rules_drop_out_of_stock_inactive_and_purchased(lookalikes):
+    anchor, others = lookalikes
+    others[0].stock = 0
+    others[0].save()
+    others[1].is_active = False
+    others[1].save()
+    event(others[2], "purchase", session_key="buyer-session")
+    recs = ids(blend_similar(anchor, session_key="buyer-session", profile=VISUAL_ONLY, k=10))
+    assert recs == [p.pk for p in others[3:]]
+    # A profile that allows out-of-stock products and re-buying shows them (never inactive).
+    lenient = BlendSettings(
+        weights={"visual": 1.0},
+        diversity="none",
+        in_stock_only=False,
+        exclude_purchased=False,
+        exclude_current=False,
+    )
+    recs = ids(blend_similar(anchor, session_key="buyer-session", profile=lenient, k=10))
+    assert others[0].pk in recs and others[2].pk in recs and anchor.pk in recs
+    assert others[1].pk not in recs
+
+
+@pytest.mark.django_db
+def test_category_cap_profile_diversifies_the_strip(product_factory, category_factory):
+    anchor = product_factory()
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    shirts = category_factory(name="Shirts", slug="shirts")
+    socks = category_factory(name="Socks", slug="socks")
+    for i in range(5):
+        embed(product_factory(category=shirts), [1.0, 0.05 * (i + 1), 0.0, 0.0])
+    for i in range(3):
+        embed(product_factory(category=socks), [1.0, 0.0, 0.5 + 0.1 * i, 0.0])
+    capped = BlendSettings(weights={"visual": 1.0}, diversity="category_cap", diversity_param=2)
+    recs = blend_similar(anchor, profile=capped, k=4)
+    categories = [r.product.category_id for r in recs]
+    assert categories.count(shirts.pk) == 2 and categories.count(socks.pk) == 2
+    plain = blend_similar(anchor, profile=VISUAL_ONLY, k=4)
+    assert [r.product.category_id for r in plain].count(shirts.pk) == 4
+
+
+@pytest.mark.django_db
+def test_no_model_no_embeddings_no_events_gives_newest(product_factory):
+    products = product_factory.create_batch(5)
+    recs = blend_similar(products[0], k=3)
+    assert ids(recs) == [p.pk for p in reversed(products[2:])]
+    assert {r.reason for r in recs} == {"New in"}
+    assert len(recommend_for_user(k=10)) == 5
+
+
+@pytest.mark.django_db
+def test_no_model_with_events_gives_popular(product_factory):
+    products = product_factory.create_batch(6)
+    for _ in range(3):
+        event(products[1], "view", session_key="someone")
+    event(products[2], "cart", session_key="someone")
+    recs = recommend_for_user(profile=BlendSettings(weights={"popularity": 1.0}), k=3)
+    assert ids(recs)[:2] == [products[2].pk, products[1].pk]  # a cart (4) beats 3 views
+    assert recs[0].reason == "Popular now"
+
+
+@pytest.mark.django_db
+def test_unknown_profile_name_raises(product):
+    with pytest.raises(UnknownProfile, match="summer"):
+        blend_similar(product, profile="summer")
+
+
+@pytest.mark.django_db
+def test_profile_by_name_and_the_default_profile(lookalikes):
+    anchor, others = lookalikes
+    BlendProfile.objects.create(
+        name="newest",
+        recency_weight=1.0,
+        visual_weight=0,
+        collaborative_weight=0,
+        affinity_weight=0,
+        popularity_weight=0,
+        diversity="none",
+    )
+    for i, p in enumerate(others):
+        type(p).objects.filter(pk=p.pk).update(created_at=timezone.now() - timedelta(days=3 * i))
+    recs = blend_similar(anchor, profile="newest", k=3)
+    assert ids(recs) == [p.pk for p in others[:3]]
+    assert {r.reason for r in recs} == {"New in"}
+    default = blend.resolve_settings(None)
+    assert default.name == BlendProfile.objects.get(is_default=True).name
+
+
+@pytest.mark.django_db
+def test_collaborative_and_cold_start_new_product(product_factory, category_factory):
+    data = two_taste_catalogue(product_factory, category_factory)
+    train_model()
+    collaborative = BlendSettings(weights={"collaborative": 1.0}, diversity="none")
+    recs = blend_similar(data["a"][0], profile=collaborative, k=5)
+    group_a = {p.pk for p in data["a"]}
+    assert ids(recs) and set(ids(recs)) <= group_a
+    assert recs[0].reason == "Shoppers who viewed this also viewed"
+    # A product nobody has seen yet: the model does not know it; its looks carry it.
+    newcomer = product_factory(category=data["b"][0].category, title="Newcomer")
+    embed(newcomer, [0.05, 1.0, 0.05, 0.05])
+    recs = blend_similar(newcomer, k=5)
+    assert set(ids(recs)) <= {p.pk for p in data["b"]}
+    assert recs[0].reason == "Looks similar"
+
+
+@pytest.mark.django_db
+def test_anonymous_session_is_personalised_after_a_few_clicks(
+    client, product_factory, category_factory
+):
+    data = two_taste_catalogue(product_factory, category_factory)
+    train_model()
+    # The crowd prefers group A: a cold shopper sees mostly A.
+    for p in data["a"][:3]:
+        for _ in range(6):
+            event(p, "cart", session_key="crowd")
+    cold = ids(recommend_for_user(session_key="new-visitor", k=6))
+    group_b = {p.pk for p in data["b"]}
+    assert len(set(cold) & group_b) <= 3
+    for p in data["b"][:3]:
+        event(p, "view", session_key="new-visitor")
+    warm = recommend_for_user(session_key="new-visitor", k=6)
+    assert ids(warm) != cold
+    # The five B products not yet seen come first; the clicked ones are left out.
+    assert set(ids(warm)[:5]) == group_b - {p.pk for p in data["b"][:3]}
+    assert {r.reason for r in warm[:5]} <= {
+        "Looks similar",
+        "Picked for you",
+        "Shoppers who viewed this also viewed",
+    }
+
+
+@pytest.mark.django_db
+def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, category_factory):
+    from recommendations.services.blend_eval import evaluate_blend, prepare_blend_evaluation
+
+    data = two_taste_catalogue(product_factory, category_factory, n_shoppers=30, seed=1)
+    # Later visits of the same shoppers, in their own group: the held-out part.
+    for name in ("a", "b"):
+        for key in data["shoppers"][name]:
+            for p in data[name][5:8]:
+                event(p, "view", session_key=key, days_ago=0.1)
+    prepared = prepare_blend_evaluation(k=3, test_fraction=0.3, als_parameters={"factors": 4})
+    result = evaluate_blend("default", k=3, data=prepared)
+    assert result["profile"] == "default" and result["users"] > 0
+    for name in ("blend", "visual_only", "als_only"):
+        figures = result[name]
+        assert set(figures) == {
+            "precision_at_3",
+            "recall_at_3",
+            "map_at_3",
+            "ndcg_at_3",
+            "coverage",
+            "diversity",
+        }
+        assert all(0.0 <= v <= 1.0 for v in figures.values())
+    # Shoppers stay in their group, and so do their held-out products: looks alone find them.
+    assert result["visual_only"]["precision_at_3"] > 0.3
+    assert result["visual_only"]["diversity"] == 0.0  # one category per group
+    explicit = evaluate_blend(weights={"visual": 1.0}, k=3, data=prepared, baselines=False)
+    assert explicit["blend"] == result["visual_only"] and "als_only" not in explicit
+    with pytest.raises(ValueError, match="Unknown weight"):
+        evaluate_blend(weights={"looks": 1.0}, data=prepared)

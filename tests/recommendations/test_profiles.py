@@ -1,0 +1,104 @@
+"""publish_profile: what it refuses, and that a new default is served at once."""
+
+import pytest
+
+from recommendations.models import BlendProfile
+from recommendations.services.blend import recommend_for_user
+from recommendations.services.profiles import InvalidProfile, get_profile, publish_profile
+from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+    blend_environment,
+    embed,
+    event,
+    train_model,
+    two_taste_catalogue,
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"visual": 0, "popularity": 0}, "All weights are zero"),
+        ({"popularity": -0.5, "recency": 1}, "popularity weight is negative"),
+        ({"popularity": 1, "colour": 1}, "Unknown weight(s) colour"),
+        ({"popularity": "lots"}, "must be a number"),
+        ({"popularity": float("nan")}, "must be finite"),
+        ({}, "weights must be a dict"),
+    ],
+)
+def test_refuses_bad_weights(weights, message):
+    with pytest.raises(InvalidProfile, match=message.replace("(", r"\(").replace(")", r"\)")):
+        publish_profile("bad", weights)
+    assert not BlendProfile.objects.filter(name="bad").exists()
+
+
+@pytest.mark.django_db
+def test_refuses_visual_weight_without_embeddings(product):
+    with pytest.raises(InvalidProfile, match="no product has an embedding for the active encoder"):
+        publish_profile("looks", {"visual": 1.0})
+    embed(product, [1, 0, 0, 0])
+    assert publish_profile("looks", {"visual": 1.0}).visual_weight == 1.0
+
+
+@pytest.mark.django_db
+def test_refuses_collaborative_weights_without_a_trained_model(product_factory, category_factory):
+    with pytest.raises(InvalidProfile, match="collaborative weight is 0.5 .*no trained"):
+        publish_profile("cf", {"collaborative": 0.5, "popularity": 0.5})
+    with pytest.raises(InvalidProfile, match="affinity weight"):
+        publish_profile("cf", {"affinity": 1.0})
+    two_taste_catalogue(product_factory, category_factory, n_per_group=6, n_shoppers=6)
+    train_model()
+    profile = publish_profile("cf", {"collaborative": 0.5, "affinity": 0.5})
+    assert profile.weights["collaborative"] == 0.5 and profile.popularity_weight == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "diversity, message",
+    [
+        ("shuffle", "Unknown diversity method 'shuffle'"),
+        (("mmr", 1.5), "lambda must be between 0 and 1"),
+        (("category_cap", 0.5), "whole number of at least 1"),
+        ({"method": "mmr", "lambda": 0.5}, "Unknown diversity key"),
+    ],
+)
+def test_refuses_bad_diversity(diversity, message):
+    with pytest.raises(InvalidProfile, match=message):
+        publish_profile("div", {"popularity": 1}, diversity=diversity)
+
+
+@pytest.mark.django_db
+def test_refuses_bad_names_rules_and_metrics():
+    with pytest.raises(InvalidProfile, match="must be a slug"):
+        publish_profile("summer sale!", {"popularity": 1})
+    with pytest.raises(InvalidProfile, match="Unknown rule"):
+        publish_profile("ok", {"popularity": 1}, rules={"in_stock": True})
+    with pytest.raises(InvalidProfile, match="metrics must be plain JSON"):
+        publish_profile("ok", {"popularity": 1}, metrics={"ndcg": float("inf")})
+
+
+@pytest.mark.django_db
+def test_published_default_is_served_at_once(product_factory, django_user_model):
+    products = product_factory.create_batch(4)
+    event(products[3], "purchase", session_key="crowd")
+    analyst = django_user_model.objects.create_user("ana", password="pw-ana-123")
+    before = recommend_for_user(k=4)
+    assert before[0].reason != "Popular now" or before[0].product == products[3]
+    profile = publish_profile(
+        "popular",
+        {"popularity": 1.0},
+        diversity="none",
+        rules={"exclude_purchased": False},
+        metrics={"ndcg_at_10": 0.12},
+        user=analyst,
+        make_default=True,
+        notes="from the notebook",
+    )
+    assert get_profile() == profile and profile.created_by == analyst
+    assert BlendProfile.objects.filter(is_default=True).count() == 1
+    after = recommend_for_user(k=4)
+    assert after[0].product == products[3] and after[0].reason == "Popular now"
+    # Publishing again under the same name updates the profile.
+    again = publish_profile("popular", {"recency": 1.0}, diversity=("category_cap", 2))
+    assert again.pk == profile.pk and again.recency_weight == 1.0 and again.popularity_weight == 0
+    assert again.diversity_param == 2.0 and get_profile().pk == profile.pk

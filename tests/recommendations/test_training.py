@@ -1,0 +1,171 @@
+"""Training stores a complete artefact and a row, and switches the active version."""
+
+import numpy as np
+import pytest
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from jobs.models import Job
+from recommendations.models import BlendProfile, RecommenderModel
+from recommendations.recommenders import ALSRecommender
+from recommendations.services import training
+from tests.recommendations.recsys_support import (
+    SMALL_ALS,
+    recsys_environment,
+    two_groups,
+)
+
+
+@pytest.fixture(autouse=True)
+def _environment(settings, tmp_path):
+    yield from recsys_environment(settings, tmp_path)
+
+
+@pytest.mark.django_db
+def test_no_events_is_a_clear_error():
+    with pytest.raises(training.NoInteractions, match="simulate_shoppers"):
+        training.train(**SMALL_ALS)
+    assert not RecommenderModel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_training_writes_artefact_row_and_activates(product_factory, category_factory, settings):
+    two_groups(product_factory, category_factory)
+    steps = []
+
+    row = training.train(**SMALL_ALS, progress=lambda d, t, m: steps.append((d, t, m)))
+
+    assert (row.version, row.is_active) == (1, True)
+    assert (row.n_users, row.n_items, row.n_events) == (40, 16, 200)
+    assert row.n_interactions == 200
+    assert row.parameters["factors"] == 4 and row.parameters["event_weights"]["cart"] == 4.0
+    assert row.data_from < row.data_to
+    # The artefact sits under ARTIFACT_DIR, loads without pickles, and has our ids.
+    path = row.artifact_file
+    assert path.parent == settings.RECOMMENDATIONS_ARTIFACT_DIR and path.suffix == ".npz"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
+    model = ALSRecommender.load(path)
+    assert model.item_factors.shape == (16, 4)
+    keys, items = training.read_artifact_ids(path)
+    assert len(keys) == 40 and keys[0].startswith("s:") and len(items) == 16
+    # Holdout figures of the model and the baseline; ALS finds the two groups.
+    figures = row.evaluation
+    assert set(figures) >= {"model", "popularity", "k"}
+    assert figures["model"]["precision_at_10"] > figures["popularity"]["precision_at_10"]
+    # Progress: one call per ALS iteration of both fits, ending at the total.
+    assert steps[-1][0] == steps[-1][1] == 2 * SMALL_ALS["iterations"] + 1
+    assert len([s for s in steps if "holdout" in s[2]]) >= SMALL_ALS["iterations"]
+
+
+@pytest.mark.django_db
+def test_second_training_becomes_active_and_the_first_is_kept(product_factory, category_factory):
+    two_groups(product_factory, category_factory)
+    first = training.train(**SMALL_ALS, evaluate=False)
+    second = training.train(**SMALL_ALS, evaluate=False)
+    first.refresh_from_db()
+    assert second.version == 2 and second.is_active and not first.is_active
+    assert first.artifact_file.exists() and second.artifact_file != first.artifact_file
+    third = training.train(**SMALL_ALS, evaluate=False, activate=False)
+    second.refresh_from_db()
+    assert not third.is_active and second.is_active
+    assert RecommenderModel.objects.filter(is_active=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_at_most_one_active_row_is_enforced_by_the_database():
+    RecommenderModel.objects.create(version=1, artifact_path="a.npz", is_active=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RecommenderModel.objects.create(version=2, artifact_path="b.npz", is_active=True)
+
+
+@pytest.mark.django_db
+def test_admin_action_rolls_back_to_an_older_version(
+    admin_client, product_factory, category_factory
+):
+    two_groups(product_factory, category_factory)
+    first = training.train(**SMALL_ALS, evaluate=False)
+    second = training.train(**SMALL_ALS, evaluate=False)
+    url = reverse("admin:recommendations_recommendermodel_changelist")
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b"Train now" in page.content
+    events = admin_client.get(reverse("admin:recommendations_event_changelist"))
+    assert events.status_code == 200 and b"session shopper-0039" in events.content
+
+    response = admin_client.post(
+        url, {"action": "activate_version", "_selected_action": [first.pk]}, follow=True
+    )
+
+    assert b"Version 1 is now active" in response.content
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.is_active and not second.is_active
+    # A version whose artefact vanished cannot be activated.
+    second.artifact_file.unlink()
+    admin_client.post(url, {"action": "activate_version", "_selected_action": [second.pk]})
+    first.refresh_from_db()
+    assert first.is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_training_job_runs_through_jobs_and_refuses_a_second(
+    product_factory, category_factory, settings
+):
+    two_groups(product_factory, category_factory)
+    job = training.start_training(**SMALL_ALS, evaluate=False)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.message
+    assert job.lock_key == "recommendations.train" and job.result["version"] == 1
+    assert job.done == job.total == SMALL_ALS["iterations"] + 1
+    assert RecommenderModel.objects.get(is_active=True).version == 1
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # stays queued
+    queued = training.start_training(**SMALL_ALS)
+    from jobs.services import JobAlreadyRunning
+
+    with pytest.raises(JobAlreadyRunning):
+        training.start_training()
+    assert queued.status == Job.Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_train_now_starts_the_job_and_reports_progress(
+    admin_client, product_factory, category_factory, settings
+):
+    two_groups(product_factory, category_factory)
+    settings.RECOMMENDATIONS_ALS_PARAMETERS = SMALL_ALS
+    response = admin_client.post(
+        reverse("admin:recommendations_recommendermodel_train"), follow=True
+    )
+    assert b"Training started" in response.content
+    status = admin_client.get(reverse("admin:recommendations_recommendermodel_train_status"))
+    data = status.json()
+    assert data["job"]["status"] == "succeeded" and data["job"]["percent"] == 100
+    assert data["active_version"] == 1
+
+
+@pytest.mark.django_db
+def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
+    default = BlendProfile.objects.get(is_default=True)
+    assert default.name == "default" and sum(default.weights.values()) > 0
+    url = reverse("admin:recommendations_blendprofile_add")
+    form = {
+        "name": "zero",
+        "visual_weight": 0,
+        "collaborative_weight": 0,
+        "affinity_weight": 0,
+        "popularity_weight": 0,
+        "recency_weight": 0,
+        "diversity": "mmr",
+        "diversity_param": 0.5,
+        "metrics": "{}",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert b"At least one weight must be above zero" in response.content
+    response = admin_client.post(url, {**form, "visual_weight": -1, "recency_weight": 1})
+    assert b"Weights cannot be negative" in response.content
+    # A valid profile ticked as default takes the default over in one step.
+    response = admin_client.post(url, {**form, "visual_weight": 1, "is_default": "on"})
+    assert response.status_code == 302
+    assert BlendProfile.objects.get(is_default=True).name == "zero"
+    assert np.isclose(BlendProfile.objects.get(name="zero").visual_weight, 1.0)

@@ -1,0 +1,119 @@
+"""The "Similar items" and "For you" strips in the shop's pages."""
+
+import re
+
+import pytest
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.urls import reverse
+
+from recommendations.models import BlendProfile, Event
+from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+    blend_environment,
+    embed,
+    event,
+)
+
+
+@pytest.fixture
+def catalogue(product_factory, category_factory):
+    cat = category_factory(name="Dresses", slug="dresses")
+    anchor = product_factory(category=cat, title="Red dress")
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    others = []
+    for i in range(5):
+        p = product_factory(category=cat, title=f"Dress {i}", price=f"{20 + i}.50")
+        embed(p, [1.0, 0.2 * (i + 1), 0.0, 0.0])
+        others.append(p)
+    return anchor, others
+
+
+def section(html, widget):
+    match = re.search(
+        rf'<section class="recommendations[^"]*" data-widget="{widget}".*?</section>', html, re.S
+    )
+    assert match, f"no {widget} strip in the page"
+    return match.group(0)
+
+
+@pytest.mark.django_db
+def test_product_page_shows_similar_items_with_images_prices_reasons(client, catalogue):
+    anchor, others = catalogue
+    html = client.get(anchor.get_absolute_url()).content.decode()
+    strip = section(html, "similar-items")
+    assert "Similar items" in strip and 'class="strip"' in strip
+    assert f'href="{anchor.get_absolute_url()}' not in strip  # never itself
+    for p in others:
+        assert f"{p.get_absolute_url()}?from=similar-widget" in strip
+        assert p.image.url in strip
+        assert f"€{p.price}" in strip
+    assert strip.count("Looks similar") == 5
+    # Following a link records a similar_click with the widget as its source.
+    client.get(f"{others[0].get_absolute_url()}?from=similar-widget")
+    click = Event.objects.get(product=others[0], kind="similar_click")
+    assert click.source == "similar-widget" and click.session_key
+
+
+@pytest.mark.django_db
+def test_home_page_shows_for_you_strip_even_when_cold(client, catalogue):
+    html = client.get(reverse("shop:home")).content.decode()
+    strip = section(html, "for-you")
+    assert "Recommended for you" in strip
+    assert strip.count("?from=for-you") >= 5  # image and title links of each product
+    assert "New in" in strip  # no events, no model: the newest products
+
+
+@pytest.mark.django_db
+def test_for_you_follows_the_session(client, catalogue, product_factory, category_factory):
+    anchor, dresses = catalogue
+    shoes = category_factory(name="Shoes", slug="shoes")
+    boots = [product_factory(category=shoes, title=f"Boot {i}") for i in range(4)]
+    for i, b in enumerate(boots):
+        embed(b, [0.0, 0.0, 1.0, 0.1 * i])
+    client.get(boots[0].get_absolute_url())
+    client.get(boots[1].get_absolute_url())
+    strip = section(client.get(reverse("shop:home")).content.decode(), "for-you")
+    first_two = re.findall(r'data-product-id="(\d+)"', strip)[:2]
+    assert {int(pk) for pk in first_two} == {boots[2].pk, boots[3].pk}
+    assert "Looks similar" in strip
+
+
+def render(template, request, **context):
+    return Template("{% load recommendations %}" + template).render(
+        Context({"request": request, **context})
+    )
+
+
+@pytest.mark.django_db
+def test_widget_can_name_a_profile_and_survives_an_unknown_one(catalogue, django_user_model):
+    anchor, dresses = catalogue
+    BlendProfile.objects.create(
+        name="summer",
+        visual_weight=0,
+        collaborative_weight=0,
+        affinity_weight=0,
+        popularity_weight=1,
+        recency_weight=0,
+        diversity="none",
+    )
+    event(dresses[4], "purchase", session_key="someone-else")
+    request = RequestFactory().get("/")
+    request.user = django_user_model.objects.create_user("ann", password="pw-ann-123")
+    request.session = None
+    html = render('{% similar_items product profile="summer" k=3 %}', request, product=anchor)
+    assert 'data-profile="summer"' in html and html.count('class="card"') == 3
+    cards = re.findall(r'data-product-id="(\d+)"', html)
+    assert int(cards[0]) == dresses[4].pk and "Popular now" in html
+    html = render('{% similar_items product profile="nope" %}', request, product=anchor)
+    assert 'data-profile="default"' in html
+    assert int(re.findall(r'data-product-id="(\d+)"', html)[0]) == dresses[0].pk
+
+
+@pytest.mark.django_db
+def test_strip_is_left_out_when_nothing_qualifies(rf, django_user_model, product):
+    product.stock = 0
+    product.save()
+    request = rf.get("/")
+    request.user = django_user_model.objects.create_user("bob", password="pw-bob-123")
+    request.session = None
+    assert "<section" not in render("{% recommended_for_you %}", request)

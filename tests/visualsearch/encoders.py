@@ -1,0 +1,51 @@
+"""Cheap deterministic encoders for the visual-search tests (no torch, no weights)."""
+
+import numpy as np
+
+from visualsearch.encoders.base import Encoder, l2_normalize
+
+
+class PixelEncoder(Encoder):
+    """Grey image downsampled to ``side x side``; 64-d by default.
+
+    One is added to every pixel so that no vector is zero (a zero vector has no cosine).
+    """
+
+    name = "pixel"
+    side = 8
+    weights_hash = "pixel-v1"
+
+    @property
+    def dim(self):
+        return self.side * self.side
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed(self, images):
+        from PIL import Image
+
+        self.calls += 1
+        rows = [
+            np.asarray(
+                im.convert("L").resize((self.side, self.side), Image.Resampling.BILINEAR),
+                dtype=np.float32,
+            ).ravel()
+            + 1.0
+            for im in images
+        ]
+        return l2_normalize(np.asarray(rows, dtype=np.float32).reshape(-1, self.dim))
+
+
+class RetrainedPixelEncoder(PixelEncoder):
+    """The same encoder with other "weights": its stored vectors become stale."""
+
+    weights_hash = "pixel-v2"
+
+
+class WidePixelEncoder(PixelEncoder):
+    """Another encoder, of another dimension, sharing the embedding table."""
+
+    name = "pixel16"
+    side = 16
+    weights_hash = "pixel16-v1"

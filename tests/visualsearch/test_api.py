@@ -1,0 +1,180 @@
+"""The visual-search API: similar products, search by photo, throttling and the schema."""
+
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.visualsearch import corpus
+
+pytestmark = pytest.mark.django_db
+
+IMAGE_URL = "/api/search/image/"
+RESULT_KEYS = {"id", "title", "price", "category", "in_stock", "image_url", "url", "score"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_cache():
+    # Throttle histories live in the cache; each test starts without any.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def similar_url(pk):
+    return f"/api/products/{pk}/similar/"
+
+
+def image_of(product):
+    with product.image.open("rb") as fh:
+        return SimpleUploadedFile("query.png", fh.read(), content_type="image/png")
+
+
+def test_similar_endpoint(client, catalogue):
+    product = catalogue[0]
+    response = client.get(similar_url(product.pk), {"k": 5})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 5
+    assert set(results[0]) == RESULT_KEYS
+    assert product.pk not in [r["id"] for r in results]
+    first = results[0]
+    assert first["url"].startswith("http://testserver/p/")
+    assert first["image_url"].startswith("http://testserver/media/products/")
+    assert isinstance(first["score"], float) and isinstance(first["in_stock"], bool)
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_similar_endpoint_filters(client, catalogue):
+    product = catalogue[0]
+    response = client.get(
+        similar_url(product.pk),
+        {"category": product.category_id, "in_stock": "true", "max_price": "30"},
+    )
+    assert response.status_code == 200
+    by_pk = {p.pk: p for p in catalogue}
+    results = response.json()["results"]
+    assert results
+    for r in results:
+        p = by_pk[r["id"]]
+        assert p.category_id == product.category_id and p.stock > 0 and p.price <= 30
+        assert r["category"] == str(p.category)
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"k": 0}, "k"),
+        ({"k": 101}, "k"),
+        ({"k": "many"}, "k"),
+        ({"min_price": "-1"}, "min_price"),
+        ({"min_price": "20", "max_price": "10"}, "min_price"),
+        ({"category": "shoes"}, "category"),
+        ({"in_stock": "perhaps"}, "in_stock"),
+    ],
+)
+def test_similar_endpoint_validates_query_parameters(client, catalogue, params, field):
+    response = client.get(similar_url(catalogue[0].pk), params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, product_factory):
+    assert client.get(similar_url(999999)).status_code == 404
+    hidden = product_factory(is_active=False)
+    assert client.get(similar_url(hidden.pk)).status_code == 404
+    fresh = product_factory()
+    response = client.get(similar_url(fresh.pk))
+    assert response.status_code == 409
+    assert "not been indexed yet" in response.json()["detail"]
+
+
+def test_image_search_finds_the_product(client, catalogue):
+    target = catalogue[7]
+    response = client.post(IMAGE_URL, {"image": image_of(target), "k": 3})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 3 and results[0]["id"] == target.pk
+    assert results[0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_image_search_with_box_and_filters(client, catalogue):
+    target = catalogue[7]
+    response = client.post(
+        IMAGE_URL,
+        {"image": image_of(target), "box": "0,0,20,20", "min_price": "20", "in_stock": "true"},
+    )
+    assert response.status_code == 200
+    by_pk = {p.pk: p for p in catalogue}
+    for r in response.json()["results"]:
+        assert by_pk[r["id"]].price >= 20 and by_pk[r["id"]].stock > 0
+
+
+@pytest.mark.parametrize("case", sorted(corpus.BAD_UPLOADS))
+def test_image_search_refuses_bad_uploads(client, pixel_encoder, case):
+    make, name, _code, fragment = corpus.BAD_UPLOADS[case]
+    response = client.post(IMAGE_URL, {"image": SimpleUploadedFile(name, make())})
+    assert response.status_code == 400
+    [message] = response.json()["image"]
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    "data, field, fragment",
+    [
+        ({"box": "0,0,100,10"}, "box", "not a rectangle inside the photo"),
+        ({"box": "0,0"}, "box", "four whole numbers"),
+        ({"k": 0}, "k", ""),
+        ({"k": 101}, "k", ""),
+    ],
+)
+def test_image_search_refuses_bad_parameters(client, pixel_encoder, data, field, fragment):
+    response = client.post(IMAGE_URL, {"image": SimpleUploadedFile("p.png", corpus.png()), **data})
+    assert response.status_code == 400
+    assert fragment in response.json()[field][0]
+
+
+def test_image_search_needs_an_image_and_respects_the_size_limit(client, pixel_encoder, settings):
+    response = client.post(IMAGE_URL, {})
+    assert response.status_code == 400 and "image" in response.json()
+    settings.VISUALSEARCH_MAX_UPLOAD_BYTES = 1024
+    response = client.post(IMAGE_URL, {"image": SimpleUploadedFile("p.png", corpus.png())})
+    assert response.status_code == 400
+    assert "photos up to 1.0\xa0KB are accepted" in response.json()["image"][0]
+
+
+@pytest.mark.parametrize("case", ["animated_gif", "cmyk_jpeg", "exif_rotated"])
+def test_image_search_accepts_awkward_photos(client, catalogue, case):
+    make, name = corpus.GOOD_UPLOADS[case]
+    response = client.post(IMAGE_URL, {"image": SimpleUploadedFile(name, make()), "k": 4})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 4
+
+
+def test_image_search_is_throttled(client, pixel_encoder, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"image_search": "3/minute"},
+    }
+    statuses = [
+        client.post(IMAGE_URL, {"image": SimpleUploadedFile("t.txt", b"not an image")}).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [400, 400, 400, 429]
+    # Only uploads are throttled.
+    assert client.get(similar_url(1)).status_code == 404
+
+
+def test_schema_documents_both_endpoints(client):
+    response = client.get(reverse("schema"), {"format": "json"})
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    similar = paths["/api/products/{id}/similar/"]["get"]
+    names = {p["name"] for p in similar["parameters"]}
+    assert {"id", "k", "category", "min_price", "max_price", "in_stock"} <= names
+    assert {"200", "404", "409"} <= set(similar["responses"])
+    upload = paths["/api/search/image/"]["post"]
+    body = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["$ref"].endswith("/ImageSearch")
+    assert {"200", "400", "429"} <= set(upload["responses"])

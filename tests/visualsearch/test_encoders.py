@@ -1,0 +1,269 @@
+"""Encoders: the shared interface over every implementation, the registry, the projection.
+
+No database and no downloads: EfficientNet-Lite0 uses the weights shipped in its pip package
+(loaded once for the module), the torchvision backbones are built with random weights.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from PIL import Image
+
+from visualsearch import encoders
+from visualsearch.encoders.efficientnet import EfficientNetLite0Encoder
+from visualsearch.encoders.projection import Projection, fit, fit_projection
+from visualsearch.encoders.torchvision_backbones import (
+    MobileNetV3LargeEncoder,
+    ResNet50Encoder,
+)
+
+
+def make_images(n=5, seed=0):
+    """Tiny images of varied sizes and modes, as uploads would be."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(n):
+        h, w = int(rng.integers(16, 48)), int(rng.integers(16, 48))
+        arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        im = Image.fromarray(arr)
+        images.append(im.convert("L") if i % 3 == 2 else im)
+    return images
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="module")
+def efficientnet(artifact_dir):
+    """The real default encoder (packaged weights), exported to ONNX once for the module."""
+    return EfficientNetLite0Encoder(
+        artifact_dir=artifact_dir, runtime="auto", batch_size=4, num_threads=2
+    )
+
+
+@pytest.fixture(scope="module")
+def resnet50(artifact_dir):
+    # Random weights at a small input size: the interface does not depend on either, and
+    # ResNet-50 at 224 would dominate the test time.
+    return ResNet50Encoder(
+        pretrained=False, artifact_dir=artifact_dir, runtime="torch", input_size=64
+    )
+
+
+@pytest.fixture(scope="module")
+def mobilenet(artifact_dir):
+    return MobileNetV3LargeEncoder(
+        pretrained=False, artifact_dir=artifact_dir, runtime="torch", input_size=64
+    )
+
+
+@pytest.fixture(params=["efficientnet", "resnet50", "mobilenet"])
+def encoder(request):
+    return request.getfixturevalue(request.param)
+
+
+# -- behaviour shared by every encoder ------------------------------------------------------
+
+
+def test_embed_shape_dtype_and_norm(encoder):
+    vectors = encoder.embed(make_images(5))
+    assert vectors.shape == (5, encoder.dim)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    # Different images must give different vectors (no collapsed features).
+    sims = vectors @ vectors.T
+    assert sims[np.triu_indices(5, 1)].max() < 0.9999
+
+
+def test_embed_is_deterministic_and_batch_independent(encoder):
+    images = make_images(5, seed=1)
+    together = encoder.embed(images)  # batches of 4 + 1 for EfficientNet
+    alone = np.concatenate([encoder.embed([im]) for im in images])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_embed_empty_list(encoder):
+    assert encoder.embed([]).shape == (0, encoder.dim)
+
+
+def test_weights_hash_is_short_hex_and_stable(encoder):
+    h = encoder.weights_hash
+    assert 8 <= len(h) <= 64
+    int(h, 16)
+    assert encoder.weights_hash == h
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def test_importing_encoders_does_not_import_torch():
+    code = (
+        "import sys, visualsearch.encoders, visualsearch.imaging, visualsearch.evaluation;"
+        "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_available_encoders():
+    assert encoders.available_encoders() == ["efficientnet_lite0", "mobilenet_v3_large", "resnet50"]
+
+
+def test_get_encoder_is_cached_and_follows_settings(settings):
+    encoders.clear_cache()
+    settings.VISUALSEARCH_ENCODER = "mobilenet_v3_large"
+    enc = encoders.get_encoder()
+    assert enc.name == "mobilenet_v3_large" and enc.dim == 960
+    assert encoders.get_encoder("mobilenet_v3_large") is enc
+    assert encoders.get_encoder("efficientnet_lite0").dim == 1280
+    encoders.clear_cache()
+
+
+def test_unknown_encoder():
+    with pytest.raises(ImproperlyConfigured, match="Available encoders: efficientnet_lite0"):
+        encoders.get_encoder("clip-giant")
+    with pytest.raises(ValueError, match="clip-giant"):
+        encoders.get_encoder("clip-giant")
+
+
+# -- EfficientNet-Lite0 --------------------------------------------------------------------
+
+
+def test_efficientnet_runs_on_onnxruntime_with_cached_export(efficientnet, artifact_dir):
+    efficientnet.embed(make_images(1))
+    assert efficientnet.runtime == "onnxruntime"
+    path = efficientnet.onnx_path()
+    assert path.parent == artifact_dir and path.is_file()
+    assert not list(artifact_dir.glob("*.tmp"))  # written atomically
+
+
+def test_efficientnet_onnx_matches_torch(efficientnet, artifact_dir):
+    images = make_images(4, seed=2)
+    eager = EfficientNetLite0Encoder(
+        artifact_dir=artifact_dir, runtime="torch", batch_size=4, num_threads=2
+    )
+    a, b = efficientnet.embed(images), eager.embed(images)
+    assert eager.runtime == "torch"
+    assert np.sum(a * b, axis=1).min() > 0.9999
+
+
+def test_efficientnet_normalisation_is_tf_style():
+    # The packaged TF-ported weights expect pixels in [-1, 1].
+    enc = EfficientNetLite0Encoder(artifact_dir="/nonexistent")
+    batch = enc.preprocess([Image.new("RGB", (8, 8), (0, 255, 128))])
+    assert batch.shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(batch[0, :, 0, 0], [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
+
+
+# -- projection ----------------------------------------------------------------------------
+
+
+def clustered_features(n_per_class=30, n_classes=4, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim))
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    x = centres[labels] * 0.3 + rng.normal(size=(len(labels), dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_projection_sharpens_categories_and_keeps_norm():
+    x, labels = clustered_features()
+    projection = fit(x, labels, gamma=4.0)
+    assert projection.basis.shape == (32, 3)  # n_classes - 1 directions
+    y = projection.apply(x)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, rtol=1e-5)
+
+    def same_class_margin(v):
+        sims = v @ v.T
+        same = labels[:, None] == labels[None, :]
+        return sims[same].mean() - sims[~same].mean()
+
+    assert same_class_margin(y) > same_class_margin(x) + 0.1
+    # gamma=0 is the identity.
+    np.testing.assert_allclose(fit(x, labels, gamma=0.0).apply(x), x, atol=1e-6)
+
+
+def test_projection_round_trip_without_pickle(tmp_path):
+    x, labels = clustered_features()
+    projection = fit(x, labels)
+    path = projection.save(tmp_path / "p.npz")
+    loaded = Projection.load(path)
+    assert loaded.digest == projection.digest
+    with np.load(path, allow_pickle=False) as data:
+        assert sorted(data.files) == ["basis", "scale"]
+    with pytest.raises(ValueError, match="at least two"):
+        fit(x, np.zeros(len(x)))
+
+
+def test_fit_projection_changes_encoder_identity(efficientnet, tmp_path):
+    enc = EfficientNetLite0Encoder(artifact_dir=tmp_path, runtime="torch")
+    enc._run, enc.runtime = efficientnet._run, efficientnet.runtime  # reuse the loaded model
+    images = make_images(12, seed=3)
+    labels = np.arange(12) % 3
+    raw = enc.raw_embed(images)
+    before = enc.weights_hash
+    np.testing.assert_allclose(enc.embed(images), raw, atol=1e-6)
+
+    path = fit_projection(raw, labels, encoder=enc)
+    assert path.parent == tmp_path and path.suffix == ".npz"
+    assert enc.weights_hash != before
+    projected = enc.embed(images)
+    assert projected.shape == (12, 1280)
+    assert not np.allclose(projected, raw, atol=1e-4)
+    np.testing.assert_allclose(projected, Projection.load(path).apply(raw), atol=1e-6)
+    # Switching the projection off gives back the raw identity.
+    assert EfficientNetLite0Encoder(artifact_dir=tmp_path, use_projection=False).weights_hash == (
+        before
+    )
+
+
+# -- torchvision backbones -------------------------------------------------------------------
+
+
+def test_torchvision_dims():
+    assert ResNet50Encoder.dim == 2048
+    assert MobileNetV3LargeEncoder.dim == 960
+
+
+def test_torchvision_normalisation_is_imagenet():
+    enc = MobileNetV3LargeEncoder(pretrained=False, artifact_dir="/nonexistent")
+    batch = enc.preprocess([Image.new("RGB", (4, 4), (255, 0, 0))])
+    np.testing.assert_allclose(
+        batch[0, :, 1, 1],
+        [(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0 - 0.406) / 0.225],
+        rtol=1e-5,
+    )
+
+
+def test_torchvision_missing_weights_is_a_clear_error(settings, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    settings.VISUALSEARCH_WEIGHTS = {}
+    enc = ResNet50Encoder(artifact_dir=tmp_path)
+    with pytest.raises(ImproperlyConfigured, match="never downloaded"):
+        _ = enc.weights_hash
+    settings.VISUALSEARCH_WEIGHTS = {"resnet50": str(tmp_path / "nope.pth")}
+    with pytest.raises(ImproperlyConfigured, match="nope.pth"):
+        enc.build_module()
+
+
+def test_torchvision_loads_configured_weights_file(settings, tmp_path, mobilenet):
+    import torch
+    import torchvision
+
+    path = tmp_path / "mnv3.pth"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(torchvision.models.mobilenet_v3_large(weights=None).state_dict(), path)
+    settings.VISUALSEARCH_WEIGHTS = {"mobilenet_v3_large": str(path)}
+    enc = MobileNetV3LargeEncoder(artifact_dir=tmp_path, runtime="torch", input_size=64)
+    assert enc.weights_hash != mobilenet.weights_hash
+    images = make_images(2)
+    # Same seed-0 weights as the random fixture, so the same features.
+    np.testing.assert_allclose(enc.embed(images), mobilenet.embed(images), atol=1e-5)

@@ -1,0 +1,255 @@
+"""Indexing product images: stale detection, resumability, failures, the job and the signal."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.services import JobAlreadyRunning
+from tests.visualsearch.conftest import catalogue_image
+from visualsearch.models import IndexFailure, ProductEmbedding
+from visualsearch.services import indexing, vector_index
+from visualsearch.services import jobs as index_jobs
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pixel_encoder")]
+
+
+def make_products(product_factory, n, start=0):
+    return [product_factory(image=catalogue_image(start + i)) for i in range(n)]
+
+
+def embedded_ids(encoder="pixel"):
+    return sorted(
+        ProductEmbedding.objects.filter(encoder=encoder).values_list("product_id", flat=True)
+    )
+
+
+def test_stale_reindex_embeds_what_is_missing_once(product_factory, pixel_encoder):
+    products = make_products(product_factory, 5)
+    product_factory(image="")  # no image: nothing to embed
+    assert indexing.stale_products() == [p.pk for p in products]
+    assert indexing.index_status()["missing"] == 5
+
+    counts = indexing.reindex("stale", batch_size=2)
+    assert (counts["candidates"], counts["embedded"], counts["failed"]) == (5, 5, 0)
+    row = ProductEmbedding.objects.get(product=products[0], encoder="pixel")
+    assert row.weights_hash == "pixel-v1" and len(row.image_checksum) == 64
+    assert row.image_name == products[0].image.name
+    assert len(row.embedding) == pixel_encoder.dim
+    assert indexing.stale_products() == []
+    assert indexing.index_status() == {
+        "indexed": 5,
+        "stale": 0,
+        "missing": 0,
+        "failed": 0,
+        "total": 5,
+    }
+    assert indexing.reindex("stale")["embedded"] == 0
+
+
+def test_replaced_file_is_stale_by_checksum_and_new_image_by_name(product_factory):
+    a, b, c = make_products(product_factory, 3)
+    indexing.reindex("stale")
+    # The same file name with other bytes: only the checksum tells.
+    storage = a.image.storage
+    with storage.open(a.image.name, "wb") as fh:
+        fh.write(catalogue_image(99).read())
+    assert indexing.stale_products() == [a.pk]
+    assert indexing.stale_products(verify_checksums=False) == []
+    # A new upload gets a new name: stale without reading any file.
+    b.image = catalogue_image(98, name="new.png")
+    b.save()
+    assert indexing.stale_products(verify_checksums=False) == [b.pk]
+    assert indexing.index_status()["stale"] == 1
+
+    before = ProductEmbedding.objects.get(product=a, encoder="pixel").embedding
+    assert indexing.reindex("stale")["embedded"] == 2
+    after = ProductEmbedding.objects.get(product=a, encoder="pixel").embedding
+    assert list(before) != list(after)
+    assert embedded_ids() == sorted([a.pk, b.pk, c.pk])
+
+
+def test_other_weights_make_every_vector_stale(product_factory, settings):
+    products = make_products(product_factory, 3)
+    indexing.reindex("stale")
+    settings.VISUALSEARCH_ENCODERS = {
+        **settings.VISUALSEARCH_ENCODERS,
+        "pixel": "tests.visualsearch.encoders.RetrainedPixelEncoder",
+    }
+    assert indexing.stale_products() == [p.pk for p in products]
+    assert indexing.index_status()["stale"] == 3
+    assert indexing.reindex("stale")["embedded"] == 3
+    assert set(ProductEmbedding.objects.values_list("weights_hash", flat=True)) == {"pixel-v2"}
+    assert ProductEmbedding.objects.count() == 3
+
+
+def test_encoders_are_indexed_apart(product_factory):
+    products = make_products(product_factory, 3)
+    indexing.reindex("stale")
+    counts = indexing.reindex("stale", encoder="pixel16")
+    assert counts["embedded"] == 3
+    assert counts["index_created"] == vector_index.index_name("pixel16", 256)
+    assert embedded_ids("pixel16") == embedded_ids("pixel") == [p.pk for p in products]
+    assert {ix["encoder"]: ix["dim"] for ix in vector_index.list_indexes()} == {
+        "efficientnet_lite0": 1280,
+        "pixel": 64,
+        "pixel16": 256,
+    }
+
+
+def test_unreadable_images_are_recorded_skipped_and_retried_when_changed(product_factory):
+    good = make_products(product_factory, 3)
+    corrupt = product_factory(image=ContentFile(b"not an image at all", name="corrupt.png"))
+    missing = product_factory(image=catalogue_image(50, name="gone.png"))
+    missing.image.storage.delete(missing.image.name)
+    errors = []
+
+    counts = indexing.reindex("stale", batch_size=2, error=lambda pk, why: errors.append(pk))
+    assert (counts["embedded"], counts["failed"]) == (3, 2)
+    assert sorted(errors) == sorted([corrupt.pk, missing.pk])
+    failure = IndexFailure.objects.get(product=corrupt)
+    assert failure.encoder == "pixel" and len(failure.image_checksum) == 64
+    assert "Cannot read" in failure.reason
+    assert IndexFailure.objects.get(product=missing).image_checksum == ""
+    assert embedded_ids() == [p.pk for p in good]
+    # Known failures are not retried while the image stays the same...
+    assert indexing.stale_products() == []
+    assert indexing.index_status()["failed"] == 2
+    # ...and are once it changes; success clears the failure.
+    corrupt.image = catalogue_image(51, name="fixed.png")
+    corrupt.save()
+    assert indexing.stale_products() == [corrupt.pk]
+    assert indexing.reindex("stale")["embedded"] == 1
+    assert not IndexFailure.objects.filter(product=corrupt).exists()
+
+
+def test_an_image_that_turns_bad_loses_its_old_vector(product_factory):
+    product = make_products(product_factory, 1)[0]
+    indexing.reindex("stale")
+    product.image = ContentFile(b"garbage", name="bad.png")
+    product.save()
+    assert indexing.reindex("stale")["failed"] == 1
+    assert embedded_ids() == []
+
+
+def test_a_crashed_run_is_finished_by_the_next_each_product_once(
+    product_factory, pixel_encoder, monkeypatch
+):
+    products = make_products(product_factory, 7)
+    real_embed = type(pixel_encoder).embed
+    calls = []
+
+    def crash_on_third_batch(self, images):
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")  # not an Exception: nothing may swallow it
+        return real_embed(self, images)
+
+    monkeypatch.setattr(type(pixel_encoder), "embed", crash_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        indexing.reindex("stale", batch_size=2)
+    assert embedded_ids() == [p.pk for p in products[:4]]  # two whole batches committed
+
+    monkeypatch.setattr(type(pixel_encoder), "embed", real_embed)
+    counts = indexing.reindex("stale", batch_size=2)
+    assert (counts["candidates"], counts["embedded"]) == (3, 3)
+    assert embedded_ids() == [p.pk for p in products]
+    assert ProductEmbedding.objects.count() == 7
+
+
+def test_all_mode_resumes_from_its_start_time(product_factory):
+    products = make_products(product_factory, 4)
+    indexing.reindex("stale")
+    started = timezone.now()
+    # Two vectors were re-embedded by the interrupted "all" run, after it started.
+    ProductEmbedding.objects.filter(product__in=products[:2]).update(
+        computed_at=started + timedelta(microseconds=1)
+    )
+    counts = indexing.reindex("all", started_before=started)
+    assert (counts["candidates"], counts["embedded"]) == (2, 2)
+    assert indexing.reindex("all")["embedded"] == 4
+
+
+def test_ids_mode_and_bad_arguments(product_factory):
+    a, b = make_products(product_factory, 2)
+    assert indexing.reindex("ids", ids=[b.pk])["embedded"] == 1
+    assert embedded_ids() == [b.pk]
+    with pytest.raises(ValueError, match="No product with id 999999"):
+        indexing.reindex("ids", ids=[a.pk, 999999])
+    with pytest.raises(ValueError, match="mode"):
+        indexing.reindex("everything")
+
+
+def test_vectors_of_products_that_lost_their_image_are_removed(product_factory):
+    product = make_products(product_factory, 1)[0]
+    indexing.reindex("stale")
+    type(product).objects.filter(pk=product.pk).update(image="")
+    assert indexing.reindex("stale")["removed"] == 1
+    assert embedded_ids() == []
+
+
+def test_the_migration_builds_the_index_the_service_would():
+    from importlib import import_module
+
+    migration = import_module("visualsearch.migrations.0003_hnsw_efficientnet_lite0")
+    assert migration.CREATE == vector_index.create_index_sql("efficientnet_lite0", 1280)
+    assert vector_index.has_index("efficientnet_lite0", 1280)
+
+
+# -- jobs and the save signal ------------------------------------------------------------
+
+
+def test_start_reindex_validates_and_refuses_a_second_job(product_factory, settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # stays queued
+    with pytest.raises(ValueError, match="mode"):
+        index_jobs.start_reindex("some")
+    with pytest.raises(ValueError, match="encoder"):
+        index_jobs.start_reindex("stale", encoder="nope")
+    job = index_jobs.start_reindex("all")
+    assert job.lock_key == index_jobs.LOCK_KEY == "visualsearch.reindex"
+    assert job.params["mode"] == "all" and job.params["encoder"] == "pixel"
+    assert job.params["started_before"]
+    with pytest.raises(JobAlreadyRunning):
+        index_jobs.start_reindex("stale")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_products_queues_one_job_that_embeds_them(product_factory, settings):
+    from django.db import transaction
+
+    settings.LOOKALIKE_JOBS_BACKEND = "inline"
+    settings.VISUALSEARCH_INDEX_ON_SAVE = True  # tests/conftest.py turns it off
+    with transaction.atomic():
+        products = make_products(product_factory, 3)
+        assert Job.objects.count() == 0  # nothing before commit
+    job = Job.objects.get()
+    assert job.status == Job.Status.SUCCEEDED and job.params["mode"] == "stale"
+    assert job.result["embedded"] == 3
+    assert embedded_ids() == [p.pk for p in products]
+
+    # A save that does not change the image queues nothing; a new image does.
+    products[0].title = "Renamed"
+    products[0].save()
+    assert Job.objects.count() == 1
+    products[0].image = catalogue_image(77, name="other.png")
+    products[0].save()
+    assert Job.objects.count() == 2
+    row = ProductEmbedding.objects.get(product=products[0], encoder="pixel")
+    assert row.image_name == products[0].image.name
+
+
+def test_the_signal_waits_for_commit(product_factory, settings, django_capture_on_commit_callbacks):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    settings.VISUALSEARCH_INDEX_ON_SAVE = True
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        make_products(product_factory, 2)
+        assert Job.objects.count() == 0
+    # One job per transaction, however many products (the other callback dispatches it).
+    assert [c.__name__ for c in callbacks].count("_start_stale_job") == 1
+    assert Job.objects.get().status == Job.Status.QUEUED
+    settings.VISUALSEARCH_INDEX_ON_SAVE = False
+    with django_capture_on_commit_callbacks() as callbacks:
+        make_products(product_factory, 1, start=5)
+    assert callbacks == []

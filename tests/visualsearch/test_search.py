@@ -1,0 +1,174 @@
+"""Similarity search: filters, both query plans, and the guarantee of k rows."""
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.visualsearch.conftest import catalogue_image
+from visualsearch.imaging import open_image
+from visualsearch.services import indexing, vector_index
+from visualsearch.services.search import (
+    Filters,
+    Hit,
+    NotIndexed,
+    hydrate,
+    search_by_images,
+    search_by_vector,
+    similar_to_product,
+)
+
+pytestmark = pytest.mark.django_db
+
+EXACT = 10**6  # EXACT_SEARCH_MAX_ROWS that makes every search exact
+INDEX = 0  # ... and one that sends every filtered search to the HNSW index
+
+
+def ids(hits):
+    return [h.product_id for h in hits]
+
+
+def brute_force(catalogue, product, k, keep=lambda p: True):
+    """The expected answer, computed in numpy from the encoder's vectors."""
+    from visualsearch.encoders import get_encoder
+
+    enc = get_encoder("pixel")
+    others = [p for p in catalogue if p.pk != product.pk and p.is_active and keep(p)]
+    vectors = enc.embed([open_image(p.image.path) for p in [product, *others]])
+    scores = vectors[1:] @ vectors[0]
+    order = sorted(range(len(others)), key=lambda i: (-scores[i], others[i].pk))
+    return [others[i].pk for i in order[:k]]
+
+
+@pytest.mark.parametrize("threshold", [EXACT, INDEX])
+def test_both_plans_give_the_exact_neighbours(catalogue, settings, threshold):
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = threshold
+    product = catalogue[0]
+    hits = similar_to_product(product.pk, k=5)
+    assert ids(hits) == brute_force(catalogue, product, 5)
+    assert all(isinstance(h, Hit) and -1 <= h.score <= 1 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    cheap = Filters(max_price=Decimal("30"))
+    assert ids(similar_to_product(product.pk, k=5, filters=cheap)) == brute_force(
+        catalogue, product, 5, keep=lambda p: p.price <= 30
+    )
+
+
+def test_self_and_inactive_products_never_appear(catalogue):
+    product, hidden = catalogue[0], catalogue[3]
+    hidden.is_active = False
+    hidden.save()
+    hits = similar_to_product(product.pk, k=29)
+    assert len(hits) == 28
+    assert product.pk not in ids(hits) and hidden.pk not in ids(hits)
+    excluded = Filters(exclude_ids=(catalogue[1].pk, catalogue[2].pk))
+    assert {catalogue[1].pk, catalogue[2].pk}.isdisjoint(
+        ids(similar_to_product(product.pk, k=12, filters=excluded))
+    )
+
+
+def test_filters_are_applied(catalogue):
+    product = catalogue[0]
+    by_pk = {p.pk: p for p in catalogue}
+    filters = Filters(
+        category_id=product.category_id,
+        min_price=Decimal("10"),
+        max_price=Decimal("50"),
+        in_stock=True,
+    )
+    hits = similar_to_product(product.pk, k=12, filters=filters)
+    expected = [
+        p
+        for p in catalogue[1:]
+        if p.category_id == product.category_id and 10 <= p.price <= 50 and p.stock > 0
+    ]
+    assert sorted(ids(hits)) == sorted(p.pk for p in expected)  # fewer than k exist: all
+    assert all(by_pk[pk].category_id == product.category_id for pk in ids(hits))
+
+
+def test_a_filter_far_from_the_query_still_gets_k_rows(catalogue, settings):
+    """The HNSW walk stops short (tiny max_scan_tuples); the exact plan must answer."""
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = INDEX
+    settings.VISUALSEARCH_EF_SEARCH = 1
+    settings.VISUALSEARCH_MAX_SCAN_TUPLES = 1
+    product = catalogue[0]
+    other = catalogue[1].category_id  # another category than the query's
+    with CaptureQueriesContext(connection) as queries:
+        hits = similar_to_product(product.pk, k=8, filters=Filters(category_id=other))
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert any("vector(64)) <=>" in s for s in sql), "the index plan was tried first"
+    assert len(hits) == 8
+    assert ids(hits) == brute_force(catalogue, product, 8, keep=lambda p: p.category_id == other)
+
+
+def test_the_index_expression_matches_the_query(catalogue):
+    """The query's expression must be the index's, or the planner could never use it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT product_id FROM visualsearch_productembedding e "
+            "WHERE e.encoder = 'pixel' ORDER BY (e.embedding::vector(64)) <=> %s::vector(64) "
+            "LIMIT 5",
+            ["[" + ",".join(["0.125"] * 64) + "]"],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert vector_index.index_name("pixel", 64) in plan
+
+
+def test_search_by_vector_and_images(catalogue, pixel_encoder):
+    target = catalogue[5]
+    [vector] = pixel_encoder.embed([open_image(target.image.path)])
+    hits = search_by_vector(vector, k=3)
+    assert ids(hits)[0] == target.pk and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    images = [open_image(p.image.path) for p in catalogue[6:9]]
+    calls = pixel_encoder.calls
+    results = search_by_images(images, k=4, filters=Filters(in_stock=True))
+    assert pixel_encoder.calls == calls + 1  # one batch
+    assert results[0][0].product_id == catalogue[6].pk
+    assert catalogue[7].pk not in ids(results[1])  # out of stock
+    assert results[2][0].product_id == catalogue[8].pk
+    assert all(len(r) == 4 for r in results)
+    with pytest.raises(ValueError, match="dimensions"):
+        search_by_vector(np.ones(10, dtype=np.float32))
+    with pytest.raises(ValueError, match="k must be"):
+        search_by_vector(vector, k=0)
+
+
+def test_not_indexed_and_hydrate(catalogue, product_factory):
+    fresh = product_factory(image=catalogue_image(60))
+    with pytest.raises(NotIndexed):
+        similar_to_product(fresh.pk)
+    hits = similar_to_product(catalogue[0].pk, k=4)
+    pairs = hydrate(hits + [Hit(999999, 0.5)])
+    assert [p.pk for p, _ in pairs] == ids(hits)
+    assert [s for _, s in pairs] == [h.score for h in hits]
+    with CaptureQueriesContext(connection) as queries:
+        [p.category.name for p, _ in pairs]
+    assert len(queries) == 0  # categories came with the products
+
+
+def test_real_efficientnet_finds_the_same_garment(product_factory, settings):
+    """One end-to-end run with the real encoder (torch eager, 1280-d, the migration's index)."""
+    from shop.demo import fashion_mnist
+
+    settings.VISUALSEARCH_ENCODER = "efficientnet_lite0"
+    settings.VISUALSEARCH_RUNTIME = "torch"
+    split = fashion_mnist.load_split("train")
+    picked = fashion_mnist.stratified_indices(split.labels, 6, seed=3)
+    products = []
+    for n, i in enumerate(picked):
+        image = fashion_mnist.to_image(split.images[i])
+        import io
+
+        from django.core.files.base import ContentFile
+
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        products.append(product_factory(image=ContentFile(buf.getvalue(), name=f"f{n}.png")))
+    counts = indexing.reindex("stale")
+    assert counts["embedded"] == 6 and counts.get("index_created") is None
+    [hits] = search_by_images([open_image(products[2].image.path)], k=3)
+    assert hits[0].product_id == products[2].pk and hits[0].score > 0.99
+    assert len(similar_to_product(products[0].pk, k=5)) == 5

@@ -1,0 +1,203 @@
+"""The "Find similar" and "Search by photo" pages, with the cheap pixel encoder."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from recommendations.models import Event
+from tests.visualsearch import corpus
+
+pytestmark = pytest.mark.django_db
+
+PHOTO_URL = reverse("visualsearch:search_by_photo")
+
+
+def similar_url(product, **params):
+    from urllib.parse import urlencode
+
+    url = reverse("visualsearch:similar", args=[product.pk])
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def card_ids(response):
+    return [int(pk) for pk in re.findall(r'data-product-id="(\d+)"', response.content.decode())]
+
+
+def photo_upload(data, name="photo.png"):
+    return SimpleUploadedFile(name, data, content_type="image/png")
+
+
+def product_image_bytes(product):
+    with product.image.open("rb") as fh:
+        return fh.read()
+
+
+# -- Find similar ---------------------------------------------------------------------------
+
+
+def test_similar_page_lists_the_most_similar_products(client, catalogue):
+    product = catalogue[0]
+    response = client.get(similar_url(product))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert product.title in html and product.image.url in html
+    ids = card_ids(response)
+    assert len(ids) == 12
+    assert product.pk not in ids
+    assert "similarity" in html
+    first = next(p for p in catalogue if p.pk == ids[0])
+    assert f'href="{first.get_absolute_url()}?from=similar"' in html
+    # Scores are shown best first.
+    scores = [float(s) for s in re.findall(r"similarity ([0-9.\-]+)", html)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_similar_links_record_a_similar_click(client, catalogue):
+    response = client.get(similar_url(catalogue[0]))
+    target = re.search(r'href="([^"]+\?from=similar)"', response.content.decode()).group(1)
+    assert client.get(target).status_code == 200
+    assert Event.objects.filter(kind="similar_click", source="similar").count() == 1
+
+
+def test_similar_filters(client, catalogue):
+    product = catalogue[0]
+    same = client.get(similar_url(product, same_category="on"))
+    assert same.status_code == 200
+    ids = card_ids(same)
+    assert ids and all(p.category_id == product.category_id for p in catalogue if p.pk in ids)
+
+    cheap = client.get(similar_url(product, max_price="15"))
+    assert {p.pk for p in catalogue if p.price <= Decimal("15")} >= set(card_ids(cheap))
+    assert card_ids(cheap)
+
+    in_stock = client.get(similar_url(product, in_stock="on", min_price="0"))
+    assert card_ids(in_stock)
+    assert all(p.stock > 0 for p in catalogue if p.pk in card_ids(in_stock))
+    assert 'name="in_stock" id="id_in_stock" checked' in in_stock.content.decode()
+
+
+def test_similar_filters_that_match_nothing_say_so(client, catalogue):
+    response = client.get(similar_url(catalogue[0], min_price="9000"))
+    assert response.status_code == 200
+    assert card_ids(response) == []
+    assert "No similar products match these filters" in response.content.decode()
+
+
+def test_invalid_filters_are_a_400_with_a_message(client, catalogue):
+    response = client.get(similar_url(catalogue[0], min_price="50", max_price="10"))
+    assert response.status_code == 400
+    assert "minimum price is above the maximum price" in response.content.decode()
+    response = client.get(similar_url(catalogue[0], min_price="cheap"))
+    assert response.status_code == 400
+    assert "Enter a number" in response.content.decode()
+
+
+def test_product_not_indexed_yet_is_a_friendly_message(client, pixel_encoder, product_factory):
+    product = product_factory()
+    response = client.get(similar_url(product))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="not-indexed"' in html and "not been analysed yet" in html
+    assert card_ids(response) == []
+
+
+def test_unknown_or_inactive_product_is_404(client, catalogue, product_factory):
+    assert client.get(reverse("visualsearch:similar", args=[999999])).status_code == 404
+    hidden = product_factory(is_active=False)
+    assert client.get(similar_url(hidden)).status_code == 404
+
+
+# -- Search by photo ------------------------------------------------------------------------
+
+
+def test_photo_page_shows_the_upload_form(client, pixel_encoder):
+    response = client.get(PHOTO_URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'type="file" name="image"' in html and 'enctype="multipart/form-data"' in html
+
+
+def test_photo_search_finds_the_product_and_offers_a_crop(client, catalogue, tmp_path):
+    target = catalogue[5]
+    response = client.post(PHOTO_URL, {"image": photo_upload(product_image_bytes(target))})
+    assert response.status_code == 200
+    ids = card_ids(response)
+    assert ids[0] == target.pk and len(ids) == 12
+    html = response.content.decode()
+    assert "?from=photo" in html
+    # The photo comes back inline, ready for the crop box; nothing is written to storage.
+    assert 'src="data:image/jpeg;base64,' in html
+    assert 'id="vs-crop"' in html and "visualsearch/crop.js" in html
+    assert not (tmp_path / "media" / "visualsearch").exists()
+
+
+def test_photo_search_with_a_box_and_filters(client, catalogue):
+    target = catalogue[5]
+    response = client.post(
+        PHOTO_URL,
+        {
+            "image": photo_upload(product_image_bytes(target)),
+            "box": "0,0,16,16",
+            "category": target.category_id,
+            "in_stock": "on",
+        },
+    )
+    assert response.status_code == 200
+    ids = card_ids(response)
+    assert ids
+    by_pk = {p.pk: p for p in catalogue}
+    assert all(by_pk[pk].category_id == target.category_id for pk in ids)
+    assert all(by_pk[pk].stock > 0 for pk in ids)
+    html = response.content.decode()
+    assert "for the selected area" in html
+    # The current selection is drawn on the preview (same size here: no scaling).
+    assert 'data-box="0,0,16,16"' in html
+
+
+@pytest.mark.parametrize("case", sorted(corpus.BAD_UPLOADS))
+def test_bad_uploads_are_a_400_with_a_message(client, pixel_encoder, case):
+    make, name, _code, fragment = corpus.BAD_UPLOADS[case]
+    response = client.post(PHOTO_URL, {"image": SimpleUploadedFile(name, make())})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "vs-upload-error" in html
+    # Both the field message and the Django escaping of "×" must keep the fragment readable.
+    assert fragment in html.replace("&#x27;", "'")
+
+
+@pytest.mark.parametrize(
+    "box, fragment",
+    [("0,0,65,10", "is not a rectangle inside the photo (64×48 pixels)"), ("1,2", "four whole")],
+)
+def test_bad_box_is_a_400_with_a_message(client, pixel_encoder, box, fragment):
+    response = client.post(PHOTO_URL, {"image": photo_upload(corpus.png()), "box": box})
+    assert response.status_code == 400
+    assert fragment in response.content.decode()
+
+
+def test_missing_photo_and_size_limit_are_400(client, pixel_encoder, settings):
+    response = client.post(PHOTO_URL, {})
+    assert response.status_code == 400
+    assert "Please choose a photo" in response.content.decode()
+    settings.VISUALSEARCH_MAX_UPLOAD_BYTES = 1000
+    response = client.post(PHOTO_URL, {"image": photo_upload(corpus.png())})
+    assert response.status_code == 400
+    assert "photos up to 1000" in response.content.decode()
+
+
+@pytest.mark.parametrize("case", ["animated_gif", "cmyk_jpeg", "exif_rotated", "webp", "tiff"])
+def test_awkward_but_valid_photos_are_searched(client, catalogue, case):
+    make, name = corpus.GOOD_UPLOADS[case]
+    response = client.post(PHOTO_URL, {"image": SimpleUploadedFile(name, make())})
+    assert response.status_code == 200
+    assert len(card_ids(response)) == 12
+
+
+def test_exif_rotated_photo_is_shown_upright(client, catalogue):
+    make, name = corpus.GOOD_UPLOADS["exif_rotated"]
+    response = client.post(PHOTO_URL, {"image": SimpleUploadedFile(name, make())})
+    html = response.content.decode()
+    assert 'data-width="20" data-height="40"' in html

@@ -1,0 +1,306 @@
+"""Admin for visual search: product actions and the "Visual index" page.
+
+The two product actions are module-level functions for the shop's product admin to list
+in its ``actions`` (this app never imports the shop)::
+
+    from visualsearch.admin import compute_embeddings, find_similar_to_selected
+
+    class ProductAdmin(admin.ModelAdmin):
+        actions = [compute_embeddings, find_similar_to_selected]
+
+The "Visual index" page is the change list of :class:`~visualsearch.models.IndexJob`: the
+index counts per encoder, buttons that start a reindex, and the reindex jobs with a
+progress bar that a small script refreshes from a JSON endpoint every second.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs.models import Job
+from jobs.services import JobAlreadyRunning, resume
+
+from .conf import app_settings
+from .models import IndexJob, ProductEmbedding
+from .services import indexing
+from .services import jobs as index_jobs
+
+REINDEX_PERMISSION = "visualsearch.reindex"
+MODES = {"stale": "Reindex stale", "all": "Reindex all"}
+
+
+def _already_running(exc):
+    return (
+        f"A visual index job is already running (#{exc.job.pk}, {exc.job.status}); "
+        "wait for it to finish."
+    )
+
+
+def _job_link(job):
+    url = reverse("admin:visualsearch_indexjob_changelist")
+    return format_html('<a href="{}">job #{}</a>', url, job.pk)
+
+
+@admin.action(permissions=["change"], description="Compute visual embeddings for selected")
+def compute_embeddings(modeladmin, request, queryset):
+    ids = list(queryset.values_list("pk", flat=True))
+    try:
+        job = index_jobs.start_reindex("ids", ids=ids, user=request.user)
+    except JobAlreadyRunning as exc:
+        modeladmin.message_user(request, _already_running(exc), messages.WARNING)
+        return None
+    except ValueError as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return None
+    job.refresh_from_db()
+    state = {
+        Job.Status.SUCCEEDED: "finished",
+        Job.Status.FAILED: "failed",
+    }.get(job.status, "started")
+    level = messages.ERROR if job.status == Job.Status.FAILED else messages.SUCCESS
+    modeladmin.message_user(
+        request,
+        format_html(
+            "Computing visual embeddings for {} product{}: {} {}.",
+            len(ids),
+            "" if len(ids) == 1 else "s",
+            _job_link(job),
+            state,
+        ),
+        level,
+    )
+    return None
+
+
+@admin.action(permissions=["view"], description="Find similar to selected")
+def find_similar_to_selected(modeladmin, request, queryset):
+    active = queryset.filter(**{app_settings.PRODUCT_FIELDS["active"]: True})
+    first = active.first()
+    if first is None:
+        modeladmin.message_user(
+            request, "Only active products have a similar-products page.", messages.WARNING
+        )
+        return None
+    count = queryset.count()
+    if count > 1:
+        modeladmin.message_user(
+            request,
+            f"{count} products were selected; showing products similar to the first, “{first}”.",
+            messages.INFO,
+        )
+    return HttpResponseRedirect(reverse("visualsearch:similar", args=[first.pk]))
+
+
+def index_counts():
+    """Index counts of the configured encoder and of every encoder with stored vectors."""
+    current = app_settings.ENCODER
+    names = [current] + sorted(
+        set(ProductEmbedding.objects.values_list("encoder", flat=True).distinct()) - {current}
+    )
+    rows = []
+    for name in names:
+        try:
+            counts = indexing.index_status(encoder=name)
+        except ImproperlyConfigured:
+            # Vectors of an encoder that is no longer registered: shown, but not counted.
+            counts = dict.fromkeys(("indexed", "stale", "missing", "failed", "total"), "—")
+        rows.append({"encoder": name, "current": name == current, **counts})
+    return rows
+
+
+def job_state(job):
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "active": job.is_active,
+        "done": job.done,
+        "total": job.total,
+        "percent": job.percent,
+        "message": job.message,
+        "error_count": job.error_count,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+@admin.register(IndexJob)
+class IndexJobAdmin(admin.ModelAdmin):
+    """The "Visual index" page; read-only rows, work started through its buttons."""
+
+    change_list_template = "admin/visualsearch/indexjob/change_list.html"
+    list_display = [
+        "id",
+        "status_badge",
+        "mode",
+        "created_by",
+        "created_at",
+        "progress",
+        "errors_column",
+        "resume_button",
+    ]
+    list_display_links = None
+    list_select_related = ["created_by"]
+    list_per_page = 25
+    actions = None
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(lock_key=index_jobs.LOCK_KEY)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_reindex_permission(request) or super().has_view_permission(request, obj)
+
+    def has_reindex_permission(self, request):
+        return request.user.is_active and request.user.has_perm(REINDEX_PERMISSION)
+
+    # -- columns ---------------------------------------------------------------------
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, job):
+        return format_html(
+            '<span class="vs-status vs-status-{}" data-job-status="{}">{}</span>',
+            job.status,
+            job.pk,
+            job.get_status_display(),
+        )
+
+    @admin.display(description="Mode")
+    def mode(self, job):
+        mode = job.params.get("mode", "")
+        ids = job.params.get("ids") or []
+        if mode == "ids":
+            return f"{len(ids)} selected"
+        return mode or "—"
+
+    @admin.display(description="Progress")
+    def progress(self, job):
+        return format_html(
+            '<div class="vs-progress" data-job-id="{}" data-active="{}">'
+            '<div class="vs-bar"><span style="width:{}%"></span></div>'
+            '<span class="vs-count">{} / {}</span></div>',
+            job.pk,
+            "1" if job.is_active else "0",
+            job.percent,
+            job.done,
+            job.total,
+        )
+
+    @admin.display(description="Errors")
+    def errors_column(self, job):
+        message = format_html(
+            '<span class="vs-message" data-job-message="{}">{}</span>', job.pk, job.message
+        )
+        if not job.error_count:
+            return message
+        items = format_html_join(
+            "", "<li>{}: {}</li>", ((e.get("item"), e.get("reason")) for e in job.errors[:10])
+        )
+        return format_html(
+            '{}<details><summary data-job-errors="{}">{} error{}</summary><ul>{}</ul></details>',
+            message,
+            job.pk,
+            job.error_count,
+            "" if job.error_count == 1 else "s",
+            items,
+        )
+
+    @admin.display(description="")
+    def resume_button(self, job):
+        if job.status != Job.Status.FAILED:
+            return ""
+        return format_html(
+            '<button type="submit" class="button" form="vs-resume-form" name="job" '
+            'value="{}">Resume</button>',
+            job.pk,
+        )
+
+    # -- views -----------------------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("start/", wrap(self.start_view), name="visualsearch_indexjob_start"),
+            path("resume/", wrap(self.resume_view), name="visualsearch_indexjob_resume"),
+            path("status/", wrap(self.status_view), name="visualsearch_indexjob_status"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Visual index",
+            "index_counts": index_counts(),
+            "can_reindex": self.has_reindex_permission(request),
+            "modes": MODES,
+            "encoder": app_settings.ENCODER,
+        }
+        return super().changelist_view(request, extra_context)
+
+    def _changelist(self):
+        return HttpResponseRedirect(reverse("admin:visualsearch_indexjob_changelist"))
+
+    def start_view(self, request):
+        return require_POST(self._start)(request)
+
+    def _start(self, request):
+        if not self.has_reindex_permission(request):
+            raise PermissionDenied
+        mode = request.POST.get("mode")
+        if mode not in MODES:
+            self.message_user(request, "Unknown reindex mode.", messages.ERROR)
+            return self._changelist()
+        try:
+            job = index_jobs.start_reindex(mode, user=request.user)
+        except JobAlreadyRunning as exc:
+            self.message_user(request, _already_running(exc), messages.WARNING)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{MODES[mode]}: job #{job.pk} started.", messages.SUCCESS)
+        return self._changelist()
+
+    def resume_view(self, request):
+        return require_POST(self._resume)(request)
+
+    def _resume(self, request):
+        if not self.has_reindex_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(self.get_queryset(request), pk=request.POST.get("job") or 0)
+        if job.status != Job.Status.FAILED:
+            self.message_user(request, f"Job #{job.pk} has not failed.", messages.WARNING)
+            return self._changelist()
+        try:
+            new = resume(job, user=request.user)
+        except JobAlreadyRunning as exc:
+            self.message_user(request, _already_running(exc), messages.WARNING)
+        else:
+            self.message_user(request, f"Job #{job.pk} resumed as #{new.pk}.", messages.SUCCESS)
+        return self._changelist()
+
+    def status_view(self, request):
+        return require_GET(self._status)(request)
+
+    def _status(self, request):
+        """Progress of the latest jobs and the index counts, polled by the page's script."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        jobs = list(self.get_queryset(request).order_by("-created_at")[:50])
+        data = {
+            "active": any(job.is_active for job in jobs),
+            "jobs": [job_state(job) for job in jobs],
+        }
+        # Counting the index costs more than reading a few rows: only on request (the
+        # page asks when a job has finished).
+        if request.GET.get("counts"):
+            data["counts"] = index_counts()
+        return JsonResponse(data)

@@ -1,0 +1,132 @@
+"""The visual-search API: similar products, and search by an uploaded photo.
+
+Both endpoints validate their input with a serializer, call the same services as the pages
+and answer with the same result cards.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from ..conf import app_settings
+from ..services import search
+from .serializers import (
+    ImageSearchSerializer,
+    SearchResultsSerializer,
+    SimilarParamsSerializer,
+    VisualSearchErrorSerializer,
+)
+
+
+class NotIndexedError(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This product's photo has not been indexed yet; try again later."
+    default_code = "not_indexed"
+
+
+class UploadRateThrottle(ScopedRateThrottle):
+    """``ScopedRateThrottle`` reading its rates on every request.
+
+    DRF copies ``DEFAULT_THROTTLE_RATES`` into a class attribute at import, so changed
+    settings (a deployment's override, a test's ``settings`` fixture) would be ignored.
+    """
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+def results_response(request, pairs):
+    data = SearchResultsSerializer({"results": pairs}, context={"request": request}).data
+    return Response(data)
+
+
+class ProductViewSet(viewsets.GenericViewSet):
+    """Products, seen from visual search; only the ``similar`` action is served here."""
+
+    lookup_value_regex = r"\d+"
+    serializer_class = SearchResultsSerializer
+    similar_params_class = SimilarParamsSerializer
+
+    def get_queryset(self):
+        model = search.product_model()
+        return model._default_manager.filter(**{app_settings.PRODUCT_FIELDS["active"]: True})
+
+    def similar_hits(self, product, params):
+        """The ranked hits for ``product``; the place to blend in other signals."""
+        return search.similar_to_product(
+            product.pk, k=params.validated_data["k"], filters=params.get_filters()
+        )
+
+    @extend_schema(
+        summary="Products that look like this one",
+        description="The ``k`` active products whose photos look most like this product's, "
+        "best first, under optional filters.",
+        tags=["visual search"],
+        parameters=[
+            OpenApiParameter(
+                "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Product id."
+            ),
+            SimilarParamsSerializer,
+        ],
+        responses={
+            200: SearchResultsSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid query parameters."),
+            404: OpenApiResponse(
+                VisualSearchErrorSerializer, description="Unknown or inactive product."
+            ),
+            409: OpenApiResponse(
+                VisualSearchErrorSerializer, description="The product is not indexed yet."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def similar(self, request, pk=None):
+        product = self.get_object()
+        params = self.similar_params_class(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            hits = self.similar_hits(product, params)
+        except search.NotIndexed as exc:
+            raise NotIndexedError() from exc
+        return results_response(request, search.hydrate(hits))
+
+
+class ImageSearchView(APIView):
+    """Find products that look like an uploaded photo, or a part of it."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadRateThrottle]
+    throttle_scope = "image_search"
+
+    @extend_schema(
+        summary="Search by photo",
+        description="Upload a photo (multipart field ``image``), optionally with a ``box`` to "
+        "search with only part of it; answers the ``k`` most similar active products.",
+        tags=["visual search"],
+        request={"multipart/form-data": ImageSearchSerializer},
+        responses={
+            200: SearchResultsSerializer,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The photo or a parameter was refused; each field lists why.",
+            ),
+            429: OpenApiResponse(
+                VisualSearchErrorSerializer, description="Too many searches; slow down."
+            ),
+        },
+    )
+    def post(self, request):
+        params = ImageSearchSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        photo = params.validated_data["photo"]
+        [hits] = search.search_by_images(
+            [photo.query], k=params.validated_data["k"], filters=params.get_filters()
+        )
+        return results_response(request, search.hydrate(hits))

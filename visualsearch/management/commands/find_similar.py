@@ -1,0 +1,70 @@
+import json
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+
+from visualsearch.encoders import UnknownEncoder, get_encoder
+from visualsearch.imaging import UnreadableImage, open_image
+from visualsearch.services import search
+
+#: Images embedded together; bounds memory for long lists of paths.
+IMAGE_BATCH = 32
+
+
+class Command(BaseCommand):
+    help = (
+        "Print the products most similar to a product (--product) or to image files "
+        "(--image, any number: embedded in batches in one process). With --json, one JSON "
+        'line per query, in order: {"query": ..., "results": [{"id": ..., "score": ...}]}.'
+    )
+
+    def add_arguments(self, parser):
+        query = parser.add_mutually_exclusive_group(required=True)
+        query.add_argument("--product", type=int, metavar="ID")
+        query.add_argument("--image", nargs="+", metavar="PATH")
+        parser.add_argument("--k", type=int, default=10, help="Results per query (default 10).")
+        parser.add_argument("--encoder", help="Encoder name (default VISUALSEARCH_ENCODER).")
+        parser.add_argument("--json", action="store_true", help="JSON lines output.")
+
+    def handle(self, *args, product=None, image=None, k=10, encoder=None, **options):
+        if not 1 <= k <= search.MAX_K:
+            raise CommandError(f"--k must be between 1 and {search.MAX_K}.")
+        try:
+            encoder = get_encoder(encoder).name
+        except UnknownEncoder as exc:
+            raise CommandError(str(exc)) from exc
+        if product is not None:
+            if not search.product_model()._default_manager.filter(pk=product).exists():
+                raise CommandError(f"No product with id {product}.")
+            try:
+                hits = search.similar_to_product(product, k=k, encoder=encoder)
+            except search.NotIndexed as exc:
+                raise CommandError(f"{exc} Run `manage.py reindex --stale`.") from exc
+            self.emit(str(product), hits, options["json"])
+            return
+        # Read every image first: a bad path fails before any search is printed.
+        images = []
+        for path in image:
+            if not os.path.isfile(path):
+                raise CommandError(f"Image not found: {path}")
+            try:
+                images.append(open_image(path))
+            except UnreadableImage as exc:
+                raise CommandError(str(exc)) from exc
+        for start in range(0, len(images), IMAGE_BATCH):
+            batch = images[start : start + IMAGE_BATCH]
+            results = search.search_by_images(batch, k=k, encoder=encoder)
+            for path, hits in zip(image[start : start + IMAGE_BATCH], results, strict=True):
+                self.emit(path, hits, options["json"])
+
+    def emit(self, query, hits, as_json):
+        if as_json:
+            line = {
+                "query": query,
+                "results": [{"id": h.product_id, "score": round(h.score, 6)} for h in hits],
+            }
+            self.stdout.write(json.dumps(line))
+            return
+        self.stdout.write(f"{query}:")
+        for product, score in search.hydrate(hits):
+            self.stdout.write(f"  {product.pk:>8}  {score:.4f}  {product}")

@@ -1,0 +1,89 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from visualsearch.encoders import UnknownEncoder, available_encoders, get_encoder
+from visualsearch.services import indexing
+
+
+class Command(BaseCommand):
+    help = (
+        "Embed product images into the visual-search index. --stale (the default) embeds "
+        "products with no vector, a changed image or other encoder weights; --all re-embeds "
+        "everything; --ids the given products. Each batch is committed, so an interrupted "
+        "run is finished by running --stale. Unreadable images are recorded and skipped."
+    )
+
+    def add_arguments(self, parser):
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--stale", action="store_const", const="stale", dest="mode")
+        mode.add_argument("--all", action="store_const", const="all", dest="mode")
+        mode.add_argument("--ids", nargs="+", type=int, metavar="ID", help="Product ids.")
+        parser.add_argument(
+            "--encoder",
+            help=f"Encoder name (default VISUALSEARCH_ENCODER); one of "
+            f"{', '.join(available_encoders())}.",
+        )
+        parser.add_argument("--batch-size", type=int, help="Images per committed batch.")
+        parser.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="With --stale, trust image names and skip re-hashing every image file.",
+        )
+
+    def handle(self, *args, mode=None, ids=None, encoder=None, batch_size=None, **options):
+        mode = "ids" if ids else (mode or "stale")
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        try:
+            encoder = get_encoder(encoder)
+        except UnknownEncoder as exc:
+            raise CommandError(str(exc)) from exc
+        bar = _ProgressBar(disable=options["verbosity"] == 0, stderr=self.stderr)
+        try:
+            counts = indexing.reindex(
+                mode,
+                ids=ids,
+                encoder=encoder,
+                batch_size=batch_size,
+                progress=bar.update,
+                error=lambda pk, reason: bar.write(f"product {pk}: {reason}"),
+                verify_checksums=False if options["no_verify"] else None,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            bar.close()
+        self.stdout.write(
+            f"{counts['embedded']} embedded, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped, {counts['removed']} removed "
+            f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
+        )
+        if counts.get("index_created"):
+            self.stdout.write(f"Created the HNSW index {counts['index_created']}.")
+
+
+class _ProgressBar:
+    """tqdm, created when the total is known; errors are printed above it."""
+
+    def __init__(self, disable, stderr):
+        self.disable = disable
+        self.stderr = stderr
+        self.bar = None
+
+    def update(self, done, total=None, message=None):
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="img", disable=self.disable, file=self.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def write(self, text):
+        from tqdm import tqdm
+
+        if self.disable:
+            self.stderr.write(text)
+        else:
+            tqdm.write(text, file=self.stderr)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

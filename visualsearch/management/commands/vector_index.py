@@ -1,0 +1,68 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from visualsearch.encoders import UnknownEncoder, get_encoder
+from visualsearch.services import vector_index
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (or --drop, or --rebuild) the HNSW index of an encoder's vectors. The default "
+        "encoder's index comes with the migrations; after switching VISUALSEARCH_ENCODER, run "
+        "`reindex --encoder NAME` (which also creates the index when it is missing) or this "
+        "command. --list shows the existing indexes. Without an index, search still works "
+        "with exact scans, only slower on large catalogues."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--encoder", help="Encoder name (default VISUALSEARCH_ENCODER).")
+        action = parser.add_mutually_exclusive_group()
+        action.add_argument("--drop", action="store_true", help="Drop the encoder's index.")
+        action.add_argument("--rebuild", action="store_true", help="Drop and create it again.")
+        action.add_argument(
+            "--drop-stale",
+            action="store_true",
+            help="Drop indexes of this encoder built for another dimension.",
+        )
+        action.add_argument("--list", action="store_true", help="List the HNSW indexes.")
+        parser.add_argument("--m", type=int, help="HNSW m (default VISUALSEARCH_HNSW_M, 16).")
+        parser.add_argument(
+            "--ef-construction", type=int, help="HNSW ef_construction (default 64)."
+        )
+        parser.add_argument(
+            "--concurrently", action="store_true", help="Build without locking out writes."
+        )
+
+    def handle(self, *args, encoder=None, **options):
+        if options["list"]:
+            for ix in vector_index.list_indexes():
+                self.stdout.write(
+                    f"{ix['name']}: encoder {ix['encoder']}, {ix['dim']} dimensions, "
+                    f"{ix['bytes'] / 2**20:.1f} MiB"
+                )
+            return
+        try:
+            enc = get_encoder(encoder)
+        except UnknownEncoder as exc:
+            raise CommandError(str(exc)) from exc
+        if options["drop_stale"]:
+            for name in vector_index.conflicting_indexes(enc.name, enc.dim):
+                vector_index.drop_index_by_name(name)
+                self.stdout.write(f"Dropped {name}.")
+            return
+        if options["drop"] or options["rebuild"]:
+            dropped = vector_index.drop_index(enc.name, enc.dim)
+            name = vector_index.index_name(enc.name, enc.dim)
+            self.stdout.write(f"Dropped {name}." if dropped else f"There was no index {name}.")
+            if options["drop"]:
+                return
+        for value in (options["m"], options["ef_construction"]):
+            if value is not None and value < 2:
+                raise CommandError("--m and --ef-construction must be at least 2.")
+        name, created = vector_index.ensure_index(
+            enc.name,
+            enc.dim,
+            m=options["m"],
+            ef_construction=options["ef_construction"],
+            concurrently=options["concurrently"],
+        )
+        self.stdout.write(f"Created {name}." if created else f"{name} already exists.")

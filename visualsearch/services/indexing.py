@@ -1,0 +1,434 @@
+"""Embedding the catalogue's images into ``ProductEmbedding`` rows.
+
+A reindex is a list of product ids worked through in batches: each batch's images are read,
+hashed, decoded and embedded together, and its vectors are upserted (``ON CONFLICT (product,
+encoder) DO UPDATE``) in one committed transaction. A run that is killed therefore leaves
+whole batches behind, and running it again (``--stale``, or a resumed job) carries on where
+it stopped without embedding any product twice:
+
+* ``stale`` works out what is missing or outdated from the database (no vector, another
+  image name, other encoder weights) and, unless ``VISUALSEARCH_VERIFY_CHECKSUMS`` is off,
+  from the image bytes (a file replaced in place);
+* ``all`` re-embeds every vector computed before ``started_before`` (the job's start), so a
+  resumed "all" skips what the first run finished;
+* ``ids`` embeds the given products.
+
+Images that cannot be read become ``IndexFailure`` rows and never stop a run; they are left
+alone until the product's image changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+from django.apps import apps
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..models import IndexFailure, ProductEmbedding
+from . import vector_index
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MODES", "index_status", "reindex", "stale_products"]
+
+MODES = ("stale", "all", "ids")
+
+
+def product_model():
+    return apps.get_model(app_settings.PRODUCT_MODEL)
+
+
+def _encoder(encoder):
+    from ..encoders import Encoder, get_encoder
+
+    if isinstance(encoder, Encoder):
+        return encoder
+    return get_encoder(encoder)
+
+
+def _image_field():
+    return product_model()._meta.get_field(app_settings.PRODUCT_FIELDS["image"])
+
+
+def _tables():
+    model = product_model()
+    qn = connection.ops.quote_name
+    return {
+        "product": qn(model._meta.db_table),
+        "pk": qn(model._meta.pk.column),
+        "image": qn(_image_field().column),
+        "emb": qn(ProductEmbedding._meta.db_table),
+        "fail": qn(IndexFailure._meta.db_table),
+    }
+
+
+def read_image_bytes(name) -> bytes:
+    with _image_field().storage.open(name, "rb") as fh:
+        return fh.read()
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _state_rows(encoder_name):
+    """``(pk, image name, weights hash, emb image name, emb checksum, failure image name,
+    failure checksum)`` for every product with an image, in id order."""
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.{t['pk']}, p.{t['image']}, e.weights_hash, e.image_name, "
+            f"e.image_checksum, f.image_name, f.image_checksum "
+            f"FROM {t['product']} p "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
+            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> '' "
+            f"ORDER BY p.{t['pk']}",
+            [encoder_name, encoder_name],
+        )
+        return cursor.fetchall()
+
+
+def stale_products(encoder=None, *, verify_checksums=None) -> list[int]:
+    """Ids of the products whose vector for ``encoder`` is missing or outdated.
+
+    Outdated means: computed by other weights, from an image of another name, or (with
+    ``verify_checksums``, default ``VISUALSEARCH_VERIFY_CHECKSUMS``) from other bytes than
+    the file holds now. Products whose current image already failed are not listed.
+    """
+    enc = _encoder(encoder)
+    if verify_checksums is None:
+        verify_checksums = app_settings.VERIFY_CHECKSUMS
+    current = enc.weights_hash
+    stale = []
+    for pk, name, weights, e_name, e_sum, f_name, f_sum in _state_rows(enc.name):
+        if e_name is None and f_name is None:
+            stale.append(pk)
+        elif e_name is not None and (weights != current or e_name != name):
+            stale.append(pk)
+        elif f_name is not None and f_name != name:
+            stale.append(pk)
+        elif verify_checksums:
+            try:
+                digest = checksum(read_image_bytes(name))
+            except OSError:
+                digest = ""  # unreadable now: stale if it was embedded, known if it failed
+            if digest != (e_sum if e_name is not None else f_sum):
+                stale.append(pk)
+    return stale
+
+
+def index_status(encoder=None) -> dict:
+    """Counts for the admin: ``indexed + stale + missing + failed == total`` products with
+    an image. Reads the database only (no image files)."""
+    enc = _encoder(encoder)
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), "
+            "count(*) FILTER (WHERE e.id IS NOT NULL AND e.weights_hash = %s "
+            f"  AND e.image_name = p.{t['image']}), "
+            "count(*) FILTER (WHERE e.id IS NOT NULL AND (e.weights_hash <> %s "
+            f"  OR e.image_name <> p.{t['image']})), "
+            f"count(*) FILTER (WHERE e.id IS NULL AND f.image_name = p.{t['image']}) "
+            f"FROM {t['product']} p "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
+            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> ''",
+            [enc.weights_hash, enc.weights_hash, enc.name, enc.name],
+        )
+        total, indexed, stale, failed = cursor.fetchone()
+    return {
+        "indexed": indexed,
+        "stale": stale,
+        "missing": total - indexed - stale - failed,
+        "failed": failed,
+        "total": total,
+    }
+
+
+def _all_products(encoder_name, started_before) -> list[int]:
+    """Products with an image whose vector (or failure) predates ``started_before``."""
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.{t['pk']} FROM {t['product']} p "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
+            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> '' "
+            "AND (e.id IS NULL OR e.computed_at < %s) "
+            "AND (f.id IS NULL OR f.failed_at < %s) "
+            f"ORDER BY p.{t['pk']}",
+            [encoder_name, encoder_name, started_before, started_before],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _check_ids(ids) -> list[int]:
+    try:
+        wanted = sorted({int(i) for i in ids or ()})
+    except (TypeError, ValueError):
+        raise ValueError(f"Product ids must be integers, got {ids!r}.") from None
+    if not wanted:
+        raise ValueError("No product ids given.")
+    found = set(product_model()._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise ValueError(f"No product with id {', '.join(map(str, missing))}.")
+    return wanted
+
+
+def _remove_orphans(encoder_name) -> int:
+    """Forget vectors and failures of products that no longer have an image."""
+    t = _tables()
+    removed = 0
+    with connection.cursor() as cursor:
+        for table in (t["emb"], t["fail"]):
+            cursor.execute(
+                f"DELETE FROM {table} x USING {t['product']} p "
+                f"WHERE x.product_id = p.{t['pk']} AND x.encoder = %s "
+                f"AND (p.{t['image']} IS NULL OR p.{t['image']} = '')",
+                [encoder_name],
+            )
+            removed += cursor.rowcount if table == t["emb"] else 0
+    return removed
+
+
+def reindex(
+    mode="stale",
+    ids=None,
+    encoder=None,
+    batch_size=None,
+    progress=None,
+    error=None,
+    started_before=None,
+    verify_checksums=None,
+    build_index=True,
+) -> dict:
+    """Embed product images and store the vectors; see the module docstring for ``mode``.
+
+    Parameters
+    ----------
+    mode : {"stale", "all", "ids"}
+    ids : list of int
+        With ``mode="ids"``; unknown ids raise ``ValueError`` before any work.
+    encoder : str or Encoder, optional
+        Defaults to ``VISUALSEARCH_ENCODER``.
+    batch_size : int, optional
+        Images embedded and committed together; ``VISUALSEARCH_INDEX_BATCH_SIZE``.
+    progress : callable ``(done, total, message)``, optional
+    error : callable ``(product_id, reason)``, optional
+        Called for each image that cannot be embedded (it is also stored as an
+        ``IndexFailure``).
+    started_before : datetime, optional
+        With ``mode="all"``: vectors computed at or after it are kept (a resumed run).
+        Defaults to now.
+    build_index : bool
+        Create the encoder's HNSW index afterwards if it is missing.
+
+    Returns
+    -------
+    dict
+        ``mode``, ``encoder``, ``candidates``, ``embedded``, ``failed``, ``skipped``
+        (products that lost their image meanwhile), ``removed`` (vectors of products
+        without an image), ``seconds``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    t0 = time.monotonic()
+    enc = _encoder(encoder)
+    vector_index.check_encoder_name(enc.name)
+    conflicts = vector_index.conflicting_indexes(enc.name, enc.dim)
+    if conflicts:
+        raise ValueError(
+            f"Encoder {enc.name} now has {enc.dim} dimensions but index {conflicts[0]} was "
+            f"built for another size: run `manage.py vector_index --encoder {enc.name} "
+            "--drop-stale` first."
+        )
+    batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    if mode == "ids":
+        todo = _check_ids(ids)
+        removed = 0
+    else:
+        removed = _remove_orphans(enc.name)
+        if mode == "stale":
+            todo = stale_products(enc, verify_checksums=verify_checksums)
+        else:
+            todo = _all_products(enc.name, started_before or timezone.now())
+    counts = {
+        "mode": mode,
+        "encoder": enc.name,
+        "candidates": len(todo),
+        "embedded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "removed": removed,
+    }
+    if progress:
+        progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        embedded, failures, skipped = _embed_batch(enc, batch)
+        counts["embedded"] += embedded
+        counts["failed"] += len(failures)
+        counts["skipped"] += skipped
+        if error:
+            for pk, reason in failures:
+                error(pk, reason)
+        if progress:
+            done = start + len(batch)
+            progress(done, len(todo), f"{done} of {len(todo)} images embedded")
+    if build_index and counts["embedded"]:
+        name, created = vector_index.ensure_index(enc.name, enc.dim)
+        counts["index_created"] = name if created else None
+    counts["seconds"] = round(time.monotonic() - t0, 3)
+    logger.info("visualsearch reindex: %s", counts)
+    return counts
+
+
+def _embed_batch(enc, batch):
+    """Embed one batch of products and commit it; returns ``(embedded, failures, skipped)``."""
+    from ..imaging import UnreadableImage, open_image
+
+    image_attr = app_settings.PRODUCT_FIELDS["image"]
+    rows = (
+        product_model()
+        ._default_manager.filter(pk__in=batch)
+        .order_by("pk")
+        .values_list("pk", image_attr)
+    )
+    images, metas, failures, skipped = [], [], [], 0
+    for pk, name in rows:
+        if not name:
+            skipped += 1
+            continue
+        try:
+            data = read_image_bytes(name)
+        except OSError as exc:
+            failures.append((pk, name, "", f"Cannot read the image file: {exc}"))
+            continue
+        digest = checksum(data)
+        try:
+            images.append(open_image(data))
+        except UnreadableImage as exc:
+            failures.append((pk, name, digest, str(exc)))
+            continue
+        metas.append((pk, name, digest))
+    skipped += len(batch) - len(rows)  # deleted meanwhile
+    vectors, bad = _embed(enc, images)
+    for i in sorted(bad, reverse=True):
+        pk, name, digest = metas.pop(i)
+        failures.append((pk, name, digest, bad[i]))
+    _write(enc, metas, vectors, failures)
+    return len(metas), [(f[0], f[3]) for f in failures], skipped
+
+
+def _embed(enc, images):
+    """Vectors for the images that embed; a batch that fails is retried image by image so
+    that one bad image does not fail its neighbours. Returns ``(vectors, {index: reason})``."""
+    if not images:
+        return np.zeros((0, enc.dim), dtype=np.float32), {}
+    try:
+        return _checked(enc, enc.embed(images), len(images)), {}
+    except Exception:
+        logger.warning("Embedding a batch failed; retrying its images one by one.", exc_info=True)
+    vectors, bad = [], {}
+    for i, image in enumerate(images):
+        try:
+            vectors.append(_checked(enc, enc.embed([image]), 1)[0])
+        except Exception as exc:
+            bad[i] = f"The encoder failed on this image: {type(exc).__name__}: {exc}"
+    return np.asarray(vectors, dtype=np.float32).reshape(-1, enc.dim), bad
+
+
+def _checked(enc, vectors, n):
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape != (n, enc.dim) or not np.all(np.isfinite(vectors)):
+        raise ValueError(f"{enc.name} returned vectors of shape {vectors.shape} or non-finite.")
+    return vectors
+
+
+def _write(enc, metas, vectors, failures):
+    """Upsert the batch's vectors and failures in one transaction."""
+    now = timezone.now()
+    weights = enc.weights_hash
+    embeddings = [
+        ProductEmbedding(
+            product_id=pk,
+            encoder=enc.name,
+            weights_hash=weights,
+            image_name=name,
+            image_checksum=digest,
+            embedding=vector,
+            computed_at=now,
+        )
+        for (pk, name, digest), vector in zip(metas, vectors, strict=True)
+    ]
+    failed = [
+        IndexFailure(
+            product_id=pk,
+            encoder=enc.name,
+            image_name=name,
+            image_checksum=digest,
+            reason=reason[:2000],
+            failed_at=now,
+        )
+        for pk, name, digest, reason in failures
+    ]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                _upsert(embeddings, failed, enc.name)
+            return
+        except IntegrityError:
+            # A product was deleted while its image was embedded: drop it and retry once.
+            if attempt:
+                raise
+            alive = set(
+                product_model()
+                ._default_manager.filter(pk__in=[e.product_id for e in embeddings + failed])
+                .values_list("pk", flat=True)
+            )
+            embeddings = [e for e in embeddings if e.product_id in alive]
+            failed = [f for f in failed if f.product_id in alive]
+
+
+def _upsert(embeddings, failed, encoder_name):
+    if embeddings:
+        ProductEmbedding.objects.bulk_create(
+            embeddings,
+            update_conflicts=True,
+            unique_fields=["product", "encoder"],
+            update_fields=[
+                "weights_hash",
+                "image_name",
+                "image_checksum",
+                "embedding",
+                "computed_at",
+            ],
+        )
+        IndexFailure.objects.filter(
+            encoder=encoder_name, product_id__in=[e.product_id for e in embeddings]
+        ).delete()
+    if failed:
+        IndexFailure.objects.bulk_create(
+            failed,
+            update_conflicts=True,
+            unique_fields=["product", "encoder"],
+            update_fields=["image_name", "image_checksum", "reason", "failed_at"],
+        )
+        # An old vector would show the product for an image it no longer has.
+        ProductEmbedding.objects.filter(
+            encoder=encoder_name, product_id__in=[f.product_id for f in failed]
+        ).delete()
+    # Deferred FK checks run now, inside the atomic block, so a vanished product is caught.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default for its FKs

@@ -1,0 +1,82 @@
+"""Reindexing as a background job (admin buttons, product saves).
+
+Every reindex shares the lock key :data:`LOCK_KEY`, so only one runs at a time; a job whose
+worker died is resumed with ``jobs.services.resume`` and, since each batch is committed,
+only finishes what is left.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from jobs.services import enqueue, job_handler
+
+from ..conf import app_settings
+from . import indexing
+
+LOCK_KEY = "visualsearch.reindex"
+HANDLER = "visualsearch.services.jobs.reindex_job"
+
+#: Extra passes of a stale job, for products saved while it ran (their own trigger was
+#: refused because this job was running).
+STALE_PASSES = 3
+
+
+@job_handler
+def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
+    """Job handler: :func:`indexing.reindex` with progress and errors on the job row."""
+    started = parse_datetime(started_before) if started_before else None
+    result = indexing.reindex(
+        mode,
+        ids=ids,
+        encoder=encoder,
+        progress=ctx.progress,
+        error=ctx.error,
+        started_before=started,
+    )
+    if mode == "stale":
+        for _ in range(STALE_PASSES):
+            # Cheap database-only check for what changed during the run.
+            more = indexing.reindex(
+                "stale",
+                encoder=encoder,
+                error=ctx.error,
+                verify_checksums=False,
+                build_index=False,
+            )
+            if not more["candidates"]:
+                break
+            for key in ("candidates", "embedded", "failed", "skipped"):
+                result[key] += more[key]
+    ctx.progress(result["candidates"], result["candidates"], _summary(result), force=True)
+    return result
+
+
+def _summary(result):
+    text = f"{result['embedded']} embedded, {result['failed']} failed"
+    if result.get("skipped"):
+        text += f", {result['skipped']} skipped"
+    return text + f" ({result['encoder']}, {result['mode']})."
+
+
+def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=False):
+    """Queue a reindex job; raises ``jobs.services.JobAlreadyRunning`` if one is active.
+
+    ``mode="all"`` records its start time, so that a resumed job keeps what was embedded
+    before it stopped. Unknown modes, encoders and product ids are refused here, before a
+    job row exists.
+    """
+    from ..encoders import available_encoders
+
+    if mode not in indexing.MODES:
+        raise ValueError(f"mode must be one of {', '.join(indexing.MODES)}, got {mode!r}.")
+    encoder = encoder or app_settings.ENCODER
+    if encoder not in available_encoders():
+        raise ValueError(f"Unknown encoder {encoder!r}.")
+    params = {"mode": mode, "encoder": encoder}
+    if mode == "ids":
+        params["ids"] = indexing._check_ids(ids)
+    if mode == "all":
+        params["started_before"] = timezone.now().isoformat()
+    return enqueue(HANDLER, lock_key=LOCK_KEY, params=params, user=user, coalesce=coalesce)

@@ -1,0 +1,75 @@
+/* "Visual index" admin page: live progress of reindex jobs, without reloading.
+ *
+ * Polls the page's JSON status endpoint every second while a job is queued or running
+ * (every five seconds otherwise, so a job started elsewhere still shows up) and updates
+ * the progress bars, statuses and messages in place. When a job finishes, the index
+ * counts are fetched once more.
+ */
+(function () {
+  "use strict";
+  const root = document.getElementById("vs-index");
+  if (!root) return;
+  const url = root.dataset.statusUrl;
+  const seen = new Set();
+  document.querySelectorAll(".vs-progress[data-job-id]").forEach(el => seen.add(Number(el.dataset.jobId)));
+  let wasActive = document.querySelector('.vs-progress[data-active="1"]') !== null;
+
+  function setText(selector, text) {
+    const el = document.querySelector(selector);
+    if (el && el.textContent !== text) el.textContent = text;
+    return el;
+  }
+
+  function updateJob(job) {
+    const bar = document.querySelector(`.vs-progress[data-job-id="${job.id}"]`);
+    if (!bar) {
+      if (!seen.has(job.id) && job.active) document.getElementById("vs-new-job").hidden = false;
+      return;
+    }
+    bar.dataset.active = job.active ? "1" : "0";
+    bar.querySelector(".vs-bar span").style.width = job.percent + "%";
+    bar.querySelector(".vs-count").textContent = `${job.done} / ${job.total}`;
+    const status = setText(`[data-job-status="${job.id}"]`, job.status_label);
+    if (status) status.className = `vs-status vs-status-${job.status}`;
+    setText(`[data-job-message="${job.id}"]`, job.message);
+    if (job.error_count) setText(`[data-job-errors="${job.id}"]`, `${job.error_count} error${job.error_count === 1 ? "" : "s"}`);
+  }
+
+  function updateCounts(rows) {
+    rows.forEach(row => {
+      const tr = root.querySelector(`tr[data-encoder="${CSS.escape(row.encoder)}"]`);
+      if (!tr) return;
+      ["indexed", "stale", "missing", "failed", "total"].forEach(key => {
+        const td = tr.querySelector(`[data-count="${key}"]`);
+        if (td) td.textContent = row[key];
+      });
+    });
+  }
+
+  let tick = 0;
+  let countsDue = false;
+
+  async function poll() {
+    let active = wasActive;
+    tick += 1;
+    try {
+      // Counts cost more than job rows: every fifth poll while a job runs, and once after.
+      const withCounts = countsDue || (wasActive && tick % 5 === 0);
+      const response = await fetch(url + (withCounts ? "?counts=1" : ""), {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (response.ok) {
+        const data = await response.json();
+        data.jobs.forEach(updateJob);
+        if (data.counts) updateCounts(data.counts);
+        active = data.active;
+        countsDue = wasActive && !active && !data.counts;
+      }
+    } catch (err) {
+      // A failed poll (server restarting) is retried on the next tick.
+    }
+    wasActive = active;
+    setTimeout(poll, active ? 1000 : 5000);
+  }
+  setTimeout(poll, wasActive ? 1000 : 5000);
+})();

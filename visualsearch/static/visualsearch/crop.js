@@ -1,0 +1,92 @@
+/* "Search by photo": drag a rectangle over the photo and search with only that part.
+ *
+ * The photo is not stored on the server: the page shows it as a data: URL, and searching
+ * again uploads that same preview with the box in its pixels ("x0,y0,x1,y1", right and
+ * bottom exclusive). No build step, no dependencies.
+ */
+(function () {
+  "use strict";
+  const form = document.getElementById("vs-crop-form");
+  if (!form) return;
+  const frame = document.getElementById("vs-crop");
+  const photo = document.getElementById("vs-photo");
+  const selection = document.getElementById("vs-selection");
+  const boxInput = document.getElementById("vs-box");
+  const fileInput = document.getElementById("vs-crop-image");
+  const areaButton = document.getElementById("vs-search-area");
+  const naturalWidth = Number(frame.dataset.width);
+  const naturalHeight = Number(frame.dataset.height);
+  const MIN_SIDE = 8; // preview pixels: smaller drags are treated as clicks
+
+  let box = parseBox(boxInput.value); // in preview pixels
+  let start = null;
+
+  function parseBox(text) {
+    const v = (text || "").split(",").map(Number);
+    return v.length === 4 && v.every(Number.isFinite) ? v : null;
+  }
+  function scale() {
+    const rect = photo.getBoundingClientRect();
+    return { rect, sx: naturalWidth / rect.width, sy: naturalHeight / rect.height };
+  }
+  function toNatural(ev) {
+    const { rect, sx, sy } = scale();
+    const x = Math.min(Math.max(ev.clientX - rect.left, 0), rect.width);
+    const y = Math.min(Math.max(ev.clientY - rect.top, 0), rect.height);
+    return [Math.round(x * sx), Math.round(y * sy)];
+  }
+  function draw() {
+    if (!box) { selection.hidden = true; areaButton.disabled = true; return; }
+    const { sx, sy } = scale();
+    selection.hidden = false;
+    selection.style.left = box[0] / sx + "px";
+    selection.style.top = box[1] / sy + "px";
+    selection.style.width = (box[2] - box[0]) / sx + "px";
+    selection.style.height = (box[3] - box[1]) / sy + "px";
+    areaButton.disabled = false;
+    boxInput.value = box.join(",");
+  }
+  function update(a, b) {
+    const x0 = Math.min(a[0], b[0]), x1 = Math.max(a[0], b[0]);
+    const y0 = Math.min(a[1], b[1]), y1 = Math.max(a[1], b[1]);
+    return [x0, y0, Math.min(x1, naturalWidth), Math.min(y1, naturalHeight)];
+  }
+
+  frame.addEventListener("pointerdown", ev => {
+    if (ev.button !== 0) return;
+    ev.preventDefault();
+    frame.setPointerCapture(ev.pointerId);
+    start = toNatural(ev);
+  });
+  frame.addEventListener("pointermove", ev => {
+    if (!start) return;
+    box = update(start, toNatural(ev));
+    draw();
+  });
+  frame.addEventListener("pointerup", ev => {
+    if (!start) return;
+    const candidate = update(start, toNatural(ev));
+    start = null;
+    const big = candidate[2] - candidate[0] >= MIN_SIDE && candidate[3] - candidate[1] >= MIN_SIDE;
+    box = big ? candidate : null;
+    if (!box) boxInput.value = "";
+    draw();
+  });
+  window.addEventListener("resize", draw);
+
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const whole = ev.submitter && ev.submitter.value === "whole";
+    boxInput.value = whole || !box ? "" : box.join(",");
+    // Upload the preview again: a File built from the data: URL, put into the file input.
+    const blob = await (await fetch(form.dataset.preview)).blob();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], "photo.jpg", { type: blob.type || "image/jpeg" }));
+    fileInput.files = transfer.files;
+    form.querySelectorAll("button[type=submit]").forEach(b => { b.disabled = true; });
+    form.classList.add("vs-busy");
+    HTMLFormElement.prototype.submit.call(form);
+  });
+
+  if (photo.complete) draw(); else photo.addEventListener("load", draw);
+})();

@@ -1,0 +1,275 @@
+"""Validation of a shopper's query photo, shared by the search page and the API.
+
+Everything a shopper can get wrong with an upload ends here as :class:`InvalidUpload`, whose
+message is written for the shopper and which both front ends answer with HTTP 400: an empty or
+oversized file, something that is not an image (a text file, an SVG), an image format outside
+the allow-list, a truncated or corrupt file, a decompression bomb, or a crop box that is
+malformed or outside the photo. Anything Pillow raises while decoding untrusted bytes is
+caught here, so a hostile file can never become a 500.
+
+Limits come from ``VISUALSEARCH_MAX_UPLOAD_BYTES``, ``VISUALSEARCH_MAX_PIXELS`` and
+``VISUALSEARCH_UPLOAD_FORMATS``. The photo is decoded in memory and forgotten unless
+``VISUALSEARCH_STORE_UPLOADS`` asks for a copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import uuid
+import warnings
+from dataclasses import dataclass
+
+from django.template.defaultfilters import filesizeformat
+from PIL import Image, UnidentifiedImageError
+
+from .conf import app_settings
+from .imaging import InvalidCrop, UnreadableImage, crop, open_image
+
+__all__ = ["InvalidUpload", "QueryPhoto", "parse_box", "preview_data_url", "read_photo"]
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidUpload(ValueError):
+    """An uploaded photo or crop box was refused; ``str()`` is a message for the shopper.
+
+    ``field`` names the input at fault (``"image"`` or ``"box"``) so that forms and
+    serializers attach the message to the right field; ``code`` is a stable
+    machine-readable reason for API clients.
+    """
+
+    def __init__(self, message, code="invalid", field="image"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True)
+class QueryPhoto:
+    """A validated upload: the whole upright photo and the part to search with."""
+
+    image: Image.Image
+    """The whole photo: RGB, EXIF orientation applied, first frame of an animation."""
+    query: Image.Image
+    """``image`` cropped to ``box``, or ``image`` itself without a box."""
+    format: str
+    box: tuple[int, int, int, int] | None = None
+    stored_name: str | None = None
+    """Name in default storage when ``VISUALSEARCH_STORE_UPLOADS`` is on."""
+
+
+def parse_box(value):
+    """Parse a crop box given as ``"x0,y0,x1,y1"`` (or a sequence of four numbers).
+
+    Returns ``None`` for an empty value. Coordinates are pixels of the upright photo, ``x1``
+    and ``y1`` exclusive; whether the box fits the photo is checked by :func:`read_photo`,
+    which knows its size.
+
+    Raises
+    ------
+    InvalidUpload
+        If the value is not four whole numbers.
+    """
+    if value is None or value == "" or value == []:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        numbers = [_whole_number(part) for part in parts]
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is None or len(numbers) != 4:
+        raise InvalidUpload(
+            "The selected area must be four whole numbers of pixels: x0,y0,x1,y1.",
+            code="invalid_box",
+            field="box",
+        )
+    return tuple(numbers)
+
+
+def _whole_number(part):
+    if isinstance(part, str):
+        part = part.strip()
+        # "12.0" comes from browsers that report fractional pixel positions.
+        number = float(part)
+    else:
+        number = float(part)
+    if not number.is_integer():
+        raise ValueError(part)
+    return int(number)
+
+
+def read_photo(upload, box=None):
+    """Validate an uploaded file and decode it for searching.
+
+    Parameters
+    ----------
+    upload : django.core.files.uploadedfile.UploadedFile or file-like object
+        The shopper's photo.
+    box : str, sequence of 4 ints or None
+        Optional area to search with, as accepted by :func:`parse_box`.
+
+    Returns
+    -------
+    QueryPhoto
+
+    Raises
+    ------
+    InvalidUpload
+        With a message for the shopper, for every way the upload can be unusable.
+    """
+    box = parse_box(box)
+    data = _read_bytes(upload)
+    fmt = _check_header(data)
+    try:
+        # The header check already refused bombs; the filter keeps a frame or tile that
+        # declares a larger size from slipping through during decoding.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = open_image(data)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise _too_many_pixels() from exc
+    except UnreadableImage as exc:
+        raise InvalidUpload(
+            f"The {fmt} file is damaged or incomplete; please upload it again.",
+            code="corrupt",
+        ) from exc
+    except Exception as exc:  # hostile files can make any decoder raise
+        logger.info("Refused an upload Pillow could not decode", exc_info=True)
+        raise InvalidUpload(
+            f"The {fmt} file is damaged or incomplete; please upload it again.",
+            code="corrupt",
+        ) from exc
+    query = image
+    if box is not None:
+        try:
+            query = crop(image, box)
+        except InvalidCrop as exc:
+            width, height = image.size
+            raise InvalidUpload(
+                f"The selected area {','.join(map(str, box))} is not a rectangle inside the photo "
+                f"({width}×{height} pixels); choose an area within it.",
+                code="box_outside",
+                field="box",
+            ) from exc
+    stored_name = _store(data, fmt) if app_settings.STORE_UPLOADS else None
+    return QueryPhoto(image=image, query=query, format=fmt, box=box, stored_name=stored_name)
+
+
+def _read_bytes(upload):
+    limit = app_settings.MAX_UPLOAD_BYTES
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise _too_large(size, limit)
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    # Read one byte past the limit so that a file without a known size is still bounded.
+    data = upload.read(limit + 1)
+    if not data:
+        raise InvalidUpload("The file is empty; please choose a photo.", code="empty")
+    if len(data) > limit:
+        raise _too_large(size or len(data), limit)
+    return data
+
+
+def _too_large(size, limit):
+    return InvalidUpload(
+        f"The photo is {filesizeformat(size)}; photos up to {filesizeformat(limit)} are accepted.",
+        code="too_large",
+    )
+
+
+def _too_many_pixels(width=None, height=None):
+    limit = app_settings.MAX_PIXELS
+    size = f" is {width}×{height} pixels;" if width else " has too many pixels;"
+    return InvalidUpload(
+        f"The photo{size} photos up to {limit / 1e6:g} megapixels are accepted.",
+        code="too_many_pixels",
+    )
+
+
+def _accepted_formats():
+    return ", ".join(app_settings.UPLOAD_FORMATS)
+
+
+#: Leading bytes of the accepted formats: a file that starts like an image but cannot be
+#: identified is damaged rather than "not an image".
+_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"RIFF",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+
+def _check_header(data):
+    """Identify the format and size from the header, without decoding any pixels."""
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
+        raise InvalidUpload(
+            f"SVG drawings cannot be searched; upload a photo ({_accepted_formats()}).",
+            code="unsupported_format",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (width, height) = im.format, im.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise _too_many_pixels() from exc
+    except UnidentifiedImageError as exc:
+        if data.startswith(_SIGNATURES):
+            raise InvalidUpload(
+                "The file is damaged or incomplete; please upload it again.", code="corrupt"
+            ) from exc
+        raise InvalidUpload(
+            f"This file is not an image we can read; upload a photo ({_accepted_formats()}).",
+            code="not_an_image",
+        ) from exc
+    except Exception as exc:  # a malformed header can raise anything
+        raise InvalidUpload(
+            "The file is damaged or incomplete; please upload it again.", code="corrupt"
+        ) from exc
+    if fmt not in app_settings.UPLOAD_FORMATS:
+        raise InvalidUpload(
+            f"{fmt} images are not supported; upload one of {_accepted_formats()}.",
+            code="unsupported_format",
+        )
+    if width <= 0 or height <= 0:
+        raise InvalidUpload("The image has no pixels.", code="corrupt")
+    if width * height > app_settings.MAX_PIXELS:
+        raise _too_many_pixels(width, height)
+    return fmt
+
+
+def _store(data, fmt):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    extension = {"JPEG": "jpg", "TIFF": "tif"}.get(fmt, fmt.lower())
+    name = f"{app_settings.UPLOAD_DIR.rstrip('/')}/{uuid.uuid4().hex}.{extension}"
+    return default_storage.save(name, ContentFile(data))
+
+
+def preview_data_url(image, max_side=None):
+    """Encode ``image`` as a small JPEG ``data:`` URL to show it back without storing it.
+
+    Returns ``(url, width, height)``: the preview's own size, which may be smaller than the
+    photo's. A crop chosen on the preview is in the preview's pixels; the page uploads the
+    preview itself with such a box, so the two always agree.
+    """
+    max_side = max_side or app_settings.PREVIEW_SIZE
+    preview = image
+    if max(image.size) > max_side:
+        preview = image.copy()
+        preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    preview.save(buf, format="JPEG", quality=90)
+    encoded = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"data:image/jpeg;base64,{encoded}", preview.width, preview.height
