@@ -54,7 +54,9 @@ class Product(models.Model):
                 fields=["description"],
                 opclasses=["gin_trgm_ops"],
             ),
+            # Visual-search filters: category + price band, or a price band alone.
             models.Index(fields=["category", "price"]),
+            models.Index(fields=["price"]),
         ]
 
     def __str__(self):
