@@ -50,7 +50,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 notebook: setup
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py prepare_demo
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST)
 
 clean-db:
