@@ -60,3 +60,19 @@ class Job(models.Model):
     @property
     def is_active(self):
         return self.status in self.ACTIVE
+
+    def state(self):
+        """What the admin pages' progress bars poll: a JSON-ready summary of the row."""
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "status_label": self.get_status_display(),
+            "active": self.is_active,
+            "done": self.done,
+            "total": self.total,
+            "percent": self.percent,
+            "message": self.message,
+            "error_count": self.error_count,
+            "result": self.result,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }

@@ -69,20 +69,8 @@ def activate_version(modeladmin, request, queryset):
     )
 
 
-def job_state(job):
-    if job is None:
-        return None
-    return {
-        "id": job.pk,
-        "status": job.status,
-        "status_label": job.get_status_display(),
-        "active": job.is_active,
-        "done": job.done,
-        "total": job.total,
-        "percent": job.percent,
-        "message": job.message,
-        "result": job.result,
-    }
+def _state(job):
+    return job.state() if job is not None else None
 
 
 def _figure(row, source, metric):
@@ -138,7 +126,7 @@ class RecommenderModelAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "training_job": job_state(training.latest_training_job()),
+            "training_job": _state(training.latest_training_job()),
             "can_train": self.has_change_permission(request),
         }
         return super().changelist_view(request, extra_context)
@@ -171,7 +159,7 @@ class RecommenderModelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         active = RecommenderModel.objects.filter(is_active=True).values_list("version", flat=True)
         return JsonResponse(
-            {"job": job_state(training.latest_training_job()), "active_version": active.first()}
+            {"job": _state(training.latest_training_job()), "active_version": active.first()}
         )
 
 

@@ -112,21 +112,6 @@ def index_counts():
     return rows
 
 
-def job_state(job):
-    return {
-        "id": job.pk,
-        "status": job.status,
-        "status_label": job.get_status_display(),
-        "active": job.is_active,
-        "done": job.done,
-        "total": job.total,
-        "percent": job.percent,
-        "message": job.message,
-        "error_count": job.error_count,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-
-
 @admin.register(IndexJob)
 class IndexJobAdmin(admin.ModelAdmin):
     """The "Visual index" page; read-only rows, work started through its buttons."""
@@ -297,7 +282,7 @@ class IndexJobAdmin(admin.ModelAdmin):
         jobs = list(self.get_queryset(request).order_by("-created_at")[:50])
         data = {
             "active": any(job.is_active for job in jobs),
-            "jobs": [job_state(job) for job in jobs],
+            "jobs": [job.state() for job in jobs],
         }
         # Counting the index costs more than reading a few rows: only on request (the
         # page asks when a job has finished).

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from visualsearch.api.serializers import ProductCardSerializer, product_card
+
 from ..conf import app_settings
 from ..services.profiles import UnknownProfile, get_profile
 
@@ -41,16 +43,9 @@ class RecommendationParamsSerializer(serializers.Serializer):
         return attrs
 
 
-class RecommendedProductSerializer(serializers.Serializer):
+class RecommendedProductSerializer(ProductCardSerializer):
     """A product card; the instance is a :class:`~recommendations.services.blend.Recommendation`."""
 
-    id = serializers.IntegerField()
-    title = serializers.CharField()
-    price = serializers.DecimalField(max_digits=10, decimal_places=2)
-    category = serializers.CharField(allow_null=True)
-    in_stock = serializers.BooleanField()
-    image_url = serializers.URLField(allow_null=True)
-    url = serializers.URLField()
     score = serializers.FloatField(help_text="Blend score in [0, 1], higher is better.")
     reason = serializers.CharField(help_text='Why it is shown, e.g. "Looks similar".')
     components = serializers.DictField(
@@ -60,29 +55,11 @@ class RecommendedProductSerializer(serializers.Serializer):
     )
 
     def to_representation(self, instance):
-        product = instance.product
-        fields = app_settings.PRODUCT_FIELDS
-        request = self.context.get("request")
-        image = getattr(product, fields["image"], None)
-        category = getattr(product, fields["category"], None)
-
-        def absolute(url):
-            return request.build_absolute_uri(url) if request is not None else url
-
-        return {
-            "id": product.pk,
-            "title": getattr(product, fields["title"]),
-            "price": serializers.DecimalField(max_digits=10, decimal_places=2).to_representation(
-                getattr(product, fields["price"])
-            ),
-            "category": str(category) if category is not None else None,
-            "in_stock": (getattr(product, fields["stock"]) or 0) > 0,
-            "image_url": absolute(image.url) if image else None,
-            "url": absolute(product.get_absolute_url()),
-            "score": round(instance.score, 6),
-            "reason": instance.reason,
-            "components": {name: round(v, 6) for name, v in instance.components.items()},
-        }
+        card = product_card(instance.product, self.context.get("request"))
+        card["score"] = round(instance.score, 6)
+        card["reason"] = instance.reason
+        card["components"] = {name: round(v, 6) for name, v in instance.components.items()}
+        return card
 
 
 class RecommendationsSerializer(serializers.Serializer):

@@ -76,8 +76,34 @@ class ImageSearchSerializer(SearchParamsSerializer):
         return attrs
 
 
-class SearchResultSerializer(serializers.Serializer):
-    """One product card; the instance is a ``(product, score)`` pair from ``hydrate``."""
+def product_card(product, request=None):
+    """The API's card for a product: the fields every result list shares.
+
+    Read through ``VISUALSEARCH_PRODUCT_FIELDS`` so that any shop's product model works;
+    the recommendations API adds its own fields to the same card.
+    """
+    fields = app_settings.PRODUCT_FIELDS
+    image = getattr(product, fields["image"], None)
+    category = getattr(product, fields["category"], None)
+
+    def absolute(url):
+        return request.build_absolute_uri(url) if request is not None else url
+
+    return {
+        "id": product.pk,
+        "title": getattr(product, fields["title"]),
+        "price": serializers.DecimalField(max_digits=10, decimal_places=2).to_representation(
+            getattr(product, fields["price"])
+        ),
+        "category": str(category) if category is not None else None,
+        "in_stock": (getattr(product, fields["stock"]) or 0) > 0,
+        "image_url": absolute(image.url) if image else None,
+        "url": absolute(product.get_absolute_url()),
+    }
+
+
+class ProductCardSerializer(serializers.Serializer):
+    """Schema of :func:`product_card`; subclasses add their own fields."""
 
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -86,30 +112,18 @@ class SearchResultSerializer(serializers.Serializer):
     in_stock = serializers.BooleanField()
     image_url = serializers.URLField(allow_null=True)
     url = serializers.URLField()
+
+
+class SearchResultSerializer(ProductCardSerializer):
+    """One product card; the instance is a ``(product, score)`` pair from ``hydrate``."""
+
     score = serializers.FloatField(help_text="Cosine similarity, higher is more similar.")
 
     def to_representation(self, instance):
         product, score = instance
-        fields = app_settings.PRODUCT_FIELDS
-        request = self.context.get("request")
-        image = getattr(product, fields["image"], None)
-        category = getattr(product, fields["category"], None)
-
-        def absolute(url):
-            return request.build_absolute_uri(url) if request is not None else url
-
-        return {
-            "id": product.pk,
-            "title": getattr(product, fields["title"]),
-            "price": serializers.DecimalField(max_digits=10, decimal_places=2).to_representation(
-                getattr(product, fields["price"])
-            ),
-            "category": str(category) if category is not None else None,
-            "in_stock": (getattr(product, fields["stock"]) or 0) > 0,
-            "image_url": absolute(image.url) if image else None,
-            "url": absolute(product.get_absolute_url()),
-            "score": round(float(score), 6),
-        }
+        card = product_card(product, self.context.get("request"))
+        card["score"] = round(float(score), 6)
+        return card
 
 
 class SearchResultsSerializer(serializers.Serializer):
