@@ -16,13 +16,17 @@ searches go through :mod:`visualsearch.services.search`, as the shop's pages do,
 compared with exact answers computed in numpy. Cases:
 
 * ``no_filter``;
-* ``own_category``: the query's category (10 % of rows, near the query: the HNSW plan);
+* ``own_category``: the query's category (10 % of rows, near the query: the category's own
+  HNSW graph);
 * ``far_category_price``: another category and a price band of 10 % of the range, about
-  1 % of rows, far from the query (the exact plan);
-* ``far_category``: another category alone (10 %, far: HNSW, with exact fallback).
+  1 % of rows, far from the query (the other category's graph, ``CATEGORY_FAR_EF_SEARCH``);
+* ``far_category``: another category alone (10 %, far: the other category's graph).
 
 Prints one JSON object: p50/p95 of the whole search call in ms (the database round trips
-included), recall@10 against exact search, the fewest rows returned, and which plan answered.
+included), p50/p95 of the time spent in the database (``db_``: the first 100 searches' statements
+replayed at once with ``EXPLAIN ANALYZE``, so with their pages already in shared buffers: the
+call times show the cost of reading them), recall@10 against exact search, the fewest rows
+returned, which plan answered, and the load average before and after.
 """
 
 from __future__ import annotations
@@ -155,14 +159,26 @@ def build(rows, noise, seed):
         product_ids = np.array([r[0] for r in cursor.fetchall()])
         with cursor.copy(
             "COPY visualsearch_productembedding (product_id, encoder, weights_hash, image_name, "
-            "image_checksum, embedding, computed_at) FROM STDIN WITH (FORMAT BINARY)"
+            "image_checksum, embedding, product_category, computed_at) "
+            "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(
-                ["int8", "varchar", "varchar", "varchar", "varchar", "vector", "timestamptz"]
+                [
+                    "int8",
+                    "varchar",
+                    "varchar",
+                    "varchar",
+                    "varchar",
+                    "vector",
+                    "int8",
+                    "timestamptz",
+                ]
             )
             now = timezone.now()
-            for pid, vector in zip(product_ids, vectors, strict=True):
-                copy.write_row([int(pid), ENCODER, "bench", f"bench/{pid}.png", "", vector, now])
+            for pid, vector, cat in zip(product_ids, vectors, category_ids, strict=True):
+                copy.write_row(
+                    [int(pid), ENCODER, "bench", f"bench/{pid}.png", "", vector, int(cat), now]
+                )
         connection.connection.commit()
         timings["copy_s"] = round(time.monotonic() - t, 2)
         t = time.monotonic()
@@ -171,6 +187,9 @@ def build(rows, noise, seed):
         connection.connection.commit()
     vector_index.ensure_index(ENCODER, seeds.shape[1])
     timings["index_build_s"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
+    timings["category_indexes"] = len(vector_index.ensure_category_indexes(ENCODER, seeds.shape[1]))
+    timings["category_index_build_s"] = round(time.monotonic() - t, 1)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE visualsearch_productembedding")
         cursor.execute("VACUUM ANALYZE shop_product")
@@ -210,9 +229,8 @@ def database_time(statements):
     total = 0.0
     with transaction.atomic(), connection.cursor() as cursor:
         for sql in statements:
-            if sql.startswith("SELECT set_config"):
-                cursor.execute(sql)
-            elif sql.startswith(("SELECT", "WITH")):
+            # The first statement applies the settings (EXPLAIN ANALYZE runs it) and counts.
+            if sql.startswith(("SELECT", "WITH")):
                 cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
                 plan = cursor.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -264,7 +282,7 @@ class PlanCounter:
     def __init__(self):
         from visualsearch.services import search
 
-        self.counts = {"exact": 0, "index": 0, "index_then_exact": 0}
+        self.counts = {"exact": 0, "index": 0, "category_index": 0, "index_then_exact": 0}
         self._used = []
         real_search, real_index, real_exact = (
             search._search,
@@ -275,14 +293,16 @@ class PlanCounter:
         def wrapped_search(*args, **kwargs):
             self._used = []
             result = real_search(*args, **kwargs)
-            key = {("index",): "index", ("exact",): "exact"}.get(
-                tuple(self._used), "index_then_exact"
-            )
+            key = {
+                ("index",): "index",
+                ("category_index",): "category_index",
+                ("exact",): "exact",
+            }.get(tuple(self._used), "index_then_exact")
             self.counts[key] += 1
             return result
 
         def index(*args, **kwargs):
-            self._used.append("index")
+            self._used.append("category_index" if kwargs.get("category") else "index")
             return real_index(*args, **kwargs)
 
         def exact(*args, **kwargs):
@@ -320,6 +340,7 @@ def main():
 
     ensure_bench_database()
     report = {"rows": args.rows, "noise": args.noise, "queries": args.queries, "k": K}
+    report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     from visualsearch.models import ProductEmbedding
 
     if args.rebuild or ProductEmbedding.objects.filter(encoder=ENCODER).count() != args.rows:
@@ -369,6 +390,8 @@ def main():
         "ef_search": app_settings.EF_SEARCH,
         "exact_search_max_rows": app_settings.EXACT_SEARCH_MAX_ROWS,
         "max_scan_tuples": app_settings.MAX_SCAN_TUPLES,
+        "category_exact_search_max_rows": app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS,
+        "category_indexes": app_settings.CATEGORY_INDEXES,
     }
     report["cases"] = {}
     for name, make in cases.items():
@@ -385,6 +408,7 @@ def main():
         report["ef_search_sweep"][ef] = {
             k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
         }
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))
 
 

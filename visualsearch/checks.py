@@ -31,7 +31,8 @@ def check_pgvector(app_configs, databases=None, **kwargs):
         if conn.vendor != "postgresql":
             errors.append(
                 Error(
-                    f"Database '{alias}' is {conn.vendor}; visualsearch needs PostgreSQL with pgvector.",
+                    f"Database '{alias}' is {conn.vendor}; "
+                    "visualsearch needs PostgreSQL with pgvector.",
                     id="visualsearch.E002",
                 )
             )

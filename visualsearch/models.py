@@ -5,6 +5,16 @@ encoders differ in dimension. Each encoder gets its own *partial expression* HNS
 ``((embedding::vector(dim)) vector_cosine_ops) WHERE encoder = 'name'`` (see
 :mod:`visualsearch.services.vector_index`), so vectors of two encoders are never compared
 and a query only walks the graph of its own encoder.
+
+Each row also carries a copy of its product's category (``product_category``), so that large
+categories can have their own partial HNSW index (``... AND product_category = 7``): a filter on
+a category far from the query defeats an iterative scan of the shared graph, but not a walk of
+the category's own graph. The product table stays the truth: searches filter on it too, so a
+stale copy can only cost a result, never show a product outside the filter.
+
+The table keeps vectors up to ~8 KB inline in its pages (``toast_tuple_target = 8160``, set by
+migration 0004) instead of in the TOAST table: the exact plan reads a few hundred vectors per
+search, and fetching each from TOAST (an index probe and several chunks) cost three times as much.
 """
 
 from django.conf import settings
@@ -31,6 +41,9 @@ class ProductEmbedding(models.Model):
     image_checksum = models.CharField(max_length=64, help_text="SHA-256 of the image bytes.")
     # No dimensions: encoders differ. Queries and indexes cast to the encoder's dimension.
     embedding = VectorField()
+    # Copy of the product's category pk (see the module docstring); kept in step by indexing
+    # and the product save signal, and by ``vector_index.sync_categories`` after bulk edits.
+    product_category = models.BigIntegerField(null=True, blank=True, editable=False)
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -39,7 +52,11 @@ class ProductEmbedding(models.Model):
                 fields=["product", "encoder"], name="visualsearch_embedding_product_encoder"
             )
         ]
-        indexes = [models.Index(fields=["encoder", "computed_at"])]
+        indexes = [
+            models.Index(fields=["encoder", "computed_at"]),
+            # Sizes of the categories, to decide which ones get their own HNSW index.
+            models.Index(fields=["encoder", "product_category"], name="visualsearch_emb_category"),
+        ]
 
     def __str__(self):
         return f"{self.encoder} vector of product {self.product_id}"

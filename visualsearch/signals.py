@@ -26,7 +26,11 @@ def connect():
 
 
 def product_saved(sender, instance, created=False, raw=False, update_fields=None, **kwargs):
-    if raw or not app_settings.INDEX_ON_SAVE:
+    if raw:
+        return
+    if not created:
+        _sync_category(instance, update_fields)
+    if not app_settings.INDEX_ON_SAVE:
         return
     image_attr = app_settings.PRODUCT_FIELDS["image"]
     if update_fields is not None and image_attr not in update_fields:
@@ -36,6 +40,21 @@ def product_saved(sender, instance, created=False, raw=False, update_fields=None
     if not _needs_index(instance.pk, name, created):
         return
     queue_stale_reindex()
+
+
+def _sync_category(instance, update_fields):
+    """Keep the vectors' copy of the category (for the category indexes) in step; one
+    UPDATE that changes nothing unless the category changed."""
+    from .models import ProductEmbedding
+
+    field = instance._meta.get_field(app_settings.PRODUCT_FIELDS["category"])
+    if update_fields is not None and field.name not in update_fields:
+        return
+    category = getattr(instance, field.attname)
+    category = category if isinstance(category, int) else None
+    ProductEmbedding.objects.filter(product_id=instance.pk).exclude(
+        product_category=category
+    ).update(product_category=category)
 
 
 def _needs_index(pk, name, created):

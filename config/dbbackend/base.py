@@ -9,7 +9,6 @@ import os
 from django.db.backends.postgresql import base
 
 
-
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self):
         from config.embedded import ensure_server

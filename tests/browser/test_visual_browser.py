@@ -58,7 +58,8 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
 
     page.goto("/")
     page.set_input_files(
-        "#photo-input", files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}]
+        "#photo-input",
+        files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}],
     )
     page.wait_for_url("**/visual/photo/**")
     assert page.locator(".vs-results .card").count() == 12

@@ -37,7 +37,9 @@ class BlendTestEncoder(Encoder):
 @pytest.fixture(autouse=True)
 def blend_environment(settings, tmp_path):
     """A test encoder, a private artefact folder, and no process caches between tests."""
-    settings.VISUALSEARCH_ENCODERS = {ENCODER: "tests.recommendations.blend_support.BlendTestEncoder"}
+    settings.VISUALSEARCH_ENCODERS = {
+        ENCODER: "tests.recommendations.blend_support.BlendTestEncoder"
+    }
     settings.VISUALSEARCH_ENCODER = ENCODER
     settings.RECOMMENDATIONS_ARTIFACT_DIR = tmp_path / "recommender"
     settings.RECOMMENDATIONS_RELOAD_CHECK_SECONDS = 0

@@ -49,3 +49,39 @@ class WidePixelEncoder(PixelEncoder):
     name = "pixel16"
     side = 16
     weights_hash = "pixel16-v1"
+
+
+class ProjectedPixelEncoder(PixelEncoder):
+    """The pixel encoder with a learned category projection, as EfficientNet-Lite0 has one:
+    ``raw_embed``, ``projection_path`` and a ``weights_hash`` that follows the projection."""
+
+    name = "pixelproj"
+
+    def projection_path(self):
+        from visualsearch.conf import app_settings
+        from visualsearch.encoders.projection import projection_path
+
+        return projection_path(app_settings.ARTIFACT_DIR, self.name, "pixel-v1")
+
+    @property
+    def projection(self):
+        from visualsearch.encoders.projection import Projection
+
+        path = self.projection_path()
+        return Projection.load(path) if path.exists() else None
+
+    @property
+    def weights_hash(self):
+        projection = self.projection
+        return "pixel-v1" if projection is None else f"pixel-v1-{projection.digest}"
+
+    def raw_embed(self, images):
+        return PixelEncoder.embed(self, images)
+
+    def postprocess(self, features):
+        projection = self.projection
+        features = l2_normalize(features)
+        return features if projection is None else projection.apply(features)
+
+    def embed(self, images):
+        return self.postprocess(self.raw_embed(images))

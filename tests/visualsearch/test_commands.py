@@ -111,3 +111,17 @@ def test_evaluate_visual_json():
 def test_evaluate_visual_needs_an_index():
     with pytest.raises(CommandError, match="reindex"):
         run("evaluate_visual", "--queries", "5")
+
+
+def test_vector_index_command_builds_category_indexes(catalogue, settings):
+    """Categories above the exact-search threshold get their own graph, after the vectors'
+    copies of the categories are brought up to date."""
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = 9
+    ProductEmbedding.objects.filter(product=catalogue[0]).update(product_category=None)
+    out = run("vector_index", "--encoder", "pixel")
+    assert "Updated the category of 1 vectors." in out
+    names = {vector_index.category_index_name("pixel", 64, p.category_id) for p in catalogue}
+    assert all(f"Created {name}." in out for name in names)
+    listing = run("vector_index", "--list")
+    assert all(name in listing for name in names) and "category" in listing
+    assert all(name not in run("vector_index", "--encoder", "pixel") for name in names)

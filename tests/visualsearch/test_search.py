@@ -172,3 +172,88 @@ def test_real_efficientnet_finds_the_same_garment(product_factory, settings):
     [hits] = search_by_images([open_image(products[2].image.path)], k=3)
     assert hits[0].product_id == products[2].pk and hits[0].score > 0.99
     assert len(similar_to_product(products[0].pk, k=5)) == 5
+
+
+@pytest.fixture
+def category_indexes(catalogue, settings):
+    """Every category of the catalogue (10 vectors each) gets its own HNSW graph."""
+    names = vector_index.ensure_category_indexes("pixel", 64, min_rows=5)
+    assert len(names) == 3
+    return names
+
+
+def test_category_indexes_are_listed_and_dropped_with_the_encoders(category_indexes):
+    listed = {ix["name"]: ix for ix in vector_index.list_indexes()}
+    assert set(category_indexes) <= set(listed)
+    assert {listed[n]["category"] for n in category_indexes} == set(
+        vector_index.category_sizes("pixel")
+    )
+    assert vector_index.ensure_category_indexes("pixel", 64, min_rows=5) == []  # all exist
+    assert vector_index.drop_index("pixel", 64)
+    assert not {ix["name"] for ix in vector_index.list_indexes()} & set(category_indexes)
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_a_category_with_its_own_graph_is_searched_there(
+    catalogue, category_indexes, settings, narrow
+):
+    """Near or far from the query, always k rows, exactly the right ones at this size, and
+    nothing outside the filter; the planner takes the category's index."""
+    settings.VISUALSEARCH_CATEGORY_EXACT_SEARCH_MAX_ROWS = 0
+    product = catalogue[0]
+    for category in {p.category_id for p in catalogue}:
+        filters = Filters(category_id=category, max_price=Decimal("60") if narrow else None)
+
+        def keep(p, category=category):
+            return p.category_id == category and (not narrow or p.price <= 60)
+
+        with CaptureQueriesContext(connection) as queries:
+            hits = similar_to_product(product.pk, k=6, filters=filters)
+        sql = [q["sql"] for q in queries.captured_queries]
+        assert any(f"e.product_category = {category}" in s for s in sql)
+        assert ids(hits) == brute_force(catalogue, product, 6, keep=keep)
+        search = next(s for s in sql if f"e.product_category = {category}" in s)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + search)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert vector_index.category_index_name("pixel", 64, category) in plan
+
+
+def test_a_stale_category_copy_never_leaks(catalogue, category_indexes, settings):
+    """The vectors' copy of the category only picks the graph; the product table decides."""
+    from visualsearch.models import ProductEmbedding
+
+    settings.VISUALSEARCH_CATEGORY_EXACT_SEARCH_MAX_ROWS = 0
+    product, moved = catalogue[0], catalogue[1]
+    target = catalogue[2].category_id
+    assert moved.category_id != target
+    ProductEmbedding.objects.filter(product=moved).update(product_category=target)
+    hits = similar_to_product(product.pk, k=12, filters=Filters(category_id=target))
+    assert sorted(ids(hits)) == sorted(p.pk for p in catalogue if p.category_id == target)
+
+
+def test_saving_a_product_keeps_its_category_copy(catalogue):
+    from visualsearch.models import ProductEmbedding
+
+    product = catalogue[0]
+    assert ProductEmbedding.objects.get(product=product).product_category == product.category_id
+    product.category = catalogue[1].category
+    product.save()
+    assert ProductEmbedding.objects.get(product=product).product_category == product.category_id
+    ProductEmbedding.objects.filter(product=product).update(product_category=None)
+    assert vector_index.sync_categories("pixel") == 1
+    assert ProductEmbedding.objects.get(product=product).product_category == product.category_id
+
+
+@pytest.mark.parametrize("threshold", [EXACT, INDEX])
+def test_a_search_is_two_statements(catalogue, settings, threshold):
+    """Settings, count and checks in one statement, then the search; the product's vector
+    is read in a sub-select, never sent to the client and back."""
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = threshold
+    with CaptureQueriesContext(connection) as queries:
+        similar_to_product(catalogue[0].pk, k=5, filters=Filters(max_price=Decimal("50")))
+    sql = [q["sql"] for q in queries.captured_queries]
+    statements = [s for s in sql if s.startswith(("SELECT", "WITH"))]
+    assert len(statements) == 2, sql
+    assert not any("embedding::text" in s for s in sql)

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Encoder", "TorchEncoder", "file_digest", "l2_normalize"]
 
+#: Identifies :func:`.preprocessing.crop_to_foreground`'s behaviour in the weights hash; bump
+#: it when that function changes what it crops.
+FOREGROUND_CROP_VERSION = "fgcrop-v1"
+
 #: Runtimes a :class:`TorchEncoder` can execute on.
 RUNTIMES = ("auto", "onnxruntime", "torch")
 
@@ -128,6 +132,9 @@ class TorchEncoder(Encoder):
     input_size : int, optional
         Side of the square network input; defaults to the class's ``input_size``. Smaller
         inputs make tests fast; production keeps the size the weights were trained at.
+    crop_foreground : bool, optional
+        Crop images to the product before resizing (default ``True``, see
+        :meth:`preprocess`).
     """
 
     #: Per-channel normalisation applied to pixels scaled to [0, 1].
@@ -136,6 +143,8 @@ class TorchEncoder(Encoder):
     input_size: int = 224
     #: Bump when preprocessing changes: it changes the embeddings as much as the weights do.
     preprocess_version: str = "resize-bicubic-v1"
+    #: Crop every image to its product before resizing (see :meth:`preprocess`).
+    crop_foreground: bool = True
 
     def __init__(
         self,
@@ -145,6 +154,7 @@ class TorchEncoder(Encoder):
         batch_size=None,
         num_threads=None,
         input_size=None,
+        crop_foreground=None,
     ):
         if runtime is not None and runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}.")
@@ -154,6 +164,8 @@ class TorchEncoder(Encoder):
         self._num_threads = num_threads
         if input_size is not None:
             self.input_size = int(input_size)
+        if crop_foreground is not None:
+            self.crop_foreground = bool(crop_foreground)
         self._lock = threading.Lock()
         self._run = None  # callable: float32 NCHW array -> (n, feature_dim) array
         self.runtime = None  # "onnxruntime" or "torch" once loaded
@@ -193,8 +205,9 @@ class TorchEncoder(Encoder):
 
     @property
     def weights_hash(self) -> str:
+        crop = f":{FOREGROUND_CROP_VERSION}" if self.crop_foreground else ""
         h = hashlib.sha256(
-            f"{self.backbone_hash()}:{self.preprocess_version}:{self.input_size}".encode()
+            f"{self.backbone_hash()}:{self.preprocess_version}{crop}:{self.input_size}".encode()
         )
         return h.hexdigest()[:16]
 
@@ -202,27 +215,24 @@ class TorchEncoder(Encoder):
     def preprocess(self, images) -> np.ndarray:
         """Turn PIL images into the normalised float32 NCHW batch the network expects.
 
-        The whole image is resized to ``input_size`` square (no centre crop): product photos
-        are framed on the product, and a crop would cut off e.g. the sleeves of a garment or
-        the toes of a shoe. Bicubic resampling, as used when the ImageNet weights were trained.
+        With ``crop_foreground`` (the default) each image is first cropped to the product and
+        centred on a square of its backdrop (:func:`.preprocessing.crop_to_foreground`), the
+        same for catalogue and query photos, so that framing, padding, distance and the
+        backdrop wedges of a tilted photo barely change the embedding. The image is then
+        resized to ``input_size`` square (no centre crop, which would cut off e.g. the
+        sleeves of a garment), with bicubic resampling as when the ImageNet weights were
+        trained.
 
         Returns
         -------
         ndarray of float32, shape (n, 3, input_size, input_size)
         """
-        from PIL import Image
+        from .preprocessing import crop_to_foreground, to_batch
 
-        size = (self.input_size, self.input_size)
-        batch = np.empty((len(images), size[1], size[0], 3), dtype=np.uint8)
-        for i, im in enumerate(images):
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            batch[i] = np.asarray(im.resize(size, Image.Resampling.BICUBIC))
-        x = batch.astype(np.float32)
-        mean = np.asarray(self.mean, dtype=np.float32) * 255.0
-        std = np.asarray(self.std, dtype=np.float32) * 255.0
-        x = (x - mean) / std
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+        if self.crop_foreground:
+            rgb = [crop_to_foreground(im) for im in rgb]
+        return to_batch(rgb, self.input_size, self.mean, self.std)
 
     # -- inference -----------------------------------------------------------------------------
     def features(self, images) -> np.ndarray:

@@ -1,13 +1,18 @@
 """Nearest products by image embedding, under shop filters.
 
-Two plans, chosen per query by how many products the filter lets through:
+Three plans, chosen per query by the filter:
 
 * **Exact** when the filter is selective (at most ``VISUALSEARCH_EXACT_SEARCH_MAX_ROWS``
-  products): the product table's btree indexes find the candidates, their vectors are
-  fetched by ``(product_id, encoder)`` and sorted by distance. A few microseconds per row,
-  and always exactly right. The query orders by ``embedding <=> q`` *without* the cast the
-  HNSW index is built on, so the planner cannot pick the index whatever the settings or a
-  cached plan say.
+  products, or ``VISUALSEARCH_CATEGORY_EXACT_SEARCH_MAX_ROWS`` inside a category that has its
+  own index): the product table's btree indexes find the candidates, their vectors are
+  fetched by ``(product_id, encoder)`` and sorted by distance. The vectors are stored inline
+  (migration 0004), so a candidate costs a few microseconds, and the answer is always exactly
+  right. The query orders by ``embedding <=> q`` *without* the cast the HNSW indexes are built
+  on, so the planner cannot pick an index whatever the settings or a cached plan say.
+* **Category HNSW** when the filter names a category that has its own partial index
+  (:func:`~visualsearch.services.vector_index.ensure_category_indexes`): the walk stays in
+  that category's graph, so a category far from the query is as cheap as a near one; the
+  other conditions (price, stock) are checked by the iterative scan.
 * **HNSW** otherwise: the encoder's partial index (``embedding::vector(dim)`` with the encoder
   as a literal) with ``hnsw.ef_search`` and an iterative scan in ``relaxed_order``, which keeps
   walking the graph until enough rows pass the filter; the few rows are re-sorted. An HNSW
@@ -15,11 +20,17 @@ Two plans, chosen per query by how many products the filter lets through:
   then the exact plan answers instead, so a search never returns fewer than ``k`` products
   when ``k`` exist.
 
-The index plan's settings are applied with ``set_config(..., true)`` (``SET LOCAL``) inside
-the search's own transaction or savepoint, which is rolled back afterwards (a search writes
-nothing), so they never leak into the caller's queries. The exact plan needs no setting: its
-expression cannot use the index, so a prepared or cached plan cannot pick it either.
-Inactive products never appear, and a product is never its own neighbour.
+A search is three round trips: one statement that applies the settings with
+``set_config(..., true)`` (``SET LOCAL``), counts the matching products up to the threshold,
+checks which indexes exist and (for "similar to a product") that the product has a vector;
+the search itself, which reads the product's vector in a sub-select rather than sending it
+back and forth; and the rollback of the search's own transaction or savepoint (a search writes
+nothing), which undoes the settings, so they never leak into the caller's queries. The
+settings (no sort, hash or merge join) only steer the index plans; the exact plan's query
+has a single possible shape (nested loop, top-N sort) under them, as it should.
+Inactive products never appear, and a product is never its own neighbour. Filters are always
+checked on the product table, so a stale copy of a category on a vector can cost a result
+but never shows a product outside the filter.
 """
 
 from __future__ import annotations
@@ -33,7 +44,13 @@ from django.db import connection, transaction
 
 from ..conf import app_settings
 from ..models import ProductEmbedding
-from .vector_index import encoder_literal, index_name, vector_expression
+from .vector_index import (
+    category_expression,
+    category_index_name,
+    encoder_literal,
+    index_name,
+    vector_expression,
+)
 
 __all__ = [
     "Filters",
@@ -111,21 +128,13 @@ def similar_to_product(product_id, k=12, filters=None, encoder=None) -> list[Hit
     """
     _check_k(k)
     enc = _encoder(encoder)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT embedding::text FROM {ProductEmbedding._meta.db_table} "
-            "WHERE product_id = %s AND encoder = %s",
-            [product_id, enc.name],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise NotIndexed(f"Product {product_id} has no {enc.name} embedding yet.")
     filters = filters or Filters()
     exclude = tuple(filters.exclude_ids) + (int(product_id),)
     filters = Filters(
         filters.category_id, filters.min_price, filters.max_price, filters.in_stock, exclude
     )
-    return _search(enc.name, enc.dim, row[0], k, filters)
+    # The product's vector is read inside the search's own statements (no round trip).
+    return _search(enc.name, enc.dim, None, k, filters, product_id=int(product_id))
 
 
 def search_by_vector(vector, k=12, filters=None, encoder=None) -> list[Hit]:
@@ -202,74 +211,127 @@ def _from_sql(encoder_name):
     )
 
 
-def _search(encoder_name, dim, query_text, k, filters) -> list[Hit]:
+def _search(encoder_name, dim, query_text, k, filters, *, product_id=None) -> list[Hit]:
+    """The search itself, from the query vector as text or, with ``product_id``, from that
+    product's stored vector (``NotIndexed`` if it has none)."""
     conds, params = _filter_sql(filters)
     base = _from_sql(encoder_name) + "".join(f" AND {c}" for c in conds)
-    limit = app_settings.EXACT_SEARCH_MAX_ROWS
-    with transaction.atomic(), connection.cursor() as cursor:
-        if filters.narrows:
-            # Count the matching products up to the threshold, on the product table alone:
-            # cheap through its btree indexes when the filter is selective, stopped early
-            # when it is not. (Products without a vector are few; the exact plan is right
-            # whatever the count.)
-            model = product_model()
-            cursor.execute(
-                f"SELECT count(*), to_regclass(%s) IS NOT NULL FROM (SELECT 1 "
-                f"FROM {connection.ops.quote_name(model._meta.db_table)} p "
-                f"WHERE {' AND '.join(conds)} LIMIT %s) matching",
-                [index_name(encoder_name, dim), *params, limit + 1],
-            )
-            matching, indexed = cursor.fetchone()
-            use_index = indexed and matching > limit
-        else:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [index_name(encoder_name, dim)])
-            use_index = cursor.fetchone()[0]
-        rows = None
-        if use_index:
-            with transaction.atomic():
-                rows = _index_search(cursor, base, params, dim, query_text, k)
-                # Rolled back to its savepoint: the exact fallback runs without its settings.
-                transaction.set_rollback(True)
-            if len(rows) < k:
-                rows = None  # the walk stopped short; only the exact plan can tell if k exist
-        if rows is None:
-            rows = _exact_search(cursor, base, params, query_text, k)
-        # Read-only, so rolled back (to its savepoint when nested in the caller's transaction),
-        # which also undoes any setting, so nothing leaks into the caller's queries.
-        transaction.set_rollback(True)
-    return [Hit(int(pid), float(1.0 - dist)) for pid, dist in rows]
-
-
-def _exact_search(cursor, base, params, query_text, k):
-    # No cast on the column: the expression differs from the index's, so no index scan.
-    cursor.execute(
-        f"SELECT e.product_id, e.embedding <=> %s::vector AS distance {base} "
-        "ORDER BY distance, e.product_id LIMIT %s",
-        [query_text, *params, k],
+    table = connection.ops.quote_name(ProductEmbedding._meta.db_table)
+    if product_id is None:
+        query = (f"%s::vector({int(dim)})", [query_text])
+    else:
+        query = (
+            f"(SELECT q.embedding::vector({int(dim)}) FROM {table} q "
+            f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)})",
+            [int(product_id)],
+        )
+    category = filters.category_id
+    category_index = (
+        category_index_name(encoder_name, dim, category)
+        if category is not None and app_settings.CATEGORY_INDEXES
+        else None
     )
-    return cursor.fetchall()
-
-
-def _index_search(cursor, base, params, dim, query_text, k):
+    limit = app_settings.EXACT_SEARCH_MAX_ROWS
+    category_limit = min(limit, app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS)
     ef_search = max(int(app_settings.EF_SEARCH), k)
+    ef_sql, ef_args = "%s", [str(ef_search)]
+    if product_id is not None and category_index is not None:
+        # Another category's own graph than the product's: the query lies outside it, where
+        # many products are about equally far, and the walk needs a wider beam.
+        far_ef = max(int(app_settings.CATEGORY_FAR_EF_SEARCH), k)
+        ef_sql = (
+            f"CASE WHEN to_regclass(%s) IS NOT NULL AND (SELECT q.product_category FROM {table} q "
+            f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)}) "
+            "IS DISTINCT FROM %s THEN %s ELSE %s END"
+        )
+        ef_args = [category_index, int(product_id), int(category), str(far_ef), str(ef_search)]
     # The planner prices a filter of 10 % as cheaper to sort exactly than to walk the graph
     # (measured: 460 ms instead of 2 ms at 100k rows), so plans that sort or hash are
     # disabled: what is left is the ordered index scan joined row by row to the products.
-    cursor.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), "
+    # Parallel workers are too: with wide rows inline, the planner splits the exact plan's
+    # nested loop over a parallel seq scan of the products (measured 30 ms instead of 5 ms);
+    # a search this short gains nothing from starting workers.
+    sql = (
+        f"SELECT set_config('hnsw.ef_search', {ef_sql}, true), "
         "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
         "set_config('hnsw.max_scan_tuples', %s, true), "
         "set_config('enable_sort', 'off', true), "
         "set_config('enable_hashjoin', 'off', true), "
-        "set_config('enable_mergejoin', 'off', true)",
-        [str(ef_search), str(int(app_settings.MAX_SCAN_TUPLES))],
+        "set_config('enable_mergejoin', 'off', true), "
+        "set_config('max_parallel_workers_per_gather', '0', true), "
+        "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL"
     )
+    args = [*ef_args, str(int(app_settings.MAX_SCAN_TUPLES))]
+    args += [index_name(encoder_name, dim), category_index]
+    if filters.narrows:
+        # Counted on the product table alone, through its btree indexes, and stopped at the
+        # threshold (the smaller one when the category has its own graph). Products without
+        # a vector are few; the exact plan is right whatever the count.
+        model = product_model()
+        sql += (
+            f", (SELECT count(*) FROM (SELECT 1 "
+            f"FROM {connection.ops.quote_name(model._meta.db_table)} p "
+            f"WHERE {' AND '.join(conds)} "
+            "LIMIT CASE WHEN to_regclass(%s) IS NULL THEN %s ELSE %s END) matching)"
+        )
+        args += [*params, category_index, limit + 1, category_limit + 1]
+    else:
+        sql += ", NULL"
+    if product_id is not None:
+        sql += f", EXISTS (SELECT 1 FROM {table} q WHERE q.product_id = %s AND q.encoder = %s)"
+        args += [int(product_id), encoder_name]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        row = cursor.fetchone()
+        indexed, category_indexed, matching = row[7:10]
+        if product_id is not None and not row[10]:
+            raise NotIndexed(f"Product {product_id} has no {encoder_name} embedding yet.")
+        rows = None
+        if category_indexed and matching > category_limit:
+            rows = _index_search(cursor, base, params, dim, query, k, category=category)
+        elif indexed and (matching is None or matching > limit):
+            rows = _index_search(cursor, base, params, dim, query, k)
+        if rows is None or len(rows) < k:
+            # Selective, or the walk stopped short: only the exact plan can tell if k exist.
+            rows = _exact_search(cursor, base, params, query, k)
+        # Read-only, so rolled back (to its savepoint when nested in the caller's transaction),
+        # which also undoes the settings, so nothing leaks into the caller's queries.
+        transaction.set_rollback(True)
+    return [Hit(int(pid), float(1.0 - dist)) for pid, dist in rows]
+
+
+def _exact_search(cursor, base, params, query, k):
+    # No cast on the column: the expression differs from the indexes', so no index scan.
+    query_sql, query_params = query
+    cursor.execute(
+        f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance {base} "
+        "ORDER BY distance, e.product_id LIMIT %s",
+        [*query_params, *params, k],
+    )
+    return cursor.fetchall()
+
+
+def _index_search(cursor, base, params, dim, query, k, category=None):
+    """The ordered HNSW scan, in the category's own graph when ``category`` is given: its
+    half-precision expression and the literal condition on the vectors' copy of the category
+    match that partial index only."""
+    query_sql, query_params = query
+    if category is None:
+        distance, order, order_params = f"{vector_expression(dim, 'e')} <=> {query_sql}", "2", []
+        found = k
+    else:
+        base += f" AND e.product_category = {int(category)}"
+        distance = f"e.embedding <=> {query_sql}"
+        order = f"{category_expression(dim, 'e')} <=> ({query_sql})::halfvec({int(dim)})"
+        order_params = list(query_params)
+        # Twice k by half precision, re-ranked at full precision: among near ties (a query
+        # from another category) rounding would otherwise push true neighbours past k.
+        found = 2 * k
     # relaxed_order may return rows slightly out of order: re-sort the few found.
     cursor.execute(
         "WITH hits AS MATERIALIZED ("
-        f"SELECT e.product_id, {vector_expression(dim, 'e')} <=> %s::vector({int(dim)}) "
-        f"AS distance {base} ORDER BY distance LIMIT %s"
-        ") SELECT product_id, distance FROM hits ORDER BY distance, product_id",
-        [query_text, *params, k],
+        f"SELECT e.product_id, {distance} AS distance {base} ORDER BY {order} LIMIT %s"
+        ") SELECT product_id, distance FROM hits ORDER BY distance, product_id LIMIT %s",
+        [*query_params, *params, *order_params, found, k],
     )
     return cursor.fetchall()

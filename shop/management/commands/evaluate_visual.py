@@ -3,6 +3,7 @@ import time
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
+from PIL import Image
 
 from shop.demo import fashion_mnist
 from shop.models import Product
@@ -14,6 +15,8 @@ from visualsearch.models import ProductEmbedding
 from visualsearch.services import search
 
 K = 10
+#: Side in pixels of the shop's product photo as displayed, the source of a shopper's photo.
+PHOTO_SIZE = 224
 BATCH = 64
 
 
@@ -114,7 +117,10 @@ class Command(BaseCommand):
                     original = open_image(fh.read())
             except (OSError, UnreadableImage):
                 continue
-            images.append(distort(original, rng))
+            # A shopper photographs the product itself, or the shop's page at display size,
+            # never the 28-pixel source file: distort a display-size copy.
+            display = original.resize((PHOTO_SIZE, PHOTO_SIZE), Image.Resampling.BICUBIC)
+            images.append(distort(display, rng))
             ids.append(product.pk)
         result_ids = self.search(enc, images)
         return {

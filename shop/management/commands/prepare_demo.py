@@ -20,8 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, size, shoppers, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_demo_catalog", size=size, stdout=self.stdout)
-        # Embeds only products without an up-to-date vector: nothing on a second run.
-        call_command("reindex", "--stale", stdout=self.stdout)
+        self.index_catalogue()
         Event = apps.get_model("recommendations", "Event")
         RecommenderModel = apps.get_model("recommendations", "RecommenderModel")
         if not Event.objects.filter(simulated=True).exists():
@@ -29,6 +28,22 @@ class Command(BaseCommand):
         if not RecommenderModel.objects.filter(is_active=True).exists():
             call_command("train_recommender", stdout=self.stdout)
         self.ensure_admin()
+
+    def index_catalogue(self):
+        """Embed the catalogue; on first start also fit the encoder's category projection.
+
+        The projection is learned from the catalogue's own categories in the same pass
+        that embeds it; afterwards only products without an up-to-date vector are
+        embedded, so a second run does nothing.
+        """
+        from visualsearch.encoders import get_encoder
+        from visualsearch.services import indexing
+
+        encoder = get_encoder()
+        if indexing.supports_projection(encoder) and encoder.projection is None:
+            call_command("reindex", "--all", "--fit-projection", stdout=self.stdout)
+        else:
+            call_command("reindex", "--stale", stdout=self.stdout)
 
     def ensure_admin(self):
         username, password = DEMO_ADMIN

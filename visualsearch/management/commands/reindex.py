@@ -9,7 +9,9 @@ class Command(BaseCommand):
         "Embed product images into the visual-search index. --stale (the default) embeds "
         "products with no vector, a changed image or other encoder weights; --all re-embeds "
         "everything; --ids the given products. Each batch is committed, so an interrupted "
-        "run is finished by running --stale. Unreadable images are recorded and skipped."
+        "run is finished by running --stale. Unreadable images are recorded and skipped. "
+        "--fit-projection (with --all) also learns the encoder's category projection from "
+        "the catalogue's own categories while embedding it once."
     )
 
     def add_arguments(self, parser):
@@ -24,13 +26,29 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, help="Images per committed batch.")
         parser.add_argument(
+            "--fit-projection",
+            action="store_true",
+            help="Embed every product once, fit the encoder's category projection on the "
+            "catalogue's categories, save it and store the projected vectors (implies --all).",
+        )
+        parser.add_argument(
+            "--gamma",
+            type=float,
+            help="With --fit-projection: weight of the category similarity (default 0.5).",
+        )
+        parser.add_argument(
             "--no-verify",
             action="store_true",
             help="With --stale, trust image names and skip re-hashing every image file.",
         )
 
     def handle(self, *args, mode=None, ids=None, encoder=None, batch_size=None, **options):
-        mode = "ids" if ids else (mode or "stale")
+        fit = options["fit_projection"]
+        if fit and (ids or mode == "stale"):
+            raise CommandError("--fit-projection re-embeds everything: use it with --all.")
+        if options["gamma"] is not None and not fit:
+            raise CommandError("--gamma only applies with --fit-projection.")
+        mode = "ids" if ids else (mode or ("all" if fit else "stale"))
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         try:
@@ -38,16 +56,29 @@ class Command(BaseCommand):
         except UnknownEncoder as exc:
             raise CommandError(str(exc)) from exc
         bar = _ProgressBar(disable=options["verbosity"] == 0, stderr=self.stderr)
+
+        def error(pk, reason):
+            bar.write(f"product {pk}: {reason}")
+
         try:
-            counts = indexing.reindex(
-                mode,
-                ids=ids,
-                encoder=encoder,
-                batch_size=batch_size,
-                progress=bar.update,
-                error=lambda pk, reason: bar.write(f"product {pk}: {reason}"),
-                verify_checksums=False if options["no_verify"] else None,
-            )
+            if fit:
+                counts = indexing.reindex_with_projection(
+                    encoder=encoder,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                    error=error,
+                    gamma=options["gamma"],
+                )
+            else:
+                counts = indexing.reindex(
+                    mode,
+                    ids=ids,
+                    encoder=encoder,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                    error=error,
+                    verify_checksums=False if options["no_verify"] else None,
+                )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         finally:
@@ -57,6 +88,11 @@ class Command(BaseCommand):
             f"{counts['skipped']} skipped, {counts['removed']} removed "
             f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
         )
+        if counts.get("projection"):
+            self.stdout.write(
+                f"Fitted the projection on {counts['fitted_on']} products in "
+                f"{counts['categories']} categories: {counts['projection']}."
+            )
         if counts.get("index_created"):
             self.stdout.write(f"Created the HNSW index {counts['index_created']}.")
 

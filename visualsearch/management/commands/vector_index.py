@@ -9,8 +9,10 @@ class Command(BaseCommand):
         "Create (or --drop, or --rebuild) the HNSW index of an encoder's vectors. The default "
         "encoder's index comes with the migrations; after switching VISUALSEARCH_ENCODER, run "
         "`reindex --encoder NAME` (which also creates the index when it is missing) or this "
-        "command. --list shows the existing indexes. Without an index, search still works "
-        "with exact scans, only slower on large catalogues."
+        "command. It also gives each category with more than VISUALSEARCH_EXACT_SEARCH_MAX_ROWS "
+        "vectors its own index, after copying the products' categories onto their vectors "
+        "(run it after bulk category changes). --list shows the existing indexes. Without an "
+        "index, search still works with exact scans, only slower on large catalogues."
     )
 
     def add_arguments(self, parser):
@@ -35,8 +37,9 @@ class Command(BaseCommand):
     def handle(self, *args, encoder=None, **options):
         if options["list"]:
             for ix in vector_index.list_indexes():
+                scope = "" if ix["category"] is None else f", category {ix['category']}"
                 self.stdout.write(
-                    f"{ix['name']}: encoder {ix['encoder']}, {ix['dim']} dimensions, "
+                    f"{ix['name']}: encoder {ix['encoder']}, {ix['dim']} dimensions{scope}, "
                     f"{ix['bytes'] / 2**20:.1f} MiB"
                 )
             return
@@ -66,3 +69,14 @@ class Command(BaseCommand):
             concurrently=options["concurrently"],
         )
         self.stdout.write(f"Created {name}." if created else f"{name} already exists.")
+        synced = vector_index.sync_categories(enc.name)
+        if synced:
+            self.stdout.write(f"Updated the category of {synced} vectors.")
+        for name in vector_index.ensure_category_indexes(
+            enc.name,
+            enc.dim,
+            m=options["m"],
+            ef_construction=options["ef_construction"],
+            concurrently=options["concurrently"],
+        ):
+            self.stdout.write(f"Created {name}.")
