@@ -458,17 +458,11 @@ def _active_model():
 
 def _embeddings(product_ids):
     """``{product id: L2-normalised float64 vector}`` for the configured encoder."""
-    if not product_ids:
-        return {}
-    from visualsearch.conf import app_settings as visual_settings
-    from visualsearch.models import ProductEmbedding
+    from visualsearch.services.vectors import load_vectors
 
-    rows = ProductEmbedding.objects.filter(
-        encoder=visual_settings.ENCODER, product_id__in=list(product_ids)
-    ).values_list("product_id", "embedding")
     out = {}
-    for pid, vector in rows:
-        v = np.asarray(vector, dtype=np.float64)
+    for pid, vector in load_vectors(product_ids).items():
+        v = vector.astype(np.float64)
         norm = np.linalg.norm(v)
         if norm > 0:
             out[pid] = v / norm

@@ -110,24 +110,20 @@ def _catalogue():
 
 
 def _embedding_matrix(product_ids):
-    from visualsearch.conf import app_settings as visual_settings
-    from visualsearch.models import ProductEmbedding
+    """``(n_items, dim)`` L2-normalised vectors in ``product_ids`` order (zeros: none)."""
+    from visualsearch.services.vectors import load_vectors
 
-    column = {int(pid): i for i, pid in enumerate(product_ids.tolist())}
-    rows = ProductEmbedding.objects.filter(encoder=visual_settings.ENCODER).values_list(
-        "product_id", "embedding"
-    )
-    matrix = None
-    for pid, vector in rows.iterator(chunk_size=2000):
-        i = column.get(pid)
-        if i is None:
-            continue
-        v = np.asarray(vector, dtype=np.float32)
-        if matrix is None:
-            matrix = np.zeros((len(product_ids), len(v)), dtype=np.float32)
-        norm = np.linalg.norm(v)
-        if norm > 0:
-            matrix[i] = v / norm
+    vectors = load_vectors(product_ids.tolist())
+    if not vectors:
+        return None
+    dim = len(next(iter(vectors.values())))
+    matrix = np.zeros((len(product_ids), dim), dtype=np.float32)
+    for i, pid in enumerate(product_ids.tolist()):
+        v = vectors.get(int(pid))
+        if v is not None:
+            norm = np.linalg.norm(v)
+            if norm > 0:
+                matrix[i] = v / norm
     return matrix
 
 

@@ -257,3 +257,18 @@ def test_a_search_is_two_statements(catalogue, settings, threshold):
     statements = [s for s in sql if s.startswith(("SELECT", "WITH"))]
     assert len(statements) == 2, sql
     assert not any("embedding::text" in s for s in sql)
+
+
+@pytest.mark.django_db
+def test_load_vectors_reads_the_stored_vectors_in_binary(catalogue):
+    from visualsearch.models import ProductEmbedding
+    from visualsearch.services.vectors import load_vectors
+
+    ids = [p.pk for p in catalogue[:5]]
+    vectors = load_vectors(ids + [10**9], encoder="pixel")
+    assert set(vectors) == set(ids)  # unknown products are absent
+    for row in ProductEmbedding.objects.filter(product_id__in=ids, encoder="pixel"):
+        got = vectors[row.product_id]
+        assert got.dtype == np.float32 and got.shape == (64,)
+        np.testing.assert_allclose(got, np.asarray(row.embedding, dtype=np.float32), rtol=1e-6)
+    assert load_vectors([], encoder="pixel") == {}
