@@ -293,14 +293,21 @@ def reindex(
             done = start + len(batch)
             progress(done, len(todo), f"{done} of {len(todo)} images embedded")
     if build_index and counts["embedded"]:
-        name, created = vector_index.ensure_index(enc.name, enc.dim)
-        counts["index_created"] = name if created else None
-        created = vector_index.ensure_category_indexes(enc.name, enc.dim)
-        if created:
-            counts["category_indexes_created"] = created
+        counts.update(_ensure_indexes(enc))
     counts["seconds"] = round(time.monotonic() - t0, 3)
     logger.info("visualsearch reindex: %s", counts)
     return counts
+
+
+def _ensure_indexes(enc):
+    """Build the encoder's HNSW index and its per-category ones if missing; what was made."""
+    made = {}
+    name, created = vector_index.ensure_index(enc.name, enc.dim)
+    made["index_created"] = name if created else None
+    categories = vector_index.ensure_category_indexes(enc.name, enc.dim)
+    if categories:
+        made["category_indexes_created"] = categories
+    return made
 
 
 def supports_projection(encoder=None) -> bool:
@@ -409,11 +416,7 @@ def reindex_with_projection(
         "categories": len(set(labels.tolist())),
     }
     if build_index and counts["embedded"]:
-        name, created = vector_index.ensure_index(enc.name, enc.dim)
-        counts["index_created"] = name if created else None
-        created = vector_index.ensure_category_indexes(enc.name, enc.dim)
-        if created:
-            counts["category_indexes_created"] = created
+        counts.update(_ensure_indexes(enc))
     counts["seconds"] = round(time.monotonic() - t0, 3)
     logger.info("visualsearch reindex with projection: %s", counts)
     return counts
