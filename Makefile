@@ -51,7 +51,9 @@ format: setup
 
 notebook: setup
 	$(PY) manage.py prepare_demo
-	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST)
+	@# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(HOST) --no-browser \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-db:
 	rm -rf var/pgdata
