@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,16 @@ def test_check_without_database_passes_and_does_not_import_torch():
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
     assert run_checks() == []
+
+
+def test_dead_processes_are_pruned_from_the_embedded_servers_list(tmp_path):
+    import json
+
+    from config.embedded import prune_dead_handles
+
+    handles = tmp_path / ".handle_pids.json"
+    dead = 2**22 + 12345  # above Linux's default pid_max: never a live process
+    handles.write_text(json.dumps([os.getpid(), dead]))
+    assert prune_dead_handles(tmp_path) == [dead]
+    assert json.loads(handles.read_text()) == [os.getpid()]
+    assert prune_dead_handles(tmp_path) == []
