@@ -69,18 +69,9 @@ class AppSettings:
     def PRODUCT_FIELDS(self):
         """Names of the product fields the blend reads: the visual-search app's mapping
         (``VISUALSEARCH_PRODUCT_FIELDS``) plus ``created``, overridable here."""
-        from django.conf import settings
+        from visualsearch.conf import app_settings as visual_settings
 
-        fields = {
-            "title": "title",
-            "category": "category",
-            "price": "price",
-            "stock": "stock",
-            "active": "is_active",
-            "image": "image",
-            "created": "created_at",
-        }
-        fields.update(getattr(settings, "VISUALSEARCH_PRODUCT_FIELDS", {}))
+        fields = {"created": "created_at", **visual_settings.PRODUCT_FIELDS}
         fields.update(self._setting("PRODUCT_FIELDS", {}))
         return fields
 

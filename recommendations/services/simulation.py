@@ -290,7 +290,9 @@ def build_world(seed=0):
         When the catalogue has no active product.
     """
     fields = _product_fields()
-    Product = apps.get_model(settings.LOOKALIKE_PRODUCT_MODEL)
+    from visualsearch.products import product_model
+
+    Product = product_model()
     products = Product._default_manager.all()
     names = {f.name for f in Product._meta.get_fields()}
     if fields.get("active") in names:

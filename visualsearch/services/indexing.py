@@ -24,12 +24,12 @@ import logging
 import time
 
 import numpy as np
-from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
+from ..products import product_model
 from . import vector_index
 
 logger = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ __all__ = [
 ]
 
 MODES = ("stale", "all", "ids")
-
-
-def product_model():
-    return apps.get_model(app_settings.PRODUCT_MODEL)
 
 
 def _encoder(encoder):

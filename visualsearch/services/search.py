@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from django.apps import apps
 from django.db import connection, transaction
 
 from ..conf import app_settings
 from ..models import ProductEmbedding
+from ..products import product_model
 from .vector_index import (
     category_expression,
     category_index_name,
@@ -92,10 +92,6 @@ class Hit:
 
 class NotIndexed(Exception):
     """The product has no vector for the encoder (not embedded yet, or its image failed)."""
-
-
-def product_model():
-    return apps.get_model(app_settings.PRODUCT_MODEL)
 
 
 def _encoder(name):

@@ -37,11 +37,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-from django.apps import apps
 from django.db import connection
 
 from ..conf import app_settings
 from ..models import ProductEmbedding
+from ..products import product_model
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -189,7 +189,7 @@ def drop_index(encoder_name, dim) -> bool:
 def sync_categories(encoder_name=None) -> int:
     """Copy the products' categories onto their vectors where they differ (after bulk
     ``QuerySet.update()`` calls, which send no signal); returns the rows changed."""
-    model = apps.get_model(app_settings.PRODUCT_MODEL)
+    model = product_model()
     qn = connection.ops.quote_name
     column = model._meta.get_field(app_settings.PRODUCT_FIELDS["category"]).column
     sql = (
