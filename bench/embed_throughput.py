@@ -2,10 +2,11 @@
 
 Prints one JSON object: images/s of ``encoder.embed`` (preprocessing included), of the
 preprocessing alone (framing on the product, resizing, normalising) and of the network alone
-on the fast path (ONNX Runtime), images/s of torch eager (channels_last) on the
-same batch, and the cosine between the fast path's and torch's features, which must be at least
+on the fast path (the runtime ``"auto"`` picks: OpenVINO when installed), the network alone on
+each other exported runtime (ONNX Runtime) and on torch eager (channels_last), all on the same
+batch, and the cosine between the fast path's and torch's features, which must be at least
 0.999 for the fast path to be a drop-in replacement. Each figure is the median of several runs
-after a warm-up.
+after a warm-up, all measured in one process so that their ratios compare like with like.
 
 Usage::
 
@@ -40,14 +41,22 @@ def sample_images(n, size, seed=0):
     return images
 
 
-def median_rate(fn, n_images, runs):
-    fn()  # warm-up: first runs allocate and pick kernels
-    times = []
+def median_rates(fns, n_images, runs):
+    """Images/s of each callable, median over ``runs`` rounds.
+
+    The callables are timed in turn within each round, not one after the other for all
+    rounds: this machine's speed drifts by 20-30% over a minute, and interleaving makes the
+    drift hit every figure alike, so their ratios stay meaningful.
+    """
+    for fn in fns.values():
+        fn()  # warm-up: first runs allocate and pick kernels
+    times = {name: [] for name in fns}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n_images / statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: n_images / statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -88,9 +97,26 @@ def main(argv=None):
     images = sample_images(args.batch, args.size)
     batch = fast.preprocess(images)
 
-    embed_rate = median_rate(lambda: fast.embed(images), args.batch, args.runs)
-    preprocess_rate = median_rate(lambda: fast.preprocess(images), args.batch, args.runs)
-    model_rate = median_rate(lambda: fast._run(batch), args.batch, args.runs)
+    fast._ensure_loaded()
+    fns = {
+        "images_per_s": lambda: fast.embed(images),
+        "preprocess_images_per_s": lambda: fast.preprocess(images),
+        "model_images_per_s": lambda: fast._run(batch),
+    }
+    for runtime in ("openvino", "onnxruntime"):
+        if runtime == fast.runtime:
+            continue
+        other = cls(
+            artifact_dir=artifact_dir,
+            batch_size=args.batch,
+            num_threads=args.threads,
+            runtime=runtime,
+        )
+        try:
+            other._ensure_loaded()
+        except ImportError:
+            continue
+        fns[f"{runtime}_model_images_per_s"] = lambda other=other: other._run(batch)
 
     torch.set_num_threads(args.threads)
     module = fast.build_module().to(memory_format=torch.channels_last)
@@ -100,7 +126,8 @@ def main(argv=None):
         with torch.inference_mode():
             return module(x).numpy()
 
-    eager_rate = median_rate(eager, args.batch, args.runs)
+    fns["torch_eager_images_per_s"] = eager
+    rates = median_rates(fns, args.batch, args.runs)
     cos = np.sum(l2_normalize(fast._run(batch)) * l2_normalize(eager()), axis=1)
 
     print(
@@ -112,10 +139,10 @@ def main(argv=None):
                 "size": args.size,
                 "threads": args.threads,
                 "runs": args.runs,
-                "images_per_s": round(embed_rate, 1),
-                "preprocess_images_per_s": round(preprocess_rate, 1),
-                "model_images_per_s": round(model_rate, 1),
-                "torch_eager_images_per_s": round(eager_rate, 1),
+                **{name: round(rate, 1) for name, rate in rates.items()},
+                "model_speedup_vs_torch": round(
+                    rates["model_images_per_s"] / rates["torch_eager_images_per_s"], 2
+                ),
                 "mean_cosine_vs_torch": round(float(cos.mean()), 6),
                 "min_cosine_vs_torch": round(float(cos.min()), 6),
                 "torch": torch.__version__,

@@ -1,10 +1,13 @@
-"""Seeded "shopper photo" distortions for robustness evaluation.
+"""Seeded "shopper photo" distortions: the model of what a shopper uploads.
 
 A shopper rarely uploads the catalogue image itself: they photograph the product at an angle,
 off-centre, on a table or a bed, in poor light, and the photo is recompressed by a messaging
-app. :func:`distort` imitates that so that :func:`visualsearch.evaluation.robust_hit_at_k` can
-measure whether search still finds the original product. Every random choice comes from the
-``numpy.random.Generator`` passed in, so an evaluation is reproducible from its seed.
+app. :func:`distort` imitates that. It serves twice, on disjoint products: the catalogue
+projection learns from pairs of catalogue photos and their distorted copies which changes to
+ignore (:func:`visualsearch.encoders.projection.fit_whitening`), and ``evaluate_visual``
+measures with other products' distorted copies whether search still finds the original
+(:func:`visualsearch.evaluation.robust_hit_at_k`). Every random choice comes from the
+``numpy.random.Generator`` passed in, so both are reproducible from their seed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import io
 import numpy as np
 from PIL import Image, ImageEnhance
 
-__all__ = ["distort"]
+__all__ = ["display_copy", "distort"]
 
 #: Fraction of each side kept by the random crop: shoppers frame the product loosely.
 CROP_KEEP = (0.8, 1.0)
@@ -29,6 +32,20 @@ CONTRAST = (0.75, 1.25)
 PAD = (0.0, 0.15)
 #: Aggressive recompression, as messaging apps do.
 JPEG_QUALITY = 30
+
+
+def display_copy(image: Image.Image, size: int = 224) -> Image.Image:
+    """The product photo as the shop displays it, longer side ``size`` pixels (bicubic).
+
+    A shopper photographs the product, or the shop's page, never the stored file: a tiny
+    source image (Fashion-MNIST's are 28 pixels) reaches them upscaled, a huge one scaled
+    down. Distort this copy, not the file.
+    """
+    scale = size / max(image.size)
+    return image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+        Image.Resampling.BICUBIC,
+    )
 
 
 def distort(image: Image.Image, rng) -> Image.Image:

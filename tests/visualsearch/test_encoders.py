@@ -14,7 +14,7 @@ from PIL import Image
 
 from visualsearch import encoders
 from visualsearch.encoders.efficientnet import EfficientNetLite0Encoder
-from visualsearch.encoders.projection import Projection, fit, fit_projection
+from visualsearch.encoders.projection import Projection, fit, fit_projection, fit_whitening
 from visualsearch.encoders.torchvision_backbones import (
     MobileNetV3LargeEncoder,
     ResNet50Encoder,
@@ -133,22 +133,48 @@ def test_unknown_encoder():
 # -- EfficientNet-Lite0 --------------------------------------------------------------------
 
 
-def test_efficientnet_runs_on_onnxruntime_with_cached_export(efficientnet, artifact_dir):
+def test_efficientnet_auto_runs_on_openvino_with_cached_export(efficientnet, artifact_dir):
     efficientnet.embed(make_images(1))
-    assert efficientnet.runtime == "onnxruntime"
+    assert efficientnet.runtime == "openvino"  # the fastest runtime installed
     path = efficientnet.onnx_path()
     assert path.parent == artifact_dir and path.is_file()
     assert not list(artifact_dir.glob("*.tmp"))  # written atomically
 
 
-def test_efficientnet_onnx_matches_torch(efficientnet, artifact_dir):
-    images = make_images(4, seed=2)
-    eager = EfficientNetLite0Encoder(
+@pytest.fixture(scope="module")
+def eager_efficientnet(artifact_dir):
+    return EfficientNetLite0Encoder(
         artifact_dir=artifact_dir, runtime="torch", batch_size=4, num_threads=2
     )
-    a, b = efficientnet.embed(images), eager.embed(images)
-    assert eager.runtime == "torch"
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_efficientnet_fast_runtimes_match_torch(runtime, artifact_dir, eager_efficientnet):
+    images = make_images(5, seed=2)  # batches of 4 + 1: uneven splits across requests
+    fast = EfficientNetLite0Encoder(
+        artifact_dir=artifact_dir, runtime=runtime, batch_size=4, num_threads=2
+    )
+    a, b = fast.embed(images), eager_efficientnet.embed(images)
+    assert (fast.runtime, eager_efficientnet.runtime) == (runtime, "torch")
     assert np.sum(a * b, axis=1).min() > 0.9999
+
+
+def test_openvino_runner_is_safe_across_threads(efficientnet):
+    """Each thread gets its own infer requests: concurrent uploads must not mix results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [make_images(3, seed=10 + i) for i in range(4)]
+    expected = [efficientnet.embed(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(efficientnet.embed, batches * 2))
+    assert efficientnet.runtime == "openvino"
+    for i, vectors in enumerate(got):
+        np.testing.assert_allclose(vectors, expected[i % 4], atol=1e-5)
+
+
+def test_unknown_runtime_is_refused():
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        EfficientNetLite0Encoder(runtime="tensorrt")
 
 
 def test_efficientnet_normalisation_is_tf_style():
@@ -194,10 +220,78 @@ def test_projection_round_trip_without_pickle(tmp_path):
     path = projection.save(tmp_path / "p.npz")
     loaded = Projection.load(path)
     assert loaded.digest == projection.digest
+    assert loaded.whitening is None and loaded.pair_ids == ()
     with np.load(path, allow_pickle=False) as data:
-        assert sorted(data.files) == ["basis", "scale"]
+        assert sorted(data.files) == ["basis", "pair_ids", "scale"]
     with pytest.raises(ValueError, match="at least two"):
         fit(x, np.zeros(len(x)))
+
+
+def shopper_pairs(n=200, dim=32, seed=0):
+    """Items, and "photos" of them that wander along a few nuisance directions far more
+    than items differ along them: what a tilt or a recompression does to raw features."""
+    rng = np.random.default_rng(seed)
+    items = rng.normal(size=(n, dim))
+    nuisance = np.linalg.qr(rng.normal(size=(dim, 4)))[0]
+    photos = items + 0.3 * rng.normal(size=(n, dim)) + 6.0 * rng.normal(size=(n, 4)) @ nuisance.T
+
+    def unit(a):
+        return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+    return unit(items), unit(photos)
+
+
+def hit_at_1(queries, gallery):
+    return float(np.mean(np.argmax(queries @ gallery.T, axis=1) == np.arange(len(queries))))
+
+
+def test_whitening_learned_from_pairs_finds_unseen_items_photos():
+    items, photos = shopper_pairs(400)
+    train, test = slice(0, 200), slice(200, 400)  # learned on other items than it is tested on
+    mean, whitening = fit_whitening(items[train], photos[train])
+    assert mean.shape == (32,) and whitening.shape == (32, 32)
+    np.testing.assert_allclose(whitening, whitening.T, atol=1e-5)
+    labels = np.arange(200) % 4
+    projection = fit(items[train], labels, gamma=0.0, pairs=(items[train], photos[train]))
+    raw = hit_at_1(photos[test], items[test])
+    learned = hit_at_1(projection.apply(photos[test]), projection.apply(items[test]))
+    assert raw < 0.7 and learned > raw + 0.2
+
+
+def test_projection_with_whitening_round_trips_and_digest_follows_the_map(tmp_path):
+    items, photos = shopper_pairs()
+    labels = np.arange(len(items)) % 4
+    plain = fit(items, labels)
+    whitened = fit(items, labels, pairs=(items, photos), pair_ids=[7, 3])
+    assert whitened.digest != plain.digest
+    loaded = Projection.load(whitened.save(tmp_path / "w.npz"))
+    assert loaded.digest == whitened.digest and loaded.pair_ids == (7, 3)
+    np.testing.assert_allclose(loaded.apply(photos), whitened.apply(photos), atol=1e-6)
+    # The products a projection learned from are bookkeeping, not part of the map.
+    relabelled = Projection(
+        basis=whitened.basis,
+        scale=whitened.scale,
+        mean=whitened.mean,
+        whitening=whitened.whitening,
+        pair_ids=(1,),
+    )
+    assert relabelled.digest == whitened.digest
+    np.savez(tmp_path / "bad.npz", basis=plain.basis, scale=plain.scale, mean=whitened.mean)
+    with pytest.raises(ValueError, match="not a valid projection"):
+        Projection.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize(
+    "anchors, views, shrinkage, message",
+    [
+        (np.zeros((5, 3)), np.zeros((4, 3)), 0.1, "matching"),
+        (np.zeros((1, 3)), np.zeros((1, 3)), 0.1, "n >= 2"),
+        (np.ones((5, 3)), np.ones((5, 3)), 0.0, "shrinkage must be positive"),
+    ],
+)
+def test_fit_whitening_rejects_bad_input(anchors, views, shrinkage, message):
+    with pytest.raises(ValueError, match=message):
+        fit_whitening(anchors, views, shrinkage=shrinkage)
 
 
 def test_fit_projection_changes_encoder_identity(efficientnet, tmp_path):

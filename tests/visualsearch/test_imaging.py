@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visualsearch.distortions import distort
+from visualsearch.distortions import display_copy, distort
 from visualsearch.imaging import InvalidCrop, UnreadableImage, crop, open_image
 
 
@@ -143,3 +143,10 @@ def test_distort_is_seeded_and_changes_the_image():
     assert np.array_equal(np.asarray(a), np.asarray(b))
     assert a.size != im.size or not np.array_equal(np.asarray(a), np.asarray(im))
     assert a.size != c.size or not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+@pytest.mark.parametrize(
+    "size, expected", [((28, 28), (224, 224)), ((1000, 500), (224, 112)), ((90, 300), (67, 224))]
+)
+def test_display_copy_scales_the_longer_side(size, expected):
+    assert display_copy(Image.new("L", size), 224).size == expected

@@ -126,6 +126,19 @@ def projected_encoder(settings, tmp_path):
     return enc
 
 
+@pytest.fixture
+def labelled_catalogue(product_factory, category_factory):
+    """``make(n, kinds)``: ``n`` products with images, spread over ``kinds`` categories."""
+
+    def make(n, kinds=3):
+        cats = [category_factory(name=f"Kind {c}", slug=f"kind-{c}") for c in range(kinds)]
+        return [
+            product_factory(category=cats[i % kinds], image=catalogue_image(i)) for i in range(n)
+        ]
+
+    return make
+
+
 def run(*args):
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())
@@ -133,19 +146,17 @@ def run(*args):
 
 
 @pytest.mark.django_db
-def test_fit_projection_embeds_the_catalogue_once(
-    projected_encoder, product_factory, category_factory
-):
+def test_fit_projection_embeds_the_catalogue_once(projected_encoder, labelled_catalogue):
     enc = projected_encoder
-    kinds = [category_factory(name=f"Kind {c}", slug=f"kind-{c}") for c in range(3)]
-    products = [product_factory(category=kinds[i % 3], image=catalogue_image(i)) for i in range(12)]
+    products = labelled_catalogue(12)
     raw_hash = enc.weights_hash
     assert "4 embedded" in run("reindex", "--ids", *[str(p.pk) for p in products[:4]])
     enc.calls = 0
 
-    out = run("reindex", "--all", "--fit-projection", "--batch-size", "5")
-    assert "12 embedded" in out and "Fitted the projection on 12 products in 3 categories" in out
+    out = run("reindex", "--all", "--fit-projection", "--batch-size", "5", "--pairs", "0")
+    assert "12 embedded" in out and "Fitted the projection on 12 products in 3 categories:" in out
     assert enc.calls == 3  # one pass over the catalogue, in batches of 5: no second pass
+    assert enc.projection.whitening is None
     assert enc.projection_path().exists() and enc.weights_hash != raw_hash
     rows = ProductEmbedding.objects.filter(encoder="pixelproj")
     assert {r.weights_hash for r in rows} == {enc.weights_hash} and rows.count() == 12
@@ -160,11 +171,27 @@ def test_fit_projection_embeds_the_catalogue_once(
 
 
 @pytest.mark.django_db
-def test_projection_separates_the_catalogues_categories(
-    projected_encoder, product_factory, category_factory
+def test_fit_projection_learns_invariance_from_some_products_photos(
+    projected_encoder, labelled_catalogue
 ):
-    kinds = [category_factory(name=f"Kind {c}", slug=f"kind-{c}") for c in range(3)]
-    products = [product_factory(category=kinds[i % 3], image=catalogue_image(i)) for i in range(24)]
+    enc = projected_encoder
+    products = labelled_catalogue(12)
+    out = run("reindex", "--all", "--fit-projection", "--batch-size", "5", "--pairs", "7")
+    assert "invariance learned from 7 shopper-style photos" in out
+    assert enc.calls == 3 + 2  # the catalogue in 3 batches, then the 7 photos in 2
+    projection = enc.projection
+    assert projection.whitening is not None and len(projection.pair_ids) == 7
+    assert set(projection.pair_ids) <= {p.pk for p in products}
+    # Seeded: fitting again on the same catalogue gives the same map, so nothing goes stale.
+    digest = projection.digest
+    indexing.reindex_with_projection(pairs=7)
+    assert enc.projection.digest == digest
+    assert indexing.stale_products(enc) == []
+
+
+@pytest.mark.django_db
+def test_projection_separates_the_catalogues_categories(projected_encoder, labelled_catalogue):
+    products = labelled_catalogue(24)
     indexing.reindex_with_projection(gamma=4.0)
     vectors = {
         r.product_id: np.asarray(r.embedding, dtype=np.float32)
@@ -189,6 +216,8 @@ def test_projection_separates_the_catalogues_categories(
         (["--stale", "--fit-projection"], "use it with --all"),
         (["--ids", "1", "--fit-projection"], "use it with --all"),
         (["--all", "--gamma", "0.3"], "--gamma only applies with --fit-projection"),
+        (["--all", "--pairs", "10"], "--pairs only applies with --fit-projection"),
+        (["--all", "--fit-projection", "--pairs", "-1"], "--pairs must not be negative"),
         (["--all", "--fit-projection", "--encoder", "pixel"], "does not support a learned"),
     ],
 )
@@ -205,3 +234,45 @@ def test_fit_projection_needs_two_categories(projected_encoder, product_factory,
     with pytest.raises(CommandError, match="at least two categories"):
         run("reindex", "--all", "--fit-projection")
     assert not projected_encoder.projection_path().exists()
+
+
+@pytest.mark.django_db
+def test_evaluate_visual_leaves_out_the_products_the_projection_learned_from(
+    projected_encoder,
+):
+    """Robustness is measured on products whose photos the projection never saw."""
+    import json
+
+    from shop.demo.catalog import load_demo_catalog
+
+    load_demo_catalog(size=30)
+    counts = indexing.reindex_with_projection(pairs=25)
+    assert counts["pairs"] == 25
+    report = json.loads(
+        run("evaluate_visual", "--queries", "10", "--robust-queries", "10", "--json")
+    )
+    assert report["robust_excluded_training_products"] == 25
+    assert report["robust_queries"] == 5  # only 30 - 25 products are left to distort
+
+
+@pytest.mark.django_db
+def test_demo_fits_the_projection_once_and_refits_one_without_invariance(
+    projected_encoder, labelled_catalogue, settings
+):
+    from shop.management.commands.prepare_demo import Command as PrepareDemo
+    from visualsearch.encoders.projection import fit
+
+    settings.VISUALSEARCH_PROJECTION_PAIRS = 6
+    labelled_catalogue(10, kinds=2)
+    command = PrepareDemo(stdout=io.StringIO())
+    command.index_catalogue()
+    first = projected_encoder.projection
+    assert first.whitening is not None and len(first.pair_ids) == 6
+    mtime = projected_encoder.projection_path().stat().st_mtime_ns
+    command.index_catalogue()  # up to date: nothing refitted
+    assert projected_encoder.projection_path().stat().st_mtime_ns == mtime
+    # An older projection with the category stage only is replaced by one with both.
+    features = np.random.default_rng(0).normal(size=(10, 64)).astype(np.float32)
+    fit(features, np.arange(10) % 2).save(projected_encoder.projection_path())
+    command.index_catalogue()
+    assert projected_encoder.projection.whitening is not None

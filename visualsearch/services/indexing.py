@@ -313,25 +313,28 @@ def supports_projection(encoder=None) -> bool:
     return hasattr(enc, "raw_embed") and hasattr(enc, "projection_path")
 
 
-def _categories(pks) -> dict:
-    """``{product id: category}`` (the category field's stored value, e.g. a foreign key)."""
-    field = product_model()._meta.get_field(app_settings.PRODUCT_FIELDS["category"])
-    rows = product_model()._default_manager.filter(pk__in=pks).values_list("pk", field.attname)
-    return dict(rows)
-
-
 def reindex_with_projection(
-    encoder=None, batch_size=None, progress=None, error=None, gamma=None, build_index=True
+    encoder=None,
+    batch_size=None,
+    progress=None,
+    error=None,
+    gamma=None,
+    build_index=True,
+    pairs=None,
+    seed=0,
 ) -> dict:
-    """Fit the encoder's category projection on the whole catalogue and re-embed it.
+    """Fit the encoder's catalogue projection on the whole catalogue and re-embed it.
 
-    Every product image is embedded once, without projection; the projection is fitted on
-    those raw vectors and the products' own categories (the ``category`` entry of
+    Every product image is embedded once, without projection. Then ``pairs`` products,
+    drawn with ``seed``, are photographed again the way a shopper would
+    (:func:`visualsearch.distortions.distort` of their display-size photo) and embedded, to
+    learn what such photos change; the projection is fitted on those pairs, the raw vectors
+    and the products' own categories (the ``category`` entry of
     ``VISUALSEARCH_PRODUCT_FIELDS``) and saved where the encoder picks it up, which changes
     its ``weights_hash``; the same raw vectors, projected, are then written as the final
-    vectors. So the catalogue is embedded only once, and ``reindex("stale")`` afterwards
-    finds nothing to do. Products without a category take no part in the fit but are
-    indexed all the same.
+    vectors. So the catalogue is embedded once (plus the pairs), and ``reindex("stale")``
+    afterwards finds nothing to do. Products without a category take no part in the
+    category fit but are indexed all the same.
 
     The raw vectors of the whole catalogue are held in memory until the fit (5 KB per
     product for a 1280-d encoder: 500 MB for 100,000 products).
@@ -341,6 +344,13 @@ def reindex_with_projection(
     gamma : float, optional
         Weight of the category similarity, see
         :func:`visualsearch.encoders.projection.fit`.
+    pairs : int, optional
+        Products used to learn invariance to shopper photos (default
+        ``VISUALSEARCH_PROJECTION_PAIRS``; 0 for none). They are recorded in the projection
+        so that ``evaluate_visual`` measures robustness on other products only.
+    seed : int
+        Draws the pair products and their distortions: the same catalogue gives the same
+        projection.
 
     Other parameters are those of :func:`reindex`.
 
@@ -348,7 +358,7 @@ def reindex_with_projection(
     -------
     dict
         As :func:`reindex` (``mode`` is ``"projection"``), plus ``projection`` (the file
-        written), ``fitted_on`` (products with a category) and ``categories``.
+        written), ``fitted_on`` (products with a category), ``categories`` and ``pairs``.
 
     Raises
     ------
@@ -365,10 +375,15 @@ def reindex_with_projection(
     batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
+    pairs = int(app_settings.PROJECTION_PAIRS if pairs is None else pairs)
+    if pairs < 0:
+        raise ValueError("pairs must not be negative.")
     removed = _remove_orphans(enc.name)
     todo = _all_products(enc.name, timezone.now())
+    n_pairs = min(pairs, len(todo)) if pairs >= 2 else 0
+    total = len(todo) + n_pairs
     if progress:
-        progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
+        progress(0, total, f"Embedding {len(todo)} product images with {enc.name}")
     batches, failures, skipped = [], [], 0
     for start in range(0, len(todo), batch_size):
         metas, vectors, failed, skipped_now = _read_and_embed(
@@ -382,9 +397,10 @@ def reindex_with_projection(
                 error(pk, reason)
         if progress:
             done = min(start + batch_size, len(todo))
-            progress(done, len(todo), f"{done} of {len(todo)} images embedded")
+            progress(done, total, f"{done} of {len(todo)} images embedded")
     pks = [meta[0] for metas, _ in batches for meta in metas]
     raw = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, enc.dim))
+
     category_of = _categories(pks)
     labelled = np.array([category_of.get(pk) is not None for pk in pks], dtype=bool)
     labels = np.array([category_of.get(pk) for pk in pks], dtype=object)[labelled]
@@ -392,8 +408,16 @@ def reindex_with_projection(
         raise ValueError(
             "Fitting a projection needs products with images in at least two categories."
         )
+
+    def pair_progress(done):
+        if progress:
+            progress(len(todo) + done, total, f"{done} of {n_pairs} shopper-style photos embedded")
+
+    pair_kwargs = _shopper_photo_pairs(enc, pks, raw, n_pairs, seed, batch_size, pair_progress)
     kwargs = {} if gamma is None else {"gamma": float(gamma)}
-    path = projections.fit_projection(raw[labelled], labels.astype(str), encoder=enc, **kwargs)
+    path = projections.fit_projection(
+        raw[labelled], labels.astype(str), encoder=enc, **kwargs, **pair_kwargs
+    )
     # The encoder now applies the new projection and reports its new weights_hash.
     for i, (metas, vectors) in enumerate(batches):
         _write(enc, metas, enc.postprocess(vectors), failures if i == 0 else [])
@@ -410,12 +434,54 @@ def reindex_with_projection(
         "projection": str(path),
         "fitted_on": int(labelled.sum()),
         "categories": len(set(labels.tolist())),
+        "pairs": len(pair_kwargs.get("pair_ids", ())),
     }
     if build_index and counts["embedded"]:
         counts.update(_ensure_indexes(enc))
     counts["seconds"] = round(time.monotonic() - t0, 3)
     logger.info("visualsearch reindex with projection: %s", counts)
     return counts
+
+
+def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
+    """The ``pairs``/``pair_ids`` arguments of the projection fit: the raw vectors of ``n``
+    products drawn from ``pks`` (whose raw vectors are ``raw``) and of a distorted copy of
+    each one's display-size photo. Images that cannot be read again are left out; fewer than
+    two usable pairs give ``{}`` (no invariance stage)."""
+    from ..distortions import display_copy, distort
+    from ..imaging import UnreadableImage, open_image
+
+    if n < 2 or len(pks) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(pks), size=min(n, len(pks)), replace=False))
+    names = dict(
+        product_model()
+        ._default_manager.filter(pk__in=[pks[i] for i in chosen])
+        .values_list("pk", app_settings.PRODUCT_FIELDS["image"])
+    )
+    size = int(getattr(enc, "input_size", 224))
+    rows, views = [], []
+    for start in range(0, len(chosen), batch_size):
+        images, kept = [], []
+        for i in chosen[start : start + batch_size]:
+            try:
+                image = open_image(read_image_bytes(names[pks[i]]))
+            except (KeyError, OSError, UnreadableImage):
+                continue  # deleted or unreadable since the first pass
+            images.append(distort(display_copy(image, size), rng))
+            kept.append(i)
+        vectors, bad = _embed(enc, images, enc.raw_embed)
+        rows += [i for j, i in enumerate(kept) if j not in bad]
+        views.append(vectors)
+        progress(min(start + batch_size, len(chosen)))
+    if len(rows) < 2:
+        return {}
+    rows = np.asarray(rows)
+    return {
+        "pairs": (raw[rows], np.concatenate(views)),
+        "pair_ids": [pks[i] for i in rows],
+    }
 
 
 def _embed_batch(enc, batch):

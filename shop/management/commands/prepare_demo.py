@@ -30,17 +30,24 @@ class Command(BaseCommand):
         self.ensure_admin()
 
     def index_catalogue(self):
-        """Embed the catalogue; on first start also fit the encoder's category projection.
+        """Embed the catalogue; on first start also fit the encoder's catalogue projection.
 
-        The projection is learned from the catalogue's own categories in the same pass
-        that embeds it; afterwards only products without an up-to-date vector are
-        embedded, so a second run does nothing.
+        The projection is learned from the catalogue's own categories and shopper-style
+        copies of some of its photos in the same pass that embeds it; afterwards only
+        products without an up-to-date vector are embedded, so a second run does nothing.
+        A projection from an older version, without the invariance stage, is refitted.
         """
+        from visualsearch.conf import app_settings
         from visualsearch.encoders import get_encoder
         from visualsearch.services import indexing
 
         encoder = get_encoder()
-        if indexing.supports_projection(encoder) and encoder.projection is None:
+        projection = encoder.projection if indexing.supports_projection(encoder) else False
+        outdated = projection is not False and (
+            projection is None
+            or (projection.whitening is None and app_settings.PROJECTION_PAIRS > 0)
+        )
+        if outdated:
             call_command("reindex", "--all", "--fit-projection", stdout=self.stdout)
         else:
             call_command("reindex", "--stale", stdout=self.stdout)

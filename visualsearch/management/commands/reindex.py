@@ -10,8 +10,9 @@ class Command(BaseCommand):
         "products with no vector, a changed image or other encoder weights; --all re-embeds "
         "everything; --ids the given products. Each batch is committed, so an interrupted "
         "run is finished by running --stale. Unreadable images are recorded and skipped. "
-        "--fit-projection (with --all) also learns the encoder's category projection from "
-        "the catalogue's own categories while embedding it once."
+        "--fit-projection (with --all) also learns the encoder's catalogue projection while "
+        "embedding it once: invariance to shopper photos from distorted copies of some "
+        "products' photos (--pairs), and the catalogue's own categories."
     )
 
     def add_arguments(self, parser):
@@ -34,7 +35,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--gamma",
             type=float,
-            help="With --fit-projection: weight of the category similarity (default 0.5).",
+            help="With --fit-projection: weight of the category similarity (default 0.3).",
+        )
+        parser.add_argument(
+            "--pairs",
+            type=int,
+            help="With --fit-projection: products photographed again as a shopper would, to "
+            "learn what such photos change (default VISUALSEARCH_PROJECTION_PAIRS, 1000; "
+            "0 for none).",
         )
         parser.add_argument(
             "--no-verify",
@@ -48,6 +56,10 @@ class Command(BaseCommand):
             raise CommandError("--fit-projection re-embeds everything: use it with --all.")
         if options["gamma"] is not None and not fit:
             raise CommandError("--gamma only applies with --fit-projection.")
+        if options["pairs"] is not None and not fit:
+            raise CommandError("--pairs only applies with --fit-projection.")
+        if options["pairs"] is not None and options["pairs"] < 0:
+            raise CommandError("--pairs must not be negative.")
         mode = "ids" if ids else (mode or ("all" if fit else "stale"))
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
@@ -68,6 +80,7 @@ class Command(BaseCommand):
                     progress=bar.update,
                     error=error,
                     gamma=options["gamma"],
+                    pairs=options["pairs"],
                 )
             else:
                 counts = indexing.reindex(
@@ -89,9 +102,14 @@ class Command(BaseCommand):
             f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
         )
         if counts.get("projection"):
+            learned = (
+                f", invariance learned from {counts['pairs']} shopper-style photos"
+                if counts.get("pairs")
+                else ""
+            )
             self.stdout.write(
                 f"Fitted the projection on {counts['fitted_on']} products in "
-                f"{counts['categories']} categories: {counts['projection']}."
+                f"{counts['categories']} categories{learned}: {counts['projection']}."
             )
         if counts.get("index_created"):
             self.stdout.write(f"Created the HNSW index {counts['index_created']}.")
