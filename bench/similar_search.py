@@ -330,6 +330,13 @@ def main():
         default=[40, 100, 200],
         help="hnsw.ef_search values to sweep on the no-filter case.",
     )
+    parser.add_argument(
+        "--far-ef-search",
+        type=int,
+        nargs="*",
+        default=[],
+        help="CATEGORY_FAR_EF_SEARCH values to sweep on the two far-category cases.",
+    )
     args = parser.parse_args()
 
     setup_django()
@@ -408,6 +415,15 @@ def main():
         report["ef_search_sweep"][ef] = {
             k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
         }
+    if args.far_ef_search:
+        report["far_ef_search_sweep"] = {}
+    for ef in args.far_ef_search:
+        for name in ("far_category_price", "far_category"):
+            with override_settings(VISUALSEARCH_CATEGORY_FAR_EF_SEARCH=ef):
+                result = run_case(name, queries, cases[name], ids, cats, prices, vectors, plans)
+            report["far_ef_search_sweep"][f"{name}@{ef}"] = {
+                k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
+            }
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))
 

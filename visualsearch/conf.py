@@ -66,6 +66,13 @@ class AppSettings:
         return self._setting("PROJECTION_PAIRS", 1000)
 
     @property
+    def RERANK_CANDIDATES(self):
+        """How many of a photo search's nearest products are re-ranked by the projection's
+        invariant similarity (when it has one); 0 switches re-ranking off. 100 found the
+        photographed product as often as re-ranking 200 did on the demo catalogue."""
+        return self._setting("RERANK_CANDIDATES", 100)
+
+    @property
     def BATCH_SIZE(self):
         return self._setting("BATCH_SIZE", 32)
 

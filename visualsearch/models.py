@@ -42,7 +42,8 @@ class ProductEmbedding(models.Model):
     # No dimensions: encoders differ. Queries and indexes cast to the encoder's dimension.
     embedding = VectorField()
     # Copy of the product's category pk (see the module docstring); kept in step by indexing
-    # and the product save signal, and by ``vector_index.sync_categories`` after bulk edits.
+    # and the product save signal, and by ``vector_index.sync_categories`` (run by every
+    # ``reindex --stale``) after bulk edits.
     product_category = models.BigIntegerField(null=True, blank=True, editable=False)
     computed_at = models.DateTimeField(default=timezone.now)
 

@@ -4,6 +4,7 @@ No database and no downloads: EfficientNet-Lite0 uses the weights shipped in its
 (loaded once for the module), the torchvision backbones are built with random weights.
 """
 
+import dataclasses
 import subprocess
 import sys
 
@@ -252,31 +253,44 @@ def test_whitening_learned_from_pairs_finds_unseen_items_photos():
     assert mean.shape == (32,) and whitening.shape == (32, 32)
     np.testing.assert_allclose(whitening, whitening.T, atol=1e-5)
     labels = np.arange(200) % 4
-    projection = fit(items[train], labels, gamma=0.0, pairs=(items[train], photos[train]))
+    projection = fit(items[train], labels, pairs=(items[train], photos[train]), rerank_gamma=0.0)
+    assert projection.reranks
+
+    def invariant(x):  # what photo search re-ranks with, from the stored vectors
+        return projection.rerank_vectors(projection.apply(x))
+
     raw = hit_at_1(photos[test], items[test])
-    learned = hit_at_1(projection.apply(photos[test]), projection.apply(items[test]))
-    assert raw < 0.7 and learned > raw + 0.2
+    stored = hit_at_1(projection.apply(photos[test]), projection.apply(items[test]))
+    learned = hit_at_1(invariant(photos[test]), invariant(items[test]))
+    assert raw < 0.7 and stored < 0.7 and learned > raw + 0.2
 
 
-def test_projection_with_whitening_round_trips_and_digest_follows_the_map(tmp_path):
+def test_stored_vectors_give_back_the_raw_features():
+    x, labels = clustered_features()
+    projection = fit(x, labels, gamma=4.0)
+    y = projection.apply(x)
+    assert not np.allclose(y, x, atol=1e-3)
+    np.testing.assert_allclose(projection.unapply(y), x, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot re-rank"):
+        projection.rerank_vectors(y)
+
+
+def test_projection_with_reranking_round_trips_and_digest_follows_the_maps(tmp_path):
     items, photos = shopper_pairs()
     labels = np.arange(len(items)) % 4
     plain = fit(items, labels)
-    whitened = fit(items, labels, pairs=(items, photos), pair_ids=[7, 3])
-    assert whitened.digest != plain.digest
-    loaded = Projection.load(whitened.save(tmp_path / "w.npz"))
-    assert loaded.digest == whitened.digest and loaded.pair_ids == (7, 3)
-    np.testing.assert_allclose(loaded.apply(photos), whitened.apply(photos), atol=1e-6)
-    # The products a projection learned from are bookkeeping, not part of the map.
-    relabelled = Projection(
-        basis=whitened.basis,
-        scale=whitened.scale,
-        mean=whitened.mean,
-        whitening=whitened.whitening,
-        pair_ids=(1,),
+    reranking = fit(items, labels, pairs=(items, photos), pair_ids=[7, 3])
+    # The stored vectors are the same map: only the re-ranking differs.
+    np.testing.assert_allclose(reranking.apply(items), plain.apply(items), atol=1e-6)
+    assert reranking.digest != plain.digest and not plain.reranks
+    loaded = Projection.load(reranking.save(tmp_path / "w.npz"))
+    assert loaded.digest == reranking.digest and loaded.pair_ids == (7, 3)
+    np.testing.assert_allclose(
+        loaded.rerank_vectors(photos), reranking.rerank_vectors(photos), atol=1e-6
     )
-    assert relabelled.digest == whitened.digest
-    np.savez(tmp_path / "bad.npz", basis=plain.basis, scale=plain.scale, mean=whitened.mean)
+    # The products a projection learned from are bookkeeping, not part of the maps.
+    assert dataclasses.replace(reranking, pair_ids=(1,)).digest == reranking.digest
+    np.savez(tmp_path / "bad.npz", basis=plain.basis, scale=plain.scale, mean=reranking.mean)
     with pytest.raises(ValueError, match="not a valid projection"):
         Projection.load(tmp_path / "bad.npz")
 

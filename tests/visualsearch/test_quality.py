@@ -276,3 +276,43 @@ def test_demo_fits_the_projection_once_and_refits_one_without_invariance(
     fit(features, np.arange(10) % 2).save(projected_encoder.projection_path())
     command.index_catalogue()
     assert projected_encoder.projection.whitening is not None
+
+
+@pytest.mark.django_db
+def test_photo_search_reranks_its_candidates_by_the_invariant_similarity(
+    projected_encoder, labelled_catalogue, settings
+):
+    from visualsearch.distortions import distort
+    from visualsearch.services import search
+
+    products = labelled_catalogue(24)
+    indexing.reindex_with_projection(pairs=12)
+    projection = projected_encoder.projection
+    assert projection.reranks
+    photos = [distort(open_image(p.image.read()), seed) for seed, p in enumerate(products[:3])]
+
+    settings.VISUALSEARCH_RERANK_CANDIDATES = 0
+    plain = search.search_by_images(photos, k=5)
+    settings.VISUALSEARCH_RERANK_CANDIDATES = 24
+    reranked = search.search_by_images(photos, k=5)
+    stored = {
+        r.product_id: np.asarray(r.embedding, dtype=np.float32)
+        for r in ProductEmbedding.objects.filter(encoder="pixelproj")
+    }
+    ids = sorted(stored)
+    space = projection.rerank_vectors(np.stack([stored[i] for i in ids]))
+    for photo, plain_hits, hits in zip(photos, plain, reranked, strict=True):
+        # Every product was a candidate: the top 5 are the invariant space's top 5.
+        query = projection.rerank_vectors(projected_encoder.embed([photo]))[0]
+        scores = space @ query
+        best = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:5]
+        assert [h.product_id for h in hits] == [ids[i] for i in best]
+        np.testing.assert_allclose([h.score for h in hits], scores[best], atol=1e-5)
+        assert len(plain_hits) == 5
+    assert any(
+        [h.product_id for h in a] != [h.product_id for h in b]
+        for a, b in zip(plain, reranked, strict=True)
+    ) or all(  # the two orders may agree, but then the scores come from the other space
+        not np.allclose([h.score for h in a], [h.score for h in b])
+        for a, b in zip(plain, reranked, strict=True)
+    )

@@ -150,10 +150,11 @@ def test_not_indexed_and_hydrate(catalogue, product_factory):
     assert len(queries) == 0  # categories came with the products
 
 
-def test_real_efficientnet_finds_the_same_garment(product_factory, settings):
+def test_real_efficientnet_finds_the_same_garment(product_factory, settings, tmp_path):
     """One end-to-end run with the real encoder (torch eager, 1280-d, the migration's index)."""
     from shop.demo import fashion_mnist
 
+    settings.VISUALSEARCH_ARTIFACT_DIR = tmp_path  # no projection fitted on another catalogue
     settings.VISUALSEARCH_ENCODER = "efficientnet_lite0"
     settings.VISUALSEARCH_RUNTIME = "torch"
     split = fashion_mnist.load_split("train")
@@ -274,3 +275,18 @@ def test_load_vectors_reads_the_stored_vectors_in_binary(catalogue):
         assert got.dtype == np.float32 and got.shape == (64,)
         np.testing.assert_allclose(got, np.asarray(row.embedding, dtype=np.float32), rtol=1e-6)
     assert load_vectors([], encoder="pixel") == {}
+
+
+def test_reindex_stale_catches_up_with_bulk_category_edits(catalogue):
+    """``QuerySet.update()`` sends no signal; the routine ``reindex --stale`` repairs the
+    vectors' category copy that the per-category indexes filter on."""
+    from shop.models import Product
+    from visualsearch.models import ProductEmbedding
+    from visualsearch.services import indexing
+
+    moved, target = catalogue[0], catalogue[1].category_id
+    Product.objects.filter(pk=moved.pk).update(category_id=target)
+    assert ProductEmbedding.objects.get(product=moved).product_category != target
+    counts = indexing.reindex("stale")
+    assert counts["categories_synced"] == 1 and counts["embedded"] == 0
+    assert ProductEmbedding.objects.get(product=moved).product_category == target

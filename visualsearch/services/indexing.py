@@ -265,6 +265,9 @@ def reindex(
             todo = stale_products(enc, verify_checksums=verify_checksums)
         else:
             todo = _all_products(enc.name, started_before or timezone.now())
+    # Bulk category edits (QuerySet.update sends no signal) leave the vectors' copy of the
+    # category behind, which the per-category indexes filter on: catch up in one UPDATE.
+    categories_synced = vector_index.sync_categories(enc.name) if mode == "stale" else 0
     counts = {
         "mode": mode,
         "encoder": enc.name,
@@ -273,6 +276,7 @@ def reindex(
         "failed": 0,
         "skipped": 0,
         "removed": removed,
+        "categories_synced": categories_synced,
     }
     if progress:
         progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")

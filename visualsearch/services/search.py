@@ -141,7 +141,12 @@ def search_by_vector(vector, k=12, filters=None, encoder=None) -> list[Hit]:
 
 
 def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]]:
-    """Search with each PIL image; the images are embedded together in one batch."""
+    """Search with each PIL image; the images are embedded together in one batch.
+
+    When the encoder's catalogue projection learned invariance to shopper photos, the top
+    ``VISUALSEARCH_RERANK_CANDIDATES`` of each search are re-ranked by that invariant
+    similarity (see :mod:`visualsearch.encoders.projection`), and the scores are its cosines.
+    """
     _check_k(k)
     images = list(images)
     if not images:
@@ -149,7 +154,41 @@ def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]
     enc = _encoder(encoder)
     vectors = enc.embed(images)
     filters = filters or Filters()
-    return [_search(enc.name, enc.dim, _vector_text(v, enc.dim), k, filters) for v in vectors]
+    projection = getattr(enc, "projection", None)
+    depth = int(app_settings.RERANK_CANDIDATES)
+    if projection is None or not projection.reranks or depth <= 0:
+        return [_search(enc.name, enc.dim, _vector_text(v, enc.dim), k, filters) for v in vectors]
+    depth = max(depth, k)
+    return [
+        rerank(
+            projection,
+            v,
+            _search(enc.name, enc.dim, _vector_text(v, enc.dim), depth, filters),
+            k,
+            enc.name,
+        )
+        for v in vectors
+    ]
+
+
+def rerank(projection, query_vector, hits, k, encoder_name) -> list[Hit]:
+    """The best ``k`` of ``hits`` by the projection's invariant similarity to the query.
+
+    The candidates' stored vectors are read in one binary query and mapped into the
+    re-ranking space (:meth:`~visualsearch.encoders.projection.Projection.rerank_vectors`);
+    ties keep the lower product id first, as the database's order does.
+    """
+    from .vectors import load_vectors
+
+    stored = load_vectors([h.product_id for h in hits], encoder=encoder_name)
+    ids = [h.product_id for h in hits if h.product_id in stored]
+    if not ids:
+        return []
+    candidates = projection.rerank_vectors(np.stack([stored[pid] for pid in ids]))
+    query = projection.rerank_vectors(np.asarray(query_vector, dtype=np.float32)[None, :])[0]
+    scores = candidates @ query
+    order = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:k]
+    return [Hit(ids[i], float(scores[i])) for i in order]
 
 
 def hydrate(hits) -> list[tuple[object, float]]:
@@ -197,6 +236,10 @@ def _filter_sql(filters: Filters):
     return conds, params
 
 
+#: pgvector's upper bound for ``hnsw.ef_search``; a larger setting would fail every search.
+MAX_EF_SEARCH = 1000
+
+
 def _from_sql(encoder_name):
     model = product_model()
     qn = connection.ops.quote_name
@@ -229,12 +272,12 @@ def _search(encoder_name, dim, query_text, k, filters, *, product_id=None) -> li
     )
     limit = app_settings.EXACT_SEARCH_MAX_ROWS
     category_limit = min(limit, app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS)
-    ef_search = max(int(app_settings.EF_SEARCH), k)
+    ef_search = min(max(int(app_settings.EF_SEARCH), k), MAX_EF_SEARCH)
     ef_sql, ef_args = "%s", [str(ef_search)]
     if product_id is not None and category_index is not None:
         # Another category's own graph than the product's: the query lies outside it, where
         # many products are about equally far, and the walk needs a wider beam.
-        far_ef = max(int(app_settings.CATEGORY_FAR_EF_SEARCH), k)
+        far_ef = min(max(int(app_settings.CATEGORY_FAR_EF_SEARCH), k), MAX_EF_SEARCH)
         ef_sql = (
             f"CASE WHEN to_regclass(%s) IS NOT NULL AND (SELECT q.product_category FROM {table} q "
             f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)}) "

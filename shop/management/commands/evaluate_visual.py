@@ -95,11 +95,13 @@ class Command(BaseCommand):
             self.print_report(report)
 
     def search(self, enc, images):
-        """Top-10 product ids per image, ``(n, 10)``; short rows padded with -1."""
+        """Top-10 product ids per image, ``(n, 10)``, through photo search as the shop runs
+        it (re-ranking included); short rows padded with -1."""
         rows = []
         for start in range(0, len(images), BATCH):
-            for vector in enc.embed(images[start : start + BATCH]):
-                hits = search.search_by_vector(vector, k=K, encoder=enc.name)
+            for hits in search.search_by_images(
+                images[start : start + BATCH], k=K, encoder=enc.name
+            ):
                 rows.append([h.product_id for h in hits] + [-1] * (K - len(hits)))
         return np.asarray(rows, dtype=np.int64).reshape(-1, K)
 
