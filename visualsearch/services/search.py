@@ -159,11 +159,15 @@ def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]
     if projection is None or not projection.reranks or depth <= 0:
         return [_search(enc.name, enc.dim, _vector_text(v, enc.dim), k, filters) for v in vectors]
     depth = max(depth, k)
+    # A beam of only ``depth`` would return the graph's rough guess at its tail, where the
+    # photographed product often sits before re-ranking: twice as wide.
     return [
         rerank(
             projection,
             v,
-            _search(enc.name, enc.dim, _vector_text(v, enc.dim), depth, filters),
+            _search(
+                enc.name, enc.dim, _vector_text(v, enc.dim), depth, filters, ef_search=2 * depth
+            ),
             k,
             enc.name,
         )
@@ -250,9 +254,12 @@ def _from_sql(encoder_name):
     )
 
 
-def _search(encoder_name, dim, query_text, k, filters, *, product_id=None) -> list[Hit]:
+def _search(
+    encoder_name, dim, query_text, k, filters, *, product_id=None, ef_search=None
+) -> list[Hit]:
     """The search itself, from the query vector as text or, with ``product_id``, from that
-    product's stored vector (``NotIndexed`` if it has none)."""
+    product's stored vector (``NotIndexed`` if it has none). ``ef_search`` widens the HNSW
+    beam beyond ``VISUALSEARCH_EF_SEARCH`` (and ``k``)."""
     conds, params = _filter_sql(filters)
     base = _from_sql(encoder_name) + "".join(f" AND {c}" for c in conds)
     table = connection.ops.quote_name(ProductEmbedding._meta.db_table)
@@ -272,7 +279,7 @@ def _search(encoder_name, dim, query_text, k, filters, *, product_id=None) -> li
     )
     limit = app_settings.EXACT_SEARCH_MAX_ROWS
     category_limit = min(limit, app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS)
-    ef_search = min(max(int(app_settings.EF_SEARCH), k), MAX_EF_SEARCH)
+    ef_search = min(max(int(app_settings.EF_SEARCH), k, ef_search or 0), MAX_EF_SEARCH)
     ef_sql, ef_args = "%s", [str(ef_search)]
     if product_id is not None and category_index is not None:
         # Another category's own graph than the product's: the query lies outside it, where

@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--gamma",
             type=float,
-            help="With --fit-projection: weight of the category similarity (default 0.3).",
+            help="With --fit-projection: weight of the category similarity in the stored "
+            "vectors (default 0.5).",
         )
         parser.add_argument(
             "--pairs",
