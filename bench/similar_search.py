@@ -337,14 +337,31 @@ def main():
         default=[],
         help="CATEGORY_FAR_EF_SEARCH values to sweep on the two far-category cases.",
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Override a VISUALSEARCH_ setting (integer value) for the whole run, to compare "
+        "strategies, e.g. CATEGORY_EXACT_SEARCH_MAX_ROWS=2000.",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.setting:
+        name, sep, value = item.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            parser.error(f"--setting takes NAME=INTEGER, got {item!r}.")
+        overrides["VISUALSEARCH_" + name.removeprefix("VISUALSEARCH_")] = int(value)
 
     setup_django()
+    from django.conf import settings
     from django.test.utils import override_settings
 
     from visualsearch.conf import app_settings
     from visualsearch.services import search
 
+    for name, value in overrides.items():
+        setattr(settings, name, value)
     ensure_bench_database()
     report = {"rows": args.rows, "noise": args.noise, "queries": args.queries, "k": K}
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
