@@ -6,8 +6,8 @@ weights, preprocessing, pooling, a learned projection -- lives inside the encode
 summarised by :attr:`Encoder.weights_hash`, so that stored embeddings can be recognised as stale
 when any of it changes.
 
-torch, timm, OpenVINO and onnxruntime are imported inside functions only: importing this module (as
-``manage.py check`` does through the app registry) must stay cheap.
+torch, timm, OpenVINO and onnxruntime are imported inside functions only: importing this
+module (as ``manage.py check`` does through the app registry) must stay cheap.
 """
 
 from __future__ import annotations

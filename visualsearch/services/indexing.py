@@ -404,7 +404,6 @@ def reindex_with_projection(
             progress(done, total, f"{done} of {len(todo)} images embedded")
     pks = [meta[0] for metas, _ in batches for meta in metas]
     raw = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, enc.dim))
-
     category_of = _categories(pks)
     labelled = np.array([category_of.get(pk) is not None for pk in pks], dtype=bool)
     labels = np.array([category_of.get(pk) for pk in pks], dtype=object)[labelled]
@@ -465,6 +464,8 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
         .values_list("pk", app_settings.PRODUCT_FIELDS["image"])
     )
     size = int(getattr(enc, "input_size", 224))
+    # The images are read a second time rather than kept from the first pass: a shop's
+    # photos can be many megapixels each, and a thousand of them would not fit in memory.
     rows, views = [], []
     for start in range(0, len(chosen), batch_size):
         images, kept = [], []

@@ -37,17 +37,11 @@ class Command(BaseCommand):
         products without an up-to-date vector are embedded, so a second run does nothing.
         A projection from an older version, without the invariance stage, is refitted.
         """
-        from visualsearch.conf import app_settings
         from visualsearch.encoders import get_encoder
         from visualsearch.services import indexing
 
         encoder = get_encoder()
-        projection = encoder.projection if indexing.supports_projection(encoder) else False
-        outdated = projection is not False and (
-            projection is None
-            or (projection.whitening is None and app_settings.PROJECTION_PAIRS > 0)
-        )
-        if outdated:
+        if indexing.supports_projection(encoder) and _needs_fit(encoder.projection):
             call_command("reindex", "--all", "--fit-projection", stdout=self.stdout)
         else:
             call_command("reindex", "--stale", stdout=self.stdout)
@@ -64,3 +58,12 @@ class Command(BaseCommand):
                 f"password {password!r} (demo only)"
             )
         )
+
+
+def _needs_fit(projection) -> bool:
+    """No projection yet, or one without the re-ranking stage that the settings ask for."""
+    from visualsearch.conf import app_settings
+
+    if projection is None:
+        return True
+    return not projection.reranks and app_settings.PROJECTION_PAIRS > 0
