@@ -12,6 +12,13 @@ a category far from the query defeats an iterative scan of the shared graph, but
 the category's own graph. The product table stays the truth: searches filter on it too, so a
 stale copy can only cost a result, never show a product outside the filter.
 
+Each row also copies its product's price (``product_price``), and a btree over
+``(encoder, product_category, product_price)`` (and ``(encoder, product_price)``) makes a
+selective filter a range scan of the vectors themselves: the exact plan reads each matching
+vector once, where finding it through the product table cost an index probe per row, about
+twice as much. The copies only choose candidates; every result is checked against the
+product table.
+
 The table keeps vectors up to ~8 KB inline in its pages (``toast_tuple_target = 8160``, set by
 migration 0004) instead of in the TOAST table: the exact plan reads a few hundred vectors per
 search, and fetching each from TOAST (an index probe and several chunks) cost three times as much.
@@ -42,9 +49,12 @@ class ProductEmbedding(models.Model):
     # No dimensions: encoders differ. Queries and indexes cast to the encoder's dimension.
     embedding = VectorField()
     # Copy of the product's category pk (see the module docstring); kept in step by indexing
-    # and the product save signal, and by ``vector_index.sync_categories`` (run by every
+    # and the product save signal, and by ``vector_index.sync_copies`` (run by every
     # ``reindex --stale``) after bulk edits.
     product_category = models.BigIntegerField(null=True, blank=True, editable=False)
+    # Copy of the product's price (a double: rounding is monotonic, so a range on the copy
+    # keeps every product in the same range on the product table), kept in step likewise.
+    product_price = models.FloatField(null=True, blank=True, editable=False)
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -55,8 +65,13 @@ class ProductEmbedding(models.Model):
         ]
         indexes = [
             models.Index(fields=["encoder", "computed_at"]),
-            # Sizes of the categories, to decide which ones get their own HNSW index.
-            models.Index(fields=["encoder", "product_category"], name="visualsearch_emb_category"),
+            # Selective filters scanned exactly, and the sizes of the categories (to decide
+            # which ones get their own HNSW index), from the vectors' copies.
+            models.Index(
+                fields=["encoder", "product_category", "product_price"],
+                name="visualsearch_emb_cat_price",
+            ),
+            models.Index(fields=["encoder", "product_price"], name="visualsearch_emb_price"),
         ]
 
     def __str__(self):

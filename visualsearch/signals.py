@@ -29,7 +29,7 @@ def product_saved(sender, instance, created=False, raw=False, update_fields=None
     if raw:
         return
     if not created:
-        _sync_category(instance, update_fields)
+        _sync_copies(instance, update_fields)
     if not app_settings.INDEX_ON_SAVE:
         return
     image_attr = app_settings.PRODUCT_FIELDS["image"]
@@ -42,19 +42,25 @@ def product_saved(sender, instance, created=False, raw=False, update_fields=None
     queue_stale_reindex()
 
 
-def _sync_category(instance, update_fields):
-    """Keep the vectors' copy of the category (for the category indexes) in step; one
-    UPDATE that changes nothing unless the category changed."""
+def _sync_copies(instance, update_fields):
+    """Keep the vectors' copies of category and price (for the category indexes and the
+    filter btrees) in step; one UPDATE that changes nothing unless one of them changed."""
     from .models import ProductEmbedding
 
-    field = instance._meta.get_field(app_settings.PRODUCT_FIELDS["category"])
-    if update_fields is not None and field.name not in update_fields:
+    fields = app_settings.PRODUCT_FIELDS
+    category_field = instance._meta.get_field(fields["category"])
+    price_field = instance._meta.get_field(fields["price"])
+    if update_fields is not None and not {category_field.name, price_field.name} & set(
+        update_fields
+    ):
         return
-    category = getattr(instance, field.attname)
+    category = getattr(instance, category_field.attname)
     category = category if isinstance(category, int) else None
+    price = getattr(instance, price_field.attname)
+    price = None if price is None else float(price)
     ProductEmbedding.objects.filter(product_id=instance.pk).exclude(
-        product_category=category
-    ).update(product_category=category)
+        product_category=category, product_price=price
+    ).update(product_category=category, product_price=price)
 
 
 def _needs_index(pk, name, created):

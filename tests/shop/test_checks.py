@@ -69,3 +69,67 @@ def test_dead_processes_are_pruned_from_the_embedded_servers_list(tmp_path):
     assert prune_dead_handles(tmp_path) == [dead]
     assert json.loads(handles.read_text()) == [os.getpid()]
     assert prune_dead_handles(tmp_path) == []
+
+
+GB = 1024 * 1024  # in kB
+
+
+def test_embedded_server_settings_scale_with_memory_within_bounds():
+    from config.embedded import server_settings
+
+    assert server_settings({}, memory_kb=24 * GB)["shared_buffers"] == "6144MB"
+    assert server_settings({}, memory_kb=24 * GB)["maintenance_work_mem"] == "1536MB"
+    small = server_settings({}, memory_kb=GB // 4)
+    assert (small["shared_buffers"], small["maintenance_work_mem"]) == ("128MB", "64MB")
+    big = server_settings({}, memory_kb=256 * GB)
+    assert (big["shared_buffers"], big["maintenance_work_mem"]) == ("8192MB", "2048MB")
+    chosen = server_settings(
+        {"LOOKALIKE_DB_SHARED_BUFFERS": "2GB", "LOOKALIKE_DB_MAINTENANCE_WORK_MEM": "300 mb"},
+        memory_kb=24 * GB,
+    )
+    assert (chosen["shared_buffers"], chosen["maintenance_work_mem"]) == ("2048MB", "300MB")
+
+
+@pytest.mark.parametrize("value", ["lots", "4", "0GB", "-1GB", "4 GiB"])
+def test_embedded_server_settings_refuse_a_bad_size(value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.embedded import server_settings
+
+    with pytest.raises(ImproperlyConfigured, match="LOOKALIKE_DB_SHARED_BUFFERS"):
+        server_settings({"LOOKALIKE_DB_SHARED_BUFFERS": value}, memory_kb=24 * GB)
+
+
+def test_embedded_server_settings_are_included_once_and_rewritten(tmp_path):
+    from config.embedded import SETTINGS_FILE, write_server_settings
+
+    (tmp_path / "postgresql.conf").write_text("max_connections = 100\n")
+    write_server_settings(tmp_path, {"LOOKALIKE_DB_SHARED_BUFFERS": "1GB"}, memory_kb=24 * GB)
+    write_server_settings(tmp_path, {"LOOKALIKE_DB_SHARED_BUFFERS": "3GB"}, memory_kb=24 * GB)
+    main = (tmp_path / "postgresql.conf").read_text()
+    assert main.startswith("max_connections = 100\n")
+    assert main.count(f"include_if_exists = '{SETTINGS_FILE}'") == 1
+    written = (tmp_path / SETTINGS_FILE).read_text()
+    assert "shared_buffers = 3072MB\n" in written
+    assert "shared_preload_libraries = 'pg_prewarm'\n" in written
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.django_db
+def test_embedded_server_runs_with_the_written_settings():
+    """The running server read ``lookalike.conf`` (an external DATABASE_URL server has its
+    own settings, so only the embedded one is checked)."""
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("external server: its settings are its administrator's")
+    from config.embedded import SETTINGS_FILE, pgdata_dir
+
+    written = dict(
+        line.split(" = ", 1)
+        for line in (pgdata_dir() / SETTINGS_FILE).read_text().splitlines()
+        if " = " in line
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('shared_preload_libraries')")
+        assert "pg_prewarm" in cursor.fetchone()[0]
+        cursor.execute("SELECT pg_size_bytes(current_setting('shared_buffers'))")
+        assert cursor.fetchone()[0] == int(written["shared_buffers"].removesuffix("MB")) * 2**20

@@ -119,7 +119,7 @@ def test_vector_index_command_builds_category_indexes(catalogue, settings):
     settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = 9
     ProductEmbedding.objects.filter(product=catalogue[0]).update(product_category=None)
     out = run("vector_index", "--encoder", "pixel")
-    assert "Updated the category of 1 vectors." in out
+    assert "Updated the category or price copied on 1 vectors." in out
     names = {vector_index.category_index_name("pixel", 64, p.category_id) for p in catalogue}
     assert all(f"Created {name}." in out for name in names)
     listing = run("vector_index", "--list")

@@ -1,5 +1,6 @@
 """Similarity search: filters, both query plans, and the guarantee of k rows."""
 
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -214,7 +215,7 @@ def test_a_category_with_its_own_graph_is_searched_there(
         sql = [q["sql"] for q in queries.captured_queries]
         assert any(f"e.product_category = {category}" in s for s in sql)
         assert ids(hits) == brute_force(catalogue, product, 6, keep=keep)
-        search = next(s for s in sql if f"e.product_category = {category}" in s)
+        search = next(s for s in sql if s.startswith("WITH") and "::halfvec(64)" in s)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute("SET LOCAL enable_sort = off")  # tiny tables: btree + sort is cheap
@@ -245,7 +246,7 @@ def test_saving_a_product_keeps_its_category_copy(catalogue):
     product.save()
     assert ProductEmbedding.objects.get(product=product).product_category == product.category_id
     ProductEmbedding.objects.filter(product=product).update(product_category=None)
-    assert vector_index.sync_categories("pixel") == 1
+    assert vector_index.sync_copies("pixel") == 1
     assert ProductEmbedding.objects.get(product=product).product_category == product.category_id
 
 
@@ -288,5 +289,87 @@ def test_reindex_stale_catches_up_with_bulk_category_edits(catalogue):
     Product.objects.filter(pk=moved.pk).update(category_id=target)
     assert ProductEmbedding.objects.get(product=moved).product_category != target
     counts = indexing.reindex("stale")
-    assert counts["categories_synced"] == 1 and counts["embedded"] == 0
+    assert counts["copies_synced"] == 1 and counts["embedded"] == 0
     assert ProductEmbedding.objects.get(product=moved).product_category == target
+
+
+def _statements(call):
+    with CaptureQueriesContext(connection) as queries:
+        result = call()
+    return result, [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_selective_filter_is_scanned_on_the_vectors_copies(catalogue, settings):
+    """Category + price band: one range scan of the copies' btree, checked against the
+    product table, exactly the right answer."""
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = EXACT
+    product = catalogue[0]
+    category = catalogue[1].category_id
+    band = Filters(category_id=category, min_price=Decimal("10"), max_price=Decimal("80"))
+
+    def keep(p):
+        return p.category_id == category and 10 <= p.price <= 80
+
+    hits, sql = _statements(lambda: similar_to_product(product.pk, k=3, filters=band))
+    assert ids(hits) == brute_force(catalogue, product, 3, keep=keep)
+    [search] = [s for s in sql if s.startswith("WITH hits")]
+    assert "e.product_price >= " in search and "JOIN" in search.split(") SELECT")[1]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + search)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # Which of the two copy btrees a table this small gets is the planner's choice.
+    assert re.search(
+        r"Index Scan using visualsearch_emb_\w+ on visualsearch_productembedding e", plan
+    )
+    # A price band alone uses the copies too (its own btree).
+    cheap = Filters(max_price=Decimal("30"))
+    hits, sql = _statements(lambda: similar_to_product(product.pk, k=4, filters=cheap))
+    assert ids(hits) == brute_force(catalogue, product, 4, keep=lambda p: p.price <= 30)
+    assert any("e.product_price <= " in s for s in sql if s.startswith("WITH hits"))
+
+
+def test_a_stale_price_copy_never_leaks_and_never_costs_k(catalogue, settings):
+    """Copies only choose candidates: a product whose copy says "in the band" but whose
+    price is not stays out; candidates that fail the product table (out of stock here)
+    send the search to the plan over the product table, which still finds k."""
+    from visualsearch.models import ProductEmbedding
+
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = EXACT
+    product = catalogue[0]
+    outside = next(p for p in catalogue[1:] if p.price > 60)
+    ProductEmbedding.objects.filter(product=outside).update(product_price=20.0)
+    band = Filters(max_price=Decimal("60"))
+    hits = similar_to_product(product.pk, k=12, filters=band)
+    assert outside.pk not in ids(hits)
+    assert ids(hits) == brute_force(catalogue, product, 12, keep=lambda p: p.price <= 60)
+
+    # The only cheap products in stock have stale copies (outside the band); the others
+    # are out of stock: the copies give no candidate that passes, the plan over the product
+    # table finds both.
+    cheap = [p for p in catalogue[1:] if p.price <= 60]
+    survivors = cheap[-2:]
+    for p in cheap:
+        p.stock = 5 if p in survivors else 0
+        p.save()
+    ProductEmbedding.objects.filter(product__in=survivors).update(product_price=1000.0)
+    wanted = Filters(max_price=Decimal("60"), in_stock=True)
+    hits, sql = _statements(lambda: similar_to_product(product.pk, k=2, filters=wanted))
+    assert sorted(ids(hits)) == sorted(p.pk for p in survivors)
+    searches = [s for s in sql if s.startswith(("WITH", "SELECT e.product_id"))]
+    assert len(searches) == 2, "the copies' candidates failed, the product-table plan answered"
+
+
+def test_saving_or_bulk_editing_a_price_keeps_the_copy(catalogue):
+    from shop.models import Product
+    from visualsearch.models import ProductEmbedding
+
+    product = catalogue[0]
+    assert ProductEmbedding.objects.get(product=product).product_price == float(product.price)
+    product.price = Decimal("123.45")
+    product.save(update_fields=["price"])
+    assert ProductEmbedding.objects.get(product=product).product_price == 123.45
+    Product.objects.filter(pk=product.pk).update(price=Decimal("7.10"))
+    counts = indexing.reindex("stale")
+    assert counts["copies_synced"] == 1
+    assert ProductEmbedding.objects.get(product=product).product_price == 7.1

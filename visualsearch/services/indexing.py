@@ -265,9 +265,9 @@ def reindex(
             todo = stale_products(enc, verify_checksums=verify_checksums)
         else:
             todo = _all_products(enc.name, started_before or timezone.now())
-    # Bulk category edits (QuerySet.update sends no signal) leave the vectors' copy of the
-    # category behind, which the per-category indexes filter on: catch up in one UPDATE.
-    categories_synced = vector_index.sync_categories(enc.name) if mode == "stale" else 0
+    # Bulk edits (QuerySet.update sends no signal) leave the vectors' copies of category and
+    # price behind, which the category indexes and filter btrees use: catch up in one UPDATE.
+    copies_synced = vector_index.sync_copies(enc.name) if mode == "stale" else 0
     counts = {
         "mode": mode,
         "encoder": enc.name,
@@ -276,7 +276,7 @@ def reindex(
         "failed": 0,
         "skipped": 0,
         "removed": removed,
-        "categories_synced": categories_synced,
+        "copies_synced": copies_synced,
     }
     if progress:
         progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
@@ -404,7 +404,7 @@ def reindex_with_projection(
             progress(done, total, f"{done} of {len(todo)} images embedded")
     pks = [meta[0] for metas, _ in batches for meta in metas]
     raw = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, enc.dim))
-    category_of = _categories(pks)
+    category_of = {pk: copy[0] for pk, copy in _product_copies(pks).items()}
     labelled = np.array([category_of.get(pk) is not None for pk in pks], dtype=bool)
     labels = np.array([category_of.get(pk) for pk in pks], dtype=object)[labelled]
     if len(set(labels.tolist())) < 2:
@@ -563,7 +563,7 @@ def _write(enc, metas, vectors, failures):
     """Upsert the batch's vectors and failures in one transaction."""
     now = timezone.now()
     weights = enc.weights_hash
-    categories = _categories([pk for pk, _, _ in metas])
+    copies = _product_copies([pk for pk, _, _ in metas])
     embeddings = [
         ProductEmbedding(
             product_id=pk,
@@ -572,7 +572,8 @@ def _write(enc, metas, vectors, failures):
             image_name=name,
             image_checksum=digest,
             embedding=vector,
-            product_category=categories.get(pk),
+            product_category=copies.get(pk, (None, None))[0],
+            product_price=copies.get(pk, (None, None))[1],
             computed_at=now,
         )
         for (pk, name, digest), vector in zip(metas, vectors, strict=True)
@@ -606,14 +607,30 @@ def _write(enc, metas, vectors, failures):
             failed = [f for f in failed if f.product_id in alive]
 
 
-def _categories(pks) -> dict:
-    """``{product pk: category pk}``, copied onto the vectors for the category indexes;
-    a category key that is not an integer is not copied (those shops get no such index)."""
+def _product_copies(pks) -> dict:
+    """``{product pk: (category pk, price)}``, copied onto the vectors for the category
+    indexes and the filter btrees; a category key that is not an integer is not copied
+    (those shops get no category index)."""
     if not pks:
         return {}
-    attname = product_model()._meta.get_field(app_settings.PRODUCT_FIELDS["category"]).attname
-    rows = product_model()._default_manager.filter(pk__in=pks).values_list("pk", attname)
-    return {pk: category for pk, category in rows if isinstance(category, int)}
+    meta = product_model()._meta
+    fields = app_settings.PRODUCT_FIELDS
+    rows = (
+        product_model()
+        ._default_manager.filter(pk__in=pks)
+        .values_list(
+            "pk",
+            meta.get_field(fields["category"]).attname,
+            meta.get_field(fields["price"]).attname,
+        )
+    )
+    return {
+        pk: (
+            category if isinstance(category, int) else None,
+            None if price is None else float(price),
+        )
+        for pk, category, price in rows
+    }
 
 
 def _upsert(embeddings, failed, encoder_name):
@@ -628,6 +645,7 @@ def _upsert(embeddings, failed, encoder_name):
                 "image_checksum",
                 "embedding",
                 "product_category",
+                "product_price",
                 "computed_at",
             ],
         )

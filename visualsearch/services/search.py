@@ -4,11 +4,15 @@ Three plans, chosen per query by the filter:
 
 * **Exact** when the filter is selective (at most ``VISUALSEARCH_EXACT_SEARCH_MAX_ROWS``
   products, or ``VISUALSEARCH_CATEGORY_EXACT_SEARCH_MAX_ROWS`` inside a category that has its
-  own index): the product table's btree indexes find the candidates, their vectors are
-  fetched by ``(product_id, encoder)`` and sorted by distance. The vectors are stored inline
-  (migration 0004), so a candidate costs a few microseconds, and the answer is always exactly
-  right. The query orders by ``embedding <=> q`` *without* the cast the HNSW indexes are built
-  on, so the planner cannot pick an index whatever the settings or a cached plan say.
+  own index), and the answer is always exactly right. When the filter names a category or a
+  price range, the vectors' own copies of category and price (migration 0005) make it one
+  range scan of a btree over the vectors: each candidate's vector is read once (inline,
+  migration 0004) and the best ``2k + 10`` are then checked against the product table, which
+  has the last word; if fewer than ``k`` pass (stale copies, stock, inactive products), the
+  plan below answers instead. Other filters (stock alone) find the candidates through the
+  product table and fetch their vectors by ``(product_id, encoder)``, an index probe per
+  row, about twice the cost. Both order by ``embedding <=> q`` *without* the cast the HNSW
+  indexes are built on, so the planner cannot pick an index whatever the settings say.
 * **Category HNSW** when the filter names a category that has its own partial index
   (:func:`~visualsearch.services.vector_index.ensure_category_indexes`): the walk stays in
   that category's graph, so a category far from the query is as cheap as a near one; the
@@ -21,7 +25,8 @@ Three plans, chosen per query by the filter:
   when ``k`` exist.
 
 A search is three round trips: one statement that applies the settings with
-``set_config(..., true)`` (``SET LOCAL``), counts the matching products up to the threshold,
+``set_config(..., true)`` (``SET LOCAL``), counts the matching products up to the threshold
+(on the vectors' copies when they cover the filter: an index-only scan),
 checks which indexes exist and (for "similar to a product") that the product has a vector;
 the search itself, which reads the product's vector in a sub-select rather than sending it
 back and forth; and the rollback of the search's own transaction or savepoint (a search writes
@@ -309,10 +314,32 @@ def _search(
     )
     args = [*ef_args, str(int(app_settings.MAX_SCAN_TUPLES))]
     args += [index_name(encoder_name, dim), category_index]
-    if filters.narrows:
+    copies = _copy_filter_sql(filters)
+    if copies is not None:
+        # Counted on the vectors' copies (an index-only scan of their btree), stopped at the
+        # threshold: the smaller one when the category has its own graph. Stock, activity
+        # and exclusions are left out, so the count can only be too high, which costs speed
+        # (a graph walk where a scan would do), never a result.
+        copy_conds, copy_params = _copy_filter_sql(filters, exclude=False)
+        count = (
+            f"(SELECT count(*) FROM (SELECT 1 FROM {table} e "
+            f"WHERE e.encoder = {encoder_literal(encoder_name)} "
+            f"{''.join(f' AND {c}' for c in copy_conds)} "
+            "LIMIT CASE WHEN to_regclass(%s) IS NULL THEN %s ELSE %s END) matching)"
+        )
+        count_args = [*copy_params, category_index, limit + 1, category_limit + 1]
+        if filters.min_price is None and filters.max_price is None:
+            # A category alone that has its own graph is large (the graph was made for more
+            # than EXACT_SEARCH_MAX_ROWS vectors): not counted (a sub-query in a CASE branch
+            # runs only when that branch is taken; counting 1,500 entries took ~1 ms).
+            count = f"CASE WHEN to_regclass(%s) IS NOT NULL THEN %s ELSE {count} END"
+            count_args = [category_index, category_limit + 1, *count_args]
+        sql += f", {count}"
+        args += count_args
+    elif filters.narrows:
         # Counted on the product table alone, through its btree indexes, and stopped at the
-        # threshold (the smaller one when the category has its own graph). Products without
-        # a vector are few; the exact plan is right whatever the count.
+        # threshold. Products without a vector are few; the exact plan is right whatever
+        # the count.
         model = product_model()
         sql += (
             f", (SELECT count(*) FROM (SELECT 1 "
@@ -337,13 +364,63 @@ def _search(
             rows = _index_search(cursor, base, params, dim, query, k, category=category)
         elif indexed and (matching is None or matching > limit):
             rows = _index_search(cursor, base, params, dim, query, k)
+        elif copies is not None:
+            rows = _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k)
         if rows is None or len(rows) < k:
-            # Selective, or the walk stopped short: only the exact plan can tell if k exist.
+            # Selective, or the walk stopped short, or candidates failed the product table:
+            # only the exact plan over the product table can tell if k exist.
             rows = _exact_search(cursor, base, params, query, k)
         # Read-only, so rolled back (to its savepoint when nested in the caller's transaction),
         # which also undoes the settings, so nothing leaks into the caller's queries.
         transaction.set_rollback(True)
     return [Hit(int(pid), float(1.0 - dist)) for pid, dist in rows]
+
+
+def _copy_filter_sql(filters: Filters, exclude=True):
+    """Conditions on the vectors' copies (alias ``e``) for a filter that names a category or
+    a price range; ``None`` for other filters. Stock and activity are checked on the product
+    table only; ``exclude=False`` leaves out the excluded products too, so that a count needs
+    nothing but the btree (an index-only scan; the product id would cost a heap page a row)."""
+    if filters.category_id is None and filters.min_price is None and filters.max_price is None:
+        return None
+    conds, params = [], []
+    if filters.category_id is not None:
+        conds.append("e.product_category = %s")
+        params.append(int(filters.category_id))
+    # Rounding to a double is monotonic, so a product inside the range on the product table
+    # is inside it on the copies too.
+    if filters.min_price is not None:
+        conds.append("e.product_price >= %s::float8")
+        params.append(float(filters.min_price))
+    if filters.max_price is not None:
+        conds.append("e.product_price <= %s::float8")
+        params.append(float(filters.max_price))
+    if exclude and filters.exclude_ids:
+        conds.append("NOT (e.product_id = ANY(%s))")
+        params.append([int(i) for i in filters.exclude_ids])
+    return conds, params
+
+
+def _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k):
+    """The exact plan over the vectors' copies: a range scan of their btree, every vector read
+    once, the best ``2k + 10`` checked against the product table's conditions ``conds``."""
+    query_sql, query_params = query
+    copy_conds, copy_params = copies
+    model = product_model()
+    qn = connection.ops.quote_name
+    table = qn(ProductEmbedding._meta.db_table)
+    cursor.execute(
+        "WITH hits AS MATERIALIZED ("
+        f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance FROM {table} e "
+        f"WHERE e.encoder = {encoder_literal(encoder_name)}"
+        f"{''.join(f' AND {c}' for c in copy_conds)} "
+        "ORDER BY distance, e.product_id LIMIT %s) "
+        f"SELECT hits.product_id, hits.distance FROM hits JOIN {qn(model._meta.db_table)} p "
+        f"ON p.{qn(model._meta.pk.column)} = hits.product_id "
+        f"WHERE {' AND '.join(conds)} ORDER BY hits.distance, hits.product_id LIMIT %s",
+        [*query_params, *copy_params, 2 * k + 10, *params, k],
+    )
+    return cursor.fetchall()
 
 
 def _exact_search(cursor, base, params, query, k):

@@ -186,16 +186,20 @@ def drop_index(encoder_name, dim) -> bool:
     return existed
 
 
-def sync_categories(encoder_name=None) -> int:
-    """Copy the products' categories onto their vectors where they differ (after bulk
-    ``QuerySet.update()`` calls, which send no signal); returns the rows changed."""
+def sync_copies(encoder_name=None) -> int:
+    """Copy the products' categories and prices onto their vectors where they differ (after
+    bulk ``QuerySet.update()`` calls, which send no signal); returns the rows changed."""
     model = product_model()
     qn = connection.ops.quote_name
-    column = model._meta.get_field(app_settings.PRODUCT_FIELDS["category"]).column
+    fields = app_settings.PRODUCT_FIELDS
+    category = qn(model._meta.get_field(fields["category"]).column)
+    price = qn(model._meta.get_field(fields["price"]).column)
     sql = (
-        f"UPDATE {qn(ProductEmbedding._meta.db_table)} e SET product_category = p.{qn(column)} "
+        f"UPDATE {qn(ProductEmbedding._meta.db_table)} e "
+        f"SET product_category = p.{category}, product_price = p.{price}::float8 "
         f"FROM {qn(model._meta.db_table)} p WHERE p.{qn(model._meta.pk.column)} = e.product_id "
-        f"AND e.product_category IS DISTINCT FROM p.{qn(column)}"
+        f"AND (e.product_category IS DISTINCT FROM p.{category} "
+        f"OR e.product_price IS DISTINCT FROM p.{price}::float8)"
     )
     params = []
     if encoder_name is not None:

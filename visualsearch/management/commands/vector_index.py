@@ -69,9 +69,9 @@ class Command(BaseCommand):
             concurrently=options["concurrently"],
         )
         self.stdout.write(f"Created {name}." if created else f"{name} already exists.")
-        synced = vector_index.sync_categories(enc.name)
+        synced = vector_index.sync_copies(enc.name)
         if synced:
-            self.stdout.write(f"Updated the category of {synced} vectors.")
+            self.stdout.write(f"Updated the category or price copied on {synced} vectors.")
         for name in vector_index.ensure_category_indexes(
             enc.name,
             enc.dim,
