@@ -486,6 +486,7 @@ def main():
         "exact_search_max_rows": app_settings.EXACT_SEARCH_MAX_ROWS,
         "max_scan_tuples": app_settings.MAX_SCAN_TUPLES,
         "category_exact_search_max_rows": app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS,
+        "category_far_ef_search": app_settings.CATEGORY_FAR_EF_SEARCH,
         "category_indexes": app_settings.CATEGORY_INDEXES,
     }
     report["cases"] = {}
