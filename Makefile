@@ -34,7 +34,7 @@ $(STAMP): requirements.txt Makefile
 # The dev server runs without its autoreloader: one process, which exits cleanly on SIGTERM,
 # so the embedded PostgreSQL stops with the last process (the reloader's child did not).
 demo: setup
-	$(PY) manage.py prepare_demo
+	$(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ (Ctrl-C stops it and the job worker)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py run_jobs & \

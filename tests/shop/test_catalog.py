@@ -58,3 +58,20 @@ def test_missing_dataset_is_a_clear_command_error(tmp_path):
 def test_bad_size_is_a_clear_command_error():
     with pytest.raises(CommandError, match="between 1 and 60000"):
         call_command("load_demo_catalog", size=0, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_prepare_demo_prints_the_admin_link_where_the_shop_runs():
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+
+    from shop.management.commands.prepare_demo import Command as PrepareDemo
+
+    out = StringIO()
+    command = PrepareDemo(stdout=out)
+    command.ensure_admin("http://127.0.0.1:8123/")
+    command.ensure_admin("http://127.0.0.1:8123/")  # a second run creates nobody
+    assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
+    assert out.getvalue().count("Created the demo admin account.") == 1
+    assert "Admin: http://127.0.0.1:8123/admin/  user 'admin'" in out.getvalue()

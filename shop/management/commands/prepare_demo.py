@@ -16,8 +16,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--size", type=int, default=6000, help="Demo catalogue size.")
         parser.add_argument("--shoppers", type=int, default=2000, help="Simulated shoppers.")
+        parser.add_argument(
+            "--site-url",
+            default="http://127.0.0.1:8000/",
+            help="Where the shop will be served, for the admin link printed at the end.",
+        )
 
-    def handle(self, *args, size, shoppers, **options):
+    def handle(self, *args, size, shoppers, site_url="http://127.0.0.1:8000/", **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_demo_catalog", size=size, stdout=self.stdout)
         self.index_catalogue()
@@ -27,7 +32,7 @@ class Command(BaseCommand):
             call_command("simulate_shoppers", users=shoppers, seed=0, days=30, stdout=self.stdout)
         if not RecommenderModel.objects.filter(is_active=True).exists():
             call_command("train_recommender", stdout=self.stdout)
-        self.ensure_admin()
+        self.ensure_admin(site_url)
 
     def index_catalogue(self):
         """Embed the catalogue; on first start also fit the encoder's catalogue projection.
@@ -46,7 +51,7 @@ class Command(BaseCommand):
         else:
             call_command("reindex", "--stale", stdout=self.stdout)
 
-    def ensure_admin(self):
+    def ensure_admin(self, site_url="http://127.0.0.1:8000/"):
         username, password = DEMO_ADMIN
         User = get_user_model()
         if not User.objects.filter(username=username).exists():
@@ -54,7 +59,7 @@ class Command(BaseCommand):
             self.stdout.write("Created the demo admin account.")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Admin: http://127.0.0.1:8000/admin/  user {username!r}, "
+                f"Admin: {site_url.rstrip('/')}/admin/  user {username!r}, "
                 f"password {password!r} (demo only)"
             )
         )
