@@ -34,8 +34,8 @@ nothing), which undoes the settings, so they never leak into the caller's querie
 settings (no sort, hash or merge join) only steer the index plans; the exact plan's query
 has a single possible shape (nested loop, top-N sort) under them, as it should.
 Inactive products never appear, and a product is never its own neighbour. Filters are always
-checked on the product table, so a stale copy of a category on a vector can cost a result
-but never shows a product outside the filter.
+checked on the product table, so a stale copy of a category or price on a vector can cost a
+result but never shows a product outside the filter.
 """
 
 from __future__ import annotations
