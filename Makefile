@@ -40,11 +40,12 @@ $(STAMP): requirements.txt Makefile
 demo: setup
 	$(PY) manage.py migrate --no-input -v 0
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ while the demo data is prepared (Ctrl-C stops everything)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(PY) manage.py run_jobs & \
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & \
-	$(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/ \
-	  || { echo "prepare_demo failed: stopping the shop." >&2; exit 1; }; \
+	@trap 'trap - INT TERM; kill 0' INT TERM; \
+	$(PY) manage.py run_jobs & worker=$$!; \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & server=$$!; \
+	if ! $(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/; then \
+	  echo "prepare_demo failed: stopping the shop." >&2; kill $$worker $$server; wait; exit 1; \
+	fi; \
 	echo "Demo ready: http://$(HOST):$(PORT)/"; \
 	wait
 
