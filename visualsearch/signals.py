@@ -46,6 +46,7 @@ def _sync_copies(instance, update_fields):
     """Keep the vectors' copies of category and price (for the category indexes and the
     filter btrees) in step; one UPDATE that changes nothing unless one of them changed."""
     from .models import ProductEmbedding
+    from .products import filter_copies
 
     fields = app_settings.PRODUCT_FIELDS
     category_field = instance._meta.get_field(fields["category"])
@@ -54,10 +55,9 @@ def _sync_copies(instance, update_fields):
         update_fields
     ):
         return
-    category = getattr(instance, category_field.attname)
-    category = category if isinstance(category, int) else None
-    price = getattr(instance, price_field.attname)
-    price = None if price is None else float(price)
+    category, price = filter_copies(
+        getattr(instance, category_field.attname), getattr(instance, price_field.attname)
+    )
     ProductEmbedding.objects.filter(product_id=instance.pk).exclude(
         product_category=category, product_price=price
     ).update(product_category=category, product_price=price)

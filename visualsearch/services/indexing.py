@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
-from ..products import product_model
+from ..products import filter_copies, product_model
 from . import vector_index
 
 logger = logging.getLogger(__name__)
@@ -564,20 +564,22 @@ def _write(enc, metas, vectors, failures):
     now = timezone.now()
     weights = enc.weights_hash
     copies = _product_copies([pk for pk, _, _ in metas])
-    embeddings = [
-        ProductEmbedding(
-            product_id=pk,
-            encoder=enc.name,
-            weights_hash=weights,
-            image_name=name,
-            image_checksum=digest,
-            embedding=vector,
-            product_category=copies.get(pk, (None, None))[0],
-            product_price=copies.get(pk, (None, None))[1],
-            computed_at=now,
+    embeddings = []
+    for (pk, name, digest), vector in zip(metas, vectors, strict=True):
+        category, price = copies.get(pk, (None, None))
+        embeddings.append(
+            ProductEmbedding(
+                product_id=pk,
+                encoder=enc.name,
+                weights_hash=weights,
+                image_name=name,
+                image_checksum=digest,
+                embedding=vector,
+                product_category=category,
+                product_price=price,
+                computed_at=now,
+            )
         )
-        for (pk, name, digest), vector in zip(metas, vectors, strict=True)
-    ]
     failed = [
         IndexFailure(
             product_id=pk,
@@ -624,13 +626,7 @@ def _product_copies(pks) -> dict:
             meta.get_field(fields["price"]).attname,
         )
     )
-    return {
-        pk: (
-            category if isinstance(category, int) else None,
-            None if price is None else float(price),
-        )
-        for pk, category, price in rows
-    }
+    return {pk: filter_copies(category, price) for pk, category, price in rows}
 
 
 def _upsert(embeddings, failed, encoder_name):
