@@ -28,7 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
-    "jobs",
+    "lookalike.jobs",
     "visualsearch",
     "recommendations",
     "shop",

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs.services import JobAlreadyRunning
+from lookalike.jobs.services import JobAlreadyRunning
 
 from .models import BlendProfile, Event, RecommenderModel
 from .services import training

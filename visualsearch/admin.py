@@ -21,8 +21,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs.models import Job
-from jobs.services import JobAlreadyRunning, resume
+from lookalike.jobs.models import Job
+from lookalike.jobs.services import JobAlreadyRunning, resume
 
 from .conf import app_settings
 from .models import IndexJob, ProductEmbedding

@@ -29,7 +29,7 @@ from django.db import models
 from django.utils import timezone
 from pgvector.django import VectorField
 
-from jobs.models import Job
+from lookalike.jobs.models import Job
 
 
 class ProductEmbedding(models.Model):

@@ -92,7 +92,7 @@ def queue_stale_reindex(using=None):
 
 
 def _start_stale_job():
-    from jobs.services import JobAlreadyRunning
+    from lookalike.jobs.services import JobAlreadyRunning
 
     from .services.jobs import start_reindex
 

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs.services import enqueue, job_handler
+from lookalike.jobs.services import enqueue, job_handler
 
 from ..conf import app_settings
 from ..models import RecommenderModel
@@ -313,16 +313,16 @@ def activate_version(row):
 
 def latest_training_job():
     """The most recent training job, or ``None``."""
-    from jobs.models import Job
+    from lookalike.jobs.models import Job
 
     return Job.objects.filter(lock_key=TRAIN_LOCK_KEY).order_by("-created_at").first()
 
 
 def start_training(user=None, **params):
-    """Queue a training job; raises ``jobs.services.JobAlreadyRunning`` if one is active.
+    """Queue a training job; raises ``lookalike.jobs.services.JobAlreadyRunning`` if one is active.
 
     Returns
     -------
-    jobs.models.Job
+    lookalike.jobs.models.Job
     """
     return enqueue(TRAIN_HANDLER, lock_key=TRAIN_LOCK_KEY, params=params, user=user)

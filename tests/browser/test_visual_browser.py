@@ -6,7 +6,7 @@ import threading
 import pytest
 from PIL import Image
 
-from jobs.models import Job
+from lookalike.jobs.models import Job
 from recommendations.models import Event
 from visualsearch.models import ProductEmbedding
 
@@ -97,7 +97,7 @@ def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, s
 
     from django.db import connection
 
-    from jobs.services import work
+    from lookalike.jobs.services import work
 
     def run_worker():
         try:

@@ -1,6 +1,6 @@
 """Job handlers used by the job tests."""
 
-from jobs.services import job_handler
+from lookalike.jobs.services import job_handler
 
 
 @job_handler

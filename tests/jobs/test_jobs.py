@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from jobs import services
-from jobs.models import Job
+from lookalike.jobs import services
+from lookalike.jobs.models import Job
 
 HANDLER = "tests.jobs.handlers.count_to"
 

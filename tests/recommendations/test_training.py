@@ -5,7 +5,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from jobs.models import Job
+from lookalike.jobs.models import Job
 from recommendations.models import BlendProfile, RecommenderModel
 from recommendations.recommenders import ALSRecommender
 from recommendations.services import training
@@ -120,7 +120,7 @@ def test_training_job_runs_through_jobs_and_refuses_a_second(
 
     settings.LOOKALIKE_JOBS_BACKEND = "worker"  # stays queued
     queued = training.start_training(**SMALL_ALS)
-    from jobs.services import JobAlreadyRunning
+    from lookalike.jobs.services import JobAlreadyRunning
 
     with pytest.raises(JobAlreadyRunning):
         training.start_training()

@@ -8,7 +8,7 @@ from django.contrib.messages.storage.fallback import FallbackStorage
 from django.test import Client
 from django.urls import reverse
 
-from jobs.models import Job
+from lookalike.jobs.models import Job
 from shop.models import Product
 from visualsearch.admin import compute_embeddings, find_similar_to_selected
 from visualsearch.models import IndexJob, ProductEmbedding

@@ -6,8 +6,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from jobs.models import Job
-from jobs.services import JobAlreadyRunning
+from lookalike.jobs.models import Job
+from lookalike.jobs.services import JobAlreadyRunning
 from tests.visualsearch.conftest import catalogue_image
 from visualsearch.models import IndexFailure, ProductEmbedding
 from visualsearch.services import indexing, vector_index

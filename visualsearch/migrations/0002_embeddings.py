@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0001_initial'),
+        ('lookalike_jobs', '0001_initial'),
         migrations.swappable_dependency(settings.LOOKALIKE_PRODUCT_MODEL),
         ('visualsearch', '0001_extensions'),
     ]
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 'indexes': [],
                 'constraints': [],
             },
-            bases=('jobs.job',),
+            bases=('lookalike_jobs.job',),
         ),
         migrations.CreateModel(
             name='IndexFailure',

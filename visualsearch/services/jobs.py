@@ -1,7 +1,7 @@
 """Reindexing as a background job (admin buttons, product saves).
 
 Every reindex shares the lock key :data:`LOCK_KEY`, so only one runs at a time; a job whose
-worker died is resumed with ``jobs.services.resume`` and, since each batch is committed,
+worker died is resumed with ``lookalike.jobs.services.resume`` and, since each batch is committed,
 only finishes what is left.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.services import enqueue, job_handler
+from lookalike.jobs.services import enqueue, job_handler
 
 from ..conf import app_settings
 from . import indexing
@@ -61,7 +61,7 @@ def _summary(result):
 
 
 def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=False):
-    """Queue a reindex job; raises ``jobs.services.JobAlreadyRunning`` if one is active.
+    """Queue a reindex job; raises ``lookalike.jobs.services.JobAlreadyRunning`` if one is active.
 
     ``mode="all"`` records its start time, so that a resumed job keeps what was embedded
     before it stopped. Unknown modes, encoders and product ids are refused here, before a

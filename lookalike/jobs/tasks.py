@@ -1,4 +1,4 @@
-"""Celery entry point: the same :func:`jobs.services.run_job` as the database worker."""
+"""Celery entry point: the same :func:`lookalike.jobs.services.run_job` as the database worker."""
 
 from celery import shared_task
 

@@ -9,6 +9,9 @@ class Migration(migrations.Migration):
 
     initial = True
 
+    # The app was called 'jobs' before 0.2: a database migrated then counts this as applied.
+    replaces = [('jobs', '0001_initial')]
+
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -34,7 +37,7 @@ class Migration(migrations.Migration):
                 ('errors', models.JSONField(blank=True, default=list, help_text='The first errors met, as {item, reason} objects.')),
                 ('result', models.JSONField(blank=True, default=dict)),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('resumed_from', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resumed_by', to='jobs.job')),
+                ('resumed_from', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resumed_by', to='lookalike_jobs.job')),
             ],
             options={
                 'ordering': ['-created_at'],
