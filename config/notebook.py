@@ -84,13 +84,13 @@ def _check_migrations(connection):
 
 
 def product_image(product):
-    """The product's photo as a PIL image, read through its storage (``MEDIA_ROOT``)."""
+    """The product's photo as a PIL image, read through the catalogue adapter."""
     from PIL import Image
 
-    from visualsearch.conf import app_settings
+    from lookalike.catalogue import get_adapter
 
-    field = getattr(product, app_settings.PRODUCT_FIELDS["image"])
-    with field.open("rb") as fh:
+    adapter = get_adapter()
+    with adapter.open_image(adapter.get_image_name(product)) as fh:
         image = Image.open(fh)
         image.load()
     return image

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "lookalike",
     "lookalike.jobs",
     "visualsearch",
     "recommendations",
@@ -102,8 +103,11 @@ MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
-# The plugin apps reach the shop's product model only through this setting.
+# The plugin apps reach the shop's products only through the catalogue adapter; the
+# default one reads the flat fields of this model (LOOKALIKE_PRODUCT_FIELDS' defaults).
 LOOKALIKE_PRODUCT_MODEL = "shop.Product"
+LOOKALIKE_BASE_TEMPLATE = "shop/base.html"
+LOOKALIKE_CARD_TEMPLATE = "shop/_product_card.html"
 # /api/products/{id}/similar/ also takes ?profile= to blend in the recommender.
 VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProductViewSet"
 

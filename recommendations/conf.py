@@ -66,16 +66,6 @@ class AppSettings:
 
     # -- blending ("Similar items", "For you") ----------------------------------------
     @property
-    def PRODUCT_FIELDS(self):
-        """Names of the product fields the blend reads: the visual-search app's mapping
-        (``VISUALSEARCH_PRODUCT_FIELDS``) plus ``created``, overridable here."""
-        from visualsearch.conf import app_settings as visual_settings
-
-        fields = {"created": "created_at", **visual_settings.PRODUCT_FIELDS}
-        fields.update(self._setting("PRODUCT_FIELDS", {}))
-        return fields
-
-    @property
     def BLEND_CANDIDATES(self):
         """Candidates each source (visual, collaborative, affinity, popular, newest) adds."""
         return self._setting("BLEND_CANDIDATES", 60)
@@ -104,12 +94,6 @@ class AppSettings:
     def API_MAX_K(self):
         """Largest ``k`` the recommendations API accepts."""
         return self._setting("API_MAX_K", 50)
-
-    @property
-    def CARD_TEMPLATE(self):
-        """Template rendering one product in a widget; it receives ``product``, ``reason``
-        and ``source``. The reference shop's card by default."""
-        return self._setting("CARD_TEMPLATE", "shop/_product_card.html")
 
     @property
     def POPULAR_CACHE_SECONDS(self):

@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
+from lookalike.catalogue import get_adapter
 from lookalike.jobs.models import Job
 from lookalike.jobs.services import JobAlreadyRunning, resume
 
@@ -78,8 +79,8 @@ def compute_embeddings(modeladmin, request, queryset):
 
 @admin.action(permissions=["view"], description="Find similar to selected")
 def find_similar_to_selected(modeladmin, request, queryset):
-    active = queryset.filter(**{app_settings.PRODUCT_FIELDS["active"]: True})
-    first = active.first()
+    shown = get_adapter().get_queryset().values("pk")
+    first = queryset.filter(pk__in=shown).first()
     if first is None:
         modeladmin.message_user(
             request, "Only active products have a similar-products page.", messages.WARNING

@@ -8,14 +8,17 @@ from django.db.utils import DatabaseError
 
 @register()
 def check_contrib_postgres(app_configs, **kwargs):
-    if not apps.is_installed("django.contrib.postgres"):
-        return [
-            Error(
-                "visualsearch needs 'django.contrib.postgres' in INSTALLED_APPS.",
-                id="visualsearch.E001",
+    errors = []
+    for app, code in (
+        ("django.contrib.postgres", "E001"),
+        ("lookalike", "E006"),
+        ("lookalike.jobs", "E007"),
+    ):
+        if not apps.is_installed(app):
+            errors.append(
+                Error(f"visualsearch needs {app!r} in INSTALLED_APPS.", id=f"visualsearch.{code}")
             )
-        ]
-    return []
+    return errors
 
 
 @register(Tags.database)

@@ -16,28 +16,6 @@ class AppSettings:
 
         return getattr(settings, self.prefix + name, default)
 
-    # -- the host shop's product model -------------------------------------------
-    @property
-    def PRODUCT_MODEL(self):
-        """``app_label.ModelName`` of the product model; the same setting as the FK target."""
-        from django.conf import settings
-
-        return getattr(settings, "LOOKALIKE_PRODUCT_MODEL", "shop.Product")
-
-    @property
-    def PRODUCT_FIELDS(self):
-        """Names of the product fields this app reads; a shop maps its own names here."""
-        fields = {
-            "image": "image",
-            "title": "title",
-            "category": "category",
-            "price": "price",
-            "stock": "stock",
-            "active": "is_active",
-        }
-        fields.update(self._setting("PRODUCT_FIELDS", {}))
-        return fields
-
     # -- encoders ----------------------------------------------------------------
     @property
     def ENCODER(self):

@@ -5,34 +5,30 @@ the search itself is done by the services, as in the API.
 """
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
-from .conf import app_settings
-from .services.search import Filters, product_model
+from lookalike.catalogue import get_adapter
+
+from .services.search import Filters
 from .uploads import InvalidUpload, read_photo
-
-
-def category_model():
-    """The model the product's category field points to, or ``None`` if it is no relation."""
-    field = product_model()._meta.get_field(app_settings.PRODUCT_FIELDS["category"])
-    return field.related_model
 
 
 class FiltersForm(forms.Form):
     """Price range and stock, the filters shared by both result pages."""
 
     min_price = forms.DecimalField(
-        label="Min price", required=False, min_value=0, max_digits=10, decimal_places=2
+        label=_("Min price"), required=False, min_value=0, max_digits=10, decimal_places=2
     )
     max_price = forms.DecimalField(
-        label="Max price", required=False, min_value=0, max_digits=10, decimal_places=2
+        label=_("Max price"), required=False, min_value=0, max_digits=10, decimal_places=2
     )
-    in_stock = forms.BooleanField(label="In stock only", required=False)
+    in_stock = forms.BooleanField(label=_("In stock only"), required=False)
 
     def clean(self):
         cleaned = super().clean()
         low, high = cleaned.get("min_price"), cleaned.get("max_price")
         if low is not None and high is not None and low > high:
-            raise forms.ValidationError("The minimum price is above the maximum price.")
+            raise forms.ValidationError(_("The minimum price is above the maximum price."))
         return cleaned
 
     def filters(self, category_id=None, exclude_ids=()):
@@ -49,14 +45,14 @@ class FiltersForm(forms.Form):
 class SimilarFiltersForm(FiltersForm):
     """Filters of the "Find similar" page (a GET form: every field is optional)."""
 
-    same_category = forms.BooleanField(label="Same category", required=False)
+    same_category = forms.BooleanField(label=_("Same category"), required=False)
 
     field_order = ["same_category", "min_price", "max_price", "in_stock"]
 
     def filters_for(self, product):
         category_id = None
         if self.cleaned_data.get("same_category"):
-            category_id = getattr(product, app_settings.PRODUCT_FIELDS["category"] + "_id", None)
+            category_id = get_adapter().get_category_key(product)
         return self.filters(category_id=category_id)
 
 
@@ -64,26 +60,26 @@ class PhotoSearchForm(FiltersForm):
     """The "Search by photo" upload: the photo, an optional crop box and the filters."""
 
     image = forms.FileField(
-        label="Photo",
+        label=_("Photo"),
         error_messages={
-            "required": "Please choose a photo to search with.",
-            "empty": "The file is empty; please choose a photo.",
+            "required": _("Please choose a photo to search with."),
+            "empty": _("The file is empty; please choose a photo."),
         },
     )
     box = forms.CharField(required=False, widget=forms.HiddenInput)
     category = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="All categories", label="Category"
+        queryset=None, required=False, empty_label=_("All categories"), label=_("Category")
     )
 
     field_order = ["image", "category", "min_price", "max_price", "in_stock", "box"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        model = category_model()
-        if model is None:
+        categories = get_adapter().get_category_queryset()
+        if categories is None:
             del self.fields["category"]
         else:
-            self.fields["category"].queryset = model._default_manager.all()
+            self.fields["category"].queryset = categories
 
     def clean(self):
         cleaned = super().clean()

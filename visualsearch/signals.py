@@ -3,14 +3,24 @@
 Saving a product whose image is new or changed queues one coalesced stale reindex job once
 the transaction commits; nothing is embedded inside the request. A transaction saving
 thousands of products queues a single job.
+
+The catalogue adapter may name other models whose changes change a product (django-oscar's
+stock records and product images, say: :meth:`~lookalike.catalogue.CatalogueAdapter.
+get_dependent_models`); their saves and deletions are watched the same way. Every change
+also brings the vectors' copies of category and price up to date (one UPDATE that writes
+nothing unless a copy differs).
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
+
+from lookalike.catalogue import get_adapter
 
 from .conf import app_settings
 
@@ -18,67 +28,91 @@ logger = logging.getLogger(__name__)
 
 
 def connect():
+    try:
+        adapter = get_adapter()
+        adapter.get_product_model()
+    except ImproperlyConfigured:
+        return  # reported by the system checks (lookalike.checks), which must still run
     post_save.connect(
         product_saved,
-        sender=app_settings.PRODUCT_MODEL,
+        sender=adapter.get_product_model(),
         dispatch_uid="visualsearch.product_saved",
     )
+    for model, products_of in adapter.get_dependent_models().items():
+        model = apps.get_model(model) if isinstance(model, str) else model
+        receiver = _dependent_receiver(products_of)
+        uid = f"visualsearch.dependent.{model._meta.label_lower}"
+        # weak=False: the receiver is a closure that nothing else keeps alive.
+        post_save.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ".save")
+        post_delete.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ".delete")
+
+
+def _dependent_receiver(products_of):
+    def changed(sender, instance, raw=False, **kwargs):
+        if raw:
+            return
+        try:
+            pks = [pk for pk in products_of(instance) if pk is not None]
+        except Exception:  # never break the save that triggered it
+            logger.exception("Could not tell which products a %s change affects.", sender)
+            return
+        if pks:
+            products_changed(pks)
+
+    return changed
 
 
 def product_saved(sender, instance, created=False, raw=False, update_fields=None, **kwargs):
     if raw:
         return
-    if not created:
-        _sync_copies(instance, update_fields)
-    if not app_settings.INDEX_ON_SAVE:
+    products_changed([instance.pk], created=created)
+
+
+def products_changed(pks, created=False):
+    """Bring the products' vector copies up to date and queue a reindex if one of their
+    images is new, changed or gone."""
+    from .services.vector_index import sync_copies
+
+    try:
+        # A savepoint: a failure here must not break the transaction of the save.
+        with transaction.atomic():
+            if not created:
+                sync_copies(product_ids=pks)
+            needs_index = app_settings.INDEX_ON_SAVE and _needs_index(pks, created)
+    except Exception:  # a product save never fails because of visual search
+        logger.exception("Could not update the visual index after products %s changed.", pks)
         return
-    image_attr = app_settings.PRODUCT_FIELDS["image"]
-    if update_fields is not None and image_attr not in update_fields:
-        return
-    image = getattr(instance, image_attr)
-    name = image.name if image else ""
-    if not _needs_index(instance.pk, name, created):
-        return
-    queue_stale_reindex()
+    if needs_index:
+        queue_stale_reindex()
 
 
-def _sync_copies(instance, update_fields):
-    """Keep the vectors' copies of category and price (for the category indexes and the
-    filter btrees) in step; one UPDATE that changes nothing unless one of them changed."""
-    from .models import ProductEmbedding
-    from .products import filter_copies
-
-    fields = app_settings.PRODUCT_FIELDS
-    category_field = instance._meta.get_field(fields["category"])
-    price_field = instance._meta.get_field(fields["price"])
-    if update_fields is not None and not {category_field.name, price_field.name} & set(
-        update_fields
-    ):
-        return
-    category, price = filter_copies(
-        getattr(instance, category_field.attname), getattr(instance, price_field.attname)
-    )
-    ProductEmbedding.objects.filter(product_id=instance.pk).exclude(
-        product_category=category, product_price=price
-    ).update(product_category=category, product_price=price)
-
-
-def _needs_index(pk, name, created):
+def _needs_index(pks, created):
     from .models import IndexFailure, ProductEmbedding
+    from .products import image_names
 
+    names = image_names(pks)
     if created:
-        return bool(name)
+        return any(names.values())
     encoder = app_settings.ENCODER
-    stored = (
-        ProductEmbedding.objects.filter(product_id=pk, encoder=encoder)
-        .values_list("image_name", flat=True)
-        .first()
+    stored = dict(
+        ProductEmbedding.objects.filter(product_id__in=pks, encoder=encoder).values_list(
+            "product_id", "image_name"
+        )
     )
-    if not name:
-        return stored is not None  # the image was removed: forget its vector
-    if stored == name:
-        return False
-    return not IndexFailure.objects.filter(product_id=pk, encoder=encoder, image_name=name).exists()
+    failed = set(
+        IndexFailure.objects.filter(product_id__in=pks, encoder=encoder).values_list(
+            "product_id", "image_name"
+        )
+    )
+    for pk in pks:
+        name = names.get(pk) or ""
+        if not name:
+            if pk in stored:
+                return True  # the image was removed: forget its vector
+            continue
+        if stored.get(pk) != name and (pk, name) not in failed:
+            return True
+    return False
 
 
 def queue_stale_reindex(using=None):

@@ -5,6 +5,6 @@ from . import views
 app_name = "visualsearch"
 
 urlpatterns = [
-    path("similar/<int:pk>/", views.similar, name="similar"),
+    path("similar/<str:pk>/", views.similar, name="similar"),
     path("photo/", views.search_by_photo, name="search_by_photo"),
 ]

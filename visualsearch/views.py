@@ -1,12 +1,17 @@
 """The shopper-facing pages: "Find similar" and "Search by photo".
 
 Both pages are thin: a form validates the input, :mod:`visualsearch.services.search` finds
-and loads the products, and the templates reuse the shop's product cards. The templates
-extend ``visualsearch/base.html``, which a shop overrides to fit its own layout.
+and loads the products, and the templates show them with the shop's card template
+(``LOOKALIKE_CARD_TEMPLATE``). The templates extend ``visualsearch/base.html``, which
+extends the host's ``LOOKALIKE_BASE_TEMPLATE``.
 """
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
+
+from lookalike.catalogue import get_adapter
+from lookalike.conf import app_settings as lookalike_settings
 
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
@@ -14,15 +19,30 @@ from .services import search
 from .uploads import preview_data_url
 
 
-def _active_products():
-    model = search.product_model()
-    return model._default_manager.filter(**{app_settings.PRODUCT_FIELDS["active"]: True})
+def render_page(request, template, context, status=200):
+    """Render a plugin page inside the host's layout (``LOOKALIKE_BASE_TEMPLATE``)."""
+    context = {
+        "lookalike_base_template": lookalike_settings.BASE_TEMPLATE,
+        "card_template": lookalike_settings.CARD_TEMPLATE,
+        **context,
+    }
+    return render(request, template, context, status=status)
+
+
+def shown_product(pk):
+    """The product ``pk`` (any spelling of its key) if the adapter shows it; else 404."""
+    adapter = get_adapter()
+    try:
+        key = adapter.parse_pk(pk)
+    except ValueError:
+        raise Http404("No such product.") from None
+    return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
 
 
 @require_http_methods(["GET", "HEAD"])
 def similar(request, pk):
     """The product and the products that look most like it, with filters as a GET form."""
-    product = get_object_or_404(_active_products(), pk=pk)
+    product = shown_product(pk)
     form = SimilarFiltersForm(request.GET)
     results, not_indexed, status = [], False, 200
     if form.is_valid():
@@ -43,7 +63,7 @@ def similar(request, pk):
         "not_indexed": not_indexed,
         "filtered": any(form.data.get(name) for name in form.fields),
     }
-    return render(request, "visualsearch/similar.html", context, status=status)
+    return render_page(request, "visualsearch/similar.html", context, status=status)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -55,10 +75,10 @@ def search_by_photo(request):
     URL, and searching a part of it uploads that preview again with a box.
     """
     if request.method != "POST":
-        return render(request, "visualsearch/photo.html", {"form": PhotoSearchForm()})
+        return render_page(request, "visualsearch/photo.html", {"form": PhotoSearchForm()})
     form = PhotoSearchForm(request.POST, request.FILES)
     if not form.is_valid():
-        return render(request, "visualsearch/photo.html", {"form": form}, status=400)
+        return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
     photo = form.cleaned_data["photo"]
     [hits] = search.search_by_images(
         [photo.query], k=app_settings.RESULTS, filters=form.search_filters()
@@ -75,4 +95,4 @@ def search_by_photo(request):
         # The box in preview pixels, to draw the current selection on the preview.
         "preview_box": ",".join(str(round(v * scale)) for v in photo.box) if photo.box else "",
     }
-    return render(request, "visualsearch/photo.html", context)
+    return render_page(request, "visualsearch/photo.html", context)

@@ -83,8 +83,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
+
+from lookalike.catalogue import CREATED, get_adapter
 
 from ..conf import app_settings
 from ..models import Event
@@ -395,24 +397,17 @@ class Recommendation:
 
 def product_model():
     """The shop's product model (``LOOKALIKE_PRODUCT_MODEL``)."""
-    return Event._meta.get_field("product").related_model
-
-
-def _fields():
-    return app_settings.PRODUCT_FIELDS
+    return get_adapter().get_product_model()
 
 
 def _eligible_products(settings):
-    """Products a blend may ever show under these rules."""
-    fields = _fields()
-    queryset = product_model()._default_manager.filter(**{fields["active"]: True})
+    """Products a blend may ever show under these rules, with the adapter's values
+    (category, creation time) attached."""
+    adapter = get_adapter()
+    queryset = adapter.get_queryset()
     if settings.in_stock_only:
-        queryset = queryset.filter(**{f"{fields['stock']}__gt": 0})
-    return queryset
-
-
-def _category_attname():
-    return product_model()._meta.get_field(_fields()["category"]).attname
+        queryset = adapter.filter_in_stock(queryset)
+    return adapter.annotate(queryset)
 
 
 @dataclass
@@ -498,12 +493,12 @@ def _popularity(product_ids):
 
 
 def _newest(n, settings, exclude):
-    created = _fields()["created"]
+    adapter = get_adapter()
+    queryset = _eligible_products(settings).exclude(pk__in=list(exclude))
+    if adapter.created_expression() is None:
+        return list(queryset.order_by("-pk").values_list("pk", flat=True)[:n])
     return list(
-        _eligible_products(settings)
-        .exclude(pk__in=list(exclude))
-        .order_by(f"-{created}", "-pk")
-        .values_list("pk", flat=True)[:n]
+        queryset.order_by(F(CREATED).desc(nulls_last=True), "-pk").values_list("pk", flat=True)[:n]
     )
 
 
@@ -581,21 +576,20 @@ def _finish(cands, settings, k, exclude, anchor=None):
             if np.isnan(raw[i, col[component]]) and pid in scores:
                 raw[i, col[component]] = scores[pid]
     popularity = _popularity(ids)
-    created = _fields()["created"]
+    adapter = get_adapter()
     now = timezone.now()
     half_life = float(app_settings.RECENCY_HALF_LIFE_DAYS)
     for i, pid in enumerate(ids):
         if pid in popularity:
             raw[i, col["popularity"]] = popularity[pid]
-        when = getattr(products[pid], created, None)
+        when = adapter.get_created(products[pid])
         if when is not None:
             # Whole days: products loaded together must not be told apart by the
             # milliseconds between their inserts, which min-max would blow up to [0, 1].
             age = max((now - when).total_seconds() // _SECONDS_PER_DAY, 0.0)
             raw[i, col["recency"]] = 0.5 ** (age / half_life)
     scores, contributions = combine(raw, settings.weight_vector())
-    category = _category_attname()
-    categories = [getattr(products[pid], category) for pid in ids]
+    categories = [adapter.get_category_key(products[pid]) for pid in ids]
     emb_matrix = None
     if embeddings:
         dim = len(next(iter(embeddings.values())))

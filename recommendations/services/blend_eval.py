@@ -48,9 +48,12 @@ from datetime import UTC, datetime
 import numpy as np
 import scipy.sparse as sp
 
+from lookalike.catalogue import get_adapter
+from lookalike.keys import native, to_array
+
 from ..conf import app_settings
 from ..models import Event
-from .blend import COMPONENTS, BlendSettings, combine, diversify, product_model, resolve_settings
+from .blend import COMPONENTS, BlendSettings, combine, diversify, resolve_settings
 
 __all__ = ["BlendEvalData", "evaluate_blend", "prepare_blend_evaluation"]
 
@@ -93,15 +96,13 @@ class BlendEvalData:
 
 
 def _catalogue():
-    fields = app_settings.PRODUCT_FIELDS
-    model = product_model()
-    category = model._meta.get_field(fields["category"]).attname
-    rows = list(
-        model._default_manager.filter(**{fields["active"]: True})
-        .order_by("pk")
-        .values_list("pk", category, fields["created"])
-    )
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    """The shown products, in key order: ``(ids, main categories, creation timestamps)``."""
+    adapter = get_adapter()
+    products = adapter.annotate(adapter.get_queryset()).order_by("pk")
+    rows = [
+        (p.pk, adapter.get_category_key(p), adapter.get_created(p)) for p in products.iterator()
+    ]
+    ids = to_array(r[0] for r in rows)
     categories = np.asarray([r[1] for r in rows], dtype=object)
     created = np.asarray(
         [r[2].timestamp() if r[2] is not None else np.nan for r in rows], dtype=np.float64
@@ -119,7 +120,7 @@ def _embedding_matrix(product_ids):
     dim = len(next(iter(vectors.values())))
     matrix = np.zeros((len(product_ids), dim), dtype=np.float32)
     for i, pid in enumerate(product_ids.tolist()):
-        v = vectors.get(int(pid))
+        v = vectors.get(native(pid))
         if v is not None:
             norm = np.linalg.norm(v)
             if norm > 0:
@@ -194,9 +195,9 @@ def prepare_blend_evaluation(
     product_ids, categories, created = _catalogue()
     if not len(product_ids):
         raise ValueError("The catalogue has no active products to evaluate on.")
-    column = {int(pid): i for i, pid in enumerate(product_ids.tolist())}
+    column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
     who, product, kind, ts = _events(include_simulated)
-    known = np.fromiter((int(p) in column for p in product), dtype=bool, count=len(product))
+    known = np.fromiter((native(p) in column for p in product), dtype=bool, count=len(product))
     who, product, kind, ts = who[known], product[known], kind[known], ts[known]
     if not len(ts):
         raise ValueError(
@@ -211,7 +212,8 @@ def prepare_blend_evaluation(
     # time_split's columns are the products with events, in string order; the blend ranks
     # the whole catalogue, so move them to catalogue columns.
     _, _, users, items = interactions.encode()
-    to_catalogue = np.asarray([column[int(i)] for i in items], dtype=np.int64)
+    by_text = {str(pid): i for pid, i in column.items()}  # the interactions' ids are text
+    to_catalogue = np.asarray([by_text[str(i)] for i in items], dtype=np.int64)
     n_items = len(product_ids)
 
     def widen(matrix):
@@ -244,7 +246,7 @@ def prepare_blend_evaluation(
     popularity = np.zeros(n_items)
     np.add.at(
         popularity,
-        np.fromiter((column[int(p)] for p in product[window]), np.int64, int(window.sum())),
+        np.fromiter((column[native(p)] for p in product[window]), np.int64, int(window.sum())),
         weights[window],
     )
     age_days = np.floor(np.clip(cutoff - created, 0, None) / _SECONDS_PER_DAY)

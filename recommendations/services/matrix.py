@@ -24,6 +24,8 @@ from django.db.models import Case, CharField, F, FloatField, Q, Value, When
 from django.db.models.functions import Cast, Concat, Extract
 from django.utils import timezone
 
+from lookalike.keys import to_array
+
 from ..conf import app_settings
 from ..datasets import build_user_items
 from ..models import Event
@@ -60,7 +62,7 @@ class EventMatrix:
         Summed (and decayed) event weights.
     user_keys : ndarray of str, shape (n_users,)
         Shopper key of each row (``"u:12"``, ``"s:abc"``), sorted.
-    item_ids : ndarray of int64, shape (n_items,)
+    item_ids : ndarray of int64 (or object, for UUID keys), shape (n_items,)
         Product id of each column, sorted.
     n_events : int
         Events that went into the matrix.
@@ -183,14 +185,14 @@ def _columns(rows, n):
     if not n:
         return (
             np.zeros(0, dtype=str),
-            np.zeros(0, dtype=np.int64),
+            to_array(()),
             np.zeros(0, dtype=str),
             np.zeros(0, dtype=np.float64),
         )
     who, product, kind, ts = zip(*rows, strict=True)
     return (
         np.asarray(who),
-        np.fromiter(product, dtype=np.int64, count=n),
+        to_array(product),
         np.asarray(kind),
         np.fromiter(ts, dtype=np.float64, count=n),
     )
@@ -245,7 +247,7 @@ def build_event_matrix(
     return EventMatrix(
         user_items=user_items,
         user_keys=user_keys.astype(str),
-        item_ids=item_ids.astype(np.int64),
+        item_ids=to_array(item_ids.tolist()),
         n_events=len(ts),
         data_from=data_from,
         data_to=data_to,

@@ -27,6 +27,8 @@ import numpy as np
 from django.db.models import Case, FloatField, Sum, Value, When
 from django.utils import timezone
 
+from lookalike.keys import native
+
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
 from .matrix import shopper_events, shopper_key, shopper_row
@@ -111,7 +113,7 @@ class ActiveModel:
     def _pairs(self, ids, scores):
         keep = ids >= 0
         return [
-            (int(pid), float(score))
+            (native(pid), float(score))
             for pid, score in zip(self.item_ids[ids[keep]], scores[keep], strict=True)
         ]
 
@@ -326,7 +328,7 @@ def popular_products(k=10, days=None, exclude_ids=()):
         cached = (now + app_settings.POPULAR_CACHE_SECONDS, ranking, depth)
         cache.popular[key] = cached
     ranking = cached[1]
-    return [(int(pid), float(score)) for pid, score in ranking if pid not in exclude][:k]
+    return [(native(pid), float(score)) for pid, score in ranking if pid not in exclude][:k]
 
 
 def purchased_product_ids(user_id=None, session_key=None):

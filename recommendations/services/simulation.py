@@ -58,6 +58,8 @@ from django.db import connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from lookalike.keys import from_storable, native, to_array, to_storable
+
 from ..conf import app_settings
 from ..models import Event
 
@@ -82,25 +84,18 @@ def session_prefix(seed):
     return f"sim-{int(seed)}-"
 
 
-def _product_fields():
-    try:
-        from visualsearch.conf import app_settings as visual_settings
-    except ImportError:  # the visual-search app is optional
-        return {"category": "category", "price": "price", "active": "is_active"}
-    return visual_settings.PRODUCT_FIELDS
-
-
 @dataclass(eq=False)
 class World:
     """The catalogue as the simulation sees it.
 
     Attributes
     ----------
-    product_ids : ndarray of int64, shape (n_products,)
+    product_ids : ndarray of int64 (object for UUID keys), shape (n_products,)
     clusters : ndarray of int64, shape (n_products,)
         Visual cluster (or category) index of each product, 0..n_clusters-1.
     categories : ndarray of int64, shape (n_products,)
-        Category id of each product.
+        Main category of each product: its id when category keys are integers, else an
+        index into the sorted keys; -1 without a category.
     prices : ndarray of float64, shape (n_products,)
     appeal : ndarray of float64, shape (n_products,)
         The latent appeal :math:`q_j`.
@@ -134,7 +129,7 @@ class World:
     def to_json(self):
         return {
             "cluster_source": self.cluster_source,
-            "product_ids": self.product_ids.tolist(),
+            "product_ids": to_storable(self.product_ids).tolist(),
             "clusters": self.clusters.tolist(),
             "categories": self.categories.tolist(),
             "prices": [round(p, 2) for p in self.prices.tolist()],
@@ -144,7 +139,7 @@ class World:
     @classmethod
     def from_json(cls, data):
         return cls(
-            product_ids=np.asarray(data["product_ids"], dtype=np.int64),
+            product_ids=from_storable(np.asarray(data["product_ids"])),
             clusters=np.asarray(data["clusters"], dtype=np.int64),
             categories=np.asarray(data["categories"], dtype=np.int64),
             prices=np.asarray(data["prices"], dtype=np.float64),
@@ -221,7 +216,7 @@ class GroundTruth:
         """The ``k`` products the shopper truly prefers most, best first."""
         prefs = self.shopper(session_key).preference(self.world)
         order = np.argsort(-prefs, kind="stable")[:k]
-        return [int(self.world.product_ids[i]) for i in order if prefs[i] > 0]
+        return [native(self.world.product_ids[i]) for i in order if prefs[i] > 0]
 
 
 @dataclass
@@ -281,6 +276,15 @@ def _visual_clusters(product_ids, seed):
     return clusters.astype(np.int64)
 
 
+def _category_codes(keys):
+    """Integer category keys as they are; other keys as indices into their sorted set."""
+    if all(isinstance(k, int) or k is None for k in keys):
+        return np.array([-1 if k is None else k for k in keys], dtype=np.int64)
+    known = sorted({str(k) for k in keys if k is not None})
+    code = {k: i for i, k in enumerate(known)}
+    return np.array([-1 if k is None else code[str(k)] for k in keys], dtype=np.int64)
+
+
 def build_world(seed=0):
     """Read the active products and group them into clusters.
 
@@ -289,19 +293,17 @@ def build_world(seed=0):
     ValueError
         When the catalogue has no active product.
     """
-    fields = _product_fields()
-    from visualsearch.products import product_model
+    from lookalike.catalogue import get_adapter
 
-    Product = product_model()
-    products = Product._default_manager.all()
-    names = {f.name for f in Product._meta.get_fields()}
-    if fields.get("active") in names:
-        products = products.filter(**{fields["active"]: True})
-    rows = list(products.order_by("pk").values_list("pk", fields["category"], fields["price"]))
+    adapter = get_adapter()
+    rows = [
+        (p.pk, adapter.get_category_key(p), adapter.get_price(p))
+        for p in adapter.annotate(adapter.get_queryset()).order_by("pk").iterator()
+    ]
     if not rows:
         raise ValueError("The catalogue has no active products to simulate shoppers on.")
-    product_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    categories = np.array([r[1] if r[1] is not None else -1 for r in rows], dtype=np.int64)
+    product_ids = to_array(r[0] for r in rows)
+    categories = _category_codes([r[1] for r in rows])
     prices = np.array([float(r[2] or 0) for r in rows], dtype=np.float64)
     clusters = _visual_clusters(product_ids, seed)
     source = "visual"

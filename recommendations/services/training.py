@@ -28,6 +28,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lookalike.jobs.services import enqueue, job_handler
+from lookalike.keys import from_storable, to_storable
 
 from ..conf import app_settings
 from ..models import RecommenderModel
@@ -90,7 +91,7 @@ def write_artifact(recommender, user_keys, item_ids, directory=None):
     recommender : recommendations.recommenders.Recommender
         Fitted.
     user_keys : ndarray of str, shape (n_users,)
-    item_ids : ndarray of int64, shape (n_items,)
+    item_ids : ndarray of int64 (or object, for UUID keys), shape (n_items,)
     directory : Path, optional
         ``RECOMMENDATIONS_ARTIFACT_DIR`` by default.
 
@@ -111,7 +112,7 @@ def write_artifact(recommender, user_keys, item_ids, directory=None):
         with np.load(scratch, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
         arrays[_USER_KEYS] = np.asarray(user_keys, dtype=str)
-        arrays[_ITEM_IDS] = np.asarray(item_ids, dtype=np.int64)
+        arrays[_ITEM_IDS] = to_storable(item_ids)
         with open(temp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -126,7 +127,7 @@ def write_artifact(recommender, user_keys, item_ids, directory=None):
 def read_artifact_ids(path):
     """The ``(user_keys, item_ids)`` stored by :func:`write_artifact`."""
     with np.load(path, allow_pickle=False) as npz:
-        return npz[_USER_KEYS].astype(str), npz[_ITEM_IDS].astype(np.int64)
+        return npz[_USER_KEYS].astype(str), from_storable(npz[_ITEM_IDS])
 
 
 def _create_row(**fields):

@@ -15,6 +15,8 @@ import logging
 
 from django import template
 
+from lookalike.conf import app_settings as lookalike_settings
+
 from ..conf import app_settings
 from ..services import blend
 from ..services.profiles import UnknownProfile
@@ -57,7 +59,7 @@ def _strip(recommendations, *, widget, title, source, profile_name):
         "title": title,
         "source": source,
         "profile_name": profile_name,
-        "card_template": app_settings.CARD_TEMPLATE,
+        "card_template": lookalike_settings.CARD_TEMPLATE,
     }
 
 

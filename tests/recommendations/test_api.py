@@ -38,6 +38,7 @@ def test_for_you_answers_cards_with_reasons(client, catalogue):
         "price",
         "category",
         "in_stock",
+        "currency",
         "image_url",
         "url",
         "score",

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 IMAGE_URL = "/api/search/image/"
 RESULT_KEYS = {"id", "title", "price", "category", "in_stock", "image_url", "url", "score"}
+RESULT_KEYS |= {"currency"}
 
 
 @pytest.fixture(autouse=True)

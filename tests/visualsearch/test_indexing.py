@@ -45,6 +45,7 @@ def test_stale_reindex_embeds_what_is_missing_once(product_factory, pixel_encode
         "missing": 0,
         "failed": 0,
         "total": 5,
+        "no_image": 1,
     }
     assert indexing.reindex("stale")["embedded"] == 0
 

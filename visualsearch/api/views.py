@@ -4,8 +4,9 @@ Both endpoints validate their input with a serializer, call the same services as
 and answer with the same result cards.
 """
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -15,7 +16,8 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from ..conf import app_settings
+from lookalike.catalogue import get_adapter
+
 from ..services import search
 from .serializers import (
     ImageSearchSerializer,
@@ -50,13 +52,20 @@ def results_response(request, pairs):
 class ProductViewSet(viewsets.GenericViewSet):
     """Products, seen from visual search; only the ``similar`` action is served here."""
 
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[^/.]+"  # integer or UUID keys; the adapter parses them
     serializer_class = SearchResultsSerializer
     similar_params_class = SimilarParamsSerializer
 
     def get_queryset(self):
-        model = search.product_model()
-        return model._default_manager.filter(**{app_settings.PRODUCT_FIELDS["active"]: True})
+        adapter = get_adapter()
+        return adapter.annotate(adapter.get_queryset())
+
+    def get_object(self):
+        try:
+            self.kwargs[self.lookup_field] = get_adapter().parse_pk(self.kwargs[self.lookup_field])
+        except ValueError:
+            raise Http404("No such product.") from None
+        return super().get_object()
 
     def similar_hits(self, product, params):
         """The ranked hits for ``product``; the place to blend in other signals."""
@@ -70,9 +79,6 @@ class ProductViewSet(viewsets.GenericViewSet):
         "best first, under optional filters.",
         tags=["visual search"],
         parameters=[
-            OpenApiParameter(
-                "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Product id."
-            ),
             SimilarParamsSerializer,
         ],
         responses={

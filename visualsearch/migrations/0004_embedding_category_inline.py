@@ -7,8 +7,9 @@
 * ``product_category`` lets large categories have their own partial HNSW index
   (:mod:`visualsearch.services.vector_index`).
 
-Existing rows are rewritten once so that their vectors move inline and get their category.
-Every HNSW index of the table is dropped first and built again afterwards with its own
+Existing rows are rewritten once so that their vectors move inline. Their category copies are
+filled by ``reindex --stale`` (``vector_index.sync_copies``, which asks the catalogue adapter),
+not here: a migration cannot use the adapter, which reads the live models. Every HNSW index of the table is dropped first and built again afterwards with its own
 definition: updating rows under an HNSW index would insert every row into the graph again.
 """
 
@@ -19,22 +20,7 @@ TABLE = "visualsearch_productembedding"
 
 
 def rewrite_rows(apps, schema_editor):
-    from visualsearch.conf import app_settings
-
-    product = apps.get_model(settings.LOOKALIKE_PRODUCT_MODEL)
     qn = schema_editor.quote_name
-    category = product._meta.get_field(app_settings.PRODUCT_FIELDS["category"])
-    integer_pk = category.target_field.get_internal_type() in (
-        "AutoField",
-        "BigAutoField",
-        "SmallAutoField",
-        "IntegerField",
-        "BigIntegerField",
-        "SmallIntegerField",
-        "PositiveIntegerField",
-        "PositiveBigIntegerField",
-        "PositiveSmallIntegerField",
-    )
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE})")
         if not cursor.fetchone()[0]:
@@ -49,15 +35,7 @@ def rewrite_rows(apps, schema_editor):
             cursor.execute(f"DROP INDEX {qn(name)}")
         # A new datum (the array round trip is exact) instead of the old TOAST pointer,
         # which an UPDATE would otherwise keep.
-        set_category = (
-            f", product_category = p.{qn(category.column)} FROM {qn(product._meta.db_table)} p "
-            f"WHERE p.{qn(product._meta.pk.column)} = e.product_id"
-            if integer_pk
-            else ""
-        )
-        cursor.execute(
-            f"UPDATE {TABLE} e SET embedding = e.embedding::real[]::vector{set_category}"
-        )
+        cursor.execute(f"UPDATE {TABLE} e SET embedding = e.embedding::real[]::vector")
         if hnsw:
             cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
         for _, definition in hnsw:

@@ -27,9 +27,11 @@ import numpy as np
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from lookalike.catalogue import IMAGE, get_adapter
+
+from .. import products
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
-from ..products import filter_copies, product_model
 from . import vector_index
 
 logger = logging.getLogger(__name__)
@@ -54,24 +56,20 @@ def _encoder(encoder):
     return get_encoder(encoder)
 
 
-def _image_field():
-    return product_model()._meta.get_field(app_settings.PRODUCT_FIELDS["image"])
-
-
 def _tables():
-    model = product_model()
     qn = connection.ops.quote_name
     return {
-        "product": qn(model._meta.db_table),
-        "pk": qn(model._meta.pk.column),
-        "image": qn(_image_field().column),
         "emb": qn(ProductEmbedding._meta.db_table),
         "fail": qn(IndexFailure._meta.db_table),
     }
 
 
+#: The condition "the product has an image" on the catalogue rows ``p(pk, image)``.
+_HAS_IMAGE = "p.image IS NOT NULL AND p.image <> ''"
+
+
 def read_image_bytes(name) -> bytes:
-    with _image_field().storage.open(name, "rb") as fh:
+    with get_adapter().open_image(name) as fh:
         return fh.read()
 
 
@@ -81,18 +79,18 @@ def checksum(data: bytes) -> str:
 
 def _state_rows(encoder_name):
     """``(pk, image name, weights hash, emb image name, emb checksum, failure image name,
-    failure checksum)`` for every product with an image, in id order."""
+    failure checksum)`` for every indexed product with an image, in key order."""
     t = _tables()
+    catalogue, params = products.catalogue_sql()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT p.{t['pk']}, p.{t['image']}, e.weights_hash, e.image_name, "
-            f"e.image_checksum, f.image_name, f.image_checksum "
-            f"FROM {t['product']} p "
-            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
-            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
-            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> '' "
-            f"ORDER BY p.{t['pk']}",
-            [encoder_name, encoder_name],
+            "SELECT p.pk, p.image, e.weights_hash, e.image_name, "
+            "e.image_checksum, f.image_name, f.image_checksum "
+            f"FROM ({catalogue}) p(pk, image) "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.pk AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.pk AND f.encoder = %s "
+            f"WHERE {_HAS_IMAGE} ORDER BY p.pk",
+            [*params, encoder_name, encoder_name],
         )
         return cursor.fetchall()
 
@@ -127,59 +125,66 @@ def stale_products(encoder=None, *, verify_checksums=None) -> list[int]:
 
 
 def index_status(encoder=None) -> dict:
-    """Counts for the admin: ``indexed + stale + missing + failed == total`` products with
-    an image. Reads the database only (no image files)."""
+    """Counts for the admin: ``indexed + stale + missing + failed == total`` indexed
+    products with an image, and ``no_image``, the products with none (never embedded).
+    Reads the database only (no image files)."""
     enc = _encoder(encoder)
     t = _tables()
+    catalogue, params = products.catalogue_sql()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), "
-            "count(*) FILTER (WHERE e.id IS NOT NULL AND e.weights_hash = %s "
-            f"  AND e.image_name = p.{t['image']}), "
-            "count(*) FILTER (WHERE e.id IS NOT NULL AND (e.weights_hash <> %s "
-            f"  OR e.image_name <> p.{t['image']})), "
-            f"count(*) FILTER (WHERE e.id IS NULL AND f.image_name = p.{t['image']}) "
-            f"FROM {t['product']} p "
-            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
-            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
-            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> ''",
-            [enc.weights_hash, enc.weights_hash, enc.name, enc.name],
+            f"SELECT count(*) FILTER (WHERE {_HAS_IMAGE}), "
+            f"count(*) FILTER (WHERE {_HAS_IMAGE} AND e.id IS NOT NULL AND e.weights_hash = %s "
+            "  AND e.image_name = p.image), "
+            f"count(*) FILTER (WHERE {_HAS_IMAGE} AND e.id IS NOT NULL AND (e.weights_hash <> %s "
+            "  OR e.image_name <> p.image)), "
+            f"count(*) FILTER (WHERE {_HAS_IMAGE} AND e.id IS NULL AND f.image_name = p.image), "
+            "count(*) FILTER (WHERE p.image IS NULL OR p.image = '') "
+            f"FROM ({catalogue}) p(pk, image) "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.pk AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.pk AND f.encoder = %s",
+            [enc.weights_hash, enc.weights_hash, *params, enc.name, enc.name],
         )
-        total, indexed, stale, failed = cursor.fetchone()
+        total, indexed, stale, failed, no_image = cursor.fetchone()
     return {
         "indexed": indexed,
         "stale": stale,
         "missing": total - indexed - stale - failed,
         "failed": failed,
         "total": total,
+        "no_image": no_image,
     }
 
 
-def _all_products(encoder_name, started_before) -> list[int]:
-    """Products with an image whose vector (or failure) predates ``started_before``."""
+def _all_products(encoder_name, started_before) -> list:
+    """Indexed products with an image whose vector (or failure) predates ``started_before``."""
     t = _tables()
+    catalogue, params = products.catalogue_sql()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT p.{t['pk']} FROM {t['product']} p "
-            f"LEFT JOIN {t['emb']} e ON e.product_id = p.{t['pk']} AND e.encoder = %s "
-            f"LEFT JOIN {t['fail']} f ON f.product_id = p.{t['pk']} AND f.encoder = %s "
-            f"WHERE p.{t['image']} IS NOT NULL AND p.{t['image']} <> '' "
+            f"SELECT p.pk FROM ({catalogue}) p(pk, image) "
+            f"LEFT JOIN {t['emb']} e ON e.product_id = p.pk AND e.encoder = %s "
+            f"LEFT JOIN {t['fail']} f ON f.product_id = p.pk AND f.encoder = %s "
+            f"WHERE {_HAS_IMAGE} "
             "AND (e.id IS NULL OR e.computed_at < %s) "
             "AND (f.id IS NULL OR f.failed_at < %s) "
-            f"ORDER BY p.{t['pk']}",
-            [encoder_name, encoder_name, started_before, started_before],
+            "ORDER BY p.pk",
+            [*params, encoder_name, encoder_name, started_before, started_before],
         )
         return [row[0] for row in cursor.fetchall()]
 
 
-def _check_ids(ids) -> list[int]:
+def check_ids(ids) -> list:
+    """The product keys ``ids`` parsed and sorted; ``ValueError`` names any that no indexed
+    product has."""
+    adapter = get_adapter()
     try:
-        wanted = sorted({int(i) for i in ids or ()})
-    except (TypeError, ValueError):
-        raise ValueError(f"Product ids must be integers, got {ids!r}.") from None
+        wanted = sorted({adapter.parse_pk(i) for i in ids or ()})
+    except ValueError as exc:
+        raise ValueError(f"Product ids must be keys of products: {exc}") from None
     if not wanted:
         raise ValueError("No product ids given.")
-    found = set(product_model()._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
+    found = set(adapter.get_indexed_queryset().filter(pk__in=wanted).values_list("pk", flat=True))
     missing = [i for i in wanted if i not in found]
     if missing:
         raise ValueError(f"No product with id {', '.join(map(str, missing))}.")
@@ -187,16 +192,18 @@ def _check_ids(ids) -> list[int]:
 
 
 def _remove_orphans(encoder_name) -> int:
-    """Forget vectors and failures of products that no longer have an image."""
+    """Forget vectors and failures of products that no longer have an image, or that the
+    adapter no longer indexes."""
     t = _tables()
+    catalogue, params = products.catalogue_sql()
     removed = 0
     with connection.cursor() as cursor:
         for table in (t["emb"], t["fail"]):
             cursor.execute(
-                f"DELETE FROM {table} x USING {t['product']} p "
-                f"WHERE x.product_id = p.{t['pk']} AND x.encoder = %s "
-                f"AND (p.{t['image']} IS NULL OR p.{t['image']} = '')",
-                [encoder_name],
+                f"DELETE FROM {table} x WHERE x.encoder = %s AND NOT EXISTS ("
+                f"SELECT 1 FROM ({catalogue}) p(pk, image) "
+                f"WHERE p.pk = x.product_id AND {_HAS_IMAGE})",
+                [encoder_name, *params],
             )
             removed += cursor.rowcount if table == t["emb"] else 0
     return removed
@@ -257,7 +264,7 @@ def reindex(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
     if mode == "ids":
-        todo = _check_ids(ids)
+        todo = check_ids(ids)
         removed = 0
     else:
         removed = _remove_orphans(enc.name)
@@ -404,7 +411,7 @@ def reindex_with_projection(
             progress(done, total, f"{done} of {len(todo)} images embedded")
     pks = [meta[0] for metas, _ in batches for meta in metas]
     raw = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, enc.dim))
-    category_of = {pk: copy[0] for pk, copy in _product_copies(pks).items()}
+    category_of = products.main_categories(pks)
     labelled = np.array([category_of.get(pk) is not None for pk in pks], dtype=bool)
     labels = np.array([category_of.get(pk) for pk in pks], dtype=object)[labelled]
     if len(set(labels.tolist())) < 2:
@@ -458,11 +465,7 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
         return {}
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(pks), size=min(n, len(pks)), replace=False))
-    names = dict(
-        product_model()
-        ._default_manager.filter(pk__in=[pks[i] for i in chosen])
-        .values_list("pk", app_settings.PRODUCT_FIELDS["image"])
-    )
+    names = products.image_names([pks[i] for i in chosen])
     size = int(getattr(enc, "input_size", 224))
     # The images are read a second time rather than kept from the first pass: a shop's
     # photos can be many megapixels each, and a thousand of them would not fit in memory.
@@ -472,8 +475,8 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
         for i in chosen[start : start + batch_size]:
             try:
                 image = open_image(read_image_bytes(names[pks[i]]))
-            except (KeyError, OSError, UnreadableImage):
-                continue  # deleted or unreadable since the first pass
+            except (KeyError, TypeError, ValueError, OSError, UnreadableImage):
+                continue  # deleted, without an image or unreadable since the first pass
             images.append(distort(display_copy(image, size), rng))
             kept.append(i)
         vectors, bad = _embed(enc, images, enc.raw_embed)
@@ -501,13 +504,7 @@ def _read_and_embed(enc, batch, embed):
     ``enc.raw_embed``); returns ``(metas, vectors, failures, skipped)`` without writing."""
     from ..imaging import UnreadableImage, open_image
 
-    image_attr = app_settings.PRODUCT_FIELDS["image"]
-    rows = (
-        product_model()
-        ._default_manager.filter(pk__in=batch)
-        .order_by("pk")
-        .values_list("pk", image_attr)
-    )
+    rows = products.with_images().filter(pk__in=batch).order_by("pk").values_list("pk", IMAGE)
     images, metas, failures, skipped = [], [], [], 0
     for pk, name in rows:
         if not name:
@@ -563,7 +560,7 @@ def _write(enc, metas, vectors, failures):
     """Upsert the batch's vectors and failures in one transaction."""
     now = timezone.now()
     weights = enc.weights_hash
-    copies = _product_copies([pk for pk, _, _ in metas])
+    copies = products.copies([pk for pk, _, _ in metas])
     embeddings = []
     for (pk, name, digest), vector in zip(metas, vectors, strict=True):
         category, price = copies.get(pk, (None, None))
@@ -601,32 +598,12 @@ def _write(enc, metas, vectors, failures):
             if attempt:
                 raise
             alive = set(
-                product_model()
-                ._default_manager.filter(pk__in=[e.product_id for e in embeddings + failed])
+                products.product_model()
+                ._base_manager.filter(pk__in=[e.product_id for e in embeddings + failed])
                 .values_list("pk", flat=True)
             )
             embeddings = [e for e in embeddings if e.product_id in alive]
             failed = [f for f in failed if f.product_id in alive]
-
-
-def _product_copies(pks) -> dict:
-    """``{product pk: (category pk, price)}``, copied onto the vectors for the category
-    indexes and the filter btrees; a category key that is not an integer is not copied
-    (those shops get no category index)."""
-    if not pks:
-        return {}
-    meta = product_model()._meta
-    fields = app_settings.PRODUCT_FIELDS
-    rows = (
-        product_model()
-        ._default_manager.filter(pk__in=pks)
-        .values_list(
-            "pk",
-            meta.get_field(fields["category"]).attname,
-            meta.get_field(fields["price"]).attname,
-        )
-    )
-    return {pk: filter_copies(category, price) for pk, category, price in rows}
 
 
 def _upsert(embeddings, failed, encoder_name):

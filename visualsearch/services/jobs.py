@@ -76,7 +76,8 @@ def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=Fals
         raise ValueError(f"Unknown encoder {encoder!r}.")
     params = {"mode": mode, "encoder": encoder}
     if mode == "ids":
-        params["ids"] = indexing._check_ids(ids)
+        # JSON keeps integer keys as they are and UUID keys as text; the job parses them back.
+        params["ids"] = [pk if isinstance(pk, int) else str(pk) for pk in indexing.check_ids(ids)]
     if mode == "all":
         params["started_before"] = timezone.now().isoformat()
     return enqueue(HANDLER, lock_key=LOCK_KEY, params=params, user=user, coalesce=coalesce)

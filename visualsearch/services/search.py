@@ -46,9 +46,11 @@ from decimal import Decimal
 import numpy as np
 from django.db import connection, transaction
 
+from lookalike.catalogue import get_adapter
+from lookalike.querysets import as_sql
+
 from ..conf import app_settings
 from ..models import ProductEmbedding
-from ..products import product_model
 from .vector_index import (
     category_expression,
     category_index_name,
@@ -72,11 +74,18 @@ MAX_K = 1000
 
 @dataclass(frozen=True)
 class Filters:
-    category_id: int | None = None
+    """Which products a search may return, besides those the catalogue adapter shows.
+
+    ``category_id`` is a category key as the adapter knows it (its
+    :meth:`~lookalike.catalogue.CatalogueAdapter.filter_category` decides membership);
+    prices are in currency units; ``exclude_ids`` are product keys.
+    """
+
+    category_id: object = None
     min_price: Decimal | None = None
     max_price: Decimal | None = None
     in_stock: bool = False
-    exclude_ids: tuple[int, ...] = ()
+    exclude_ids: tuple = ()
 
     @property
     def narrows(self) -> bool:
@@ -91,7 +100,7 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    product_id: int
+    product_id: object  # the product's key: an int or a UUID
     score: float  # cosine similarity, 1 - cosine distance
 
 
@@ -129,13 +138,14 @@ def similar_to_product(product_id, k=12, filters=None, encoder=None) -> list[Hit
     """
     _check_k(k)
     enc = _encoder(encoder)
+    product_id = get_adapter().parse_pk(product_id)
     filters = filters or Filters()
-    exclude = tuple(filters.exclude_ids) + (int(product_id),)
+    exclude = tuple(filters.exclude_ids) + (product_id,)
     filters = Filters(
         filters.category_id, filters.min_price, filters.max_price, filters.in_stock, exclude
     )
     # The product's vector is read inside the search's own statements (no round trip).
-    return _search(enc.name, enc.dim, None, k, filters, product_id=int(product_id))
+    return _search(enc.name, enc.dim, None, k, filters, product_id=product_id)
 
 
 def search_by_vector(vector, k=12, filters=None, encoder=None) -> list[Hit]:
@@ -201,47 +211,42 @@ def rerank(projection, query_vector, hits, k, encoder_name) -> list[Hit]:
 
 
 def hydrate(hits) -> list[tuple[object, float]]:
-    """``(product, score)`` in hit order, category loaded; vanished products are dropped."""
+    """``(product, score)`` in hit order, loaded through the catalogue adapter in one query
+    (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`); products it no longer shows
+    are dropped."""
     hits = list(hits)
     if not hits:
         return []
-    category = app_settings.PRODUCT_FIELDS["category"]
-    products = (
-        product_model()
-        ._default_manager.select_related(category)
-        .in_bulk([h.product_id for h in hits])
-    )
+    adapter = get_adapter()
+    products = adapter.annotate(adapter.get_queryset()).in_bulk([h.product_id for h in hits])
     return [(products[h.product_id], h.score) for h in hits if h.product_id in products]
 
 
 # -- the two plans ------------------------------------------------------------------------
 
 
-def _filter_sql(filters: Filters):
-    """``WHERE`` conditions on the product table (alias ``p``) only, so that they can be
-    counted without the join."""
-    model = product_model()
-    fields = app_settings.PRODUCT_FIELDS
-    qn = connection.ops.quote_name
-
-    def col(key):
-        return "p." + qn(model._meta.get_field(fields[key]).column)
-
-    conds, params = [f"{col('active')}"], []
+def _products(filters: Filters):
+    """The adapter's shown products under the filter, as a queryset (exclusions apart)."""
+    adapter = get_adapter()
+    products = adapter.get_queryset()
     if filters.category_id is not None:
-        conds.append(f"{col('category')} = %s")
-        params.append(int(filters.category_id))
-    if filters.min_price is not None:
-        conds.append(f"{col('price')} >= %s")
-        params.append(Decimal(filters.min_price))
-    if filters.max_price is not None:
-        conds.append(f"{col('price')} <= %s")
-        params.append(Decimal(filters.max_price))
+        products = adapter.filter_category(products, filters.category_id)
+    if filters.min_price is not None or filters.max_price is not None:
+        products = adapter.filter_price(products, filters.min_price, filters.max_price)
     if filters.in_stock:
-        conds.append(f"{col('stock')} > 0")
+        products = adapter.filter_in_stock(products)
+    return products
+
+
+def _filter_sql(filters: Filters):
+    """``WHERE`` conditions on the vectors (alias ``e``): the product is one the adapter
+    shows under the filter (a sub-query on the product table, which PostgreSQL joins by
+    its primary key), and not excluded."""
+    products_sql, params = as_sql(_products(filters), "pk")
+    conds = [f"e.product_id IN ({products_sql})"]
     if filters.exclude_ids:
-        conds.append(f"NOT (p.{qn(model._meta.pk.column)} = ANY(%s))")
-        params.append([int(i) for i in filters.exclude_ids])
+        conds.append("NOT (e.product_id = ANY(%s))")
+        params.append(list(filters.exclude_ids))
     return conds, params
 
 
@@ -250,11 +255,9 @@ MAX_EF_SEARCH = 1000
 
 
 def _from_sql(encoder_name):
-    model = product_model()
     qn = connection.ops.quote_name
     return (
         f"FROM {qn(ProductEmbedding._meta.db_table)} e "
-        f"JOIN {qn(model._meta.db_table)} p ON p.{qn(model._meta.pk.column)} = e.product_id "
         f"WHERE e.encoder = {encoder_literal(encoder_name)}"
     )
 
@@ -274,12 +277,14 @@ def _search(
         query = (
             f"(SELECT q.embedding::vector({int(dim)}) FROM {table} q "
             f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)})",
-            [int(product_id)],
+            [product_id],
         )
+    copies = _copy_filter_sql(filters)
     category = filters.category_id
+    # A category's own graph answers only when the vectors' copies decide membership.
     category_index = (
         category_index_name(encoder_name, dim, category)
-        if category is not None and app_settings.CATEGORY_INDEXES
+        if category is not None and copies is not None and app_settings.CATEGORY_INDEXES
         else None
     )
     limit = app_settings.EXACT_SEARCH_MAX_ROWS
@@ -295,7 +300,7 @@ def _search(
             f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)}) "
             "IS DISTINCT FROM %s THEN %s ELSE %s END"
         )
-        ef_args = [category_index, int(product_id), int(category), str(far_ef), str(ef_search)]
+        ef_args = [category_index, product_id, int(category), str(far_ef), str(ef_search)]
     # The planner prices a filter of 10 % as cheaper to sort exactly than to walk the graph
     # (measured: 460 ms instead of 2 ms at 100k rows), so plans that sort or hash are
     # disabled: what is left is the ordered index scan joined row by row to the products.
@@ -314,7 +319,6 @@ def _search(
     )
     args = [*ef_args, str(int(app_settings.MAX_SCAN_TUPLES))]
     args += [index_name(encoder_name, dim), category_index]
-    copies = _copy_filter_sql(filters)
     if copies is not None:
         # Counted on the vectors' copies (an index-only scan of their btree), stopped at the
         # threshold: the smaller one when the category has its own graph. Stock, activity
@@ -337,22 +341,17 @@ def _search(
         sql += f", {count}"
         args += count_args
     elif filters.narrows:
-        # Counted on the product table alone, through its btree indexes, and stopped at the
+        # Counted on the product table alone, through its indexes, and stopped at the
         # threshold. Products without a vector are few; the exact plan is right whatever
         # the count.
-        model = product_model()
-        sql += (
-            f", (SELECT count(*) FROM (SELECT 1 "
-            f"FROM {connection.ops.quote_name(model._meta.db_table)} p "
-            f"WHERE {' AND '.join(conds)} "
-            "LIMIT CASE WHEN to_regclass(%s) IS NULL THEN %s ELSE %s END) matching)"
-        )
-        args += [*params, category_index, limit + 1, category_limit + 1]
+        products_sql, products_params = as_sql(_products(filters), "pk")
+        sql += f", (SELECT count(*) FROM ({products_sql} LIMIT %s) matching)"
+        args += [*products_params, limit + 1]
     else:
         sql += ", NULL"
     if product_id is not None:
         sql += f", EXISTS (SELECT 1 FROM {table} q WHERE q.product_id = %s AND q.encoder = %s)"
-        args += [int(product_id), encoder_name]
+        args += [product_id, encoder_name]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, args)
         row = cursor.fetchone()
@@ -373,7 +372,7 @@ def _search(
         # Read-only, so rolled back (to its savepoint when nested in the caller's transaction),
         # which also undoes the settings, so nothing leaks into the caller's queries.
         transaction.set_rollback(True)
-    return [Hit(int(pid), float(1.0 - dist)) for pid, dist in rows]
+    return [Hit(pid, float(1.0 - dist)) for pid, dist in rows]
 
 
 def _copy_filter_sql(filters: Filters, exclude=True):
@@ -381,7 +380,13 @@ def _copy_filter_sql(filters: Filters, exclude=True):
     a price range; ``None`` for other filters. Stock and activity are checked on the product
     table only; ``exclude=False`` leaves out the excluded products too, so that a count needs
     nothing but the btree (an index-only scan; the product id would cost a heap page a row)."""
-    if filters.category_id is None and filters.min_price is None and filters.max_price is None:
+    priced = filters.min_price is not None or filters.max_price is not None
+    if filters.category_id is None and not priced:
+        return None
+    adapter = get_adapter()
+    if filters.category_id is not None and adapter.category_copy_expression() is None:
+        return None  # membership is the adapter's to decide: several categories, a tree
+    if priced and adapter.price_expression() is None:
         return None
     conds, params = [], []
     if filters.category_id is not None:
@@ -397,7 +402,7 @@ def _copy_filter_sql(filters: Filters, exclude=True):
         params.append(float(filters.max_price))
     if exclude and filters.exclude_ids:
         conds.append("NOT (e.product_id = ANY(%s))")
-        params.append([int(i) for i in filters.exclude_ids])
+        params.append(list(filters.exclude_ids))
     return conds, params
 
 
@@ -406,18 +411,16 @@ def _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k):
     once, the best ``2k + 10`` checked against the product table's conditions ``conds``."""
     query_sql, query_params = query
     copy_conds, copy_params = copies
-    model = product_model()
-    qn = connection.ops.quote_name
-    table = qn(ProductEmbedding._meta.db_table)
+    table = connection.ops.quote_name(ProductEmbedding._meta.db_table)
+    # The product conditions are written on alias ``e``: the hits keep that name.
     cursor.execute(
         "WITH hits AS MATERIALIZED ("
         f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance FROM {table} e "
         f"WHERE e.encoder = {encoder_literal(encoder_name)}"
         f"{''.join(f' AND {c}' for c in copy_conds)} "
         "ORDER BY distance, e.product_id LIMIT %s) "
-        f"SELECT hits.product_id, hits.distance FROM hits JOIN {qn(model._meta.db_table)} p "
-        f"ON p.{qn(model._meta.pk.column)} = hits.product_id "
-        f"WHERE {' AND '.join(conds)} ORDER BY hits.distance, hits.product_id LIMIT %s",
+        "SELECT e.product_id, e.distance FROM hits e "
+        f"WHERE {' AND '.join(conds)} ORDER BY e.distance, e.product_id LIMIT %s",
         [*query_params, *copy_params, 2 * k + 10, *params, k],
     )
     return cursor.fetchall()

@@ -39,9 +39,9 @@ import re
 
 from django.db import connection
 
+from .. import products
 from ..conf import app_settings
 from ..models import ProductEmbedding
-from ..products import product_model
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -186,22 +186,18 @@ def drop_index(encoder_name, dim) -> bool:
     return existed
 
 
-def sync_copies(encoder_name=None) -> int:
+def sync_copies(encoder_name=None, product_ids=None) -> int:
     """Copy the products' categories and prices onto their vectors where they differ (after
-    bulk ``QuerySet.update()`` calls, which send no signal); returns the rows changed."""
-    model = product_model()
-    qn = connection.ops.quote_name
-    fields = app_settings.PRODUCT_FIELDS
-    category = qn(model._meta.get_field(fields["category"]).column)
-    price = qn(model._meta.get_field(fields["price"]).column)
+    bulk ``QuerySet.update()`` calls, which send no signal, or a change the adapter reports
+    for ``product_ids``); returns the rows changed."""
+    source, params = products.copies_sql(product_ids)
     sql = (
-        f"UPDATE {qn(ProductEmbedding._meta.db_table)} e "
-        f"SET product_category = p.{category}, product_price = p.{price}::float8 "
-        f"FROM {qn(model._meta.db_table)} p WHERE p.{qn(model._meta.pk.column)} = e.product_id "
-        f"AND (e.product_category IS DISTINCT FROM p.{category} "
-        f"OR e.product_price IS DISTINCT FROM p.{price}::float8)"
+        f"UPDATE {connection.ops.quote_name(ProductEmbedding._meta.db_table)} e "
+        "SET product_category = s.category::bigint, product_price = s.price::float8 "
+        f"FROM ({source}) s(pk, category, price) WHERE s.pk = e.product_id "
+        "AND (e.product_category IS DISTINCT FROM s.category::bigint "
+        "OR e.product_price IS DISTINCT FROM s.price::float8)"
     )
-    params = []
     if encoder_name is not None:
         sql += " AND e.encoder = %s"
         params.append(encoder_name)

@@ -3,6 +3,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
+from lookalike.catalogue import get_adapter
 from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
 from visualsearch.services import search
@@ -20,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         query = parser.add_mutually_exclusive_group(required=True)
-        query.add_argument("--product", type=int, metavar="ID")
+        query.add_argument("--product", metavar="ID", help="A product's id (integer or UUID).")
         query.add_argument("--image", nargs="+", metavar="PATH")
         parser.add_argument("--k", type=int, default=10, help="Results per query (default 10).")
         parser.add_argument("--encoder", help="Encoder name (default VISUALSEARCH_ENCODER).")
@@ -34,7 +35,12 @@ class Command(BaseCommand):
         except UnknownEncoder as exc:
             raise CommandError(str(exc)) from exc
         if product is not None:
-            if not search.product_model()._default_manager.filter(pk=product).exists():
+            adapter = get_adapter()
+            try:
+                product = adapter.parse_pk(product)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            if not adapter.get_indexed_queryset().filter(pk=product).exists():
                 raise CommandError(f"No product with id {product}.")
             try:
                 hits = search.similar_to_product(product, k=k, encoder=encoder)
@@ -61,10 +67,17 @@ class Command(BaseCommand):
         if as_json:
             line = {
                 "query": query,
-                "results": [{"id": h.product_id, "score": round(h.score, 6)} for h in hits],
+                "results": [
+                    {
+                        "id": h.product_id if isinstance(h.product_id, int) else str(h.product_id),
+                        "score": round(h.score, 6),
+                    }
+                    for h in hits
+                ],
             }
             self.stdout.write(json.dumps(line))
             return
         self.stdout.write(f"{query}:")
         for product, score in search.hydrate(hits):
-            self.stdout.write(f"  {product.pk:>8}  {score:.4f}  {product}")
+            title = get_adapter().get_title(product)
+            self.stdout.write(f"  {product.pk!s:>8}  {score:.4f}  {title}")

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LookalikeConfig(AppConfig):
+    """The pieces both plugin apps share: the catalogue adapter and its system checks, the
+    ``{% load lookalike %}`` template helpers and the default product card template."""
+
+    name = "lookalike"
+    verbose_name = _("Lookalike")
+
+    def ready(self):
+        # Importing the module registers the system checks.
+        from . import checks  # noqa: F401

@@ -1,0 +1,46 @@
+"""Product keys in numpy arrays and in ``.npz`` artefacts, integers or UUIDs alike.
+
+In memory, keys keep the type the database gives them (``int`` or ``uuid.UUID``), so that
+they match the keys of querysets and events: integer keys in an ``int64`` array, any other
+in an ``object`` array. In ``.npz`` files, which are read with ``allow_pickle=False``,
+object arrays cannot be stored: other keys are written as text and parsed back by the
+catalogue adapter.
+"""
+
+import numpy as np
+
+__all__ = ["from_storable", "native", "to_array", "to_storable"]
+
+
+def to_array(keys) -> np.ndarray:
+    """``keys`` as an ``int64`` array when they are all integers, else an ``object`` array."""
+    keys = list(keys)
+    if all(isinstance(k, int | np.integer) and not isinstance(k, bool) for k in keys):
+        return np.asarray(keys, dtype=np.int64)
+    out = np.empty(len(keys), dtype=object)
+    out[:] = keys
+    return out
+
+
+def to_storable(array) -> np.ndarray:
+    """An array of keys that ``np.savez`` writes without pickling (text for non-integers)."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    return np.asarray([str(k) for k in array.tolist()], dtype=str)
+
+
+def from_storable(array) -> np.ndarray:
+    """The keys :func:`to_storable` wrote, back in their database type."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    from .catalogue import get_adapter
+
+    adapter = get_adapter()
+    return to_array(adapter.parse_pk(k) for k in array.tolist())
+
+
+def native(key):
+    """A key read from a numpy array as the database gives it (``np.int64`` -> ``int``)."""
+    return int(key) if isinstance(key, np.integer) else key
