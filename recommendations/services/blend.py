@@ -85,6 +85,7 @@ from datetime import timedelta
 import numpy as np
 from django.db.models import Count, F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from lookalike.catalogue import CREATED, get_adapter
 
@@ -113,11 +114,11 @@ __all__ = [
 COMPONENTS = ("visual", "collaborative", "affinity", "popularity", "recency")
 
 REASONS = {
-    "visual": "Looks similar",
-    "collaborative": "Shoppers who viewed this also viewed",
-    "affinity": "Picked for you",
-    "popularity": "Popular now",
-    "recency": "New in",
+    "visual": _("Looks similar"),
+    "collaborative": _("Shoppers who viewed this also viewed"),
+    "affinity": _("Picked for you"),
+    "popularity": _("Popular now"),
+    "recency": _("New in"),
 }
 
 DIVERSITY_METHODS = ("none", "mmr", "category_cap")

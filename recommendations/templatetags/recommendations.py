@@ -14,6 +14,7 @@ a failure of the blend falls back to the newest products; both are logged.
 import logging
 
 from django import template
+from django.utils.translation import gettext_lazy as _
 
 from lookalike.conf import app_settings as lookalike_settings
 
@@ -64,7 +65,7 @@ def _strip(recommendations, *, widget, title, source, profile_name):
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
-def similar_items(context, product, profile=None, k=None, title="Similar items"):
+def similar_items(context, product, profile=None, k=None, title=None):
     """A "Similar items" strip for ``product``, personalised for the current shopper."""
     user, session_key = _shopper(context)
     recommendations, profile_name = _blend(
@@ -78,14 +79,14 @@ def similar_items(context, product, profile=None, k=None, title="Similar items")
     return _strip(
         recommendations,
         widget="similar-items",
-        title=title,
+        title=title or _("Similar items"),
         source=SIMILAR_SOURCE,
         profile_name=profile_name,
     )
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
-def recommended_for_you(context, profile=None, k=None, title="Recommended for you"):
+def recommended_for_you(context, profile=None, k=None, title=None):
     """A "For you" strip for the current shopper (or popular and new products)."""
     user, session_key = _shopper(context)
     recommendations, profile_name = _blend(
@@ -98,7 +99,7 @@ def recommended_for_you(context, profile=None, k=None, title="Recommended for yo
     return _strip(
         recommendations,
         widget="for-you",
-        title=title,
+        title=title or _("Recommended for you"),
         source=FOR_YOU_SOURCE,
         profile_name=profile_name,
     )
