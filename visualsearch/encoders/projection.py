@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.keys import from_storable, native, to_array, to_storable
+
 __all__ = ["Projection", "fit", "fit_projection", "fit_whitening", "projection_path"]
 
 #: Weight of the category similarity in the stored vectors, relative to the cosine. On
@@ -190,7 +192,8 @@ class Projection:
         fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self._arrays(), pair_ids=np.asarray(self.pair_ids, dtype=np.int64))
+                # Product keys: int64, or text for UUIDs (no pickles in artefacts).
+                np.savez(f, **self._arrays(), pair_ids=to_storable(to_array(self.pair_ids)))
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -201,15 +204,16 @@ class Projection:
     @classmethod
     def load(cls, path) -> Projection:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name].astype(np.float32) for name in data.files}
-            pair_ids = data["pair_ids"] if "pair_ids" in data.files else ()
-        arrays.pop("pair_ids", None)
+            arrays = {
+                name: data[name].astype(np.float32) for name in data.files if name != "pair_ids"
+            }
+            pair_ids = data["pair_ids"] if "pair_ids" in data.files else np.zeros(0, np.int64)
         try:
             projection = cls(
                 basis=arrays.pop("basis"),
                 scale=arrays.pop("scale"),
                 **{name: arrays.pop(name, None) for name in cls._RERANK},
-                pair_ids=tuple(int(i) for i in pair_ids),
+                pair_ids=tuple(native(k) for k in from_storable(pair_ids)),
             )
         except KeyError:
             raise ValueError(f"{path} is not a valid projection file.") from None
@@ -359,7 +363,9 @@ def fit(
             "rerank_basis": rerank_basis,
             "rerank_scale": rerank_scale,
         }
-    return Projection(basis=basis, scale=scale, **rerank, pair_ids=tuple(int(i) for i in pair_ids))
+    return Projection(
+        basis=basis, scale=scale, **rerank, pair_ids=tuple(native(k) for k in pair_ids)
+    )
 
 
 def fit_projection(features, labels, *, encoder=None, **kwargs) -> Path:

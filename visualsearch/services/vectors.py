@@ -14,6 +14,8 @@ from django.db import connection
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
+from lookalike.keys import native
+
 from ..conf import app_settings
 from ..models import ProductEmbedding
 
@@ -46,7 +48,7 @@ def load_vectors(product_ids, encoder=None):
 
     Products without a vector for ``encoder`` (default: the configured one) are absent.
     """
-    ids = [int(pid) for pid in product_ids]
+    ids = [native(pid) for pid in product_ids]
     if not ids:
         return {}
     encoder = encoder or app_settings.ENCODER
