@@ -6,6 +6,7 @@ show its progress by reading the row.
 """
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -22,7 +23,8 @@ class Job(models.Model):
         max_length=200, help_text="Dotted path of the function decorated with @job_handler."
     )
     lock_key = models.CharField(max_length=100, help_text="Jobs sharing a key run one at a time.")
-    params = models.JSONField(default=dict, blank=True)
+    # DjangoJSONEncoder: product keys may be UUIDs, figures decimals.
+    params = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -37,9 +39,12 @@ class Job(models.Model):
     message = models.TextField(blank=True)
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(
-        default=list, blank=True, help_text="The first errors met, as {item, reason} objects."
+        default=list,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="The first errors met, as {item, reason} objects.",
     )
-    result = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     resumed_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by"
     )

@@ -33,6 +33,14 @@ def test_reindex_command(product_factory):
     assert "0 embedded" in run("reindex", "--encoder", "pixel16", "--no-verify")
 
 
+def test_reindex_lists_products_without_an_image(product_factory):
+    product_factory(image=catalogue_image(0))
+    bare = [product_factory(image="") for _ in range(2)]
+    out = run("reindex", "--stale")
+    assert "1 embedded, 0 failed" in out
+    assert f"2 product(s) have no image and were skipped: {bare[0].pk}, {bare[1].pk}." in out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

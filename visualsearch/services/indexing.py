@@ -174,6 +174,20 @@ def _all_products(encoder_name, started_before) -> list:
         return [row[0] for row in cursor.fetchall()]
 
 
+def without_image(limit=20) -> tuple[int, list]:
+    """``(count, first keys)`` of the indexed products that have no image to embed: skipped
+    by every reindex, and reported by it, so that a shop sees what it is missing."""
+    catalogue, params = products.catalogue_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) OVER (), p.pk FROM ({catalogue}) p(pk, image) "
+            "WHERE p.image IS NULL OR p.image = '' ORDER BY p.pk LIMIT %s",
+            [*params, limit],
+        )
+        rows = cursor.fetchall()
+    return (rows[0][0] if rows else 0), [pk for _, pk in rows]
+
+
 def check_ids(ids) -> list:
     """The product keys ``ids`` parsed and sorted; ``ValueError`` names any that no indexed
     product has."""
@@ -285,6 +299,8 @@ def reindex(
         "removed": removed,
         "copies_synced": copies_synced,
     }
+    if mode != "ids":
+        counts["no_image"], counts["no_image_ids"] = without_image()
     if progress:
         progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
     for start in range(0, len(todo), batch_size):
@@ -446,6 +462,7 @@ def reindex_with_projection(
         "categories": len(set(labels.tolist())),
         "pairs": len(pair_kwargs.get("pair_ids", ())),
     }
+    counts["no_image"], counts["no_image_ids"] = without_image()
     if build_index and counts["embedded"]:
         counts.update(_ensure_indexes(enc))
     counts["seconds"] = round(time.monotonic() - t0, 3)

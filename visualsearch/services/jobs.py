@@ -57,6 +57,8 @@ def _summary(result):
     text = f"{result['embedded']} embedded, {result['failed']} failed"
     if result.get("skipped"):
         text += f", {result['skipped']} skipped"
+    if result.get("no_image"):
+        text += f", {result['no_image']} without an image"
     return text + f" ({result['encoder']}, {result['mode']})."
 
 

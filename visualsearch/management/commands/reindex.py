@@ -102,6 +102,12 @@ class Command(BaseCommand):
             f"{counts['skipped']} skipped, {counts['removed']} removed "
             f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
         )
+        if counts.get("no_image"):
+            shown = ", ".join(str(pk) for pk in counts["no_image_ids"])
+            more = ", ..." if counts["no_image"] > len(counts["no_image_ids"]) else ""
+            self.stdout.write(
+                f"{counts['no_image']} product(s) have no image and were skipped: {shown}{more}."
+            )
         if counts.get("projection"):
             learned = (
                 f", invariance learned from {counts['pairs']} shopper-style photos"
