@@ -44,7 +44,7 @@ demo: setup
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ while the demo data is prepared (Ctrl-C stops everything)"
 	@trap 'trap - INT TERM; kill 0' INT TERM; \
 	$(PY) manage.py run_jobs & worker=$$!; \
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & server=$$!; \
+	DJANGO_DEBUG=1 $(PY) manage.py runserver --noreload $(HOST):$(PORT) & server=$$!; \
 	if ! $(PY) manage.py prepare_demo --site-url http://$(HOST):$(PORT)/; then \
 	  echo "prepare_demo failed: stopping the shop." >&2; kill $$worker $$server; wait; exit 1; \
 	fi; \

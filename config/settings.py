@@ -3,19 +3,70 @@
 Everything a deployment changes comes from the environment: ``DATABASE_URL`` (an
 external PostgreSQL with pgvector >= 0.8; without it the embedded server in
 ``var/pgdata`` is used), ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``,
-``LOOKALIKE_JOBS_BACKEND`` and ``CELERY_BROKER_URL``. The plugin apps' own settings
-(``VISUALSEARCH_*``, ``RECOMMENDATIONS_*``) are documented in their ``conf.py``.
+``DJANGO_HTTPS``, ``LOOKALIKE_JOBS_BACKEND`` and ``CELERY_BROKER_URL``. The plugin apps' own
+settings (``LOOKALIKE_*``, ``VISUALSEARCH_*``, ``RECOMMENDATIONS_*``) are documented in their
+``conf.py``.
+
+Safe by default: ``DEBUG`` is off unless ``DJANGO_DEBUG=1`` (``make demo`` sets it), and
+there is no public secret key. Against an external database (``DATABASE_URL``) without
+``DEBUG``, ``DJANGO_SECRET_KEY`` is required; the embedded database of a development
+machine uses a random key made once and kept in ``var/secret_key``.
 """
 
 import os
+import secrets
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LOOKALIKE_VAR_DIR", BASE_DIR / "var"))
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-change-me")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+
+
+def _secret_key():
+    key = os.environ.get("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    if os.environ.get("DATABASE_URL") and not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. A shop served from an external database needs "
+            "its own secret key: set DJANGO_SECRET_KEY to a long random value (see the "
+            "README's production environment)."
+        )
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once agree on the first key written.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+# Behind HTTPS (DJANGO_HTTPS=1): secure cookies, redirects and HSTS; `check --deploy` is
+# then clean. DJANGO_SECURE_PROXY_SSL_HEADER=1 trusts a proxy's X-Forwarded-Proto.
+HTTPS = os.environ.get("DJANGO_HTTPS", "0") == "1"
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+# The header's "preload" flag only consents to the browsers' preload list; submitting the
+# domain stays the owner's act. DJANGO_HSTS_PRELOAD=0 leaves it out.
+SECURE_HSTS_PRELOAD = HTTPS and os.environ.get("DJANGO_HSTS_PRELOAD", "1") == "1"
+if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "0") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The error page (DEBUG) and error reports hide connection strings as well as secrets.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.ReporterFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,4 +1,5 @@
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -52,6 +53,14 @@ class Command(BaseCommand):
             call_command("reindex", "--stale", stdout=self.stdout)
 
     def ensure_admin(self, site_url="http://127.0.0.1:8000/"):
+        """The well-known demo account, on the embedded demo database only: a shop served
+        from its own database (``DATABASE_URL``) creates its admins with ``createsuperuser``."""
+        if not uses_embedded_database():
+            self.stdout.write(
+                "No demo admin account: the database is not the embedded demo database. "
+                "Create one with `manage.py createsuperuser`."
+            )
+            return
         username, password = DEMO_ADMIN
         User = get_user_model()
         if not User.objects.filter(username=username).exists():
@@ -63,6 +72,10 @@ class Command(BaseCommand):
                 f"password {password!r} (demo only)"
             )
         )
+
+
+def uses_embedded_database() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "config.dbbackend"
 
 
 def _needs_fit(projection) -> bool:

@@ -1,0 +1,81 @@
+"""The reference shop's settings are safe by default, and `check --deploy` is clean with the
+production environment the README documents."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.test import RequestFactory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(code, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    environ.pop("DATABASE_URL", None)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'\n"
+         + code],
+        capture_output=True, text=True, cwd=ROOT, env=environ,
+    )  # fmt: skip
+
+
+def test_debug_is_off_unless_asked_for(tmp_path):
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    assert run(code, LOOKALIKE_VAR_DIR=str(tmp_path)).stdout.strip() == "False"
+    assert run(code, LOOKALIKE_VAR_DIR=str(tmp_path), DJANGO_DEBUG="1").stdout.strip() == "True"
+
+
+def test_no_public_secret_key(tmp_path):
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    external = run(code, DATABASE_URL="postgres://shop@db.example/shop")
+    assert external.returncode != 0 and "DJANGO_SECRET_KEY is not set" in external.stderr
+    # The embedded database of a development machine: a random key, kept, never shared.
+    first = run(code, LOOKALIKE_VAR_DIR=str(tmp_path)).stdout.strip()
+    assert len(first) >= 50 and run(code, LOOKALIKE_VAR_DIR=str(tmp_path)).stdout.strip() == first
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+    other = run(code, LOOKALIKE_VAR_DIR=str(tmp_path / "other")).stdout.strip()
+    assert other != first
+
+
+def test_check_deploy_is_clean_with_the_production_environment():
+    result = run(
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('check', '--deploy', '--fail-level', 'WARNING')\n",
+        DATABASE_URL="postgres://shop@db.example/shop",
+        DJANGO_SECRET_KEY="x7" * 30 + "-production-secret-key-for-this-test-only",
+        DJANGO_ALLOWED_HOSTS="shop.example.com",
+        DJANGO_HTTPS="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_error_reports_hide_connection_strings(settings):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    request = RequestFactory().get("/")
+    request.META["DATABASE_URL"] = "postgres://shop:hunter2@db/shop"
+    request.META["CELERY_BROKER_URL"] = "redis://:hunter2@cache:6379/0"
+    reporter = get_default_exception_reporter_filter()
+    meta = reporter.get_safe_request_meta(request)
+    assert "hunter2" not in str(meta)
+    assert "hunter2" not in str(reporter.get_safe_settings().get("CELERY_BROKER_URL"))
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_is_made_for_the_embedded_database_only(monkeypatch):
+    import io
+
+    from django.contrib.auth import get_user_model
+
+    from shop.management.commands import prepare_demo
+
+    monkeypatch.setattr(prepare_demo, "uses_embedded_database", lambda: False)
+    out = io.StringIO()
+    prepare_demo.Command(stdout=out).ensure_admin()
+    assert not get_user_model().objects.filter(username="admin").exists()
+    assert "createsuperuser" in out.getvalue()
