@@ -167,6 +167,10 @@ VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProduc
 # "inline" runs them in the calling process after commit (tests).
 LOOKALIKE_JOBS_BACKEND = os.environ.get("LOOKALIKE_JOBS_BACKEND", "worker")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# A request that queues a job must not hang on a broker that is down: fail fast, and the
+# job is marked failed (resumable) instead of waiting in the queue forever.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

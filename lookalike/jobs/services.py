@@ -7,9 +7,17 @@ nothing but the database: job code never assumes it shares a process with the we
 request that queued it.
 
 One job per ``lock_key`` runs at a time. Starting one is serialised with a
-transaction-level advisory lock; a running job holds a session-level advisory lock on
-its key, so a job whose worker died (the lock vanished with its connection) can be
-told from one that is merely slow, and is marked failed so it can be resumed.
+transaction-level advisory lock of its own namespace; a running job holds a session-level
+advisory lock on its key in another namespace, so a job whose worker died (the lock
+vanished with its connection) can be told from one that is merely slow, and is marked
+failed so it can be resumed. The two namespaces differ so that starting a job never waits
+for a running one: it is refused at once ("already running").
+
+Nothing stays stuck: a queued job whose dispatch failed (the broker was down) is marked
+failed at once, and a queued job that no worker picked up while no job was running (no
+worker at all) is marked failed after ``LOOKALIKE_JOBS_QUEUED_TIMEOUT`` seconds. Reaping
+runs before every enqueue, in every worker loop, before every Celery task and from the
+admin's progress pages.
 """
 
 import logging
@@ -19,7 +27,14 @@ import time
 import zlib
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -28,7 +43,8 @@ from .models import Job
 logger = logging.getLogger(__name__)
 
 MAX_STORED_ERRORS = 50
-_LOCK_NAMESPACE = 0x4C4B  # "LK": keeps our advisory locks apart from other users'
+_LOCK_NAMESPACE = 0x4C4B  # "LK": a running job's key; apart from other users' locks
+_ENQUEUE_NAMESPACE = 0x4C45  # "LE": serialises enqueues of one key, never held by a job
 
 
 class JobAlreadyRunning(Exception):
@@ -61,6 +77,13 @@ def _backend():
     return getattr(settings, "LOOKALIKE_JOBS_BACKEND", "worker")
 
 
+def _queued_timeout():
+    """Seconds a queued job may wait for a worker while no job runs at all."""
+    from django.conf import settings
+
+    return float(getattr(settings, "LOOKALIKE_JOBS_QUEUED_TIMEOUT", 600))
+
+
 def active_job(lock_key):
     return Job.objects.filter(lock_key=lock_key, status__in=Job.ACTIVE).first()
 
@@ -78,8 +101,10 @@ def enqueue(handler, *, lock_key, params=None, user=None, resumed_from=None, coa
     reap_dead_jobs()
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # Held only for this short transaction, by enqueues of the same key: a running
+            # job never holds it, so a product save during a reindex answers at once.
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, _lock_id(lock_key)]
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_ENQUEUE_NAMESPACE, _lock_id(lock_key)]
             )
         current = active_job(lock_key)
         if current is not None:
@@ -113,7 +138,16 @@ def _dispatch(job_id):
     elif backend == "celery":
         from .tasks import run_job_task
 
-        run_job_task.delay(job_id)
+        try:
+            run_job_task.apply_async((job_id,), retry=False)
+        except Exception as exc:  # the broker is unreachable: never leave the job queued
+            logger.exception("Could not send job %s to Celery.", job_id)
+            Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+                status=Job.Status.FAILED,
+                finished_at=timezone.now(),
+                message=f"The job could not be sent to the workers ({type(exc).__name__}: "
+                f"{exc}); resume it when the broker is back.",
+            )
     # "worker": a run_jobs process picks the row up.
 
 
@@ -202,12 +236,15 @@ def run_job(job_id):
 
 
 def reap_dead_jobs(stale_after=timedelta(seconds=30)):
-    """Mark running jobs whose worker is gone as failed, so they can be resumed.
+    """Mark running jobs whose worker is gone, and queued jobs no worker takes, as failed,
+    so they can be resumed.
 
-    A job counts as dead when its heartbeat is old *and* no session holds its advisory
-    lock: a worker that died took its connection, and the lock, with it.
+    A running job counts as dead when its heartbeat is old *and* no session holds its
+    advisory lock: a worker that died took its connection, and the lock, with it. A queued
+    job counts as stuck when it has waited ``LOOKALIKE_JOBS_QUEUED_TIMEOUT`` seconds while
+    no job was running anywhere: a busy worker would be running one.
     """
-    reaped = 0
+    reaped = _reap_stuck_queued()
     cutoff = timezone.now() - stale_after
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
         lock = (_LOCK_NAMESPACE, _lock_id(job.lock_key))
@@ -226,6 +263,18 @@ def reap_dead_jobs(stale_after=timedelta(seconds=30)):
     return reaped
 
 
+def _reap_stuck_queued():
+    cutoff = timezone.now() - timedelta(seconds=_queued_timeout())
+    if Job.objects.filter(status=Job.Status.RUNNING).exists():
+        return 0
+    return Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=cutoff).update(
+        status=Job.Status.FAILED,
+        finished_at=timezone.now(),
+        message="No worker started this job; check that `manage.py run_jobs` (or a Celery "
+        "worker) is running, then resume it.",
+    )
+
+
 def claim_next():
     """Id of the oldest queued job whose lock key has no running job, or ``None``."""
     with transaction.atomic():
@@ -240,14 +289,46 @@ def claim_next():
         return job.pk if job else None
 
 
-def work(poll_interval=1.0, once=False, stop=None):
-    """The loop of a ``run_jobs`` worker: reap dead jobs, run queued ones, sleep."""
+#: Seconds a worker waits before trying again after the database was unreachable.
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def work(poll_interval=1.0, once=False, stop=None, sleep=time.sleep):
+    """The loop of a ``run_jobs`` worker: reap dead jobs, run queued ones, sleep.
+
+    The loop outlives the database: when it is unreachable (a restart, a failover), the
+    error is logged once per outage, the connection dropped and the loop tries again with
+    growing pauses. A job that was running then is reaped as dead once the database is
+    back (its advisory lock went with the old connection) and can be resumed.
+    """
+    failures = 0
     while stop is None or not stop():
-        reap_dead_jobs()
-        job_id = claim_next()
+        try:
+            reap_dead_jobs()
+            job_id = claim_next()
+            if job_id is not None:
+                run_job(job_id)
+        except (OperationalError, InterfaceError) as exc:
+            if not failures:
+                logger.error("The job worker lost the database (%s); retrying.", exc)
+            delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+            failures += 1
+            _drop_connection()
+            sleep(delay)
+            continue
+        if failures:
+            logger.warning("The job worker reached the database again.")
+            failures = 0
         if job_id is not None:
-            run_job(job_id)
             continue
         if once:
             return
-        time.sleep(poll_interval)
+        sleep(poll_interval)
+
+
+def _drop_connection():
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+    close_old_connections()

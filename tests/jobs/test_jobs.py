@@ -85,3 +85,94 @@ def test_only_marked_functions_can_be_queued():
     with pytest.raises(ValueError, match="not a job handler"):
         services.enqueue("tests.jobs.handlers.not_a_handler", lock_key="x")
     assert not Job.objects.exists()
+
+
+def _other_session():
+    import psycopg
+
+    params = connection.get_connection_params()
+    return psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_never_waits_for_a_running_job(settings):
+    """A product save during a long reindex is answered "already running" at once."""
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    running = Job.objects.create(
+        handler=HANDLER, lock_key="count", status="running", heartbeat_at=timezone.now()
+    )
+    with _other_session() as worker:
+        worker.execute(
+            "SELECT pg_advisory_lock(%s, %s)",
+            [services._LOCK_NAMESPACE, services._lock_id("count")],
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = '3s'")  # a wait fails instead of hanging
+        try:
+            with pytest.raises(services.JobAlreadyRunning) as excinfo:
+                services.enqueue(HANDLER, lock_key="count", params={"n": 1}, coalesce=True)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = 0")
+    assert excinfo.value.job == running
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_job_no_worker_takes_is_reaped(settings):
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    settings.LOOKALIKE_JOBS_QUEUED_TIMEOUT = 60
+    job = services.enqueue(HANDLER, lock_key="count", params={"n": 1})
+    assert services.reap_dead_jobs() == 0  # young: a worker may be about to take it
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    busy = Job.objects.create(
+        handler=HANDLER, lock_key="other", status="running", heartbeat_at=timezone.now()
+    )
+    with _other_session() as worker:
+        worker.execute(
+            "SELECT pg_advisory_lock(%s, %s)",
+            [services._LOCK_NAMESPACE, services._lock_id("other")],
+        )
+        assert services.reap_dead_jobs() == 0  # a worker is busy with another job
+    Job.objects.filter(pk=busy.pk).update(status="succeeded")
+    assert services.reap_dead_jobs() == 1
+    job.refresh_from_db()
+    assert job.status == "failed" and "run_jobs" in job.message
+    # The key is free again: a new job can start.
+    assert services.enqueue(HANDLER, lock_key="count", params={"n": 1}).pk != job.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_the_broker_cannot_take_is_failed_not_left_queued(settings):
+    """Celery with a broker that is down: the job is marked failed at once."""
+    from config.celery import app as current_app
+
+    settings.LOOKALIKE_JOBS_BACKEND = "celery"
+    saved = current_app.conf.broker_url
+    current_app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    try:
+        job = services.enqueue(HANDLER, lock_key="count", params={"n": 1})
+    finally:
+        current_app.conf.broker_url = saved
+    job.refresh_from_db()
+    assert job.status == "failed" and "could not be sent" in job.message
+    assert services.enqueue(HANDLER, lock_key="count", params={"n": 1}, coalesce=True) != job
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_loop_outlives_a_lost_database(settings, caplog):
+    """The database goes away under the worker (its session is killed, as by a restart):
+    one error is logged, and the worker carries on with the next job once it is back."""
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    job = services.enqueue(HANDLER, lock_key="count", params={"n": 2})
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with _other_session() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    pauses = []
+    services.work(once=True, sleep=pauses.append)
+    assert pauses == [services.RETRY_DELAYS[0]]
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert [r.levelname for r in caplog.records if "lost the database" in r.message] == ["ERROR"]
