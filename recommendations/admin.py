@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from lookalike.jobs.services import JobAlreadyRunning
@@ -29,11 +31,11 @@ class EventAdmin(admin.ModelAdmin):
     show_full_result_count = False  # counting millions of events on every page is slow
     list_per_page = 100
 
-    @admin.display(description="Shopper")
+    @admin.display(description=_("Shopper"))
     def shopper(self, event):
         if event.user_id:
             return str(event.user)
-        return f"session {event.session_key[:12]}"
+        return gettext("session %(key)s") % {"key": event.session_key[:12]}
 
     def has_add_permission(self, request):
         return False
@@ -45,32 +47,46 @@ class EventAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.action(permissions=["change"], description="Activate selected version (roll back)")
+@admin.action(permissions=["change"], description=_("Activate selected version (roll back)"))
 def activate_version(modeladmin, request, queryset):
     rows = list(queryset[:2])
     if len(rows) != 1:
         modeladmin.message_user(
-            request, "Select exactly one version to activate.", messages.WARNING
+            request, gettext("Select exactly one version to activate."), messages.WARNING
         )
         return
     row = rows[0]
     if row.is_active:
-        modeladmin.message_user(request, f"Version {row.version} is already active.", messages.INFO)
+        modeladmin.message_user(
+            request,
+            gettext("Version %(version)s is already active.") % {"version": row.version},
+            messages.INFO,
+        )
         return
     try:
         training.activate_version(row)
-    except FileNotFoundError as exc:
-        modeladmin.message_user(request, str(exc), messages.ERROR)
+    except FileNotFoundError:
+        modeladmin.message_user(
+            request,
+            gettext("The artefact of version %(version)s is missing (%(path)s).")
+            % {"version": row.version, "path": row.artifact_file},
+            messages.ERROR,
+        )
         return
     modeladmin.message_user(
         request,
-        f"Version {row.version} is now active; serving processes switch within seconds.",
+        gettext("Version %(version)s is now active; serving processes switch within seconds.")
+        % {"version": row.version},
         messages.SUCCESS,
     )
 
 
 def _state(job):
-    return job.state() if job is not None else None
+    if job is None:
+        return None
+    # The page's script shows steps_label as is: the plural form is the server's to pick.
+    steps = ngettext("%(done)s / %(total)s step.", "%(done)s / %(total)s steps.", job.total)
+    return {**job.state(), "steps_label": steps % {"done": job.done, "total": job.total}}
 
 
 def _figure(row, source, metric):
@@ -99,11 +115,11 @@ class RecommenderModelAdmin(admin.ModelAdmin):
     actions = [activate_version]
     readonly_fields = [f.name for f in RecommenderModel._meta.fields]
 
-    @admin.display(description="precision@k (model / popularity)")
+    @admin.display(description=_("precision@k (model / popularity)"))
     def precision(self, row):
         return f"{_figure(row, 'model', 'precision')} / {_figure(row, 'popularity', 'precision')}"
 
-    @admin.display(description="NDCG@k (model / popularity)")
+    @admin.display(description=_("NDCG@k (model / popularity)"))
     def ndcg(self, row):
         return f"{_figure(row, 'model', 'ndcg')} / {_figure(row, 'popularity', 'ndcg')}"
 
@@ -141,12 +157,15 @@ class RecommenderModelAdmin(admin.ModelAdmin):
             job = training.start_training(user=request.user)
         except JobAlreadyRunning as exc:
             self.message_user(
-                request, f"Training is already under way (job #{exc.job.pk}).", messages.WARNING
+                request,
+                gettext("Training is already under way (job #%(id)s).") % {"id": exc.job.pk},
+                messages.WARNING,
             )
         else:
             self.message_user(
                 request,
-                f"Training started (job #{job.pk}); its progress shows below.",
+                gettext("Training started (job #%(id)s); its progress shows below.")
+                % {"id": job.pk},
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:recommendations_recommendermodel_changelist"))
@@ -187,14 +206,16 @@ class BlendProfileForm(forms.ModelForm):
         return exclusions
 
 
-@admin.action(permissions=["change"], description="Make the selected profile the default")
+@admin.action(permissions=["change"], description=_("Make the selected profile the default"))
 def make_default(modeladmin, request, queryset):
     profiles = list(queryset[:2])
     if len(profiles) != 1:
-        modeladmin.message_user(request, "Select exactly one profile.", messages.WARNING)
+        modeladmin.message_user(request, gettext("Select exactly one profile."), messages.WARNING)
         return
     profiles[0].make_default()
-    modeladmin.message_user(request, f"“{profiles[0].name}” is now the default profile.")
+    modeladmin.message_user(
+        request, gettext("“%(name)s” is now the default profile.") % {"name": profiles[0].name}
+    )
 
 
 @admin.register(BlendProfile)
@@ -217,7 +238,7 @@ class BlendProfileAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "is_default", "notes"]}),
         (
-            "Weights",
+            _("Weights"),
             {
                 "fields": [
                     "visual_weight",
@@ -226,16 +247,16 @@ class BlendProfileAdmin(admin.ModelAdmin):
                     "popularity_weight",
                     "recency_weight",
                 ],
-                "description": "Only the proportions matter; at least one must be above zero.",
+                "description": _("Only the proportions matter; at least one must be above zero."),
             },
         ),
-        ("Diversity", {"fields": ["diversity", "diversity_param"]}),
-        ("Rules", {"fields": ["in_stock_only", "exclude_purchased", "exclude_current"]}),
-        ("Evaluation", {"fields": ["metrics", "metrics_summary"]}),
+        (_("Diversity"), {"fields": ["diversity", "diversity_param"]}),
+        (_("Rules"), {"fields": ["in_stock_only", "exclude_purchased", "exclude_current"]}),
+        (_("Evaluation"), {"fields": ["metrics", "metrics_summary"]}),
         (None, {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
 
-    @admin.display(description="Figures")
+    @admin.display(description=_("Figures"))
     def metrics_summary(self, profile):
         if not profile.metrics:
             return "—"
@@ -244,7 +265,7 @@ class BlendProfileAdmin(admin.ModelAdmin):
             for key, value in profile.metrics.items()
             if not isinstance(value, dict | list)
         )
-        return format_html("{}", items or "see the JSON above")
+        return format_html("{}", items or gettext("see the JSON above"))
 
     def save_model(self, request, obj, form, change):
         if not change and request.user.is_authenticated:

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class Event(models.Model):
@@ -14,26 +16,35 @@ class Event(models.Model):
     """
 
     class Kind(models.TextChoices):
-        VIEW = "view", "Viewed"
-        SIMILAR_CLICK = "similar_click", "Clicked a similar item"
-        CART = "cart", "Added to cart"
-        PURCHASE = "purchase", "Purchased"
+        VIEW = "view", _("Viewed")
+        SIMILAR_CLICK = "similar_click", _("Clicked a similar item")
+        CART = "cart", _("Added to cart")
+        PURCHASE = "purchase", _("Purchased")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        verbose_name=_("user"),
     )
-    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    session_key = models.CharField(_("session key"), max_length=40, blank=True, db_index=True)
     product = models.ForeignKey(
-        settings.LOOKALIKE_PRODUCT_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.LOOKALIKE_PRODUCT_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("product"),
     )
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    created_at = models.DateTimeField(db_index=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    created_at = models.DateTimeField(_("created at"), db_index=True)
     # Where the click came from (a widget, "find similar"), for analysis.
-    source = models.CharField(max_length=50, blank=True)
+    source = models.CharField(_("source"), max_length=50, blank=True)
     # Events made by `simulate_shoppers` are marked so they are never mistaken for real ones.
-    simulated = models.BooleanField(default=False)
+    simulated = models.BooleanField(_("simulated"), default=False)
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         indexes = [models.Index(fields=["user", "created_at"])]
 
     def __str__(self):
@@ -53,46 +64,54 @@ class RecommenderModel(models.Model):
     complete file and serving never sees half a model.
     """
 
-    version = models.PositiveIntegerField(unique=True)
-    trained_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    trained_at = models.DateTimeField(_("trained at"), default=timezone.now)
     data_from = models.DateTimeField(
-        null=True, blank=True, help_text="Time of the oldest event trained on."
+        _("data from"), null=True, blank=True, help_text=_("Time of the oldest event trained on.")
     )
     data_to = models.DateTimeField(
+        _("data to"),
         null=True,
         blank=True,
-        help_text="Time of the newest event trained on; newer events refresh shoppers' "
-        "factors at serving time.",
+        help_text=_(
+            "Time of the newest event trained on; newer events refresh shoppers' "
+            "factors at serving time."
+        ),
     )
-    parameters = models.JSONField(default=dict, blank=True)
-    n_users = models.PositiveIntegerField("users", default=0)
-    n_items = models.PositiveIntegerField("items", default=0)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    n_users = models.PositiveIntegerField(_("users"), default=0)
+    n_items = models.PositiveIntegerField(_("items"), default=0)
     n_interactions = models.PositiveIntegerField(
-        "interactions", default=0, help_text="Distinct (shopper, product) pairs."
+        _("interactions"), default=0, help_text=_("Distinct (shopper, product) pairs.")
     )
-    n_events = models.PositiveIntegerField("events", default=0)
+    n_events = models.PositiveIntegerField(_("events"), default=0)
     evaluation = models.JSONField(
+        _("evaluation"),
         default=dict,
         blank=True,
-        help_text="Holdout figures of this model and of the popularity baseline.",
+        help_text=_("Holdout figures of this model and of the popularity baseline."),
     )
     artifact_path = models.CharField(
-        max_length=500, help_text="The .npz artefact, relative to RECOMMENDATIONS_ARTIFACT_DIR."
+        _("artifact path"),
+        max_length=500,
+        help_text=_("The .npz artefact, relative to RECOMMENDATIONS_ARTIFACT_DIR."),
     )
-    training_seconds = models.FloatField(default=0.0)
-    is_active = models.BooleanField(default=False)
-    activated_at = models.DateTimeField(null=True, blank=True)
+    training_seconds = models.FloatField(_("training seconds"), default=0.0)
+    is_active = models.BooleanField(_("is active"), default=False)
+    activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:
         ordering = ["-version"]
-        verbose_name = "recommender model"
+        verbose_name = _("recommender model")
+        verbose_name_plural = _("recommender models")
         constraints = [
             models.UniqueConstraint(
                 fields=["is_active"],
@@ -102,7 +121,9 @@ class RecommenderModel(models.Model):
         ]
 
     def __str__(self):
-        return f"Recommender v{self.version}" + (" (active)" if self.is_active else "")
+        if self.is_active:
+            return gettext("Recommender v%(version)s (active)") % {"version": self.version}
+        return gettext("Recommender v%(version)s") % {"version": self.version}
 
     @property
     def artifact_file(self):
@@ -146,39 +167,47 @@ class BlendProfile(models.Model):
     """
 
     class Diversity(models.TextChoices):
-        NONE = "none", "None"
-        MMR = "mmr", "Maximal marginal relevance"
-        CATEGORY_CAP = "category_cap", "Cap per category"
+        NONE = "none", _("None")
+        MMR = "mmr", _("Maximal marginal relevance")
+        CATEGORY_CAP = "category_cap", _("Cap per category")
 
-    name = models.SlugField(max_length=50, unique=True)
-    is_default = models.BooleanField(default=False)
-    visual_weight = models.FloatField(default=0.4)
-    collaborative_weight = models.FloatField(default=0.3)
-    affinity_weight = models.FloatField(default=0.15)
-    popularity_weight = models.FloatField(default=0.1)
-    recency_weight = models.FloatField(default=0.05)
-    diversity = models.CharField(max_length=20, choices=Diversity.choices, default=Diversity.MMR)
+    name = models.SlugField(_("name"), max_length=50, unique=True)
+    is_default = models.BooleanField(_("is default"), default=False)
+    visual_weight = models.FloatField(_("visual weight"), default=0.4)
+    collaborative_weight = models.FloatField(_("collaborative weight"), default=0.3)
+    affinity_weight = models.FloatField(_("affinity weight"), default=0.15)
+    popularity_weight = models.FloatField(_("popularity weight"), default=0.1)
+    recency_weight = models.FloatField(_("recency weight"), default=0.05)
+    diversity = models.CharField(
+        _("diversity"), max_length=20, choices=Diversity.choices, default=Diversity.MMR
+    )
     diversity_param = models.FloatField(
+        _("diversity param"),
         default=0.7,
-        help_text="MMR: lambda in [0, 1] (1 = relevance only). Category cap: the most "
-        "items of one category in a list.",
+        help_text=_(
+            "MMR: lambda in [0, 1] (1 = relevance only). Category cap: the most "
+            "items of one category in a list."
+        ),
     )
-    in_stock_only = models.BooleanField(default=True)
-    exclude_purchased = models.BooleanField(default=True)
+    in_stock_only = models.BooleanField(_("in stock only"), default=True)
+    exclude_purchased = models.BooleanField(_("exclude purchased"), default=True)
     exclude_current = models.BooleanField(
-        default=True, help_text="Leave the product being viewed out of its own widgets."
+        _("exclude current"),
+        default=True,
+        help_text=_("Leave the product being viewed out of its own widgets."),
     )
-    metrics = models.JSONField(default=dict, blank=True)
-    notes = models.TextField(blank=True)
+    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     WEIGHT_FIELDS = (
         "visual_weight",
@@ -190,6 +219,8 @@ class BlendProfile(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("blend profile")
+        verbose_name_plural = _("blend profiles")
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"],
@@ -207,7 +238,9 @@ class BlendProfile(models.Model):
         ]
 
     def __str__(self):
-        return self.name + (" (default)" if self.is_default else "")
+        if self.is_default:
+            return gettext("%(name)s (default)") % {"name": self.name}
+        return self.name
 
     @property
     def weights(self):
@@ -219,15 +252,17 @@ class BlendProfile(models.Model):
         for field in self.WEIGHT_FIELDS:
             value = getattr(self, field)
             if value is not None and value < 0:
-                errors[field] = "Weights cannot be negative."
+                errors[field] = gettext("Weights cannot be negative.")
         if not errors and all(not getattr(self, f) for f in self.WEIGHT_FIELDS):
-            raise ValidationError("At least one weight must be above zero.")
+            raise ValidationError(gettext("At least one weight must be above zero."))
         if self.diversity == self.Diversity.MMR and not 0 <= self.diversity_param <= 1:
-            errors["diversity_param"] = "The MMR lambda must be between 0 and 1."
+            errors["diversity_param"] = gettext("The MMR lambda must be between 0 and 1.")
         if self.diversity == self.Diversity.CATEGORY_CAP and (
             self.diversity_param < 1 or self.diversity_param != int(self.diversity_param)
         ):
-            errors["diversity_param"] = "The category cap must be a whole number of at least 1."
+            errors["diversity_param"] = gettext(
+                "The category cap must be a whole number of at least 1."
+            )
         if errors:
             raise ValidationError(errors)
 

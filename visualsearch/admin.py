@@ -19,6 +19,8 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from lookalike.catalogue import get_adapter
@@ -31,22 +33,36 @@ from .services import indexing
 from .services import jobs as index_jobs
 
 REINDEX_PERMISSION = "visualsearch.reindex"
-MODES = {"stale": "Reindex stale", "all": "Reindex all"}
+MODES = {"stale": _("Reindex stale"), "all": _("Reindex all")}
+# The "Mode" column of a job row.
+MODE_LABELS = {
+    "stale": pgettext_lazy("reindex mode", "stale"),
+    "all": pgettext_lazy("reindex mode", "all"),
+}
 
 
 def _already_running(exc):
-    return (
-        f"A visual index job is already running (#{exc.job.pk}, {exc.job.status}); "
-        "wait for it to finish."
-    )
+    if exc.job.status == Job.Status.QUEUED:
+        message = gettext(
+            "A visual index job is already running (#%(id)s, queued); wait for it to finish."
+        )
+    else:
+        message = gettext(
+            "A visual index job is already running (#%(id)s, running); wait for it to finish."
+        )
+    return message % {"id": exc.job.pk}
+
+
+def error_count_label(count):
+    return ngettext("%(count)s error", "%(count)s errors", count) % {"count": count}
 
 
 def _job_link(job):
     url = reverse("admin:visualsearch_indexjob_changelist")
-    return format_html('<a href="{}">job #{}</a>', url, job.pk)
+    return format_html('<a href="{}">{}</a>', url, gettext("job #%(id)s") % {"id": job.pk})
 
 
-@admin.action(permissions=["change"], description="Compute visual embeddings for selected")
+@admin.action(permissions=["change"], description=_("Compute visual embeddings for selected"))
 def compute_embeddings(modeladmin, request, queryset):
     ids = list(queryset.values_list("pk", flat=True))
     try:
@@ -58,39 +74,51 @@ def compute_embeddings(modeladmin, request, queryset):
         modeladmin.message_user(request, str(exc), messages.ERROR)
         return None
     job.refresh_from_db()
-    state = {
-        Job.Status.SUCCEEDED: "finished",
-        Job.Status.FAILED: "failed",
-    }.get(job.status, "started")
+    count = len(ids)
+    if job.status == Job.Status.SUCCEEDED:
+        text = ngettext(
+            "Computing visual embeddings for {count} product: {job} finished.",
+            "Computing visual embeddings for {count} products: {job} finished.",
+            count,
+        )
+    elif job.status == Job.Status.FAILED:
+        text = ngettext(
+            "Computing visual embeddings for {count} product: {job} failed.",
+            "Computing visual embeddings for {count} products: {job} failed.",
+            count,
+        )
+    else:
+        text = ngettext(
+            "Computing visual embeddings for {count} product: {job} started.",
+            "Computing visual embeddings for {count} products: {job} started.",
+            count,
+        )
     level = messages.ERROR if job.status == Job.Status.FAILED else messages.SUCCESS
-    modeladmin.message_user(
-        request,
-        format_html(
-            "Computing visual embeddings for {} product{}: {} {}.",
-            len(ids),
-            "" if len(ids) == 1 else "s",
-            _job_link(job),
-            state,
-        ),
-        level,
-    )
+    modeladmin.message_user(request, format_html(text, count=count, job=_job_link(job)), level)
     return None
 
 
-@admin.action(permissions=["view"], description="Find similar to selected")
+@admin.action(permissions=["view"], description=_("Find similar to selected"))
 def find_similar_to_selected(modeladmin, request, queryset):
     shown = get_adapter().get_queryset().values("pk")
     first = queryset.filter(pk__in=shown).first()
     if first is None:
         modeladmin.message_user(
-            request, "Only active products have a similar-products page.", messages.WARNING
+            request, gettext("Only active products have a similar-products page."), messages.WARNING
         )
         return None
     count = queryset.count()
     if count > 1:
         modeladmin.message_user(
             request,
-            f"{count} products were selected; showing products similar to the first, “{first}”.",
+            ngettext(
+                "%(count)s product was selected; showing products similar to the first, "
+                "“%(product)s”.",
+                "%(count)s products were selected; showing products similar to the first, "
+                "“%(product)s”.",
+                count,
+            )
+            % {"count": count, "product": first},
             messages.INFO,
         )
     return HttpResponseRedirect(reverse("visualsearch:similar", args=[first.pk]))
@@ -152,37 +180,43 @@ class IndexJobAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.has_perm(REINDEX_PERMISSION)
 
     # -- columns ---------------------------------------------------------------------
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, job):
+        # A live region: assistive technology announces the status when the script updates it.
         return format_html(
-            '<span class="vs-status vs-status-{}" data-job-status="{}">{}</span>',
+            '<span class="vs-status vs-status-{}" data-job-status="{}" role="status">{}</span>',
             job.status,
             job.pk,
             job.get_status_display(),
         )
 
-    @admin.display(description="Mode")
+    @admin.display(description=_("Mode"))
     def mode(self, job):
         mode = job.params.get("mode", "")
         ids = job.params.get("ids") or []
         if mode == "ids":
-            return f"{len(ids)} selected"
-        return mode or "—"
+            return ngettext("%(count)s selected", "%(count)s selected", len(ids)) % {
+                "count": len(ids)
+            }
+        return MODE_LABELS.get(mode, mode) or "—"
 
-    @admin.display(description="Progress")
+    @admin.display(description=_("Progress"))
     def progress(self, job):
         return format_html(
             '<div class="vs-progress" data-job-id="{}" data-active="{}">'
-            '<div class="vs-bar"><span style="width:{}%"></span></div>'
+            '<div class="vs-bar" role="progressbar" aria-label="{}" aria-valuemin="0" '
+            'aria-valuemax="100" aria-valuenow="{}"><span style="width:{}%"></span></div>'
             '<span class="vs-count">{} / {}</span></div>',
             job.pk,
             "1" if job.is_active else "0",
+            gettext("Progress of job #%(id)s") % {"id": job.pk},
+            job.percent,
             job.percent,
             job.done,
             job.total,
         )
 
-    @admin.display(description="Errors")
+    @admin.display(description=_("Errors"))
     def errors_column(self, job):
         message = format_html(
             '<span class="vs-message" data-job-message="{}">{}</span>', job.pk, job.message
@@ -193,11 +227,10 @@ class IndexJobAdmin(admin.ModelAdmin):
             "", "<li>{}: {}</li>", ((e.get("item"), e.get("reason")) for e in job.errors[:10])
         )
         return format_html(
-            '{}<details><summary data-job-errors="{}">{} error{}</summary><ul>{}</ul></details>',
+            '{}<details><summary data-job-errors="{}">{}</summary><ul>{}</ul></details>',
             message,
             job.pk,
-            job.error_count,
-            "" if job.error_count == 1 else "s",
+            error_count_label(job.error_count),
             items,
         )
 
@@ -207,8 +240,9 @@ class IndexJobAdmin(admin.ModelAdmin):
             return ""
         return format_html(
             '<button type="submit" class="button" form="vs-resume-form" name="job" '
-            'value="{}">Resume</button>',
+            'value="{}">{}</button>',
             job.pk,
+            gettext("Resume"),
         )
 
     # -- views -----------------------------------------------------------------------
@@ -224,7 +258,7 @@ class IndexJobAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "title": "Visual index",
+            "title": gettext("Visual index"),
             "index_counts": index_counts(),
             "can_reindex": self.has_reindex_permission(request),
             "modes": MODES,
@@ -243,7 +277,7 @@ class IndexJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         mode = request.POST.get("mode")
         if mode not in MODES:
-            self.message_user(request, "Unknown reindex mode.", messages.ERROR)
+            self.message_user(request, gettext("Unknown reindex mode."), messages.ERROR)
             return self._changelist()
         try:
             job = index_jobs.start_reindex(mode, user=request.user)
@@ -252,7 +286,11 @@ class IndexJobAdmin(admin.ModelAdmin):
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
-            self.message_user(request, f"{MODES[mode]}: job #{job.pk} started.", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("%(mode)s: job #%(id)s started.") % {"mode": MODES[mode], "id": job.pk},
+                messages.SUCCESS,
+            )
         return self._changelist()
 
     def resume_view(self, request):
@@ -263,14 +301,20 @@ class IndexJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         job = get_object_or_404(self.get_queryset(request), pk=request.POST.get("job") or 0)
         if job.status != Job.Status.FAILED:
-            self.message_user(request, f"Job #{job.pk} has not failed.", messages.WARNING)
+            self.message_user(
+                request, gettext("Job #%(id)s has not failed.") % {"id": job.pk}, messages.WARNING
+            )
             return self._changelist()
         try:
             new = resume(job, user=request.user)
         except JobAlreadyRunning as exc:
             self.message_user(request, _already_running(exc), messages.WARNING)
         else:
-            self.message_user(request, f"Job #{job.pk} resumed as #{new.pk}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("Job #%(id)s resumed as #%(new)s.") % {"id": job.pk, "new": new.pk},
+                messages.SUCCESS,
+            )
         return self._changelist()
 
     def status_view(self, request):
@@ -283,7 +327,10 @@ class IndexJobAdmin(admin.ModelAdmin):
         jobs = list(self.get_queryset(request).order_by("-created_at")[:50])
         data = {
             "active": any(job.is_active for job in jobs),
-            "jobs": [job.state() for job in jobs],
+            # The page's script shows error_label as is: plurals are the server's to translate.
+            "jobs": [
+                {**job.state(), "error_label": error_count_label(job.error_count)} for job in jobs
+            ],
         }
         # Counting the index costs more than reading a few rows: only on request (the
         # page asks when a job has finished).

@@ -27,6 +27,7 @@ search, and fetching each from TOAST (an index probe and several chunks) cost th
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from lookalike.jobs.models import Job
@@ -37,27 +38,38 @@ class ProductEmbedding(models.Model):
         settings.LOOKALIKE_PRODUCT_MODEL,
         on_delete=models.CASCADE,
         related_name="visual_embeddings",
+        verbose_name=_("product"),
     )
-    encoder = models.CharField(max_length=64)
+    encoder = models.CharField(_("encoder"), max_length=64)
     weights_hash = models.CharField(
-        max_length=64, help_text="Encoder weights the vector came from; others make it stale."
+        _("weights hash"),
+        max_length=64,
+        help_text=_("Encoder weights the vector came from; others make it stale."),
     )
     image_name = models.CharField(
-        max_length=255, help_text="Storage name of the image; a new upload gets a new name."
+        _("image name"),
+        max_length=255,
+        help_text=_("Storage name of the image; a new upload gets a new name."),
     )
-    image_checksum = models.CharField(max_length=64, help_text="SHA-256 of the image bytes.")
+    image_checksum = models.CharField(
+        _("image checksum"), max_length=64, help_text=_("SHA-256 of the image bytes.")
+    )
     # No dimensions: encoders differ. Queries and indexes cast to the encoder's dimension.
-    embedding = VectorField()
+    embedding = VectorField(_("embedding"))
     # Copy of the product's category pk (see the module docstring); kept in step by indexing
     # and the product save signal, and by ``vector_index.sync_copies`` (run by every
     # ``reindex --stale``) after bulk edits.
-    product_category = models.BigIntegerField(null=True, blank=True, editable=False)
+    product_category = models.BigIntegerField(
+        _("product category"), null=True, blank=True, editable=False
+    )
     # Copy of the product's price (a double: rounding is monotonic, so a range on the copy
     # keeps every product in the same range on the product table), kept in step likewise.
-    product_price = models.FloatField(null=True, blank=True, editable=False)
-    computed_at = models.DateTimeField(default=timezone.now)
+    product_price = models.FloatField(_("product price"), null=True, blank=True, editable=False)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("product embedding")
+        verbose_name_plural = _("product embeddings")
         constraints = [
             models.UniqueConstraint(
                 fields=["product", "encoder"], name="visualsearch_embedding_product_encoder"
@@ -85,16 +97,22 @@ class IndexFailure(models.Model):
         settings.LOOKALIKE_PRODUCT_MODEL,
         on_delete=models.CASCADE,
         related_name="visual_index_failures",
+        verbose_name=_("product"),
     )
-    encoder = models.CharField(max_length=64)
-    image_name = models.CharField(max_length=255)
+    encoder = models.CharField(_("encoder"), max_length=64)
+    image_name = models.CharField(_("image name"), max_length=255)
     image_checksum = models.CharField(
-        max_length=64, blank=True, help_text="Empty when the file itself could not be read."
+        _("image checksum"),
+        max_length=64,
+        blank=True,
+        help_text=_("Empty when the file itself could not be read."),
     )
-    reason = models.TextField()
-    failed_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField(_("reason"))
+    failed_at = models.DateTimeField(_("failed at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("index failure")
+        verbose_name_plural = _("index failures")
         constraints = [
             models.UniqueConstraint(
                 fields=["product", "encoder"], name="visualsearch_failure_product_encoder"
@@ -114,6 +132,6 @@ class IndexJob(Job):
 
     class Meta:
         proxy = True
-        verbose_name = "visual index"
-        verbose_name_plural = "visual index"
-        permissions = [("reindex", "Can start and resume visual reindexing")]
+        verbose_name = _("visual index")
+        verbose_name_plural = _("visual index")
+        permissions = [("reindex", _("Can start and resume visual reindexing"))]

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
 from .conf import app_settings
@@ -82,7 +83,7 @@ def parse_box(value):
         numbers = None
     if numbers is None or len(numbers) != 4:
         raise InvalidUpload(
-            "The selected area must be four whole numbers of pixels: x0,y0,x1,y1.",
+            _("The selected area must be four whole numbers of pixels: x0,y0,x1,y1."),
             code="invalid_box",
             field="box",
         )
@@ -132,16 +133,10 @@ def read_photo(upload, box=None):
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise _too_many_pixels() from exc
     except UnreadableImage as exc:
-        raise InvalidUpload(
-            f"The {fmt} file is damaged or incomplete; please upload it again.",
-            code="corrupt",
-        ) from exc
+        raise _damaged(fmt) from exc
     except Exception as exc:  # hostile files can make any decoder raise
         logger.info("Refused an upload Pillow could not decode", exc_info=True)
-        raise InvalidUpload(
-            f"The {fmt} file is damaged or incomplete; please upload it again.",
-            code="corrupt",
-        ) from exc
+        raise _damaged(fmt) from exc
     query = image
     if box is not None:
         try:
@@ -149,8 +144,11 @@ def read_photo(upload, box=None):
         except InvalidCrop as exc:
             width, height = image.size
             raise InvalidUpload(
-                f"The selected area {','.join(map(str, box))} is not a rectangle inside the photo "
-                f"({width}×{height} pixels); choose an area within it.",
+                _(
+                    "The selected area %(box)s is not a rectangle inside the photo "
+                    "(%(width)s×%(height)s pixels); choose an area within it."
+                )
+                % {"box": ",".join(map(str, box)), "width": width, "height": height},
                 code="box_outside",
                 field="box",
             ) from exc
@@ -168,26 +166,42 @@ def _read_bytes(upload):
     # Read one byte past the limit so that a file without a known size is still bounded.
     data = upload.read(limit + 1)
     if not data:
-        raise InvalidUpload("The file is empty; please choose a photo.", code="empty")
+        raise InvalidUpload(_("The file is empty; please choose a photo."), code="empty")
     if len(data) > limit:
         raise _too_large(size or len(data), limit)
     return data
 
 
+def _damaged(fmt=None):
+    if fmt is None:
+        message = _("The file is damaged or incomplete; please upload it again.")
+    else:
+        message = _("The %(format)s file is damaged or incomplete; please upload it again.") % {
+            "format": fmt
+        }
+    return InvalidUpload(message, code="corrupt")
+
+
 def _too_large(size, limit):
     return InvalidUpload(
-        f"The photo is {filesizeformat(size)}; photos up to {filesizeformat(limit)} are accepted.",
+        _("The photo is %(size)s; photos up to %(limit)s are accepted.")
+        % {"size": filesizeformat(size), "limit": filesizeformat(limit)},
         code="too_large",
     )
 
 
 def _too_many_pixels(width=None, height=None):
-    limit = app_settings.MAX_PIXELS
-    size = f" is {width}×{height} pixels;" if width else " has too many pixels;"
-    return InvalidUpload(
-        f"The photo{size} photos up to {limit / 1e6:g} megapixels are accepted.",
-        code="too_many_pixels",
-    )
+    megapixels = app_settings.MAX_PIXELS / 1e6
+    if width:
+        message = _(
+            "The photo is %(width)s×%(height)s pixels; "
+            "photos up to %(megapixels)g megapixels are accepted."
+        ) % {"width": width, "height": height, "megapixels": megapixels}
+    else:
+        message = _(
+            "The photo has too many pixels; photos up to %(megapixels)g megapixels are accepted."
+        ) % {"megapixels": megapixels}
+    return InvalidUpload(message, code="too_many_pixels")
 
 
 def _accepted_formats():
@@ -213,7 +227,8 @@ def _check_header(data):
     head = data[:1024].lstrip().lower()
     if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
         raise InvalidUpload(
-            f"SVG drawings cannot be searched; upload a photo ({_accepted_formats()}).",
+            _("SVG drawings cannot be searched; upload a photo (%(formats)s).")
+            % {"formats": _accepted_formats()},
             code="unsupported_format",
         )
     try:
@@ -225,24 +240,22 @@ def _check_header(data):
         raise _too_many_pixels() from exc
     except UnidentifiedImageError as exc:
         if data.startswith(_SIGNATURES):
-            raise InvalidUpload(
-                "The file is damaged or incomplete; please upload it again.", code="corrupt"
-            ) from exc
+            raise _damaged() from exc
         raise InvalidUpload(
-            f"This file is not an image we can read; upload a photo ({_accepted_formats()}).",
+            _("This file is not an image we can read; upload a photo (%(formats)s).")
+            % {"formats": _accepted_formats()},
             code="not_an_image",
         ) from exc
     except Exception as exc:  # a malformed header can raise anything
-        raise InvalidUpload(
-            "The file is damaged or incomplete; please upload it again.", code="corrupt"
-        ) from exc
+        raise _damaged() from exc
     if fmt not in app_settings.UPLOAD_FORMATS:
         raise InvalidUpload(
-            f"{fmt} images are not supported; upload one of {_accepted_formats()}.",
+            _("%(format)s images are not supported; upload one of %(formats)s.")
+            % {"format": fmt, "formats": _accepted_formats()},
             code="unsupported_format",
         )
     if width <= 0 or height <= 0:
-        raise InvalidUpload("The image has no pixels.", code="corrupt")
+        raise InvalidUpload(_("The image has no pixels."), code="corrupt")
     if width * height > app_settings.MAX_PIXELS:
         raise _too_many_pixels(width, height)
     return fmt

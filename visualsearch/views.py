@@ -8,6 +8,7 @@ extends the host's ``LOOKALIKE_BASE_TEMPLATE``.
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from lookalike.catalogue import get_adapter
@@ -35,7 +36,7 @@ def shown_product(pk):
     try:
         key = adapter.parse_pk(pk)
     except ValueError:
-        raise Http404("No such product.") from None
+        raise Http404(gettext("No such product.")) from None
     return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
 
 

@@ -8,49 +8,68 @@ show its progress by reading the row.
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Job(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     handler = models.CharField(
-        max_length=200, help_text="Dotted path of the function decorated with @job_handler."
+        _("handler"),
+        max_length=200,
+        help_text=_("Dotted path of the function decorated with @job_handler."),
     )
-    lock_key = models.CharField(max_length=100, help_text="Jobs sharing a key run one at a time.")
+    lock_key = models.CharField(
+        _("lock key"), max_length=100, help_text=_("Jobs sharing a key run one at a time.")
+    )
     # DjangoJSONEncoder: product keys may be UUIDs, figures decimals.
-    params = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    params = models.JSONField(_("params"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=100, blank=True)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
-    message = models.TextField(blank=True)
-    error_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    worker = models.CharField(_("worker"), max_length=100, blank=True)
+    done = models.PositiveIntegerField(_("done"), default=0)
+    total = models.PositiveIntegerField(_("total"), default=0)
+    message = models.TextField(_("message"), blank=True)
+    error_count = models.PositiveIntegerField(_("error count"), default=0)
     errors = models.JSONField(
+        _("errors"),
         default=list,
         blank=True,
         encoder=DjangoJSONEncoder,
-        help_text="The first errors met, as {item, reason} objects.",
+        help_text=_("The first errors met, as {item, reason} objects."),
     )
-    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    result = models.JSONField(_("result"), default=dict, blank=True, encoder=DjangoJSONEncoder)
     resumed_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resumed_by",
+        verbose_name=_("resumed from"),
     )
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         indexes = [models.Index(fields=["status", "lock_key"])]
 
     def __str__(self):

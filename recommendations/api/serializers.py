@@ -1,5 +1,7 @@
 """Serializers of the recommendations API: validated query parameters in, products out."""
 
+from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from visualsearch.api.serializers import ProductCardSerializer, product_card
@@ -18,20 +20,19 @@ class RecommendationParamsSerializer(serializers.Serializer):
     k = serializers.IntegerField(
         required=False,
         min_value=1,
-        help_text="Number of products (1 to RECOMMENDATIONS_API_MAX_K, 50 by default).",
+        help_text=_("Number of products (1 to RECOMMENDATIONS_API_MAX_K, 50 by default)."),
     )
     profile = serializers.SlugField(
         required=False,
         allow_blank=True,
-        help_text="Name of a blend profile; the default profile when left out.",
+        help_text=_("Name of a blend profile; the default profile when left out."),
     )
 
     def validate_k(self, value):
         limit = app_settings.API_MAX_K
         if value > limit:
-            raise serializers.ValidationError(
-                f"Ensure this value is less than or equal to {limit}."
-            )
+            # DRF's own (translated) message of a max_value, read from settings per request.
+            self.fields["k"].fail("max_value", max_value=limit)
         return value
 
     def validate(self, attrs):
@@ -39,19 +40,25 @@ class RecommendationParamsSerializer(serializers.Serializer):
         try:
             attrs["profile"] = get_profile(attrs.get("profile") or None)
         except UnknownProfile as exc:
-            raise serializers.ValidationError({"profile": [str(exc)]}) from None
+            available = ", ".join(exc.available) or pgettext("no blend profiles", "none")
+            message = gettext("Unknown blend profile %(name)r; available profiles: %(names)s.")
+            raise serializers.ValidationError(
+                {"profile": [message % {"name": exc.name, "names": available}]}
+            ) from None
         return attrs
 
 
 class RecommendedProductSerializer(ProductCardSerializer):
     """A product card; the instance is a :class:`~recommendations.services.blend.Recommendation`."""
 
-    score = serializers.FloatField(help_text="Blend score in [0, 1], higher is better.")
-    reason = serializers.CharField(help_text='Why it is shown, e.g. "Looks similar".')
+    score = serializers.FloatField(help_text=_("Blend score in [0, 1], higher is better."))
+    reason = serializers.CharField(help_text=_('Why it is shown, e.g. "Looks similar".'))
     components = serializers.DictField(
         child=serializers.FloatField(),
-        help_text="Weighted normalised score of each component (visual, collaborative, "
-        "affinity, popularity, recency); they sum to the score.",
+        help_text=_(
+            "Weighted normalised score of each component (visual, collaborative, "
+            "affinity, popularity, recency); they sum to the score."
+        ),
     )
 
     def to_representation(self, instance):
@@ -63,7 +70,7 @@ class RecommendedProductSerializer(ProductCardSerializer):
 
 
 class RecommendationsSerializer(serializers.Serializer):
-    profile = serializers.CharField(help_text="The blend profile used.")
+    profile = serializers.CharField(help_text=_("The blend profile used."))
     results = RecommendedProductSerializer(many=True)
 
 

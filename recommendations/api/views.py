@@ -6,6 +6,7 @@ Both answer for the shopper of the request: the signed-in user, or the anonymous
 ``profile`` is a 400 naming the parameter.
 """
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import action
@@ -19,7 +20,7 @@ from ..services.blend import BUILTIN_SETTINGS, blend_similar, recommend_for_user
 from .serializers import ErrorSerializer, RecommendationParamsSerializer, RecommendationsSerializer
 
 _BAD_PARAMS = OpenApiResponse(
-    OpenApiTypes.OBJECT, description="Invalid k or unknown profile; each field lists why."
+    OpenApiTypes.OBJECT, description=_("Invalid k or unknown profile; each field lists why.")
 )
 
 
@@ -66,7 +67,7 @@ class RecommendationsView(APIView):
     """Products recommended to the current shopper ("For you")."""
 
     @extend_schema(
-        summary="Recommendations for the current shopper",
+        summary=_("Recommendations for the current shopper"),
         parameters=[RecommendationParamsSerializer],
         responses={200: RecommendationsSerializer, 400: _BAD_PARAMS},
     )
@@ -92,28 +93,32 @@ class PersonalisedProductViewSet(ProductViewSet):
     """
 
     @extend_schema(
-        summary="Products like this one, optionally personalised",
-        description="Visual neighbours under the filters; with ``profile``, the blended and "
-        'personalised "Similar items" of that blend profile for the current shopper, each '
-        "with its reason.",
+        summary=_("Products like this one, optionally personalised"),
+        description=_(
+            "Visual neighbours under the filters; with ``profile``, the blended and "
+            'personalised "Similar items" of that blend profile for the current shopper, each '
+            "with its reason."
+        ),
         tags=["visual search", "recommendations"],
         parameters=[
             OpenApiParameter(
-                "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Product id."
+                "id", OpenApiTypes.INT, OpenApiParameter.PATH, description=_("Product id.")
             ),
             SimilarParamsSerializer,
             OpenApiParameter(
                 "profile",
                 OpenApiTypes.STR,
-                description="Blend profile name (``default`` for the default profile); "
-                "personalises the results.",
+                description=_(
+                    "Blend profile name (``default`` for the default profile); "
+                    "personalises the results."
+                ),
             ),
         ],
         responses={
             200: RecommendationsSerializer,
             400: _BAD_PARAMS,
-            404: OpenApiResponse(ErrorSerializer, description="Unknown or inactive product."),
-            409: OpenApiResponse(ErrorSerializer, description="Not indexed yet (visual only)."),
+            404: OpenApiResponse(ErrorSerializer, description=_("Unknown or inactive product.")),
+            409: OpenApiResponse(ErrorSerializer, description=_("Not indexed yet (visual only).")),
         },
     )
     @action(detail=True, methods=["get"])

@@ -36,7 +36,19 @@ DEFAULT_DIVERSITY_PARAMS = {"none": 0.0, "mmr": 0.7, "category_cap": 2.0}
 
 
 class UnknownProfile(LookupError, ValueError):
-    """No blend profile has the requested name."""
+    """No blend profile has the requested name.
+
+    ``name`` and ``available`` (the names there are) let a front end say so in the
+    shopper's language; ``str()`` is the English message for developers and logs.
+    """
+
+    def __init__(self, name, available=()):
+        self.name = name
+        self.available = list(available)
+        super().__init__(
+            f"Unknown blend profile {name!r}; available profiles: "
+            f"{', '.join(self.available) if self.available else 'none'}."
+        )
 
 
 class InvalidProfile(ValueError):
@@ -67,11 +79,8 @@ def get_profile(profile=None):
         return BlendProfile.objects.filter(is_default=True).first()
     found = BlendProfile.objects.filter(name=str(profile)).first()
     if found is None:
-        names = list(BlendProfile.objects.values_list("name", flat=True))
-        raise UnknownProfile(
-            f"Unknown blend profile {str(profile)!r}; available profiles: "
-            f"{', '.join(names) if names else 'none'}."
-        )
+        names = BlendProfile.objects.values_list("name", flat=True)
+        raise UnknownProfile(str(profile), names)
     return found
 
 

@@ -1,6 +1,7 @@
 """Serializers of the visual-search API: validated query parameters in, result cards out."""
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -49,10 +50,16 @@ class SearchParamsSerializer(serializers.Serializer):
     def validate_category(self, value):
         if value is None:
             return None
+        adapter = get_adapter()
         try:
-            return get_adapter().parse_category_key(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            return adapter.parse_category_key(value)
+        except ValueError:
+            # The adapter's message is for developers; the client gets a translated one.
+            if adapter.get_category_queryset() is None:
+                message = gettext("This shop has no categories.")
+            else:
+                message = gettext("%(value)r is not a category id.") % {"value": value}
+            raise serializers.ValidationError(message) from None
 
     def validate(self, attrs):
         low, high = attrs.get("min_price"), attrs.get("max_price")

@@ -5,6 +5,8 @@ and answer with the same result cards.
 """
 
 from django.http import Http404
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -29,7 +31,7 @@ from .serializers import (
 
 class NotIndexedError(APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "This product's photo has not been indexed yet; try again later."
+    default_detail = _("This product's photo has not been indexed yet; try again later.")
     default_code = "not_indexed"
 
 
@@ -64,7 +66,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         try:
             self.kwargs[self.lookup_field] = get_adapter().parse_pk(self.kwargs[self.lookup_field])
         except ValueError:
-            raise Http404("No such product.") from None
+            raise Http404(gettext("No such product.")) from None
         return super().get_object()
 
     def similar_hits(self, product, params):
@@ -74,21 +76,23 @@ class ProductViewSet(viewsets.GenericViewSet):
         )
 
     @extend_schema(
-        summary="Products that look like this one",
-        description="The ``k`` active products whose photos look most like this product's, "
-        "best first, under optional filters.",
+        summary=_("Products that look like this one"),
+        description=_(
+            "The ``k`` active products whose photos look most like this product's, "
+            "best first, under optional filters."
+        ),
         tags=["visual search"],
         parameters=[
             SimilarParamsSerializer,
         ],
         responses={
             200: SearchResultsSerializer,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid query parameters."),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description=_("Invalid query parameters.")),
             404: OpenApiResponse(
-                VisualSearchErrorSerializer, description="Unknown or inactive product."
+                VisualSearchErrorSerializer, description=_("Unknown or inactive product.")
             ),
             409: OpenApiResponse(
-                VisualSearchErrorSerializer, description="The product is not indexed yet."
+                VisualSearchErrorSerializer, description=_("The product is not indexed yet.")
             ),
         },
     )
@@ -112,19 +116,21 @@ class ImageSearchView(APIView):
     throttle_scope = "image_search"
 
     @extend_schema(
-        summary="Search by photo",
-        description="Upload a photo (multipart field ``image``), optionally with a ``box`` to "
-        "search with only part of it; answers the ``k`` most similar active products.",
+        summary=_("Search by photo"),
+        description=_(
+            "Upload a photo (multipart field ``image``), optionally with a ``box`` to "
+            "search with only part of it; answers the ``k`` most similar active products."
+        ),
         tags=["visual search"],
         request={"multipart/form-data": ImageSearchSerializer},
         responses={
             200: SearchResultsSerializer,
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
-                description="The photo or a parameter was refused; each field lists why.",
+                description=_("The photo or a parameter was refused; each field lists why."),
             ),
             429: OpenApiResponse(
-                VisualSearchErrorSerializer, description="Too many searches; slow down."
+                VisualSearchErrorSerializer, description=_("Too many searches; slow down.")
             ),
         },
     )

@@ -28,11 +28,13 @@
     }
     bar.dataset.active = job.active ? "1" : "0";
     bar.querySelector(".vs-bar span").style.width = job.percent + "%";
+    bar.querySelector(".vs-bar").setAttribute("aria-valuenow", job.percent);
     bar.querySelector(".vs-count").textContent = `${job.done} / ${job.total}`;
     const status = setText(`[data-job-status="${job.id}"]`, job.status_label);
     if (status) status.className = `vs-status vs-status-${job.status}`;
     setText(`[data-job-message="${job.id}"]`, job.message);
-    if (job.error_count) setText(`[data-job-errors="${job.id}"]`, `${job.error_count} error${job.error_count === 1 ? "" : "s"}`);
+    // error_label comes translated (and pluralised) from the status endpoint.
+    if (job.error_count) setText(`[data-job-errors="${job.id}"]`, job.error_label);
   }
 
   function updateCounts(rows) {
