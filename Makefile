@@ -51,8 +51,11 @@ demo: setup
 	echo "Demo ready: http://$(HOST):$(PORT)/"; \
 	wait
 
+# The main suite (the reference shop), then the django-oscar host project in its own pytest
+# process with its own settings (tests/hosts/oscar/pytest.ini); make stops at the first failure.
 test: setup
 	$(PY) -m pytest
+	$(PY) -m pytest -c tests/hosts/oscar/pytest.ini --rootdir tests/hosts/oscar tests/hosts/oscar
 
 lint: setup
 	$(VENV)/bin/ruff check .

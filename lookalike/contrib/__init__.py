@@ -1,0 +1,1 @@
+"""Integrations of Lookalike with shop frameworks, each an optional Django app."""
