@@ -41,6 +41,8 @@ $(STAMP): requirements.txt pyproject.toml Makefile
 # stops with the last process (the reloader's child did not).
 demo: setup
 	$(PY) manage.py migrate --no-input -v 0
+	@# The cache table (CACHES in config/settings.py: photo-search throttles count there).
+	$(PY) manage.py createcachetable
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ while the demo data is prepared (Ctrl-C stops everything)"
 	@trap 'trap - INT TERM; kill 0' INT TERM; \
 	$(PY) manage.py run_jobs & worker=$$!; \

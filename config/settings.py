@@ -3,7 +3,8 @@
 Everything a deployment changes comes from the environment: ``DATABASE_URL`` (an
 external PostgreSQL with pgvector >= 0.8; without it the embedded server in
 ``var/pgdata`` is used), ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``,
-``DJANGO_HTTPS``, ``LOOKALIKE_JOBS_BACKEND`` and ``CELERY_BROKER_URL``. The plugin apps' own
+``DJANGO_HTTPS``, ``LOOKALIKE_JOBS_BACKEND``, ``CELERY_BROKER_URL``, ``REDIS_URL`` (the
+cache) and ``DJANGO_NUM_PROXIES`` (trusted reverse proxies). The plugin apps' own
 settings (``LOOKALIKE_*``, ``VISUALSEARCH_*``, ``RECOMMENDATIONS_*``) are documented in their
 ``conf.py``.
 
@@ -149,10 +150,15 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
 
-# Uploaded photos are read in memory up to this size; larger uploads are refused by
-# the visual search form with a clear message (VISUALSEARCH_MAX_UPLOAD_BYTES).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+# Search photos do not go through these: the photo-search page and API read theirs with
+# their own upload handler (visualsearch.upload_handlers), in memory, never past
+# VISUALSEARCH_MAX_UPLOAD_BYTES (10 MB), and refuse a body announced larger without reading
+# it (HTTP 400 with the form's message). What is left is Django's defaults, 2.5 MB: the
+# fields of any form (the photo search's take a few hundred bytes), and files kept in
+# memory by other uploads (the admin's product photos), larger ones going to temporary
+# files. Raising them would only let other requests hold more memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # The plugin apps reach the shop's products only through the catalogue adapter; the
 # default one reads the flat fields of this model (LOOKALIKE_PRODUCT_FIELDS' defaults).
@@ -172,12 +178,37 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1}
 
+
+def _caches():
+    """One cache shared by every process of the shop: photo-search throttles count in it
+    (VISUALSEARCH_THROTTLE_CACHE), and a per-process local-memory cache would give each
+    worker its own allowance. Redis when REDIS_URL is set; else a table in the shop's
+    database, which needs no other server (`manage.py createcachetable` creates it: the
+    Makefile runs it after `migrate`, and Django's test runner creates it for the tests)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url}}
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "lookalike_cache",
+        }
+    }
+
+
+CACHES = _caches()
+VISUALSEARCH_THROTTLE_CACHE = "default"
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Photo searches per client, through the page and the API together.
     "DEFAULT_THROTTLE_RATES": {"image_search": "30/minute"},
+    # Reverse proxies in front of the shop that append the client's address to
+    # X-Forwarded-For; 0 (the default) ignores the header, which clients can forge.
+    "NUM_PROXIES": int(os.environ.get("DJANGO_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lookalike API",

@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from visualsearch.api.views import NotFoundView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +15,9 @@ urlpatterns = [
     path("api/", include("lookalike.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Whatever else is under /api/ is a JSON 404, never the shop's HTML page. Only paths
+    # ending in "/": a path without one is still redirected to it first (APPEND_SLASH).
+    re_path(r"^api/(?:.*/)?$", NotFoundView.as_view()),
     path("", include("shop.urls")),
 ]
 

@@ -22,6 +22,40 @@ class AppSettings:
         return weights
 
     @property
+    def VIEW_WINDOW_SECONDS(self):
+        """A product page counts once per shopper and product within this many seconds
+        (reloads and loops do not make a product popular); 0 counts every view."""
+        return self._setting("VIEW_WINDOW_SECONDS", 30 * 60)
+
+    @property
+    def CLICK_SOURCES(self):
+        """``?from=`` values that make a product view a "similar" click: the plugins' own
+        links (the Find-similar page, photo search and both widgets) plus any the shop adds."""
+        return self._setting("CLICK_SOURCES", ("similar", "photo", "similar-widget", "for-you"))
+
+    @property
+    def BOT_USER_AGENTS(self):
+        """Regular expression (case-insensitive) of user agents whose requests never count
+        as events: crawlers and scripts that say what they are."""
+        return self._setting(
+            "BOT_USER_AGENTS",
+            r"bot\b|crawl|spider|slurp|facebookexternalhit|preview|monitor|curl/|wget/"
+            r"|python-requests|python-urllib|go-http-client|okhttp|httpclient|scrapy",
+        )
+
+    @property
+    def MAX_CELL_WEIGHT(self):
+        """Most weight one shopper's events on one product can carry in the interaction
+        matrix and in popularity (16: a purchase and a cart plus a few views)."""
+        return self._setting("MAX_CELL_WEIGHT", 16.0)
+
+    @property
+    def MAX_SHOPPER_WEIGHT(self):
+        """Most weight one shopper's whole row can carry in the interaction matrix; a
+        heavier row is scaled down, so one session cannot steer the model."""
+        return self._setting("MAX_SHOPPER_WEIGHT", 400.0)
+
+    @property
     def HALF_LIFE_DAYS(self):
         """Half-life of an event's weight in days; ``None`` turns time decay off."""
         return self._setting("HALF_LIFE_DAYS", 30)

@@ -4,7 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from recommendations.events import record_event
+from recommendations.events import record_view
 
 from .forms import AddToCartForm, SignupForm
 from .models import Category, Product
@@ -32,9 +32,7 @@ def category(request, slug):
 
 def product_detail(request, pk):
     product = get_object_or_404(Product.objects.select_related("category"), pk=pk, is_active=True)
-    source = request.GET.get("from", "")
-    kind = "similar_click" if source else "view"
-    record_event(request, product, kind, source=source)
+    record_view(request, product)
     return render(request, "shop/product.html", {"product": product, "form": AddToCartForm()})
 
 

@@ -75,7 +75,12 @@ class AppSettings:
     @property
     def MAX_PIXELS(self):
         """Largest photo in pixels (width x height), checked from the header before decoding
-        so that a small file that inflates to gigabytes (a decompression bomb) is refused."""
+        so that a small file that inflates to gigabytes (a decompression bomb) is refused.
+
+        It also bounds the memory one upload takes: decoding may use at most what a plain
+        RGB frame of this many pixels takes (4 bytes a pixel, 160 MB at the default), so
+        formats that need more to decode are held to fewer pixels (a progressive JPEG without
+        chroma subsampling to about 26 MP, WebP to 10 MP; see ``visualsearch.imaging``)."""
         return self._setting("MAX_PIXELS", 40_000_000)
 
     @property
@@ -105,6 +110,15 @@ class AppSettings:
         """How many similar products the results pages show."""
         return self._setting("RESULTS", 12)
 
+    @property
+    def THROTTLE_CACHE(self):
+        """Alias (in ``CACHES``) of the cache that counts photo searches per client, for
+        the page and the API together. It must be shared by every process that serves the
+        shop (a database or Redis cache): a per-process local-memory cache gives each
+        worker its own allowance. The rate is DRF's ``DEFAULT_THROTTLE_RATES["image_search"]``
+        (see :mod:`visualsearch.throttling`)."""
+        return self._setting("THROTTLE_CACHE", "default")
+
     # -- indexing and search (visualsearch.services) -------------------------------
     @property
     def ENCODERS(self):
@@ -115,6 +129,15 @@ class AppSettings:
     def INDEX_BATCH_SIZE(self):
         """Images read, embedded and written together per committed batch of a reindex."""
         return self._setting("INDEX_BATCH_SIZE", 64)
+
+    @property
+    def MAX_CATALOGUE_PIXELS(self):
+        """Largest catalogue image in pixels (width x height); a larger one, or one whose
+        decoding would take more memory than an RGB frame of this many pixels (4 bytes a
+        pixel), becomes an ``IndexFailure`` and the reindex goes on. The default admits the
+        61-megapixel originals of the largest full-frame cameras; decoding one takes up to
+        256 MB once, and the batch keeps it reduced to under 2048 pixels a side."""
+        return self._setting("MAX_CATALOGUE_PIXELS", 64_000_000)
 
     @property
     def INDEX_ON_SAVE(self):

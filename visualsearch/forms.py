@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from lookalike.catalogue import get_adapter
 
 from .services.search import Filters
-from .uploads import InvalidUpload, read_photo
+from .uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 
 class FiltersForm(forms.Form):
@@ -66,7 +66,12 @@ class PhotoSearchForm(FiltersForm):
             "empty": _("The file is empty; please choose a photo."),
         },
     )
-    box = forms.CharField(required=False, widget=forms.HiddenInput)
+    box = forms.CharField(
+        required=False,
+        max_length=MAX_BOX_LENGTH,
+        widget=forms.HiddenInput,
+        error_messages={"max_length": BOX_TOO_LONG},
+    )
     category = forms.ModelChoiceField(
         queryset=None, required=False, empty_label=_("All categories"), label=_("Category")
     )

@@ -9,7 +9,12 @@ caught here, so a hostile file can never become a 500.
 
 Limits come from ``VISUALSEARCH_MAX_UPLOAD_BYTES``, ``VISUALSEARCH_MAX_PIXELS`` and
 ``VISUALSEARCH_UPLOAD_FORMATS``. The photo is decoded in memory and forgotten unless
-``VISUALSEARCH_STORE_UPLOADS`` asks for a copy.
+``VISUALSEARCH_STORE_UPLOADS`` asks for a copy, and only as large as the search needs: the
+preview near ``VISUALSEARCH_PREVIEW_SIZE``, the searched area near the encoders'
+:data:`~visualsearch.imaging.WORKING_SIZE` (see :mod:`visualsearch.imaging`), so that the
+memory one upload takes is bounded by the pixel cap whatever the file's format. The request
+body itself is read by :class:`visualsearch.upload_handlers.PhotoUploadHandler`, which stops
+at the size limit.
 """
 
 from __future__ import annotations
@@ -23,12 +28,32 @@ from dataclasses import dataclass
 
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from PIL import Image, UnidentifiedImageError
 
 from .conf import app_settings
-from .imaging import InvalidCrop, UnreadableImage, crop, open_image
+from .imaging import WORKING_SIZE, InvalidCrop, TooManyPixels, UnreadableImage, open_image_parts
 
-__all__ = ["InvalidUpload", "QueryPhoto", "parse_box", "preview_data_url", "read_photo"]
+__all__ = [
+    "BOX_TOO_LONG",
+    "MAX_BOX_LENGTH",
+    "InvalidUpload",
+    "QueryPhoto",
+    "parse_box",
+    "preview_data_url",
+    "read_photo",
+]
+
+#: Longest crop box accepted, in characters: four coordinates of a 40-megapixel photo with
+#: browsers' fractional ``.0`` and spaces take about 40.
+MAX_BOX_LENGTH = 64
+BOX_TOO_LONG = gettext_lazy(
+    "The selected area is too long; it must be four whole numbers of pixels: x0,y0,x1,y1."
+)
+
+#: Pillow's names for variants of an accepted format: MPO is a JPEG with the Multi-Picture
+#: extension (a second, smaller image), which many phones and cameras write.
+_FORMAT_FAMILY = {"MPO": "JPEG"}
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +75,24 @@ class InvalidUpload(ValueError):
 
 @dataclass(frozen=True)
 class QueryPhoto:
-    """A validated upload: the whole upright photo and the part to search with."""
+    """A validated upload: the whole upright photo and the part to search with, each only
+    as large as it is used (a 40-megapixel photo is never held at full size)."""
 
     image: Image.Image
-    """The whole photo: RGB, EXIF orientation applied, first frame of an animation."""
+    """The whole photo, for the shopper's preview: RGB, EXIF orientation applied, first
+    frame of an animation, reduced by an integer factor to no less than
+    ``VISUALSEARCH_PREVIEW_SIZE`` on its longer side (:func:`preview_data_url` makes the
+    preview itself)."""
     query: Image.Image
-    """``image`` cropped to ``box``, or ``image`` itself without a box."""
+    """The photo's ``box``, or the whole photo, reduced by an integer factor to no less than
+    :data:`~visualsearch.imaging.WORKING_SIZE` on its longer side, as the catalogue's images
+    are, for the encoder; ``image`` itself when they are the same."""
     format: str
     box: tuple[int, int, int, int] | None = None
     stored_name: str | None = None
     """Name in default storage when ``VISUALSEARCH_STORE_UPLOADS`` is on."""
+    size: tuple[int, int] | None = None
+    """``(width, height)`` of the upright photo at full size, in which ``box`` is given."""
 
 
 def parse_box(value):
@@ -76,6 +109,8 @@ def parse_box(value):
     """
     if value is None or value == "" or value == []:
         return None
+    if isinstance(value, str) and len(value) > MAX_BOX_LENGTH:
+        raise InvalidUpload(str(BOX_TOO_LONG), code="invalid_box", field="box")
     parts = value.split(",") if isinstance(value, str) else list(value)
     try:
         numbers = [_whole_number(part) for part in parts]
@@ -124,36 +159,38 @@ def read_photo(upload, box=None):
     box = parse_box(box)
     data = _read_bytes(upload)
     fmt = _check_header(data)
+    # One decoding for both: the preview of the whole photo and the area searched.
+    parts = [(None, app_settings.PREVIEW_SIZE), (box, WORKING_SIZE)]
     try:
         # The header check already refused bombs; the filter keeps a frame or tile that
         # declares a larger size from slipping through during decoding.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = open_image(data)
+            size, (image, query) = open_image_parts(data, parts, max_pixels=app_settings.MAX_PIXELS)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise _too_many_pixels() from exc
+    except TooManyPixels as exc:
+        raise _too_many_pixels(exc.width, exc.height, exc) from exc
+    except InvalidCrop as exc:
+        width, height = exc.size
+        raise InvalidUpload(
+            _(
+                "The selected area %(box)s is not a rectangle inside the photo "
+                "(%(width)s×%(height)s pixels); choose an area within it."
+            )
+            % {"box": ",".join(map(str, box)), "width": width, "height": height},
+            code="box_outside",
+            field="box",
+        ) from exc
     except UnreadableImage as exc:
         raise _damaged(fmt) from exc
     except Exception as exc:  # hostile files can make any decoder raise
         logger.info("Refused an upload Pillow could not decode", exc_info=True)
         raise _damaged(fmt) from exc
-    query = image
-    if box is not None:
-        try:
-            query = crop(image, box)
-        except InvalidCrop as exc:
-            width, height = image.size
-            raise InvalidUpload(
-                _(
-                    "The selected area %(box)s is not a rectangle inside the photo "
-                    "(%(width)s×%(height)s pixels); choose an area within it."
-                )
-                % {"box": ",".join(map(str, box)), "width": width, "height": height},
-                code="box_outside",
-                field="box",
-            ) from exc
     stored_name = _store(data, fmt) if app_settings.STORE_UPLOADS else None
-    return QueryPhoto(image=image, query=query, format=fmt, box=box, stored_name=stored_name)
+    return QueryPhoto(
+        image=image, query=query, format=fmt, box=box, stored_name=stored_name, size=size
+    )
 
 
 def _read_bytes(upload):
@@ -190,9 +227,23 @@ def _too_large(size, limit):
     )
 
 
-def _too_many_pixels(width=None, height=None):
+def _too_many_pixels(width=None, height=None, refusal=None):
+    """The refusal of a photo over the pixel cap; ``refusal`` is imaging's
+    :class:`~visualsearch.imaging.TooManyPixels` when its format was held to fewer pixels
+    because it takes more memory to decode (a progressive JPEG, WebP)."""
     megapixels = app_settings.MAX_PIXELS / 1e6
-    if width:
+    if width and refusal is not None and refusal.limit and refusal.limit < app_settings.MAX_PIXELS:
+        kind = _("progressive JPEG") if refusal.progressive else refusal.format
+        message = _(
+            "The photo is %(width)s×%(height)s pixels; "
+            "%(kind)s photos up to %(megapixels)g megapixels are accepted."
+        ) % {
+            "width": width,
+            "height": height,
+            "kind": kind,
+            "megapixels": round(refusal.limit / 1e6, 1),
+        }
+    elif width:
         message = _(
             "The photo is %(width)s×%(height)s pixels; "
             "photos up to %(megapixels)g megapixels are accepted."
@@ -248,6 +299,7 @@ def _check_header(data):
         ) from exc
     except Exception as exc:  # a malformed header can raise anything
         raise _damaged() from exc
+    fmt = _FORMAT_FAMILY.get(fmt, fmt)
     if fmt not in app_settings.UPLOAD_FORMATS:
         raise InvalidUpload(
             _("%(format)s images are not supported; upload one of %(formats)s.")

@@ -6,6 +6,8 @@ and loads the products, and the templates show them with the shop's card templat
 extends the host's ``LOOKALIKE_BASE_TEMPLATE``.
 """
 
+from functools import wraps
+
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext
@@ -17,6 +19,8 @@ from lookalike.conf import app_settings as lookalike_settings
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
 from .services import search
+from .throttling import photo_search_wait
+from .upload_handlers import photo_upload
 from .uploads import preview_data_url
 
 
@@ -28,6 +32,27 @@ def render_page(request, template, context, status=200):
         **context,
     }
     return render(request, template, context, status=status)
+
+
+def throttle_posts(view):
+    """Count each POST to ``view`` against the client's photo-search allowance, which the
+    API's photo search shares (:mod:`visualsearch.throttling`), and answer a readable 429
+    with ``Retry-After`` once it is spent. The check comes before the photo is decoded, so
+    a refused request costs no decoding and no encoder time."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method == "POST":
+            wait = photo_search_wait(request)
+            if wait is not None:
+                response = render_page(
+                    request, "visualsearch/throttled.html", {"retry_after": wait}, status=429
+                )
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def shown_product(pk):
@@ -67,13 +92,17 @@ def similar(request, pk):
     return render_page(request, "visualsearch/similar.html", context, status=status)
 
 
+@photo_upload
 @require_http_methods(["GET", "HEAD", "POST"])
+@throttle_posts
 def search_by_photo(request):
     """Search with an uploaded photo, or a part of it chosen with the crop box.
 
     GET shows the upload form. The photo is never written anywhere (unless
     ``VISUALSEARCH_STORE_UPLOADS`` is on): the results page shows it back as a ``data:``
-    URL, and searching a part of it uploads that preview again with a box.
+    URL, and searching a part of it uploads that preview again with a box. The body is
+    read by :class:`~visualsearch.upload_handlers.PhotoUploadHandler` (``@photo_upload``):
+    in memory, and not at all past ``VISUALSEARCH_MAX_UPLOAD_BYTES``.
     """
     if request.method != "POST":
         return render_page(request, "visualsearch/photo.html", {"form": PhotoSearchForm()})
@@ -85,7 +114,7 @@ def search_by_photo(request):
         [photo.query], k=app_settings.RESULTS, filters=form.search_filters()
     )
     preview_url, preview_width, preview_height = preview_data_url(photo.image)
-    scale = preview_width / photo.image.width
+    scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
     context = {
         "form": form,
         "results": search.hydrate(hits),

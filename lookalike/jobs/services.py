@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import zlib
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db import (
@@ -120,6 +121,34 @@ def enqueue(handler, *, lock_key, params=None, user=None, resumed_from=None, coa
         )
         transaction.on_commit(lambda: _dispatch(job.pk))
     return job
+
+
+class LockBusy(Exception):
+    """Another process holds a job key's lock: a job of that key is running."""
+
+    def __init__(self, lock_key):
+        self.lock_key = lock_key
+        job = Job.objects.filter(lock_key=lock_key, status=Job.Status.RUNNING).first()
+        running = f" (#{job.pk})" if job is not None else ""
+        super().__init__(f"A {lock_key} job{running} is running; wait for it to finish.")
+
+
+@contextmanager
+def exclusive(lock_key):
+    """Hold ``lock_key``'s lock, as a running job does, for work done outside a job (a
+    ``manage.py`` command) that must not overlap the key's jobs; :class:`LockBusy` if one
+    runs. Within a job of that key (same database session) it is re-entrant."""
+    lock = (_LOCK_NAMESPACE, _lock_id(lock_key))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock)
+        (acquired,) = cursor.fetchone()
+    if not acquired:
+        raise LockBusy(lock_key)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
 
 def resume(job, user=None):

@@ -1,51 +1,145 @@
-"""Serializers of the recommendations API: validated query parameters in, products out."""
+"""Serializers of the recommendations API: validated query parameters in, products out.
 
+Parameters follow the visual-search API's rules (:mod:`visualsearch.api.serializers`): parsed
+exactly as the OpenAPI schema documents them. The limits are settings, read whenever a
+serializer is made, so the schema documents the limits the API applies.
+"""
+
+import re
+
+from django.db import DatabaseError, transaction
 from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from visualsearch.api.serializers import ProductCardSerializer, product_card
+from visualsearch.api.serializers import (
+    ErrorSerializer,
+    ParamsSerializer,
+    ProductCardSerializer,
+    SimilarParamsSerializer,
+    StrictIntegerField,
+    product_card,
+)
 
 from ..conf import app_settings
+from ..models import BlendProfile
 from ..services.profiles import UnknownProfile, get_profile
 
+__all__ = [
+    "ErrorSerializer",
+    "PersonalisedSimilarParamsSerializer",
+    "ProfileField",
+    "RecommendationParamsSerializer",
+    "RecommendationsSerializer",
+    "RecommendedProductSerializer",
+]
 
-class RecommendationParamsSerializer(serializers.Serializer):
-    """``k`` and ``profile``, shared by both endpoints.
 
-    ``validated_data["profile"]`` is the ``BlendProfile`` (``None`` for the default when
-    no profile exists at all), so the view blends with the row that was validated.
+#: What a profile's name can be (``BlendProfile.name`` is a slug).
+PROFILE_NAME = r"^[-a-zA-Z0-9_]+$"
+
+
+def profile_names():
+    return list(BlendProfile.objects.order_by("name").values_list("name", flat=True))
+
+
+class ProfileField(serializers.CharField):
+    """A blend profile's name, or empty for the default profile; validates to the
+    ``BlendProfile`` (``None`` for the default when no profile exists at all), so the view
+    blends with the row that was validated. An unknown name is a 400 that lists the names
+    there are; the schema lists them too (:class:`ProfileFieldExtension`).
     """
 
-    k = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        help_text=_("Number of products (1 to RECOMMENDATIONS_API_MAX_K, 50 by default)."),
-    )
-    profile = serializers.SlugField(
-        required=False,
-        allow_blank=True,
-        help_text=_("Name of a blend profile; the default profile when left out."),
-    )
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, **kwargs)
 
-    def validate_k(self, value):
-        limit = app_settings.API_MAX_K
-        if value > limit:
-            # DRF's own (translated) message of a max_value, read from settings per request.
-            self.fields["k"].fail("max_value", max_value=limit)
-        return value
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            return self.to_internal_value(data)  # the default profile, not ""
+        return super().run_validation(data)
 
-    def validate(self, attrs):
-        attrs.setdefault("k", app_settings.WIDGET_SIZE)
+    def to_internal_value(self, data):
+        name = super().to_internal_value(data)
         try:
-            attrs["profile"] = get_profile(attrs.get("profile") or None)
+            if name and not re.fullmatch(PROFILE_NAME, name):
+                # No profile has such a name; asking the database would fail on a NUL byte.
+                raise UnknownProfile(name, profile_names())
+            return get_profile(name or None)
         except UnknownProfile as exc:
             available = ", ".join(exc.available) or pgettext("no blend profiles", "none")
             message = gettext("Unknown blend profile %(name)r; available profiles: %(names)s.")
             raise serializers.ValidationError(
-                {"profile": [message % {"name": exc.name, "names": available}]}
+                message % {"name": exc.name, "names": available}
             ) from None
+
+
+class ProfileFieldExtension(OpenApiSerializerFieldExtension):
+    """Documents ``profile`` as the names of the profiles there are when the schema is made
+    (and empty, for the default), so that a client sees which values are accepted.
+
+    A schema built without the shop's database (``check --deploy``, an offline build)
+    documents the form of a name instead.
+    """
+
+    target_class = ProfileField
+
+    def map_serializer_field(self, auto_schema, direction):
+        try:
+            with transaction.atomic():  # a failed query must not break a caller's transaction
+                names = profile_names()
+        except DatabaseError:
+            return {"type": "string", "pattern": f"{PROFILE_NAME}|^$"}
+        return {"type": "string", "enum": [*names, ""]}
+
+
+class RecommendationParamsSerializer(ParamsSerializer):
+    """``k`` and ``profile`` of ``GET /api/recommendations/``."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        limit = app_settings.API_MAX_K
+        fields["k"] = StrictIntegerField(
+            default=app_settings.WIDGET_SIZE,
+            min_value=1,
+            max_value=limit,
+            help_text=gettext("Number of products, 1 to %(limit)d.") % {"limit": limit},
+        )
+        fields["profile"] = ProfileField(
+            required=False,
+            help_text=_("Name of a blend profile; the default profile when left out or empty."),
+        )
+        return fields
+
+    def validate(self, attrs):
+        if "profile" not in attrs:
+            attrs["profile"] = get_profile(None)
         return attrs
+
+
+class PersonalisedSimilarParamsSerializer(SimilarParamsSerializer):
+    """Query parameters of the personalised ``GET /api/products/{id}/similar/``: visual
+    search's ``k`` and filters, and ``profile``, whose presence (empty: the default
+    profile) asks for the blend. The filters hold in both modes.
+
+    One ``k`` limit for both modes, the lower of the two APIs', so that the schema can
+    state it: a parameter's range cannot depend on another parameter there.
+    """
+
+    def max_k(self):
+        return min(super().max_k(), app_settings.API_MAX_K)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["profile"] = ProfileField(
+            required=False,
+            help_text=_(
+                "Name of a blend profile (empty: the default profile). With it the visual "
+                "neighbours are blended with the other sources and personalised for the "
+                "shopper, each result with its reason."
+            ),
+        )
+        return fields
 
 
 class RecommendedProductSerializer(ProductCardSerializer):
@@ -72,7 +166,3 @@ class RecommendedProductSerializer(ProductCardSerializer):
 class RecommendationsSerializer(serializers.Serializer):
     profile = serializers.CharField(help_text=_("The blend profile used."))
     results = RecommendedProductSerializer(many=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()

@@ -79,18 +79,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.catalogue import CREATED, get_adapter
 
 from ..conf import app_settings
-from ..models import Event
 
 logger = logging.getLogger(__name__)
 
@@ -401,14 +399,30 @@ def product_model():
     return get_adapter().get_product_model()
 
 
-def _eligible_products(settings):
-    """Products a blend may ever show under these rules, with the adapter's values
+def _eligible_products(settings, filters=None):
+    """Products a blend may ever show under these rules and the caller's filters (a
+    visual-search ``Filters``: category, price, stock), with the adapter's values
     (category, creation time) attached."""
     adapter = get_adapter()
     queryset = adapter.get_queryset()
     if settings.in_stock_only:
         queryset = adapter.filter_in_stock(queryset)
+    if filters is not None and filters.narrows:
+        # As a sub-query, so that the adapter's filters and its annotations never meet.
+        queryset = queryset.filter(pk__in=_filtered(filters).values("pk"))
     return adapter.annotate(queryset)
+
+
+def _filtered(filters):
+    adapter = get_adapter()
+    queryset = adapter.get_queryset()
+    if filters.category_id is not None:
+        queryset = adapter.filter_category(queryset, filters.category_id)
+    if filters.min_price is not None or filters.max_price is not None:
+        queryset = adapter.filter_price(queryset, filters.min_price, filters.max_price)
+    if filters.in_stock:
+        queryset = adapter.filter_in_stock(queryset)
+    return queryset
 
 
 @dataclass
@@ -465,11 +479,16 @@ def _embeddings(product_ids):
     return out
 
 
-def _visual_neighbours(product_id=None, vector=None, *, n, settings, exclude):
-    """Nearest products by image, from the pgvector index; none when not indexed."""
+def _visual_neighbours(product_id=None, vector=None, *, n, settings, exclude, filters=None):
+    """Nearest products by image under the caller's filters, from the pgvector index; none
+    when not indexed."""
     from visualsearch.services import search
 
-    filters = search.Filters(in_stock=settings.in_stock_only, exclude_ids=tuple(exclude))
+    filters = replace(
+        filters or search.Filters(),
+        in_stock=settings.in_stock_only or (filters is not None and filters.in_stock),
+        exclude_ids=tuple(exclude),
+    )
     try:
         if product_id is not None:
             hits = search.similar_to_product(product_id, k=n, filters=filters)
@@ -481,21 +500,20 @@ def _visual_neighbours(product_id=None, vector=None, *, n, settings, exclude):
 
 
 def _popularity(product_ids):
-    """Event-kind weighted counts of the products' recent events (absent: none)."""
-    weights = app_settings.EVENT_WEIGHTS
-    events = Event.objects.filter(product_id__in=list(product_ids))
-    days = app_settings.POPULAR_DAYS
-    if days is not None:
-        events = events.filter(created_at__gte=timezone.now() - timedelta(days=days))
-    counts = {}
-    for pid, kind, n in events.values_list("product_id", "kind").annotate(n=Count("id")).order_by():
-        counts[pid] = counts.get(pid, 0.0) + float(weights.get(kind, 0.0)) * n
-    return {pid: c for pid, c in counts.items() if c > 0}
+    """Event-kind weighted counts of the products' recent events, each shopper's share
+    capped as in "Popular now" (absent: none)."""
+    from .serving import popularity_ranking
+
+    return dict(
+        popularity_ranking(
+            app_settings.EVENT_WEIGHTS, days=app_settings.POPULAR_DAYS, product_ids=product_ids
+        )
+    )
 
 
-def _newest(n, settings, exclude):
+def _newest(n, settings, exclude, filters=None):
     adapter = get_adapter()
-    queryset = _eligible_products(settings).exclude(pk__in=list(exclude))
+    queryset = _eligible_products(settings, filters).exclude(pk__in=list(exclude))
     if adapter.created_expression() is None:
         return list(queryset.order_by("-pk").values_list("pk", flat=True)[:n])
     return list(
@@ -537,7 +555,7 @@ class _Candidates:
             self.origin.setdefault(pid, component)
 
 
-def _gather_common(cands, shopper, model, settings, exclude, n):
+def _gather_common(cands, shopper, model, settings, exclude, n, filters=None):
     """Sources shared by both widgets: the shopper's ALS items, popular and newest."""
     if model is not None and (shopper.user_id is not None or shopper.session_key):
         try:
@@ -553,13 +571,13 @@ def _gather_common(cands, shopper, model, settings, exclude, n):
         except Exception:
             logger.exception("ALS recommendations failed for a shopper; blending without them.")
     cands.propose("popularity", [pid for pid, _ in _popular(n, exclude)])
-    cands.propose("recency", _newest(n, settings, exclude))
+    cands.propose("recency", _newest(n, settings, exclude, filters))
 
 
-def _finish(cands, settings, k, exclude, anchor=None):
+def _finish(cands, settings, k, exclude, anchor=None, filters=None):
     """Score, filter, diversify and hydrate the candidates (steps 2 to 4)."""
     ids = [pid for pid in cands.origin if pid not in exclude]
-    products = _eligible_products(settings).in_bulk(ids)
+    products = _eligible_products(settings, filters).in_bulk(ids)
     ids = [pid for pid in ids if pid in products]
     if not ids:
         return []
@@ -621,7 +639,7 @@ def _finish(cands, settings, k, exclude, anchor=None):
 # -- public functions ------------------------------------------------------------------
 
 
-def blend_similar(product, *, user=None, session_key=None, profile=None, k=12):
+def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, filters=None):
     """Products like ``product``, personalised for the shopper: the "Similar items" strip.
 
     Parameters
@@ -635,6 +653,9 @@ def blend_similar(product, *, user=None, session_key=None, profile=None, k=12):
     profile : BlendProfile, str or None
         The profile (or its name); ``None`` for the default profile.
     k : int
+    filters : visualsearch.services.search.Filters, optional
+        Only products in this category, price range or stock (the API's filters): every
+        source's candidates are held to them, on top of the profile's rules.
 
     Returns
     -------
@@ -654,13 +675,16 @@ def blend_similar(product, *, user=None, session_key=None, profile=None, k=12):
         exclude.add(product_id)
     n = app_settings.BLEND_CANDIDATES
     cands = _Candidates()
-    cands.add("visual", _visual_neighbours(product_id, n=n, settings=settings, exclude=exclude))
+    cands.add(
+        "visual",
+        _visual_neighbours(product_id, n=n, settings=settings, exclude=exclude, filters=filters),
+    )
     model = _active_model()
     if model is not None:
         cands.add("collaborative", model.similar_items(product_id, n))
-    _gather_common(cands, shopper, model, settings, exclude, n)
+    _gather_common(cands, shopper, model, settings, exclude, n, filters)
     anchor = _embeddings([product_id]).get(product_id)
-    return _finish(cands, settings, k, exclude, anchor=anchor)
+    return _finish(cands, settings, k, exclude, anchor=anchor, filters=filters)
 
 
 def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):

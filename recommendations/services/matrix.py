@@ -31,6 +31,7 @@ from ..datasets import build_user_items
 from ..models import Event
 
 __all__ = [
+    "cap_weights",
     "EventMatrix",
     "build_event_matrix",
     "event_weights",
@@ -140,7 +141,38 @@ def event_weights(kinds, timestamps=None, now=None, weights=None, half_life_days
     return values.astype(np.float32)
 
 
-def _with_key_and_time(queryset):
+def cap_weights(user_items, cell=None, row=None):
+    """Bound what one shopper can weigh, so that no session steers the model.
+
+    Each cell is clipped at ``cell`` (``RECOMMENDATIONS_MAX_CELL_WEIGHT``): a hundred
+    views of one product count as a few. A row whose total is above ``row``
+    (``RECOMMENDATIONS_MAX_SHOPPER_WEIGHT``) is scaled down to it, keeping its shape: a
+    session that viewed the whole catalogue says little about any one product.
+
+    Parameters
+    ----------
+    user_items : csr_matrix, shape (n_users, n_items)
+
+    Returns
+    -------
+    csr_matrix of float32, shape (n_users, n_items)
+    """
+    cell = app_settings.MAX_CELL_WEIGHT if cell is None else cell
+    row = app_settings.MAX_SHOPPER_WEIGHT if row is None else row
+    capped = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+    if cell:
+        np.minimum(capped.data, np.float32(cell), out=capped.data)
+    if row:
+        totals = np.asarray(capped.sum(axis=1), dtype=np.float64).ravel()
+        scale = np.ones_like(totals)
+        heavy = totals > row
+        scale[heavy] = row / totals[heavy]
+        if heavy.any():
+            capped = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ capped, dtype=np.float32)
+    return capped
+
+
+def with_shopper_and_time(queryset):
     """Annotate the shopper key and the epoch seconds so the database computes both."""
     return queryset.annotate(
         who=Case(
@@ -155,7 +187,7 @@ def _with_key_and_time(queryset):
     )
 
 
-def _events(since=None, until=None, include_simulated=True, queryset=None):
+def countable_events(since=None, until=None, include_simulated=True, queryset=None):
     queryset = Event.objects.all() if queryset is None else queryset
     # An anonymous event without a session cannot be tied to anyone.
     queryset = queryset.exclude(user__isnull=True, session_key="")
@@ -230,15 +262,15 @@ def build_event_matrix(
     if half_life_days is _DEFAULT:
         half_life_days = app_settings.HALF_LIFE_DAYS
     now = now or until or timezone.now()
-    events = _events(since, until, include_simulated, queryset)
-    rows = _fetch(_with_key_and_time(events).values_list("who", "product_id", "kind", "ts"))
+    events = countable_events(since, until, include_simulated, queryset)
+    rows = _fetch(with_shopper_and_time(events).values_list("who", "product_id", "kind", "ts"))
     who, product, kind, ts = _columns(rows, len(rows))
     del rows
     values = event_weights(kind, ts, now=now, weights=weights, half_life_days=half_life_days)
     user_keys, user_index = np.unique(who, return_inverse=True)
     item_ids, item_index = np.unique(product, return_inverse=True)
-    user_items = build_user_items(
-        user_index, item_index, values, shape=(len(user_keys), len(item_ids))
+    user_items = cap_weights(
+        build_user_items(user_index, item_index, values, shape=(len(user_keys), len(item_ids)))
     )
     data_from = data_to = None
     if len(ts):
@@ -323,4 +355,4 @@ def shopper_row(
     ts = np.fromiter((r[2] for r in known), dtype=np.float64, count=len(known))
     values = event_weights(kinds, ts, now=now, weights=weights, half_life_days=half_life_days)
     row = build_user_items(np.zeros(len(known), dtype=np.int32), columns, values, (1, n_items))
-    return row, len(known), newest
+    return cap_weights(row), len(known), newest

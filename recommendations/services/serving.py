@@ -24,14 +24,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
+from django.db import connection
 from django.db.models import Case, FloatField, Sum, Value, When
 from django.utils import timezone
 
 from lookalike.keys import native
+from lookalike.querysets import as_sql
 
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
-from .matrix import shopper_events, shopper_key, shopper_row
+from .matrix import (
+    countable_events,
+    shopper_events,
+    shopper_key,
+    shopper_row,
+    with_shopper_and_time,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -315,20 +323,52 @@ def popular_products(k=10, days=None, exclude_ids=()):
     # A cached ranking too short for this call is refreshed unless it already holds
     # every product with an event.
     if cached is None or cached[0] < now or (cached[2] < depth and len(cached[1]) == cached[2]):
-        events = Event.objects.all()
-        if days:
-            events = events.filter(created_at__gte=timezone.now() - timedelta(days=days))
-        ranking = list(
-            events.values("product_id")
-            .annotate(score=Sum(_weight_expression(weights)))
-            .filter(score__gt=0)
-            .order_by("-score", "product_id")
-            .values_list("product_id", "score")[:depth]
-        )
+        ranking = popularity_ranking(weights, days=days, limit=depth)
         cached = (now + app_settings.POPULAR_CACHE_SECONDS, ranking, depth)
         cache.popular[key] = cached
     ranking = cached[1]
     return [(native(pid), float(score)) for pid, score in ranking if pid not in exclude][:k]
+
+
+def popularity_ranking(weights, days=None, product_ids=None, limit=None):
+    """``[(product id, score)]`` best first: event weights summed over shoppers, each
+    shopper's weight on a product capped at ``RECOMMENDATIONS_MAX_CELL_WEIGHT`` so that no
+    session (a loop reloading a page) makes a product "Popular now" for everyone.
+
+    Parameters
+    ----------
+    weights : dict
+        ``{kind: weight}``.
+    days : int, optional
+        Only events of the last ``days`` days.
+    product_ids : iterable, optional
+        Only these products.
+    limit : int, optional
+    """
+    events = countable_events(include_simulated=True)
+    if days:
+        events = events.filter(created_at__gte=timezone.now() - timedelta(days=days))
+    if product_ids is not None:
+        events = events.filter(product_id__in=list(product_ids))
+    per_shopper = (
+        with_shopper_and_time(events)
+        .values("product_id", "who")
+        .annotate(weight=Sum(_weight_expression(weights)))
+    )
+    sql, params = as_sql(per_shopper, "product_id", "weight")
+    cap = float(app_settings.MAX_CELL_WEIGHT or "Infinity")
+    query = (
+        f"SELECT s.product_id, SUM(LEAST(s.weight, %s)) AS score FROM ({sql}) s "
+        "GROUP BY s.product_id HAVING SUM(LEAST(s.weight, %s)) > 0 "
+        "ORDER BY score DESC, s.product_id"
+    )
+    args = [cap, *params, cap]
+    if limit is not None:
+        query += " LIMIT %s"
+        args.append(int(limit))
+    with connection.cursor() as cursor:
+        cursor.execute(query, args)
+        return [(native(pid), float(score)) for pid, score in cursor.fetchall()]
 
 
 def purchased_product_ids(user_id=None, session_key=None):

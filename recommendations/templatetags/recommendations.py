@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from lookalike.conf import app_settings as lookalike_settings
 
 from ..conf import app_settings
+from ..events import request_shopper
 from ..services import blend
 from ..services.profiles import UnknownProfile
 
@@ -33,11 +34,7 @@ def _shopper(context):
     request = context.get("request")
     if request is None:
         return None, None
-    user = getattr(request, "user", None)
-    if user is not None and not user.is_authenticated:
-        user = None
-    session = getattr(request, "session", None)
-    return user, session.session_key if session is not None else None
+    return request_shopper(request)
 
 
 def _blend(function, profile, k, **kwargs):

@@ -8,7 +8,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_shopper_browses_a_category_and_buys(page, product_factory, category_factory):
     coats = category_factory(name="Coats", slug="coats")
     product = product_factory(title="Heritage Coat 00042", category=coats, stock=3)
+    other = product_factory(title="Urban Coat 00007", category=coats)
 
+    page.goto("/")
+    page.get_by_role("link", name="Coats").first.click()
+    # The first product page a new browser opens only starts its session: not an event.
+    page.locator("a.title", has_text="Urban Coat 00007").click()
     page.goto("/")
     page.get_by_role("link", name="Coats").first.click()
     page.locator("a.title", has_text="Heritage Coat 00042").click()
@@ -22,3 +27,4 @@ def test_shopper_browses_a_category_and_buys(page, product_factory, category_fac
     assert product.stock == 2
     kinds = set(Event.objects.filter(product=product).values_list("kind", flat=True))
     assert kinds == {"view", "cart", "purchase"}
+    assert not Event.objects.filter(product=other).exists()

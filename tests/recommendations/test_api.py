@@ -1,5 +1,7 @@
 """GET /api/recommendations/ and the personalised /api/products/{id}/similar/?profile=."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -52,6 +54,7 @@ def test_for_you_answers_cards_with_reasons(client, catalogue):
 @pytest.mark.django_db
 def test_for_you_follows_the_session_of_the_request(client, catalogue):
     anchor, others = catalogue
+    client.get(others[-1].get_absolute_url())  # the first, cookie-less visit starts the session
     client.get(anchor.get_absolute_url())  # a view in this session
     ids = [r["id"] for r in client.get(reverse("recommendations-for-you")).json()["results"]]
     assert anchor.pk not in ids  # the shopper's current product is left out
@@ -102,3 +105,49 @@ def test_endpoints_are_in_the_openapi_schema(client):
     similar = schema["paths"]["/api/products/{id}/similar/"]["get"]
     names = {p["name"] for p in similar["parameters"]}
     assert {"k", "profile"} <= names and "400" in similar["responses"]
+
+
+@pytest.mark.django_db
+def test_similar_with_a_profile_honours_the_filters(client, catalogue, product_factory):
+    anchor, others = catalogue
+    knitwear = anchor.category
+    elsewhere = product_factory(title="Scarf", price=Decimal("9.00"))  # another category
+    embed(elsewhere, [1.0, 0.05, 0.0, 0.0])  # looks most like the anchor
+    dear = product_factory(category=knitwear, title="Cashmere", price=Decimal("90.00"))
+    embed(dear, [1.0, 0.1, 0.0, 0.0])
+    sold_out = product_factory(category=knitwear, title="Sold out", stock=0)
+    embed(sold_out, [1.0, 0.15, 0.0, 0.0])
+    url = reverse("visualsearch-product-similar", args=[anchor.pk])
+
+    unfiltered = {r["id"] for r in client.get(url, {"profile": "", "k": 20}).json()["results"]}
+    assert {elsewhere.pk, dear.pk} <= unfiltered  # the default profile ("" names it)
+
+    filters = {"category": knitwear.pk, "max_price": "50", "in_stock": "true", "k": 20}
+    body = client.get(url, {"profile": "default", **filters}).json()
+    ids = {r["id"] for r in body["results"]}
+    assert ids and ids <= {p.pk for p in others}
+    assert not ids & {elsewhere.pk, dear.pk, sold_out.pk}
+    # Nothing passes an empty price range, in either mode.
+    empty = {"min_price": "50", "max_price": "10"}
+    assert client.get(url, {"profile": "default", **empty}).json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_similar_answers_one_of_two_documented_shapes(client, catalogue):
+    anchor, _ = catalogue
+    url = reverse("visualsearch-product-similar", args=[anchor.pk])
+    assert set(client.get(url, {"profile": "default"}).json()) == {"profile", "results"}
+    schema = client.get(reverse("schema"), {"format": "json"}).json()
+    ok = schema["paths"]["/api/products/{id}/similar/"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/SimilarProducts")
+    shapes = schema["components"]["schemas"]["SimilarProducts"]["oneOf"]
+    assert [s["$ref"].rsplit("/", 1)[1] for s in shapes] == ["SearchResults", "Recommendations"]
+    # Exactly one shape matches a body: the visual one has nothing but its results.
+    assert schema["components"]["schemas"]["SearchResults"]["additionalProperties"] is False
+    # The profile names are the ones there are; k has one limit for both modes.
+    params = {
+        p["name"]: p["schema"]
+        for p in schema["paths"]["/api/products/{id}/similar/"]["get"]["parameters"]
+    }
+    assert params["profile"]["enum"] == ["default", ""]
+    assert params["k"]["maximum"] == 50

@@ -48,10 +48,14 @@ def test_product_page_shows_similar_items_with_images_prices_reasons(client, cat
         assert p.image.url in strip
         assert f"€{p.price}" in strip
     assert strip.count("Looks similar") == 5
-    # Following a link records a similar_click with the widget as its source.
-    client.get(f"{others[0].get_absolute_url()}?from=similar-widget")
+    # Following a link from the page records a similar_click with the widget as its
+    # source (the first visit started the session; this one counts).
+    page = f"http://testserver{anchor.get_absolute_url()}"
+    client.get(f"{others[0].get_absolute_url()}?from=similar-widget", HTTP_REFERER=page)
     click = Event.objects.get(product=others[0], kind="similar_click")
     assert click.source == "similar-widget" and click.session_key
+    # The stored key is a keyed hash of the session key, never the live key.
+    assert click.session_key != client.session.session_key and len(click.session_key) == 40
 
 
 @pytest.mark.django_db
@@ -70,6 +74,7 @@ def test_for_you_follows_the_session(client, catalogue, product_factory, categor
     boots = [product_factory(category=shoes, title=f"Boot {i}") for i in range(4)]
     for i, b in enumerate(boots):
         embed(b, [0.0, 0.0, 1.0, 0.1 * i])
+    client.get(anchor.get_absolute_url())  # the first, cookie-less visit starts the session
     client.get(boots[0].get_absolute_url())
     client.get(boots[1].get_absolute_url())
     strip = section(client.get(reverse("shop:home")).content.decode(), "for-you")

@@ -36,6 +36,11 @@ def test_product_page_shows_image_price_stock_and_find_similar(client, product):
     assert response.status_code == 200
     assert product.image.url in html and "€19.99" in html and "In stock" in html
     assert reverse("visualsearch:similar", args=[product.pk]) in html
+    # The first, cookie-less visit only starts a session; the shopper's next view counts,
+    # once: a reload within the view window does not.
+    assert not Event.objects.exists() and client.cookies.get("sessionid")
+    client.get(product.get_absolute_url())
+    client.get(product.get_absolute_url())
     assert Event.objects.filter(product=product, kind="view").count() == 1
 
 
@@ -101,7 +106,10 @@ def test_signup_login_logout(client):
 def test_events_of_a_signed_in_shopper_carry_the_user(client, django_user_model, product):
     user = django_user_model.objects.create_user("bob", password="pw-bob-12345")
     client.force_login(user)
-    client.get(product.get_absolute_url() + "?from=similar")
+    client.get(
+        product.get_absolute_url() + "?from=similar",
+        HTTP_REFERER=f"http://testserver{reverse('visualsearch:similar', args=[product.pk])}",
+    )
     event = Event.objects.get()
     assert event.user == user and event.kind == "similar_click" and event.source == "similar"
 

@@ -79,9 +79,16 @@ class ProjectedPixelEncoder(PixelEncoder):
         return PixelEncoder.embed(self, images)
 
     def postprocess(self, features):
+        return self.postprocess_versioned(features)[0]
+
+    def postprocess_versioned(self, features):
         projection = self.projection
         features = l2_normalize(features)
-        return features if projection is None else projection.apply(features)
+        weights = "pixel-v1" if projection is None else f"pixel-v1-{projection.digest}"
+        return (features if projection is None else projection.apply(features)), weights
 
     def embed(self, images):
         return self.postprocess(self.raw_embed(images))
+
+    def embed_versioned(self, images):
+        return self.postprocess_versioned(self.raw_embed(images))

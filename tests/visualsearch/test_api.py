@@ -70,15 +70,39 @@ def test_similar_endpoint_filters(client, catalogue):
         ({"k": 101}, "k"),
         ({"k": "many"}, "k"),
         ({"min_price": "-1"}, "min_price"),
-        ({"min_price": "20", "max_price": "10"}, "min_price"),
         ({"category": "shoes"}, "category"),
         ({"in_stock": "perhaps"}, "in_stock"),
+        # Exactly as the schema says: digits, true/false, plain decimals, no empty values.
+        ({"k": "5.0"}, "k"),
+        ({"k": ""}, "k"),
+        ({"in_stock": "yes"}, "in_stock"),
+        ({"in_stock": ""}, "in_stock"),
+        ({"min_price": "1e2"}, "min_price"),
+        ({"max_price": ""}, "max_price"),
+        ({"category": ""}, "category"),
     ],
 )
 def test_similar_endpoint_validates_query_parameters(client, catalogue, params, field):
     response = client.get(similar_url(catalogue[0].pk), params)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_an_empty_price_range_finds_nothing(client, catalogue):
+    # Not an error: the schema cannot relate two parameters, and nothing is in the range.
+    response = client.get(similar_url(catalogue[0].pk), {"min_price": "20", "max_price": "10"})
+    assert response.status_code == 200 and response.json() == {"results": []}
+
+
+def test_errors_under_the_api_are_json(client, catalogue):
+    for response in (
+        client.get(similar_url("1.5")),  # no route matches a key with a dot
+        client.get(similar_url("abc")),
+        client.get("/api/nothing/here/"),
+    ):
+        assert response.status_code == 404 and set(response.json()) == {"detail"}
+    response = client.delete(similar_url(catalogue[0].pk))
+    assert response.status_code == 405 and set(response.json()) == {"detail"}
 
 
 def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, product_factory):
@@ -128,12 +152,21 @@ def test_image_search_refuses_bad_uploads(client, pixel_encoder, case):
         ({"box": "0,0"}, "box", "four whole numbers"),
         ({"k": 0}, "k", ""),
         ({"k": 101}, "k", ""),
+        ({"k": ""}, "k", "valid integer"),
+        ({"min_price": ""}, "min_price", "valid number"),
+        ({"in_stock": "on"}, "in_stock", "valid boolean"),
     ],
 )
 def test_image_search_refuses_bad_parameters(client, pixel_encoder, data, field, fragment):
     response = client.post(IMAGE_URL, {"image": SimpleUploadedFile("p.png", corpus.png()), **data})
     assert response.status_code == 400
     assert fragment in response.json()[field][0]
+
+
+def test_image_search_takes_multipart_only(client, pixel_encoder):
+    # A photo cannot travel in a urlencoded form.
+    response = client.post(IMAGE_URL, "k=3", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and set(response.json()) == {"detail"}
 
 
 def test_image_search_needs_an_image_and_respects_the_size_limit(client, pixel_encoder, settings):

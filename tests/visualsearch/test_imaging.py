@@ -4,10 +4,19 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
+from tests.visualsearch import corpus
 from visualsearch.distortions import display_copy, distort
-from visualsearch.imaging import InvalidCrop, UnreadableImage, crop, open_image
+from visualsearch.imaging import (
+    InvalidCrop,
+    TooManyPixels,
+    UnreadableImage,
+    crop,
+    decode_cost,
+    open_image,
+    open_image_parts,
+)
 
 
 def encode(im, fmt, **params):
@@ -150,3 +159,111 @@ def test_distort_is_seeded_and_changes_the_image():
 )
 def test_display_copy_scales_the_longer_side(size, expected):
     assert display_copy(Image.new("L", size), 224).size == expected
+
+
+# -- decoding only what is needed ------------------------------------------------------------
+
+
+def noisy(size, mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4}[mode]
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_box_is_in_pixels_of_the_upright_image_whatever_the_orientation(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(noisy((40, 30)), "PNG", exif=exif.tobytes())
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)).convert("RGB"))
+    box = (3, 5, 17, 21)
+    size, [whole, part] = open_image_parts(data, [(None, None), (box, None)])
+    assert size == upright.size == ((30, 40) if orientation >= 5 else (40, 30))
+    assert whole.tobytes() == upright.tobytes()
+    assert part.tobytes() == upright.crop(box).tobytes()
+
+
+def test_large_images_are_reduced_strip_by_strip_as_if_whole():
+    # RGBA: transparency is flattened before reducing, as on the full image; 1100 px wide
+    # strips of 2**18 pixels make several strips, and 700 rows are not a multiple of them.
+    im = noisy((1100, 700), "RGBA")
+    data = encode(im, "PNG")
+    reduced = open_image(data, min_side=300)
+    assert reduced.size == (367, 234)  # by 1100 // 300 = 3, rounded up
+    assert reduced.tobytes() == open_image(data).reduce(3).tobytes()
+    # Small enough images are not reduced at all.
+    assert open_image(data, min_side=1100).tobytes() == open_image(data).tobytes()
+
+
+def test_a_jpeg_is_decoded_at_a_reduced_scale_and_its_box_scaled():
+    im = Image.new("RGB", (4000, 3000), (0, 0, 255))
+    im.paste((255, 0, 0), (3000, 0, 4000, 1000))  # the top-right corner
+    data = encode(im, "JPEG", quality=90)
+    size, [whole, corner] = open_image_parts(data, [(None, 1024), ((3000, 0, 4000, 1000), 256)])
+    # Decoded at half scale (the coarsest that leaves both parts their size), then the
+    # corner, 500 pixels there, reduced by 500 // 256 = 1.
+    assert size == (4000, 3000)
+    assert whole.size == (2000, 1500) and corner.size == (500, 500)
+    r, g, b = corner.getpixel((250, 250))
+    assert r > 240 and g < 15 and b < 15
+    r, g, b = whole.getpixel((1450, 480))  # just left of the corner
+    assert b > 240 and r < 15
+    assert whole.getpixel((1550, 480))[0] > 240
+
+
+def test_wide_greys_are_scaled_onto_8_bits():
+    wide = np.zeros((1200, 900), dtype=np.uint16)
+    wide[:, 450:] = 65535
+    out = open_image(encode(Image.fromarray(wide), "PNG"), min_side=300)
+    assert out.size == (225, 300)
+    assert out.getpixel((10, 10)) == (0, 0, 0) and out.getpixel((200, 10)) == (255, 255, 255)
+    floats = np.linspace(-1.0, 3.0, 64 * 64, dtype=np.float32).reshape(64, 64)
+    floats[0, 0], floats[0, 1] = np.nan, np.inf  # ignored by the range, black and white
+    out = open_image(encode(Image.fromarray(floats), "TIFF"))
+    assert out.getpixel((2, 0))[0] == 0 and out.getpixel((63, 63))[0] == 255
+    assert out.getpixel((0, 0))[0] == 0 and out.getpixel((1, 0))[0] == 255
+
+
+def test_the_pixel_cap_is_checked_before_decoding():
+    # The file declares 8000x6000 but holds one pixel: decoding would call it truncated.
+    data = corpus.png_declaring(8000, 6000)
+    with pytest.raises(TooManyPixels) as excinfo:
+        open_image(data, max_pixels=40_000_000)
+    assert (excinfo.value.width, excinfo.value.height) == (8000, 6000)
+    assert excinfo.value.limit == 40_000_000
+    assert issubclass(TooManyPixels, UnreadableImage)
+
+
+def test_a_decompression_bomb_is_too_many_pixels():
+    with pytest.raises(TooManyPixels, match="decompression bomb"):
+        open_image(corpus.png_declaring(50000, 50000))
+
+
+def test_formats_that_need_more_memory_are_held_to_fewer_pixels():
+    photo = noisy((400, 320))  # 128,000 pixels
+    baseline = encode(photo, "JPEG")
+    progressive = encode(photo, "JPEG", progressive=True, subsampling=0)
+    with Image.open(io.BytesIO(progressive)) as im:
+        # libjpeg keeps every coefficient of a progressive JPEG: 6 bytes a pixel at 4:4:4.
+        assert decode_cost(im) == 128_000 * (4 + 6)
+    assert open_image(baseline, max_pixels=128_000).size == (400, 320)
+    with pytest.raises(TooManyPixels) as excinfo:
+        open_image(progressive, max_pixels=128_000)
+    assert excinfo.value.progressive and excinfo.value.limit < 128_000
+    # A coarser JPEG scale does not shrink the coefficients: only a larger budget helps.
+    assert open_image(progressive, min_side=100, max_pixels=250_000).size == (100, 80)
+    webp = encode(photo, "WEBP")
+    with pytest.raises(TooManyPixels) as excinfo:
+        open_image(webp, max_pixels=128_000)
+    assert excinfo.value.format == "WEBP" and excinfo.value.limit == 32_000
+
+
+def test_mpo_is_read_as_its_first_image():
+    first, second = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 255))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    out = open_image(buf.getvalue(), min_side=32)
+    r, g, b = out.getpixel((16, 12))
+    assert out.size == (32, 24) and r > 240 and b < 15

@@ -2,18 +2,33 @@
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
+from PIL import Image, ImageDraw
 
 from lookalike.jobs.models import Job
 from lookalike.jobs.services import JobAlreadyRunning
-from tests.visualsearch.conftest import catalogue_image
+from tests.visualsearch import corpus
+from tests.visualsearch.conftest import catalogue_image, image_file
+from visualsearch.imaging import open_image
 from visualsearch.models import IndexFailure, ProductEmbedding
 from visualsearch.services import indexing, vector_index
 from visualsearch.services import jobs as index_jobs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pixel_encoder")]
+
+
+@pytest.fixture(scope="module")
+def efficientnet(tmp_path_factory):
+    """The real default encoder (packaged weights) on torch: the comparison of embeddings
+    must be made with the network the shop uses, not the pixel encoder."""
+    from visualsearch.encoders.efficientnet import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder(
+        artifact_dir=tmp_path_factory.mktemp("artifacts"), runtime="torch", num_threads=2
+    )
 
 
 def make_products(product_factory, n, start=0):
@@ -254,3 +269,119 @@ def test_the_signal_waits_for_commit(product_factory, settings, django_capture_o
     with django_capture_on_commit_callbacks() as callbacks:
         make_products(product_factory, 1, start=5)
     assert callbacks == []
+
+
+# -- bad, huge and hostile catalogue images ------------------------------------------------
+
+
+def test_a_decompression_bomb_is_a_failure_and_the_job_goes_on(product_factory):
+    good = make_products(product_factory, 3)
+    bomb = product_factory(image=ContentFile(corpus.png_declaring(50000, 50000), name="bomb.png"))
+    counts = indexing.reindex("stale", batch_size=2)
+    assert (counts["embedded"], counts["failed"]) == (3, 1)
+    assert "decompression bomb" in IndexFailure.objects.get(product=bomb).reason
+    assert embedded_ids() == [p.pk for p in good]
+    # Resumed or run again, the job neither fails on it nor retries it.
+    assert indexing.reindex("stale")["candidates"] == 0
+    assert indexing.reindex("all")["failed"] == 1
+
+
+def test_catalogue_images_have_a_pixel_cap(product_factory, settings):
+    small = product_factory(image=catalogue_image(0))
+    large = product_factory(image=image_file(size=(120, 100), name="large.png"))
+    settings.VISUALSEARCH_MAX_CATALOGUE_PIXELS = 100 * 100
+    counts = indexing.reindex("stale")
+    assert (counts["embedded"], counts["failed"]) == (1, 1)
+    assert "120×100 pixels" in IndexFailure.objects.get(product=large).reason
+    assert embedded_ids() == [small.pk]
+
+
+def test_whatever_a_decoder_raises_is_this_images_failure(product_factory, monkeypatch):
+    from PIL.PngImagePlugin import PngImageFile
+
+    good = make_products(product_factory, 2)
+    odd = product_factory(image=image_file(size=(33, 33), name="odd.png"))
+    load = PngImageFile.load
+
+    def load_failing_on_33_pixels(self):
+        if self.size == (33, 33):
+            raise MemoryError("out of memory")  # not an OSError: Pillow did not expect it
+        return load(self)
+
+    monkeypatch.setattr(PngImageFile, "load", load_failing_on_33_pixels)
+    counts = indexing.reindex("stale")
+    assert (counts["embedded"], counts["failed"]) == (2, 1)
+    assert "MemoryError" in IndexFailure.objects.get(product=odd).reason
+    assert embedded_ids() == [p.pk for p in good]
+
+
+def test_a_name_the_storage_refuses_is_a_failure(product_factory):
+    product = make_products(product_factory, 1)[0]
+    other = make_products(product_factory, 1, start=1)[0]
+    type(product).objects.filter(pk=product.pk).update(image="../outside.png")
+    counts = indexing.reindex("stale")
+    assert (counts["embedded"], counts["failed"]) == (1, 1)
+    assert "SuspiciousFileOperation" in IndexFailure.objects.get(product=product).reason
+    assert embedded_ids() == [other.pk]
+
+
+def test_batches_hold_images_reduced_to_what_the_encoder_needs(
+    product_factory, pixel_encoder, monkeypatch
+):
+    big = Image.new("RGB", (3000, 2000), (30, 60, 90))
+    big.paste((250, 250, 250), (500, 500, 2500, 1500))
+    product_factory(image=ContentFile(corpus.encode(big, "PNG"), name="big.png"))
+    product_factory(image=catalogue_image(0))
+    real_embed = type(pixel_encoder).embed
+    sizes = []
+
+    def recording_embed(self, images):
+        sizes.extend(im.size for im in images)
+        return real_embed(self, images)
+
+    monkeypatch.setattr(type(pixel_encoder), "embed", recording_embed)
+    assert indexing.reindex("stale")["embedded"] == 2
+    assert sorted(sizes) == [(32, 32), (1500, 1000)]  # halved: WORKING_SIZE needs no more
+
+
+def catalogue_photo(size, seed=0):
+    """A studio shot: a shaded garment with a label and a seam, a little sensor noise, on a
+    light backdrop."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    pixels = np.repeat((240 - 15 * yy / h)[..., None], 3, axis=2)
+    inside = ((xx - w / 2) / (0.3 * w)) ** 2 + ((yy - h / 2) / (0.4 * h)) ** 2 < 1
+    shade = 1 - 0.35 * ((xx - 0.4 * w) / (0.3 * w)) ** 2
+    garment = np.array([150, 60, 40], dtype=np.float32) * shade[..., None]
+    pixels[inside] = garment[inside] + rng.normal(0, 6, (int(inside.sum()), 3))
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(photo)
+    draw.rectangle((0.42 * w, 0.3 * h, 0.58 * w, 0.38 * h), fill=(240, 230, 200))
+    draw.line((0.35 * w, 0.5 * h, 0.65 * w, 0.5 * h), fill=(30, 30, 30), width=w // 300)
+    return photo
+
+
+@pytest.mark.parametrize(
+    "size, fmt, reduced_to",
+    [
+        ((1600, 1200), "JPEG", (1600, 1200)),  # the size shops serve: left as it is
+        ((3000, 2250), "JPEG", (1500, 1125)),  # camera originals, decoded at half scale
+        ((4000, 3000), "JPEG", (2000, 1500)),
+        ((2500, 2500), "PNG", (1250, 1250)),  # box-reduced by 2
+    ],
+)
+def test_reducing_early_keeps_the_embeddings_of_catalogue_photos(
+    size, fmt, reduced_to, efficientnet
+):
+    """What the encoder made of the full-size image, and what it makes of the image reduced
+    right after decoding (JPEG scaling or box reduction by an integer factor), agree.
+
+    Measured: 1.0 for the image left alone, 0.9993 to 0.9997 for the reduced ones (resizing
+    to exactly 1024 pixels instead gave 0.998).
+    """
+    data = corpus.encode(catalogue_photo(size), fmt, quality=92)
+    image = indexing.open_catalogue_image(data)
+    assert image.size == reduced_to
+    full, reduced = efficientnet.embed([open_image(data), image])
+    assert float(full @ reduced) > 0.999

@@ -1,11 +1,31 @@
-"""Upload validation (visualsearch.uploads) over the generated corpus; no database, no encoder."""
+"""Upload validation (visualsearch.uploads) over the generated corpus, and how the request
+body is read (visualsearch.upload_handlers). Only the tests of whole requests use the
+database (the pixel encoder, an empty catalogue)."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http.multipartparser import MultiPartParser
+from django.test import Client
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.urls import reverse
 from PIL import Image
 
 from tests.visualsearch import corpus
-from visualsearch.uploads import InvalidUpload, parse_box, preview_data_url, read_photo
+from visualsearch.upload_handlers import PhotoUploadHandler, TooLargeUpload
+from visualsearch.uploads import (
+    MAX_BOX_LENGTH,
+    InvalidUpload,
+    parse_box,
+    preview_data_url,
+    read_photo,
+)
 
 
 def upload(data, name="photo.png"):
@@ -65,8 +85,6 @@ def test_size_limit_comes_from_settings(settings):
 
 
 def test_size_limit_holds_for_files_without_a_size(settings):
-    import io
-
     settings.VISUALSEARCH_MAX_UPLOAD_BYTES = 100
     with pytest.raises(InvalidUpload, match="accepted"):
         read_photo(io.BytesIO(corpus.png()))
@@ -139,3 +157,163 @@ def test_preview_is_a_small_jpeg_data_url(settings):
     settings.VISUALSEARCH_PREVIEW_SIZE = 100
     assert preview_data_url(image)[1:] == (100, 50)
     assert preview_data_url(Image.new("RGB", (30, 20)))[1:] == (30, 20)
+
+
+def test_mpo_photos_are_searched_as_jpeg_by_their_first_image():
+    # Phones write the Multi-Picture extension (a second, smaller image); Pillow calls it MPO.
+    first, second = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (32, 24), "blue")
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    photo = read_photo(upload(buf.getvalue(), "phone.jpg"))
+    assert photo.format == "JPEG" and photo.query.size == (64, 48)
+    r, g, b = photo.query.getpixel((32, 24))
+    assert r > 240 and b < 15
+
+
+def test_a_long_box_is_refused_before_it_is_parsed():
+    box = "1" * 60 + ",0,5,5"  # four whole numbers, but 66 characters
+    with pytest.raises(InvalidUpload) as excinfo:
+        parse_box(box)
+    assert excinfo.value.field == "box" and excinfo.value.code == "invalid_box"
+    assert "too long" in str(excinfo.value)
+    assert parse_box(" 0 , 0 , 5 , 5 ".ljust(MAX_BOX_LENGTH)) == (0, 0, 5, 5)
+
+
+def test_a_large_photo_is_kept_only_as_large_as_the_search_needs():
+    # 2000x3000 upright, stored landscape with EXIF orientation 6 (as phones do), with a red
+    # square at the upright top right; the box selects it in full-size upright pixels.
+    upright = Image.new("RGB", (2000, 3000), (0, 0, 255))
+    upright.paste((255, 0, 0), (1500, 0, 2000, 500))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    data = corpus.encode(stored, "JPEG", quality=90, exif=exif.tobytes())
+    photo = read_photo(upload(data, "phone.jpg"), box="1500,0,2000,500")
+    assert photo.size == (2000, 3000) and photo.box == (1500, 0, 2000, 500)
+    # The whole photo for the preview, halved: VISUALSEARCH_PREVIEW_SIZE needs no more.
+    assert photo.image.size == (1000, 1500)
+    assert photo.image.getpixel((800, 200))[0] > 240  # the red square, upright
+    assert photo.query.size == (500, 500)  # the box at full size: WORKING_SIZE needs it
+    r, g, b = photo.query.getpixel((250, 250))
+    assert r > 240 and b < 15
+    # A box more than twice what the encoder needs is reduced, keeping its shape.
+    photo = read_photo(upload(data, "phone.jpg"), box="0,500,2000,2900")
+    assert photo.query.size == (1000, 1200)
+    r, g, b = photo.query.getpixel((500, 600))
+    assert b > 240 and r < 15
+
+
+def test_formats_that_decode_with_more_memory_are_held_to_fewer_pixels():
+    # Pillow decodes WebP with 16 bytes a pixel, four times an RGB frame: a quarter of the
+    # 40 MP allowed.
+    data = corpus.encode(Image.new("RGB", (4000, 3000), (0, 90, 0)), "WEBP", lossless=True)
+    with pytest.raises(InvalidUpload) as excinfo:
+        read_photo(upload(data, "p.webp"))
+    assert excinfo.value.code == "too_many_pixels"
+    assert "4000×3000 pixels; WEBP photos up to 10 megapixels" in str(excinfo.value)
+    assert read_photo(upload(corpus.encode(corpus.noisy(), "WEBP"), "p.webp")).size == (64, 48)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_peak_memory_of_a_hostile_photo_is_bounded():
+    """The worst cases of ``bench/upload_memory.py``, each measured in a fresh process:
+    they took 1.4 GB (float TIFF) and 0.6 GB (RGBA PNG) before decoding was bounded, about
+    155 MB each since (one decoded frame of 36 MP, 4 bytes a pixel, and small copies)."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "upload_memory.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--cases", "float_tiff,rgba_png", "--paths", "upload"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    for case in ("float_tiff", "rgba_png"):
+        measured = report[case]["upload"]
+        assert measured["result"] == "ok", (case, measured)
+        assert measured["peak_growth_mb"] < 200, (case, measured)
+
+
+# -- reading the request: never past the limit, never to a temporary file -----------------
+
+
+class _Unreadable(io.RawIOBase):
+    """A request body that fails the test if anything reads it."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        raise AssertionError("the request body was read")
+
+
+def announced_too_large(client, url):
+    """POST to ``url`` announcing 50 MB of multipart body that cannot be read."""
+    return client.post(
+        url,
+        content_type=MULTIPART_CONTENT,
+        CONTENT_LENGTH=str(50 * 2**20),
+        **{"wsgi.input": _Unreadable()},
+    )
+
+
+@pytest.mark.django_db
+def test_the_page_refuses_a_body_announced_too_large_without_reading_it(pixel_encoder):
+    # The CSRF token is in the body, never read: the refusal cannot depend on it.
+    client = Client(enforce_csrf_checks=True)
+    response = announced_too_large(client, reverse("visualsearch:search_by_photo"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "vs-upload-error" in html
+    assert "The photo is 50.0\xa0MB; photos up to 10.0\xa0MB are accepted." in html
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_a_body_announced_too_large_without_reading_it(pixel_encoder):
+    response = announced_too_large(Client(), "/api/search/image/")
+    assert response.status_code == 400
+    assert response.json() == {
+        "image": ["The photo is 50.0\xa0MB; photos up to 10.0\xa0MB are accepted."]
+    }
+
+
+def test_a_body_larger_than_announced_is_read_only_up_to_the_limit(settings):
+    settings.VISUALSEARCH_MAX_UPLOAD_BYTES = 100_000
+    body = encode_multipart(BOUNDARY, {"box": "0,0,5,5", "image": upload(corpus.png((600, 600)))})
+    stream = io.BytesIO(body)
+    # Django's ASGI handler passes the body as received, whatever Content-Length said.
+    meta = {"CONTENT_TYPE": MULTIPART_CONTENT, "CONTENT_LENGTH": "1000"}
+    post, files = MultiPartParser(meta, stream, [PhotoUploadHandler()]).parse()
+    refused = files["image"]
+    assert isinstance(refused, TooLargeUpload) and 100_000 < refused.size < 200_000
+    assert stream.tell() < 200_000 < len(body)  # stopped there, not read to the end
+    with pytest.raises(InvalidUpload) as excinfo:
+        read_photo(refused)
+    assert excinfo.value.code == "too_large"
+
+
+class RecordingUploadHandler(FileUploadHandler):
+    """Stands for Django's default handlers (memory, then temporary files) in
+    ``FILE_UPLOAD_HANDLERS``: the photo views must not use them."""
+
+    created = []
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.created.append(request.path)
+
+    def receive_data_chunk(self, raw_data, start):
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/visual/photo/", "/api/search/image/"])
+def test_photos_are_read_in_memory_never_to_a_temporary_file(client, pixel_encoder, settings, url):
+    settings.FILE_UPLOAD_HANDLERS = [f"{__name__}.RecordingUploadHandler"]
+    RecordingUploadHandler.created.clear()
+    response = client.post(url, {"image": upload(corpus.png()), "box": "0,0,10,10"})
+    assert response.status_code == 200
+    assert RecordingUploadHandler.created == []

@@ -56,9 +56,11 @@ def test_similar_page_lists_the_most_similar_products(client, catalogue):
 
 
 def test_similar_links_record_a_similar_click(client, catalogue):
-    response = client.get(similar_url(catalogue[0]))
+    client.get(catalogue[0].get_absolute_url())  # a new browser's first page starts its session
+    page = similar_url(catalogue[0])
+    response = client.get(page)
     target = re.search(r'href="([^"]+\?from=similar)"', response.content.decode()).group(1)
-    assert client.get(target).status_code == 200
+    assert client.get(target, HTTP_REFERER=f"http://testserver{page}").status_code == 200
     assert Event.objects.filter(kind="similar_click", source="similar").count() == 1
 
 

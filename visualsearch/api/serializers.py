@@ -1,46 +1,147 @@
-"""Serializers of the visual-search API: validated query parameters in, result cards out."""
+"""Serializers of the visual-search API: validated query parameters in, result cards out.
+
+The parameters are parsed exactly as the OpenAPI schema documents them (checked by
+Schemathesis in ``tests/test_api_schema.py``): an integer is digits, a boolean is ``true``
+or ``false``, a price is a plain decimal, and an empty value is refused unless the
+parameter is nullable. DRF's fields are more lenient (``k=5.0``, ``in_stock=yes``,
+``min_price=1e2``, ``k=`` taken as left out), which would make the schema say less than
+the API accepts.
+"""
+
+import re
 
 from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lookalike.catalogue import get_adapter
 
 from ..services.search import Filters
-from ..uploads import InvalidUpload, read_photo
+from ..uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 MAX_K = 100
 
+#: A price parameter: up to 8 whole digits and 2 decimals, no sign, no exponent.
+PRICE_PATTERN = r"^\d{1,8}(?:\.\d{1,2})?$"
+#: A crop box: four whole numbers of pixels (``12.0`` too: browsers report fractions).
+BOX_PATTERN = r"^\s*\d+(?:\.0*)?\s*(?:,\s*\d+(?:\.0*)?\s*){3}$"
 
-class SearchParamsSerializer(serializers.Serializer):
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer written as digits, as the schema's ``integer`` says (DRF also takes
+    ``5.0`` and surrounding spaces)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not re.fullmatch(r"-?\d+", data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false`` (in any case), as the schema's ``boolean`` says (DRF also takes
+    ``1``, ``yes``, ``on``...)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.lower() in ("true", "false"):
+            return data.lower() == "true"
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": PRICE_PATTERN})
+class PriceField(serializers.DecimalField):
+    """A non-negative price in currency units, written ``12`` or ``12.50``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data):
+        if not re.fullmatch(PRICE_PATTERN, str(data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "format": "binary"})
+class PhotoField(serializers.FileField):
+    """The uploaded photo, documented as the file it is (DRF's schema for a ``FileField``
+    is a URL, as it reads back in a response)."""
+
+
+@extend_schema_field({"type": "string", "pattern": BOX_PATTERN})
+class BoxField(serializers.CharField):
+    """The crop box, documented by its pattern; :func:`~visualsearch.uploads.read_photo`
+    parses it and says why a box is refused (not four numbers, not inside the photo)."""
+
+
+class ParamsSerializer(serializers.Serializer):
+    """Parameters from a query string or a form.
+
+    DRF takes an empty value (``k=``) as a parameter left out, or as null; the schema says
+    ``k`` is an integer, and neither a query string nor a form can say null, so an empty
+    value is refused here unless the field may be blank. A filter is left out to not filter.
+    DRF also reads the last of a parameter given twice (``k=5&k=x``), which the schema does
+    not allow for: that is refused too.
+    """
+
+    def to_internal_value(self, data):
+        errors = {}
+        getlist = getattr(data, "getlist", None)
+        for name, field in self.fields.items():
+            if getlist is not None and len(getlist(name)) > 1:
+                errors[name] = [gettext("Give this parameter once.")]
+                continue
+            if (
+                not field.read_only
+                and data.get(name) == ""
+                and not getattr(field, "allow_blank", False)
+            ):
+                messages = field.error_messages
+                message = messages.get("blank") or messages.get("invalid") or messages["required"]
+                errors[name] = [str(message).format(input="")]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class SearchParamsSerializer(ParamsSerializer):
     """Result count and filters, shared by both endpoints.
+
+    A price range whose minimum is above its maximum is empty, not an error: the schema
+    cannot relate two parameters, and a filter that nothing passes answers no products.
 
     Subclasses add their own parameters (a personalisation ``profile``, say) and extend
     :meth:`get_filters` or read ``validated_data`` in the view.
     """
 
-    k = serializers.IntegerField(
-        default=12, min_value=1, max_value=MAX_K, help_text=_("Number of results (1 to 100).")
-    )
+    k = StrictIntegerField(default=12, min_value=1, max_value=MAX_K)
     category = serializers.CharField(
-        required=False, allow_null=True, help_text=_("Only products of this category (its id).")
+        required=False, help_text=_("Only products of this category (its id).")
     )
-    min_price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
-    )
-    max_price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
-    )
-    in_stock = serializers.BooleanField(default=False, help_text=_("Only products in stock."))
+    min_price = PriceField(required=False, help_text=_("Only products at this price or above."))
+    max_price = PriceField(required=False, help_text=_("Only products at this price or below."))
+    in_stock = StrictBooleanField(default=False, help_text=_("Only products in stock."))
+
+    def max_k(self):
+        """The largest ``k``; a subclass that blends other sources may allow fewer."""
+        return MAX_K
 
     def get_fields(self):
         fields = super().get_fields()
+        limit = self.max_k()
+        fields["k"] = StrictIntegerField(
+            default=min(12, limit),
+            min_value=1,
+            max_value=limit,
+            help_text=gettext("Number of results, 1 to %(limit)d.") % {"limit": limit},
+        )
         if _integer_key(get_adapter().get_category_queryset()):
             # Integer category keys are documented (and validated) as integers.
-            fields["category"] = serializers.IntegerField(
+            fields["category"] = StrictIntegerField(
                 required=False,
-                allow_null=True,
                 min_value=1,
                 max_value=2**63 - 1,
                 help_text=fields["category"].help_text,
@@ -48,8 +149,6 @@ class SearchParamsSerializer(serializers.Serializer):
         return fields
 
     def validate_category(self, value):
-        if value is None:
-            return None
         adapter = get_adapter()
         try:
             return adapter.parse_category_key(value)
@@ -60,14 +159,6 @@ class SearchParamsSerializer(serializers.Serializer):
             else:
                 message = gettext("%(value)r is not a category id.") % {"value": value}
             raise serializers.ValidationError(message) from None
-
-    def validate(self, attrs):
-        low, high = attrs.get("min_price"), attrs.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError(
-                {"min_price": _("The minimum price is above the maximum price.")}
-            )
-        return attrs
 
     def get_filters(self, exclude_ids=()):
         data = self.validated_data
@@ -87,13 +178,15 @@ class SimilarParamsSerializer(SearchParamsSerializer):
 class ImageSearchSerializer(SearchParamsSerializer):
     """Multipart body of ``POST /api/search/image/``."""
 
-    image = serializers.FileField(
+    image = PhotoField(
         help_text=_("The photo: JPEG, PNG, WebP, GIF (first frame), BMP or TIFF."),
         error_messages={"empty": _("The file is empty; please choose a photo.")},
     )
-    box = serializers.CharField(
+    box = BoxField(
         required=False,
         allow_blank=True,
+        max_length=MAX_BOX_LENGTH,
+        error_messages={"max_length": BOX_TOO_LONG},
         help_text=_(
             "Optional area to search with, 'x0,y0,x1,y1' in pixels of the upright photo "
             "(after EXIF rotation), right and bottom exclusive."
@@ -177,8 +270,50 @@ class SearchResultSerializer(ProductCardSerializer):
 
 
 class SearchResultsSerializer(serializers.Serializer):
+    """The visual answer: only ``results`` (documented as closed, see
+    :class:`ClosedSearchResultsExtension`)."""
+
     results = SearchResultSerializer(many=True)
 
 
-class VisualSearchErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer):
+    """Every error of the API that is not about one parameter: DRF's ``{"detail": ...}``
+    (404, 405, 409, 415, 429, and a 400 for a body that cannot be parsed)."""
+
     detail = serializers.CharField()
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """A 400 about the parameters: ``{parameter: [reasons]}`` (``non_field_errors`` for
+    reasons about several), or ``{"detail": ...}`` when the body could not be read at all.
+    Only documented: DRF writes these itself (:class:`ValidationErrorExtension`)."""
+
+
+class ClosedSearchResultsExtension(OpenApiSerializerExtension):
+    """``SearchResults`` with ``additionalProperties: false``.
+
+    The personalised ``similar/`` answers either this or ``Recommendations`` (``oneOf``);
+    a ``Recommendations`` body (``profile`` and ``results``) would also pass an open
+    ``SearchResults``, and ``oneOf`` needs exactly one shape to match.
+    """
+
+    target_class = SearchResultsSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
+
+
+class ValidationErrorExtension(OpenApiSerializerExtension):
+    target_class = ValidationErrorSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        return {
+            "type": "object",
+            "description": gettext(
+                "Each refused parameter with the reasons it was refused; non_field_errors "
+                "for reasons about several, detail when the request could not be read."
+            ),
+            "properties": {"detail": {"type": "string"}},
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }

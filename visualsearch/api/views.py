@@ -1,31 +1,46 @@
 """The visual-search API: similar products, and search by an uploaded photo.
 
 Both endpoints validate their input with a serializer, call the same services as the pages
-and answer with the same result cards.
+and answer with the same result cards. Every answer, errors included, is JSON of a shape the
+OpenAPI schema documents; each status code a request can get is documented, and each one
+documented can happen (``tests/test_api_schema.py`` holds the API to that).
 """
 
 from django.http import Http404
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from lookalike.catalogue import get_adapter
 
 from ..services import search
+from ..throttling import PhotoSearchThrottle
+from ..upload_handlers import accept_photo_upload
 from .serializers import (
+    ErrorSerializer,
     ImageSearchSerializer,
     SearchResultsSerializer,
     SimilarParamsSerializer,
-    VisualSearchErrorSerializer,
+    ValidationErrorSerializer,
+)
+
+#: Documented answers shared by the operations of both plugin apps.
+BAD_PARAMETERS = OpenApiResponse(
+    ValidationErrorSerializer, description=_("A parameter was refused; each one lists why.")
+)
+UNKNOWN_PRODUCT = OpenApiResponse(
+    ErrorSerializer, description=_("No such product, or the shop does not show it.")
+)
+NOT_INDEXED = OpenApiResponse(
+    ErrorSerializer,
+    description=_("The product's photo is not indexed yet (visual search only)."),
 )
 
 
@@ -33,17 +48,6 @@ class NotIndexedError(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("This product's photo has not been indexed yet; try again later.")
     default_code = "not_indexed"
-
-
-class UploadRateThrottle(ScopedRateThrottle):
-    """``ScopedRateThrottle`` reading its rates on every request.
-
-    DRF copies ``DEFAULT_THROTTLE_RATES`` into a class attribute at import, so changed
-    settings (a deployment's override, a test's ``settings`` fixture) would be ignored.
-    """
-
-    def get_rate(self):
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
 
 def results_response(request, pairs):
@@ -54,7 +58,10 @@ def results_response(request, pairs):
 class ProductViewSet(viewsets.GenericViewSet):
     """Products, seen from visual search; only the ``similar`` action is served here."""
 
-    lookup_value_regex = r"[^/.]+"  # integer or UUID keys; the adapter parses them
+    # DRF's default pattern, so that the schema documents the key as the model's (integer
+    # or UUID); the adapter parses it. A key with a dot ("1.5") matches no route here: the
+    # project answers it with its JSON 404 (``NotFoundView``).
+    lookup_value_regex = r"[^/.]+"
     serializer_class = SearchResultsSerializer
     similar_params_class = SimilarParamsSerializer
 
@@ -82,18 +89,12 @@ class ProductViewSet(viewsets.GenericViewSet):
             "best first, under optional filters."
         ),
         tags=["visual search"],
-        parameters=[
-            SimilarParamsSerializer,
-        ],
+        parameters=[SimilarParamsSerializer],
         responses={
             200: SearchResultsSerializer,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description=_("Invalid query parameters.")),
-            404: OpenApiResponse(
-                VisualSearchErrorSerializer, description=_("Unknown or inactive product.")
-            ),
-            409: OpenApiResponse(
-                VisualSearchErrorSerializer, description=_("The product is not indexed yet.")
-            ),
+            400: BAD_PARAMETERS,
+            404: UNKNOWN_PRODUCT,
+            409: NOT_INDEXED,
         },
     )
     @action(detail=True, methods=["get"])
@@ -101,6 +102,11 @@ class ProductViewSet(viewsets.GenericViewSet):
         product = self.get_object()
         params = self.similar_params_class(data=request.query_params)
         params.is_valid(raise_exception=True)
+        return self.similar_response(request, product, params)
+
+    def similar_response(self, request, product, params):
+        """The answer for ``product`` under the validated ``params``; a subclass may answer
+        another shape for its own parameters (and document it)."""
         try:
             hits = self.similar_hits(product, params)
         except search.NotIndexed as exc:
@@ -111,9 +117,17 @@ class ProductViewSet(viewsets.GenericViewSet):
 class ImageSearchView(APIView):
     """Find products that look like an uploaded photo, or a part of it."""
 
-    parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [UploadRateThrottle]
-    throttle_scope = "image_search"
+    # Multipart only: a photo cannot travel in a urlencoded form, so anything else is a 415.
+    parser_classes = [MultiPartParser]
+    # One allowance per client, shared with the "Search by photo" page.
+    throttle_classes = [PhotoSearchThrottle]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Before DRF parses anything: the photo is read in memory, never past
+        # VISUALSEARCH_MAX_UPLOAD_BYTES, and a body announced larger is not read at all
+        # (visualsearch.upload_handlers); the serializer then refuses it as too large.
+        accept_photo_upload(request)
+        return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(
         summary=_("Search by photo"),
@@ -123,14 +137,38 @@ class ImageSearchView(APIView):
         ),
         tags=["visual search"],
         request={"multipart/form-data": ImageSearchSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                required=True,
+                response=[429],
+                description=_("Seconds until the next photo search is allowed."),
+            ),
+        ],
         responses={
             200: SearchResultsSerializer,
             400: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                description=_("The photo or a parameter was refused; each field lists why."),
+                ValidationErrorSerializer,
+                description=_(
+                    "The photo or a parameter was refused (a file that is not a photo, too "
+                    "large, a box outside it...); each field lists why."
+                ),
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description=_("A signed-in session sent no CSRF token."),
+            ),
+            415: OpenApiResponse(
+                ErrorSerializer, description=_("The body is not multipart/form-data.")
             ),
             429: OpenApiResponse(
-                VisualSearchErrorSerializer, description=_("Too many searches; slow down.")
+                ErrorSerializer,
+                description=_(
+                    "Too many photo searches from this client (through the API and the "
+                    "page together); Retry-After says when to try again."
+                ),
             ),
         },
     )
@@ -142,3 +180,21 @@ class ImageSearchView(APIView):
             [photo.query], k=params.validated_data["k"], filters=params.get_filters()
         )
         return results_response(request, search.hydrate(hits))
+
+
+class NotFoundView(APIView):
+    """The JSON 404 for every path under ``/api/`` that no endpoint serves, whatever the
+    method; the project routes what is left of ``/api/`` here (``config/urls.py``), after
+    the endpoints, the schema and its documentation."""
+
+    authentication_classes = []
+    permission_classes = []
+    schema = None  # not an operation of the API
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise NotFound()
+
+    def get(self, request, *args, **kwargs):
+        raise NotFound()
+
+    post = put = patch = delete = options = get

@@ -106,6 +106,15 @@ class Encoder:
         """
         raise NotImplementedError
 
+    def embed_versioned(self, images) -> tuple[np.ndarray, str]:
+        """:meth:`embed` and the :attr:`weights_hash` of the weights that made the vectors.
+
+        An encoder whose weights can change while the process runs (a refitted catalogue
+        projection) answers both from one snapshot, so that a vector is never stored or
+        searched under another version's hash.
+        """
+        return self.embed(images), self.weights_hash
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} dim={self.dim}>"
 
@@ -264,6 +273,14 @@ class TorchEncoder(Encoder):
     def postprocess(self, features: np.ndarray) -> np.ndarray:
         """Map raw features to the final embedding; subclasses add projections here."""
         return l2_normalize(features)
+
+    def postprocess_versioned(self, features: np.ndarray) -> tuple[np.ndarray, str]:
+        """:meth:`postprocess` and the weights hash it stands for (see
+        :meth:`Encoder.embed_versioned`)."""
+        return self.postprocess(features), self.weights_hash
+
+    def embed_versioned(self, images) -> tuple[np.ndarray, str]:
+        return self.postprocess_versioned(self.features(list(images)))
 
     def embed(self, images) -> np.ndarray:
         images = list(images)

@@ -190,7 +190,9 @@ class EfficientNetLite0Encoder(TorchEncoder):
 
     @property
     def weights_hash(self) -> str:
-        projection = self.projection
+        return self._hash_with(self.projection)
+
+    def _hash_with(self, projection) -> str:
         if projection is None:
             return self.raw_hash
         h = hashlib.sha256(f"{self.raw_hash}:{projection.digest}".encode())
@@ -206,8 +208,13 @@ class EfficientNetLite0Encoder(TorchEncoder):
         return l2_normalize(self.features(list(images)))
 
     def postprocess(self, features: np.ndarray) -> np.ndarray:
+        return self.postprocess_versioned(features)[0]
+
+    def postprocess_versioned(self, features: np.ndarray) -> tuple[np.ndarray, str]:
+        """The projected features and the hash of *that* projection: one snapshot, so that a
+        projection refitted meanwhile (another process) cannot label them."""
         features = l2_normalize(features)
         projection = self.projection
         if projection is not None:
             features = projection.apply(features)
-        return features
+        return features, self._hash_with(projection)

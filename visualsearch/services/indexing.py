@@ -14,11 +14,16 @@ it stopped without embedding any product twice:
 * ``ids`` embeds the given products.
 
 Images that cannot be read become ``IndexFailure`` rows and never stop a run; they are left
-alone until the product's image changes.
+alone until the product's image changes. That includes images over
+``VISUALSEARCH_MAX_CATALOGUE_PIXELS``, decompression bombs and whatever else a damaged file
+makes a decoder raise: a run that stopped on one would stop on the same batch when resumed.
+A batch holds its images as the encoders need them (:func:`open_catalogue_image`, under
+2048 pixels a side), not at their full size.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -28,6 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lookalike.catalogue import IMAGE, get_adapter
+from lookalike.jobs.services import exclusive
 
 from .. import products
 from ..conf import app_settings
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MODES",
     "index_status",
+    "open_catalogue_image",
     "reindex",
     "reindex_with_projection",
     "stale_products",
@@ -46,6 +53,22 @@ __all__ = [
 ]
 
 MODES = ("stale", "all", "ids")
+
+#: The lock key of reindex jobs: one reindex (job or command) at a time, and a projection
+#: is never fitted while vectors are written.
+LOCK_KEY = "visualsearch.reindex"
+
+
+def _holding_the_reindex_lock(func):
+    """Run ``func`` holding :data:`LOCK_KEY` (re-entrant inside a reindex job); a command
+    started while a job runs is refused (``LockBusy``) instead of racing it."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with exclusive(LOCK_KEY):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _encoder(encoder):
@@ -69,8 +92,37 @@ _HAS_IMAGE = "p.image IS NOT NULL AND p.image <> ''"
 
 
 def read_image_bytes(name) -> bytes:
-    with get_adapter().open_image(name) as fh:
-        return fh.read()
+    """The bytes of the catalogue image ``name``.
+
+    Any failure of the storage (a missing file, a name it refuses as suspicious) is an
+    ``OSError``, which the callers record as this image's failure, not the run's.
+    """
+    try:
+        with get_adapter().open_image(name) as fh:
+            return fh.read()
+    except OSError:
+        raise
+    except Exception as exc:
+        raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def open_catalogue_image(data):
+    """Decode a catalogue image as the encoders get it, the same way as a shopper's photo
+    (:func:`visualsearch.uploads.read_photo`): upright RGB reduced by an integer factor
+    to no less than :data:`~visualsearch.imaging.WORKING_SIZE`, refused (``TooManyPixels``)
+    above ``VISUALSEARCH_MAX_CATALOGUE_PIXELS``."""
+    from ..imaging import WORKING_SIZE, open_image
+
+    return open_image(data, min_side=WORKING_SIZE, max_pixels=app_settings.MAX_CATALOGUE_PIXELS)
+
+
+def _decoding_failure(exc) -> str:
+    """The ``IndexFailure`` reason for an image that did not decode."""
+    from ..imaging import UnreadableImage
+
+    if isinstance(exc, UnreadableImage):
+        return str(exc)  # says what is wrong: too many pixels, not an image, truncated...
+    return f"Cannot decode the image: {type(exc).__name__}: {exc}"
 
 
 def checksum(data: bytes) -> str:
@@ -223,6 +275,7 @@ def _remove_orphans(encoder_name) -> int:
     return removed
 
 
+@_holding_the_reindex_lock
 def reindex(
     mode="stale",
     ids=None,
@@ -340,6 +393,7 @@ def supports_projection(encoder=None) -> bool:
     return hasattr(enc, "raw_embed") and hasattr(enc, "projection_path")
 
 
+@_holding_the_reindex_lock
 def reindex_with_projection(
     encoder=None,
     batch_size=None,
@@ -444,9 +498,11 @@ def reindex_with_projection(
     path = projections.fit_projection(
         raw[labelled], labels.astype(str), encoder=enc, **kwargs, **pair_kwargs
     )
-    # The encoder now applies the new projection and reports its new weights_hash.
+    # The encoder now applies the new projection and reports its new weights_hash; each
+    # batch is projected and labelled from one snapshot of it.
     for i, (metas, vectors) in enumerate(batches):
-        _write(enc, metas, enc.postprocess(vectors), failures if i == 0 else [])
+        projected, weights = enc.postprocess_versioned(vectors)
+        _write(enc, metas, projected, failures if i == 0 else [], weights_hash=weights)
     if not batches:
         _write(enc, [], np.zeros((0, enc.dim), dtype=np.float32), failures)
     counts = {
@@ -476,7 +532,6 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     each one's display-size photo. Images that cannot be read again are left out; fewer than
     two usable pairs give ``{}`` (no invariance stage)."""
     from ..distortions import display_copy, distort
-    from ..imaging import UnreadableImage, open_image
 
     if n < 2 or len(pks) < 2:
         return {}
@@ -491,8 +546,8 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
         images, kept = [], []
         for i in chosen[start : start + batch_size]:
             try:
-                image = open_image(read_image_bytes(names[pks[i]]))
-            except (KeyError, TypeError, ValueError, OSError, UnreadableImage):
+                image = open_catalogue_image(read_image_bytes(names[pks[i]]))
+            except Exception:
                 continue  # deleted, without an image or unreadable since the first pass
             images.append(distort(display_copy(image, size), rng))
             kept.append(i)
@@ -510,17 +565,33 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
 
 
 def _embed_batch(enc, batch):
-    """Embed one batch of products and commit it; returns ``(embedded, failures, skipped)``."""
-    metas, vectors, failures, skipped = _read_and_embed(enc, batch, enc.embed)
-    _write(enc, metas, vectors, failures)
+    """Embed one batch of products and commit it; returns ``(embedded, failures, skipped)``.
+
+    Every vector is stored with the hash of the weights that made it
+    (:meth:`~visualsearch.encoders.base.Encoder.embed_versioned`). Should the weights
+    change in the middle of the batch (a projection refitted by another process), its
+    vectors are not stored: they stay stale and the next pass embeds them again, rather
+    than mixing two versions under one label.
+    """
+    versions = set()
+
+    def embed(images):
+        vectors, weights = enc.embed_versioned(images)
+        versions.add(weights)
+        return vectors
+
+    metas, vectors, failures, skipped = _read_and_embed(enc, batch, embed)
+    if len(versions) > 1:
+        logger.warning("The encoder's weights changed during a batch; it stays stale.")
+        return 0, [], skipped + len(metas)
+    weights = versions.pop() if versions else enc.weights_hash
+    _write(enc, metas, vectors, failures, weights_hash=weights)
     return len(metas), [(f[0], f[3]) for f in failures], skipped
 
 
 def _read_and_embed(enc, batch, embed):
     """Read and embed one batch of products with ``embed`` (``enc.embed`` or
     ``enc.raw_embed``); returns ``(metas, vectors, failures, skipped)`` without writing."""
-    from ..imaging import UnreadableImage, open_image
-
     rows = products.with_images().filter(pk__in=batch).order_by("pk").values_list("pk", IMAGE)
     images, metas, failures, skipped = [], [], [], 0
     for pk, name in rows:
@@ -534,10 +605,12 @@ def _read_and_embed(enc, batch, embed):
             continue
         digest = checksum(data)
         try:
-            images.append(open_image(data))
-        except UnreadableImage as exc:
-            failures.append((pk, name, digest, str(exc)))
+            images.append(open_catalogue_image(data))
+        except Exception as exc:  # MemoryError too: one image must not stop the job
+            failures.append((pk, name, digest, _decoding_failure(exc)))
             continue
+        finally:
+            del data  # only the reduced image stays for the batch
         metas.append((pk, name, digest))
     skipped += len(batch) - len(rows)  # deleted meanwhile
     vectors, bad = _embed(enc, images, embed)
@@ -573,10 +646,10 @@ def _checked(enc, vectors, n):
     return vectors
 
 
-def _write(enc, metas, vectors, failures):
+def _write(enc, metas, vectors, failures, weights_hash=None):
     """Upsert the batch's vectors and failures in one transaction."""
     now = timezone.now()
-    weights = enc.weights_hash
+    weights = enc.weights_hash if weights_hash is None else weights_hash
     copies = products.copies([pk for pk, _, _ in metas])
     embeddings = []
     for (pk, name, digest), vector in zip(metas, vectors, strict=True):

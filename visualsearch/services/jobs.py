@@ -15,7 +15,7 @@ from lookalike.jobs.services import enqueue, job_handler
 from ..conf import app_settings
 from . import indexing
 
-LOCK_KEY = "visualsearch.reindex"
+LOCK_KEY = indexing.LOCK_KEY
 HANDLER = "visualsearch.services.jobs.reindex_job"
 
 #: Extra passes of a stale job, for products saved while it ran (their own trigger was

@@ -145,14 +145,17 @@ def similar_to_product(product_id, k=12, filters=None, encoder=None) -> list[Hit
         filters.category_id, filters.min_price, filters.max_price, filters.in_stock, exclude
     )
     # The product's vector is read inside the search's own statements (no round trip).
-    return _search(enc.name, enc.dim, None, k, filters, product_id=product_id)
+    return _search(
+        enc.name, enc.dim, None, k, filters, weights_hash=enc.weights_hash, product_id=product_id
+    )
 
 
 def search_by_vector(vector, k=12, filters=None, encoder=None) -> list[Hit]:
     """The ``k`` products nearest to an L2-normalised ``vector`` of the encoder."""
     _check_k(k)
     enc = _encoder(encoder)
-    return _search(enc.name, enc.dim, _vector_text(vector, enc.dim), k, filters or Filters())
+    text = _vector_text(vector, enc.dim)
+    return _search(enc.name, enc.dim, text, k, filters or Filters(), weights_hash=enc.weights_hash)
 
 
 def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]]:
@@ -167,12 +170,16 @@ def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]
     if not images:
         return []
     enc = _encoder(encoder)
-    vectors = enc.embed(images)
+    # The photos are compared with the vectors of the weights that embedded them.
+    vectors, weights = enc.embed_versioned(images)
     filters = filters or Filters()
     projection = getattr(enc, "projection", None)
     depth = int(app_settings.RERANK_CANDIDATES)
     if projection is None or not projection.reranks or depth <= 0:
-        return [_search(enc.name, enc.dim, _vector_text(v, enc.dim), k, filters) for v in vectors]
+        return [
+            _search(enc.name, enc.dim, _vector_text(v, enc.dim), k, filters, weights_hash=weights)
+            for v in vectors
+        ]
     depth = max(depth, k)
     # A beam of only ``depth`` would return the graph's rough guess at its tail, where the
     # photographed product often sits before re-ranking: twice as wide.
@@ -181,16 +188,23 @@ def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]
             projection,
             v,
             _search(
-                enc.name, enc.dim, _vector_text(v, enc.dim), depth, filters, ef_search=2 * depth
+                enc.name,
+                enc.dim,
+                _vector_text(v, enc.dim),
+                depth,
+                filters,
+                weights_hash=weights,
+                ef_search=2 * depth,
             ),
             k,
             enc.name,
+            weights,
         )
         for v in vectors
     ]
 
 
-def rerank(projection, query_vector, hits, k, encoder_name) -> list[Hit]:
+def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -> list[Hit]:
     """The best ``k`` of ``hits`` by the projection's invariant similarity to the query.
 
     The candidates' stored vectors are read in one binary query and mapped into the
@@ -199,7 +213,9 @@ def rerank(projection, query_vector, hits, k, encoder_name) -> list[Hit]:
     """
     from .vectors import load_vectors
 
-    stored = load_vectors([h.product_id for h in hits], encoder=encoder_name)
+    stored = load_vectors(
+        [h.product_id for h in hits], encoder=encoder_name, weights_hash=weights_hash
+    )
     ids = [h.product_id for h in hits if h.product_id in stored]
     if not ids:
         return []
@@ -254,29 +270,42 @@ def _filter_sql(filters: Filters):
 MAX_EF_SEARCH = 1000
 
 
-def _from_sql(encoder_name):
+def _stored(alias, encoder_name, weights_hash):
+    """The condition "a vector of this encoder, made by these weights", on ``alias``.
+
+    Vectors computed with other weights (a projection refitted since) are stale: a query
+    compared with them would measure two spaces against each other, so they are never
+    searched. Both values are written as literals, so the encoder's partial indexes match.
+    """
+    return (
+        f"{alias}.encoder = {encoder_literal(encoder_name)} "
+        f"AND {alias}.weights_hash = {encoder_literal(weights_hash)}"
+    )
+
+
+def _from_sql(encoder_name, weights_hash):
     qn = connection.ops.quote_name
     return (
         f"FROM {qn(ProductEmbedding._meta.db_table)} e "
-        f"WHERE e.encoder = {encoder_literal(encoder_name)}"
+        f"WHERE {_stored('e', encoder_name, weights_hash)}"
     )
 
 
 def _search(
-    encoder_name, dim, query_text, k, filters, *, product_id=None, ef_search=None
+    encoder_name, dim, query_text, k, filters, *, weights_hash, product_id=None, ef_search=None
 ) -> list[Hit]:
     """The search itself, from the query vector as text or, with ``product_id``, from that
     product's stored vector (``NotIndexed`` if it has none). ``ef_search`` widens the HNSW
     beam beyond ``VISUALSEARCH_EF_SEARCH`` (and ``k``)."""
     conds, params = _filter_sql(filters)
-    base = _from_sql(encoder_name) + "".join(f" AND {c}" for c in conds)
+    base = _from_sql(encoder_name, weights_hash) + "".join(f" AND {c}" for c in conds)
     table = connection.ops.quote_name(ProductEmbedding._meta.db_table)
     if product_id is None:
         query = (f"%s::vector({int(dim)})", [query_text])
     else:
         query = (
             f"(SELECT q.embedding::vector({int(dim)}) FROM {table} q "
-            f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)})",
+            f"WHERE q.product_id = %s AND {_stored('q', encoder_name, weights_hash)})",
             [product_id],
         )
     copies = _copy_filter_sql(filters)
@@ -297,7 +326,7 @@ def _search(
         far_ef = min(max(int(app_settings.CATEGORY_FAR_EF_SEARCH), k), MAX_EF_SEARCH)
         ef_sql = (
             f"CASE WHEN to_regclass(%s) IS NOT NULL AND (SELECT q.product_category FROM {table} q "
-            f"WHERE q.product_id = %s AND q.encoder = {encoder_literal(encoder_name)}) "
+            f"WHERE q.product_id = %s AND {_stored('q', encoder_name, weights_hash)}) "
             "IS DISTINCT FROM %s THEN %s ELSE %s END"
         )
         ef_args = [category_index, product_id, int(category), str(far_ef), str(ef_search)]
@@ -350,8 +379,11 @@ def _search(
     else:
         sql += ", NULL"
     if product_id is not None:
-        sql += f", EXISTS (SELECT 1 FROM {table} q WHERE q.product_id = %s AND q.encoder = %s)"
-        args += [product_id, encoder_name]
+        sql += (
+            f", EXISTS (SELECT 1 FROM {table} q WHERE q.product_id = %s "
+            f"AND {_stored('q', encoder_name, weights_hash)})"
+        )
+        args += [product_id]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, args)
         row = cursor.fetchone()
@@ -364,7 +396,9 @@ def _search(
         elif indexed and (matching is None or matching > limit):
             rows = _index_search(cursor, base, params, dim, query, k)
         elif copies is not None:
-            rows = _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k)
+            rows = _copy_exact_search(
+                cursor, (encoder_name, weights_hash), copies, conds, params, query, k
+            )
         if rows is None or len(rows) < k:
             # Selective, or the walk stopped short, or candidates failed the product table:
             # only the exact plan over the product table can tell if k exist.
@@ -406,7 +440,7 @@ def _copy_filter_sql(filters: Filters, exclude=True):
     return conds, params
 
 
-def _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k):
+def _copy_exact_search(cursor, version, copies, conds, params, query, k):
     """The exact plan over the vectors' copies: a range scan of their btree, every vector read
     once, the best ``2k + 10`` checked against the product table's conditions ``conds``."""
     query_sql, query_params = query
@@ -416,7 +450,7 @@ def _copy_exact_search(cursor, encoder_name, copies, conds, params, query, k):
     cursor.execute(
         "WITH hits AS MATERIALIZED ("
         f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance FROM {table} e "
-        f"WHERE e.encoder = {encoder_literal(encoder_name)}"
+        f"WHERE {_stored('e', *version)}"
         f"{''.join(f' AND {c}' for c in copy_conds)} "
         "ORDER BY distance, e.product_id LIMIT %s) "
         "SELECT e.product_id, e.distance FROM hits e "

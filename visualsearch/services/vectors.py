@@ -43,15 +43,21 @@ def _vector_oid():
     return oid
 
 
-def load_vectors(product_ids, encoder=None):
+def load_vectors(product_ids, encoder=None, weights_hash=None):
     """``{product id: float32 vector}`` of the products' stored embeddings.
 
-    Products without a vector for ``encoder`` (default: the configured one) are absent.
+    Products without a vector for ``encoder`` (default: the configured one) are absent, and
+    so are vectors made by other weights than ``weights_hash`` (default: the encoder's
+    current ones): stale vectors are never compared with current ones.
     """
     ids = [native(pid) for pid in product_ids]
     if not ids:
         return {}
     encoder = encoder or app_settings.ENCODER
+    if weights_hash is None:
+        from ..encoders import get_encoder
+
+        weights_hash = get_encoder(encoder).weights_hash
     connection.ensure_connection()
     table = ProductEmbedding._meta.db_table
     # Django's cursors bind parameters client-side, which cannot ask for binary results;
@@ -60,8 +66,8 @@ def load_vectors(product_ids, encoder=None):
         cursor.adapters.register_loader(_vector_oid(), _NumpyVectorLoader)
         cursor.execute(
             f"SELECT product_id, embedding FROM {table} "
-            "WHERE encoder = %s AND product_id = ANY(%s)",
-            [encoder, ids],
+            "WHERE encoder = %s AND weights_hash = %s AND product_id = ANY(%s)",
+            [encoder, weights_hash, ids],
             binary=True,
         )
         return dict(cursor.fetchall())

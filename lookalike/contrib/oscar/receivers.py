@@ -19,6 +19,7 @@ import logging
 
 from django.db import transaction
 
+from recommendations import events
 from recommendations.events import record_event
 
 logger = logging.getLogger(__name__)
@@ -62,11 +63,9 @@ def _never_fails(receiver):
 
 @_never_fails
 def record_view(sender, product, request, **kwargs):
-    """A product page view; ``?from=<source>`` marks a click from a Lookalike widget, as
-    the reference shop's product view does."""
-    source = request.GET.get("from", "")
-    kind = "similar_click" if source else "view"
-    record_event(request, shown_product(product), kind, source=source)
+    """A product page view; ``?from=<widget>`` from one of the shop's pages marks a click
+    from a Lookalike widget (:func:`recommendations.events.record_view`)."""
+    events.record_view(request, shown_product(product))
 
 
 @_never_fails

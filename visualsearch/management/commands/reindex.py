@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from lookalike.jobs.services import LockBusy
 from visualsearch.encoders import UnknownEncoder, available_encoders, get_encoder
 from visualsearch.services import indexing
 
@@ -93,7 +94,7 @@ class Command(BaseCommand):
                     error=error,
                     verify_checksums=False if options["no_verify"] else None,
                 )
-        except ValueError as exc:
+        except (ValueError, LockBusy) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()

@@ -1,6 +1,6 @@
 from django.shortcuts import get_object_or_404, render
 
-from recommendations.events import record_event
+from recommendations.events import record_view
 
 from .models import Item
 
@@ -11,6 +11,5 @@ def home(request):
 
 def item(request, pk):
     item = get_object_or_404(Item, pk=pk, listed=True)
-    source = request.GET.get("from", "")
-    record_event(request, item, "similar_click" if source else "view", source=source)
+    record_view(request, item)
     return render(request, "catalog/item.html", {"item": item})

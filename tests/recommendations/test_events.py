@@ -1,0 +1,153 @@
+"""Events are expensive to forge and cost no write for clients that do not count."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from django.contrib.sessions.models import Session
+from django.test import Client
+
+from recommendations.events import hash_session_key
+from recommendations.models import Event
+from recommendations.services.matrix import build_event_matrix, cap_weights
+from recommendations.services.serving import popular_products
+
+pytestmark = pytest.mark.django_db
+
+
+def shopper(landing):
+    """A browser that keeps cookies, past its first visit (to ``landing``, not counted)."""
+    client = Client()
+    visit(client, landing)
+    assert not Event.objects.filter(product=landing).exists()
+    return client
+
+
+def visit(client, product, **headers):
+    assert client.get(product.get_absolute_url(), **headers).status_code == 200
+
+
+def test_clients_without_the_session_cookie_are_not_counted(product):
+    for _ in range(20):
+        visit(Client(), product)  # a script in a loop: a new client every time
+    assert not Event.objects.exists()
+    client = Client()
+    visit(client, product)  # a browser's first visit starts its session
+    visit(client, product)  # and its next view counts
+    assert Event.objects.count() == 1
+
+
+def test_head_requests_and_bots_neither_count_nor_start_sessions(product):
+    Client().head(product.get_absolute_url())
+    bot = Client(HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1)")
+    for _ in range(3):
+        visit(bot, product)
+    assert not Event.objects.exists() and not Session.objects.exists()
+
+
+def test_a_page_counts_once_per_shopper_within_the_window(product, settings):
+    client = Client()
+    for _ in range(5):
+        visit(client, product)
+    assert Event.objects.filter(kind="view").count() == 1
+    Event.objects.update(created_at=Event.objects.get().created_at - timedelta(hours=1))
+    visit(client, product)  # past the window: a new view
+    assert Event.objects.filter(kind="view").count() == 2
+    settings.RECOMMENDATIONS_VIEW_WINDOW_SECONDS = 0
+    visit(client, product)
+    assert Event.objects.filter(kind="view").count() == 3
+
+
+@pytest.mark.parametrize(
+    "source, referer, kind",
+    [
+        ("similar-widget", "http://testserver/p/1/", "similar_click"),
+        ("for-you", "http://testserver/", "similar_click"),
+        ("similar-widget", None, "view"),  # typed or pasted: no page of ours linked it
+        ("similar-widget", "https://evil.example/", "view"),
+        ("anything", "http://testserver/", "view"),  # not one of the shop's widgets
+    ],
+)
+def test_from_counts_as_a_click_only_from_the_shops_own_links(product, source, referer, kind):
+    client = Client()
+    visit(client, product)
+    headers = {"HTTP_REFERER": referer} if referer else {}
+    client.get(f"{product.get_absolute_url()}?from={source}", **headers)
+    event = Event.objects.get()
+    assert event.kind == kind and event.source == (source if kind == "similar_click" else "")
+
+
+def test_session_keys_are_stored_as_a_keyed_hash(product, settings):
+    client = Client()
+    visit(client, product)
+    visit(client, product)
+    key = client.session.session_key
+    event = Event.objects.get()
+    assert event.session_key == hash_session_key(key) and key not in event.session_key
+    settings.SECRET_KEY = "another-secret-key-" * 3
+    assert hash_session_key(key) != event.session_key
+
+
+def test_a_flood_of_forged_views_changes_no_ranking(product_factory):
+    """Cookie-less loops, bots and one cookie-keeping session reloading a page leave
+    "Popular now" as it was."""
+    products = [product_factory() for _ in range(4)]
+    landing = product_factory()
+    for weight, p in zip((4, 3, 2), products[:3], strict=False):
+        for _ in range(weight):
+            visit(shopper(landing), p)
+    before = popular_products(4)
+    assert [pid for pid, _ in before] == [p.pk for p in products[:3]]
+    target = products[3]
+    for _ in range(30):
+        visit(Client(), target)
+    flooder = shopper(landing)
+    for _ in range(30):
+        visit(flooder, target)
+        flooder.get(f"{target.get_absolute_url()}?from=similar-widget")
+    after = popular_products(4)
+    assert [pid for pid, _ in after[:3]] == [pid for pid, _ in before[:3]]
+    assert target.pk not in [pid for pid, _ in after[:3]]
+
+
+def test_one_shopper_weighs_at_most_the_caps(settings):
+    settings.RECOMMENDATIONS_MAX_CELL_WEIGHT = 16
+    settings.RECOMMENDATIONS_MAX_SHOPPER_WEIGHT = 40
+    user_items = sp.csr_matrix(np.array([[100.0, 1.0, 0.0], [10.0, 10.0, 10.0], [2.0, 0, 1.0]]))
+    capped = cap_weights(user_items).toarray()
+    assert capped[0].tolist() == [16.0, 1.0, 0.0]
+    assert capped[1].sum() == pytest.approx(30.0)  # under the row cap: unchanged
+    heavy = cap_weights(sp.csr_matrix(np.full((1, 10), 8.0))).toarray()
+    assert heavy.sum() == pytest.approx(40.0) and np.allclose(heavy, 4.0)  # scaled, same shape
+    assert capped[2].tolist() == [2.0, 0.0, 1.0]
+
+
+def test_the_interaction_matrix_applies_the_caps(product, settings):
+    settings.RECOMMENDATIONS_MAX_CELL_WEIGHT = 5
+    Event.objects.bulk_create(
+        Event(session_key="s1", product=product, kind="purchase", created_at=product.created_at)
+        for _ in range(10)
+    )
+    matrix = build_event_matrix(half_life_days=None)
+    assert matrix.user_items.toarray().max() == 5.0
+
+
+def test_the_migration_hashes_the_live_keys_of_earlier_events(product):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("recommendations.migrations.0005_hash_session_keys")
+    at = product.created_at
+    live = Event.objects.create(session_key="k" * 32, product=product, kind="view", created_at=at)
+    simulated = Event.objects.create(
+        session_key="sim-0-7", product=product, kind="view", created_at=at, simulated=True
+    )
+    with connection.schema_editor(atomic=False) as editor:
+        migration.hash_keys(apps, editor)
+    live.refresh_from_db()
+    simulated.refresh_from_db()
+    assert live.session_key == hash_session_key("k" * 32)
+    assert simulated.session_key == "sim-0-7"
