@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A request that loses the database answers 503 and the next one reconnects.
+    "lookalike.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -123,7 +125,9 @@ def _database():
     if url:
         import dj_database_url
 
-        return dj_database_url.parse(url, conn_max_age=60)
+        # Health checks: a connection broken by a database restart is replaced before the
+        # next request uses it, instead of failing it.
+        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     # Embedded PostgreSQL, started on the first connection (see config/embedded.py).
     # LOOKALIKE_DB_NAME lets a notebook kernel started by the tests use the test database.
     name = os.environ.get("LOOKALIKE_DB_NAME", "lookalike")
@@ -187,7 +191,15 @@ def _caches():
     Makefile runs it after `migrate`, and Django's test runner creates it for the tests)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        return {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url}}
+        # A Redis outage must not fail every photo search: cache errors are logged and
+        # ignored (the throttle lets requests through until Redis is back).
+        return {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+            }
+        }
     return {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -197,6 +209,7 @@ def _caches():
 
 
 CACHES = _caches()
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 VISUALSEARCH_THROTTLE_CACHE = "default"
 
 REST_FRAMEWORK = {

@@ -1,7 +1,7 @@
 """System checks: the app needs django.contrib.postgres and a database with pgvector."""
 
 from django.apps import apps
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.db import connections
 from django.db.utils import DatabaseError
 
@@ -74,3 +74,42 @@ def check_pgvector(app_configs, databases=None, **kwargs):
 
 def _version(text):
     return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+#: Cache backends whose counts live in one process (or nowhere).
+_PRIVATE_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register()
+def check_throttle_cache(app_configs, **kwargs):
+    """Photo-search throttles must count in a cache every process shares: in a per-process
+    one, each server process (and each restart) gives a client a fresh allowance."""
+    from django.conf import settings
+
+    from .conf import app_settings
+
+    name = app_settings.THROTTLE_CACHE
+    backend = settings.CACHES.get(name, {}).get("BACKEND", "")
+    if name not in settings.CACHES:
+        return [
+            Error(
+                f"VISUALSEARCH_THROTTLE_CACHE names the cache {name!r}, which CACHES lacks.",
+                id="visualsearch.E008",
+            )
+        ]
+    if backend in _PRIVATE_CACHES:
+        return [
+            Warning(
+                f"Photo-search throttles count in the cache {name!r} "
+                f"({backend.rsplit('.', 1)[-1]}), which each process keeps to itself: every "
+                "server process gives a client its own allowance.",
+                hint="Use a shared cache: the database's (DatabaseCache, after `manage.py "
+                "createcachetable`) or Redis (django-redis), or name one in "
+                "VISUALSEARCH_THROTTLE_CACHE.",
+                id="visualsearch.W001",
+            )
+        ]
+    return []

@@ -100,6 +100,19 @@ class AppSettings:
         return self._setting("UPLOAD_DIR", "visualsearch/uploads")
 
     @property
+    def PHOTO_SEARCH_CONCURRENCY(self):
+        """Photo searches one process decodes and embeds at once; others wait (see
+        :mod:`visualsearch.concurrency`). With the encoder using every core, a few suffice,
+        and they bound the memory photo search takes whatever the server's thread count."""
+        return self._setting("PHOTO_SEARCH_CONCURRENCY", 4)
+
+    @property
+    def PHOTO_SEARCH_WAIT_SECONDS(self):
+        """How long a photo search waits for a free slot before the shopper is asked to try
+        again (503 with ``Retry-After``)."""
+        return self._setting("PHOTO_SEARCH_WAIT_SECONDS", 20)
+
+    @property
     def PREVIEW_SIZE(self):
         """Longest side, in pixels, of the photo shown back to the shopper for cropping; the
         crop box is chosen on that preview, which is what a cropped search uploads again."""

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from lookalike.catalogue import get_adapter
 from lookalike.conf import app_settings as lookalike_settings
 
+from .concurrency import Busy, photo_search_slot
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
 from .services import search
@@ -106,14 +107,23 @@ def search_by_photo(request):
     """
     if request.method != "POST":
         return render_page(request, "visualsearch/photo.html", {"form": PhotoSearchForm()})
-    form = PhotoSearchForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
-    photo = form.cleaned_data["photo"]
-    [hits] = search.search_by_images(
-        [photo.query], k=app_settings.RESULTS, filters=form.search_filters()
-    )
-    preview_url, preview_width, preview_height = preview_data_url(photo.image)
+    try:
+        # One of the process's few photo-search slots (visualsearch.concurrency).
+        with photo_search_slot():
+            form = PhotoSearchForm(request.POST, request.FILES)
+            if not form.is_valid():
+                return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
+            photo = form.cleaned_data["photo"]
+            [hits] = search.search_by_images(
+                [photo.query], k=app_settings.RESULTS, filters=form.search_filters()
+            )
+            preview_url, preview_width, preview_height = preview_data_url(photo.image)
+    except Busy as exc:
+        response = render_page(
+            request, "visualsearch/busy.html", {"retry_after": exc.retry_after}, status=503
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
     context = {
         "form": form,

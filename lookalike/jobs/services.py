@@ -250,6 +250,11 @@ def run_job(job_id):
         logger.exception("Job %s failed", job.pk)
         job.status = Job.Status.FAILED
         job.message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            job.message = (
+                f"The database connection was lost during the job ({exc}); resume it to "
+                "finish the work."
+            )
     else:
         job.status = Job.Status.SUCCEEDED
         job.result = result or {}
@@ -258,10 +263,22 @@ def run_job(job_id):
     finally:
         job.finished_at = timezone.now()
         job.heartbeat_at = job.finished_at
+        _save_outcome(job, lock)
+    return job
+
+
+def _save_outcome(job, lock):
+    """Write the job's outcome and release its key. After a lost connection (a database
+    restart during the job) the lock went with the old session: reconnect once and write
+    the outcome, so that the job ends failed and resumable at once instead of waiting to
+    be reaped; if the database is still away, the error reaches the worker loop."""
+    try:
         job.save()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
-    return job
+    except (OperationalError, InterfaceError):
+        _drop_connection()
+        job.save()
 
 
 def reap_dead_jobs(stale_after=timedelta(seconds=30)):

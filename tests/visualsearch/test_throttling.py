@@ -142,6 +142,27 @@ def test_signed_in_shoppers_are_counted_by_account(client, settings, django_user
     assert response.status_code == 429
 
 
+def test_a_redis_outage_lets_photo_searches_through(client, settings):
+    """With Redis down, the throttle cannot count: searches are answered, not failed."""
+    from django.core.cache import caches as all_caches
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on port 9
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 1},
+        },
+    }
+    settings.VISUALSEARCH_THROTTLE_CACHE = "throttle"
+    set_rate(settings, "1/minute")
+    try:
+        statuses = {client.post(API, {"image": not_a_photo()}).status_code for _ in range(3)}
+    finally:
+        all_caches["throttle"].close()
+    assert statuses == {400}  # refused as no photo, never throttled, never a 500
+
+
 def test_the_cache_is_the_database_or_redis(monkeypatch):
     from config.settings import _caches
 
@@ -151,6 +172,7 @@ def test_the_cache_is_the_database_or_redis(monkeypatch):
     assert _caches()["default"] == {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": "redis://cache.internal:6379/1",
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True},
     }
 
 
@@ -263,3 +285,13 @@ def test_two_processes_share_one_count_in_redis(client, settings, redis_throttle
     here, there = shared_count(client, settings, caches_setting=redis_throttle_cache)
     assert here[:2] == [400, 400] and there == [400, 400, 429] and here[2] == 429
     assert caches["throttle"].keys("throttle_image_search_*")  # counted in Redis, not here
+
+
+def test_check_warns_about_a_throttle_cache_each_process_keeps(settings):
+    from django.core.checks import run_checks
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    [warning] = [m for m in run_checks() if m.id == "visualsearch.W001"]
+    assert "each process keeps to itself" in warning.msg
+    settings.VISUALSEARCH_THROTTLE_CACHE = "nope"
+    assert [m.id for m in run_checks() if m.id.startswith("visualsearch.")] == ["visualsearch.E008"]

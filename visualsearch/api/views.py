@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from lookalike.catalogue import get_adapter
 
+from ..concurrency import Busy, photo_search_slot
 from ..services import search
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload
@@ -42,6 +43,14 @@ NOT_INDEXED = OpenApiResponse(
     ErrorSerializer,
     description=_("The product's photo is not indexed yet (visual search only)."),
 )
+
+
+class BusyError(APIException):
+    """Every photo-search slot of the process stayed taken (:mod:`visualsearch.concurrency`)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("Too many photo searches at once; please try again in a few seconds.")
+    default_code = "busy"
 
 
 class NotIndexedError(APIException):
@@ -170,15 +179,30 @@ class ImageSearchView(APIView):
                     "page together); Retry-After says when to try again."
                 ),
             ),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description=_(
+                    "The server is busy with other photo searches; Retry-After says when to "
+                    "try again."
+                ),
+            ),
         },
     )
     def post(self, request):
-        params = ImageSearchSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        photo = params.validated_data["photo"]
-        [hits] = search.search_by_images(
-            [photo.query], k=params.validated_data["k"], filters=params.get_filters()
-        )
+        # Decoding and embedding hold one of the process's few slots: memory stays bounded
+        # however many requests arrive at once.
+        try:
+            with photo_search_slot():
+                params = ImageSearchSerializer(data=request.data)
+                params.is_valid(raise_exception=True)
+                photo = params.validated_data["photo"]
+                [hits] = search.search_by_images(
+                    [photo.query], k=params.validated_data["k"], filters=params.get_filters()
+                )
+        except Busy as exc:
+            response = self.handle_exception(BusyError())
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         return results_response(request, search.hydrate(hits))
 
 

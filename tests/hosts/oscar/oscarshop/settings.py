@@ -148,6 +148,14 @@ LOOKALIKE_CATALOGUE_ADAPTER = "lookalike.contrib.oscar.adapter.OscarCatalogueAda
 LOOKALIKE_BASE_TEMPLATE = "oscar/layout.html"
 LOOKALIKE_CARD_TEMPLATE = "lookalike/oscar/product_card.html"
 LOOKALIKE_JOBS_BACKEND = "inline"
+# A cache every process shares, for the photo-search throttle (docs/install.md).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "lookalike_cache",
+    }
+}
+MIDDLEWARE += ["lookalike.middleware.DatabaseUnavailableMiddleware"]  # noqa: F405
 VISUALSEARCH_ENCODERS = {"pixel": "tests.visualsearch.encoders.PixelEncoder"}
 VISUALSEARCH_ENCODER = "pixel"
 VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProductViewSet"

@@ -69,4 +69,12 @@ RECOMMENDATIONS_ARTIFACT_DIR = (
     Path(os.environ.get("UUIDSHOP_VAR", BASE_DIR / "var")) / "recommender"
 )
 LOOKALIKE_JOBS_BACKEND = "inline"
+# A cache every process shares, for the photo-search throttle (docs/install.md).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "lookalike_cache",
+    }
+}
+MIDDLEWARE += ["lookalike.middleware.DatabaseUnavailableMiddleware"]
 REST_FRAMEWORK = {"DEFAULT_THROTTLE_RATES": {"image_search": "30/minute"}}
