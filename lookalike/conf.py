@@ -45,6 +45,12 @@ class AppSettings:
         return fields
 
     @property
+    def WIDGET_STYLESHEET(self):
+        """Static path of the stylesheet the recommendation strips link to, so that they
+        look right on any page with the default card; ``None`` when the shop styles them."""
+        return self._setting("WIDGET_STYLESHEET", "lookalike/lookalike.css")
+
+    @property
     def CURRENCY(self):
         """Currency code of the prices the adapter returns, for display (``"EUR"``)."""
         return self._setting("CURRENCY", "EUR")

@@ -58,6 +58,7 @@ def _strip(recommendations, *, widget, title, source, profile_name):
         "source": source,
         "profile_name": profile_name,
         "card_template": lookalike_settings.CARD_TEMPLATE,
+        "stylesheet": lookalike_settings.WIDGET_STYLESHEET,
     }
 
 

@@ -147,6 +147,7 @@ LOOKALIKE_PRODUCT_MODEL = "catalogue.Product"
 LOOKALIKE_CATALOGUE_ADAPTER = "lookalike.contrib.oscar.adapter.OscarCatalogueAdapter"
 LOOKALIKE_BASE_TEMPLATE = "oscar/layout.html"
 LOOKALIKE_CARD_TEMPLATE = "lookalike/oscar/product_card.html"
+LOOKALIKE_WIDGET_STYLESHEET = None  # the app's Oscar templates link their own
 LOOKALIKE_JOBS_BACKEND = "inline"
 # A cache every process shares, for the photo-search throttle (docs/install.md).
 CACHES = {

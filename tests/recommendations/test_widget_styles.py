@@ -1,0 +1,31 @@
+"""A strip links its stylesheet, so it looks right on a host page that knows nothing of it."""
+
+import pytest
+from django.template import Context, Template
+from django.test import RequestFactory
+
+from tests.recommendations.blend_support import embed
+
+pytestmark = pytest.mark.django_db
+
+
+def strip_html(settings, product):
+    request = RequestFactory().get("/")
+    request.session = None
+    return Template("{% load recommendations %}{% similar_items product %}").render(
+        Context({"request": request, "product": product})
+    )
+
+
+def test_the_strip_links_the_widget_stylesheet_unless_the_shop_styles_it(
+    settings, product_factory
+):
+    anchor, other = product_factory(), product_factory()
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    embed(other, [1.0, 0.1, 0.0, 0.0])
+    settings.LOOKALIKE_WIDGET_STYLESHEET = "lookalike/lookalike.css"
+    html = strip_html(settings, anchor)
+    assert '<link rel="stylesheet" href="/static/lookalike/lookalike.css">' in html
+    settings.LOOKALIKE_WIDGET_STYLESHEET = None  # the reference shop's setting
+    html = strip_html(settings, anchor)
+    assert "stylesheet" not in html and 'data-widget="similar-items"' in html
