@@ -1,26 +1,52 @@
-# Lookalike: the two commands are `make demo` (run the shop) and `make test` (run the tests).
-# Every target does its own set-up and skips what is already done.
+# Lookalike: the three commands are `make demo` (run the shop on the development server),
+# `make serve` (the same shop served as in production) and `make test` (run the tests).
+# Every target does its own set-up and skips what is already done, and installs only the
+# system packages it uses.
 
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := dataset-fashion-mnist chromium
+# The product photos, for every target; Debian's chromium for the browser tests only;
+# redis-server for `make serve` only, when no Redis is reachable.
+APT_PACKAGES := dataset-fashion-mnist
+APT_TEST_PACKAGES := chromium
+APT_SERVE_PACKAGES := redis-server
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system venv demo test lint format notebook bench clean-db
+.PHONY: setup system system-test system-serve apt-serve venv demo serve test lint format notebook bench clean-db
 
 setup: system $(STAMP)
 
-# System packages: the Fashion-MNIST photos and Debian's chromium for browser tests.
-system:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages in $(1) that are missing, without their recommendations
+# (chromium's would bring about 115 packages: a desktop's fonts, printing, udev...).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+# System packages every target needs: the Fashion-MNIST photos.
+system:
+	$(call apt_install,$(APT_PACKAGES))
+
+# Debian's chromium, which the browser tests drive through Playwright.
+system-test:
+	$(call apt_install,$(APT_TEST_PACKAGES))
+
+# redis-server, unless a Redis already answers (REDIS_URL, or 127.0.0.1:6379, the port
+# LOOKALIKE_REDIS_PORT changes).
+system-serve:
+	@if [ -z "$$REDIS_URL" ] && ! $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', $${LOOKALIKE_REDIS_PORT:-6379}), 0.5)" 2>/dev/null; then \
+	  $(MAKE) --no-print-directory apt-serve; \
+	fi
+
+apt-serve:
+	$(call apt_install,$(APT_SERVE_PACKAGES))
 
 $(STAMP): requirements.txt pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -53,9 +79,17 @@ demo: setup
 	echo "Demo ready: http://$(HOST):$(PORT)/"; \
 	wait
 
+# The shop served as in production on this machine (config/serve.py): gunicorn with gthread
+# workers and persistent database connections, DEBUG off, static files from WhiteNoise,
+# Redis as the shared cache and Celery's broker (its own one in var/redis when none is
+# reachable), a Celery worker for reindexing and training, and prepare_demo beside them.
+# Ctrl-C (or SIGTERM to the group) stops every process, the embedded PostgreSQL last.
+serve: setup system-serve
+	@HOST=$(HOST) PORT=$(PORT) $(PY) -m config.serve
+
 # The main suite (the reference shop), then the django-oscar host project in its own pytest
 # process with its own settings (tests/hosts/oscar/pytest.ini); make stops at the first failure.
-test: setup
+test: setup system-test
 	$(PY) -m pytest
 	$(PY) -m pytest -c tests/hosts/oscar/pytest.ini --rootdir tests/hosts/oscar tests/hosts/oscar
 

@@ -12,7 +12,7 @@ one seed have a cosine of about ``1 / (1 + noise**2)``), a random price (5 to 20
 
 Everything is written to a separate database, ``<NAME>_bench`` on the same server (created
 and migrated here, kept for the next run), so the shop's catalogue is never touched. The
-searches go through :mod:`visualsearch.services.search`, as the shop's pages do, and are
+searches go through :mod:`visualsearch.search`, as the shop's pages do, and are
 compared with exact answers computed in numpy. Cases:
 
 * ``no_filter``;
@@ -27,8 +27,9 @@ Prints one JSON object: p50/p95 of the whole search call in ms (the database rou
 included), p50/p95 of the time spent in the database (``db_``: the first 100 searches' statements
 replayed at once with ``EXPLAIN ANALYZE``, so with their pages already in shared buffers: the
 call times show the cost of reading them), recall@10 against exact search, the fewest rows
-returned, which plan answered (``index_then_exact``: a plan came up short and the exact plan
-over the product table answered), the shared buffers (the table and its indexes are loaded
+returned, which plan answered (read from the :class:`~visualsearch.search.SearchResult`;
+``index_then_exact``: a plan came up short and the exact plan over the product table
+answered), the shared buffers (the table and its indexes are loaded
 into them first with ``pg_prewarm``, as on a server that has been answering searches), and
 the load average before and after.
 """
@@ -290,7 +291,7 @@ def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
-    from visualsearch.services import search
+    from visualsearch import search
 
     # The exact answers first: numpy's BLAS threads keep spinning for a while after a
     # product, and timed searches in between would share the two cores with them.
@@ -309,8 +310,12 @@ def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
         reset_queries()  # the capture keeps at most 9000 statements
         t = time.perf_counter()
         with CaptureQueriesContext(connection) as captured:
-            hits = search.similar_to_product(int(ids[q]), k=K, filters=filters, encoder=ENCODER)
+            result = search.search_with_plan(
+                product_id=int(ids[q]), k=K, filters=filters, encoder=ENCODER
+            )
         latencies.append((time.perf_counter() - t) * 1000)
+        plans.count(result)
+        hits = result.hits
         if n < DB_SAMPLE:
             db_ms.append(database_time([c["sql"] for c in captured.captured_queries]))
         returned.append(len(hits))
@@ -329,52 +334,22 @@ def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
 
 
 class PlanCounter:
-    """Counts which plan answered each search, by wrapping the search module's plan steps."""
+    """Counts which plan answered each search, from the plan the search returns."""
+
+    #: The report's names of the plans (those of the first reports, for comparison).
+    NAMES = {
+        "exact_over_products": "exact",
+        "exact_over_copies": "copy_exact",
+        "hnsw": "index",
+        "category_hnsw": "category_index",
+    }
 
     def __init__(self):
-        from visualsearch.services import search
+        self.counts = dict.fromkeys([*self.NAMES.values(), "index_then_exact"], 0)
 
-        self.counts = {
-            "exact": 0,
-            "copy_exact": 0,
-            "index": 0,
-            "category_index": 0,
-            "index_then_exact": 0,
-        }
-        self._used = []
-        real_search, real_index, real_exact, real_copy = (
-            search._search,
-            search._index_search,
-            search._exact_search,
-            search._copy_exact_search,
-        )
-
-        def wrapped_search(*args, **kwargs):
-            self._used = []
-            result = real_search(*args, **kwargs)
-            key = {
-                ("index",): "index",
-                ("category_index",): "category_index",
-                ("exact",): "exact",
-                ("copy_exact",): "copy_exact",
-            }.get(tuple(self._used), "index_then_exact")
-            self.counts[key] += 1
-            return result
-
-        def index(*args, **kwargs):
-            self._used.append("category_index" if kwargs.get("category") else "index")
-            return real_index(*args, **kwargs)
-
-        def exact(*args, **kwargs):
-            self._used.append("exact")
-            return real_exact(*args, **kwargs)
-
-        def copy_exact(*args, **kwargs):
-            self._used.append("copy_exact")
-            return real_copy(*args, **kwargs)
-
-        search._search, search._index_search = wrapped_search, index
-        search._exact_search, search._copy_exact_search = exact, copy_exact
+    def count(self, result):
+        key = "index_then_exact" if result.fell_back else self.NAMES[result.plan.kind]
+        self.counts[key] += 1
 
     def pop_counts(self):
         counts, self.counts = self.counts, {k: 0 for k in self.counts}
@@ -427,8 +402,8 @@ def main():
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from visualsearch import search
     from visualsearch.conf import app_settings
-    from visualsearch.services import search
 
     for name, value in overrides.items():
         setattr(settings, name, value)

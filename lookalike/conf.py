@@ -1,18 +1,67 @@
-"""Settings shared by both plugin apps, read from Django settings on every access.
+"""Settings shared by both plugin apps, and the machinery of every app's settings.
 
-All names carry the ``LOOKALIKE_`` prefix in the project's settings. Each is a property
-with its default, so ``override_settings`` and pytest-django's ``settings`` fixture take
-effect at once.
+:class:`AppSettings` is the one base class of the three settings objects
+(``lookalike.conf.app_settings``, ``visualsearch.conf.app_settings``,
+``recommendations.conf.app_settings``): a prefix, and each setting an upper-case property
+that reads the project's setting on every access (so ``override_settings`` and
+pytest-django's ``settings`` fixture take effect at once) and returns its default when the
+project has none. The names an app knows are derived from its properties, so a system
+check can warn about a project setting with the app's prefix that nothing reads: a typo
+is never silently ignored (:func:`lookalike.checks.unknown_settings`).
+
+The settings of this module carry the ``LOOKALIKE_`` prefix.
 """
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
 
 
 class AppSettings:
-    prefix = "LOOKALIKE_"
+    """Base of an app's settings object; subclasses set :attr:`prefix` and declare each
+    setting as a property returning ``self._setting(NAME, default)``."""
+
+    prefix = ""
 
     def _setting(self, name, default):
         from django.conf import settings
 
         return getattr(settings, self.prefix + name, default)
+
+    def _var_path(self, *parts) -> Path:
+        """A default under the project's ``VAR_DIR`` (``./var`` without one)."""
+        from django.conf import settings
+
+        return Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")).joinpath(*parts)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The project settings this app reads, prefix included, sorted."""
+        return sorted(
+            cls.prefix + name
+            for name in dir(cls)
+            if name.isupper() and isinstance(getattr(cls, name), property)
+        )
+
+    def unknown(self, ignore=()) -> list[tuple[str, str | None]]:
+        """``[(name, closest known name or None)]`` of the project settings with this
+        app's prefix that it does not read (``ignore`` apart)."""
+        from django.conf import settings
+
+        known = self.names()
+        # Compared without the prefix, which every name shares.
+        short = [name.removeprefix(self.prefix) for name in known]
+        unknown = []
+        for name in sorted(dir(settings)):
+            if name.startswith(self.prefix) and name not in known and name not in ignore:
+                close = difflib.get_close_matches(name.removeprefix(self.prefix), short, n=1)
+                unknown.append((name, self.prefix + close[0] if close else None))
+        return unknown
+
+
+class LookalikeSettings(AppSettings):
+    prefix = "LOOKALIKE_"
 
     @property
     def PRODUCT_MODEL(self):
@@ -69,5 +118,64 @@ class AppSettings:
         :class:`~lookalike.catalogue.ProductCard`), ``score``, ``reason`` and ``source``."""
         return self._setting("CARD_TEMPLATE", "lookalike/product_card.html")
 
+    # -- background jobs (lookalike.jobs) ---------------------------------------------------
+    @property
+    def JOBS_BACKEND(self):
+        """Where jobs run: ``"worker"`` (a ``manage.py run_jobs`` process claims queued rows),
+        ``"celery"`` (``lookalike.jobs.tasks`` on Celery workers) or ``"inline"`` (in the
+        process that queued them, after commit: tests)."""
+        return self._setting("JOBS_BACKEND", "worker")
 
-app_settings = AppSettings()
+    @property
+    def JOBS_QUEUED_TIMEOUT(self):
+        """Seconds a queued job may wait for a worker while no job runs at all before it is
+        marked failed (no worker is running)."""
+        return self._setting("JOBS_QUEUED_TIMEOUT", 600)
+
+    @property
+    def JOBS_CHUNK_ATTEMPTS(self):
+        """Deliveries of one chunk of a fanned-out job before it is given up (its workers
+        kept dying on it)."""
+        return self._setting("JOBS_CHUNK_ATTEMPTS", 5)
+
+    @property
+    def JOBS_CHUNK_STALL_SECONDS(self):
+        """Seconds without progress of any chunk after which a fanned-out job fails (no
+        worker takes its chunks); it can be resumed."""
+        return self._setting("JOBS_CHUNK_STALL_SECONDS", 900)
+
+    # -- deployment: read replicas (lookalike.routing), metrics (lookalike.metrics) ---------
+    @property
+    def REPLICA_APPS(self):
+        """Apps whose models' reads in a request go to a replica; ``None``: ``visualsearch``,
+        ``recommendations`` and the app of ``LOOKALIKE_PRODUCT_MODEL``."""
+        return self._setting("REPLICA_APPS", None)
+
+    @property
+    def PRIMARY_MODELS(self):
+        """Models of those apps whose reads stay on the primary (shoppers write them)."""
+        return self._setting("PRIMARY_MODELS", ["recommendations.Event"])
+
+    @property
+    def PRIMARY_PATHS(self):
+        """Path prefixes whose requests read from the primary only."""
+        return self._setting("PRIMARY_PATHS", ["/admin/"])
+
+    @property
+    def REPLICA_COOLDOWN(self):
+        """Seconds a replica that failed its check is skipped by this process."""
+        return self._setting("REPLICA_COOLDOWN", 5.0)
+
+    @property
+    def METRICS_COLLECTORS(self):
+        """Dotted paths of the Prometheus collectors read when metrics are scraped."""
+        return self._setting("METRICS_COLLECTORS", ["lookalike.jobs.metrics.JobsCollector"])
+
+    @property
+    def METRICS_SEARCH_VIEWS(self):
+        """``{URL name: endpoint label}`` of the views whose latency is measured; ``None``:
+        ``lookalike.metrics.DEFAULT_SEARCH_VIEWS``."""
+        return self._setting("METRICS_SEARCH_VIEWS", None)
+
+
+app_settings = LookalikeSettings()

@@ -7,15 +7,11 @@ progress bar a small script refreshes from a JSON endpoint (``train-status/``); 
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, JsonResponse
-from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_GET, require_POST
 
-from lookalike.jobs.services import JobAlreadyRunning
+from lookalike.jobs.admin import JobProgressMixin
 
 from .models import BlendProfile, Event, RecommenderModel
 from .services import training
@@ -97,7 +93,7 @@ def _figure(row, source, metric):
 
 
 @admin.register(RecommenderModel)
-class RecommenderModelAdmin(admin.ModelAdmin):
+class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
     change_list_template = "admin/recommendations/recommendermodel/change_list.html"
     list_display = [
         "version",
@@ -126,18 +122,8 @@ class RecommenderModelAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    # -- "Train now" -----------------------------------------------------------------
-    def get_urls(self):
-        wrap = self.admin_site.admin_view
-        return [
-            path("train/", wrap(self.train_view), name="recommendations_recommendermodel_train"),
-            path(
-                "train-status/",
-                wrap(self.train_status_view),
-                name="recommendations_recommendermodel_train_status",
-            ),
-            *super().get_urls(),
-        ]
+    # -- "Train now" (JobProgressMixin) ------------------------------------------------
+    job_urls = {"start": ("train/", "train"), "status": ("train-status/", "train_status")}
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -147,39 +133,18 @@ class RecommenderModelAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context)
 
-    def train_view(self, request):
-        return require_POST(self._train)(request)
+    def start_job(self, request):
+        return training.start_training(user=request.user)
 
-    def _train(self, request):
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        try:
-            job = training.start_training(user=request.user)
-        except JobAlreadyRunning as exc:
-            self.message_user(
-                request,
-                gettext("Training is already under way (job #%(id)s).") % {"id": exc.job.pk},
-                messages.WARNING,
-            )
-        else:
-            self.message_user(
-                request,
-                gettext("Training started (job #%(id)s); its progress shows below.")
-                % {"id": job.pk},
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(reverse("admin:recommendations_recommendermodel_changelist"))
+    def job_started_message(self, request, job):
+        return gettext("Training started (job #%(id)s); its progress shows below.") % {"id": job.pk}
 
-    def train_status_view(self, request):
-        return require_GET(self._train_status)(request)
+    def job_running_message(self, exc):
+        return gettext("Training is already under way (job #%(id)s).") % {"id": exc.job.pk}
 
-    def _train_status(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+    def job_status(self, request):
         active = RecommenderModel.objects.filter(is_active=True).values_list("version", flat=True)
-        return JsonResponse(
-            {"job": _state(training.latest_training_job()), "active_version": active.first()}
-        )
+        return {"job": _state(training.latest_training_job()), "active_version": active.first()}
 
 
 class BlendProfileForm(forms.ModelForm):

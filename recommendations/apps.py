@@ -6,3 +6,7 @@ class RecommendationsConfig(AppConfig):
     name = "recommendations"
     verbose_name = _("Recommendations")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Importing the module registers the system checks.
+        from . import checks  # noqa: F401

@@ -1,18 +1,18 @@
-"""Settings of the recommendations app, read from Django settings on every access.
+"""Settings of the recommendations app (``RECOMMENDATIONS_*``), read on every access.
 
-All names carry the ``RECOMMENDATIONS_`` prefix in the project's settings.
+One settings object, :data:`app_settings`, built from five groups: events, training,
+serving, blending and offline work. Each setting is a property with its default
+(:class:`lookalike.conf.AppSettings`); a project setting with the prefix that no property
+reads is reported by a system check (``recommendations.W001``).
 """
 
 from pathlib import Path
 
+from lookalike.conf import AppSettings
 
-class AppSettings:
-    prefix = "RECOMMENDATIONS_"
 
-    def _setting(self, name, default):
-        from django.conf import settings
-
-        return getattr(settings, self.prefix + name, default)
+class EventSettings(AppSettings):
+    """Which shopper actions count, and how much one shopper can weigh."""
 
     @property
     def EVENT_WEIGHTS(self):
@@ -55,28 +55,14 @@ class AppSettings:
         heavier row is scaled down, so one session cannot steer the model."""
         return self._setting("MAX_SHOPPER_WEIGHT", 400.0)
 
+
+class TrainingSettings(AppSettings):
+    """Training the ALS model and keeping its artefacts."""
+
     @property
     def HALF_LIFE_DAYS(self):
         """Half-life of an event's weight in days; ``None`` turns time decay off."""
         return self._setting("HALF_LIFE_DAYS", 30)
-
-    @property
-    def ARTIFACT_DIR(self):
-        """Where trained model artefacts (``.npz``) are written."""
-        from django.conf import settings
-
-        default = Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")) / "recommender"
-        return Path(self._setting("ARTIFACT_DIR", default))
-
-    @property
-    def MIN_SESSION_EVENTS(self):
-        """Events a shopper the model has not seen needs before "For you" personalises."""
-        return self._setting("MIN_SESSION_EVENTS", 2)
-
-    @property
-    def RELOAD_CHECK_SECONDS(self):
-        """How often (at most) a serving process asks the database which model is active."""
-        return self._setting("RELOAD_CHECK_SECONDS", 5.0)
 
     @property
     def TRAINING_WINDOW_DAYS(self):
@@ -91,14 +77,43 @@ class AppSettings:
         return params
 
     @property
-    def SIMULATION_DIR(self):
-        """Where ``simulate_shoppers`` writes the ground-truth tastes of its shoppers."""
-        from django.conf import settings
+    def ARTIFACT_DIR(self):
+        """Where trained model artefacts (``.npz``) are written."""
+        return Path(self._setting("ARTIFACT_DIR", self._var_path("recommender")))
 
-        default = Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")) / "simulation"
-        return Path(self._setting("SIMULATION_DIR", default))
 
-    # -- blending ("Similar items", "For you") ----------------------------------------
+class ServingSettings(AppSettings):
+    """Serving the active model, the widgets and the API."""
+
+    @property
+    def MIN_SESSION_EVENTS(self):
+        """Events a shopper the model has not seen needs before "For you" personalises."""
+        return self._setting("MIN_SESSION_EVENTS", 2)
+
+    @property
+    def RELOAD_CHECK_SECONDS(self):
+        """How often (at most) a serving process asks the database which model is active."""
+        return self._setting("RELOAD_CHECK_SECONDS", 5.0)
+
+    @property
+    def POPULAR_CACHE_SECONDS(self):
+        """How long a process reuses its ranking of popular products."""
+        return self._setting("POPULAR_CACHE_SECONDS", 60.0)
+
+    @property
+    def WIDGET_SIZE(self):
+        """Products in a "Similar items" / "For you" strip unless the tag says ``k=``."""
+        return self._setting("WIDGET_SIZE", 12)
+
+    @property
+    def API_MAX_K(self):
+        """Largest ``k`` the recommendations API accepts."""
+        return self._setting("API_MAX_K", 50)
+
+
+class BlendingSettings(AppSettings):
+    """The blend of the widgets (see :mod:`recommendations.blending`)."""
+
     @property
     def BLEND_CANDIDATES(self):
         """Candidates each source (visual, collaborative, affinity, popular, newest) adds."""
@@ -119,20 +134,20 @@ class AppSettings:
         """Age (days since the product was created) at which its recency score halves."""
         return self._setting("RECENCY_HALF_LIFE_DAYS", 30)
 
-    @property
-    def WIDGET_SIZE(self):
-        """Products in a "Similar items" / "For you" strip unless the tag says ``k=``."""
-        return self._setting("WIDGET_SIZE", 12)
+
+class OfflineSettings(AppSettings):
+    """Offline work: the simulated shoppers."""
 
     @property
-    def API_MAX_K(self):
-        """Largest ``k`` the recommendations API accepts."""
-        return self._setting("API_MAX_K", 50)
-
-    @property
-    def POPULAR_CACHE_SECONDS(self):
-        """How long a process reuses its ranking of popular products."""
-        return self._setting("POPULAR_CACHE_SECONDS", 60.0)
+    def SIMULATION_DIR(self):
+        """Where ``simulate_shoppers`` writes the ground-truth tastes of its shoppers."""
+        return Path(self._setting("SIMULATION_DIR", self._var_path("simulation")))
 
 
-app_settings = AppSettings()
+class RecommendationsSettings(
+    EventSettings, TrainingSettings, ServingSettings, BlendingSettings, OfflineSettings
+):
+    prefix = "RECOMMENDATIONS_"
+
+
+app_settings = RecommendationsSettings()

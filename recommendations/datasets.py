@@ -291,59 +291,25 @@ def load_interactions_csv(path):
         not a valid number; the message names the line.
     """
     path = Path(path)
+    users, items, weights, timestamps = [], [], [], []
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(
-                f"{path}: the file is empty; expected a header 'user,item[,weight][,timestamp]'."
-            )
-        header = [name.strip().lower() for name in header]
-        missing = [name for name in ("user", "item") if name not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {', '.join(missing)}; the header is "
-                f"{','.join(header)!r}, expected 'user,item[,weight][,timestamp]'."
-            )
-        position = {
-            name: header.index(name)
-            for name in ("user", "item", "weight", "timestamp")
-            if name in header
-        }
-        users, items, weights, timestamps = [], [], [], []
+        position, width = _csv_columns(path, next(reader, None))
         for row in reader:
             line = reader.line_num
             if not row or all(not value.strip() for value in row):
                 continue
-            if len(row) < len(header):
-                raise ValueError(
-                    f"{path}, line {line}: expected {len(header)} fields, got {len(row)}."
-                )
+            if len(row) < width:
+                raise ValueError(f"{path}, line {line}: expected {width} fields, got {len(row)}.")
             user, item = row[position["user"]].strip(), row[position["item"]].strip()
             if not user or not item:
                 raise ValueError(f"{path}, line {line}: empty user or item id.")
             users.append(user)
             items.append(item)
             if "weight" in position:
-                raw = row[position["weight"]].strip()
-                try:
-                    weight = float(raw)
-                except ValueError:
-                    weight = math.nan
-                if not math.isfinite(weight) or weight <= 0:
-                    raise ValueError(
-                        f"{path}, line {line}: weight {raw!r} is not a positive number."
-                    )
-                weights.append(weight)
+                weights.append(_csv_weight(row[position["weight"]].strip(), path, line))
             if "timestamp" in position:
-                raw = row[position["timestamp"]].strip()
-                try:
-                    timestamps.append(_parse_timestamp(raw))
-                except ValueError:
-                    raise ValueError(
-                        f"{path}, line {line}: timestamp {raw!r} is neither a number nor an "
-                        "ISO 8601 date."
-                    ) from None
+                timestamps.append(_csv_timestamp(row[position["timestamp"]].strip(), path, line))
     if not users:
         raise ValueError(f"{path}: the file has a header but no interactions.")
     return Interactions(
@@ -353,6 +319,47 @@ def load_interactions_csv(path):
         timestamps=np.asarray(timestamps, dtype=np.float64) if timestamps else None,
         name=path.name,
     )
+
+
+def _csv_columns(path, header):
+    """``({column: position}, number of columns)`` from a CSV header; ``ValueError`` unless
+    it has ``user`` and ``item``."""
+    if header is None:
+        raise ValueError(
+            f"{path}: the file is empty; expected a header 'user,item[,weight][,timestamp]'."
+        )
+    header = [name.strip().lower() for name in header]
+    missing = [name for name in ("user", "item") if name not in header]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header is "
+            f"{','.join(header)!r}, expected 'user,item[,weight][,timestamp]'."
+        )
+    position = {
+        name: header.index(name)
+        for name in ("user", "item", "weight", "timestamp")
+        if name in header
+    }
+    return position, len(header)
+
+
+def _csv_weight(raw, path, line):
+    try:
+        weight = float(raw)
+    except ValueError:
+        weight = math.nan
+    if not math.isfinite(weight) or weight <= 0:
+        raise ValueError(f"{path}, line {line}: weight {raw!r} is not a positive number.")
+    return weight
+
+
+def _csv_timestamp(raw, path, line):
+    try:
+        return _parse_timestamp(raw)
+    except ValueError:
+        raise ValueError(
+            f"{path}, line {line}: timestamp {raw!r} is neither a number nor an ISO 8601 date."
+        ) from None
 
 
 def write_interactions_csv(interactions, path):

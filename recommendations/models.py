@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .blending.core import COMPONENTS, DEFAULT_DIVERSITY_PARAMS, DEFAULT_WEIGHTS
+
 
 class Event(models.Model):
     """One shopper interaction with a product: the raw material of the recommender.
@@ -163,7 +165,8 @@ class BlendProfile(models.Model):
     Scores from each source (visual similarity, collaborative filtering, the shopper's
     category/price affinity, popularity, recency) are mixed with these weights, then
     diversified and filtered by the rules. One profile is the default (a partial unique
-    constraint); others can be tried and compared through their ``metrics``.
+    constraint); others can be tried and compared through their ``metrics``. The names
+    and defaults come from :mod:`recommendations.blending.core`.
     """
 
     class Diversity(models.TextChoices):
@@ -173,17 +176,21 @@ class BlendProfile(models.Model):
 
     name = models.SlugField(_("name"), max_length=50, unique=True)
     is_default = models.BooleanField(_("is default"), default=False)
-    visual_weight = models.FloatField(_("visual weight"), default=0.4)
-    collaborative_weight = models.FloatField(_("collaborative weight"), default=0.3)
-    affinity_weight = models.FloatField(_("affinity weight"), default=0.15)
-    popularity_weight = models.FloatField(_("popularity weight"), default=0.1)
-    recency_weight = models.FloatField(_("recency weight"), default=0.05)
+    visual_weight = models.FloatField(_("visual weight"), default=DEFAULT_WEIGHTS["visual"])
+    collaborative_weight = models.FloatField(
+        _("collaborative weight"), default=DEFAULT_WEIGHTS["collaborative"]
+    )
+    affinity_weight = models.FloatField(_("affinity weight"), default=DEFAULT_WEIGHTS["affinity"])
+    popularity_weight = models.FloatField(
+        _("popularity weight"), default=DEFAULT_WEIGHTS["popularity"]
+    )
+    recency_weight = models.FloatField(_("recency weight"), default=DEFAULT_WEIGHTS["recency"])
     diversity = models.CharField(
         _("diversity"), max_length=20, choices=Diversity.choices, default=Diversity.MMR
     )
     diversity_param = models.FloatField(
         _("diversity param"),
-        default=0.7,
+        default=DEFAULT_DIVERSITY_PARAMS["mmr"],
         help_text=_(
             "MMR: lambda in [0, 1] (1 = relevance only). Category cap: the most "
             "items of one category in a list."
@@ -209,13 +216,7 @@ class BlendProfile(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
-    WEIGHT_FIELDS = (
-        "visual_weight",
-        "collaborative_weight",
-        "affinity_weight",
-        "popularity_weight",
-        "recency_weight",
-    )
+    WEIGHT_FIELDS = tuple(f"{component}_weight" for component in COMPONENTS)
 
     class Meta:
         ordering = ["name"]

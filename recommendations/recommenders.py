@@ -18,6 +18,10 @@ hold id ``-1`` and score ``-inf``.
 
 ``implicit`` is imported inside the methods that need it, so importing this module (and
 running ``manage.py check``) stays cheap.
+
+This module is long because it holds the interface and both of its implementations, each
+method with its numpydoc contract (shapes and orientation of every matrix); the interface is
+read once, here, not across files.
 """
 
 from __future__ import annotations

@@ -14,18 +14,17 @@ progress bar that a small script refreshes from a JSON endpoint every second.
 """
 
 from django.contrib import admin, messages
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_GET, require_POST
 
 from lookalike.catalogue import get_adapter
+from lookalike.jobs.admin import JobProgressMixin
 from lookalike.jobs.models import Job
-from lookalike.jobs.services import JobAlreadyRunning, resume
+from lookalike.jobs.services import JobAlreadyRunning
 
 from .conf import app_settings
 from .models import IndexJob, ProductEmbedding
@@ -142,7 +141,7 @@ def index_counts():
 
 
 @admin.register(IndexJob)
-class IndexJobAdmin(admin.ModelAdmin):
+class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
     """The "Visual index" page; read-only rows, work started through its buttons."""
 
     change_list_template = "admin/visualsearch/indexjob/change_list.html"
@@ -245,85 +244,36 @@ class IndexJobAdmin(admin.ModelAdmin):
             gettext("Resume"),
         )
 
-    # -- views -----------------------------------------------------------------------
-    def get_urls(self):
-        wrap = self.admin_site.admin_view
-        return [
-            path("start/", wrap(self.start_view), name="visualsearch_indexjob_start"),
-            path("resume/", wrap(self.resume_view), name="visualsearch_indexjob_resume"),
-            path("status/", wrap(self.status_view), name="visualsearch_indexjob_status"),
-            *super().get_urls(),
-        ]
+    # -- the job panel (JobProgressMixin) ----------------------------------------------
+    job_urls = {
+        "start": ("start/", "start"),
+        "resume": ("resume/", "resume"),
+        "status": ("status/", "status"),
+    }
 
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "title": gettext("Visual index"),
-            "index_counts": index_counts(),
-            "can_reindex": self.has_reindex_permission(request),
-            "modes": MODES,
-            "encoder": app_settings.ENCODER,
-        }
-        return super().changelist_view(request, extra_context)
+    def has_job_permission(self, request):
+        return self.has_reindex_permission(request)
 
-    def _changelist(self):
-        return HttpResponseRedirect(reverse("admin:visualsearch_indexjob_changelist"))
-
-    def start_view(self, request):
-        return require_POST(self._start)(request)
-
-    def _start(self, request):
-        if not self.has_reindex_permission(request):
-            raise PermissionDenied
+    def start_job(self, request):
         mode = request.POST.get("mode")
         if mode not in MODES:
             self.message_user(request, gettext("Unknown reindex mode."), messages.ERROR)
-            return self._changelist()
+            return None
         try:
-            job = index_jobs.start_reindex(mode, user=request.user)
-        except JobAlreadyRunning as exc:
-            self.message_user(request, _already_running(exc), messages.WARNING)
+            return index_jobs.start_reindex(mode, user=request.user)
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                gettext("%(mode)s: job #%(id)s started.") % {"mode": MODES[mode], "id": job.pk},
-                messages.SUCCESS,
-            )
-        return self._changelist()
+            return None
 
-    def resume_view(self, request):
-        return require_POST(self._resume)(request)
+    def job_started_message(self, request, job):
+        mode = MODES[request.POST["mode"]]
+        return gettext("%(mode)s: job #%(id)s started.") % {"mode": mode, "id": job.pk}
 
-    def _resume(self, request):
-        if not self.has_reindex_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(self.get_queryset(request), pk=request.POST.get("job") or 0)
-        if job.status != Job.Status.FAILED:
-            self.message_user(
-                request, gettext("Job #%(id)s has not failed.") % {"id": job.pk}, messages.WARNING
-            )
-            return self._changelist()
-        try:
-            new = resume(job, user=request.user)
-        except JobAlreadyRunning as exc:
-            self.message_user(request, _already_running(exc), messages.WARNING)
-        else:
-            self.message_user(
-                request,
-                gettext("Job #%(id)s resumed as #%(new)s.") % {"id": job.pk, "new": new.pk},
-                messages.SUCCESS,
-            )
-        return self._changelist()
+    def job_running_message(self, exc):
+        return _already_running(exc)
 
-    def status_view(self, request):
-        return require_GET(self._status)(request)
-
-    def _status(self, request):
+    def job_status(self, request):
         """Progress of the latest jobs and the index counts, polled by the page's script."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
         jobs = list(self.get_queryset(request).order_by("-created_at")[:50])
         data = {
             "active": any(job.is_active for job in jobs),
@@ -336,4 +286,15 @@ class IndexJobAdmin(admin.ModelAdmin):
         # page asks when a job has finished).
         if request.GET.get("counts"):
             data["counts"] = index_counts()
-        return JsonResponse(data)
+        return data
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "title": gettext("Visual index"),
+            "index_counts": index_counts(),
+            "can_reindex": self.has_reindex_permission(request),
+            "modes": MODES,
+            "encoder": app_settings.ENCODER,
+        }
+        return super().changelist_view(request, extra_context)

@@ -1,9 +1,14 @@
-"""System checks: the app needs django.contrib.postgres and a database with pgvector."""
+"""System checks: the app needs django.contrib.postgres and a database with pgvector, a
+shared throttle cache, and ``VISUALSEARCH_*`` settings it knows."""
 
 from django.apps import apps
 from django.core.checks import Error, Tags, Warning, register
 from django.db import connections
 from django.db.utils import DatabaseError
+
+from lookalike.checks import unknown_settings
+
+from .conf import app_settings
 
 
 @register()
@@ -89,8 +94,6 @@ def check_throttle_cache(app_configs, **kwargs):
     one, each server process (and each restart) gives a client a fresh allowance."""
     from django.conf import settings
 
-    from .conf import app_settings
-
     name = app_settings.THROTTLE_CACHE
     backend = settings.CACHES.get(name, {}).get("BACKEND", "")
     if name not in settings.CACHES:
@@ -113,3 +116,9 @@ def check_throttle_cache(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_settings(app_configs, **kwargs):
+    """``VISUALSEARCH_*`` settings that nothing reads (a typo)."""
+    return unknown_settings(app_settings, "visualsearch.W002")

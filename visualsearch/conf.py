@@ -1,26 +1,31 @@
-"""Settings of the visual-search app, read from Django settings on every access.
+"""Settings of the visual-search app (``VISUALSEARCH_*``), read on every access.
 
-Each setting is a property so that ``override_settings`` and pytest-django's
-``settings`` fixture take effect at once; nothing is copied into module constants.
-All names carry the ``VISUALSEARCH_`` prefix in the project's settings.
+One settings object, :data:`app_settings`, built from four groups: the encoders, indexing,
+the search planner and the shopper-facing pages. Each setting is a property with its
+default (:class:`lookalike.conf.AppSettings`), so ``override_settings`` and pytest-django's
+``settings`` fixture take effect at once; nothing is copied into module constants, and a
+project setting with the prefix that no property reads is reported by a system check
+(``visualsearch.W002``). The measurements behind the planner's defaults are in the
+README's "Figures" and in ``bench/similar_search.py``.
 """
 
 from pathlib import Path
 
+from lookalike.conf import AppSettings
 
-class AppSettings:
-    prefix = "VISUALSEARCH_"
 
-    def _setting(self, name, default):
-        from django.conf import settings
+class EncoderSettings(AppSettings):
+    """Which encoder embeds images, where it runs and what it caches."""
 
-        return getattr(settings, self.prefix + name, default)
-
-    # -- encoders ----------------------------------------------------------------
     @property
     def ENCODER(self):
         """Name of the encoder that indexing and search use (see ``visualsearch.encoders``)."""
         return self._setting("ENCODER", "efficientnet_lite0")
+
+    @property
+    def ENCODERS(self):
+        """Extra encoders, ``{name: "dotted.path.Class"}``, added to the built-in registry."""
+        return self._setting("ENCODERS", {})
 
     @property
     def WEIGHTS(self):
@@ -30,30 +35,7 @@ class AppSettings:
     @property
     def ARTIFACT_DIR(self):
         """Where exported inference models and learned projections are cached."""
-        from django.conf import settings
-
-        default = Path(getattr(settings, "VAR_DIR", Path.cwd() / "var")) / "models"
-        return Path(self._setting("ARTIFACT_DIR", default))
-
-    @property
-    def PROJECTION_PAIRS(self):
-        """Products whose photos, distorted like a shopper's photo, teach the catalogue
-        projection what to ignore (``reindex --fit-projection``); 0 fits the category stage
-        only. Each costs a distortion and an embedding: 1,000 take about 30 s on 2 cores,
-        and gave nearly the robustness of 3,000 on the demo catalogue."""
-        return self._setting("PROJECTION_PAIRS", 1000)
-
-    @property
-    def RERANK_CANDIDATES(self):
-        """How many of a photo search's nearest products are re-ranked by the projection's
-        invariant similarity (when it has one); 0 switches re-ranking off. On the demo
-        catalogue 200 found the photographed product in the top 10 a little more often than
-        100 (0.945 against 0.940 of 1,000 distorted photos)."""
-        return self._setting("RERANK_CANDIDATES", 200)
-
-    @property
-    def BATCH_SIZE(self):
-        return self._setting("BATCH_SIZE", 32)
+        return Path(self._setting("ARTIFACT_DIR", self._var_path("models")))
 
     @property
     def RUNTIME(self):
@@ -62,11 +44,121 @@ class AppSettings:
         return self._setting("RUNTIME", "auto")
 
     @property
+    def BATCH_SIZE(self):
+        """Images one forward pass of the network takes."""
+        return self._setting("BATCH_SIZE", 32)
+
+    @property
     def INFERENCE_THREADS(self):
         """Intra-op threads for encoder inference; ``None`` uses every CPU core."""
         return self._setting("INFERENCE_THREADS", None)
 
-    # -- uploads (search by photo, page and API) ------------------------------------
+    @property
+    def PROJECTION_PAIRS(self):
+        """Products whose photos, distorted like a shopper's photo, teach the catalogue
+        projection what to ignore (``reindex --fit-projection``); 0 fits the category stage
+        only. Each costs a distortion and an embedding (1,000 take about 30 s on 2 cores)."""
+        return self._setting("PROJECTION_PAIRS", 1000)
+
+
+class IndexingSettings(AppSettings):
+    """Embedding the catalogue and building its HNSW graphs."""
+
+    @property
+    def INDEX_BATCH_SIZE(self):
+        """Images read, embedded and written together per committed batch of a reindex."""
+        return self._setting("INDEX_BATCH_SIZE", 64)
+
+    @property
+    def INDEX_CHUNK_SIZE(self):
+        """Products per chunk when a reindex job fans out over Celery workers
+        (``LOOKALIKE_JOBS_BACKEND = "celery"``): each chunk is one task, embedded in
+        batches of ``INDEX_BATCH_SIZE``. Small enough that a chunk lost with its worker
+        costs little to redo, large enough that a chunk's task overhead does not show."""
+        return self._setting("INDEX_CHUNK_SIZE", 256)
+
+    @property
+    def MAX_CATALOGUE_PIXELS(self):
+        """Largest catalogue image in pixels (width x height); a larger one, or one whose
+        decoding would take more memory than an RGB frame of this many pixels (4 bytes a
+        pixel), becomes an ``IndexFailure`` and the reindex goes on. The default admits the
+        61-megapixel originals of the largest full-frame cameras; decoding one takes up to
+        256 MB once, and the batch keeps it reduced to under 2048 pixels a side."""
+        return self._setting("MAX_CATALOGUE_PIXELS", 64_000_000)
+
+    @property
+    def INDEX_ON_SAVE(self):
+        """Queue a stale reindex job after a product with a new or changed image is saved."""
+        return self._setting("INDEX_ON_SAVE", True)
+
+    @property
+    def VERIFY_CHECKSUMS(self):
+        """Whether ``reindex --stale`` re-hashes image files to find images replaced in place.
+
+        Without it, only a changed image *name* (every upload gets a new one) marks a
+        vector stale, which spares reading every file of a large catalogue."""
+        return self._setting("VERIFY_CHECKSUMS", True)
+
+    @property
+    def HNSW_M(self):
+        """``m`` of the HNSW graphs built from now on."""
+        return self._setting("HNSW_M", 16)
+
+    @property
+    def HNSW_EF_CONSTRUCTION(self):
+        """``ef_construction`` of the HNSW graphs built from now on."""
+        return self._setting("HNSW_EF_CONSTRUCTION", 64)
+
+
+class SearchSettings(AppSettings):
+    """The search planner's knobs (see :mod:`visualsearch.search`), read once per search."""
+
+    @property
+    def EXACT_SEARCH_MAX_ROWS(self):
+        """Filters matching at most this many products are searched exactly; above it the
+        HNSW index is used. Categories with more vectors get their own graph."""
+        return self._setting("EXACT_SEARCH_MAX_ROWS", 2000)
+
+    @property
+    def CATEGORY_EXACT_SEARCH_MAX_ROWS(self):
+        """The exact-plan threshold inside a category that has its own graph: a narrow filter
+        far from the query makes that graph's iterative scan check many rows per result."""
+        return self._setting("CATEGORY_EXACT_SEARCH_MAX_ROWS", 1500)
+
+    @property
+    def CATEGORY_INDEXES(self):
+        """Give each category with more than ``EXACT_SEARCH_MAX_ROWS`` vectors its own HNSW
+        graph (``visualsearch.services.vector_index``); off: category filters walk the
+        shared graph, slow and short of neighbours for a category far from the query."""
+        return self._setting("CATEGORY_INDEXES", True)
+
+    @property
+    def EF_SEARCH(self):
+        """``hnsw.ef_search`` of graph walks: recall against latency."""
+        return self._setting("EF_SEARCH", 100)
+
+    @property
+    def CATEGORY_FAR_EF_SEARCH(self):
+        """``hnsw.ef_search`` when "similar to a product" walks another category's graph
+        than the product's, where many products are about equally far from the query."""
+        return self._setting("CATEGORY_FAR_EF_SEARCH", 300)
+
+    @property
+    def MAX_SCAN_TUPLES(self):
+        """``hnsw.max_scan_tuples``: how far an iterative index scan goes under a filter
+        before the exact plan answers instead."""
+        return self._setting("MAX_SCAN_TUPLES", 20000)
+
+    @property
+    def RERANK_CANDIDATES(self):
+        """How many of a photo search's nearest products are re-ranked by the projection's
+        invariant similarity (when it has one); 0 switches re-ranking off."""
+        return self._setting("RERANK_CANDIDATES", 200)
+
+
+class PageSettings(AppSettings):
+    """The shopper-facing pages and API: uploads, photo search, results."""
+
     @property
     def MAX_UPLOAD_BYTES(self):
         """Largest photo a shopper may upload, in bytes; larger files are refused with a 400."""
@@ -132,89 +224,6 @@ class AppSettings:
         (see :mod:`visualsearch.throttling`)."""
         return self._setting("THROTTLE_CACHE", "default")
 
-    # -- indexing and search (visualsearch.services) -------------------------------
-    @property
-    def ENCODERS(self):
-        """Extra encoders, ``{name: "dotted.path.Class"}``, added to the built-in registry."""
-        return self._setting("ENCODERS", {})
-
-    @property
-    def INDEX_BATCH_SIZE(self):
-        """Images read, embedded and written together per committed batch of a reindex."""
-        return self._setting("INDEX_BATCH_SIZE", 64)
-
-    @property
-    def MAX_CATALOGUE_PIXELS(self):
-        """Largest catalogue image in pixels (width x height); a larger one, or one whose
-        decoding would take more memory than an RGB frame of this many pixels (4 bytes a
-        pixel), becomes an ``IndexFailure`` and the reindex goes on. The default admits the
-        61-megapixel originals of the largest full-frame cameras; decoding one takes up to
-        256 MB once, and the batch keeps it reduced to under 2048 pixels a side."""
-        return self._setting("MAX_CATALOGUE_PIXELS", 64_000_000)
-
-    @property
-    def INDEX_ON_SAVE(self):
-        """Queue a stale reindex job after a product with a new or changed image is saved."""
-        return self._setting("INDEX_ON_SAVE", True)
-
-    @property
-    def VERIFY_CHECKSUMS(self):
-        """Whether ``reindex --stale`` re-hashes image files to find images replaced in place.
-
-        Without it, only a changed image *name* (every upload gets a new one) marks a
-        vector stale, which spares reading every file of a large catalogue."""
-        return self._setting("VERIFY_CHECKSUMS", True)
-
-    @property
-    def EXACT_SEARCH_MAX_ROWS(self):
-        """Filters matching at most this many products are searched exactly (btree + scan);
-        above it the HNSW index is used. Exact search costs a few microseconds per row."""
-        return self._setting("EXACT_SEARCH_MAX_ROWS", 2000)
-
-    @property
-    def CATEGORY_EXACT_SEARCH_MAX_ROWS(self):
-        """The exact-plan threshold for a filter inside a category that has its own HNSW
-        index. That graph holds only the category, so its walk is cheap near the query, but
-        a narrow filter far from it (a price band of another category) makes the iterative
-        scan fetch and check ten times more candidates than it returns; the exact range
-        scan over the vectors' copies reads each matching vector once."""
-        return self._setting("CATEGORY_EXACT_SEARCH_MAX_ROWS", 1500)
-
-    @property
-    def CATEGORY_FAR_EF_SEARCH(self):
-        """``hnsw.ef_search`` when "similar to a product" searches another category's own
-        graph than the product's: the query lies outside that graph, where many products
-        are about equally far, so the walk needs a wider beam (bench, 10k-vector categories,
-        1280-d, queries from another category: recall@10 0.967 at 200, 0.978 at 250, 0.991
-        at 300, 0.999 at 400, the walk's time growing about in proportion)."""
-        return self._setting("CATEGORY_FAR_EF_SEARCH", 300)
-
-    @property
-    def CATEGORY_INDEXES(self):
-        """Give each category with more than ``EXACT_SEARCH_MAX_ROWS`` vectors its own HNSW
-        index (see ``visualsearch.services.vector_index``); off: category filters use the
-        shared graph, where a category far from the query is slow and misses neighbours
-        (recall@10 0.76 at 100k rows) before the exact fallback."""
-        return self._setting("CATEGORY_INDEXES", True)
-
-    @property
-    def EF_SEARCH(self):
-        """``hnsw.ef_search`` for index searches (recall against latency, see the bench)."""
-        return self._setting("EF_SEARCH", 100)
-
-    @property
-    def MAX_SCAN_TUPLES(self):
-        """``hnsw.max_scan_tuples``: how far an iterative index scan goes under a filter."""
-        return self._setting("MAX_SCAN_TUPLES", 20000)
-
-    @property
-    def HNSW_M(self):
-        return self._setting("HNSW_M", 16)
-
-    @property
-    def HNSW_EF_CONSTRUCTION(self):
-        return self._setting("HNSW_EF_CONSTRUCTION", 64)
-
     @property
     def API_PRODUCT_VIEWSET(self):
         """Dotted path of the viewset serving ``/api/products/{id}/similar/``.
@@ -225,4 +234,8 @@ class AppSettings:
         return self._setting("API_PRODUCT_VIEWSET", "visualsearch.api.views.ProductViewSet")
 
 
-app_settings = AppSettings()
+class VisualSearchSettings(EncoderSettings, IndexingSettings, SearchSettings, PageSettings):
+    prefix = "VISUALSEARCH_"
+
+
+app_settings = VisualSearchSettings()

@@ -1,6 +1,6 @@
 """Forms of the shopper-facing pages: result filters and the photo upload.
 
-The forms only validate input and turn it into a :class:`~visualsearch.services.search.Filters`;
+The forms only validate input and turn it into a :class:`~visualsearch.search.Filters`;
 the search itself is done by the services, as in the API.
 """
 
@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from lookalike.catalogue import get_adapter
 
-from .services.search import Filters
+from .search import Filters
 from .uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 

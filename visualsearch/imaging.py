@@ -22,6 +22,9 @@ one image is bounded by the pixel cap whatever its format, bit depth or compress
 
 Which sizes and formats an upload may have is decided by :mod:`visualsearch.uploads`; the
 catalogue's cap is ``VISUALSEARCH_MAX_CATALOGUE_PIXELS``.
+
+This module is long because each format's decoding cost and its bound are worked out and
+documented where they are enforced; a third of it is that documentation.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The shopper-facing pages: "Find similar" and "Search by photo".
 
-Both pages are thin: a form validates the input, :mod:`visualsearch.services.search` finds
+Both pages are thin: a form validates the input, :mod:`visualsearch.search` finds
 and loads the products, and the templates show them with the shop's card template
 (``LOOKALIKE_CARD_TEMPLATE``). The templates extend ``visualsearch/base.html``, which
 extends the host's ``LOOKALIKE_BASE_TEMPLATE``.
@@ -16,10 +16,10 @@ from django.views.decorators.http import require_http_methods
 from lookalike.catalogue import get_adapter
 from lookalike.conf import app_settings as lookalike_settings
 
+from . import search
 from .concurrency import Busy, photo_search_slot
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
-from .services import search
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
 from .uploads import preview_data_url

@@ -1,6 +1,14 @@
+"""The jobs' admin: the job list, and :class:`JobProgressMixin`, the background-job panel
+that the "Visual index" page and the recommender's "Train now" share."""
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_POST
 
 from .models import Job
 from .services import JobAlreadyRunning, resume
@@ -46,3 +54,100 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class JobProgressMixin:
+    """A ``ModelAdmin`` page with a background job: a POST view that starts it, a JSON view
+    that the page's script polls for progress and, when :attr:`job_urls` names it, a POST
+    view that resumes a failed job. Each answers as the admin does: ``PermissionDenied``
+    without the permission, then a message and a redirect to the change list.
+
+    Subclasses implement :meth:`start_job`, :meth:`job_started_message`,
+    :meth:`job_running_message` and :meth:`job_status`.
+    """
+
+    #: ``{view: (path, URL name suffix)}`` for ``"start"``, ``"status"`` and, optionally,
+    #: ``"resume"``; the URL names are ``<app label>_<model name>_<suffix>``.
+    job_urls = {"start": ("start/", "start"), "status": ("status/", "status")}
+
+    def has_job_permission(self, request):
+        """May ``request`` start (and resume) the job?"""
+        return self.has_change_permission(request)
+
+    def start_job(self, request):
+        """Queue the job for ``request``; the job, or ``None`` after telling the user why
+        not. ``JobAlreadyRunning`` is answered by :meth:`job_running_message`."""
+        raise NotImplementedError
+
+    def job_started_message(self, request, job):
+        raise NotImplementedError
+
+    def job_running_message(self, exc):
+        """What to tell the user when a job of the key is already queued or running."""
+        raise NotImplementedError
+
+    def job_status(self, request):
+        """The JSON the page's script polls."""
+        raise NotImplementedError
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        views = {"start": self.job_start_view, "status": self.job_status_view}
+        views["resume"] = self.job_resume_view
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path(route, wrap(views[view]), name=f"{prefix}_{suffix}")
+            for view, (route, suffix) in self.job_urls.items()
+        ] + super().get_urls()
+
+    def _changelist(self):
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        )
+
+    def job_start_view(self, request):
+        return require_POST(self._start_job)(request)
+
+    def _start_job(self, request):
+        if not self.has_job_permission(request):
+            raise PermissionDenied
+        try:
+            job = self.start_job(request)
+        except JobAlreadyRunning as exc:
+            self.message_user(request, self.job_running_message(exc), messages.WARNING)
+        else:
+            if job is not None:
+                self.message_user(request, self.job_started_message(request, job), messages.SUCCESS)
+        return self._changelist()
+
+    def job_resume_view(self, request):
+        return require_POST(self._resume_job)(request)
+
+    def _resume_job(self, request):
+        if not self.has_job_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(self.get_queryset(request), pk=request.POST.get("job") or 0)
+        if job.status != Job.Status.FAILED:
+            self.message_user(
+                request, gettext("Job #%(id)s has not failed.") % {"id": job.pk}, messages.WARNING
+            )
+            return self._changelist()
+        try:
+            new = resume(job, user=request.user)
+        except JobAlreadyRunning as exc:
+            self.message_user(request, self.job_running_message(exc), messages.WARNING)
+        else:
+            self.message_user(
+                request,
+                gettext("Job #%(id)s resumed as #%(new)s.") % {"id": job.pk, "new": new.pk},
+                messages.SUCCESS,
+            )
+        return self._changelist()
+
+    def job_status_view(self, request):
+        return require_GET(self._job_status)(request)
+
+    def _job_status(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(self.job_status(request))

@@ -1,21 +1,43 @@
-"""Celery entry point: the same :func:`lookalike.jobs.services.run_job` as the database worker."""
+"""Celery entry points: the same :func:`lookalike.jobs.services.run_job` as the database
+worker, and :func:`lookalike.jobs.services.run_chunk` for the chunks of a job that fans out.
+
+Both are acknowledged late (``acks_late``) and requeued when the pool process running them
+dies (``reject_on_worker_lost``): a worker killed mid-task hands the message to another
+one. That is safe because both are idempotent: ``run_job`` only claims a queued job, and a
+chunk skips what a previous delivery committed.
+"""
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from .services import reap_dead_jobs, run_chunk, run_job
 
 
-@shared_task(name="lookalike.run_job", acks_late=True)
+@shared_task(name="lookalike.run_job", acks_late=True, reject_on_worker_lost=True)
 def run_job_task(job_id):
-    from .services import reap_dead_jobs, run_job
-
     reap_dead_jobs()  # Celery has no worker loop: jobs of dead workers are reaped here too
     job = run_job(job_id)
     return job.status if job else None
+
+
+@shared_task(
+    name="lookalike.run_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A database that restarts or fails over: try the chunk again a little later (it skips
+    # what was committed) instead of losing it.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def run_chunk_task(job_id, index, handler, keys, params=None):
+    close_old_connections()  # a connection broken since the last task is replaced first
+    return run_chunk(job_id, index, handler, keys, params)
 
 
 @shared_task(name="lookalike.reap_jobs")
 def reap_jobs_task():
     """For Celery beat: mark dead running and stuck queued jobs as failed (every minute,
     say), so that a key is never blocked by a job nobody will finish."""
-    from .services import reap_dead_jobs
-
     return reap_dead_jobs()

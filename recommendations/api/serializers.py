@@ -143,7 +143,7 @@ class PersonalisedSimilarParamsSerializer(SimilarParamsSerializer):
 
 
 class RecommendedProductSerializer(ProductCardSerializer):
-    """A product card; the instance is a :class:`~recommendations.services.blend.Recommendation`."""
+    """A product card; the instance is a :class:`~recommendations.blending.blend.Recommendation`."""
 
     score = serializers.FloatField(help_text=_("Blend score in [0, 1], higher is better."))
     reason = serializers.CharField(help_text=_('Why it is shown, e.g. "Looks similar".'))

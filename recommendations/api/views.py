@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from visualsearch.api.serializers import SearchResultsSerializer
 from visualsearch.api.views import BAD_PARAMETERS, NOT_INDEXED, UNKNOWN_PRODUCT, ProductViewSet
 
+from ..blending.blend import blend_similar, recommend_for_user
+from ..blending.core import BUILTIN_SETTINGS
 from ..events import request_shopper
-from ..services.blend import BUILTIN_SETTINGS, blend_similar, recommend_for_user
 from .serializers import (
     PersonalisedSimilarParamsSerializer,
     RecommendationParamsSerializer,

@@ -1,6 +1,7 @@
 """Finding and publishing blend profiles.
 
-Analysts tune weights in notebooks (:func:`recommendations.services.blend_eval.evaluate_blend`)
+Analysts tune weights in notebooks
+(:func:`recommendations.offline.blend_evaluation.evaluate_blend`)
 and publish the result with :func:`publish_profile`, which refuses a profile the shop
 could not serve as intended: weights that are all zero, negative or misspelt, or weights
 on a source the catalogue does not have yet (visual similarity without embeddings for the
@@ -20,19 +21,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
 
+from ..blending.core import COMPONENTS, DEFAULT_DIVERSITY_PARAMS, DIVERSITY_METHODS, RULES
 from ..models import BlendProfile, RecommenderModel
-from .blend import COMPONENTS, DIVERSITY_METHODS
 
 __all__ = [
     "InvalidProfile",
     "UnknownProfile",
     "catalogue_problems",
+    "clean_weights",
     "get_profile",
     "publish_profile",
 ]
-
-RULES = ("in_stock_only", "exclude_purchased", "exclude_current")
-DEFAULT_DIVERSITY_PARAMS = {"none": 0.0, "mmr": 0.7, "category_cap": 2.0}
 
 
 class UnknownProfile(LookupError, ValueError):
@@ -118,7 +117,9 @@ def catalogue_problems(weights):
     return problems
 
 
-def _clean_weights(weights):
+def clean_weights(weights):
+    """``weights`` with every component, as floats; :class:`InvalidProfile` unless they are
+    finite, non-negative, not all zero and named as the components are."""
     if not isinstance(weights, dict) or not weights:
         raise InvalidProfile(
             f"weights must be a dict with some of the keys {', '.join(COMPONENTS)}."
@@ -239,7 +240,7 @@ def publish_profile(
         raise InvalidProfile(
             f"The profile name {name!r} must be a slug: letters, digits, '-' and '_'."
         ) from None
-    cleaned = _clean_weights(weights)
+    cleaned = clean_weights(weights)
     method, param = _clean_diversity(diversity)
     rules = _clean_rules(rules)
     metrics = {} if metrics is None else metrics

@@ -190,25 +190,16 @@ def train(
     NoInteractions
         When the window has no events.
     """
-    from ..evaluation import compare_with_popularity, train_test_split_per_user
     from ..recommenders import ALSRecommender
 
     started = time.monotonic()
     params = _parameters(factors, regularization, alpha, iterations)
     days = app_settings.TRAINING_WINDOW_DAYS if days is None else days
     now = timezone.now()
-    since = now - timedelta(days=days) if days else None
     report = progress or (lambda done, total, message: None)
 
     report(0, 1, "Reading events")
-    matrix = build_event_matrix(since=since, now=now, include_simulated=include_simulated)
-    if matrix.n_interactions == 0:
-        window = f"in the last {days} days" if days else "at all"
-        raise NoInteractions(
-            f"There are no shopper events {window} to train on. Browse the shop or run "
-            "`manage.py simulate_shoppers` first."
-        )
-    user_items = matrix.user_items
+    matrix = _event_matrix(days, now, include_simulated)
     n_iter = params["iterations"]
     total = n_iter * (2 if evaluate else 1) + 1
 
@@ -221,21 +212,59 @@ def train(
     figures = {}
     if evaluate:
         report(0, total, "Evaluating on a 75/25 holdout")
-        train_part, test_part = train_test_split_per_user(user_items, 0.25, seed=seed)
-        holdout = new_model().fit(train_part, callback=stage(0, "Evaluating on a holdout"))
-        try:
-            figures = compare_with_popularity(holdout, train_part, test_part, k=k, fit=False)
-        except ValueError as exc:  # too little data: no user with items on both sides
-            figures = {"skipped": str(exc)}
-        figures.update(
-            k=k,
-            protocol="per-user random 75/25 holdout",
-            test_users=int((np.diff(test_part.indptr) > 0).sum()),
+        figures = _holdout_figures(
+            matrix.user_items, new_model, k, seed, stage(0, "Evaluating on a holdout")
         )
     offset = n_iter if evaluate else 0
-    model = new_model().fit(user_items, callback=stage(offset, "Fitting on all events"))
+    model = new_model().fit(matrix.user_items, callback=stage(offset, "Fitting on all events"))
 
     report(total - 1, total, "Saving the model")
+    parameters = {**params, "seed": seed, "days": days, "include_simulated": include_simulated}
+    row = _store(model, matrix, parameters, figures, now, started, user, activate)
+    report(total, total, f"Trained version {row.version}")
+    logger.info(
+        "Trained recommender v%s on %s events in %.1fs",
+        row.version,
+        matrix.n_events,
+        row.training_seconds,
+    )
+    return row
+
+
+def _event_matrix(days, now, include_simulated):
+    """The events of the training window as a matrix; :class:`NoInteractions` if none."""
+    since = now - timedelta(days=days) if days else None
+    matrix = build_event_matrix(since=since, now=now, include_simulated=include_simulated)
+    if matrix.n_interactions == 0:
+        window = f"in the last {days} days" if days else "at all"
+        raise NoInteractions(
+            f"There are no shopper events {window} to train on. Browse the shop or run "
+            "`manage.py simulate_shoppers` first."
+        )
+    return matrix
+
+
+def _holdout_figures(user_items, new_model, k, seed, callback):
+    """A model fitted on a per-user 75/25 split, scored against popularity."""
+    from ..evaluation import compare_with_popularity, train_test_split_per_user
+
+    train_part, test_part = train_test_split_per_user(user_items, 0.25, seed=seed)
+    holdout = new_model().fit(train_part, callback=callback)
+    try:
+        figures = compare_with_popularity(holdout, train_part, test_part, k=k, fit=False)
+    except ValueError as exc:  # too little data: no user with items on both sides
+        figures = {"skipped": str(exc)}
+    figures.update(
+        k=k,
+        protocol="per-user random 75/25 holdout",
+        test_users=int((np.diff(test_part.indptr) > 0).sum()),
+    )
+    return figures
+
+
+def _store(model, matrix, parameters, figures, now, started, user, activate):
+    """Write the artefact and its row (the next version), and activate it; the artefact is
+    removed again if the row cannot be written."""
     path = write_artifact(model, matrix.user_keys, matrix.item_ids)
     try:
         row = _create_row(
@@ -243,10 +272,7 @@ def train(
             data_from=matrix.data_from,
             data_to=matrix.data_to,
             parameters={
-                **params,
-                "seed": seed,
-                "days": days,
-                "include_simulated": include_simulated,
+                **parameters,
                 "event_weights": matrix.weights,
                 "half_life_days": matrix.half_life_days,
             },
@@ -265,13 +291,6 @@ def train(
         if not RecommenderModel.objects.filter(artifact_path=path.name).exists():
             path.unlink(missing_ok=True)
         raise
-    report(total, total, f"Trained version {row.version}")
-    logger.info(
-        "Trained recommender v%s on %s events in %.1fs",
-        row.version,
-        matrix.n_events,
-        row.training_seconds,
-    )
     return row
 
 

@@ -18,9 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from lookalike.conf import app_settings as lookalike_settings
 
+from ..blending import blend
 from ..conf import app_settings
 from ..events import request_shopper
-from ..services import blend
 from ..services.profiles import UnknownProfile
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ def lose_the_database(*args, **kwargs):
 
 
 def test_a_request_that_loses_the_database_is_one_clean_503(client, catalogue, monkeypatch):
-    from visualsearch.services import search
+    from visualsearch import search
 
     product = catalogue[0]
     monkeypatch.setattr(search, "similar_to_product", lose_the_database)

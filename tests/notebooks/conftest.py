@@ -92,7 +92,7 @@ def _seed_model_cache(var_dir):
 
 def build_shop(size=CATALOGUE_SIZE, shoppers=SHOPPERS):
     """Load, index, simulate and train through the same services the shop uses."""
-    from recommendations.services.simulation import simulate_shoppers
+    from recommendations.offline.simulation import simulate_shoppers
     from recommendations.services.training import train
     from visualsearch.services.indexing import reindex
 

@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from recommendations.models import BlendProfile
-from recommendations.services import blend
-from recommendations.services.blend import (
+from recommendations.blending import blend
+from recommendations.blending.blend import blend_similar, recommend_for_user
+from recommendations.blending.core import (
     COMPONENTS,
     BlendSettings,
-    blend_similar,
     combine,
     diversify,
     normalise,
     reasons,
-    recommend_for_user,
 )
+from recommendations.models import BlendProfile
 from recommendations.services.profiles import UnknownProfile
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,
@@ -271,7 +270,7 @@ def test_anonymous_session_is_personalised_after_a_few_clicks(
 
 @pytest.mark.django_db
 def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, category_factory):
-    from recommendations.services.blend_eval import evaluate_blend, prepare_blend_evaluation
+    from recommendations.offline.blend_evaluation import evaluate_blend, prepare_blend_evaluation
 
     data = two_taste_catalogue(product_factory, category_factory, n_shoppers=30, seed=1)
     # Later visits of the same shoppers, in their own group: the held-out part.

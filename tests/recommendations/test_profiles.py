@@ -2,8 +2,8 @@
 
 import pytest
 
+from recommendations.blending.blend import recommend_for_user
 from recommendations.models import BlendProfile
-from recommendations.services.blend import recommend_for_user
 from recommendations.services.profiles import InvalidProfile, get_profile, publish_profile
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,

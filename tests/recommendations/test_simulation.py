@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from recommendations.models import Event
-from recommendations.services.simulation import (
+from recommendations.offline.simulation import (
     load_ground_truth,
     session_prefix,
     simulate_shoppers,

@@ -17,9 +17,7 @@ def strip_html(settings, product):
     )
 
 
-def test_the_strip_links_the_widget_stylesheet_unless_the_shop_styles_it(
-    settings, product_factory
-):
+def test_the_strip_links_the_widget_stylesheet_unless_the_shop_styles_it(settings, product_factory):
     anchor, other = product_factory(), product_factory()
     embed(anchor, [1.0, 0.0, 0.0, 0.0])
     embed(other, [1.0, 0.1, 0.0, 0.0])

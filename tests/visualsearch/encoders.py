@@ -56,6 +56,7 @@ class ProjectedPixelEncoder(PixelEncoder):
     ``raw_embed``, ``projection_path`` and a ``weights_hash`` that follows the projection."""
 
     name = "pixelproj"
+    supports_projection = True
 
     def projection_path(self):
         from visualsearch.conf import app_settings

@@ -282,8 +282,8 @@ def test_demo_fits_the_projection_once_and_refits_one_without_invariance(
 def test_photo_search_reranks_its_candidates_by_the_invariant_similarity(
     projected_encoder, labelled_catalogue, settings
 ):
+    from visualsearch import search
     from visualsearch.distortions import distort
-    from visualsearch.services import search
 
     products = labelled_catalogue(24)
     indexing.reindex_with_projection(pairs=12)

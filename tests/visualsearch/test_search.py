@@ -10,8 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.visualsearch.conftest import catalogue_image
 from visualsearch.imaging import open_image
-from visualsearch.services import indexing, vector_index
-from visualsearch.services.search import (
+from visualsearch.search import (
     Filters,
     Hit,
     NotIndexed,
@@ -20,6 +19,7 @@ from visualsearch.services.search import (
     search_by_vector,
     similar_to_product,
 )
+from visualsearch.services import indexing, vector_index
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from lookalike.jobs.services import LockBusy
 from tests.visualsearch.conftest import catalogue_image
 from tests.visualsearch.encoders import PixelEncoder
 from visualsearch.models import ProductEmbedding
+from visualsearch.search import NotIndexed, search_by_vector, similar_to_product
 from visualsearch.services import indexing
-from visualsearch.services.search import NotIndexed, search_by_vector, similar_to_product
 
 pytestmark = pytest.mark.django_db
 

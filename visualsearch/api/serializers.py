@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from lookalike.catalogue import get_adapter
 
-from ..services.search import Filters
+from ..search import Filters
 from ..uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 MAX_K = 100

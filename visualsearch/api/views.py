@@ -20,8 +20,8 @@ from rest_framework.views import APIView
 
 from lookalike.catalogue import get_adapter
 
+from .. import search
 from ..concurrency import Busy, photo_search_slot
-from ..services import search
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload
 from .serializers import (

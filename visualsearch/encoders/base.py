@@ -6,34 +6,28 @@ weights, preprocessing, pooling, a learned projection -- lives inside the encode
 summarised by :attr:`Encoder.weights_hash`, so that stored embeddings can be recognised as stale
 when any of it changes.
 
-torch, timm, OpenVINO and onnxruntime are imported inside functions only: importing this
-module (as ``manage.py check`` does through the app registry) must stay cheap.
+torch and timm are imported inside functions only, and the runtimes in
+:mod:`.runtimes`: importing this module (as ``manage.py check`` does through the app
+registry) must stay cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import tempfile
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from . import runtimes
+from .runtimes import RUNTIMES
 
 __all__ = ["Encoder", "TorchEncoder", "file_digest", "l2_normalize"]
 
 #: Identifies :func:`.preprocessing.crop_to_foreground`'s behaviour in the weights hash; bump
 #: it when that function changes what it crops.
 FOREGROUND_CROP_VERSION = "fgcrop-v1"
-
-#: Runtimes a :class:`TorchEncoder` can execute on.
-RUNTIMES = ("auto", "openvino", "onnxruntime", "torch")
-#: What ``"auto"`` tries, fastest first (see ``bench/embed_throughput.py``).
-AUTO_ORDER = ("openvino", "onnxruntime", "torch")
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -78,10 +72,26 @@ class Encoder:
         Registry name, e.g. ``"efficientnet_lite0"``.
     dim : int
         Length of the vectors :meth:`embed` returns.
+    input_size : int
+        Side of the square image the network sees; the shopper-style photos of a
+        projection fit are made at this size.
+    supports_projection : bool
+        Whether the encoder can learn a catalogue projection
+        (:mod:`visualsearch.encoders.projection`): it then implements :meth:`raw_embed`,
+        :meth:`postprocess_versioned` and :meth:`projection_path`, and :attr:`projection`
+        is the one it applies. Callers ask this instead of probing for methods.
     """
 
     name: str = ""
     dim: int = 0
+    input_size: int = 224
+    supports_projection: bool = False
+
+    @property
+    def projection(self):
+        """The catalogue projection :meth:`embed` applies, or ``None`` (always ``None``
+        without :attr:`supports_projection`)."""
+        return None
 
     @property
     def weights_hash(self) -> str:
@@ -115,6 +125,25 @@ class Encoder:
         """
         return self.embed(images), self.weights_hash
 
+    # -- the projection capability (supports_projection) --------------------------------------
+    def raw_embed(self, images) -> np.ndarray:
+        """L2-normalised vectors without the projection: what a projection is fitted on.
+
+        Returns
+        -------
+        ndarray of float32, shape (len(images), dim)
+        """
+        raise NotImplementedError(f"Encoder {self.name} does not support a learned projection.")
+
+    def postprocess_versioned(self, features: np.ndarray) -> tuple[np.ndarray, str]:
+        """:meth:`raw_embed`'s vectors as :meth:`embed` returns them now, and the
+        :attr:`weights_hash` they stand for (one snapshot of the projection)."""
+        raise NotImplementedError(f"Encoder {self.name} does not support a learned projection.")
+
+    def projection_path(self) -> Path:
+        """Where the encoder's catalogue projection is saved and looked for."""
+        raise NotImplementedError(f"Encoder {self.name} does not support a learned projection.")
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} dim={self.dim}>"
 
@@ -123,10 +152,9 @@ class TorchEncoder(Encoder):
     """An encoder backed by a torch ``nn.Module`` returning pooled features.
 
     The module is exported once to ONNX (cached under ``ARTIFACT_DIR``, keyed by
-    :meth:`backbone_hash`) and run with OpenVINO, in fp32, or else ONNX Runtime: on these
-    2-core CPUs OpenVINO measured about 4x and ONNX Runtime about 2.5x the speed of torch
-    eager, with the same features (cosine 1.000, see ``bench/embed_throughput.py``). When
-    neither is installed or the export fails, the module runs in torch eager mode.
+    :meth:`backbone_hash`) and run with OpenVINO, in fp32, or else ONNX Runtime
+    (:mod:`.runtimes`). When neither is installed or the export fails, the module runs in
+    torch eager mode.
 
     Subclasses implement :meth:`build_module` and :meth:`backbone_hash`, and set ``mean``,
     ``std`` and ``input_size``.
@@ -297,42 +325,9 @@ class TorchEncoder(Encoder):
         runtime = self._setting("RUNTIME", self._runtime_choice)
         threads = int(self._setting("INFERENCE_THREADS", self._num_threads) or os.cpu_count() or 1)
         module = self.build_module()
-        candidates = AUTO_ORDER if runtime == "auto" else (runtime,)
-        runners = {
-            "openvino": self._openvino_runner,
-            "onnxruntime": self._onnx_runner,
-            "torch": self._torch_runner,
-        }
-        for name in candidates:
-            try:
-                self._run = runners[name](module, threads)
-            except ImportError as exc:
-                if runtime != "auto":
-                    raise
-                logger.info("%s unavailable (%s); trying the next runtime.", name, exc)
-            except Exception:
-                if runtime != "auto" or name == "torch":
-                    raise
-                logger.exception("%s failed to load %s; trying the next runtime.", name, self.name)
-            else:
-                self.runtime = name
-                return
-
-    def _torch_runner(self, module, threads):
-        import torch
-
-        # Only raise the thread count: lowering it would slow the rest of the process.
-        if torch.get_num_threads() < threads:
-            torch.set_num_threads(threads)
-        # channels_last measured 1.6x faster for the depthwise convolutions on CPU.
-        module = module.to(memory_format=torch.channels_last)
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-                return module(x).float().numpy()
-
-        return run
+        self._run, self.runtime = runtimes.load(
+            runtime, module, threads, lambda: self._exported(module), self.name
+        )
 
     def onnx_path(self) -> Path:
         return self.artifact_dir / f"{self.name}-{self.backbone_hash()}-{self.input_size}.onnx"
@@ -340,117 +335,5 @@ class TorchEncoder(Encoder):
     def _exported(self, module) -> Path:
         path = self.onnx_path()
         if not path.exists():
-            export_onnx(module, path, self.input_size)
+            runtimes.export_onnx(module, path, self.input_size)
         return path
-
-    def _openvino_runner(self, module, threads):
-        """Run the ONNX export with OpenVINO's CPU plugin, in fp32.
-
-        The precision is pinned: on CPUs with bf16 support OpenVINO would otherwise pick bf16,
-        whose features drift from torch's. With the throughput hint OpenVINO runs one stream
-        per core pair or core; a batch is split into that many parts inferred concurrently,
-        which measured about 10% faster on 2 cores than one two-thread request. Infer
-        requests are not thread-safe, so each thread (a threaded web server embeds uploads
-        concurrently) gets its own queue of them.
-        """
-        import openvino as ov
-
-        core = ov.Core()
-        compiled = core.compile_model(
-            core.read_model(str(self._exported(module))),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": threads,
-                "INFERENCE_PRECISION_HINT": "f32",
-                "PERFORMANCE_HINT": "THROUGHPUT",
-            },
-        )
-        n_requests = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        local = threading.local()
-
-        def new_queue():
-            outputs = {}
-
-            def collect(request, index):
-                # Called on OpenVINO's thread; output tensors are reused by the next
-                # inference, so copy them out.
-                outputs[index] = np.array(request.get_output_tensor(0).data, copy=True)
-
-            queue = ov.AsyncInferQueue(compiled, n_requests)
-            queue.set_callback(collect)
-            return queue, outputs
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            if not hasattr(local, "queue"):
-                local.queue, local.outputs = new_queue()
-            queue, outputs = local.queue, local.outputs
-            parts = np.array_split(np.ascontiguousarray(batch, dtype=np.float32), n_requests)
-            parts = [p for p in parts if len(p)]
-            outputs.clear()
-            for index, part in enumerate(parts):
-                queue.start_async({0: part}, index)
-            queue.wait_all()
-            return np.concatenate([outputs.pop(i) for i in range(len(parts))])
-
-        return run
-
-    def _onnx_runner(self, module, threads):
-        import onnxruntime as ort
-
-        path = self._exported(module)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads would otherwise spin for a while after every run, taking CPU
-        # from the web process, the database and any other runtime in the process.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        input_name = session.get_inputs()[0].name
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            return session.run(None, {input_name: batch})[0]
-
-        return run
-
-
-def export_onnx(module, path, input_size: int = 224):
-    """Export ``module`` (NCHW float32 -> (n, dim)) to ONNX with a dynamic batch axis.
-
-    Written to a temporary file in the destination folder and moved into place with
-    :func:`os.replace`, so concurrent workers never load a half-written model.
-
-    The TorchScript-based exporter (``dynamo=False``) is used: the dynamo exporter, the
-    default in recent torch, needs ``onnxscript``, which this project does not install.
-    """
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(2, 3, input_size, input_size)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with torch.inference_mode(), warnings.catch_warnings():
-            # The TorchScript exporter is deprecated but is the one that works without
-            # onnxscript; the warning would only alarm operators.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module.to(memory_format=torch.contiguous_format),
-                (example,),
-                tmp,
-                input_names=["images"],
-                output_names=["features"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    logger.info("Exported %s to %s", type(module).__name__, path)
-    return path

@@ -139,6 +139,7 @@ class EfficientNetLite0Encoder(TorchEncoder):
 
     name = "efficientnet_lite0"
     dim = 1280
+    supports_projection = True
     # These weights were trained on inputs scaled to [-1, 1] (TF "inception" preprocessing),
     # not with ImageNet mean/std; with mean/std the predictions on real photos were worse.
     mean = (0.5, 0.5, 0.5)

@@ -392,7 +392,7 @@ def fit_projection(features, labels, *, encoder=None, **kwargs) -> Path:
         from . import get_encoder
 
         encoder = get_encoder()
-    if not hasattr(encoder, "projection_path"):
+    if not encoder.supports_projection:
         raise ValueError(f"Encoder {encoder.name!r} does not support a learned projection.")
     projection = fit(features, labels, **kwargs)
     return projection.save(encoder.projection_path())

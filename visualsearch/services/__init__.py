@@ -1,4 +1,5 @@
 """The work of the visual-search app, as plain functions that views, admin, API,
-commands and jobs call: :mod:`.indexing` (embedding the catalogue), :mod:`.search`
-(nearest neighbours under filters), :mod:`.vector_index` (one HNSW index per encoder) and
-:mod:`.jobs` (reindexing in the background)."""
+commands and jobs call: :mod:`.indexing` (embedding the catalogue), :mod:`.vector_index`
+(one HNSW index per encoder), :mod:`.vectors` (stored vectors read in binary) and
+:mod:`.jobs` (reindexing in the background). Search is :mod:`visualsearch.search`;
+:mod:`.search` re-exports it for code written before."""

@@ -19,6 +19,13 @@ alone until the product's image changes. That includes images over
 makes a decoder raise: a run that stopped on one would stop on the same batch when resumed.
 A batch holds its images as the encoders need them (:func:`open_catalogue_image`, under
 2048 pixels a side), not at their full size.
+
+On Celery workers a reindex job fans out (:func:`reindex_fanned_out`): the job works out the
+same list of products, cut into chunks of ``VISUALSEARCH_INDEX_CHUNK_SIZE`` keys, and each
+chunk (:func:`embed_chunk`) is a task that any worker may run, in committed batches as above.
+A chunk may be delivered twice (its worker died); it then skips every product whose vector
+(or failure) was written since the job started, so nothing is embedded twice, and it adds
+to the job's progress in the transaction of each batch, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -44,9 +51,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODES",
+    "embed_chunk",
     "index_status",
     "open_catalogue_image",
     "reindex",
+    "reindex_fanned_out",
     "reindex_with_projection",
     "stale_products",
     "supports_projection",
@@ -315,9 +324,38 @@ def reindex(
         (products that lost their image meanwhile), ``removed`` (vectors of products
         without an image), ``seconds``.
     """
+    t0 = time.monotonic()
+    batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    enc, todo, counts = _prepare(mode, ids, encoder, started_before, verify_checksums)
+    if progress:
+        progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        embedded, failures, skipped = _embed_batch(enc, batch)
+        counts["embedded"] += embedded
+        counts["failed"] += len(failures)
+        counts["skipped"] += skipped
+        if error:
+            for pk, reason in failures:
+                error(pk, reason)
+        if progress:
+            done = start + len(batch)
+            progress(done, len(todo), f"{done} of {len(todo)} images embedded")
+    if build_index and counts["embedded"]:
+        counts.update(_ensure_indexes(enc))
+    counts["seconds"] = round(time.monotonic() - t0, 3)
+    logger.info("visualsearch reindex: %s", counts)
+    return counts
+
+
+def _prepare(mode, ids, encoder, started_before, verify_checksums):
+    """``(encoder, product keys to embed, counts)`` of a reindex: what :func:`reindex` and
+    :func:`reindex_fanned_out` work through, after removing orphaned vectors and catching
+    up the vectors' copies of category and price."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
-    t0 = time.monotonic()
     enc = _encoder(encoder)
     vector_index.check_encoder_name(enc.name)
     conflicts = vector_index.conflicting_indexes(enc.name, enc.dim)
@@ -327,9 +365,6 @@ def reindex(
             f"built for another size: run `manage.py vector_index --encoder {enc.name} "
             "--drop-stale` first."
         )
-    batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1.")
     if mode == "ids":
         todo = check_ids(ids)
         removed = 0
@@ -354,24 +389,123 @@ def reindex(
     }
     if mode != "ids":
         counts["no_image"], counts["no_image_ids"] = without_image()
+    return enc, todo, counts
+
+
+@_holding_the_reindex_lock
+def reindex_fanned_out(
+    fan_out,
+    mode="stale",
+    ids=None,
+    encoder=None,
+    chunk_size=None,
+    progress=None,
+    started_before=None,
+    verify_checksums=None,
+    build_index=True,
+) -> dict:
+    """:func:`reindex`, with the embedding spread over workers in chunks.
+
+    Parameters
+    ----------
+    fan_out : callable ``(handler, chunks, **params)``
+        Runs ``handler`` once per chunk of product keys and returns when all are done
+        (``JobContext.fan_out``: Celery tasks, progress and errors added to the job row by
+        the chunks themselves).
+    chunk_size : int, optional
+        Product keys per chunk; ``VISUALSEARCH_INDEX_CHUNK_SIZE``.
+
+    Other parameters and the result are those of :func:`reindex`, plus ``chunks`` and
+    ``deliveries`` (chunk tasks run: more than ``chunks`` when some ran again).
+    ``embedded`` and ``failed`` are read back from the database (vectors and failures
+    written since the start), so a chunk that ran twice is not counted twice.
+    """
+    t0 = time.monotonic()
+    since = timezone.now()
+    chunk_size = int(chunk_size or app_settings.INDEX_CHUNK_SIZE)
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1.")
+    enc, todo, counts = _prepare(mode, ids, encoder, started_before, verify_checksums)
     if progress:
         progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        embedded, failures, skipped = _embed_batch(enc, batch)
-        counts["embedded"] += embedded
-        counts["failed"] += len(failures)
-        counts["skipped"] += skipped
-        if error:
-            for pk, reason in failures:
-                error(pk, reason)
-        if progress:
-            done = start + len(batch)
-            progress(done, len(todo), f"{done} of {len(todo)} images embedded")
+    # Celery messages are JSON: integer keys stay integers, UUID keys travel as text.
+    keys = [pk if isinstance(pk, int) else str(pk) for pk in todo]
+    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)]
+    fanned = fan_out(
+        "visualsearch.services.jobs.reindex_chunk",
+        chunks,
+        encoder=enc.name,
+        since=since.isoformat(),
+    )
+    written = _written_since(enc, todo, since)
+    counts["embedded"] = len(written["embedded"])
+    counts["failed"] = len(written["failed"])
+    counts["skipped"] = max(len(todo) - counts["embedded"] - counts["failed"], 0)
+    counts["chunks"] = len(chunks)
+    counts["deliveries"] = (fanned or {}).get("deliveries", len(chunks))
     if build_index and counts["embedded"]:
         counts.update(_ensure_indexes(enc))
     counts["seconds"] = round(time.monotonic() - t0, 3)
-    logger.info("visualsearch reindex: %s", counts)
+    logger.info("visualsearch reindex (fanned out): %s", counts)
+    return counts
+
+
+def _written_since(enc, pks, since) -> dict:
+    """``{"embedded": keys, "failed": keys}`` among ``pks``: vectors of ``enc``'s current
+    weights, and failures, written at or after ``since``."""
+    embedded = set(
+        ProductEmbedding.objects.filter(
+            encoder=enc.name,
+            weights_hash=enc.weights_hash,
+            product_id__in=pks,
+            computed_at__gte=since,
+        ).values_list("product_id", flat=True)
+    )
+    failed = set(
+        IndexFailure.objects.filter(
+            encoder=enc.name, product_id__in=pks, failed_at__gte=since
+        ).values_list("product_id", flat=True)
+    )
+    return {"embedded": embedded, "failed": failed - embedded}
+
+
+def embed_chunk(keys, encoder, since, batch_size=None, add=None) -> dict:
+    """Embed the products ``keys`` of one chunk of a fanned-out reindex, in committed
+    batches, skipping those whose vector or failure was written at or after ``since``
+    (an earlier delivery of the same chunk did them).
+
+    Parameters
+    ----------
+    keys : list
+        Product keys, as the job's message carries them (text for UUID keys).
+    encoder : str
+    since : datetime
+        When the job's reindex started.
+    add : callable ``(done, errors)``, optional
+        Called inside each batch's transaction with the products it settled and its
+        ``(key, reason)`` failures (``ChunkContext.add``), so that progress is committed
+        exactly with the work.
+
+    Returns
+    -------
+    dict
+        ``embedded``, ``failed``, ``skipped`` (done before, or deleted meanwhile).
+    """
+    adapter = get_adapter()
+    enc = _encoder(encoder)
+    batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
+    pks = sorted(adapter.parse_pk(k) for k in keys)
+    written = _written_since(enc, pks, since)
+    done_before = written["embedded"] | written["failed"]
+    pending = [pk for pk in pks if pk not in done_before]
+    counts = {"embedded": 0, "failed": 0, "skipped": len(pks) - len(pending)}
+    for start in range(0, len(pending), batch_size):
+        embedded, failures, skipped = _embed_batch(
+            enc, pending[start : start + batch_size], also=add
+        )
+        counts["embedded"] += embedded
+        counts["failed"] += len(failures)
+        counts["skipped"] += skipped
     return counts
 
 
@@ -389,8 +523,7 @@ def _ensure_indexes(enc):
 def supports_projection(encoder=None) -> bool:
     """Whether the encoder can learn a catalogue projection (see
     :mod:`visualsearch.encoders.projection`)."""
-    enc = _encoder(encoder)
-    return hasattr(enc, "raw_embed") and hasattr(enc, "projection_path")
+    return _encoder(encoder).supports_projection
 
 
 @_holding_the_reindex_lock
@@ -538,7 +671,7 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(pks), size=min(n, len(pks)), replace=False))
     names = products.image_names([pks[i] for i in chosen])
-    size = int(getattr(enc, "input_size", 224))
+    size = int(enc.input_size)
     # The images are read a second time rather than kept from the first pass: a shop's
     # photos can be many megapixels each, and a thousand of them would not fit in memory.
     rows, views = [], []
@@ -564,8 +697,9 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     }
 
 
-def _embed_batch(enc, batch):
+def _embed_batch(enc, batch, also=None):
     """Embed one batch of products and commit it; returns ``(embedded, failures, skipped)``.
+    ``also(settled, failures)`` runs inside the batch's transaction (see :func:`_write`).
 
     Every vector is stored with the hash of the weights that made it
     (:meth:`~visualsearch.encoders.base.Encoder.embed_versioned`). Should the weights
@@ -585,7 +719,7 @@ def _embed_batch(enc, batch):
         logger.warning("The encoder's weights changed during a batch; it stays stale.")
         return 0, [], skipped + len(metas)
     weights = versions.pop() if versions else enc.weights_hash
-    _write(enc, metas, vectors, failures, weights_hash=weights)
+    _write(enc, metas, vectors, failures, weights_hash=weights, also=also)
     return len(metas), [(f[0], f[3]) for f in failures], skipped
 
 
@@ -646,8 +780,10 @@ def _checked(enc, vectors, n):
     return vectors
 
 
-def _write(enc, metas, vectors, failures, weights_hash=None):
-    """Upsert the batch's vectors and failures in one transaction."""
+def _write(enc, metas, vectors, failures, weights_hash=None, also=None):
+    """Upsert the batch's vectors and failures in one transaction; ``also(settled,
+    failures)`` runs in it with the number of products written and their ``(key, reason)``
+    failures (a chunk's progress, committed or rolled back with the rows)."""
     now = timezone.now()
     weights = enc.weights_hash if weights_hash is None else weights_hash
     copies = products.copies([pk for pk, _, _ in metas])
@@ -682,6 +818,11 @@ def _write(enc, metas, vectors, failures, weights_hash=None):
         try:
             with transaction.atomic():
                 _upsert(embeddings, failed, enc.name)
+                if also is not None:
+                    also(
+                        len(embeddings) + len(failed),
+                        [(f.product_id, f.reason) for f in failed],
+                    )
             return
         except IntegrityError:
             # A product was deleted while its image was embedded: drop it and retry once.

@@ -3,6 +3,11 @@
 Every reindex shares the lock key :data:`LOCK_KEY`, so only one runs at a time; a job whose
 worker died is resumed with ``lookalike.jobs.services.resume`` and, since each batch is committed,
 only finishes what is left.
+
+On Celery (``LOOKALIKE_JOBS_BACKEND = "celery"``) the job fans out: its task works out the
+products to embed and waits while every free worker embeds chunks of them
+(:func:`reindex_chunk`); see :mod:`lookalike.jobs.services` and
+:func:`.indexing.reindex_fanned_out`.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from lookalike.jobs.services import enqueue, job_handler
+from lookalike.jobs.services import chunk_handler, enqueue, fans_out, job_handler
 
 from ..conf import app_settings
 from . import indexing
@@ -27,14 +32,24 @@ STALE_PASSES = 3
 def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
     """Job handler: :func:`indexing.reindex` with progress and errors on the job row."""
     started = parse_datetime(started_before) if started_before else None
-    result = indexing.reindex(
-        mode,
-        ids=ids,
-        encoder=encoder,
-        progress=ctx.progress,
-        error=ctx.error,
-        started_before=started,
-    )
+    if fans_out():
+        result = indexing.reindex_fanned_out(
+            ctx.fan_out,
+            mode,
+            ids=ids,
+            encoder=encoder,
+            progress=ctx.progress,
+            started_before=started,
+        )
+    else:
+        result = indexing.reindex(
+            mode,
+            ids=ids,
+            encoder=encoder,
+            progress=ctx.progress,
+            error=ctx.error,
+            started_before=started,
+        )
     if mode == "stale":
         for _ in range(STALE_PASSES):
             # Cheap database-only check for what changed during the run.
@@ -51,6 +66,13 @@ def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
                 result[key] += more[key]
     ctx.progress(result["candidates"], result["candidates"], _summary(result), force=True)
     return result
+
+
+@chunk_handler
+def reindex_chunk(ctx, keys, encoder, since):
+    """Chunk handler of a fanned-out reindex: :func:`.indexing.embed_chunk`, its progress and
+    failures added to the job row in each batch's transaction."""
+    return indexing.embed_chunk(keys, encoder, parse_datetime(since), add=ctx.add)
 
 
 def _summary(result):

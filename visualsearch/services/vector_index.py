@@ -9,7 +9,7 @@ partial expression index::
 
 The planner uses it only for queries that repeat the same expression and the same literal
 encoder name (a parameter would not prove the partial predicate under a generic plan), which
-is what :mod:`visualsearch.services.search` writes. The default encoder's index is created by
+is what :mod:`visualsearch.search` writes. The default encoder's index is created by
 migration 0003; ``manage.py vector_index --encoder NAME`` creates the others.
 
 Large categories also get their own graph, over half-precision copies of the vectors::

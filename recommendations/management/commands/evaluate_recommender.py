@@ -104,11 +104,11 @@ class Command(BaseCommand):
 
     def evaluate_blend(self, profile, k):
         try:
-            from recommendations.services.blend_eval import evaluate_blend
+            from recommendations.offline.blend_evaluation import evaluate_blend
         except ImportError as exc:
             raise CommandError(
                 "Blend evaluation is not available in this installation "
-                f"(recommendations.services.blend_eval: {exc})."
+                f"(recommendations.offline.blend_evaluation: {exc})."
             ) from exc
         try:
             return evaluate_blend(profile, k=k)

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.services.simulation import simulate_shoppers
+from recommendations.offline.simulation import simulate_shoppers
 
 
 class Command(BaseCommand):

@@ -6,12 +6,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from shop.demo import fashion_mnist
 from shop.models import Product
-from visualsearch import evaluation
+from visualsearch import evaluation, search
 from visualsearch.distortions import display_copy, distort
 from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
 from visualsearch.models import ProductEmbedding
-from visualsearch.services import search
 
 K = 10
 #: Side in pixels of the shop's product photo as displayed, the source of a shopper's photo.
@@ -110,8 +109,8 @@ class Command(BaseCommand):
             return {"robust_hit_at_10": None, "robust_queries": 0}
         rng = np.random.default_rng(seed)
         # Products whose distorted photos the projection learned from would flatter it.
-        projection = getattr(enc, "projection", None)
-        seen = set(getattr(projection, "pair_ids", ()))
+        projection = enc.projection
+        seen = set(projection.pair_ids) if projection is not None else set()
         pks = np.asarray(
             sorted(set(indexed.values_list("product_id", flat=True)) - seen), dtype=np.int64
         )

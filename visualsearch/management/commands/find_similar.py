@@ -4,9 +4,9 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.catalogue import get_adapter
+from visualsearch import search
 from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
-from visualsearch.services import search
 
 #: Images embedded together; bounds memory for long lists of paths.
 IMAGE_BATCH = 32

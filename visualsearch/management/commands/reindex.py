@@ -53,74 +53,85 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, mode=None, ids=None, encoder=None, batch_size=None, **options):
-        fit = options["fit_projection"]
-        if fit and (ids or mode == "stale"):
-            raise CommandError("--fit-projection re-embeds everything: use it with --all.")
-        if options["gamma"] is not None and not fit:
-            raise CommandError("--gamma only applies with --fit-projection.")
-        if options["pairs"] is not None and not fit:
-            raise CommandError("--pairs only applies with --fit-projection.")
-        if options["pairs"] is not None and options["pairs"] < 0:
-            raise CommandError("--pairs must not be negative.")
-        mode = "ids" if ids else (mode or ("all" if fit else "stale"))
-        if batch_size is not None and batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+        mode = _mode(mode, ids, batch_size, options)
         try:
             encoder = get_encoder(encoder)
         except UnknownEncoder as exc:
             raise CommandError(str(exc)) from exc
         bar = _ProgressBar(disable=options["verbosity"] == 0, stderr=self.stderr)
-
-        def error(pk, reason):
-            bar.write(f"product {pk}: {reason}")
-
         try:
-            if fit:
-                counts = indexing.reindex_with_projection(
-                    encoder=encoder,
-                    batch_size=batch_size,
-                    progress=bar.update,
-                    error=error,
-                    gamma=options["gamma"],
-                    pairs=options["pairs"],
-                )
-            else:
-                counts = indexing.reindex(
-                    mode,
-                    ids=ids,
-                    encoder=encoder,
-                    batch_size=batch_size,
-                    progress=bar.update,
-                    error=error,
-                    verify_checksums=False if options["no_verify"] else None,
-                )
+            counts = _reindex(mode, ids, encoder, batch_size, bar, options)
         except (ValueError, LockBusy) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()
-        self.stdout.write(
-            f"{counts['embedded']} embedded, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped, {counts['removed']} removed "
-            f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
+        for line in _report(counts):
+            self.stdout.write(line)
+
+
+def _mode(mode, ids, batch_size, options):
+    """The reindex mode the options ask for; ``CommandError`` for options that conflict."""
+    fit = options["fit_projection"]
+    if fit and (ids or mode == "stale"):
+        raise CommandError("--fit-projection re-embeds everything: use it with --all.")
+    if options["gamma"] is not None and not fit:
+        raise CommandError("--gamma only applies with --fit-projection.")
+    if options["pairs"] is not None and not fit:
+        raise CommandError("--pairs only applies with --fit-projection.")
+    if options["pairs"] is not None and options["pairs"] < 0:
+        raise CommandError("--pairs must not be negative.")
+    if batch_size is not None and batch_size < 1:
+        raise CommandError("--batch-size must be at least 1.")
+    return "ids" if ids else (mode or ("all" if fit else "stale"))
+
+
+def _reindex(mode, ids, encoder, batch_size, bar, options):
+    def error(pk, reason):
+        bar.write(f"product {pk}: {reason}")
+
+    if options["fit_projection"]:
+        return indexing.reindex_with_projection(
+            encoder=encoder,
+            batch_size=batch_size,
+            progress=bar.update,
+            error=error,
+            gamma=options["gamma"],
+            pairs=options["pairs"],
         )
-        if counts.get("no_image"):
-            shown = ", ".join(str(pk) for pk in counts["no_image_ids"])
-            more = ", ..." if counts["no_image"] > len(counts["no_image_ids"]) else ""
-            self.stdout.write(
-                f"{counts['no_image']} product(s) have no image and were skipped: {shown}{more}."
-            )
-        if counts.get("projection"):
-            learned = (
-                f", invariance learned from {counts['pairs']} shopper-style photos"
-                if counts.get("pairs")
-                else ""
-            )
-            self.stdout.write(
-                f"Fitted the projection on {counts['fitted_on']} products in "
-                f"{counts['categories']} categories{learned}: {counts['projection']}."
-            )
-        if counts.get("index_created"):
-            self.stdout.write(f"Created the HNSW index {counts['index_created']}.")
+    return indexing.reindex(
+        mode,
+        ids=ids,
+        encoder=encoder,
+        batch_size=batch_size,
+        progress=bar.update,
+        error=error,
+        verify_checksums=False if options["no_verify"] else None,
+    )
+
+
+def _report(counts):
+    """The lines the command prints about a finished reindex."""
+    yield (
+        f"{counts['embedded']} embedded, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped, {counts['removed']} removed "
+        f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
+    )
+    if counts.get("no_image"):
+        shown = ", ".join(str(pk) for pk in counts["no_image_ids"])
+        more = ", ..." if counts["no_image"] > len(counts["no_image_ids"]) else ""
+        yield f"{counts['no_image']} product(s) have no image and were skipped: {shown}{more}."
+    if counts.get("projection"):
+        learned = (
+            f", invariance learned from {counts['pairs']} shopper-style photos"
+            if counts.get("pairs")
+            else ""
+        )
+        yield (
+            f"Fitted the projection on {counts['fitted_on']} products in "
+            f"{counts['categories']} categories{learned}: {counts['projection']}."
+        )
+    if counts.get("index_created"):
+        yield f"Created the HNSW index {counts['index_created']}."
 
 
 class _ProgressBar:

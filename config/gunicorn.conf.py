@@ -1,0 +1,55 @@
+"""Gunicorn settings of ``make serve`` (``gunicorn -c config/gunicorn.conf.py``).
+
+gthread workers: each process runs ``GUNICORN_THREADS`` requests at once and keeps one
+persistent database connection per thread (``DJANGO_CONN_MAX_AGE``). Processes, not threads,
+are what use several cores for Python code (templates, numpy), so the default is two
+processes per core; threads cover the time requests wait on PostgreSQL and Redis.
+Database connections: workers x threads (32 by default) plus the Celery worker's, well
+under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CONNECTIONS``).
+"""
+
+import os
+import shutil
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Connections waiting for a thread; beyond it the kernel's backlog queues them.
+worker_connections = 1000
+backlog = 2048
+# A request that takes longer is killed with its worker (a photo search takes ~0.1 s).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 10
+keepalive = 5
+# Recycle processes now and then, so that no slow leak (a decoder's memory) grows for ever.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
+# Access lines to stdout when asked (GUNICORN_ACCESS_LOG=1); errors always to stderr.
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
+errorlog = "-"
+proc_name = "lookalike-web"
+wsgi_app = "config.wsgi:application"
+# gunicornc's control socket beside the shop's other runtime files, not one per user in
+# ~/.gunicorn, which a second server on this machine (a test's) would fight over.
+_var = os.environ.get(
+    "LOOKALIKE_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var")
+)
+control_socket = os.path.join(_var, "gunicorn.ctl")
+
+
+def on_starting(server):
+    """Start with an empty Prometheus folder: files of processes of an earlier run would be
+    added to this one's figures."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A worker that exits takes its live gauges with it (prometheus_client's advice)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

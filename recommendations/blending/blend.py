@@ -1,0 +1,159 @@
+"""The widgets' blends: "Similar items" (:func:`blend_similar`) and "For you"
+(:func:`recommend_for_user`), as the shop serves them.
+
+Each resolves the profile (read from the database on every call, so a newly published
+default is served at once), finds the shopper, gathers candidates from the
+:class:`~.live.LiveSource`, scores and ranks them (:mod:`.candidates`) and returns
+:class:`Recommendation` objects with their products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..conf import app_settings
+from ..services.profiles import get_profile
+from .candidates import gather_for_user, gather_similar, rank, score_candidates
+from .core import BUILTIN_SETTINGS, COMPONENTS, REASONS, BlendSettings, reasons
+from .live import LiveSource, live_shopper
+
+__all__ = [
+    "Recommendation",
+    "blend_similar",
+    "newest_recommendations",
+    "recommend_for_user",
+    "resolve_settings",
+]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended product.
+
+    Attributes
+    ----------
+    product : Model instance
+        The product (``LOOKALIKE_PRODUCT_MODEL``).
+    score : float
+        Blend score in [0, 1].
+    reason : str
+        Shown under the product ("Looks similar", ...).
+    components : dict
+        ``{component: weighted normalised score}`` for every component; they sum to
+        ``score``.
+    """
+
+    product: object
+    score: float
+    reason: str
+    components: dict = field(default_factory=dict)
+
+
+def resolve_settings(profile=None):
+    """Turn a ``BlendProfile``, a profile name, a :class:`BlendSettings` or ``None`` (the
+    default profile) into :class:`BlendSettings`.
+
+    Raises
+    ------
+    recommendations.services.profiles.UnknownProfile
+        For a name no profile has.
+    """
+    if isinstance(profile, BlendSettings):
+        return profile
+    row = get_profile(profile)
+    return BUILTIN_SETTINGS if row is None else BlendSettings.from_profile(row)
+
+
+def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, filters=None):
+    """Products like ``product``, personalised for the shopper: the "Similar items" strip.
+
+    Parameters
+    ----------
+    product : Model instance or int
+        The product being viewed (or its id).
+    user : User, optional
+        The signed-in shopper; anonymous users count as none.
+    session_key : str, optional
+        The shopper's session, which personalises an anonymous shopper after a few events.
+    profile : BlendProfile, str or None
+        The profile (or its name); ``None`` for the default profile.
+    k : int
+    filters : visualsearch.search.Filters, optional
+        Only products in this category, price range or stock (the API's filters): every
+        source's candidates are held to them, on top of the profile's rules.
+
+    Returns
+    -------
+    list of Recommendation
+        At most ``k``, best first; empty only when no product qualifies at all.
+
+    Raises
+    ------
+    recommendations.services.profiles.UnknownProfile
+        For an unknown profile name.
+    """
+    settings = resolve_settings(profile)
+    product_id = getattr(product, "pk", product)
+    shopper = live_shopper(user, session_key, settings)
+    exclude = set(shopper.purchased)
+    if settings.exclude_current:
+        exclude.add(product_id)
+    source = LiveSource(settings, filters)
+    cands, anchor = gather_similar(
+        source, product_id, shopper, exclude, app_settings.BLEND_CANDIDATES
+    )
+    return _finish(cands, source, settings, k, exclude, anchor)
+
+
+def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
+    """Products for the shopper: the "For you" strip.
+
+    A signed-in user or an anonymous session with events gets products like their
+    recent ones (visual and ALS item-item) and the ALS model's picks for them; a shopper
+    with no events gets popular products, or the newest when nothing has events yet.
+
+    Parameters and return value as :func:`blend_similar`, without ``product``; the
+    profile's "exclude current" rule leaves out the shopper's recent products.
+    """
+    settings = resolve_settings(profile)
+    shopper = live_shopper(user, session_key, settings)
+    exclude = set(shopper.purchased)
+    if settings.exclude_current:
+        exclude.update(shopper.history)
+    source = LiveSource(settings)
+    cands, anchor = gather_for_user(source, shopper, exclude, app_settings.BLEND_CANDIDATES)
+    return _finish(cands, source, settings, k, exclude, anchor)
+
+
+def _finish(cands, source, settings, k, exclude, anchor):
+    """Score, rank and explain the candidates (steps 2 to 4)."""
+    scored = score_candidates(
+        cands, source, exclude, app_settings.RECENCY_HALF_LIFE_DAYS, anchor=anchor
+    )
+    if scored is None:
+        return []
+    picked, scores, contributions = rank(
+        scored.raw, settings, k, categories=scored.categories, embeddings=scored.embeddings
+    )
+    why = reasons(contributions[picked], [scored.origins[i] for i in picked])
+    return [
+        Recommendation(
+            product=scored.items[scored.ids[i]].product,
+            score=float(scores[i]),
+            reason=reason,
+            components={c: float(contributions[i, j]) for j, c in enumerate(COMPONENTS)},
+        )
+        for i, reason in zip(picked, why, strict=True)
+    ]
+
+
+def newest_recommendations(k, settings=BUILTIN_SETTINGS):
+    """The newest eligible products, reason "New in": the last resort of the widgets."""
+    source = LiveSource(settings)
+    ids = source.newest(k, ())
+    items = source.eligible(ids)
+    return [
+        Recommendation(items[pid].product, 0.0, REASONS["recency"], {})
+        for pid in ids
+        if pid in items
+    ]

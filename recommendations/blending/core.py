@@ -1,0 +1,290 @@
+"""The blend's vocabulary and its arithmetic, in one module that knows nothing of the
+database.
+
+The vocabulary -- the components, their reasons, the diversity methods, the rules and the
+default profile -- is written here once: the model
+(:class:`~recommendations.models.BlendProfile`), the profiles service, the blend and its
+offline evaluation import it. Migration 0003 keeps its own literal copy of the default
+profile (migrations are history); a test holds :data:`BUILTIN_SETTINGS` equal to it.
+
+The arithmetic is steps 2 to 4 of a blend (see :mod:`recommendations.blending`), on
+arrays: :func:`normalise` and :func:`combine` score the candidates, :func:`reasons` says
+why each is shown, :func:`diversify` picks the list. The shop's widgets and the offline
+evaluation both call them, through :func:`.candidates.rank`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.utils.translation import gettext_lazy as _
+
+__all__ = [
+    "BUILTIN_SETTINGS",
+    "COMPONENTS",
+    "DEFAULT_DIVERSITY",
+    "DEFAULT_DIVERSITY_PARAMS",
+    "DEFAULT_WEIGHTS",
+    "DIVERSITY_METHODS",
+    "REASONS",
+    "RULES",
+    "BlendSettings",
+    "combine",
+    "diversify",
+    "normalise",
+    "reasons",
+]
+
+
+#: Blend components, in the order their reasons win ties.
+COMPONENTS = ("visual", "collaborative", "affinity", "popularity", "recency")
+
+REASONS = {
+    "visual": _("Looks similar"),
+    "collaborative": _("Shoppers who viewed this also viewed"),
+    "affinity": _("Picked for you"),
+    "popularity": _("Popular now"),
+    "recency": _("New in"),
+}
+
+#: Re-rankings for diversity (see :func:`.scoring.diversify`).
+DIVERSITY_METHODS = ("none", "mmr", "category_cap")
+
+#: The parameter each diversity method takes when a profile names none.
+DEFAULT_DIVERSITY_PARAMS = {"none": 0.0, "mmr": 0.7, "category_cap": 2.0}
+
+#: A profile's rules, each on unless the profile says otherwise.
+RULES = ("in_stock_only", "exclude_purchased", "exclude_current")
+
+#: The default profile's weights (migration 0003): near ALS accuracy with a third more of
+#: the catalogue shown on the demo's shoppers, and enough visual weight for the product
+#: page's similar items to look alike.
+DEFAULT_WEIGHTS = {
+    "visual": 0.25,
+    "collaborative": 0.2,
+    "affinity": 0.45,
+    "popularity": 0.1,
+    "recency": 0.0,
+}
+#: The default profile's re-ranking: MMR, mostly relevance.
+DEFAULT_DIVERSITY = ("mmr", 0.85)
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """What a blend needs from a profile, detached from the database row.
+
+    Attributes
+    ----------
+    weights : dict
+        ``{component: weight >= 0}`` for the components in :data:`COMPONENTS`; missing
+        components weigh 0.
+    diversity : str
+        ``"none"``, ``"mmr"`` or ``"category_cap"``.
+    diversity_param : float
+        MMR's lambda in [0, 1], or the category cap (a whole number >= 1).
+    """
+
+    weights: dict
+    diversity: str = "mmr"
+    diversity_param: float = 0.7
+    in_stock_only: bool = True
+    exclude_purchased: bool = True
+    exclude_current: bool = True
+    name: str = ""
+
+    @classmethod
+    def from_profile(cls, profile):
+        return cls(
+            weights=dict(profile.weights),
+            diversity=profile.diversity,
+            diversity_param=float(profile.diversity_param),
+            in_stock_only=profile.in_stock_only,
+            exclude_purchased=profile.exclude_purchased,
+            exclude_current=profile.exclude_current,
+            name=profile.name,
+        )
+
+    def weight_vector(self):
+        """Weights in :data:`COMPONENTS` order, scaled to sum to 1."""
+        w = np.array([float(self.weights.get(c, 0.0)) for c in COMPONENTS], dtype=np.float64)
+        total = w.sum()
+        return w / total if total > 0 else w
+
+
+#: Used when the database holds no default profile (it normally does: migration 0003,
+#: whose profile this equals).
+BUILTIN_SETTINGS = BlendSettings(
+    weights=dict(DEFAULT_WEIGHTS),
+    diversity=DEFAULT_DIVERSITY[0],
+    diversity_param=DEFAULT_DIVERSITY[1],
+    name="built-in",
+)
+
+
+# -- the arithmetic ------------------------------------------------------------------
+
+
+def normalise(values):
+    """Min-max normalise one component over the candidate set (the rule: step 2 of
+    :mod:`recommendations.blending`).
+
+    Parameters
+    ----------
+    values : array_like of float, shape (n_candidates,)
+        Raw scores; NaN for candidates the component did not score.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_candidates,)
+        In [0, 1]; unscored candidates get 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    scored = ~np.isnan(values)
+    out = np.zeros(values.shape, dtype=np.float64)
+    if not scored.any():
+        return out
+    lo, hi = values[scored].min(), values[scored].max()
+    if hi > lo:
+        out[scored] = (values[scored] - lo) / (hi - lo)
+    elif not scored.all():
+        out[scored] = 1.0
+    return out
+
+
+def combine(raw, weights):
+    """Normalise each component and take the weighted sum.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (n_candidates, len(COMPONENTS))
+        Raw scores in :data:`COMPONENTS` order, NaN where unscored.
+    weights : array_like, shape (len(COMPONENTS),)
+        Scaled to sum to 1 here.
+
+    Returns
+    -------
+    scores : ndarray of float64, shape (n_candidates,)
+        In [0, 1].
+    contributions : ndarray of float64, shape (n_candidates, len(COMPONENTS))
+        The weighted normalised components; ``scores`` is their row sum.
+    """
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(COMPONENTS))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.sum() > 0:
+        weights = weights / weights.sum()
+    normalised = np.column_stack([normalise(raw[:, j]) for j in range(len(COMPONENTS))])
+    contributions = normalised * weights[None, :]
+    return contributions.sum(axis=1), contributions
+
+
+def reasons(contributions, origins):
+    """The reason of each candidate: its largest contribution's, else its source's.
+
+    Parameters
+    ----------
+    contributions : ndarray, shape (n_candidates, len(COMPONENTS))
+    origins : sequence of str
+        The component whose source proposed each candidate first.
+
+    Returns
+    -------
+    list of str
+    """
+    contributions = np.asarray(contributions).reshape(-1, len(COMPONENTS))
+    best = contributions.argmax(axis=1)  # the first maximum: COMPONENTS order breaks ties
+    return [
+        REASONS[COMPONENTS[j]] if contributions[i, j] > 0 else REASONS[origins[i]]
+        for i, j in enumerate(best)
+    ]
+
+
+def _mmr(scores, order, similarity, lam, k):
+    selected = [order[0]]
+    remaining = list(order[1:])
+    max_sim = similarity[order[0]].copy()
+    while remaining and len(selected) < k:
+        rem = np.asarray(remaining)
+        value = lam * scores[rem] - (1.0 - lam) * max_sim[rem]
+        pick = int(np.argmax(value))  # first maximum: the better-ranked candidate wins ties
+        chosen = remaining.pop(pick)
+        selected.append(chosen)
+        max_sim = np.maximum(max_sim, similarity[chosen])
+    return selected
+
+
+def _category_cap(order, categories, cap, k):
+    cap = max(1, int(round(cap)))
+    kept, overflow, counts = [], [], {}
+    for i in order:
+        c = categories[i]
+        if counts.get(c, 0) < cap:
+            counts[c] = counts.get(c, 0) + 1
+            kept.append(i)
+            if len(kept) == k:
+                return kept
+        else:
+            overflow.append(i)
+    return kept + overflow[: k - len(kept)]
+
+
+def diversify(scores, k, method="none", param=None, categories=None, embeddings=None):
+    """Pick ``k`` candidates, best first, re-ranked for diversity.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_candidates,)
+        Blend scores; ties keep candidate order.
+    k : int
+    method : {"none", "mmr", "category_cap"}
+    param : float
+        MMR's lambda, or the per-category cap.
+    categories : sequence, shape (n_candidates,), optional
+        Category of each candidate (needed by ``category_cap``; MMR's fallback similarity).
+    embeddings : ndarray, shape (n_candidates, dim), optional
+        L2-normalised visual embeddings for MMR; rows of zeros for candidates without one.
+
+    Returns
+    -------
+    list of int
+        Indices into the candidates, at most ``k``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    if n == 0 or k <= 0:
+        return []
+    order = np.argsort(-scores, kind="stable")
+    if method == "none" or n == 1:
+        return order[:k].tolist()
+    if method == "category_cap":
+        if categories is None:
+            raise ValueError("the category cap needs the candidates' categories.")
+        return _category_cap(order.tolist(), list(categories), param, k)
+    if method != "mmr":
+        raise ValueError(f"Unknown diversity method {method!r}; expected {DIVERSITY_METHODS}.")
+    lam = 0.7 if param is None else float(param)
+    # MMR only ever reaches into the head of the ranking; bound its quadratic cost.
+    head = order[: max(5 * k, 60)]
+    similarity = _similarity(head, categories, embeddings)
+    # Relevance on the similarities' scale: the best candidate is 1 whatever share of
+    # the weights the components that scored it hold.
+    relevance = scores[head] / scores[head[0]] if scores[head[0]] > 0 else scores[head]
+    local = _mmr(relevance, np.arange(len(head)), similarity, lam, k)
+    return head[local].tolist()
+
+
+def _similarity(idx, categories, embeddings):
+    n = len(idx)
+    if categories is not None:
+        cats = np.asarray([categories[i] for i in idx], dtype=object)
+        same_category = (cats[:, None] == cats[None, :]).astype(np.float64)
+    else:
+        same_category = np.zeros((n, n))
+    if embeddings is None:
+        return same_category
+    emb = np.asarray(embeddings, dtype=np.float64)[idx]
+    has = np.linalg.norm(emb, axis=1) > 0
+    similarity = emb @ emb.T
+    both = has[:, None] & has[None, :]
+    return np.where(both, similarity, same_category)

@@ -1,0 +1,1 @@
+from tests.visualsearch.conftest import catalogue, pixel_encoder  # noqa: F401 (fixtures)

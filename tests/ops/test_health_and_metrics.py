@@ -1,0 +1,128 @@
+"""The operations endpoints: /health/ (django-health-check with the plugins' checks) and
+/metrics (django-prometheus plus the plugins' collectors), and JSON-lines logs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.recommendations.recsys_support import SMALL_ALS, two_groups
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def health(client):
+    """GET /health/ from a thread of its own: the view is async, and Django cannot run it
+    from a thread where an event loop runs (the browser tests' Playwright leaves one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        response = pool.submit(client.get, "/health/", HTTP_ACCEPT="application/json").result()
+    return response.status_code, response.json()
+
+
+# The checks run in threads, on connections of their own: the test's rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_health_checks_the_database_cache_broker_and_models(
+    client, catalogue, product_factory, category_factory, settings, tmp_path
+):
+    from recommendations.services import training
+
+    settings.RECOMMENDATIONS_ARTIFACT_DIR = tmp_path / "recommender"
+    status, checks = health(client)
+    # Vectors of the configured encoder exist; no recommender was trained yet.
+    assert checks["Database(alias='default')"] == "OK"
+    assert checks["Cache(alias='default')"] == "OK"
+    assert checks["JobBroker()"] == "OK"  # the inline backend needs none
+    assert checks["VisualEncoder()"] == "OK"
+    assert "No recommender model is active" in checks["Recommender()"]
+    assert status == 500
+    two_groups(product_factory, category_factory)
+    training.train(**SMALL_ALS, evaluate=False)
+    status, checks = health(client)
+    assert status == 200, checks
+    assert set(checks.values()) == {"OK"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_fails_when_the_broker_is_down(client, settings):
+    from config.celery import app
+
+    settings.LOOKALIKE_JOBS_BACKEND = "celery"
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    try:
+        status, checks = health(client)
+    finally:
+        app.conf.broker_url = saved
+    assert status == 500
+    assert "Broker unreachable (OperationalError)" in checks["JobBroker()"]
+    assert "127.0.0.1" not in checks["JobBroker()"]  # no connection string in the answer
+
+
+@pytest.mark.django_db
+def test_metrics_show_requests_searches_jobs_and_model_versions(client, catalogue):
+    from lookalike.jobs.models import Job
+
+    Job.objects.create(handler="x", lock_key="visualsearch.reindex", status="running", total=9)
+    assert client.get(f"/api/products/{catalogue[0].pk}/similar/").status_code == 200
+    text = client.get("/metrics").content.decode()
+    assert "django_http_requests_latency_seconds_by_view_method" in text  # django-prometheus
+    assert 'lookalike_search_request_seconds_count{endpoint="similar_api",status="200"}' in text
+    assert 'lookalike_jobs{lock_key="visualsearch.reindex",status="running"} 1.0' in text
+    assert "lookalike_job_total{" in text
+    assert 'visualsearch_vectors{configured="true",encoder="pixel"' in text
+    assert "recommendations_model_active_version 0.0" in text
+
+
+@pytest.mark.django_db  # the registry's collectors read the database
+def test_observe_search_records_a_plan():
+    from prometheus_client import REGISTRY
+
+    from lookalike.metrics import observe_search
+
+    observe_search("exact", 0.004)
+    assert REGISTRY.get_sample_value("lookalike_search_plan_seconds_count", {"plan": "exact"}) >= 1
+
+
+def test_logs_are_json_lines_when_asked_for(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    environ.update(DJANGO_LOG_FORMAT="json", LOOKALIKE_VAR_DIR=str(tmp_path))
+    code = (
+        "import os, logging; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
+        "import django; django.setup()\n"
+        "logging.getLogger('lookalike.jobs.services').info("
+        "'Job 7 succeeded', extra={'job_id': 7, 'status': 'succeeded'})\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
+        "    logging.getLogger('django.request').exception('Internal Server Error: /x/')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    job, error = records
+    assert job["message"] == "Job 7 succeeded" and job["job_id"] == 7
+    assert job["level"] == "INFO" and job["logger"] == "lookalike.jobs.services"
+    assert error["level"] == "ERROR" and "ZeroDivisionError" in error["exc_info"]
+
+
+def test_jobs_are_sent_through_the_projects_celery_app(tmp_path):
+    """Every process of the project (a gunicorn worker imports nothing but the settings and
+    the WSGI application) sends jobs through the configured app, not Celery's default one
+    (amqp://localhost, queue "celery"), which no worker of the shop listens to."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    environ.update(LOOKALIKE_VAR_DIR=str(tmp_path), CELERY_BROKER_URL="redis://broker.test:6379/3")
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
+        "from config.wsgi import application\n"
+        "from celery import current_app\n"
+        "conf = current_app.conf\n"
+        "print(current_app.main, conf.broker_url, conf.task_default_queue)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert result.stdout.split() == ["lookalike", "redis://broker.test:6379/3", "lookalike"]

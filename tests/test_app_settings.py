@@ -1,0 +1,71 @@
+"""The apps' settings objects: one base class, names derived from the properties, and a
+check that names a misspelt setting instead of ignoring it."""
+
+import pytest
+from django.core.checks import run_checks
+
+from lookalike.conf import AppSettings
+from lookalike.conf import app_settings as lookalike_settings
+from recommendations.conf import app_settings as recommendations_settings
+from visualsearch.conf import app_settings as visualsearch_settings
+
+APPS = [
+    (lookalike_settings, "LOOKALIKE_", "lookalike.W001"),
+    (visualsearch_settings, "VISUALSEARCH_", "visualsearch.W002"),
+    (recommendations_settings, "RECOMMENDATIONS_", "recommendations.W001"),
+]
+
+
+@pytest.mark.parametrize("app_settings, prefix, check_id", APPS)
+def test_each_app_settings_object_derives_its_names_from_its_properties(
+    app_settings, prefix, check_id
+):
+    assert isinstance(app_settings, AppSettings) and app_settings.prefix == prefix
+    names = app_settings.names()
+    assert names and all(name.startswith(prefix) for name in names)
+    for name in names:
+        getattr(app_settings, name.removeprefix(prefix))  # every name reads a default
+
+
+def test_defaults_are_read_on_access(settings):
+    assert visualsearch_settings.EF_SEARCH == 100
+    settings.VISUALSEARCH_EF_SEARCH = 40
+    assert visualsearch_settings.EF_SEARCH == 40
+
+
+def _warnings(check_id):
+    return [m for m in run_checks() if m.id == check_id]
+
+
+def test_the_project_has_no_unknown_settings():
+    assert not [m for m in run_checks() if m.id in {check_id for *_, check_id in APPS}]
+
+
+@pytest.mark.parametrize(
+    "misspelt, meant, check_id",
+    [
+        ("VISUALSEARCH_EF_SERACH", "VISUALSEARCH_EF_SEARCH", "visualsearch.W002"),
+        (
+            "RECOMMENDATIONS_BLEND_CANDIDATE",
+            "RECOMMENDATIONS_BLEND_CANDIDATES",
+            "recommendations.W001",
+        ),
+        ("LOOKALIKE_JOBS_BACKEN", "LOOKALIKE_JOBS_BACKEND", "lookalike.W001"),
+    ],
+)
+def test_a_misspelt_setting_is_named_with_the_closest_one(settings, misspelt, meant, check_id):
+    setattr(settings, misspelt, 1)
+    [warning] = _warnings(check_id)
+    assert misspelt in warning.msg and warning.hint == f"Did you mean {meant}?"
+
+
+def test_an_unknown_setting_without_a_close_one_points_at_the_documentation(settings):
+    settings.VISUALSEARCH_ZZZ = 1
+    [warning] = _warnings("visualsearch.W002")
+    assert "VISUALSEARCH_ZZZ" in warning.msg and "visualsearch.conf" in warning.hint
+
+
+def test_a_renamed_setting_is_reported_once_as_renamed(settings):
+    settings.VISUALSEARCH_PRODUCT_FIELDS = {}
+    ids = [m.id for m in run_checks() if "VISUALSEARCH_PRODUCT_FIELDS" in m.msg]
+    assert ids == ["lookalike.E001"]

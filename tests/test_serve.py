@@ -1,0 +1,120 @@
+"""``make serve`` (``python -m config.serve``) on a fresh data folder: gunicorn answers with
+DEBUG off and WhiteNoise's hashed static files, the health endpoint answers, and a SIGTERM
+to the whole process group (what Ctrl-C in a terminal amounts to) stops every process it
+started, the embedded PostgreSQL included, even while ``prepare_demo`` is still running."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+def redis_reachable():
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("redis", ["running", "its own"])
+def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
+    """With the Redis that runs on this machine, and with none on the port it looks at, so
+    that it starts Redis itself (and stops it)."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    for name in ("DATABASE_URL", "LOOKALIKE_DB_NAME", "LOOKALIKE_MEDIA_ROOT", "LOOKALIKE_PGDATA"):
+        environ.pop(name, None)
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        environ.pop(name, None)
+    environ.update(LOOKALIKE_VAR_DIR=str(tmp_path), HOST="127.0.0.1", PORT=str(port))
+    if redis == "running":
+        if not redis_reachable():
+            pytest.skip("no Redis on 127.0.0.1:6379")
+        # A database of its own, not the one a `make serve` uses.
+        environ.update(
+            REDIS_URL="redis://127.0.0.1:6379/12", CELERY_BROKER_URL="redis://127.0.0.1:6379/12"
+        )
+    else:
+        if not shutil.which("redis-server"):
+            pytest.skip("redis-server is not installed (make serve installs it when needed)")
+        environ["LOOKALIKE_REDIS_PORT"] = str(free_port())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "config.serve"],
+        cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, "".join(lines[-60:])
+            try:
+                status, _, home = get(base + "/")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "".join(lines[-60:])
+            time.sleep(0.5)
+        assert "DEBUG = True" not in get(base + "/no-such-page/")[2]
+        css = re.search(r'href="(/static/shop/shop\.[0-9a-f]{12}\.css)"', home)
+        assert css, "static files are not served under hashed names"
+        status, headers, _ = get(base + css.group(1))
+        assert status == 200 and "immutable" in headers.get("Cache-Control", "")
+        status, _, body = get(base + "/health/?format=json")
+        assert '"Database(alias=\'default\')": "OK"' in body and '"JobBroker()": "OK"' in body
+        assert "lookalike_jobs" in get(base + "/metrics")[2]
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        postmasters = [
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if str(tmp_path / "pgdata") in " ".join(p.info["cmdline"] or [])
+        ]
+        assert postmasters, "the embedded PostgreSQL of this data folder is not running"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole group, as Ctrl-C would
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    output = "".join(lines)
+    assert proc.returncode == 0, output[-3000:]
+    if redis == "its own":
+        assert "started a Redis of its own" in output
+        assert (tmp_path / "redis" / "appendonlydir").exists()
+    time.sleep(0.5)
+    alive = [pid for pid in tree + postmasters if psutil.pid_exists(pid)]
+    alive = [pid for pid in alive if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, (alive, output[-3000:])

@@ -1,0 +1,174 @@
+"""The searches the pages, the API, the commands and the blend call.
+
+"Find similar" reads top to bottom: :func:`similar_to_product` names the target (the
+product's stored vector) and the filter; :func:`search_with_plan` probes
+(:func:`.executors.probe`), lets :func:`.planner.choose_plan` pick the plan, carries it
+out (:func:`.executors.execute`) and rolls back its transaction; :func:`hydrate` loads the
+products. "Search by photo" (:func:`search_by_images`) embeds the photos first, searches a
+wider beam and re-ranks it (:func:`rerank`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from django.db import connection, transaction
+
+from lookalike.catalogue import get_adapter
+
+from ..conf import app_settings
+from ..encoders import get_encoder
+from ..services.vectors import load_vectors
+from . import executors
+from .filters import Filters, Hit, NotIndexed, Target, check_k, vector_text
+from .planner import Plan, PlannerSettings, Probe, category_graph, choose_plan
+from .queries import SearchQueries
+
+__all__ = [
+    "SearchResult",
+    "hydrate",
+    "rerank",
+    "search_by_images",
+    "search_by_vector",
+    "search_with_plan",
+    "similar_to_product",
+]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits of one search and how it found them.
+
+    ``fell_back`` is true when ``plan`` came up short of ``k`` and the exact plan over the
+    product table answered instead.
+    """
+
+    hits: list[Hit]
+    plan: Plan
+    probe: Probe
+    fell_back: bool = False
+
+
+def similar_to_product(product_id, k=12, filters=None, encoder=None) -> list[Hit]:
+    """The ``k`` products that look most like product ``product_id``, best first.
+
+    Raises
+    ------
+    NotIndexed
+        If the product has no vector for the encoder.
+    """
+    return search_with_plan(product_id=product_id, k=k, filters=filters, encoder=encoder).hits
+
+
+def search_by_vector(vector, k=12, filters=None, encoder=None) -> list[Hit]:
+    """The ``k`` products nearest to an L2-normalised ``vector`` of the encoder."""
+    return search_with_plan(vector=vector, k=k, filters=filters, encoder=encoder).hits
+
+
+def search_with_plan(*, product_id=None, vector=None, k=12, filters=None, encoder=None):
+    """:func:`similar_to_product` (with ``product_id``) or :func:`search_by_vector` (with
+    ``vector``), returning the :class:`SearchResult` with the plan that answered."""
+    if (product_id is None) == (vector is None):
+        raise TypeError("search_with_plan() takes either product_id or vector.")
+    check_k(k)
+    enc = get_encoder(encoder)
+    filters = filters or Filters()
+    if product_id is None:
+        target = Target(enc.name, enc.dim, enc.weights_hash, vector_text(vector, enc.dim))
+        return _search(target, k, filters)
+    product_id = get_adapter().parse_pk(product_id)
+    # The product's vector is read inside the search's own statements (no round trip).
+    target = Target(enc.name, enc.dim, enc.weights_hash, product_id=product_id)
+    filters = replace(filters, exclude_ids=(*filters.exclude_ids, product_id))
+    return _search(target, k, filters)
+
+
+def _search(target, k, filters, *, ef_search=None) -> SearchResult:
+    """Probe, plan, execute, in one transaction (or savepoint) that is rolled back: a
+    search writes nothing, and the rollback undoes the planner settings, so they never leak
+    into the caller's queries. ``ef_search`` widens the HNSW beam beyond
+    ``VISUALSEARCH_EF_SEARCH`` (and ``k``)."""
+    settings = PlannerSettings.current(k, ef_search)
+    queries = SearchQueries(target, filters)
+    category_index = category_graph(target, filters, queries.copies is not None, settings)
+    with transaction.atomic(), connection.cursor() as cursor:
+        probe = executors.probe(cursor, queries, settings, category_index)
+        if target.product_id is not None and not probe.has_vector:
+            raise NotIndexed(f"Product {target.product_id} has no {target.encoder} embedding yet.")
+        plan = choose_plan(probe, filters, settings)
+        rows, fell_back = executors.execute(cursor, queries, plan, k)
+        transaction.set_rollback(True)
+    hits = [Hit(pid, float(1.0 - dist)) for pid, dist in rows]
+    return SearchResult(hits, plan, probe, fell_back)
+
+
+def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]]:
+    """Search with each PIL image; the images are embedded together in one batch.
+
+    When the encoder's catalogue projection learned invariance to shopper photos, the top
+    ``VISUALSEARCH_RERANK_CANDIDATES`` of each search are re-ranked by that invariant
+    similarity (see :mod:`visualsearch.encoders.projection`), and the scores are its cosines.
+    """
+    check_k(k)
+    images = list(images)
+    if not images:
+        return []
+    enc = get_encoder(encoder)
+    # The photos are compared with the vectors of the weights that embedded them.
+    vectors, weights = enc.embed_versioned(images)
+    filters = filters or Filters()
+    projection = enc.projection
+    depth = int(app_settings.RERANK_CANDIDATES)
+
+    def target(v):
+        return Target(enc.name, enc.dim, weights, vector_text(v, enc.dim))
+
+    if projection is None or not projection.reranks or depth <= 0:
+        return [_search(target(v), k, filters).hits for v in vectors]
+    depth = max(depth, k)
+    # A beam of only ``depth`` would return the graph's rough guess at its tail, where the
+    # photographed product often sits before re-ranking: twice as wide.
+    return [
+        rerank(
+            projection,
+            v,
+            _search(target(v), depth, filters, ef_search=2 * depth).hits,
+            k,
+            enc.name,
+            weights,
+        )
+        for v in vectors
+    ]
+
+
+def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -> list[Hit]:
+    """The best ``k`` of ``hits`` by the projection's invariant similarity to the query.
+
+    The candidates' stored vectors are read in one binary query and mapped into the
+    re-ranking space (:meth:`~visualsearch.encoders.projection.Projection.rerank_vectors`);
+    ties keep the lower product id first, as the database's order does.
+    """
+    stored = load_vectors(
+        [h.product_id for h in hits], encoder=encoder_name, weights_hash=weights_hash
+    )
+    ids = [h.product_id for h in hits if h.product_id in stored]
+    if not ids:
+        return []
+    candidates = projection.rerank_vectors(np.stack([stored[pid] for pid in ids]))
+    query = projection.rerank_vectors(np.asarray(query_vector, dtype=np.float32)[None, :])[0]
+    scores = candidates @ query
+    order = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:k]
+    return [Hit(ids[i], float(scores[i])) for i in order]
+
+
+def hydrate(hits) -> list[tuple[object, float]]:
+    """``(product, score)`` in hit order, loaded through the catalogue adapter in one query
+    (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`); products it no longer shows
+    are dropped."""
+    hits = list(hits)
+    if not hits:
+        return []
+    adapter = get_adapter()
+    products = adapter.annotate(adapter.get_queryset()).in_bulk([h.product_id for h in hits])
+    return [(products[h.product_id], h.score) for h in hits if h.product_id in products]
