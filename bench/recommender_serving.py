@@ -75,9 +75,10 @@ def make_catalogue(n_products):
     from django.apps import apps
     from django.conf import settings
 
-    from recommendations.services.simulation import _product_fields
+    from lookalike.conf import app_settings
 
-    fields = _product_fields()
+    # The reference shop's flat product model (the default adapter's fields).
+    fields = app_settings.PRODUCT_FIELDS
     Product = apps.get_model(settings.LOOKALIKE_PRODUCT_MODEL)
     Category = Product._meta.get_field(fields["category"]).related_model
     categories = [
