@@ -97,7 +97,16 @@ def step_read():
     out["vectors_alias"] = read_alias(ProductEmbedding)
     from lookalike.jobs.models import Job
     from recommendations.models import Event
+    from visualsearch.services.search import similar_to_product
 
+    def search_statements(execute, sql, params, many, context):
+        if "set_config('hnsw.ef_search'" in sql:
+            out.setdefault("search_probe_aliases", []).append(context["connection"].alias)
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(search_statements):
+        with connections["replica_1"].execute_wrapper(search_statements):
+            out["similar"] = len(similar_to_product(ids[0], k=5))
     out["event_alias"] = read_alias(Event)
     out["job_alias"] = read_alias(Job)
     out["session_alias"] = Job.objects.all().db

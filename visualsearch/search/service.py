@@ -10,15 +10,19 @@ wider beam and re-ranks it (:func:`rerank`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 
 from lookalike.catalogue import get_adapter
+from lookalike.metrics import observe_search
+from lookalike.routing import read_connection
 
 from ..conf import app_settings
 from ..encoders import get_encoder
+from ..models import ProductEmbedding
 from ..services.vectors import load_vectors
 from . import executors
 from .filters import Filters, Hit, NotIndexed, Target, check_k, vector_text
@@ -89,17 +93,22 @@ def _search(target, k, filters, *, ef_search=None) -> SearchResult:
     search writes nothing, and the rollback undoes the planner settings, so they never leak
     into the caller's queries. ``ef_search`` widens the HNSW beam beyond
     ``VISUALSEARCH_EF_SEARCH`` (and ``k``)."""
+    started = time.perf_counter()
     settings = PlannerSettings.current(k, ef_search)
     queries = SearchQueries(target, filters)
     category_index = category_graph(target, filters, queries.copies is not None, settings)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # A replica when the router has one for this request (lookalike.routing); chosen before
+    # the transaction opens: inside a transaction of the primary it answers the primary.
+    conn = read_connection(ProductEmbedding)
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
         probe = executors.probe(cursor, queries, settings, category_index)
         if target.product_id is not None and not probe.has_vector:
             raise NotIndexed(f"Product {target.product_id} has no {target.encoder} embedding yet.")
         plan = choose_plan(probe, filters, settings)
         rows, fell_back = executors.execute(cursor, queries, plan, k)
-        transaction.set_rollback(True)
+        transaction.set_rollback(True, using=conn.alias)
     hits = [Hit(pid, float(1.0 - dist)) for pid, dist in rows]
+    observe_search(str(plan.kind), time.perf_counter() - started)
     return SearchResult(hits, plan, probe, fell_back)
 
 
