@@ -10,5 +10,13 @@ class LookalikeConfig(AppConfig):
     verbose_name = _("Lookalike")
 
     def ready(self):
+        from django.core.signals import request_finished, request_started
+
         # Importing the module registers the system checks.
-        from . import checks  # noqa: F401
+        from . import (
+            checks,  # noqa: F401
+            requestcache,
+        )
+
+        request_started.connect(requestcache.start, dispatch_uid="lookalike.requestcache.start")
+        request_finished.connect(requestcache.end, dispatch_uid="lookalike.requestcache.end")

@@ -35,6 +35,7 @@ from django.utils.crypto import salted_hmac
 
 from .conf import app_settings
 from .models import Event
+from .services.shoppers import forget_shopper_events
 
 KINDS = {choice.value for choice in Event.Kind}
 #: Kinds that a page view records; they are de-duplicated within the view window.
@@ -114,7 +115,7 @@ def record_event(request, product, kind, source=""):
     now = timezone.now()
     if kind in VIEW_KINDS and _seen_recently(user, session_key, product, kind, now):
         return None
-    return Event.objects.create(
+    created = Event.objects.create(
         user=user,
         session_key=session_key,
         product=product,
@@ -122,6 +123,8 @@ def record_event(request, product, kind, source=""):
         source=source[:50],
         created_at=now,
     )
+    forget_shopper_events(user.pk if user is not None else None, session_key)
+    return created
 
 
 def click_source(request) -> str:

@@ -203,6 +203,15 @@ class BlendProfile(models.Model):
         default=True,
         help_text=_("Leave the product being viewed out of its own widgets."),
     )
+    segments = models.JSONField(
+        _("segment weights"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Weights that replace the ones above for a segment of requests, for example "
+            '{"cold_item": {"visual": 0.8}}: the missing components keep the weights above.'
+        ),
+    )
     metrics = models.JSONField(_("metrics"), default=dict, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     created_by = models.ForeignKey(

@@ -155,6 +155,13 @@ class SearchSettings(AppSettings):
         invariant similarity (when it has one); 0 switches re-ranking off."""
         return self._setting("RERANK_CANDIDATES", 200)
 
+    @property
+    def VECTOR_CACHE_SIZE(self):
+        """Stored vectors each process keeps in memory for the code that reads many at once
+        (the widgets' blend, photo-search re-ranking), checked against their ``computed_at``
+        on every read: 10,000 vectors of 1,280 dimensions take 50 MB. 0 turns it off."""
+        return self._setting("VECTOR_CACHE_SIZE", 10_000)
+
 
 class PageSettings(AppSettings):
     """The shopper-facing pages and API: uploads, photo search, results."""

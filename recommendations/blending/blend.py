@@ -136,14 +136,16 @@ def _finish(cands, source, settings, k, exclude, anchor):
         scored.raw, settings, k, categories=scored.categories, embeddings=scored.embeddings
     )
     why = reasons(contributions[picked], [scored.origins[i] for i in picked])
+    products = source.products([scored.ids[i] for i in picked])
     return [
         Recommendation(
-            product=scored.items[scored.ids[i]].product,
+            product=products[scored.ids[i]],
             score=float(scores[i]),
             reason=reason,
             components={c: float(contributions[i, j]) for j, c in enumerate(COMPONENTS)},
         )
         for i, reason in zip(picked, why, strict=True)
+        if scored.ids[i] in products
     ]
 
 
@@ -151,9 +153,7 @@ def newest_recommendations(k, settings=BUILTIN_SETTINGS):
     """The newest eligible products, reason "New in": the last resort of the widgets."""
     source = LiveSource(settings)
     ids = source.newest(k, ())
-    items = source.eligible(ids)
+    products = source.products(ids)
     return [
-        Recommendation(items[pid].product, 0.0, REASONS["recency"], {})
-        for pid in ids
-        if pid in items
+        Recommendation(products[pid], 0.0, REASONS["recency"], {}) for pid in ids if pid in products
     ]

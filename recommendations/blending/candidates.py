@@ -47,21 +47,26 @@ class Shopper:
         The latest distinct product ids, newest first.
     purchased : set
         Product ids the shopper bought.
+    events : object
+        What the source read about the shopper to find the rest, for its own later use
+        (the live source's :class:`~recommendations.services.shoppers.ShopperEvents`);
+        ``None`` when it read nothing.
     """
 
     key: object = None
     history: list = field(default_factory=list)
     purchased: set = field(default_factory=set)
+    events: object = None
 
 
 @dataclass(frozen=True)
 class Item:
     """What a blend needs of a product it may show: its category key and creation time
-    (an aware ``datetime`` or ``None``), and the product itself where the source loads it."""
+    (an aware ``datetime`` or ``None``). The products themselves are loaded only for the
+    few a blend keeps (``LiveSource.products``)."""
 
     category: object
     created: object
-    product: object = None
 
 
 class CandidateSource:

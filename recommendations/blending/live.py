@@ -12,23 +12,25 @@ import numpy as np
 from django.db.models import F
 from django.utils import timezone
 
-from lookalike.catalogue import CREATED, get_adapter
+from lookalike.catalogue import CATEGORY, CREATED, get_adapter
 from visualsearch import search
-from visualsearch.services.vectors import load_vectors
+from visualsearch.services.vectors import VectorCache
 
 from ..conf import app_settings
-from ..services.matrix import shopper_events
-from ..services.serving import (
-    get_active_model,
-    popular_products,
-    popularity_ranking,
-    purchased_product_ids,
-)
+from ..services.serving import get_active_model, popular_products, popularity_scores
+from ..services.shoppers import shopper_events_of
 from .candidates import CandidateSource, Item, Shopper
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LiveSource", "eligible_products", "live_shopper", "unit_vectors"]
+__all__ = ["LiveSource", "eligible_products", "live_shopper", "unit_vector", "unit_vectors"]
+
+
+def unit_vector(vector):
+    """The L2-normalised float64 copy of a stored vector; ``None`` for a vector of zeros."""
+    v = vector.astype(np.float64)
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else None
 
 
 def unit_vectors(vectors):
@@ -36,11 +38,16 @@ def unit_vectors(vectors):
     of zeros are left out."""
     out = {}
     for pid, vector in vectors.items():
-        v = vector.astype(np.float64)
-        norm = np.linalg.norm(v)
-        if norm > 0:
-            out[pid] = v / norm
+        v = unit_vector(vector)
+        if v is not None:
+            out[pid] = v
     return out
+
+
+#: The blend's stored vectors, normalised as :func:`unit_vectors` does, kept per process
+#: and checked against their rows on every read (:class:`~visualsearch.services.vectors.
+#: VectorCache`): 10 kB a product in float64.
+_unit_vectors = VectorCache(transform=unit_vector)
 
 
 def eligible_products(settings, filters=None):
@@ -59,24 +66,21 @@ def eligible_products(settings, filters=None):
 
 def live_shopper(user, session_key, settings):
     """The :class:`~.candidates.Shopper` of a request: the signed-in user or the anonymous
-    session, their latest ``RECOMMENDATIONS_BLEND_HISTORY`` distinct products and, under
-    the "exclude purchased" rule, what they bought."""
+    session, their latest ``RECOMMENDATIONS_BLEND_HISTORY`` distinct products (among their
+    latest ten times as many events) and, under the "exclude purchased" rule, what they
+    bought; all from one read of their events, which the ALS model's answers for them reuse
+    (``Shopper.events``)."""
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     user_id = user.pk if authenticated else None
     session_key = session_key or None
     if user_id is None and not session_key:
         return Shopper()
-    shopper = Shopper(key=(user_id, session_key))
-    recent = shopper_events(user_id, session_key).order_by("-created_at", "-id")
-    seen = []
-    for pid in recent.values_list("product_id", flat=True)[: 10 * app_settings.BLEND_HISTORY]:
-        if pid not in seen:
-            seen.append(pid)
-            if len(seen) == app_settings.BLEND_HISTORY:
-                break
-    shopper.history = seen
+    events = shopper_events_of(user_id, session_key)
+    shopper = Shopper(key=(user_id, session_key), events=events)
+    history = app_settings.BLEND_HISTORY
+    shopper.history = events.recent_products(history, 10 * history)
     if settings.exclude_purchased:
-        shopper.purchased = set(purchased_product_ids(user_id, session_key))
+        shopper.purchased = events.purchased()
     return shopper
 
 
@@ -124,8 +128,9 @@ class LiveSource(CandidateSource):
         return [(hit.product_id, float(hit.score)) for hit in hits]
 
     def embeddings(self, product_ids):
-        """For the configured encoder, read in binary."""
-        return unit_vectors(load_vectors(product_ids))
+        """For the configured encoder, read in binary, from the process's copies of the rows
+        that have not changed."""
+        return _unit_vectors.get(product_ids)
 
     def similar_items(self, product_id, n):
         return self.model.similar_items(product_id, n)
@@ -134,7 +139,11 @@ class LiveSource(CandidateSource):
         user_id, session_key = shopper.key
         try:
             return self.model.recommend(
-                user_id=user_id, session_key=session_key, k=n, exclude_ids=tuple(exclude)
+                user_id=user_id,
+                session_key=session_key,
+                k=n,
+                exclude_ids=tuple(exclude),
+                events=shopper.events,
             )
         except Exception:
             logger.exception("ALS recommendations failed for a shopper; blending without them.")
@@ -147,11 +156,9 @@ class LiveSource(CandidateSource):
         return [pid for pid, _ in ranking]
 
     def popularity(self, product_ids):
-        return dict(
-            popularity_ranking(
-                app_settings.EVENT_WEIGHTS, days=app_settings.POPULAR_DAYS, product_ids=product_ids
-            )
-        )
+        """From the process's ranking of the window (:mod:`~recommendations.services.popularity`),
+        which :meth:`popular` reads too."""
+        return popularity_scores(product_ids, days=app_settings.POPULAR_DAYS)
 
     def newest(self, n, exclude):
         adapter = get_adapter()
@@ -162,10 +169,31 @@ class LiveSource(CandidateSource):
         return list(ordered.values_list("pk", flat=True)[:n])
 
     def eligible(self, product_ids):
-        """The products themselves, loaded in one query through the adapter."""
+        """The category key and creation time of those a blend may show, read as values
+        (the adapter's annotations, which its per-product answers read too): a strip keeps
+        a dozen of some two hundred candidates, and only those are loaded as products
+        (:meth:`products`)."""
         adapter = get_adapter()
-        products = eligible_products(self.settings, self.filters).in_bulk(product_ids)
-        return {
-            pid: Item(adapter.get_category_key(p), adapter.get_created(p), p)
-            for pid, p in products.items()
-        }
+        selected = [
+            name
+            for name, expression in (
+                (CATEGORY, adapter.category_key_expression()),
+                (CREATED, adapter.created_expression()),
+            )
+            if expression is not None
+        ]
+        rows = (
+            eligible_products(self.settings, self.filters)
+            .filter(pk__in=list(product_ids))
+            .values_list("pk", *selected)
+        )
+        out = {}
+        for pk, *values in rows:
+            found = dict(zip(selected, values, strict=True))
+            out[pk] = Item(found.get(CATEGORY), found.get(CREATED))
+        return out
+
+    def products(self, product_ids):
+        """``{product id: product}`` of those still eligible, in one query through the
+        adapter (annotated, so that cards ask nothing more)."""
+        return eligible_products(self.settings, self.filters).in_bulk(list(product_ids))

@@ -34,6 +34,7 @@ __all__ = [
     "cap_weights",
     "EventMatrix",
     "build_event_matrix",
+    "epoch_seconds",
     "event_weights",
     "shopper_events",
     "shopper_key",
@@ -183,7 +184,7 @@ def with_shopper_and_time(queryset):
             default=Concat(Value("s:"), F("session_key")),
             output_field=CharField(),
         ),
-        ts=Cast(Extract("created_at", "epoch"), output_field=FloatField()),
+        ts=epoch_seconds(),
     )
 
 
@@ -289,6 +290,12 @@ def build_event_matrix(
     )
 
 
+def epoch_seconds():
+    """An event's time in seconds since the epoch, computed by the database (what the
+    decay of :func:`event_weights` reads)."""
+    return Cast(Extract("created_at", "epoch"), output_field=FloatField())
+
+
 def shopper_events(user_id=None, session_key=None):
     """The events of one shopper: their user's, plus their session's while anonymous.
 
@@ -312,6 +319,7 @@ def shopper_row(
     now=None,
     weights=None,
     half_life_days=_DEFAULT,
+    rows=None,
 ):
     """One shopper's events as a ``user_items`` row over a trained model's columns.
 
@@ -326,6 +334,9 @@ def shopper_row(
         Only events from then on.
     now, weights, half_life_days
         See :func:`event_weights`.
+    rows : list of (product id, kind, epoch seconds), optional
+        The shopper's events, already read (oldest first: the order their weights are
+        summed in); read from the database when not given.
 
     Returns
     -------
@@ -335,14 +346,15 @@ def shopper_row(
     newest : datetime or None
         Time of their newest event, known products or not.
     """
-    events = shopper_events(user_id, session_key)
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    rows = list(
-        events.annotate(ts=Cast(Extract("created_at", "epoch"), output_field=FloatField()))
-        .values_list("product_id", "kind", "ts")
-        .order_by()
-    )
+    if rows is None:
+        events = shopper_events(user_id, session_key)
+        if since is not None:
+            events = events.filter(created_at__gte=since)
+        rows = list(
+            events.annotate(ts=epoch_seconds()).values_list("product_id", "kind", "ts").order_by()
+        )
+    elif since is not None:
+        rows = [r for r in rows if r[2] >= since.timestamp()]
     n_items = len(item_index)
     newest = None
     if rows:

@@ -11,8 +11,8 @@ Everything here speaks product ids, never matrix indices. Availability rules (in
 active, already bought) belong to the caller, which knows the blend profile; only
 ``exclude_ids`` is applied here, before the top-``k`` cut.
 
-:func:`popular_products` and :func:`purchased_product_ids` read events directly and
-work without any trained model.
+:func:`popular_products` (from :mod:`.popularity`) and :func:`purchased_product_ids`
+read events directly and work without any trained model.
 """
 
 from __future__ import annotations
@@ -21,25 +21,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
-from django.db import connection
-from django.db.models import Case, FloatField, Sum, Value, When
-from django.utils import timezone
 
 from lookalike.keys import native
-from lookalike.querysets import as_sql
 
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
-from .matrix import (
-    countable_events,
-    shopper_events,
-    shopper_key,
-    shopper_row,
-    with_shopper_and_time,
-)
+from . import popularity
+from .matrix import shopper_events, shopper_key, shopper_row
+from .popularity import popular_products, popularity_ranking, popularity_scores
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +39,8 @@ __all__ = [
     "get_active_model",
     "clear_cache",
     "popular_products",
+    "popularity_ranking",
+    "popularity_scores",
     "purchased_product_ids",
 ]
 
@@ -144,13 +137,15 @@ class ActiveModel:
         ids, scores = self.recommender.similar_items(column, k=k)
         return self._pairs(ids, scores)
 
-    def _shopper_state(self, user_id=None, session_key=None):
+    def _shopper_state(self, user_id=None, session_key=None, events=None):
         """Where a shopper's factors come from: ``(row index or None, fresh user_items row)``.
 
         A shopper trained on, with no event since training, uses their trained row; a
         trained shopper with newer events, or one the model never saw, gets a
         ``user_items`` row built from their events now (``None`` when it has fewer
-        than ``MIN_SESSION_EVENTS`` events for a shopper the model never saw).
+        than ``MIN_SESSION_EVENTS`` events for a shopper the model never saw). ``events``
+        (:class:`~.shoppers.ShopperEvents`) are the shopper's events when the caller
+        has read them already; else they are queried.
         """
         key = shopper_key(user_id, session_key)
         if key is None:
@@ -160,8 +155,7 @@ class ActiveModel:
             # Signed in but not trained as a user: their anonymous past may have been.
             trained = self.user_index.get(shopper_key(None, session_key))
         if trained is not None and (
-            self.data_to is None
-            or not shopper_events(user_id, session_key).filter(created_at__gt=self.data_to).exists()
+            self.data_to is None or not self._acted_since_training(user_id, session_key, events)
         ):
             return trained, None
         row, n_events, _ = shopper_row(
@@ -170,10 +164,16 @@ class ActiveModel:
             session_key=session_key,
             weights=self.weights,
             half_life_days=self.half_life_days,
+            rows=None if events is None else events.weighted_rows(),
         )
         if n_events and (trained is not None or n_events >= app_settings.MIN_SESSION_EVENTS):
             return None, row
         return trained, None
+
+    def _acted_since_training(self, user_id, session_key, events):
+        if events is not None:
+            return events.newest is not None and events.newest > self.data_to
+        return shopper_events(user_id, session_key).filter(created_at__gt=self.data_to).exists()
 
     def user_vector(self, user_id=None, session_key=None):
         """The shopper's latent factors, or ``None`` when nothing usable is known.
@@ -189,7 +189,9 @@ class ActiveModel:
             return np.asarray(self.recommender.user_factors[trained], dtype=np.float32)
         return None
 
-    def recommend(self, user_id=None, session_key=None, k=10, exclude_ids=(), exclude_seen=False):
+    def recommend(
+        self, user_id=None, session_key=None, k=10, exclude_ids=(), exclude_seen=False, events=None
+    ):
         """Top-``k`` products for a shopper.
 
         A shopper the model was trained on is scored from their trained factors, or,
@@ -207,6 +209,8 @@ class ActiveModel:
             Products never to return (the current one, purchased, out of stock).
         exclude_seen : bool
             Also leave out every product the shopper has interacted with.
+        events : recommendations.services.shoppers.ShopperEvents, optional
+            The shopper's events, when the caller has read them (else they are queried).
 
         Returns
         -------
@@ -215,7 +219,7 @@ class ActiveModel:
         """
         if k <= 0:
             return []
-        trained, row = self._shopper_state(user_id, session_key)
+        trained, row = self._shopper_state(user_id, session_key, events)
         if trained is None and row is None:
             return []
         exclude = self._columns(set(exclude_ids))
@@ -231,23 +235,23 @@ class ActiveModel:
 
 
 class _Cache:
-    """Per-process state of :func:`get_active_model` and :func:`popular_products`."""
+    """Per-process state of :func:`get_active_model`."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.model = None
         self.identity = None  # (row pk, version, artefact) of the loaded model
         self.checked_at = None
-        self.popular = {}  # (days, weights) -> (expires, [(product id, score)])
 
 
 _cache = _Cache()
 
 
 def clear_cache():
-    """Forget the loaded model and popularity lists (tests; after deleting models)."""
+    """Forget the loaded model and popularity rankings (tests; after deleting models)."""
     global _cache
     _cache = _Cache()
+    popularity.clear()
 
 
 def get_active_model():
@@ -283,92 +287,6 @@ def get_active_model():
                     logger.info("Loaded recommender v%s", row.version)
         cache.checked_at = time.monotonic()
         return cache.model
-
-
-def _weight_expression(weights):
-    return Case(
-        *[When(kind=kind, then=Value(float(w))) for kind, w in weights.items()],
-        default=Value(0.0),
-        output_field=FloatField(),
-    )
-
-
-def popular_products(k=10, days=None, exclude_ids=()):
-    """The most interacted-with products, by summed event weight.
-
-    Works from the events alone (no trained model needed). The ranking of each window
-    is cached in the process for ``RECOMMENDATIONS_POPULAR_CACHE_SECONDS``.
-
-    Parameters
-    ----------
-    k : int
-    days : int, optional
-        Only events of the last ``days`` days; all events by default.
-    exclude_ids : iterable of int
-
-    Returns
-    -------
-    list of (product id, score)
-        Best first (ties by product id); scores are summed event weights.
-    """
-    if k <= 0:
-        return []
-    exclude = set(exclude_ids)
-    weights = app_settings.EVENT_WEIGHTS
-    key = (days, tuple(sorted(weights.items())))
-    depth = max(200, 2 * (k + len(exclude)))
-    cache = _cache
-    now = time.monotonic()
-    cached = cache.popular.get(key)
-    # A cached ranking too short for this call is refreshed unless it already holds
-    # every product with an event.
-    if cached is None or cached[0] < now or (cached[2] < depth and len(cached[1]) == cached[2]):
-        ranking = popularity_ranking(weights, days=days, limit=depth)
-        cached = (now + app_settings.POPULAR_CACHE_SECONDS, ranking, depth)
-        cache.popular[key] = cached
-    ranking = cached[1]
-    return [(native(pid), float(score)) for pid, score in ranking if pid not in exclude][:k]
-
-
-def popularity_ranking(weights, days=None, product_ids=None, limit=None):
-    """``[(product id, score)]`` best first: event weights summed over shoppers, each
-    shopper's weight on a product capped at ``RECOMMENDATIONS_MAX_CELL_WEIGHT`` so that no
-    session (a loop reloading a page) makes a product "Popular now" for everyone.
-
-    Parameters
-    ----------
-    weights : dict
-        ``{kind: weight}``.
-    days : int, optional
-        Only events of the last ``days`` days.
-    product_ids : iterable, optional
-        Only these products.
-    limit : int, optional
-    """
-    events = countable_events(include_simulated=True)
-    if days:
-        events = events.filter(created_at__gte=timezone.now() - timedelta(days=days))
-    if product_ids is not None:
-        events = events.filter(product_id__in=list(product_ids))
-    per_shopper = (
-        with_shopper_and_time(events)
-        .values("product_id", "who")
-        .annotate(weight=Sum(_weight_expression(weights)))
-    )
-    sql, params = as_sql(per_shopper, "product_id", "weight")
-    cap = float(app_settings.MAX_CELL_WEIGHT or "Infinity")
-    query = (
-        f"SELECT s.product_id, SUM(LEAST(s.weight, %s)) AS score FROM ({sql}) s "
-        "GROUP BY s.product_id HAVING SUM(LEAST(s.weight, %s)) > 0 "
-        "ORDER BY score DESC, s.product_id"
-    )
-    args = [cap, *params, cap]
-    if limit is not None:
-        query += " LIMIT %s"
-        args.append(int(limit))
-    with connection.cursor() as cursor:
-        cursor.execute(query, args)
-        return [(native(pid), float(score)) for pid, score in cursor.fetchall()]
 
 
 def purchased_product_ids(user_id=None, session_key=None):

@@ -59,6 +59,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +139,9 @@ class Projection:
         """Whether the projection has the invariance stage that re-ranks photo searches."""
         return self.whitening is not None
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """The maps' identity (in ``weights_hash``), hashed once: every search asks for it."""
         h = hashlib.sha256()
         for a in self._arrays().values():
             h.update(str(a.shape).encode())

@@ -12,7 +12,7 @@ where the data is.
 
 ``probe``
     the settings, which indexes exist, the matching count and, for "similar to a
-    product", whether it has a vector;
+    product", whether it has a vector (``settings``: the settings alone);
 ``exact_over_products``, ``exact_over_copies``, ``hnsw``, ``category_hnsw``
     one per plan (:class:`~.planner.PlanKind`).
 
@@ -146,19 +146,11 @@ class SearchQueries:
         instead of 5 ms); a search this short gains nothing from starting workers.
         """
         target = self.target
-        ef_sql, ef_args = self._ef_search(settings, category_index)
-        sql = (
-            f"SELECT set_config('hnsw.ef_search', {ef_sql}, true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.max_scan_tuples', %s, true), "
-            "set_config('enable_sort', 'off', true), "
-            "set_config('enable_hashjoin', 'off', true), "
-            "set_config('enable_mergejoin', 'off', true), "
-            "set_config('max_parallel_workers_per_gather', '0', true), "
-            "to_regclass(%s) IS NOT NULL AS indexed, "
+        sql, args = self.settings(settings, category_index)
+        sql += (
+            ", to_regclass(%s) IS NOT NULL AS indexed, "
             "to_regclass(%s) IS NOT NULL AS category_indexed"
         )
-        args = [*ef_args, str(settings.max_scan_tuples)]
         args += [index_name(target.encoder, target.dim), category_index]
         count_sql, count_args = self._count(settings, category_index)
         sql += f", {count_sql} AS matching"
@@ -170,6 +162,22 @@ class SearchQueries:
             )
             args += [target.product_id]
         return sql, args
+
+    def settings(self, settings, category_index):
+        """The probe's planner settings alone, applied locally: what a later statement of a
+        search that runs in a transaction of its own needs again (see
+        :func:`.executors.search_in_own_transactions`)."""
+        ef_sql, ef_args = self._ef_search(settings, category_index)
+        sql = (
+            f"SELECT set_config('hnsw.ef_search', {ef_sql}, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.max_scan_tuples', %s, true), "
+            "set_config('enable_sort', 'off', true), "
+            "set_config('enable_hashjoin', 'off', true), "
+            "set_config('enable_mergejoin', 'off', true), "
+            "set_config('max_parallel_workers_per_gather', '0', true)"
+        )
+        return sql, [*ef_args, str(settings.max_scan_tuples)]
 
     def _ef_search(self, settings, category_index):
         """``hnsw.ef_search``: wider when "similar to a product" walks another category's

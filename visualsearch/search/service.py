@@ -3,7 +3,8 @@
 "Find similar" reads top to bottom: :func:`similar_to_product` names the target (the
 product's stored vector) and the filter; :func:`search_with_plan` probes
 (:func:`.executors.probe`), lets :func:`.planner.choose_plan` pick the plan, carries it
-out (:func:`.executors.execute`) and rolls back its transaction; :func:`hydrate` loads the
+out (:func:`.executors.execute`) and rolls back its transaction, in one message to the
+server when it can (:func:`.executors.search_in_own_transactions`); :func:`hydrate` loads the
 products. "Search by photo" (:func:`search_by_images`) embeds the photos first, searches a
 wider beam and re-ranks it (:func:`rerank`).
 """
@@ -89,9 +90,11 @@ def search_with_plan(*, product_id=None, vector=None, k=12, filters=None, encode
 
 
 def _search(target, k, filters, *, ef_search=None) -> SearchResult:
-    """Probe, plan, execute, in one transaction (or savepoint) that is rolled back: a
+    """Probe, plan, execute, in transactions (or a savepoint) that are rolled back: a
     search writes nothing, and the rollback undoes the planner settings, so they never leak
-    into the caller's queries. ``ef_search`` widens the HNSW beam beyond
+    into the caller's queries. Outside a transaction, usually all in one message to the
+    server (:func:`.executors.search_in_own_transactions`); inside the caller's, in a
+    savepoint, a statement at a time. ``ef_search`` widens the HNSW beam beyond
     ``VISUALSEARCH_EF_SEARCH`` (and ``k``)."""
     started = time.perf_counter()
     settings = PlannerSettings.current(k, ef_search)
@@ -100,13 +103,22 @@ def _search(target, k, filters, *, ef_search=None) -> SearchResult:
     # A replica when the router has one for this request (lookalike.routing); chosen before
     # the transaction opens: inside a transaction of the primary it answers the primary.
     conn = read_connection(ProductEmbedding)
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        probe = executors.probe(cursor, queries, settings, category_index)
+
+    def decide(probe):
         if target.product_id is not None and not probe.has_vector:
             raise NotIndexed(f"Product {target.product_id} has no {target.encoder} embedding yet.")
-        plan = choose_plan(probe, filters, settings)
-        rows, fell_back = executors.execute(cursor, queries, plan, k)
-        transaction.set_rollback(True, using=conn.alias)
+        return choose_plan(probe, filters, settings)
+
+    if executors.runs_own_transactions(conn):
+        probe, plan, rows, fell_back = executors.search_in_own_transactions(
+            conn, queries, settings, category_index, k, decide
+        )
+    else:
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            probe = executors.probe(cursor, queries, settings, category_index)
+            plan = decide(probe)
+            rows, fell_back = executors.execute(cursor, queries, plan, k)
+            transaction.set_rollback(True, using=conn.alias)
     hits = [Hit(pid, float(1.0 - dist)) for pid, dist in rows]
     observe_search(str(plan.kind), time.perf_counter() - started)
     return SearchResult(hits, plan, probe, fell_back)

@@ -6,9 +6,23 @@ request. This reads them in PostgreSQL's binary format instead (a 4-byte header,
 big-endian float32), one ``np.frombuffer`` each.
 
 They are read from a replica when the project has some (``lookalike.routing``).
+
+The widgets read the same few thousand vectors again and again, and a vector changes only
+when its product is embedded again. A :class:`VectorCache` (:func:`cached_vectors`, or one
+of a caller's that keeps the vectors transformed) holds up to
+``VISUALSEARCH_VECTOR_CACHE_SIZE`` of them per process (least recently used out first),
+each with the ``computed_at`` of the row it came from (its stamp). Every read still asks
+the database, in one query, sending the stamps it holds, and gets back the vectors of the
+rows whose stamp differs (re-embedded; other weights are another key): a copy is never
+served after its row changed, and a warm read moves a few bytes a product instead of five
+kilobytes. Memory per process, not the shared cache: a request reads hundreds of vectors,
+which would cost more to fetch and unpickle from Redis than from PostgreSQL.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import psycopg
@@ -21,7 +35,7 @@ from lookalike.routing import read_connection
 from ..conf import app_settings
 from ..models import ProductEmbedding
 
-__all__ = ["load_vectors"]
+__all__ = ["VectorCache", "cached_vectors", "clear_vector_cache", "load_vectors"]
 
 
 class _NumpyVectorLoader(Loader):
@@ -55,22 +69,144 @@ def load_vectors(product_ids, encoder=None, weights_hash=None):
     ids = [native(pid) for pid in product_ids]
     if not ids:
         return {}
+    encoder, weights_hash = _identity(encoder, weights_hash)
+    rows = _read(
+        f"SELECT product_id, embedding FROM {_table()} "
+        "WHERE encoder = %s AND weights_hash = %s AND product_id = ANY(%s)",
+        [encoder, weights_hash, ids],
+    )
+    return dict(rows)
+
+
+class VectorCache:
+    """A process's copies of stored vectors, checked against their rows on every read (see
+    the module docstring).
+
+    Parameters
+    ----------
+    transform : callable, optional
+        Applied to each vector read from the database before it is kept (``None`` for a
+        vector to leave out): a caller that normalises every vector it reads keeps the
+        normalised ones. The copies are shared: read them, never write to them.
+    """
+
+    def __init__(self, transform=None):
+        self.transform = transform
+        self.lock = threading.Lock()
+        self.entries = OrderedDict()  # (encoder, weights hash, product id) -> (stamp, value)
+
+    def clear(self):
+        """Forget every copy (tests)."""
+        with self.lock:
+            self.entries.clear()
+
+    def get(self, product_ids, encoder=None, weights_hash=None):
+        """``{product id: vector}`` as :func:`load_vectors` answers (then ``transform``ed),
+        in one query, from the copies of the rows that have not changed since."""
+        size = int(app_settings.VECTOR_CACHE_SIZE or 0)
+        ids = list(dict.fromkeys(native(pid) for pid in product_ids))
+        if not ids:
+            return {}
+        encoder, weights_hash = _identity(encoder, weights_hash)
+        with self.lock:
+            known = {
+                pid: self.entries[(encoder, weights_hash, pid)]
+                for pid in ids
+                if (encoder, weights_hash, pid) in self.entries
+            }
+        out, fresh = {}, {}
+        for pid, stamp, vector in _read_changed(ids, encoder, weights_hash, known):
+            if vector is None:
+                if pid not in known:
+                    continue
+                value = known[pid][1]
+            else:
+                value = vector if self.transform is None else self.transform(vector)
+                fresh[pid] = (stamp, value)
+            if value is not None:
+                out[pid] = value
+        self._keep(encoder, weights_hash, fresh, out, size)
+        return out
+
+    def _keep(self, encoder, weights_hash, fresh, used, size):
+        with self.lock:
+            entries = self.entries
+            for pid, entry in fresh.items():
+                entries[(encoder, weights_hash, pid)] = entry
+            for pid in used:
+                key = (encoder, weights_hash, pid)
+                if key in entries:
+                    entries.move_to_end(key)
+            while len(entries) > max(size, 0):
+                entries.popitem(last=False)
+
+
+_raw = VectorCache()
+
+
+def cached_vectors(product_ids, encoder=None, weights_hash=None):
+    """What :func:`load_vectors` answers, from the process's copies of the rows that have
+    not changed since they were read (see the module docstring); one query either way.
+
+    The vectors returned are shared with the cache: read them, never write to them.
+    """
+    return _raw.get(product_ids, encoder, weights_hash)
+
+
+def clear_vector_cache():
+    """Forget the process's copies (tests)."""
+    _raw.clear()
+
+
+#: A row's ``computed_at`` in whole microseconds: compared as integers, because 200
+#: timestamps as parameters cost psycopg about 3 ms to dump, and integers next to nothing.
+_STAMP = "(extract(epoch FROM e.computed_at) * 1000000)::int8"
+
+
+def _read_changed(ids, encoder, weights_hash, known):
+    """``(product id, stamp, vector or None)`` for every stored vector of ``ids``: ``None``
+    where ``known`` holds the row's stamp already."""
+    if not known:
+        return _read(
+            f"SELECT e.product_id, {_STAMP}, e.embedding FROM {_table()} e "
+            "WHERE e.encoder = %s AND e.weights_hash = %s AND e.product_id = ANY(%b)",
+            [encoder, weights_hash, ids],
+        )
+    key_type = ProductEmbedding._meta.get_field("product").db_type(
+        read_connection(ProductEmbedding)
+    )
+    # Driven by the ids, one index probe each; the stamps held ride along, so the vectors
+    # of unchanged rows are compared in the database and never sent.
+    return _read(
+        f"SELECT e.product_id, {_STAMP}, "
+        f"CASE WHEN c.stamp = {_STAMP} THEN NULL ELSE e.embedding END "
+        f"FROM unnest(%b::{key_type}[], %b::int8[]) AS c(product_id, stamp) "
+        f"JOIN {_table()} e ON e.product_id = c.product_id "
+        "WHERE e.encoder = %s AND e.weights_hash = %s",
+        [ids, [known[pid][0] if pid in known else None for pid in ids], encoder, weights_hash],
+    )
+
+
+def _identity(encoder, weights_hash):
     encoder = encoder or app_settings.ENCODER
     if weights_hash is None:
         from ..encoders import get_encoder
 
         weights_hash = get_encoder(encoder).weights_hash
+    return encoder, weights_hash
+
+
+def _table():
+    return ProductEmbedding._meta.db_table
+
+
+def _read(sql, params):
+    """Run ``sql`` with the vectors in binary; all its rows."""
     connection = read_connection(ProductEmbedding)
     connection.ensure_connection()
-    table = ProductEmbedding._meta.db_table
     # Django's cursors bind parameters client-side, which cannot ask for binary results;
     # a plain psycopg cursor on the same connection (and transaction) can.
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.adapters.register_loader(_vector_oid(connection), _NumpyVectorLoader)
-        cursor.execute(
-            f"SELECT product_id, embedding FROM {table} "
-            "WHERE encoder = %s AND weights_hash = %s AND product_id = ANY(%s)",
-            [encoder, weights_hash, ids],
-            binary=True,
-        )
-        return dict(cursor.fetchall())
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()

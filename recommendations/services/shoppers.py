@@ -1,0 +1,87 @@
+"""One shopper's events, read once per request.
+
+Personalising a widget asks four questions about the shopper: their latest products (the
+blend's history), what they bought (the "exclude purchased" rule), whether they did
+anything since the model was trained, and their events as a ``user_items`` row (to
+recompute their factors). Each was a query of its own, and a page with both widgets asked
+them twice. :func:`shopper_events_of` reads the shopper's events once, newest first, and
+keeps them for the rest of the request (:func:`lookalike.requestcache.memoize`, keyed by
+the shopper: never another shopper's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lookalike.requestcache import forget, memoize
+
+from ..models import Event
+from .matrix import epoch_seconds, shopper_events
+
+__all__ = ["ShopperEvents", "forget_shopper_events", "shopper_events_of"]
+
+
+@dataclass(frozen=True)
+class ShopperEvents:
+    """The events of one shopper (their user's, plus their session's while anonymous).
+
+    Attributes
+    ----------
+    rows : tuple of (product id, kind, created_at, epoch seconds)
+        Newest first (by time, then by event id).
+    """
+
+    rows: tuple = ()
+
+    @property
+    def newest(self) -> datetime | None:
+        """When their latest event happened; ``None`` without events."""
+        return self.rows[0][2] if self.rows else None
+
+    def recent_products(self, n, scanned):
+        """Their latest ``n`` distinct products, newest first, found among their latest
+        ``scanned`` events."""
+        seen = []
+        for pid, *_ in self.rows[:scanned]:
+            if pid not in seen:
+                seen.append(pid)
+                if len(seen) == n:
+                    break
+        return seen
+
+    def purchased(self):
+        """The products they bought."""
+        return {pid for pid, kind, *_ in self.rows if kind == Event.Kind.PURCHASE}
+
+    def weighted_rows(self):
+        """``(product id, kind, epoch seconds)`` oldest first, as ``shopper_row`` takes
+        them."""
+        return [(pid, kind, ts) for pid, kind, _, ts in reversed(self.rows)]
+
+
+def shopper_events_of(user_id=None, session_key=None):
+    """The :class:`ShopperEvents` of a signed-in user and/or an anonymous session, read in
+    one query, once per request; empty for nobody."""
+    if user_id is None and not session_key:
+        return ShopperEvents()
+
+    def read():
+        rows = (
+            shopper_events(user_id, session_key)
+            .annotate(ts=epoch_seconds())
+            .order_by("-created_at", "-id")
+            .values_list("product_id", "kind", "created_at", "ts")
+        )
+        return ShopperEvents(tuple(rows))
+
+    return memoize(_key(user_id, session_key), read)
+
+
+def forget_shopper_events(user_id=None, session_key=None):
+    """Read the shopper's events again in this request: one was just recorded."""
+    forget(_key(user_id, session_key))
+
+
+def _key(user_id, session_key):
+    return ("recommendations.shopper_events", user_id, session_key or None)
