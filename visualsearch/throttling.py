@@ -13,6 +13,14 @@ header is trusted only when the deployment says so.
 
 The counts live in the cache named by ``VISUALSEARCH_THROTTLE_CACHE``, which must be shared
 by every process (the project uses a database cache, or Redis when ``REDIS_URL`` is set).
+They are counted with the cache's ``incr`` in fixed windows of the rate's duration, not with
+DRF's read-modify-write of a list of timestamps: fifty uploads sent at once all read the
+same list, so each found room and all were served. ``incr`` is one atomic command on Redis
+(``INCR``); Django's database cache implements it as a read then a write, so there
+concurrent requests can still slip through, one reason production runs on Redis. A fixed
+window lets a client spend two allowances across a window's edge, never more, and its
+``Retry-After`` is never longer than the rate's duration. A refused request gives its count
+back, so a client that waits ``Retry-After`` is served.
 The rate is DRF's ``DEFAULT_THROTTLE_RATES["image_search"]``, read on every request;
 ``None`` there switches throttling off, and a project that names no rate gets
 :data:`DEFAULT_RATE`.
@@ -73,12 +81,34 @@ class PhotoSearchThrottle(SimpleRateThrottle):
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def allow_request(self, request, view):
+        """Count the request in its window (see the module docstring); ``False`` once the
+        window holds the rate's number. A cache that cannot count (Redis down, with
+        ``IGNORE_EXCEPTIONS``) lets the request through rather than fail it."""
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        cache = self.cache
+        window, into = divmod(self.timer(), self.duration)
+        current = f"{self.key}:{int(window)}"
+        cache.add(current, 0, self.duration + 1)
+        try:
+            count = cache.incr(current)
+        except ValueError:  # expired between add() and incr()
+            cache.set(current, 1, self.duration + 1)
+            count = 1
+        if count is None or count <= self.num_requests:
+            return True
+        cache.decr(current)
+        self._wait = max(self.duration - into, 1.0)
+        return False
+
     def wait(self):
         """Seconds until the next search is allowed; never ``None``, so that every 429
-        carries a ``Retry-After`` (DRF's gives none when the rate was lowered below the
-        history a client already has)."""
-        wait = super().wait()
-        return self.duration if wait is None else wait
+        carries a ``Retry-After``."""
+        return getattr(self, "_wait", self.duration)
 
 
 def photo_search_wait(request):

@@ -295,3 +295,76 @@ def test_check_warns_about_a_throttle_cache_each_process_keeps(settings):
     assert "each process keeps to itself" in warning.msg
     settings.VISUALSEARCH_THROTTLE_CACHE = "nope"
     assert [m.id for m in run_checks() if m.id.startswith("visualsearch.")] == ["visualsearch.E008"]
+
+
+def _throttled_requests(n, at=None):
+    """``n`` requests of one client through :class:`PhotoSearchThrottle` (at time ``at`` when
+    given): whether each was allowed, and the last refusal's wait."""
+    from visualsearch.throttling import PhotoSearchThrottle
+
+    request = RequestFactory().post(API, REMOTE_ADDR="198.51.100.77")
+    allowed, wait = [], None
+    for _ in range(n):
+        throttle = PhotoSearchThrottle()
+        if at is not None:
+            throttle.timer = lambda: at
+        allowed.append(throttle.allow_request(request, None))
+        if not allowed[-1]:
+            wait = throttle.wait()
+    return allowed, wait
+
+
+def test_simultaneous_searches_cannot_share_one_allowance(settings, redis_throttle_cache):
+    """Forty searches of one client at the same instant: exactly the rate is served (DRF's
+    list of timestamps let every request that read it before the first write through)."""
+    import threading
+
+    from visualsearch.throttling import PhotoSearchThrottle
+
+    set_rate(settings, "10/minute")
+    request = RequestFactory().post(API, REMOTE_ADDR="198.51.100.78")
+    start, results = threading.Barrier(40), []
+
+    def search():
+        throttle = PhotoSearchThrottle()
+        start.wait()
+        results.append(throttle.allow_request(request, None))
+
+    threads = [threading.Thread(target=search) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 10 and len(results) == 40
+
+
+def test_the_allowance_starts_again_with_each_window(settings):
+    """Ten searches late in one minute, then a refusal that says how long until the next
+    window (5 s); the next window serves ten again."""
+    set_rate(settings, "10/minute")
+    minute = 60 * 29_000_000  # a window boundary
+    allowed, wait = _throttled_requests(11, at=minute - 5)
+    assert allowed == [True] * 10 + [False] and wait == pytest.approx(5.0)
+    allowed, _ = _throttled_requests(11, at=minute + 1)
+    assert allowed == [True] * 10 + [False]
+
+
+def test_a_refused_search_gives_its_count_back(settings):
+    """Fifty tries on an allowance of two: after the window, two are served again (the 48
+    refused tries were not counted against the client)."""
+    set_rate(settings, "2/minute")
+    minute = 60 * 29_000_001
+    allowed, wait = _throttled_requests(50, at=minute + 1)
+    assert allowed == [True, True] + [False] * 48 and wait == pytest.approx(59.0)
+    from django.core.cache import caches as all_caches
+
+    [key] = [k for k in _count_keys(all_caches["default"]) if k.endswith(f":{minute // 60}")]
+    assert all_caches["default"].get(key) == 2
+
+
+def _count_keys(cache):
+    from visualsearch.throttling import PhotoSearchThrottle
+
+    request = RequestFactory().post(API, REMOTE_ADDR="198.51.100.77")
+    base = PhotoSearchThrottle().get_cache_key(request, None)
+    return [f"{base}:{window}" for window in range(29_000_000, 29_000_003)]
