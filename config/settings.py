@@ -332,6 +332,9 @@ SPECTACULAR_SETTINGS = {
 PROMETHEUS_EXPORT_MIGRATIONS = False
 # Values read from the database at each scrape: job progress, vectors per encoder version,
 # the recommender version active and served.
+# A bearer token that scrapers must send, when the environment sets one (see README,
+# Operations); without it, restrict /metrics to the monitoring network in the proxy.
+LOOKALIKE_METRICS_TOKEN = os.environ.get("LOOKALIKE_METRICS_TOKEN") or None
 LOOKALIKE_METRICS_COLLECTORS = [
     "lookalike.jobs.metrics.JobsCollector",
     "visualsearch.metrics.VisualIndexCollector",

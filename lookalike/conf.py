@@ -172,6 +172,14 @@ class LookalikeSettings(AppSettings):
         return self._setting("METRICS_COLLECTORS", ["lookalike.jobs.metrics.JobsCollector"])
 
     @property
+    def METRICS_TOKEN(self):
+        """A secret that scrapers must send as ``Authorization: Bearer <token>`` (what
+        Prometheus' ``authorization`` scrape setting sends); ``None`` serves ``/metrics`` to
+        anyone who reaches it, for a deployment whose proxy limits it to the monitoring
+        network."""
+        return self._setting("METRICS_TOKEN", None)
+
+    @property
     def METRICS_SEARCH_VIEWS(self):
         """``{URL name: endpoint label}`` of the views whose latency is measured; ``None``:
         ``lookalike.metrics.DEFAULT_SEARCH_VIEWS``."""

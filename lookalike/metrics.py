@@ -23,7 +23,9 @@ import threading
 import time
 
 from django.http import HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from .conf import app_settings
 
@@ -105,7 +107,14 @@ def _collectors():
 def metrics_view(request):
     """Prometheus' text format: this process's metrics (or every process's, with
     ``PROMETHEUS_MULTIPROC_DIR``) and the collectors of ``LOOKALIKE_METRICS_COLLECTORS``.
-    Expose it to the monitoring network only (a proxy rule, or ``allow`` in its server)."""
+    Expose it to the monitoring network only (a proxy rule, or ``allow`` in its server), or
+    set ``LOOKALIKE_METRICS_TOKEN``: the figures name views, job handlers and model
+    versions, which a public shop need not tell everyone."""
+    token = app_settings.METRICS_TOKEN
+    if token and not _bearer_matches(request, token):
+        response = HttpResponse(_("A valid bearer token is required."), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     if prometheus_client is None:
         return HttpResponse("prometheus_client is not installed.", status=501)
     from prometheus_client import multiprocess
@@ -127,3 +136,10 @@ def metrics_view(request):
         prometheus_client.generate_latest(registry),
         content_type=prometheus_client.CONTENT_TYPE_LATEST,
     )
+
+
+def _bearer_matches(request, token):
+    """Whether the request's ``Authorization`` header carries ``token`` (compared in constant
+    time)."""
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and constant_time_compare(sent.strip(), str(token))

@@ -78,6 +78,20 @@ def test_metrics_show_requests_searches_jobs_and_model_versions(client, catalogu
     assert "recommendations_model_active_version 0.0" in text
 
 
+@pytest.mark.django_db
+def test_metrics_ask_for_the_token_when_one_is_set(client, settings):
+    settings.LOOKALIKE_METRICS_TOKEN = "s3cret-scraper-token"
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"].startswith("Bearer")
+    assert b"lookalike_" not in refused.content
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    basic = client.get("/metrics", headers={"Authorization": "Basic s3cret-scraper-token"})
+    assert basic.status_code == 401
+    served = client.get("/metrics", headers={"Authorization": "Bearer s3cret-scraper-token"})
+    assert served.status_code == 200 and b"lookalike_jobs" in served.content
+
+
 @pytest.mark.django_db  # the registry's collectors read the database
 def test_observe_search_records_a_plan():
     from prometheus_client import REGISTRY
