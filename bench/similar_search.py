@@ -93,7 +93,7 @@ def seed_vectors():
     register_vector(conn.connection)
     with conn.connection.cursor() as cursor:
         cursor.execute(
-            "SELECT e.embedding, c.slug FROM visualsearch_productembedding e "
+            "SELECT e.embedding, c.slug, e.weights_hash FROM visualsearch_productembedding e "
             "JOIN shop_product p ON p.id = e.product_id "
             "JOIN shop_category c ON c.id = p.category_id WHERE e.encoder = %s ORDER BY p.id",
             [ENCODER],
@@ -105,7 +105,13 @@ def seed_vectors():
             "`manage.py prepare_demo` and `manage.py reindex --stale` first."
         )
     vectors = np.stack([_array(r[0]) for r in rows])
-    return vectors, [r[1] for r in rows]
+    weights = {r[2] for r in rows}
+    if len(weights) != 1:
+        sys.exit(
+            f"The {ENCODER} vectors come from {len(weights)} versions of the weights: run "
+            "`manage.py reindex --stale` first."
+        )
+    return vectors, [r[1] for r in rows], weights.pop()
 
 
 def build(rows, noise, seed):
@@ -117,7 +123,9 @@ def build(rows, noise, seed):
     from shop.demo.catalog import ensure_categories
     from visualsearch.services import vector_index
 
-    seeds, slugs = seed_vectors()
+    # The seeds' weights hash: the search only compares vectors of the encoder's current
+    # weights (a projection refitted since makes the others stale).
+    seeds, slugs, weights = seed_vectors()
     from shop.models import Category
 
     ensure_categories()
@@ -188,7 +196,7 @@ def build(rows, noise, seed):
                     [
                         int(pid),
                         ENCODER,
-                        "bench",
+                        weights,
                         f"bench/{pid}.png",
                         "",
                         vector,
@@ -274,6 +282,10 @@ def database_time(statements):
     without the client round trips (which dominate on a loaded machine)."""
     from django.db import connection, transaction
 
+    # A search sends its statements several to a message ("BEGIN; probe; search;
+    # ROLLBACK", see visualsearch.search.executors): replay them one by one. The bench's
+    # statements hold no "; " inside a literal (the query vector is a sub-select).
+    statements = [part for sql in statements for part in sql.split("; ")]
     total = 0.0
     with transaction.atomic(), connection.cursor() as cursor:
         for sql in statements:
@@ -410,9 +422,14 @@ def main():
     ensure_bench_database()
     report = {"rows": args.rows, "noise": args.noise, "queries": args.queries, "k": K}
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    from visualsearch.encoders import get_encoder
     from visualsearch.models import ProductEmbedding
 
-    if args.rebuild or ProductEmbedding.objects.filter(encoder=ENCODER).count() != args.rows:
+    # Vectors labelled with other weights than the encoder's (its projection was refitted
+    # since the build) are stale, and the search would not compare them: rebuild.
+    stored = ProductEmbedding.objects.filter(encoder=ENCODER)
+    stale = stored.exclude(weights_hash=get_encoder(ENCODER).weights_hash).exists()
+    if args.rebuild or stale or stored.count() != args.rows:
         report.update(build(args.rows, args.noise, args.seed))
     ids, cats, prices, vectors = load_bench()
     report["dim"] = int(vectors.shape[1])

@@ -12,11 +12,13 @@ class LookalikeConfig(AppConfig):
     def ready(self):
         from django.core.signals import request_finished, request_started
 
-        # Importing the module registers the system checks.
-        from . import (
-            checks,  # noqa: F401
-            requestcache,
-        )
+        # Importing ``checks`` registers the system checks; ``requestcache`` opens and
+        # closes each request's scope (values computed once per request).
+        from . import checks, requestcache  # noqa: F401
 
         request_started.connect(requestcache.start, dispatch_uid="lookalike.requestcache.start")
         request_finished.connect(requestcache.end, dispatch_uid="lookalike.requestcache.end")
+        # Saving a product or a category makes the values kept per process stale.
+        from .catalogue import watch_catalogue
+
+        watch_catalogue()

@@ -45,12 +45,15 @@ from django.db.models import F, Q
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+from .stamps import Stamped
 
 __all__ = [
+    "CATALOGUE",
     "CatalogueAdapter",
     "FieldsCatalogueAdapter",
     "ProductCard",
     "get_adapter",
+    "watch_catalogue",
 ]
 
 #: Names of the values :meth:`CatalogueAdapter.annotate` attaches to each product.
@@ -546,3 +549,39 @@ def _adapter(path: str) -> CatalogueAdapter:
 def get_adapter() -> CatalogueAdapter:
     """The adapter named by ``LOOKALIKE_CATALOGUE_ADAPTER`` (one instance per class)."""
     return _adapter(app_settings.CATALOGUE_ADAPTER)
+
+
+# -- the catalogue's version ---------------------------------------------------------------------
+
+#: Values derived from the catalogue and kept per process (the shop's navigation, its newest
+#: products, rendered product cards), good until a product, a category or a model the
+#: adapter depends on is saved or deleted (:mod:`lookalike.stamps`).
+CATALOGUE = Stamped("lookalike.catalogue", limit=20_000)
+
+
+def _catalogue_changed(**kwargs):
+    CATALOGUE.bump()
+
+
+def watch_catalogue():
+    """Bump the catalogue's stamp whenever the product model, its category model or a
+    dependent model (:meth:`CatalogueAdapter.get_dependent_models`) is saved or deleted.
+    A misconfigured adapter connects nothing: the system checks report it."""
+    from django.db.models.signals import post_delete, post_save
+
+    try:
+        adapter = get_adapter()
+        watched = [adapter.get_product_model(), *adapter.get_dependent_models()]
+        categories = adapter.get_category_queryset()
+    except (ImproperlyConfigured, LookupError, ValueError):
+        return
+    if categories is not None:
+        watched.append(categories.model)
+    for model in watched:
+        for kind, signal in (("save", post_save), ("delete", post_delete)):
+            signal.connect(
+                _catalogue_changed,
+                sender=model,
+                weak=False,
+                dispatch_uid=f"lookalike.catalogue.{kind}.{model}",
+            )

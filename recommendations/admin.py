@@ -155,6 +155,7 @@ class BlendProfileForm(forms.ModelForm):
             "is_default",
             "notes",
             *BlendProfile.WEIGHT_FIELDS,
+            "segments",
             "diversity",
             "diversity_param",
             "in_stock_only",
@@ -215,6 +216,18 @@ class BlendProfileAdmin(admin.ModelAdmin):
                 "description": _("Only the proportions matter; at least one must be above zero."),
             },
         ),
+        (
+            _("Segments"),
+            {
+                "fields": ["segments"],
+                "description": _(
+                    "Weights for two segments of requests, chosen when a widget is served: "
+                    '"cold_item" for a product the active model was not trained on (nobody '
+                    'had interacted with it), "new_shopper" for a shopper with at most two '
+                    "events. Each replaces the weights above for the components it names."
+                ),
+            },
+        ),
         (_("Diversity"), {"fields": ["diversity", "diversity_param"]}),
         (_("Rules"), {"fields": ["in_stock_only", "exclude_purchased", "exclude_current"]}),
         (_("Evaluation"), {"fields": ["metrics", "metrics_summary"]}),
@@ -241,3 +254,7 @@ class BlendProfileAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if wants_default:
             obj.make_default()
+
+
+# Experiments have their own admin module; importing it registers it.
+from .experiments import admin as experiments_admin  # noqa: E402, F401

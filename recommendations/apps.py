@@ -9,4 +9,7 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self):
         # Importing the module registers the system checks.
-        from . import checks  # noqa: F401
+        from . import caching, checks  # noqa: F401
+
+        # Saving a profile or an experiment makes every process's copies stale.
+        caching.connect()

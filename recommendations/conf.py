@@ -97,7 +97,8 @@ class ServingSettings(AppSettings):
 
     @property
     def POPULAR_CACHE_SECONDS(self):
-        """How long a process reuses its ranking of popular products."""
+        """How long a process reuses its ranking of popular products and its snapshot of
+        the products the widgets may show (``recommendations.services.eligibility``)."""
         return self._setting("POPULAR_CACHE_SECONDS", 60.0)
 
     @property

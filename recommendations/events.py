@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from .conf import app_settings
+from .experiments.recording import attribute_request
 from .models import Event
 from .services.shoppers import forget_shopper_events
 
@@ -124,6 +125,7 @@ def record_event(request, product, kind, source=""):
         created_at=now,
     )
     forget_shopper_events(user.pk if user is not None else None, session_key)
+    attribute_request(request, created)  # to the experiment strip it followed, if any
     return created
 
 

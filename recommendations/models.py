@@ -7,7 +7,12 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .blending.core import COMPONENTS, DEFAULT_DIVERSITY_PARAMS, DEFAULT_WEIGHTS
+from .blending.core import (
+    COMPONENTS,
+    DEFAULT_DIVERSITY_PARAMS,
+    DEFAULT_WEIGHTS,
+)
+from .blending.segment_weights import clean_segment_weights
 
 
 class Event(models.Model):
@@ -265,6 +270,10 @@ class BlendProfile(models.Model):
                 errors[field] = gettext("Weights cannot be negative.")
         if not errors and all(not getattr(self, f) for f in self.WEIGHT_FIELDS):
             raise ValidationError(gettext("At least one weight must be above zero."))
+        if not errors:
+            segments_error = self._segments_error()
+            if segments_error:
+                errors["segments"] = segments_error
         if self.diversity == self.Diversity.MMR and not 0 <= self.diversity_param <= 1:
             errors["diversity_param"] = gettext("The MMR lambda must be between 0 and 1.")
         if self.diversity == self.Diversity.CATEGORY_CAP and (
@@ -276,6 +285,15 @@ class BlendProfile(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def _segments_error(self):
+        """Why ``segments`` cannot be served (``None`` when it can): see
+        :func:`~recommendations.blending.core.clean_segment_weights`."""
+        try:
+            self.segments = clean_segment_weights(self.segments, self.weights)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def make_default(self):
         """Make this profile the default, in one transaction."""
         with transaction.atomic():
@@ -284,3 +302,14 @@ class BlendProfile(models.Model):
             )
             BlendProfile.objects.filter(pk=self.pk).update(is_default=True)
             self.is_default = True
+
+
+# The experiments' models live in their package (this module would pass 400 lines);
+# importing them here registers them with the app and keeps ``recommendations.models``
+# the one place to import any model from.
+from .experiments.models import (  # noqa: E402, F401
+    Experiment,
+    ExperimentArm,
+    Impression,
+    ImpressionOutcome,
+)

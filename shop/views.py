@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from lookalike.catalogue import CATALOGUE
 from recommendations.events import record_view
 
 from .forms import AddToCartForm, SignupForm
@@ -17,8 +18,16 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+def _newest():
+    return list(
+        Product.objects.active().select_related("category").order_by("-created_at", "-id")[:12]
+    )
+
+
 def home(request):
-    latest = Product.objects.active().select_related("category").order_by("-created_at", "-id")[:12]
+    # "New in" changes only when a product is saved: kept per process under the catalogue's
+    # stamp.
+    latest = CATALOGUE.get("shop.new-in", _newest)
     return render(request, "shop/home.html", {"latest": latest})
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "parse_box",
     "preview_data_url",
     "read_photo",
+    "scale_box",
 ]
 
 #: Longest crop box accepted, in characters: four coordinates of a 40-megapixel photo with
@@ -320,6 +321,20 @@ def _store(data, fmt):
     extension = {"JPEG": "jpg", "TIFF": "tif"}.get(fmt, fmt.lower())
     name = f"{app_settings.UPLOAD_DIR.rstrip('/')}/{uuid.uuid4().hex}.{extension}"
     return default_storage.save(name, ContentFile(data))
+
+
+def scale_box(box, source_size, target_size):
+    """``box`` (x0, y0, x1, y1, in pixels of an image of ``source_size``) in pixels of the
+    same picture at ``target_size``: the regions photo search finds on its working copy
+    are shown on the preview and returned in pixels of the full-size photo."""
+    sx, sy = target_size[0] / source_size[0], target_size[1] / source_size[1]
+    x0, y0, x1, y1 = box
+    return (
+        max(0, int(x0 * sx)),
+        max(0, int(y0 * sy)),
+        min(int(target_size[0]), -int(-x1 * sx // 1)),
+        min(int(target_size[1]), -int(-y1 * sy // 1)),
+    )
 
 
 def preview_data_url(image, max_side=None):

@@ -22,7 +22,7 @@ from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
-from .uploads import preview_data_url
+from .uploads import preview_data_url, scale_box
 
 
 def render_page(request, template, context, status=200):
@@ -93,6 +93,29 @@ def similar(request, pk):
     return render_page(request, "visualsearch/similar.html", context, status=status)
 
 
+def _regions_on_preview(found, query_size, width, height):
+    """The products found in the photo, for the shopper to pick one, when there are two or
+    more (one product is what the fused results already show): each box in preview pixels
+    (what the crop box submits) and as percentages of the preview (to draw it at any
+    size)."""
+    if len(found.regions) < 2:
+        return []
+    regions = []
+    for number, region in enumerate(found.regions, start=1):
+        x0, y0, x1, y1 = scale_box(region.box, query_size, (width, height))
+        regions.append(
+            {
+                "number": number,
+                "box": f"{x0},{y0},{x1},{y1}",
+                "left": round(100 * x0 / width, 2),
+                "top": round(100 * y0 / height, 2),
+                "width": round(100 * (x1 - x0) / width, 2),
+                "height": round(100 * (y1 - y0) / height, 2),
+            }
+        )
+    return regions
+
+
 @photo_upload
 @require_http_methods(["GET", "HEAD", "POST"])
 @throttle_posts
@@ -114,8 +137,12 @@ def search_by_photo(request):
             if not form.is_valid():
                 return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
             photo = form.cleaned_data["photo"]
-            [hits] = search.search_by_images(
-                [photo.query], k=app_settings.RESULTS, filters=form.search_filters()
+            # A shopper's own box has said where the product is; otherwise find it.
+            [found] = search.search_photos(
+                [photo.query],
+                k=app_settings.RESULTS,
+                filters=form.search_filters(),
+                localise=photo.box is None,
             )
             preview_url, preview_width, preview_height = preview_data_url(photo.image)
     except Busy as exc:
@@ -127,8 +154,9 @@ def search_by_photo(request):
     scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
     context = {
         "form": form,
-        "results": search.hydrate(hits),
+        "results": search.hydrate(found.hits),
         "searched": True,
+        "regions": _regions_on_preview(found, photo.query.size, preview_width, preview_height),
         "preview_url": preview_url,
         "preview_width": preview_width,
         "preview_height": preview_height,

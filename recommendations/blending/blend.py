@@ -1,8 +1,9 @@
 """The widgets' blends: "Similar items" (:func:`blend_similar`) and "For you"
 (:func:`recommend_for_user`), as the shop serves them.
 
-Each resolves the profile (read from the database on every call, so a newly published
-default is served at once), finds the shopper, gathers candidates from the
+Each resolves the profile (kept per process under a version stamp that publishing or
+saving a profile bumps, :mod:`recommendations.caching`, so a newly published default is
+served at once by every process), finds the shopper, gathers candidates from the
 :class:`~.live.LiveSource`, scores and ranks them (:mod:`.candidates`) and returns
 :class:`Recommendation` objects with their products.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..caching import PROFILES
 from ..conf import app_settings
 from ..services.profiles import get_profile
 from .candidates import gather_for_user, gather_similar, rank, score_candidates
 from .core import BUILTIN_SETTINGS, COMPONENTS, REASONS, BlendSettings, reasons
 from .live import LiveSource, live_shopper
+from .segments import candidate_segments, cold_columns
 
 __all__ = [
     "Recommendation",
@@ -60,7 +63,13 @@ def resolve_settings(profile=None):
     """
     if isinstance(profile, BlendSettings):
         return profile
-    row = get_profile(profile)
+    if isinstance(profile, str | None):
+        # By name or the default: the answer is the same until a profile changes.
+        return PROFILES.get(profile or None, lambda: _settings_of(get_profile(profile)))
+    return _settings_of(get_profile(profile))
+
+
+def _settings_of(row):
     return BUILTIN_SETTINGS if row is None else BlendSettings.from_profile(row)
 
 
@@ -102,7 +111,7 @@ def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, f
     cands, anchor = gather_similar(
         source, product_id, shopper, exclude, app_settings.BLEND_CANDIDATES
     )
-    return _finish(cands, source, settings, k, exclude, anchor)
+    return _finish(cands, source, settings, k, exclude, anchor, shopper, [product_id], False)
 
 
 def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
@@ -122,18 +131,25 @@ def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
         exclude.update(shopper.history)
     source = LiveSource(settings)
     cands, anchor = gather_for_user(source, shopper, exclude, app_settings.BLEND_CANDIDATES)
-    return _finish(cands, source, settings, k, exclude, anchor)
+    return _finish(cands, source, settings, k, exclude, anchor, shopper, shopper.history, True)
 
 
-def _finish(cands, source, settings, k, exclude, anchor):
-    """Score, rank and explain the candidates (steps 2 to 4)."""
+def _finish(cands, source, settings, k, exclude, anchor, shopper, context, for_you):
+    """Score, rank and explain the candidates (steps 2 to 4), each with its segment's
+    weights (:mod:`.segments`: the new-shopper segment in "For you" only)."""
     scored = score_candidates(
         cands, source, exclude, app_settings.RECENCY_HALF_LIFE_DAYS, anchor=anchor
     )
     if scored is None:
         return []
+    cold = cold_columns(source, scored, shopper, context)
     picked, scores, contributions = rank(
-        scored.raw, settings, k, categories=scored.categories, embeddings=scored.embeddings
+        scored.raw,
+        settings,
+        k,
+        categories=scored.categories,
+        embeddings=scored.embeddings,
+        segments=candidate_segments(cold, shopper if for_you else None),
     )
     why = reasons(contributions[picked], [scored.origins[i] for i in picked])
     products = source.products([scored.ids[i] for i in picked])

@@ -51,12 +51,17 @@ class Shopper:
         What the source read about the shopper to find the rest, for its own later use
         (the live source's :class:`~recommendations.services.shoppers.ShopperEvents`);
         ``None`` when it read nothing.
+    n_events : int or None
+        How many events the shopper has, when the source counted them otherwise than in
+        ``events`` (the offline evaluation: those before its cutoff); it decides the
+        "new shopper" segment (:mod:`.segments`).
     """
 
     key: object = None
     history: list = field(default_factory=list)
     purchased: set = field(default_factory=set)
     events: object = None
+    n_events: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,23 +245,26 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
     if not ids:
         return None
     embeddings = source.embeddings(ids)
+    matrix = _matrix(ids, embeddings)
     raw = np.full((len(ids), len(COMPONENTS)), np.nan)
     col = {c: j for j, c in enumerate(COMPONENTS)}
-    if anchor is not None:
-        for i, pid in enumerate(ids):
-            if pid in embeddings:
-                raw[i, col["visual"]] = float(embeddings[pid] @ anchor)
+    if anchor is not None and matrix is not None:
+        # One product for all candidates; those without an embedding keep NaN.
+        has = np.array([pid in embeddings for pid in ids])
+        raw[has, col["visual"]] = matrix[has] @ anchor
     for component in ("visual", "collaborative", "affinity"):
         scores = cands.raw[component]
-        for i, pid in enumerate(ids):
-            if np.isnan(raw[i, col[component]]) and pid in scores:
-                raw[i, col[component]] = scores[pid]
+        if scores:
+            known = np.array([scores.get(pid, np.nan) for pid in ids], dtype=np.float64)
+            column = raw[:, col[component]]
+            missing = np.isnan(column)
+            column[missing] = known[missing]
     popularity = source.popularity(ids)
+    if popularity:
+        raw[:, col["popularity"]] = [popularity.get(pid, np.nan) for pid in ids]
     half_life = float(recency_half_life_days)
     now = source.now
     for i, pid in enumerate(ids):
-        if pid in popularity:
-            raw[i, col["popularity"]] = popularity[pid]
         when = items[pid].created
         if when is not None:
             age = max((now - when).total_seconds() // _SECONDS_PER_DAY, 0.0)
@@ -266,7 +274,7 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
         raw=raw,
         origins=[cands.origin[pid] for pid in ids],
         categories=[items[pid].category for pid in ids],
-        embeddings=_matrix(ids, embeddings),
+        embeddings=matrix,
         items=items,
     )
 
@@ -282,9 +290,11 @@ def _matrix(ids, embeddings):
     return matrix
 
 
-def rank(raw, settings, k, categories=None, embeddings=None):
+def rank(raw, settings, k, categories=None, embeddings=None, segments=None):
     """Steps 3 and 4: the weighted sum of the normalised components, then the profile's
-    re-ranking for diversity.
+    re-ranking for diversity. ``segments`` (one per candidate, ``None`` for none:
+    :func:`.segments.candidate_segments`) picks each candidate's weights among the
+    profile's segment weights.
 
     Returns
     -------
@@ -293,7 +303,8 @@ def rank(raw, settings, k, categories=None, embeddings=None):
     scores : ndarray, shape (n_candidates,)
     contributions : ndarray, shape (n_candidates, len(COMPONENTS))
     """
-    scores, contributions = combine(raw, settings.weight_vector())
+    weights = settings.weight_vector() if segments is None else settings.weight_rows(segments)
+    scores, contributions = combine(raw, weights)
     picked = diversify(
         scores,
         k,

@@ -15,7 +15,7 @@ evaluation both call them, through :func:`.candidates.rank`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.utils.translation import gettext_lazy as _
@@ -25,10 +25,14 @@ __all__ = [
     "COMPONENTS",
     "DEFAULT_DIVERSITY",
     "DEFAULT_DIVERSITY_PARAMS",
+    "DEFAULT_SEGMENTS",
     "DEFAULT_WEIGHTS",
     "DIVERSITY_METHODS",
     "REASONS",
+    "NEW_SHOPPER_EVENTS",
     "RULES",
+    "SEGMENTS",
+    "SEGMENT_LABELS",
     "BlendSettings",
     "combine",
     "diversify",
@@ -57,18 +61,52 @@ DEFAULT_DIVERSITY_PARAMS = {"none": 0.0, "mmr": 0.7, "category_cap": 2.0}
 #: A profile's rules, each on unless the profile says otherwise.
 RULES = ("in_stock_only", "exclude_purchased", "exclude_current")
 
-#: The default profile's weights (migration 0003): near ALS accuracy with a third more of
-#: the catalogue shown on the demo's shoppers, and enough visual weight for the product
-#: page's similar items to look alike.
+#: Segments of requests a profile may weigh differently (``BlendProfile.segments``), in
+#: the order that decides a candidate in two of them: a product the ALS model has no
+#: factors for (``cold_item``: nobody had interacted with it when the model was trained)
+#: is scored with the cold-item weights whoever the shopper is; otherwise a shopper with
+#: at most :data:`NEW_SHOPPER_EVENTS` events is scored with the new-shopper weights.
+SEGMENTS = ("cold_item", "new_shopper")
+
+SEGMENT_LABELS = {
+    "cold_item": _("a product nobody had interacted with when the model was trained"),
+    "new_shopper": _("a shopper with at most two events"),
+}
+
+#: A shopper with at most this many events is a new shopper.
+NEW_SHOPPER_EVENTS = 2
+
+#: The default profile's weights (migration 0009, tuned on the demo's simulated shoppers
+#: in notebook 02): ALS's picks first, with some visual similarity and popularity, which
+#: beat ALS alone for shoppers with a history.
 DEFAULT_WEIGHTS = {
-    "visual": 0.25,
-    "collaborative": 0.2,
-    "affinity": 0.45,
-    "popularity": 0.1,
+    "visual": 0.16,
+    "collaborative": 0.0,
+    "affinity": 0.8,
+    "popularity": 0.04,
     "recency": 0.0,
 }
-#: The default profile's re-ranking: MMR, mostly relevance.
-DEFAULT_DIVERSITY = ("mmr", 0.85)
+#: The default profile's segment weights (migration 0009): a product ALS does not know is
+#: scored mostly from its predicted factors (:mod:`.coldstart`), with visual similarity;
+#: a new shopper gets more of the popular products.
+DEFAULT_SEGMENTS = {
+    "cold_item": {
+        "visual": 0.14,
+        "collaborative": 0.29,
+        "affinity": 0.57,
+        "popularity": 0.0,
+        "recency": 0.0,
+    },
+    "new_shopper": {
+        "visual": 0.05,
+        "collaborative": 0.05,
+        "affinity": 0.4,
+        "popularity": 0.3,
+        "recency": 0.0,
+    },
+}
+#: The default profile's re-ranking (migration 0009): MMR, nearly all relevance.
+DEFAULT_DIVERSITY = ("mmr", 0.95)
 
 
 @dataclass(frozen=True)
@@ -84,6 +122,10 @@ class BlendSettings:
         ``"none"``, ``"mmr"`` or ``"category_cap"``.
     diversity_param : float
         MMR's lambda in [0, 1], or the category cap (a whole number >= 1).
+    segments : dict
+        ``{segment: {component: weight}}`` for segments in :data:`SEGMENTS`: there, these
+        weights replace the profile's, component by component (the components a segment
+        does not name keep the profile's weights).
     """
 
     weights: dict
@@ -93,6 +135,7 @@ class BlendSettings:
     exclude_purchased: bool = True
     exclude_current: bool = True
     name: str = ""
+    segments: dict = field(default_factory=dict)
 
     @classmethod
     def from_profile(cls, profile):
@@ -104,22 +147,41 @@ class BlendSettings:
             exclude_purchased=profile.exclude_purchased,
             exclude_current=profile.exclude_current,
             name=profile.name,
+            segments={
+                segment: dict(weights)
+                for segment, weights in (getattr(profile, "segments", None) or {}).items()
+            },
         )
 
-    def weight_vector(self):
-        """Weights in :data:`COMPONENTS` order, scaled to sum to 1."""
-        w = np.array([float(self.weights.get(c, 0.0)) for c in COMPONENTS], dtype=np.float64)
+    def segment_weights(self, segment=None):
+        """``{component: weight}`` in ``segment`` (the profile's own for ``None`` or a
+        segment it does not name)."""
+        return {**self.weights, **self.segments.get(segment, {})} if segment else self.weights
+
+    def weight_vector(self, segment=None):
+        """Weights in :data:`COMPONENTS` order, scaled to sum to 1, in ``segment``."""
+        weights = self.segment_weights(segment)
+        w = np.array([float(weights.get(c, 0.0)) for c in COMPONENTS], dtype=np.float64)
         total = w.sum()
         return w / total if total > 0 else w
 
+    def weight_rows(self, segments):
+        """One weight vector per candidate, shape ``(len(segments), len(COMPONENTS))``:
+        each candidate's segment (``None``: the profile's own weights)."""
+        vectors = {s: self.weight_vector(s) for s in set(segments)}
+        if not vectors:
+            return np.zeros((0, len(COMPONENTS)))
+        return np.vstack([vectors[s] for s in segments])
 
-#: Used when the database holds no default profile (it normally does: migration 0003,
-#: whose profile this equals).
+
+#: Used when the database holds no default profile (it normally does: migrations 0003
+#: and 0009, whose profile this equals).
 BUILTIN_SETTINGS = BlendSettings(
     weights=dict(DEFAULT_WEIGHTS),
     diversity=DEFAULT_DIVERSITY[0],
     diversity_param=DEFAULT_DIVERSITY[1],
     name="built-in",
+    segments={segment: dict(weights) for segment, weights in DEFAULT_SEGMENTS.items()},
 )
 
 
@@ -160,8 +222,9 @@ def combine(raw, weights):
     ----------
     raw : ndarray, shape (n_candidates, len(COMPONENTS))
         Raw scores in :data:`COMPONENTS` order, NaN where unscored.
-    weights : array_like, shape (len(COMPONENTS),)
-        Scaled to sum to 1 here.
+    weights : array_like, shape (len(COMPONENTS),) or (n_candidates, len(COMPONENTS))
+        One vector for every candidate, or one per candidate (its segment's,
+        :meth:`BlendSettings.weight_rows`); each scaled to sum to 1 here.
 
     Returns
     -------
@@ -171,11 +234,11 @@ def combine(raw, weights):
         The weighted normalised components; ``scores`` is their row sum.
     """
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(COMPONENTS))
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.sum() > 0:
-        weights = weights / weights.sum()
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    totals = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
     normalised = np.column_stack([normalise(raw[:, j]) for j in range(len(COMPONENTS))])
-    contributions = normalised * weights[None, :]
+    contributions = normalised * weights
     return contributions.sum(axis=1), contributions
 
 

@@ -17,6 +17,7 @@ from visualsearch import search
 from visualsearch.services.vectors import VectorCache
 
 from ..conf import app_settings
+from ..services import eligibility
 from ..services.serving import get_active_model, popular_products, popularity_scores
 from ..services.shoppers import shopper_events_of
 from .candidates import CandidateSource, Item, Shopper
@@ -62,6 +63,23 @@ def eligible_products(settings, filters=None):
         # As a sub-query, so that the adapter's filters and its annotations never meet.
         queryset = queryset.filter(pk__in=filters.products().values("pk"))
     return adapter.annotate(queryset)
+
+
+def _allowed_rows(settings):
+    """``(id, category key, created)`` of every product a blend may show under these
+    rules, in "New in" order (newest first, unknown times last, then id descending)."""
+    adapter = get_adapter()
+    queryset = eligible_products(settings)
+    category = CATEGORY if adapter.category_key_expression() is not None else None
+    if adapter.created_expression() is None:
+        ordered = queryset.order_by("-pk")
+        fields = ["pk"] + ([category] if category else [])
+        return [
+            (row[0], row[1] if category else None, None) for row in ordered.values_list(*fields)
+        ]
+    ordered = queryset.order_by(F(CREATED).desc(nulls_last=True), "-pk")
+    fields = ["pk", CREATED] + ([category] if category else [])
+    return [(row[0], row[2] if category else None, row[1]) for row in ordered.values_list(*fields)]
 
 
 def live_shopper(user, session_key, settings):
@@ -161,6 +179,10 @@ class LiveSource(CandidateSource):
         return popularity_scores(product_ids, days=app_settings.POPULAR_DAYS)
 
     def newest(self, n, exclude):
+        """From the process's snapshot of the allowed products, unless the caller's filters
+        narrow them (the API's), which are queried."""
+        if not self._narrowed:
+            return self._snapshot().newest(n, exclude)
         adapter = get_adapter()
         queryset = eligible_products(self.settings, self.filters).exclude(pk__in=list(exclude))
         if adapter.created_expression() is None:
@@ -172,7 +194,14 @@ class LiveSource(CandidateSource):
         """The category key and creation time of those a blend may show, read as values
         (the adapter's annotations, which its per-product answers read too): a strip keeps
         a dozen of some two hundred candidates, and only those are loaded as products
-        (:meth:`products`)."""
+        (:meth:`products`). From the process's snapshot of them
+        (:mod:`~recommendations.services.eligibility`) unless the caller's filters narrow
+        them."""
+        if not self._narrowed:
+            return {
+                pid: Item(category, created)
+                for pid, (category, created) in self._snapshot().lookup(product_ids).items()
+            }
         adapter = get_adapter()
         selected = [
             name
@@ -192,6 +221,18 @@ class LiveSource(CandidateSource):
             found = dict(zip(selected, values, strict=True))
             out[pk] = Item(found.get(CATEGORY), found.get(CREATED))
         return out
+
+    @property
+    def _narrowed(self):
+        return self.filters is not None and self.filters.narrows
+
+    def _snapshot(self):
+        """The allowed products under this profile's rules, kept per process (what they
+        depend on: the adapter and the "in stock only" rule)."""
+        adapter = get_adapter()
+        in_stock_only = bool(self.settings.in_stock_only)
+        key = (type(adapter).__module__, type(adapter).__qualname__, in_stock_only)
+        return eligibility.snapshot(key, lambda: _allowed_rows(self.settings))
 
     def products(self, product_ids):
         """``{product id: product}`` of those still eligible, in one query through the

@@ -4,9 +4,15 @@ Protocol
 --------
 The shop's events (simulated ones included) are split by time with
 :func:`recommendations.evaluation.time_split`: the latest ``test_fraction`` of events is
-held out. An ALS model (:class:`~recommendations.recommenders.ALSRecommender`, the
-``RECOMMENDATIONS_ALS_PARAMETERS``) is fitted in memory on the products with events
-before the cutoff; the active model is not touched, nothing is written. Every shopper with
+held out. Before the cutoff, the whole history of a ``cold_share`` of the products with
+events is held out too (they become cold products, as if nobody had touched them yet), and
+all but the latest two events of a ``new_share`` of the shoppers (they become new
+shoppers); both drawn with ``seed`` (:func:`.segments.held_out_history`). An ALS model
+(:class:`~recommendations.recommenders.ALSRecommender`, the
+``RECOMMENDATIONS_ALS_PARAMETERS``) and its cold-start map
+(:mod:`recommendations.blending.coldstart`) are fitted in memory on the rest of the
+events before the cutoff, as training fits them; the active model is not touched,
+nothing is written. Every shopper with
 events on both sides then gets a "For you" list built by the shop's own code
 (:func:`recommendations.blending.candidates.gather_for_user`,
 :func:`~recommendations.blending.candidates.score_candidates` and
@@ -18,23 +24,25 @@ events on both sides then gets a "For you" list built by the shop's own code
 * every product the shopper had before the cutoff is left out (it could never be a hit:
   the time split drops such pairs from the test set).
 
+Each candidate is scored with its segment's weights and the cold candidates get their
+predicted collaborative scores (:mod:`recommendations.blending.segments`), as served.
+
 The lists are scored against the held-out products with the core metrics of
 :mod:`recommendations.evaluation` (precision, recall, MAP and NDCG at ``k``, catalogue
-coverage) plus intra-list category diversity, for the profile and for two baselines
-under the same protocol: **visual-only** (``{"visual": 1}``) and **ALS-only**
-(``{"affinity": 1}``, the ALS model's own ranking), both without re-ranking.
+coverage) plus intra-list category diversity and the number of shoppers, for the profile
+and for three single sources under the same protocol, each without re-ranking and with
+the sources' own scores only (no predicted factors): **visual-only** (``{"visual": 1}``),
+**ALS-only** (``{"affinity": 1}``, the ALS model's own ranking) and **popularity-only**
+(``{"popularity": 1}``). They are reported for every segment of
+:data:`.segments.PROTOCOLS` (``all``, ``cold_items`` -- the cold products ranked alone --,
+``new_shoppers``, ``regulars``), whose protocols the result carries.
 
 Speed
 -----
 Everything that does not depend on the weights (the split, the ALS fit, the embeddings,
 every shopper's candidates and raw component scores) is computed once by
-:func:`prepare_blend_evaluation`; scoring a set of weights is then a few milliseconds
-per thousand shoppers. Pass ``data=`` to :func:`evaluate_blend` to reuse it in a grid
-search::
-
-    data = prepare_blend_evaluation(k=10)
-    for w in grid:
-        result = evaluate_blend(weights=w, data=data, baselines=False)
+:func:`prepare_blend_evaluation`; pass it as ``data=`` to :func:`evaluate_blend` in a
+search (``evaluate_blend(weights=w, data=data, baselines=False, scored_segments=())``).
 """
 
 from __future__ import annotations
@@ -44,29 +52,40 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
-import scipy.sparse as sp
 
-from lookalike.catalogue import get_adapter
-from lookalike.keys import native, to_array
-from visualsearch.services.vectors import load_vectors
+from lookalike.keys import native
 
-from ..blending.asof import AsOfSource, capped_popularity
 from ..blending.blend import resolve_settings
-from ..blending.candidates import Shopper, gather_for_user, rank, score_candidates
-from ..blending.core import COMPONENTS, BlendSettings
-from ..blending.live import unit_vectors
+from ..blending.candidates import (
+    Candidates,
+    gather_for_user,
+    rank,
+    score_candidates,
+)
+from ..blending.core import COMPONENTS, NEW_SHOPPER_EVENTS, BlendSettings
+from ..blending.segments import candidate_segments, cold_columns
 from ..conf import app_settings
-from ..evaluation import catalogue_coverage, intra_list_diversity, ranking_metrics
-from ..recommenders import ALSRecommender
-from ..services.profiles import clean_weights
-from ..services.serving import ActiveModel
-from .shop_events import histories, load_events, split
+from ..services.profiles import clean_segments, clean_weights
+from .cutoff import catalogue, embedding_matrix, fit_model, shoppers_at, source_at, widen
+from .segments import PROTOCOLS, SEGMENT_NAMES, Segment, held_out_history, score_segment
+from .shop_events import load_events, split
 
 __all__ = ["BlendEvalData", "evaluate_blend", "prepare_blend_evaluation"]
 
 _SECONDS_PER_DAY = 86400.0
 VISUAL_ONLY = BlendSettings(weights={"visual": 1.0}, diversity="none", name="visual-only")
 ALS_ONLY = BlendSettings(weights={"affinity": 1.0}, diversity="none", name="als-only")
+POPULARITY_ONLY = BlendSettings(
+    weights={"popularity": 1.0}, diversity="none", name="popularity-only"
+)
+PROTOCOL = (
+    "time split: the latest events held out; before the cutoff, the whole history of a "
+    "share of the products (cold products) and all but the latest two events of a share of "
+    "the shoppers (new shoppers) held out too; shoppers with events on both sides; ALS (and "
+    "its cold-start map) fitted on the rest of the earlier events, in memory"
+)
+#: The single sources every segment reports beside the blend.
+BASELINES = {"visual_only": VISUAL_ONLY, "als_only": ALS_ONLY, "popularity_only": POPULARITY_ONLY}
 
 
 @dataclass(eq=False)
@@ -80,14 +99,8 @@ class BlendEvalData:
     categories : ndarray, shape (n_items,)
     embeddings : ndarray of float64, shape (n_items, dim) or None
         L2-normalised; rows of zeros for products without an embedding.
-    test : csr_matrix, shape (n_users, n_items)
-        Held-out products of the evaluated shoppers, one row each.
-    candidates : list of ndarray of int
-        Catalogue columns of each evaluated shopper's candidates, in proposal order.
-    raw : list of ndarray, shape (n_candidates, len(COMPONENTS))
-        Raw component scores of those candidates, NaN where unscored.
-    origins : list of list of str
-        The source that proposed each candidate first.
+    segments : dict
+        ``{name: Segment}`` for :data:`~.segments.SEGMENT_NAMES`.
     info : dict
         Figures describing the split, for the report.
     """
@@ -95,114 +108,68 @@ class BlendEvalData:
     product_ids: np.ndarray
     categories: np.ndarray
     embeddings: np.ndarray | None
-    test: sp.csr_matrix
-    candidates: list
-    raw: list
-    origins: list
+    segments: dict
     info: dict = field(default_factory=dict)
 
-
-def _catalogue():
-    """The shown products, in key order: ``(ids, main categories, creation timestamps)``."""
-    adapter = get_adapter()
-    products = adapter.annotate(adapter.get_queryset()).order_by("pk")
-    rows = [
-        (p.pk, adapter.get_category_key(p), adapter.get_created(p)) for p in products.iterator()
-    ]
-    ids = to_array(r[0] for r in rows)
-    categories = np.asarray([r[1] for r in rows], dtype=object)
-    created = np.asarray(
-        [r[2].timestamp() if r[2] is not None else np.nan for r in rows], dtype=np.float64
-    )
-    return ids, categories, created
+    @property
+    def test(self):
+        """Held-out products of the evaluated shoppers (segment ``all``), one row each."""
+        return self.segments["all"].test
 
 
-def _embedding_matrix(product_ids):
-    """``(n_items, dim)`` L2-normalised float64 vectors in ``product_ids`` order (zeros:
-    none), normalised as the live blend normalises them."""
-    vectors = unit_vectors(load_vectors(product_ids.tolist()))
-    if not vectors:
-        return None
-    matrix = np.zeros((len(product_ids), len(next(iter(vectors.values())))))
-    for i, pid in enumerate(product_ids.tolist()):
-        if native(pid) in vectors:
-            matrix[i] = vectors[native(pid)]
-    return matrix
-
-
-def _model(train, users, items, params, seed):
-    """ALS fitted on the products with events before the cutoff, wrapped as the shop
-    wraps its active model; no ``data_to``, so shoppers are scored from their trained
-    rows, never from their later events."""
-    seen = np.flatnonzero(np.diff(train.tocsc().indptr) > 0)
-    als = ALSRecommender(random_state=seed, **params).fit(train[:, seen])
-    item_ids = np.asarray([int(items[c]) for c in seen], dtype=np.int64)
-    return ActiveModel(version=0, model_id=0, recommender=als, user_keys=users, item_ids=item_ids)
-
-
-def _widen(matrix, items, column):
-    """``matrix``'s columns (products, in the interactions' order) moved to catalogue
-    columns: the blend ranks the whole catalogue."""
-    to_catalogue = np.asarray([column[int(i)] for i in items], dtype=np.int64)
-    coo = matrix.tocoo()
-    return sp.csr_matrix(
-        (coo.data, (coo.row, to_catalogue[coo.col])), shape=(matrix.shape[0], len(column))
-    )
-
-
-def _source(catalogue, events, weights, cutoff, model, embeddings):
-    """The shop at the cutoff, for :func:`gather_for_user`."""
-    product_ids, categories, created = catalogue
-    column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
-    days = app_settings.POPULAR_DAYS
-    window = events.ts < cutoff
-    if days:
-        window &= events.ts >= cutoff - days * _SECONDS_PER_DAY
-    popularity = capped_popularity(
-        events.who[window],
-        np.asarray([column[p] for p in events.product[window].tolist()], dtype=np.int64),
-        weights[window],
-        len(product_ids),
-        app_settings.MAX_CELL_WEIGHT,
-    )
-    return AsOfSource(
-        product_ids=product_ids,
-        categories=categories,
-        created=created,
-        embeddings=embeddings,
-        model=model,
-        popularity=popularity,
-        cutoff=cutoff,
-    )
-
-
-def _candidates(source, train_rows, users, histories, column, n):
-    """Each evaluated shopper's scored candidates: ``(columns, raw, origins)`` lists."""
+def _shopper_candidates(source, shopper, exclude, cands, anchor, context, column):
+    """``(columns, raw, filled, row segments)`` of one shopper's candidates, scored by the
+    shop's code (:func:`score_candidates`, then :func:`cold_columns`)."""
     half_life = app_settings.RECENCY_HALF_LIFE_DAYS
-    out = ([], [], [])
-    for row, owned in train_rows:
-        user, history = histories.get(users[row], (None, []))
-        shopper = Shopper(key=user, history=history)
-        exclude = {native(source.product_ids[c]) for c in owned}
+    scored = score_candidates(cands, source, exclude, half_life, anchor=anchor)
+    if scored is None:
+        empty = np.zeros((0, len(COMPONENTS)))
+        return np.zeros(0, dtype=np.int64), empty, empty, []
+    raw = scored.raw.copy()
+    cold = cold_columns(source, scored, shopper, context)
+    columns = np.asarray([column[pid] for pid in scored.ids], dtype=np.int64)
+    return columns, raw, scored.raw, candidate_segments(cold, shopper)
+
+
+def _candidates(source, evaluated, owned, shoppers, column, n, cold_ids):
+    """Every evaluated shopper's "For you" candidates, and for those given in ``cold_ids``
+    (``{row: None}``) the cold products ranked alone: two lists of
+    :func:`_shopper_candidates`' tuples."""
+    everything, cold_only = [], {}
+    for row in evaluated:
+        shopper = shoppers[row]
+        exclude = {native(source.product_ids[c]) for c in owned[row]}
         cands, anchor = gather_for_user(source, shopper, exclude, n)
-        scored = score_candidates(cands, source, exclude, half_life, anchor=anchor)
-        ids = scored.ids if scored is not None else []
-        out[0].append(np.asarray([column[pid] for pid in ids], dtype=np.int64))
-        out[1].append(scored.raw if scored is not None else np.zeros((0, len(COMPONENTS))))
-        out[2].append(scored.origins if scored is not None else [])
-    return out
+        everything.append(
+            _shopper_candidates(source, shopper, exclude, cands, anchor, shopper.history, column)
+        )
+        if row in cold_ids:
+            cold = Candidates()
+            cold.add("visual", ((pid, None) for pid in cold_ids[row] if pid not in exclude))
+            cold_only[row] = _shopper_candidates(
+                source, shopper, exclude, cold, anchor, shopper.history, column
+            )
+    return everything, cold_only
+
+
+def _segment(rows, test, ranked):
+    columns, raw, filled, segs = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return Segment(list(columns), list(raw), list(filled), list(segs), test, ranked)
 
 
 def prepare_blend_evaluation(
     k=10,
     *,
     test_fraction=0.25,
+    cold_share=0.1,
+    new_share=0.1,
     include_simulated=True,
     als_parameters=None,
     candidates=None,
     seed=0,
 ):
-    """Split the events, fit ALS on the earlier part and build every shopper's candidates.
+    """Split the events, hold out cold products, fit ALS on the rest of the earlier part
+    and build every segment's candidates.
 
     Parameters
     ----------
@@ -210,6 +177,13 @@ def prepare_blend_evaluation(
         Only recorded in ``info``; candidates do not depend on it.
     test_fraction : float
         Share of the events (the latest) held out.
+    cold_share : float
+        Share of the products with events before the cutoff whose whole history before
+        it is held out, so that they are cold (segment ``cold_items``).
+    new_share : float
+        Share of the shoppers with more than two events before the cutoff (and some
+        after) whose history before it is cut to its latest two events, so that they
+        are new shoppers (segment ``new_shoppers``).
     include_simulated : bool
         Whether events of ``simulate_shoppers`` count (the default: they are the data).
     als_parameters : dict, optional
@@ -217,6 +191,7 @@ def prepare_blend_evaluation(
     candidates : int, optional
         Candidates per source; ``RECOMMENDATIONS_BLEND_CANDIDATES`` by default.
     seed : int
+        Of the ALS fit and of the draw of cold products.
 
     Returns
     -------
@@ -228,97 +203,112 @@ def prepare_blend_evaluation(
         When there are no events, or no shopper has events on both sides of the cutoff.
     """
     started = time.monotonic()
-    catalogue = _catalogue()
-    product_ids = catalogue[0]
+    shop = catalogue()
+    product_ids, categories, _ = shop
     if not len(product_ids):
         raise ValueError("The catalogue has no active products to evaluate on.")
+    for name, share in (("cold_share", cold_share), ("new_share", new_share)):
+        if not 0 <= share < 1:
+            raise ValueError(f"{name} must be in [0, 1), not {share!r}.")
     column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
-    events = load_events(include_simulated, column)
-    if not len(events.ts):
-        raise ValueError(
-            "There are no shopper events to evaluate on: run `manage.py simulate_shoppers` first."
-        )
-    weights, cutoff, train, test, users, items = split(events, test_fraction)
+    events, held, cutoff = _held_out_events(
+        load_events(include_simulated, column), test_fraction, cold_share, new_share, seed
+    )
+    weights, cutoff, train, test, users, items = split(events, test_fraction, cutoff)
     evaluated = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0))
     if not len(evaluated):
         raise ValueError(
             "No shopper has events both before and after the cutoff: nothing to evaluate."
         )
     params = dict(app_settings.ALS_PARAMETERS if als_parameters is None else als_parameters)
-    embeddings = _embedding_matrix(product_ids)
-    source = _source(
-        catalogue, events, weights, cutoff, _model(train, users, items, params, seed), embeddings
-    )
-    wide = _widen(train, items, column)
-    owned = [(row, wide.indices[wide.indptr[row] : wide.indptr[row + 1]]) for row in evaluated]
-    shopper_histories = histories(events[events.ts < cutoff], app_settings.BLEND_HISTORY)
+    embeddings = embedding_matrix(product_ids)
+    model = fit_model(train, users, items, params, seed, column, embeddings, categories)
+    source = source_at(shop, events, weights, cutoff, model, embeddings)
+    wide = widen(train, items, column)
+    owned = {row: wide.indices[wide.indptr[row] : wide.indptr[row + 1]] for row in evaluated}
+    before = events[events.ts < cutoff]
+    shoppers = shoppers_at(before, users, evaluated)
     n = app_settings.BLEND_CANDIDATES if candidates is None else candidates
-    cands, raw, origins = _candidates(source, owned, users, shopper_histories, column, n)
-    before = events.ts < cutoff
+    segments, cold = _segments(source, model, evaluated, owned, shoppers, column, test, items, n)
     info = {
-        "protocol": "time split: the latest events held out; shoppers with events on "
-        "both sides; ALS fitted on the earlier events in memory",
+        "protocol": PROTOCOL,
         "cutoff": datetime.fromtimestamp(cutoff, tz=UTC).isoformat(),
         "test_fraction": test_fraction,
+        "cold_share": cold_share,
+        "new_share": new_share,
         "users": int(len(evaluated)),
         "items": int(len(product_ids)),
-        "train_events": int(before.sum()),
-        "test_events": int((~before).sum()),
+        "cold_items": int(cold),
+        "held_out_items": int(len(held)),
+        "new_shoppers": segments["new_shoppers"].size,
+        "train_events": int(len(before.ts)),
+        "test_events": int((events.ts >= cutoff).sum()),
         "embedded_items": int(source.has_embedding.sum()) if embeddings is not None else 0,
         "als_parameters": params,
+        "segment_protocols": dict(PROTOCOLS),
         "prepare_seconds": round(time.monotonic() - started, 3),
     }
-    return BlendEvalData(
-        product_ids=product_ids,
-        categories=catalogue[1],
-        embeddings=embeddings,
-        test=_widen(test, items, column)[evaluated],
-        candidates=cands,
-        raw=raw,
-        origins=origins,
-        info=info,
+    return BlendEvalData(product_ids, categories, embeddings, segments, info)
+
+
+def _held_out_events(events, test_fraction, cold_share, new_share, seed):
+    """The events left once the cold products' and new shoppers' are held out
+    (:func:`~.segments.held_out_history`), the held-out products and the cutoff."""
+    if not len(events.ts):
+        raise ValueError(
+            "There are no shopper events to evaluate on: run `manage.py simulate_shoppers` first."
+        )
+    cutoff = split(events, test_fraction)[1]
+    drop, held = held_out_history(events, cutoff, cold_share, new_share, seed)
+    return events[~drop], held, cutoff
+
+
+def _segments(source, model, evaluated, owned, shoppers, column, test, items, n):
+    """Every segment's :class:`~.segments.Segment`, and how many products are cold."""
+    product_ids = source.product_ids
+    cold = np.asarray([native(p) not in model.item_index for p in product_ids.tolist()])
+    wide_test = widen(test, items, column)
+    cold_test = wide_test.multiply(cold[None, :]).tocsr()
+    cold_test.eliminate_zeros()
+    cold_rows = [row for row in evaluated if cold_test.indptr[row + 1] > cold_test.indptr[row]]
+    cold_ids = [native(p) for p in product_ids[cold].tolist()]
+    everything, cold_only = _candidates(
+        source, evaluated, owned, shoppers, column, n, dict.fromkeys(cold_rows, cold_ids)
+    )
+    everyone = _segment(everything, wide_test[evaluated], len(product_ids))
+    new = np.asarray([shoppers[row].n_events <= NEW_SHOPPER_EVENTS for row in evaluated])
+    segments = {
+        "all": everyone,
+        "cold_items": _segment([cold_only[r] for r in cold_rows], cold_test[cold_rows], cold.sum()),
+        "new_shoppers": everyone.subset(np.flatnonzero(new)),
+        "regulars": everyone.subset(np.flatnonzero(~new)),
+    }
+    return segments, cold.sum()
+
+
+def _score(data, settings, k, segment="all", blend=True):
+    """The metrics of ``settings`` on one segment (see :func:`.segments.score_segment`)."""
+    return score_segment(
+        data.segments[segment], settings, k, data.categories, data.embeddings, rank, blend
     )
 
 
-def _score(data, settings, k):
-    """The metrics of ``settings`` over every evaluated shopper's candidates."""
-    recommended = np.full((len(data.candidates), k), -1, dtype=np.int64)
-    embeddings = data.embeddings
-    for u, (cand, raw) in enumerate(zip(data.candidates, data.raw, strict=True)):
-        if not len(cand):
-            continue
-        picked, _, _ = rank(
-            raw,
-            settings,
-            k,
-            categories=data.categories[cand],
-            embeddings=embeddings[cand] if embeddings is not None else None,
-        )
-        recommended[u, : len(picked)] = cand[picked]
-    metrics = ranking_metrics(recommended, data.test, k)
-    return {
-        f"precision_at_{k}": metrics["precision"],
-        f"recall_at_{k}": metrics["recall"],
-        f"map_at_{k}": metrics["map"],
-        f"ndcg_at_{k}": metrics["ndcg"],
-        "coverage": catalogue_coverage(recommended, len(data.product_ids)),
-        "diversity": intra_list_diversity(recommended, data.categories),
-    }
-
-
-def _settings(profile_name, weights, diversity):
+def _settings(profile_name, weights, diversity, segments):
     """The :class:`BlendSettings` :func:`evaluate_blend` scores."""
     if weights is not None:
         method, param = diversity if diversity is not None else ("none", 0.0)
-        return BlendSettings(
+        settings = BlendSettings(
             weights=clean_weights(weights),
             diversity=method,
             diversity_param=param,
             name=profile_name if isinstance(profile_name, str) else "weights",
         )
-    settings = resolve_settings(profile_name)
-    if diversity is not None:
-        settings = replace(settings, diversity=diversity[0], diversity_param=diversity[1])
+    else:
+        settings = resolve_settings(profile_name)
+        if diversity is not None:
+            settings = replace(settings, diversity=diversity[0], diversity_param=diversity[1])
+    if segments is not None:
+        settings = replace(settings, segments=clean_segments(segments))
     return settings
 
 
@@ -328,11 +318,14 @@ def evaluate_blend(
     *,
     weights=None,
     diversity=None,
+    segments=None,
     data=None,
     baselines=True,
+    scored_segments=SEGMENT_NAMES,
     **prepare_options,
 ):
-    """Score a blend profile (or explicit weights) against visual-only and ALS-only.
+    """Score a blend profile (or explicit weights) against the single sources, overall and
+    per segment.
 
     Parameters
     ----------
@@ -344,20 +337,27 @@ def evaluate_blend(
         grid searches); the diversity then comes from ``diversity`` or is none.
     diversity : (method, parameter), optional
         Overrides the profile's re-ranking, e.g. ``("mmr", 0.8)`` or ``("none", 0)``.
+    segments : dict, optional
+        ``{segment: {component: weight}}`` overriding the profile's segment weights
+        (``{}``: none).
     data : BlendEvalData, optional
         From :func:`prepare_blend_evaluation`, to skip the split and the ALS fit.
     baselines : bool
-        Also score visual-only and ALS-only.
+        Also score the single sources: visual-only, ALS-only and popularity-only.
+    scored_segments : sequence of str
+        The segments to score (``all`` always is): fewer make a search faster.
     **prepare_options
         Passed to :func:`prepare_blend_evaluation` when ``data`` is not given.
 
     Returns
     -------
     dict
-        ``profile``, ``weights``, ``diversity``, ``k``, the split's figures, ``blend``
-        (``precision_at_k``, ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``, ``coverage``,
-        ``diversity``) and, with ``baselines``, ``visual_only`` and ``als_only`` alike;
-        ``seconds``.
+        ``profile``, ``weights``, ``segment_weights``, ``diversity``, ``k``, the split's
+        figures (``segment_protocols`` among them), ``blend`` (``precision_at_k``,
+        ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``, ``coverage``, ``diversity``,
+        ``users``) and, with ``baselines``, ``visual_only``, ``als_only`` and
+        ``popularity_only`` alike, on segment ``all``; ``segments``: ``{segment: {"blend":
+        ..., "visual_only": ..., ...}}`` for every segment; ``seconds``.
 
     Raises
     ------
@@ -367,19 +367,34 @@ def evaluate_blend(
         For bad weights, or too few events to evaluate.
     """
     started = time.monotonic()
-    settings = _settings(profile_name, weights, diversity)
+    settings = _settings(profile_name, weights, diversity, segments)
     if data is None:
         data = prepare_blend_evaluation(k, **prepare_options)
+    unknown = set(scored_segments) - set(SEGMENT_NAMES)
+    if unknown:
+        raise ValueError(
+            f"Unknown segment(s) {', '.join(sorted(unknown))}; the segments are "
+            f"{', '.join(SEGMENT_NAMES)}."
+        )
+    per_segment = {}
+    for name in [s for s in SEGMENT_NAMES if s == "all" or s in scored_segments]:
+        figures = {"blend": _score(data, settings, k, name)}
+        if baselines:
+            for key, single in BASELINES.items():
+                figures[key] = _score(data, single, k, name, blend=False)
+        per_segment[name] = figures
     result = {
         "profile": settings.name,
         "weights": {c: float(settings.weights.get(c, 0.0)) for c in COMPONENTS},
+        "segment_weights": {
+            segment: {c: float(w) for c, w in settings.segment_weights(segment).items()}
+            for segment in settings.segments
+        },
         "diversity": {"method": settings.diversity, "parameter": settings.diversity_param},
         "k": k,
         **data.info,
-        "blend": _score(data, settings, k),
+        **per_segment["all"],
+        "segments": per_segment,
     }
-    if baselines:
-        result["visual_only"] = _score(data, VISUAL_ONLY, k)
-        result["als_only"] = _score(data, ALS_ONLY, k)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -61,9 +61,10 @@ def load_events(include_simulated, column):
     )
 
 
-def split(events, test_fraction):
+def split(events, test_fraction, cutoff=None):
     """The interactions, the cutoff and the time split (rows: shoppers; columns: products
-    with events, in the interactions' order)."""
+    with events, in the interactions' order); ``cutoff`` (epoch seconds) instead of the
+    one ``test_fraction`` gives."""
     weights = event_weights(events.kind, half_life_days=None)
     interactions = Interactions(
         user_ids=events.who,
@@ -72,7 +73,8 @@ def split(events, test_fraction):
         timestamps=events.ts,
         name="shop",
     )
-    cutoff = float(np.quantile(events.ts, 1 - test_fraction, method="higher"))
+    if cutoff is None:
+        cutoff = float(np.quantile(events.ts, 1 - test_fraction, method="higher"))
     train, test = time_split(interactions, cutoff=cutoff)
     _, _, users, items = interactions.encode()
     return weights, cutoff, train, test, users, items

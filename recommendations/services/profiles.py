@@ -7,8 +7,9 @@ could not serve as intended: weights that are all zero, negative or misspelt, or
 on a source the catalogue does not have yet (visual similarity without embeddings for the
 configured encoder, collaborative filtering without a trained model).
 
-Profiles are never cached: the blend reads the profile on every call, so a newly
-published default is what the next page shows.
+The widgets keep the profiles they blend with per process
+(:data:`recommendations.caching.PROFILES`); :func:`publish_profile` bumps their stamp once
+the profile is saved and made the default, so the next page of every process shows it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
 
-from ..blending.core import COMPONENTS, DEFAULT_DIVERSITY_PARAMS, DIVERSITY_METHODS, RULES
+from ..blending.core import (
+    COMPONENTS,
+    DEFAULT_DIVERSITY_PARAMS,
+    DIVERSITY_METHODS,
+    RULES,
+)
+from ..blending.segment_weights import clean_segment_weights
+from ..caching import EXPERIMENTS, PROFILES
 from ..models import BlendProfile, RecommenderModel
 
 __all__ = [
     "InvalidProfile",
     "UnknownProfile",
     "catalogue_problems",
+    "clean_segments",
     "clean_weights",
     "get_profile",
     "publish_profile",
@@ -145,6 +154,19 @@ def clean_weights(weights):
     return cleaned
 
 
+def clean_segments(segments, weights=None):
+    """``segments`` (``{segment: {component: weight}}``, the weights that replace the
+    profile's in a segment, component by component) with float weights;
+    :class:`InvalidProfile` unless the segments are in ``SEGMENTS``, the components in
+    ``COMPONENTS``, the weights finite and non-negative and, given the profile's
+    ``weights``, some weight of each segment above zero
+    (:func:`~recommendations.blending.core.clean_segment_weights`)."""
+    try:
+        return clean_segment_weights(segments, weights)
+    except ValueError as exc:
+        raise InvalidProfile(str(exc)) from None
+
+
 def _clean_diversity(diversity):
     if isinstance(diversity, str):
         method, param = diversity, None
@@ -199,6 +221,7 @@ def publish_profile(
     user=None,
     make_default=False,
     notes="",
+    segments=None,
 ):
     """Create or update the blend profile ``name`` and optionally make it the default.
 
@@ -224,6 +247,10 @@ def publish_profile(
     make_default : bool
         Serve it from the next request on.
     notes : str
+    segments : dict, optional
+        ``{segment: {component: weight}}``: the weights that replace ``weights``,
+        component by component, for a product the model does not know (``cold_item``) or
+        a shopper with at most two events (``new_shopper``); none unless given.
 
     Returns
     -------
@@ -241,6 +268,7 @@ def publish_profile(
             f"The profile name {name!r} must be a slug: letters, digits, '-' and '_'."
         ) from None
     cleaned = clean_weights(weights)
+    segments = clean_segments(segments, cleaned)
     method, param = _clean_diversity(diversity)
     rules = _clean_rules(rules)
     metrics = {} if metrics is None else metrics
@@ -250,7 +278,7 @@ def publish_profile(
         raise InvalidProfile(
             f"metrics must be plain JSON (numbers, strings, lists, dicts): {exc}."
         ) from None
-    problems = catalogue_problems(cleaned)
+    problems = catalogue_problems(_strongest(cleaned, segments))
     if problems:
         raise InvalidProfile(
             f"The profile {name!r} does not match the catalogue: " + "; ".join(problems)
@@ -261,6 +289,7 @@ def publish_profile(
             profile = BlendProfile(name=name)
         for key, value in cleaned.items():
             setattr(profile, f"{key}_weight", value)
+        profile.segments = segments
         profile.diversity = method
         profile.diversity_param = param
         for key in RULES:
@@ -276,7 +305,17 @@ def publish_profile(
         profile.save()
         if make_default:
             profile.make_default()
+        # make_default() writes with update(), which sends no signal.
+        PROFILES.bump()
+        EXPERIMENTS.bump()
     return profile
+
+
+def _strongest(weights, segments):
+    """The largest weight each component has in the profile or any of its segments: a
+    source any of them uses must exist."""
+    every = [weights, *({**weights, **values} for values in segments.values())]
+    return {c: max(w.get(c, 0.0) for w in every) for c in COMPONENTS}
 
 
 def _message(exc):

@@ -28,9 +28,10 @@ from lookalike.keys import native
 
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
-from . import popularity
+from . import eligibility, popularity
 from .matrix import shopper_events, shopper_key, shopper_row
 from .popularity import popular_products, popularity_ranking, popularity_scores
+from .shoppers import shopper_events_of
 
 logger = logging.getLogger(__name__)
 
@@ -145,18 +146,20 @@ class ActiveModel:
         ``user_items`` row built from their events now (``None`` when it has fewer
         than ``MIN_SESSION_EVENTS`` events for a shopper the model never saw). ``events``
         (:class:`~.shoppers.ShopperEvents`) are the shopper's events when the caller
-        has read them already; else they are queried.
+        has read them already; else they are read once per request
+        (:func:`~.shoppers.shopper_events_of`).
         """
         key = shopper_key(user_id, session_key)
         if key is None:
             return None, None
+        if events is None:
+            # Read once per request, whoever asks (the blend, its segments, the API).
+            events = shopper_events_of(user_id, session_key)
         trained = self.user_index.get(key)
         if trained is None and user_id is not None and session_key:
             # Signed in but not trained as a user: their anonymous past may have been.
             trained = self.user_index.get(shopper_key(None, session_key))
-        if trained is not None and (
-            self.data_to is None or not self._acted_since_training(user_id, session_key, events)
-        ):
+        if trained is not None and (self.data_to is None or not self._acted_since_training(events)):
             return trained, None
         row, n_events, _ = shopper_row(
             self.item_index,
@@ -164,16 +167,14 @@ class ActiveModel:
             session_key=session_key,
             weights=self.weights,
             half_life_days=self.half_life_days,
-            rows=None if events is None else events.weighted_rows(),
+            rows=events.weighted_rows(),
         )
         if n_events and (trained is not None or n_events >= app_settings.MIN_SESSION_EVENTS):
             return None, row
         return trained, None
 
-    def _acted_since_training(self, user_id, session_key, events):
-        if events is not None:
-            return events.newest is not None and events.newest > self.data_to
-        return shopper_events(user_id, session_key).filter(created_at__gt=self.data_to).exists()
+    def _acted_since_training(self, events):
+        return events.newest is not None and events.newest > self.data_to
 
     def user_vector(self, user_id=None, session_key=None):
         """The shopper's latent factors, or ``None`` when nothing usable is known.
@@ -248,10 +249,12 @@ _cache = _Cache()
 
 
 def clear_cache():
-    """Forget the loaded model and popularity rankings (tests; after deleting models)."""
+    """Forget the loaded model, popularity rankings and snapshots of the allowed products
+    (tests; after deleting models)."""
     global _cache
     _cache = _Cache()
     popularity.clear()
+    eligibility.clear()
 
 
 def get_active_model():

@@ -30,6 +30,7 @@ from django.utils import timezone
 from lookalike.jobs.services import enqueue, job_handler
 from lookalike.keys import from_storable, to_storable
 
+from ..blending.coldstart import fit_for_items
 from ..conf import app_settings
 from ..models import RecommenderModel
 from .matrix import build_event_matrix
@@ -79,7 +80,7 @@ def _parameters(factors, regularization, alpha, iterations):
     return params
 
 
-def write_artifact(recommender, user_keys, item_ids, directory=None):
+def write_artifact(recommender, user_keys, item_ids, directory=None, extra=None):
     """Write a fitted recommender and its row/column ids to one ``.npz``, atomically.
 
     The file is written under a temporary name in the same folder, flushed to disk and
@@ -94,6 +95,9 @@ def write_artifact(recommender, user_keys, item_ids, directory=None):
     item_ids : ndarray of int64 (or object, for UUID keys), shape (n_items,)
     directory : Path, optional
         ``RECOMMENDATIONS_ARTIFACT_DIR`` by default.
+    extra : dict, optional
+        More arrays to store beside them (the cold-start map's,
+        :meth:`~recommendations.blending.coldstart.ColdStartMap.to_arrays`).
 
     Returns
     -------
@@ -113,6 +117,7 @@ def write_artifact(recommender, user_keys, item_ids, directory=None):
             arrays = {key: npz[key] for key in npz.files}
         arrays[_USER_KEYS] = np.asarray(user_keys, dtype=str)
         arrays[_ITEM_IDS] = to_storable(item_ids)
+        arrays.update(extra or {})
         with open(temp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -265,7 +270,9 @@ def _holdout_figures(user_items, new_model, k, seed, callback):
 def _store(model, matrix, parameters, figures, now, started, user, activate):
     """Write the artefact and its row (the next version), and activate it; the artefact is
     removed again if the row cannot be written."""
-    path = write_artifact(model, matrix.user_keys, matrix.item_ids)
+    cold_start = _cold_start(model, matrix.item_ids)
+    extra = cold_start.to_arrays() if cold_start is not None else None
+    path = write_artifact(model, matrix.user_keys, matrix.item_ids, extra=extra)
     try:
         row = _create_row(
             trained_at=now,
@@ -292,6 +299,20 @@ def _store(model, matrix, parameters, figures, now, started, user, activate):
             path.unlink(missing_ok=True)
         raise
     return row
+
+
+def _cold_start(model, item_ids):
+    """The map from products' content to the model's item factors, which scores products
+    added after training (:mod:`~recommendations.blending.coldstart`); ``None`` when the
+    catalogue has too few embeddings, or when fitting it fails: the model is served
+    without it, as before."""
+    if getattr(model, "item_factors", None) is None:
+        return None
+    try:
+        return fit_for_items(model.item_factors, item_ids)
+    except Exception:  # the map is an extra: never lose a trained model to it
+        logger.exception("The cold-start map could not be fitted; storing the model without it.")
+        return None
 
 
 @job_handler

@@ -7,6 +7,10 @@ and ``title=``. Each product links with ``?from=similar-widget`` or ``?from=for-
 that the shop's product view records the click as a ``similar_click`` event with that
 source.
 
+While an experiment runs (:mod:`recommendations.experiments`), a strip that names no
+``profile=`` is blended with the shopper's arm's profile, recorded as impressions, and its
+links also carry ``&rec=<recommendation id>`` (``recommendation_id`` in the card's context).
+
 A widget never breaks its page: an unknown profile falls back to the default profile, and
 a failure of the blend falls back to the newest products; both are logged.
 """
@@ -19,8 +23,10 @@ from django.utils.translation import gettext_lazy as _
 from lookalike.conf import app_settings as lookalike_settings
 
 from ..blending import blend
+from ..cards import render_cards
 from ..conf import app_settings
 from ..events import request_shopper
+from ..experiments.widgets import trial_for
 from ..services.profiles import UnknownProfile
 
 logger = logging.getLogger(__name__)
@@ -62,42 +68,63 @@ def _strip(recommendations, *, widget, title, source, profile_name):
     }
 
 
+def _with_cards(strip):
+    """The strip with its cards rendered (:mod:`recommendations.cards` reuses them)."""
+    strip["cards"] = render_cards(
+        strip["recommendations"],
+        strip["card_template"],
+        strip["source"],
+        strip["recommendation_id"],
+    )
+    return strip
+
+
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
 def similar_items(context, product, profile=None, k=None, title=None):
     """A "Similar items" strip for ``product``, personalised for the current shopper."""
     user, session_key = _shopper(context)
+    trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
         blend.blend_similar,
-        profile,
+        trial.profile_name if trial else profile,
         k or app_settings.WIDGET_SIZE,
         product=product,
         user=user,
         session_key=session_key,
     )
-    return _strip(
+    strip = _strip(
         recommendations,
         widget="similar-items",
         title=title or _("Similar items"),
         source=SIMILAR_SOURCE,
         profile_name=profile_name,
     )
+    strip["recommendation_id"] = (
+        trial.record(recommendations, "similar-items", profile_name) if trial else ""
+    )
+    return _with_cards(strip)
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
 def recommended_for_you(context, profile=None, k=None, title=None):
     """A "For you" strip for the current shopper (or popular and new products)."""
     user, session_key = _shopper(context)
+    trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
         blend.recommend_for_user,
-        profile,
+        trial.profile_name if trial else profile,
         k or app_settings.WIDGET_SIZE,
         user=user,
         session_key=session_key,
     )
-    return _strip(
+    strip = _strip(
         recommendations,
         widget="for-you",
         title=title or _("Recommended for you"),
         source=FOR_YOU_SOURCE,
         profile_name=profile_name,
     )
+    strip["recommendation_id"] = (
+        trial.record(recommendations, "for-you", profile_name) if trial else ""
+    )
+    return _with_cards(strip)

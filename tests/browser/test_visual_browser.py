@@ -80,6 +80,33 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
     assert int(first.get_attribute("data-product-id")) == target.pk
 
 
+def test_a_photo_of_two_products_offers_each_as_a_box(page, catalogue):
+    from tests.visualsearch.test_photo_search import two_product_photo
+
+    first, second = catalogue[4], catalogue[11]
+    photo, _boxes = two_product_photo(first, second)
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    page.goto("/visual/photo/")
+    page.set_input_files(
+        "#vs-upload input[name=image]",
+        files=[{"name": "two.png", "mimeType": "image/png", "buffer": buf.getvalue()}],
+    )
+    page.locator("#vs-upload button[type=submit]").click()
+    page.wait_for_selector("text=2 products found in your photo")
+    assert page.locator(".vs-region").count() == 2
+    # The boxes are drawn over the products, and a product's button outlines its box.
+    outline = page.locator("#vs-region-1")
+    assert outline.bounding_box()["width"] > 20
+    page.get_by_role("button", name="Search product 1").focus()
+    assert "vs-region-active" in outline.get_attribute("class")
+    # Picking a product searches with its box alone, as the crop box does.
+    page.get_by_role("button", name="Search product 1").click()
+    page.wait_for_selector("text=for the selected area")
+    assert page.locator("#vs-box").input_value() != ""
+    assert page.locator(".vs-region").count() == 0
+
+
 def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"  # queued: a worker thread below runs it
     django_user_model.objects.create_superuser("boss", "b@example.com", "pw-boss-123")

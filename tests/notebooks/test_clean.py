@@ -33,6 +33,7 @@ def test_the_three_notebooks_exist():
         "01_explore_embeddings.ipynb",
         "02_tune_blend.ipynb",
         "03_recommender_eval.ipynb",
+        "04_experiments.ipynb",
     ]
 
 

@@ -281,8 +281,9 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
     prepared = prepare_blend_evaluation(k=3, test_fraction=0.3, als_parameters={"factors": 4})
     result = evaluate_blend("default", k=3, data=prepared)
     assert result["profile"] == "default" and result["users"] > 0
-    for name in ("blend", "visual_only", "als_only"):
-        figures = result[name]
+    for name in ("blend", "visual_only", "als_only", "popularity_only"):
+        figures = dict(result[name])
+        assert figures.pop("users") == result["users"]
         assert set(figures) == {
             "precision_at_3",
             "recall_at_3",
@@ -292,6 +293,15 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
             "diversity",
         }
         assert all(0.0 <= v <= 1.0 for v in figures.values())
+    # Every segment reports every source, with its protocol written beside the figures.
+    assert set(result["segments"]) == {"all", "cold_items", "new_shoppers", "regulars"}
+    assert set(result["segment_protocols"]) == set(result["segments"])
+    for segment in result["segments"].values():
+        assert set(segment) == {"blend", "visual_only", "als_only", "popularity_only"}
+    assert result["segments"]["all"]["blend"] == result["blend"]
+    users = {name: s["blend"]["users"] for name, s in result["segments"].items()}
+    assert users["new_shoppers"] + users["regulars"] == users["all"]
+    assert result["cold_items"] > 0 and result["segments"]["cold_items"]["blend"]["users"] >= 0
     # Shoppers stay in their group, and so do their held-out products: looks alone find them.
     assert result["visual_only"]["precision_at_3"] > 0.3
     assert result["visual_only"]["diversity"] == 0.0  # one category per group

@@ -25,7 +25,7 @@ from recommendations.blending.core import (
 )
 from recommendations.blending.live import LiveSource, live_shopper
 from recommendations.models import BlendProfile
-from recommendations.offline import blend_evaluation
+from recommendations.offline import cutoff as cutoff_shop
 from recommendations.offline.shop_events import histories, load_events
 from recommendations.services import serving
 from recommendations.services.matrix import event_weights
@@ -37,12 +37,15 @@ from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
 )
 
 MIGRATION_0003 = import_module("recommendations.migrations.0003_default_blend_profile").DEFAULT
+MIGRATION_0009 = import_module("recommendations.migrations.0009_default_profile_segments")
 
 
-def test_the_builtin_fallback_is_migration_0003s_default_profile():
-    assert BUILTIN_SETTINGS.weights == {c: MIGRATION_0003[f"{c}_weight"] for c in COMPONENTS}
+def test_the_builtin_fallback_is_the_migrated_default_profile():
+    # Migration 0003 created it; 0009 tuned its weights and gave it segment weights.
+    assert BUILTIN_SETTINGS.weights == {c: MIGRATION_0009.NEW[f"{c}_weight"] for c in COMPONENTS}
+    assert BUILTIN_SETTINGS.segments == MIGRATION_0009.SEGMENTS
+    assert BUILTIN_SETTINGS.diversity_param == MIGRATION_0009.NEW["diversity_param"]
     assert BUILTIN_SETTINGS.diversity == MIGRATION_0003["diversity"]
-    assert BUILTIN_SETTINGS.diversity_param == MIGRATION_0003["diversity_param"]
     assert {rule: getattr(BUILTIN_SETTINGS, rule) for rule in RULES} == {
         rule: MIGRATION_0003[rule] for rule in RULES
     }
@@ -85,13 +88,13 @@ def test_live_and_as_of_sources_propose_the_same_candidates(
     data = two_taste_catalogue(product_factory, category_factory)
     train_model()
     model = serving.get_active_model()
-    catalogue = blend_evaluation._catalogue()
+    catalogue = cutoff_shop.catalogue()
     column = {pid: i for i, pid in enumerate(catalogue[0].tolist())}
     events = load_events(True, column)
     cutoff = timezone.now().timestamp() + 1.0
     weights = event_weights(events.kind, half_life_days=None)
-    embeddings = blend_evaluation._embedding_matrix(catalogue[0])
-    as_of = blend_evaluation._source(catalogue, events, weights, cutoff, model, embeddings)
+    embeddings = cutoff_shop.embedding_matrix(catalogue[0])
+    as_of = cutoff_shop.source_at(catalogue, events, weights, cutoff, model, embeddings)
     offline_histories = histories(events, 5)
     live = LiveSource(BUILTIN_SETTINGS)
     for key in data["shoppers"]["a"][:3] + data["shoppers"]["b"][:3]:

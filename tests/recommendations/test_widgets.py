@@ -8,24 +8,11 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from recommendations.models import BlendProfile, Event
-from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+from tests.recommendations.blend_support import (  # noqa: F401 (fixtures)
     blend_environment,
     embed,
     event,
 )
-
-
-@pytest.fixture
-def catalogue(product_factory, category_factory):
-    cat = category_factory(name="Dresses", slug="dresses")
-    anchor = product_factory(category=cat, title="Red dress")
-    embed(anchor, [1.0, 0.0, 0.0, 0.0])
-    others = []
-    for i in range(5):
-        p = product_factory(category=cat, title=f"Dress {i}", price=f"{20 + i}.50")
-        embed(p, [1.0, 0.2 * (i + 1), 0.0, 0.0])
-        others.append(p)
-    return anchor, others
 
 
 def section(html, widget):

@@ -114,6 +114,26 @@ def test_evaluate_visual_json():
     assert set(report["per_category"]["Trouser"]) == {"n", "precision", "map"}
     # Raw pixels already separate trousers from bags better than chance (0.1).
     assert report["precision_at_10"] > 0.3
+    # Robustness per kind of shopper photo; the top-level figure is the standard kind's.
+    from visualsearch.distortions import KINDS
+
+    assert set(report["robust_per_kind"]) == set(KINDS) and report["localise"] is True
+    for figures in report["robust_per_kind"].values():
+        assert figures["queries"] == 10 and 0.0 <= figures["hit_at_10"] <= 1.0
+    assert report["robust_hit_at_10"] == report["robust_per_kind"]["standard"]["hit_at_10"]
+    hits = [f["hit_at_10"] for f in report["robust_per_kind"].values()]
+    assert report["robust_hit_at_10_all_kinds"] == pytest.approx(sum(hits) / len(hits))
+    some = json.loads(
+        run(
+            "evaluate_visual",
+            *("--queries", "10", "--robust-queries", "5", "--json"),
+            *("--kinds", "textured,two_products", "--no-localise"),
+        )
+    )
+    assert set(some["robust_per_kind"]) == {"textured", "two_products"}
+    assert some["robust_hit_at_10"] is None and some["localise"] is False
+    with pytest.raises(CommandError, match="Unknown kind.*underwater"):
+        run("evaluate_visual", "--kinds", "standard,underwater")
 
 
 def test_evaluate_visual_needs_an_index():

@@ -276,6 +276,44 @@ class SearchResultsSerializer(serializers.Serializer):
     results = SearchResultSerializer(many=True)
 
 
+class RegionResultsSerializer(serializers.Serializer):
+    """A product found in the photo and its look-alikes; the instance is a ``(box, pairs)``
+    tuple, the box in pixels of the whole upright photo."""
+
+    box = serializers.ListField(
+        child=serializers.IntegerField(min_value=0),
+        min_length=4,
+        max_length=4,
+        help_text=_(
+            "Where the product is, [x0, y0, x1, y1] in pixels of the upright photo (after "
+            "EXIF rotation), right and bottom exclusive: send it back as ``box`` to search "
+            "with this product alone."
+        ),
+    )
+    results = SearchResultSerializer(many=True)
+
+    def to_representation(self, instance):
+        box, pairs = instance
+        return {
+            "box": [int(v) for v in box],
+            "results": SearchResultSerializer(pairs, many=True, context=self.context).data,
+        }
+
+
+class PhotoSearchResultsSerializer(serializers.Serializer):
+    """The answer of photo search: the fused results and the products found in the photo."""
+
+    results = SearchResultSerializer(many=True)
+    regions = RegionResultsSerializer(
+        many=True,
+        help_text=_(
+            "The products found in the photo, each with its own results, when the photo was "
+            "searched in parts (on a busy background, or with several products); empty when "
+            "it was searched whole or with a box. ``results`` fuses them."
+        ),
+    )
+
+
 class ErrorSerializer(serializers.Serializer):
     """Every error of the API that is not about one parameter: DRF's ``{"detail": ...}``
     (404, 405, 409, 415, 429, and a 400 for a body that cannot be parsed)."""

@@ -24,9 +24,11 @@ from .. import search
 from ..concurrency import Busy, photo_search_slot
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload
+from ..uploads import scale_box
 from .serializers import (
     ErrorSerializer,
     ImageSearchSerializer,
+    PhotoSearchResultsSerializer,
     SearchResultsSerializer,
     SimilarParamsSerializer,
     ValidationErrorSerializer,
@@ -142,7 +144,10 @@ class ImageSearchView(APIView):
         summary=_("Search by photo"),
         description=_(
             "Upload a photo (multipart field ``image``), optionally with a ``box`` to "
-            "search with only part of it; answers the ``k`` most similar active products."
+            "search with only part of it; answers the ``k`` most similar active products. "
+            "Without a box, the products in the photo are found first (on a busy "
+            "background, or several side by side), each is searched, and the results are "
+            "fused; ``regions`` lists the products found with their own results."
         ),
         tags=["visual search"],
         request={"multipart/form-data": ImageSearchSerializer},
@@ -157,7 +162,7 @@ class ImageSearchView(APIView):
             ),
         ],
         responses={
-            200: SearchResultsSerializer,
+            200: PhotoSearchResultsSerializer,
             400: OpenApiResponse(
                 ValidationErrorSerializer,
                 description=_(
@@ -196,14 +201,27 @@ class ImageSearchView(APIView):
                 params = ImageSearchSerializer(data=request.data)
                 params.is_valid(raise_exception=True)
                 photo = params.validated_data["photo"]
-                [hits] = search.search_by_images(
-                    [photo.query], k=params.validated_data["k"], filters=params.get_filters()
+                # A shopper's own box has said where the product is.
+                [found] = search.search_photos(
+                    [photo.query],
+                    k=params.validated_data["k"],
+                    filters=params.get_filters(),
+                    localise=photo.box is None,
                 )
         except Busy as exc:
             response = self.handle_exception(BusyError())
             response["Retry-After"] = str(exc.retry_after)
             return response
-        return results_response(request, search.hydrate(hits))
+        full_size = photo.size or photo.query.size
+        regions = [
+            (scale_box(region.box, photo.query.size, full_size), search.hydrate(region.hits))
+            for region in found.regions
+        ]
+        data = PhotoSearchResultsSerializer(
+            {"results": search.hydrate(found.hits), "regions": regions},
+            context={"request": request},
+        ).data
+        return Response(data)
 
 
 class NotFoundView(APIView):

@@ -141,7 +141,7 @@ class Projection:
 
     @cached_property
     def digest(self) -> str:
-        """The maps' identity (in ``weights_hash``), hashed once: every search asks for it."""
+        """The maps' identity (in ``weights_hash``), hashed once: the whitening is large."""
         h = hashlib.sha256()
         for a in self._arrays().values():
             h.update(str(a.shape).encode())

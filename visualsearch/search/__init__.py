@@ -58,6 +58,7 @@ from .service import (
     rerank,
     search_by_images,
     search_by_vector,
+    search_photos,
     search_with_plan,
     similar_to_product,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "rerank",
     "search_by_images",
     "search_by_vector",
+    "search_photos",
     "search_with_plan",
     "similar_to_product",
 ]

@@ -21,11 +21,10 @@ from lookalike.catalogue import get_adapter
 from lookalike.metrics import observe_search
 from lookalike.routing import read_connection
 
-from ..conf import app_settings
 from ..encoders import get_encoder
 from ..models import ProductEmbedding
 from ..services.vectors import load_vectors
-from . import executors
+from . import executors, photo
 from .filters import Filters, Hit, NotIndexed, Target, check_k, vector_text
 from .planner import Plan, PlannerSettings, Probe, category_graph, choose_plan
 from .queries import SearchQueries
@@ -36,6 +35,7 @@ __all__ = [
     "rerank",
     "search_by_images",
     "search_by_vector",
+    "search_photos",
     "search_with_plan",
     "similar_to_product",
 ]
@@ -124,43 +124,22 @@ def _search(target, k, filters, *, ef_search=None) -> SearchResult:
     return SearchResult(hits, plan, probe, fell_back)
 
 
-def search_by_images(images, k=12, filters=None, encoder=None) -> list[list[Hit]]:
+def search_by_images(images, k=12, filters=None, encoder=None, localise=True) -> list[list[Hit]]:
     """Search with each PIL image; the images are embedded together in one batch.
 
-    When the encoder's catalogue projection learned invariance to shopper photos, the top
-    ``VISUALSEARCH_RERANK_CANDIDATES`` of each search are re-ranked by that invariant
-    similarity (see :mod:`visualsearch.encoders.projection`), and the scores are its cosines.
+    The products in each photo are found first and searched each (``localise``; see
+    :mod:`.photo`, whose :func:`search_photos` also returns the regions). When the
+    encoder's catalogue projection learned invariance to shopper photos, each search's top
+    ``VISUALSEARCH_RERANK_CANDIDATES`` are re-ranked by that invariant similarity (see
+    :mod:`visualsearch.encoders.projection`), and the scores are its cosines.
     """
-    check_k(k)
-    images = list(images)
-    if not images:
-        return []
-    enc = get_encoder(encoder)
-    # The photos are compared with the vectors of the weights that embedded them.
-    vectors, weights = enc.embed_versioned(images)
-    filters = filters or Filters()
-    projection = enc.projection
-    depth = int(app_settings.RERANK_CANDIDATES)
+    return [r.hits for r in search_photos(images, k, filters, encoder, localise=localise)]
 
-    def target(v):
-        return Target(enc.name, enc.dim, weights, vector_text(v, enc.dim))
 
-    if projection is None or not projection.reranks or depth <= 0:
-        return [_search(target(v), k, filters).hits for v in vectors]
-    depth = max(depth, k)
-    # A beam of only ``depth`` would return the graph's rough guess at its tail, where the
-    # photographed product often sits before re-ranking: twice as wide.
-    return [
-        rerank(
-            projection,
-            v,
-            _search(target(v), depth, filters, ef_search=2 * depth).hits,
-            k,
-            enc.name,
-            weights,
-        )
-        for v in vectors
-    ]
+def search_photos(images, k=12, filters=None, encoder=None, localise=True):
+    """:func:`.photo.search_photos` with this module's search: one
+    :class:`~.photo.PhotoHits` (fused hits and the regions searched) per image."""
+    return photo.search_photos(images, k, filters, encoder, run=_search, localise=localise)
 
 
 def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -> list[Hit]:

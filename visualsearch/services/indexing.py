@@ -45,7 +45,7 @@ from lookalike.jobs.services import exclusive
 from .. import products
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
-from . import vector_index
+from . import vector_index, vector_writes
 
 logger = logging.getLogger(__name__)
 
@@ -624,7 +624,11 @@ def reindex_with_projection(
 
     def pair_progress(done):
         if progress:
-            progress(len(todo) + done, total, f"{done} of {n_pairs} shopper-style photos embedded")
+            progress(
+                len(todo) + done,
+                total,
+                f"shopper-style photos of {done} of {n_pairs} products embedded",
+            )
 
     pair_kwargs = _shopper_photo_pairs(enc, pks, raw, n_pairs, seed, batch_size, pair_progress)
     kwargs = {} if gamma is None else {"gamma": float(gamma)}
@@ -661,10 +665,18 @@ def reindex_with_projection(
 
 def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     """The ``pairs``/``pair_ids`` arguments of the projection fit: the raw vectors of ``n``
-    products drawn from ``pks`` (whose raw vectors are ``raw``) and of a distorted copy of
+    products drawn from ``pks`` (whose raw vectors are ``raw``) and of shopper-style photos of
     each one's display-size photo. Images that cannot be read again are left out; fewer than
-    two usable pairs give ``{}`` (no invariance stage)."""
-    from ..distortions import display_copy, distort
+    two usable pairs give ``{}`` (no invariance stage).
+
+    Each product is photographed twice: once as the standard kind
+    (:func:`visualsearch.distortions.distort`, the product filling the frame) and once as one
+    of the harder kinds in turn (small on a textured surface, beside another of the drawn
+    products, occluded, in low light, at an angle, heavily recompressed). A harder photo is
+    seen as photo search sees it: the view of it (the whole photo or a region that
+    :mod:`visualsearch.localisation` finds) that best frames the product, so the whitening
+    learns what remains once the product has been found."""
+    from ..distortions import KINDS, display_copy, distort
 
     if n < 2 or len(pks) < 2:
         return {}
@@ -672,18 +684,21 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     chosen = np.sort(rng.choice(len(pks), size=min(n, len(pks)), replace=False))
     names = products.image_names([pks[i] for i in chosen])
     size = int(enc.input_size)
+    harder = [kind for kind in KINDS if kind != "standard"]
     # The images are read a second time rather than kept from the first pass: a shop's
     # photos can be many megapixels each, and a thousand of them would not fit in memory.
-    rows, views = [], []
+    rows, views, previous, count = [], [], None, 0
     for start in range(0, len(chosen), batch_size):
         images, kept = [], []
         for i in chosen[start : start + batch_size]:
             try:
-                image = open_catalogue_image(read_image_bytes(names[pks[i]]))
+                image = display_copy(open_catalogue_image(read_image_bytes(names[pks[i]])), size)
             except Exception:
                 continue  # deleted, without an image or unreadable since the first pass
-            images.append(distort(display_copy(image, size), rng))
-            kept.append(i)
+            kind = harder[count % len(harder)]
+            images += [distort(image, rng), _as_searched(image, rng, kind, previous or image)]
+            kept += [i, i]
+            previous, count = image, count + 1
         vectors, bad = _embed(enc, images, enc.raw_embed)
         rows += [i for j, i in enumerate(kept) if j not in bad]
         views.append(vectors)
@@ -693,8 +708,19 @@ def _shopper_photo_pairs(enc, pks, raw, n, seed, batch_size, progress) -> dict:
     rows = np.asarray(rows)
     return {
         "pairs": (raw[rows], np.concatenate(views)),
-        "pair_ids": [pks[i] for i in rows],
+        "pair_ids": list(dict.fromkeys(pks[i] for i in rows)),
     }
+
+
+def _as_searched(image, rng, kind, other):
+    """A ``kind`` of shopper photo of ``image`` (:func:`visualsearch.distortions.shopper_photo`)
+    cropped to the view of it that photo search would match the product with."""
+    from ..distortions import shopper_photo
+    from ..localisation import iou, views_of
+
+    photo = shopper_photo(image, rng, kind, other)
+    whole = (0, 0, *photo.image.size)
+    return max(views_of(photo.image), key=lambda v: iou(v[0] or whole, photo.box))[1]
 
 
 def _embed_batch(enc, batch, also=None):
@@ -787,22 +813,8 @@ def _write(enc, metas, vectors, failures, weights_hash=None, also=None):
     now = timezone.now()
     weights = enc.weights_hash if weights_hash is None else weights_hash
     copies = products.copies([pk for pk, _, _ in metas])
-    embeddings = []
-    for (pk, name, digest), vector in zip(metas, vectors, strict=True):
-        category, price = copies.get(pk, (None, None))
-        embeddings.append(
-            ProductEmbedding(
-                product_id=pk,
-                encoder=enc.name,
-                weights_hash=weights,
-                image_name=name,
-                image_checksum=digest,
-                embedding=vector,
-                product_category=category,
-                product_price=price,
-                computed_at=now,
-            )
-        )
+    rows = [(pk, name, digest, *copies.get(pk, (None, None))) for pk, name, digest in metas]
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(rows), enc.dim)
     failed = [
         IndexFailure(
             product_id=pk,
@@ -817,12 +829,9 @@ def _write(enc, metas, vectors, failures, weights_hash=None, also=None):
     for attempt in range(2):
         try:
             with transaction.atomic():
-                _upsert(embeddings, failed, enc.name)
+                _upsert(enc.name, weights, rows, vectors, failed, now)
                 if also is not None:
-                    also(
-                        len(embeddings) + len(failed),
-                        [(f.product_id, f.reason) for f in failed],
-                    )
+                    also(len(rows) + len(failed), [(f.product_id, f.reason) for f in failed])
             return
         except IntegrityError:
             # A product was deleted while its image was embedded: drop it and retry once.
@@ -830,32 +839,18 @@ def _write(enc, metas, vectors, failures, weights_hash=None, also=None):
                 raise
             alive = set(
                 products.product_model()
-                ._base_manager.filter(pk__in=[e.product_id for e in embeddings + failed])
+                ._base_manager.filter(pk__in=[r[0] for r in rows] + [f.product_id for f in failed])
                 .values_list("pk", flat=True)
             )
-            embeddings = [e for e in embeddings if e.product_id in alive]
+            keep = [i for i, row in enumerate(rows) if row[0] in alive]
+            rows, vectors = [rows[i] for i in keep], vectors[keep]
             failed = [f for f in failed if f.product_id in alive]
 
 
-def _upsert(embeddings, failed, encoder_name):
-    if embeddings:
-        ProductEmbedding.objects.bulk_create(
-            embeddings,
-            update_conflicts=True,
-            unique_fields=["product", "encoder"],
-            update_fields=[
-                "weights_hash",
-                "image_name",
-                "image_checksum",
-                "embedding",
-                "product_category",
-                "product_price",
-                "computed_at",
-            ],
-        )
-        IndexFailure.objects.filter(
-            encoder=encoder_name, product_id__in=[e.product_id for e in embeddings]
-        ).delete()
+def _upsert(encoder_name, weights_hash, rows, vectors, failed, now):
+    """Write the vectors (binary ``COPY`` and one upsert: :mod:`.vector_writes`, which also
+    clears their products' failures) and the failures."""
+    vector_writes.upsert_vectors(encoder_name, weights_hash, rows, vectors, now)
     if failed:
         IndexFailure.objects.bulk_create(
             failed,

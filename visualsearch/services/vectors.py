@@ -11,9 +11,10 @@ The widgets read the same few thousand vectors again and again, and a vector cha
 when its product is embedded again. A :class:`VectorCache` (:func:`cached_vectors`, or one
 of a caller's that keeps the vectors transformed) holds up to
 ``VISUALSEARCH_VECTOR_CACHE_SIZE`` of them per process (least recently used out first),
-each with the ``computed_at`` of the row it came from (its stamp). Every read still asks
-the database, in one query, sending the stamps it holds, and gets back the vectors of the
-rows whose stamp differs (re-embedded; other weights are another key): a copy is never
+each with the ``computed_at`` of the row it came from and the transaction that wrote it
+and where (``xmin``, ``ctid``: together its stamp). Every read still asks the database, in
+one query, sending the stamps it holds, and gets back the vectors of the rows whose stamp
+differs (written again; other weights are another key): a copy is never
 served after its row changed, and a warm read moves a few bytes a product instead of five
 kilobytes. Memory per process, not the shared cache: a request reads hundreds of vectors,
 which would cost more to fetch and unpickle from Redis than from PostgreSQL.
@@ -115,14 +116,14 @@ class VectorCache:
                 if (encoder, weights_hash, pid) in self.entries
             }
         out, fresh = {}, {}
-        for pid, stamp, vector in _read_changed(ids, encoder, weights_hash, known):
+        for pid, *stamp, vector in _read_changed(ids, encoder, weights_hash, known):
             if vector is None:
                 if pid not in known:
                     continue
                 value = known[pid][1]
             else:
                 value = vector if self.transform is None else self.transform(vector)
-                fresh[pid] = (stamp, value)
+                fresh[pid] = (tuple(stamp), value)
             if value is not None:
                 out[pid] = value
         self._keep(encoder, weights_hash, fresh, out, size)
@@ -161,29 +162,59 @@ def clear_vector_cache():
 #: A row's ``computed_at`` in whole microseconds: compared as integers, because 200
 #: timestamps as parameters cost psycopg about 3 ms to dump, and integers next to nothing.
 _STAMP = "(extract(epoch FROM e.computed_at) * 1000000)::int8"
+#: Where and by which transaction the row's current version was written: it changes with
+#: every write to the row, even one that leaves ``computed_at`` as it was (a raw ``UPDATE``,
+#: or a bulk write that stamps its batch with a time chosen earlier), and even within one
+#: transaction (each version of a row has its own ``ctid``). Kept beside the stamp, not
+#: instead of it, so that neither alone decides that a copy is current.
+_VERSION = "e.xmin::text || e.ctid::text"
 
 
 def _read_changed(ids, encoder, weights_hash, known):
-    """``(product id, stamp, vector or None)`` for every stored vector of ``ids``: ``None``
-    where ``known`` holds the row's stamp already."""
+    """``(product id, stamp, version, vector or None)`` for every stored vector of ``ids``:
+    ``None`` where ``known`` holds the row's stamp and version already."""
+    product_field = ProductEmbedding._meta.get_field("product")
+    key_type = product_field.db_type(read_connection(ProductEmbedding))
     if not known:
         return _read(
-            f"SELECT e.product_id, {_STAMP}, e.embedding FROM {_table()} e "
-            "WHERE e.encoder = %s AND e.weights_hash = %s AND e.product_id = ANY(%b)",
-            [encoder, weights_hash, ids],
+            f"SELECT e.product_id, {_STAMP}, {_VERSION}, e.embedding FROM {_table()} e "
+            "WHERE e.encoder = %s AND e.weights_hash = %s "
+            f"AND e.product_id = ANY(%s::{key_type}[])",
+            [encoder, weights_hash, _array_literal(ids)],
         )
-    key_type = ProductEmbedding._meta.get_field("product").db_type(
-        read_connection(ProductEmbedding)
-    )
     # Driven by the ids, one index probe each; the stamps held ride along, so the vectors
     # of unchanged rows are compared in the database and never sent.
     return _read(
-        f"SELECT e.product_id, {_STAMP}, "
-        f"CASE WHEN c.stamp = {_STAMP} THEN NULL ELSE e.embedding END "
-        f"FROM unnest(%b::{key_type}[], %b::int8[]) AS c(product_id, stamp) "
+        f"SELECT e.product_id, {_STAMP}, {_VERSION}, "
+        f"CASE WHEN c.stamp = {_STAMP} AND c.version = {_VERSION} THEN NULL "
+        "ELSE e.embedding END "
+        f"FROM unnest(%s::{key_type}[], %s::int8[], %s::text[]) AS c(product_id, stamp, version) "
         f"JOIN {_table()} e ON e.product_id = c.product_id "
         "WHERE e.encoder = %s AND e.weights_hash = %s",
-        [ids, [known[pid][0] if pid in known else None for pid in ids], encoder, weights_hash],
+        [
+            _array_literal(ids),
+            _array_literal(known[pid][0][0] if pid in known else None for pid in ids),
+            _array_literal(known[pid][0][1] if pid in known else None for pid in ids),
+            encoder,
+            weights_hash,
+        ],
+    )
+
+
+def _array_literal(values):
+    """``values`` as one PostgreSQL array literal (``{"1","2",NULL}``), cast in the query.
+
+    One string instead of a list: psycopg dumps a list element by element in Python, which
+    for the three lists of a widget's read (ids, stamps, versions of 200 rows) cost more
+    than the query itself. Every element is quoted, so any key's text form is safe.
+    """
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
     )
 
 

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         source.add_argument(
             "--blend",
             metavar="PROFILE",
-            help="Evaluate this blend profile against visual-only and ALS-only on the shop's data.",
+            help="Evaluate this blend profile against visual-only, ALS-only and popularity-only "
+            "on the shop's data, overall and per segment (cold items, new shoppers, regulars).",
         )
         parser.add_argument("--k", type=int, default=10, help="Cut-off (default 10).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the split (default 0).")
@@ -128,12 +129,19 @@ class Command(BaseCommand):
             for name, value in result.items()
             if isinstance(value, dict) and any(str(key).endswith(f"_at_{k}") for key in value)
         ]
+        self.print_rows(result, names, k)
+        for segment, figures in (result.get("segments") or {}).items():
+            users = next(iter(figures.values()), {}).get("users", 0)
+            self.stdout.write(f"\nSegment {segment} ({users} shoppers)")
+            self.print_rows(figures, list(figures), k)
+
+    def print_rows(self, result, names, k):
         columns = [f"precision_at_{k}", f"recall_at_{k}", f"map_at_{k}", f"ndcg_at_{k}", "coverage"]
-        self.stdout.write(f"{'':<14}" + "".join(f"{c:>16}" for c in columns))
+        self.stdout.write(f"{'':<16}" + "".join(f"{c:>16}" for c in columns))
         for name in names:
             row = result[name]
             cells = "".join(
                 f"{row[c]:>16.4f}" if isinstance(row.get(c), int | float) else f"{'—':>16}"
                 for c in columns
             )
-            self.stdout.write(f"{name:<14}{cells}")
+            self.stdout.write(f"{name:<16}{cells}")

@@ -122,7 +122,7 @@ def _report(counts):
         yield f"{counts['no_image']} product(s) have no image and were skipped: {shown}{more}."
     if counts.get("projection"):
         learned = (
-            f", invariance learned from {counts['pairs']} shopper-style photos"
+            f", invariance learned from shopper-style photos of {counts['pairs']} products"
             if counts.get("pairs")
             else ""
         )

@@ -1,4 +1,5 @@
-/* "Search by photo": drag a rectangle over the photo and search with only that part.
+/* "Search by photo": drag a rectangle over the photo and search with only that part, or
+ * pick one of the products the search found in it (each button carries its box).
  *
  * The photo is not stored on the server: the page shows it as a data: URL, and searching
  * again uploads that same preview with the box in its pixels ("x0,y0,x1,y1", right and
@@ -74,10 +75,20 @@
   });
   window.addEventListener("resize", draw);
 
+  // A product's button outlines its box on the photo while it has the pointer or focus.
+  form.querySelectorAll(".vs-region-pick").forEach(button => {
+    const outline = document.getElementById(button.dataset.region);
+    const on = () => outline && outline.classList.add("vs-region-active");
+    const off = () => outline && outline.classList.remove("vs-region-active");
+    ["mouseenter", "focus"].forEach(e => button.addEventListener(e, on));
+    ["mouseleave", "blur"].forEach(e => button.addEventListener(e, off));
+  });
+
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     const whole = ev.submitter && ev.submitter.value === "whole";
-    boxInput.value = whole || !box ? "" : box.join(",");
+    const picked = ev.submitter && ev.submitter.dataset.box;
+    boxInput.value = picked || (whole || !box ? "" : box.join(","));
     // Upload the preview again: a File built from the data: URL, put into the file input.
     const blob = await (await fetch(form.dataset.preview)).blob();
     const transfer = new DataTransfer();

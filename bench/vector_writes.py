@@ -1,0 +1,198 @@
+"""Benchmark of the vector write path of ``reindex``: :mod:`visualsearch.services.vector_writes`.
+
+Usage::
+
+    .venv/bin/python bench/vector_writes.py [--rows 100000] [--batch 10000] [--dim 1280]
+
+Writes ``--rows`` random unit vectors for as many products, in batches of ``--batch`` (one
+transaction each, as a reindex commits its batches), into a separate database
+``<NAME>_writes`` on the same server (created and migrated here; its products are
+replaced on every run), three times:
+
+* ``insert``: new vectors, no HNSW index on the table (a first reindex, or a bulk load
+  before the index is built, which is how ``reindex`` builds it);
+* ``rewrite``: the same products again (the ``ON CONFLICT DO UPDATE`` path of a reindex
+  ``--all`` or a projection refit), still without the index;
+* ``rewrite_indexed``: again, with the encoder's HNSW index present, on the first
+  ``--indexed-rows`` products only (every row written is also inserted into the graph,
+  which is far slower: the figure says by how much).
+
+Also times the former path (``bulk_create(update_conflicts=True)``, vectors sent as text)
+on ``--old-rows`` products, for the ratio. Prints one JSON object with vectors per second,
+the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+ENCODER = "bench-writes"
+
+
+def setup_django():
+    import django
+    from django.conf import settings
+
+    source = dict(settings.DATABASES["default"])
+    settings.DATABASES = {"default": dict(source, NAME=source["NAME"] + "_writes")}
+    django.setup()
+
+
+def ensure_database():
+    from django.core.management import call_command
+    from django.db import connections
+
+    name = connections["default"].settings_dict["NAME"]
+    with connections["default"]._nodb_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    call_command("migrate", database="default", verbosity=0, interactive=False)
+
+
+def make_products(rows):
+    """``rows`` products (COPY), their keys in order."""
+    from django.db import connection
+
+    from shop.demo.catalog import ensure_categories
+    from shop.models import Category
+
+    ensure_categories()
+    category = Category.objects.values_list("pk", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE visualsearch_productembedding, visualsearch_indexfailure, shop_product "
+            "RESTART IDENTITY CASCADE"
+        )
+        with cursor.copy(
+            "COPY shop_product (title, description, category_id, price, stock, image, "
+            "is_active, created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for i in range(rows):
+                copy.write_row(
+                    [f"W {i}", "", category, "10.00", 1, f"w/{i}.png", True, "now", "now"]
+                )
+        cursor.execute("SELECT id FROM shop_product ORDER BY id")
+        return [r[0] for r in cursor.fetchall()]
+
+
+def write_all(keys, vectors, batch, weights):
+    """Write every vector through the production path, one transaction per batch; seconds."""
+    from django.utils import timezone
+
+    from visualsearch.services.vector_writes import upsert_vectors
+
+    t = time.perf_counter()
+    now = timezone.now()
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        rows = [(pk, f"w/{pk}.png", "0" * 64, 1, 10.0) for pk in chunk]
+        upsert_vectors(ENCODER, weights, rows, vectors[start : start + batch], now)
+    return time.perf_counter() - t
+
+
+def write_old(keys, vectors, batch):
+    """The former path: ``bulk_create(update_conflicts=True)``, vectors as text."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from visualsearch.models import ProductEmbedding
+
+    t = time.perf_counter()
+    now = timezone.now()
+    for start in range(0, len(keys), batch):
+        objs = [
+            ProductEmbedding(
+                product_id=pk,
+                encoder=ENCODER,
+                weights_hash="old",
+                image_name=f"w/{pk}.png",
+                image_checksum="0" * 64,
+                embedding=v,
+                product_category=1,
+                product_price=10.0,
+                computed_at=now,
+            )
+            for pk, v in zip(
+                keys[start : start + batch], vectors[start : start + batch], strict=True
+            )
+        ]
+        with transaction.atomic():
+            ProductEmbedding.objects.bulk_create(
+                objs,
+                update_conflicts=True,
+                unique_fields=["product", "encoder"],
+                update_fields=["weights_hash", "embedding", "computed_at"],
+            )
+    return time.perf_counter() - t
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--indexed-rows", type=int, default=2_000)
+    parser.add_argument("--old-rows", type=int, default=5_000)
+    args = parser.parse_args()
+    if min(args.rows, args.batch, args.dim) < 1 or args.indexed_rows < 0 or args.old_rows < 0:
+        parser.error("--rows, --batch and --dim must be positive, the others not negative.")
+    setup_django()
+    ensure_database()
+    from django.db import connection
+
+    from visualsearch.models import ProductEmbedding
+    from visualsearch.services import vector_index
+
+    report = {"rows": args.rows, "batch": args.batch, "dim": args.dim}
+    report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(args.rows, args.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    keys = make_products(args.rows)
+    vector_index.drop_index(ENCODER, args.dim)
+
+    seconds = write_all(keys, vectors, args.batch, "first")
+    report["insert_per_s"] = round(args.rows / seconds)
+    seconds = write_all(keys, vectors[::-1].copy(), args.batch, "second")
+    report["rewrite_per_s"] = round(args.rows / seconds)
+    stored = ProductEmbedding.objects.filter(encoder=ENCODER)
+    report["rows_after"] = stored.count()
+    report["all_second_weights"] = not stored.exclude(weights_hash="second").exists()
+
+    if args.indexed_rows:
+        n = min(args.indexed_rows, args.rows)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM visualsearch_productembedding WHERE product_id > {keys[n - 1]}"
+            )
+            cursor.execute("SET maintenance_work_mem = '1GB'")
+        vector_index.ensure_index(ENCODER, args.dim)
+        seconds = write_all(keys[:n], vectors[:n], args.batch, "third")
+        report["rewrite_indexed_rows"] = n
+        report["rewrite_indexed_per_s"] = round(n / seconds)
+        vector_index.drop_index(ENCODER, args.dim)
+    if args.old_rows:
+        n = min(args.old_rows, args.rows)
+        ProductEmbedding.objects.filter(encoder=ENCODER).delete()
+        seconds = write_old(keys[:n], vectors[:n], args.batch)
+        report["old_bulk_create_rows"] = n
+        report["old_bulk_create_per_s"] = round(n / seconds)
+        report["speed_up"] = round(report["insert_per_s"] / report["old_bulk_create_per_s"], 1)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Collaborative scores for products nobody has interacted with yet.
+
+ALS learns a vector of factors for every product with events; a product added since has
+none, so the "collaborative" and "affinity" components have nothing to say about it and
+a blend could only rank it by its looks. :class:`ColdStartMap` learns, when the model is
+trained, a linear map from what the shop knows of every product from the start -- its
+image embedding and its category -- to the factors ALS gave it (ridge regression, the
+penalty chosen by generalised cross-validation; Golub, Heath & Wahba 1979). A new
+product's predicted factors then score it for a shopper (their factors' dot product,
+as ALS scores a known product) and against the shopper's recent products (the cosine of
+factors, as ALS's similar items), so that taste learnt from shoppers reaches products no
+shopper has touched yet.
+
+The map is stored in the model's artefact beside its factors
+(:func:`~recommendations.services.training.write_artifact`) and read once per artefact
+(:func:`cold_start_of`); the offline evaluation fits it the same way on the model it
+fits as of its cutoff.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.keys import native
+
+from ..conf import app_settings
+
+__all__ = [
+    "ColdStartMap",
+    "cold_start_of",
+    "fit_cold_start",
+    "fit_for_items",
+    "read_cold_start",
+]
+
+# Arrays of the map in a model's artefact (``.npz``).
+_COEF = "lookalike_cold_coef"
+_INTERCEPT = "lookalike_cold_intercept"
+_CATEGORIES = "lookalike_cold_categories"
+_CATEGORY_SCALE = "lookalike_cold_category_scale"
+
+#: Ridge penalties tried, relative to the mean eigenvalue of the features' Gram matrix.
+_ALPHAS = np.geomspace(1e-3, 10.0, 13)
+#: Weights of the category one-hot block relative to the unit-norm embedding.
+_CATEGORY_SCALES = (0.0, 0.25, 0.5, 1.0)
+
+
+def _category_key(value):
+    return "" if value is None else str(value)
+
+
+@dataclass(eq=False)
+class ColdStartMap:
+    """A linear map from a product's content to ALS item factors.
+
+    Attributes
+    ----------
+    coef : ndarray of float64, shape (dim + len(categories), factors)
+    intercept : ndarray of float64, shape (factors,)
+    categories : ndarray of str
+        The category keys seen when fitting (as strings), in one-hot order; a category
+        not among them has no one-hot feature.
+    category_scale : float
+        Value of a product's one-hot category feature.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    categories: np.ndarray
+    category_scale: float
+
+    def __post_init__(self):
+        self._column = {key: i for i, key in enumerate(self.categories.tolist())}
+
+    @property
+    def dim(self):
+        """Length of the embeddings the map takes."""
+        return self.coef.shape[0] - len(self.categories)
+
+    def features(self, embeddings, categories):
+        """The content features of products: ``[embedding, scaled one-hot category]``."""
+        embeddings = np.asarray(embeddings, dtype=np.float64).reshape(-1, self.dim)
+        onehot = np.zeros((len(embeddings), len(self.categories)))
+        for i, category in enumerate(categories):
+            column = self._column.get(_category_key(category))
+            if column is not None:
+                onehot[i, column] = self.category_scale
+        return np.hstack([embeddings, onehot])
+
+    def factors(self, embeddings, categories):
+        """Predicted item factors, shape ``(n, factors)``; rows for products without an
+        embedding (all zeros) are predicted from their category alone."""
+        return self.features(embeddings, categories) @ self.coef + self.intercept
+
+    def to_arrays(self):
+        """The arrays stored in a model's artefact."""
+        return {
+            _COEF: self.coef.astype(np.float32),
+            _INTERCEPT: self.intercept.astype(np.float32),
+            _CATEGORIES: self.categories.astype(str),
+            _CATEGORY_SCALE: np.array(self.category_scale),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """The map stored in ``arrays`` (an opened ``.npz``), or ``None`` when it holds none."""
+        if _COEF not in arrays:
+            return None
+        return cls(
+            coef=np.asarray(arrays[_COEF], dtype=np.float64),
+            intercept=np.asarray(arrays[_INTERCEPT], dtype=np.float64),
+            categories=np.asarray(arrays[_CATEGORIES]).astype(str),
+            category_scale=float(arrays[_CATEGORY_SCALE]),
+        )
+
+
+def _gcv_fit(x, y):
+    """Ridge of ``y`` on ``x`` (both centred) at the penalty of least generalised
+    cross-validation error: ``(coef, gcv error)``."""
+    n = len(x)
+    gram = x.T @ x
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    eigenvalues = np.maximum(eigenvalues, 0.0)
+    projected = vectors.T @ (x.T @ y)  # B = V^T X^T Y
+    total = float((y * y).sum())
+    scale = max(float(eigenvalues.mean()), 1e-12)
+    best = None
+    for alpha in _ALPHAS * scale:
+        shrink = 1.0 / (eigenvalues + alpha)
+        squared = (projected * projected).sum(axis=1)
+        residual = total - 2 * (squared * shrink).sum() + (squared * eigenvalues * shrink**2).sum()
+        dof = float((eigenvalues * shrink).sum())
+        error = max(residual, 0.0) / max(n - dof, 1.0) ** 2
+        if best is None or error < best[0]:
+            best = (error, alpha)
+    coef = vectors @ (projected / (eigenvalues + best[1])[:, None])
+    return coef, best[0]
+
+
+def fit_cold_start(item_factors, embeddings, categories):
+    """Fit a :class:`ColdStartMap` on the products the model knows.
+
+    Parameters
+    ----------
+    item_factors : ndarray, shape (n_items, factors)
+        ALS item factors.
+    embeddings : ndarray, shape (n_items, dim)
+        L2-normalised image embeddings of the same products; rows of zeros for products
+        without one, which are left out of the fit.
+    categories : sequence, shape (n_items,)
+        Category keys of the same products.
+
+    Returns
+    -------
+    ColdStartMap or None
+        ``None`` when fewer than two products have an embedding.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    targets = np.asarray(item_factors, dtype=np.float64)
+    has = np.linalg.norm(embeddings, axis=1) > 0
+    if has.sum() < 2:
+        return None
+    keys = np.asarray([_category_key(c) for c in categories], dtype=str)
+    known = np.unique(keys[has])
+    best = None
+    for scale in _CATEGORY_SCALES:
+        candidate = ColdStartMap(
+            coef=np.zeros((embeddings.shape[1] + len(known), targets.shape[1])),
+            intercept=np.zeros(targets.shape[1]),
+            categories=known,
+            category_scale=scale,
+        )
+        x = candidate.features(embeddings[has], keys[has])
+        x_mean, y_mean = x.mean(axis=0), targets[has].mean(axis=0)
+        coef, error = _gcv_fit(x - x_mean, targets[has] - y_mean)
+        if best is None or error < best[0]:
+            candidate.coef, candidate.intercept = coef, y_mean - x_mean @ coef
+            best = (error, candidate)
+    return best[1]
+
+
+def fit_for_items(item_factors, item_ids):
+    """Fit the map of a model trained on ``item_ids`` from the catalogue as it is now: the
+    configured encoder's embeddings and the adapter's category keys (what training stores
+    in the artefact); ``None`` when too few of them have an embedding."""
+    from lookalike.catalogue import get_adapter
+    from visualsearch.services.vectors import load_vectors
+
+    ids = [native(pid) for pid in np.asarray(item_ids).tolist()]
+    vectors = load_vectors(ids)
+    if len(vectors) < 2:
+        return None
+    dim = len(next(iter(vectors.values())))
+    embeddings = np.zeros((len(ids), dim))
+    for i, pid in enumerate(ids):
+        if pid in vectors:
+            v = np.asarray(vectors[pid], dtype=np.float64)
+            norm = np.linalg.norm(v)
+            if norm > 0:
+                embeddings[i] = v / norm
+    adapter = get_adapter()
+    queryset = adapter.annotate(adapter.get_queryset().filter(pk__in=ids))
+    category = {p.pk: adapter.get_category_key(p) for p in queryset.iterator(chunk_size=2000)}
+    return fit_cold_start(item_factors, embeddings, [category.get(pid) for pid in ids])
+
+
+def read_cold_start(path):
+    """The map stored in the artefact at ``path`` (relative to
+    ``RECOMMENDATIONS_ARTIFACT_DIR`` unless absolute), or ``None`` when it holds none."""
+    path = Path(path)
+    if not path.is_absolute():
+        path = app_settings.ARTIFACT_DIR / path
+    with np.load(path, allow_pickle=False) as npz:
+        return ColdStartMap.from_arrays(npz)
+
+
+class _Loaded:
+    """Per-process copy of the active artefact's map (one artefact at a time)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.path = None
+        self.value = None
+
+
+_loaded = _Loaded()
+
+
+def cold_start_of(model):
+    """The :class:`ColdStartMap` of an :class:`~recommendations.services.serving.ActiveModel`:
+    the one it carries (``cold_start``, set by the offline evaluation) or the one stored in
+    its artefact, read once per artefact; ``None`` when it has none (a model trained before
+    maps were stored, or a catalogue without embeddings)."""
+    if model is None:
+        return None
+    carried = getattr(model, "cold_start", None)
+    if carried is not None:
+        return carried
+    path = getattr(model, "artifact_path", "") or ""
+    if not path:
+        return None
+    with _loaded.lock:
+        if _loaded.path != path:
+            try:
+                _loaded.value = read_cold_start(path)
+            except (OSError, ValueError, KeyError):
+                _loaded.value = None  # served without it, as before maps were stored
+            _loaded.path = path
+        return _loaded.value

@@ -1,0 +1,150 @@
+"""Admin of experiments: arms edited inline while a draft, "Start" and "Stop" buttons on
+the change page (stopping asks for the winner, or none), and the figures per arm with
+their charts (:mod:`.report`). Thin: every rule is in :mod:`.services`.
+
+Registered from :mod:`recommendations.admin` (imported at its end), which Django's admin
+discovers.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from ..models import Experiment, ExperimentArm
+from .report import VERDICTS, experiment_report, report_chart_svg
+from .services import ExperimentError, start_experiment, stop_experiment
+
+
+class ExperimentArmInline(admin.TabularInline):
+    model = ExperimentArm
+    fields = ["position", "name", "profile", "share"]
+    extra = 2
+    min_num = 0
+
+    def _draft(self, obj):
+        return obj is None or obj.status == Experiment.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return self._draft(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._draft(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._draft(obj) and super().has_delete_permission(request, obj)
+
+
+def _results_context(experiment):
+    report = experiment_report(experiment)
+    for row in report["arms"]:
+        row["verdict_label"] = VERDICTS.get(row.get("verdict", ""), "")
+    return {
+        "report": report,
+        "ctr_chart": mark_safe(report_chart_svg(report, "ctr")),  # names escaped there
+        "conversion_chart": mark_safe(report_chart_svg(report, "conversion")),
+    }
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "started_at", "stopped_at", "winner"]
+    list_filter = ["status"]
+    inlines = [ExperimentArmInline]
+    readonly_fields = ["status", "started_at", "stopped_at", "winner", "results"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "status", "started_at", "stopped_at"]}),
+        (_("Plan"), {"fields": ["min_impressions", "alpha"]}),
+        (_("Results"), {"fields": ["winner", "results"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != Experiment.Status.DRAFT:
+            fields += ["name", "min_impressions", "alpha"]
+        return fields
+
+    @admin.display(description=_("Figures per arm"))
+    def results(self, experiment):
+        if experiment.pk is None:
+            return "—"
+        return render_to_string(
+            "admin/recommendations/experiment/results.html", _results_context(experiment)
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/start/", view(self.start_view), name="recommendations_experiment_start"),
+            path("<int:pk>/stop/", view(self.stop_view), name="recommendations_experiment_stop"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        experiment = (
+            Experiment.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        )
+        extra = {**(extra_context or {}), "experiment": experiment}
+        if experiment is not None:
+            extra["arms"] = list(experiment.arms.select_related("profile"))
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _guard(self, request, pk):
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        return experiment
+
+    def _back(self, experiment):
+        return redirect(reverse("admin:recommendations_experiment_change", args=[experiment.pk]))
+
+    def start_view(self, request, pk):
+        return require_POST(self._start)(request, pk)
+
+    def _start(self, request, pk):
+        experiment = self._guard(request, pk)
+        try:
+            start_experiment(experiment)
+        except ExperimentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request, gettext("“%(name)s” is running.") % {"name": experiment.name}
+            )
+        return self._back(experiment)
+
+    def stop_view(self, request, pk):
+        return require_POST(self._stop)(request, pk)
+
+    def _stop(self, request, pk):
+        experiment = self._guard(request, pk)
+        choice = request.POST.get("winner", "")
+        winner = None
+        if choice:
+            winner = (
+                experiment.arms.select_related("profile").filter(pk=choice).first()
+                if choice.isdigit()
+                else None
+            )
+            if winner is None:
+                self.message_user(
+                    request, gettext("That arm is not part of this experiment."), messages.ERROR
+                )
+                return self._back(experiment)
+        try:
+            stop_experiment(experiment, winner)
+        except ExperimentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._back(experiment)
+        if winner is None:
+            message = gettext("“%(name)s” stopped; the default profile is served.")
+        else:
+            message = gettext("“%(name)s” stopped; “%(profile)s” is now the default profile.")
+        name = {"name": experiment.name, "profile": getattr(winner, "profile", "")}
+        self.message_user(request, message % name)
+        return self._back(experiment)

@@ -1,0 +1,196 @@
+"""The figures of an experiment per arm, and their chart.
+
+For each arm: the strips shown (distinct recommendation ids) and products shown, the
+strips with at least one click, add to cart or purchase attributed to them
+(:mod:`.recording`), the click-through rate (clicked strips / strips) and the conversion
+rate (strips followed by a purchase / strips), each with its 95% Wilson interval, and the
+comparison of each arm with the control under the stopping rule of :mod:`.stats`. The
+unit is the strip, so one shopper's many clicks on one strip count once.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
+
+from ..models import Impression, ImpressionOutcome
+from .stats import compare, wilson_interval
+
+__all__ = ["VERDICTS", "experiment_report", "report_chart_svg", "strip_outcomes"]
+
+VERDICTS = {
+    "better": _("better than the control"),
+    "worse": _("worse than the control"),
+    "collecting": _("keep collecting"),
+    "no-difference": _("no difference detected"),
+    "control": _("control"),
+}
+
+RATES = {"ctr": "clicked", "conversion": "purchased"}
+
+
+def _counts(experiment, simulated):
+    impressions = Impression.objects.filter(experiment=experiment)
+    outcomes = ImpressionOutcome.objects.filter(impression__experiment=experiment)
+    if simulated is not None:
+        impressions = impressions.filter(simulated=simulated)
+        outcomes = outcomes.filter(impression__simulated=simulated)
+    shown = {
+        row["arm"]: row
+        for row in impressions.values("arm").annotate(
+            strips=Count("recommendation_id", distinct=True), products=Count("id")
+        )
+    }
+    followed = {}
+    for row in outcomes.values("impression__arm", "kind").annotate(
+        strips=Count("impression__recommendation_id", distinct=True)
+    ):
+        followed[(row["impression__arm"], row["kind"])] = row["strips"]
+    return shown, followed
+
+
+def _rate(successes, n):
+    low, high = wilson_interval(successes, n)
+    return {"value": successes / n if n else 0.0, "low": low, "high": high}
+
+
+def experiment_report(experiment, simulated=None):
+    """The figures of ``experiment`` (module docstring) as plain data.
+
+    Parameters
+    ----------
+    simulated : bool or None
+        Only simulated impressions (True), only real ones (False) or all (None).
+
+    Returns
+    -------
+    dict
+        ``experiment``, ``status``, ``planned`` (strips per arm), ``alpha``, ``arms`` (a
+        list, the control first, each with ``strips``, ``products``, ``clicked``,
+        ``carted``, ``purchased``, ``ctr`` and ``conversion`` as ``{value, low, high}``
+        and, for the other arms, ``vs_control`` per rate: ``difference``, ``z``,
+        ``p_value``, ``threshold``, ``verdict``) and ``leader``: the arm better than the
+        control on click-through under the stopping rule, else the control if every other
+        arm is worse, else ``None``.
+    """
+    arms = list(experiment.arms.select_related("profile").order_by("position", "pk"))
+    shown, followed = _counts(experiment, simulated)
+    rows = []
+    for arm in arms:
+        strips = shown.get(arm.pk, {}).get("strips", 0)
+        row = {
+            "arm": arm.name,
+            "arm_id": arm.pk,
+            "profile": arm.profile.name,
+            "share": arm.share,
+            "strips": strips,
+            "products": shown.get(arm.pk, {}).get("products", 0),
+        }
+        for kind, key in (("click", "clicked"), ("cart", "carted"), ("purchase", "purchased")):
+            row[key] = followed.get((arm.pk, kind), 0)
+        row["ctr"] = _rate(row["clicked"], strips)
+        row["conversion"] = _rate(row["purchased"], strips)
+        rows.append(row)
+    _compare(rows, experiment)
+    return {
+        "experiment": experiment.name,
+        "status": experiment.status,
+        "planned": experiment.min_impressions,
+        "alpha": experiment.alpha,
+        "arms": rows,
+        "leader": _leader(rows),
+    }
+
+
+def _compare(rows, experiment):
+    if not rows:
+        return
+    control = rows[0]
+    control["verdict"] = "control"
+    for row in rows[1:]:
+        row["vs_control"] = {}
+        for rate, key in RATES.items():
+            result = compare(
+                (control[key], control["strips"]),
+                (row[key], row["strips"]),
+                planned=experiment.min_impressions,
+                alpha=experiment.alpha,
+                comparisons=len(rows) - 1,
+            )
+            row["vs_control"][rate] = {
+                "difference": result.difference,
+                "z": result.z,
+                "p_value": result.p_value,
+                "threshold": result.threshold,
+                "reached_plan": result.reached_plan,
+                "verdict": result.verdict,
+            }
+        row["verdict"] = row["vs_control"]["ctr"]["verdict"]
+
+
+def _leader(rows):
+    if len(rows) < 2:
+        return None
+    better = [row for row in rows[1:] if row["verdict"] == "better"]
+    if better:
+        return max(better, key=lambda row: row["ctr"]["value"])["arm"]
+    if all(row["verdict"] == "worse" for row in rows[1:]):
+        return rows[0]["arm"]
+    return None
+
+
+def report_chart_svg(report, rate="ctr", width=560):
+    """An inline SVG of one rate per arm: a bar for the rate, a whisker for its 95%
+    interval, the arm and the figures as text. Safe to mark safe: every name is escaped."""
+    rows = report["arms"]
+    bar_height, gap, left, right = 22, 14, 150, 150
+    height = 30 + len(rows) * (bar_height + gap)
+    top = max([row[rate]["high"] for row in rows] + [0.01])
+    scale = (width - left - right) / top
+    title = _("Click-through rate") if rate == "ctr" else _("Conversion rate")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="chart-{rate}">',
+        f'<title id="chart-{rate}">{escape(title)}</title>',
+        f'<text x="0" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+    for i, row in enumerate(rows):
+        y = 28 + i * (bar_height + gap)
+        value, low, high = row[rate]["value"], row[rate]["low"], row[rate]["high"]
+        colour = "#2b6cb0" if i == 0 else "#c05621"
+        middle = y + bar_height / 2
+        parts += [
+            f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(row["arm"])} '
+            f"({escape(row['profile'])})</text>",
+            f'<rect x="{left}" y="{y}" width="{value * scale:.1f}" height="{bar_height}" '
+            f'fill="{colour}" opacity="0.75"/>',
+            f'<line x1="{left + low * scale:.1f}" x2="{left + high * scale:.1f}" '
+            f'y1="{middle}" y2="{middle}" stroke="#1a202c" stroke-width="2"/>',
+            f'<text x="{width - right + 8}" y="{middle + 4:.1f}" font-size="12">'
+            f"{value:.1%} [{low:.1%}, {high:.1%}]</text>",
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def strip_outcomes(experiment):
+    """Every strip of ``experiment`` in the order shown: ``(arm name, time, clicked,
+    purchased)``, for curves of the rates as the data came in (how a rate settles, and
+    why an early look misleads)."""
+    clicked = set(
+        ImpressionOutcome.objects.filter(
+            impression__experiment=experiment, kind=ImpressionOutcome.Kind.CLICK
+        ).values_list("impression__recommendation_id", flat=True)
+    )
+    bought = set(
+        ImpressionOutcome.objects.filter(
+            impression__experiment=experiment, kind=ImpressionOutcome.Kind.PURCHASE
+        ).values_list("impression__recommendation_id", flat=True)
+    )
+    rows = (
+        Impression.objects.filter(experiment=experiment, position=0)
+        .order_by("created_at", "pk")
+        .values_list("recommendation_id", "arm__name", "created_at")
+    )
+    return [(arm, when, rec in clicked, rec in bought) for rec, arm, when in rows]

@@ -1,0 +1,132 @@
+"""The products a blend may show, kept in each process.
+
+Every widget asks two things of the catalogue that do not depend on the shopper: which of
+its two hundred candidates the profile's rules allow (with each one's category and
+creation time, which diversity and recency read), and which allowed products are the
+newest. Each was a query per widget, two per product page. A :class:`Snapshot` answers
+both from memory: every allowed product's id, category key and creation time, newest
+first, read in one query and kept for ``RECOMMENDATIONS_POPULAR_CACHE_SECONDS`` (the
+period the popularity ranking is kept too). While one thread refreshes an expired
+snapshot, the others serve the old one rather than wait.
+
+A snapshot only proposes: the few products a strip keeps are loaded afresh under the same
+rules (``LiveSource.products``), so a product that went out of stock or was withdrawn since
+is dropped there, never shown. What staleness costs is a strip one product short, or a
+product added in the last minute missing from "New in" until the next refresh.
+
+Memory: three integer arrays and two lists (the category keys and creation times as
+Python objects), about 120 bytes a product: under a megabyte for the demo, some 120 MB per
+process for a million products, whose refresh (one query of every allowed product) then
+takes seconds of one thread each period.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.keys import native, to_array
+
+from ..conf import app_settings
+
+__all__ = ["Snapshot", "clear", "snapshot"]
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """The allowed products: ``ids`` newest first (creation time descending, unknown times
+    last, then id descending: the order "New in" shows), with ``categories`` and
+    ``created`` in the same order, and the ids sorted with their positions for look-ups by
+    :func:`np.searchsorted`."""
+
+    expires: float
+    ids: np.ndarray
+    categories: list
+    created: list
+    sorted_ids: np.ndarray
+    positions: np.ndarray
+
+    @classmethod
+    def build(cls, rows, expires):
+        """From ``(id, category key, created)`` rows already in "New in" order."""
+        ids = to_array([row[0] for row in rows])
+        positions = np.argsort(ids, kind="stable")
+        return cls(
+            expires,
+            ids,
+            [row[1] for row in rows],
+            [row[2] for row in rows],
+            ids[positions],
+            positions,
+        )
+
+    def lookup(self, product_ids):
+        """``{product id: (category key, created)}`` of those of ``product_ids`` allowed."""
+        wanted = list(dict.fromkeys(native(pid) for pid in product_ids))
+        if not wanted or not len(self.ids):
+            return {}
+        keys = to_array(wanted)
+        if keys.dtype != self.ids.dtype:
+            # Ids of another type (a string for an integer key) are never allowed ones.
+            return {}
+        at = np.minimum(np.searchsorted(self.sorted_ids, keys), len(self.ids) - 1)
+        found = self.sorted_ids[at] == keys
+        out = {}
+        positions = self.positions[at[found]].tolist()
+        for pid, position in zip(keys[found].tolist(), positions, strict=True):
+            out[native(pid)] = (self.categories[position], self.created[position])
+        return out
+
+    def newest(self, n, exclude=()):
+        """The ids of the ``n`` newest allowed products not in ``exclude``."""
+        exclude = set(exclude)
+        out = []
+        if n <= 0:
+            return out
+        for pid in self.ids.tolist():
+            if pid not in exclude:
+                out.append(native(pid))
+                if len(out) == n:
+                    break
+        return out
+
+
+class _State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.snapshots = {}  # key -> Snapshot
+
+
+_state = _State()
+
+
+def clear():
+    """Forget the snapshots (tests; ``serving.clear_cache``)."""
+    global _state
+    _state = _State()
+
+
+def snapshot(key, read_rows):
+    """The :class:`Snapshot` for ``key`` (what the allowed set depends on: the profile's
+    rules), read with ``read_rows()`` (``(id, category key, created)`` rows in "New in"
+    order) at most once per cache period per process."""
+    state = _state
+    cached = state.snapshots.get(key)
+    if cached is not None and time.monotonic() < cached.expires:
+        return cached
+    # The first snapshot is waited for; a stale one is served while another thread
+    # refreshes it.
+    if not state.lock.acquire(blocking=cached is None):
+        return cached
+    try:
+        cached = state.snapshots.get(key)
+        if cached is None or time.monotonic() >= cached.expires:
+            rows = list(read_rows())
+            expires = time.monotonic() + float(app_settings.POPULAR_CACHE_SECONDS)
+            cached = state.snapshots[key] = Snapshot.build(rows, expires)
+        return cached
+    finally:
+        state.lock.release()

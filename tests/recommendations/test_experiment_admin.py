@@ -1,0 +1,113 @@
+"""The experiments' admin pages and the simulate_experiment command, hostile input
+included: every bad request gets a message or a 4xx, never a 500."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from recommendations.experiments.services import create_experiment, start_experiment
+from recommendations.models import BlendProfile, Event, Experiment, Impression
+from recommendations.offline.simulation import simulate_shoppers
+from tests.recommendations.recsys_support import recsys_environment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _environment(settings, tmp_path):
+    yield from recsys_environment(settings, tmp_path)
+
+
+@pytest.fixture
+def draft():
+    BlendProfile.objects.create(name="popular", visual_weight=0.0, popularity_weight=1.0)
+    BlendProfile.objects.create(name="fresh", visual_weight=0.0, recency_weight=1.0)
+    return create_experiment("pop-vs-fresh", [("control", "popular", 1), ("fresh", "fresh", 1)])
+
+
+def url(name, experiment):
+    return reverse(f"admin:recommendations_experiment_{name}", args=[experiment.pk])
+
+
+def test_change_page_shows_figures_and_start_stop(admin_client, draft):
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert 'id="experiment-start"' in page and 'id="experiment-stop"' not in page
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 2
+    response = admin_client.post(url("start", draft), follow=True)
+    assert "is running" in response.content.decode()
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert 'id="experiment-stop"' in page and 'id="experiment-start"' not in page
+    fresh = draft.arms.get(name="fresh")
+    response = admin_client.post(url("stop", draft), {"winner": str(fresh.pk)}, follow=True)
+    assert "is now the default profile" in response.content.decode()
+    assert BlendProfile.objects.get(is_default=True).name == "fresh"
+
+
+@pytest.mark.parametrize("winner", ["999999", "abc", "-1", "1 OR 1=1", "\x00"])
+def test_stop_with_an_unknown_arm_says_so(admin_client, draft, winner):
+    start_experiment(draft)
+    response = admin_client.post(url("stop", draft), {"winner": winner}, follow=True)
+    assert response.status_code == 200
+    assert "not part of this experiment" in response.content.decode()
+    assert Experiment.objects.get(pk=draft.pk).status == "running"
+
+
+def test_wrong_methods_states_and_ids_get_4xx_or_a_message(admin_client, draft):
+    from django.test import Client
+
+    assert admin_client.get(url("start", draft)).status_code == 405
+    assert admin_client.get(url("stop", draft)).status_code == 405
+    missing = reverse("admin:recommendations_experiment_start", args=[999999])
+    assert admin_client.post(missing).status_code == 404
+    # Not a number: the admin's own catch-all answers ("... doesn't exist").
+    bad = admin_client.get("/admin/recommendations/experiment/abc/start/", follow=True)
+    assert bad.status_code == 200 and "doesn’t exist" in bad.content.decode()
+    response = admin_client.post(url("stop", draft), follow=True)  # still a draft
+    assert "Only a running experiment can stop" in response.content.decode()
+    # Not staff: the admin's login page, and nothing started.
+    assert Client().post(url("start", draft)).status_code == 302
+    assert Experiment.objects.get(pk=draft.pk).status == "draft"
+
+
+def test_simulate_experiment_command(draft, product_factory, category_factory):
+    for c in range(2):
+        category = category_factory(name=f"Cat {c}", slug=f"cat-{c}")
+        for i in range(8):
+            product_factory(category=category, price=10 + i, title=f"C{c} {i}")
+    simulate_shoppers(users=30, seed=5, days=5)
+    with pytest.raises(CommandError, match="Unknown experiment"):
+        call_command("simulate_experiment", "nope", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="not running"):
+        call_command("simulate_experiment", draft.name, stdout=io.StringIO())
+    start_experiment(draft)
+    with pytest.raises(CommandError, match="No simulated shoppers of seed 9"):
+        call_command("simulate_experiment", draft.name, "--seed", "9", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="Unknown widget"):
+        call_command(
+            "simulate_experiment", draft.name, "--seed", "5", "--widgets", "x", stdout=io.StringIO()
+        )
+    out = io.StringIO()
+    call_command(
+        "simulate_experiment",
+        draft.name,
+        "--seed",
+        "5",
+        "--shoppers",
+        "10",
+        "--visits",
+        "2",
+        "--widgets",
+        "for-you,similar-items",
+        stdout=out,
+        verbosity=0,
+    )
+    text = out.getvalue()
+    assert "10 shoppers, 40 strips" in text and "control (popular)" in text
+    shown = Impression.objects.filter(experiment=draft)
+    assert shown.exists() and not shown.filter(simulated=False).exists()
+    assert set(shown.values_list("widget", flat=True)) == {"for-you", "similar-items"}
+    clicks = Event.objects.filter(kind="similar_click", source__in=["for-you", "similar-widget"])
+    assert not clicks.filter(simulated=False).exists()
+    assert clicks.count() == int(text.split(" clicks")[0].rsplit(" ", 1)[-1])

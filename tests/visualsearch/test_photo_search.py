@@ -1,0 +1,158 @@
+"""Search by photo with localisation: the products in a photo are found, searched each and
+fused, through the service, the API and the page."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from visualsearch import search, textures
+from visualsearch.encoders import get_encoder
+from visualsearch.imaging import open_image
+from visualsearch.localisation import iou
+
+pytestmark = pytest.mark.django_db
+
+IMAGE_URL = "/api/search/image/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_cache():
+    cache.clear()
+
+
+def two_product_photo(first, second, seed=0):
+    """Two catalogue photos laid side by side on a striped surface, as a shopper would
+    photograph them; returns the photo and where each product is."""
+    rng = np.random.default_rng(seed)
+    canvas = textures.texture((360, 180), rng, "stripes")
+    boxes = []
+    for x, product in ((30, first), (220, second)):
+        with product.image.open("rb") as fh:
+            picture = open_image(fh.read()).convert("RGB").resize((110, 110))
+        canvas.paste(picture, (x, 35))
+        boxes.append((x, 35, x + 110, 145))
+    return canvas, boxes
+
+
+def jpeg_upload(image):
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return SimpleUploadedFile("photo.png", buf.getvalue(), content_type="image/png")
+
+
+def test_both_products_of_a_photo_are_found_searched_and_fused(catalogue):
+    first, second = catalogue[4], catalogue[11]
+    photo, boxes = two_product_photo(first, second)
+    [found] = search.search_photos([photo], k=5)
+    assert len(found.regions) == 2
+    # Each region is where its product lies, and finds it (8x8 pixels tell apart only so
+    # much: among its best two).
+    regions = sorted(found.regions, key=lambda r: r.box[0])
+    for region, box, product in zip(regions, boxes, (first, second), strict=True):
+        assert iou(region.box, box) > 0.6
+        assert product.pk in [h.product_id for h in region.hits[:2]]
+    # The fused list starts with each region's best match, so both products show.
+    tops = {region.hits[0].product_id for region in regions}
+    assert {h.product_id for h in found.hits[:2]} == tops
+    assert {first.pk, second.pk} <= {h.product_id for h in found.hits}
+    rest = [h.score for h in found.hits[2:]]
+    assert rest == sorted(rest, reverse=True)
+    # Searched whole only, the photo is mostly stripes and finds neither first.
+    [whole] = search.search_photos([photo], k=5, localise=False)
+    assert whole.regions == []
+    assert search.search_by_images([photo], k=5)[0] == found.hits
+
+
+def test_the_whole_photo_still_answers_when_regions_find_worse(catalogue):
+    """The test catalogue's photos are two patches on black: the localiser may take one
+    patch for a product, but the whole photo matches its own product exactly, and fusion
+    keeps the better answer."""
+    for target in catalogue[:6]:
+        with target.image.open("rb") as fh:
+            photo = open_image(fh.read())
+        [found] = search.search_photos([photo], k=3)
+        assert found.hits[0].product_id == target.pk
+        assert found.hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_api_returns_the_regions_with_their_results(client, catalogue):
+    first, second = catalogue[4], catalogue[11]
+    photo, _boxes = two_product_photo(first, second)
+    response = client.post(IMAGE_URL, {"image": jpeg_upload(photo), "k": 4})
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["results"]) == 4 and len(body["regions"]) == 2
+    for region in body["regions"]:
+        x0, y0, x1, y1 = region["box"]
+        assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+        assert len(region["results"]) == 4
+    found = {r["id"] for region in body["regions"] for r in region["results"][:2]}
+    assert {first.pk, second.pk} <= found
+    # A region's box sent back searches that product alone, and nothing is localised.
+    box = body["regions"][0]["box"]
+    again = client.post(
+        IMAGE_URL,
+        {"image": jpeg_upload(photo), "k": 4, "box": ",".join(map(str, box))},
+    ).json()
+    assert again["regions"] == []
+    assert again["results"][0]["id"] == body["regions"][0]["results"][0]["id"]
+
+
+def test_photo_page_offers_the_products_found_as_boxes(client, catalogue):
+    photo, _boxes = two_product_photo(catalogue[4], catalogue[11])
+    response = client.post(reverse("visualsearch:search_by_photo"), {"image": jpeg_upload(photo)})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "2 products found in your photo" in html
+    assert html.count('class="vs-region"') == 2
+    assert 'name="scope" value="region"' in html and "Search product 2" in html
+    picks = response.context["regions"]
+    for pick in picks:
+        x0, y0, x1, y1 = map(int, pick["box"].split(","))
+        assert 0 <= x0 < x1 <= response.context["preview_width"]
+        assert 0 <= y0 < y1 <= response.context["preview_height"]
+
+
+def test_photo_page_shows_no_boxes_for_one_product(client, catalogue):
+    target = catalogue[5]
+    with target.image.open("rb") as fh:
+        data = fh.read()
+    upload = SimpleUploadedFile("p.png", data, content_type="image/png")
+    response = client.post(reverse("visualsearch:search_by_photo"), {"image": upload})
+    assert response.status_code == 200
+    assert (
+        response.context["regions"] == [] and 'class="vs-region"' not in response.content.decode()
+    )
+
+
+def test_projection_pairs_photograph_each_product_as_standard_and_a_harder_kind(
+    catalogue, settings, tmp_path
+):
+    """The whitening learns from two shopper photos per drawn product: one standard, one of
+    the harder kinds, seen through the view photo search would match it with."""
+    from tests.visualsearch.conftest import ENCODERS
+    from visualsearch.services import indexing
+
+    settings.VISUALSEARCH_ENCODERS = {
+        **ENCODERS,
+        "pixelproj": "tests.visualsearch.encoders.ProjectedPixelEncoder",
+    }
+    settings.VISUALSEARCH_ARTIFACT_DIR = tmp_path
+    enc = get_encoder("pixelproj")
+    pks = [p.pk for p in catalogue]
+    raw = enc.embed([open_image(p.image.read()) for p in catalogue])
+    done = []
+    pairs = indexing._shopper_photo_pairs(enc, pks, raw, 14, 0, 5, done.append)
+    anchors, views = pairs["pairs"]
+    assert len(pairs["pair_ids"]) == 14 and len(set(pairs["pair_ids"])) == 14
+    assert anchors.shape == views.shape == (28, enc.dim)
+    # Rows come in twos, both photos of the same product against its catalogue vector.
+    assert np.array_equal(anchors[0::2], anchors[1::2])
+    assert done[-1] == 14
+    # The same seed makes the same photos.
+    again = indexing._shopper_photo_pairs(enc, pks, raw, 14, 0, 5, lambda n: None)
+    np.testing.assert_array_equal(again["pairs"][1], views)

@@ -1,0 +1,109 @@
+"""The per-process copies of stored vectors (``visualsearch.services.vectors.VectorCache``):
+they save the transfer of unchanged rows, and are never served once their row changed."""
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+    ENCODER,
+    blend_environment,
+    embed,
+)
+from visualsearch.models import ProductEmbedding
+from visualsearch.services.vectors import VectorCache, load_vectors
+
+pytestmark = pytest.mark.django_db
+
+
+def unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def stored(product_factory):
+    products = [product_factory(title=f"P{i}") for i in range(3)]
+    for i, p in enumerate(products):
+        embed(p, [1.0, float(i), 0.0, 0.0])
+    return products
+
+
+def test_answers_as_load_vectors_and_reuses_unchanged_copies(stored):
+    cache = VectorCache()
+    ids = [p.pk for p in stored]
+    first = cache.get(ids)
+    expected = load_vectors(ids)
+    assert set(first) == set(ids)
+    for pid in ids:
+        np.testing.assert_array_equal(first[pid], expected[pid])
+    again = cache.get(ids)
+    assert all(again[pid] is first[pid] for pid in ids)  # the copies, not a new read
+
+
+def test_never_serves_a_re_embedded_vector(stored):
+    cache = VectorCache()
+    p = stored[0]
+    before = cache.get([p.pk])[p.pk]
+    row = ProductEmbedding.objects.get(product=p, encoder=ENCODER)
+    row.embedding = unit([0.0, 0.0, 1.0, 0.0])
+    row.computed_at = timezone.now()
+    row.save()
+    after = cache.get([p.pk])[p.pk]
+    np.testing.assert_allclose(after, unit([0.0, 0.0, 1.0, 0.0]), rtol=1e-6)
+    assert not np.allclose(after, before)
+
+
+def test_a_write_that_keeps_computed_at_is_still_seen(stored):
+    cache = VectorCache()
+    p = stored[1]
+    cache.get([p.pk])
+    # A raw update leaves computed_at as it was; the row's version still changes.
+    ProductEmbedding.objects.filter(product=p, encoder=ENCODER).update(
+        embedding=unit([0.0, 0.0, 0.0, 1.0])
+    )
+    np.testing.assert_allclose(cache.get([p.pk])[p.pk], unit([0.0, 0.0, 0.0, 1.0]), rtol=1e-6)
+
+
+def test_deleted_rows_and_other_weights_are_not_served(stored):
+    cache = VectorCache()
+    ids = [p.pk for p in stored]
+    cache.get(ids)
+    ProductEmbedding.objects.filter(product=stored[2]).delete()
+    assert set(cache.get(ids)) == {stored[0].pk, stored[1].pk}
+    assert cache.get(ids, weights_hash="other weights") == {}
+
+
+def test_transform_is_kept_and_none_leaves_a_vector_out(stored):
+    calls = []
+
+    def first_two(v):
+        calls.append(1)
+        return None if v[1] > 0 else v[:2]
+
+    cache = VectorCache(transform=first_two)
+    ids = [p.pk for p in stored]
+    out = cache.get(ids)
+    assert set(out) == {stored[0].pk} and out[stored[0].pk].shape == (2,)
+    cache.get(ids)
+    assert len(calls) == 3  # transformed once per row read, not per call
+
+
+def test_keeps_at_most_the_configured_number(settings, stored):
+    settings.VISUALSEARCH_VECTOR_CACHE_SIZE = 2
+    cache = VectorCache()
+    out = cache.get([p.pk for p in stored])
+    assert len(out) == 3 and len(cache.entries) == 2
+    settings.VISUALSEARCH_VECTOR_CACHE_SIZE = 0
+    assert len(cache.get([p.pk for p in stored])) == 3 and not cache.entries
+
+
+def test_keys_of_any_text_form_survive_the_array_literal():
+    from django.db import connection
+
+    from visualsearch.services.vectors import _array_literal
+
+    values = ["plain", 'with "quotes"', "back\\slash", "comma,{brace}", None, "NULL"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [_array_literal(values)])
+        assert cursor.fetchone()[0] == values

@@ -1,0 +1,133 @@
+"""The binary ``COPY`` write path of vectors: exact values, idempotent re-writes, the
+batch's labels and copies, the failures it clears, and what it refuses."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from visualsearch.models import IndexFailure, ProductEmbedding
+from visualsearch.services.vector_writes import upsert_vectors, vector_binary
+
+pytestmark = pytest.mark.django_db
+
+DIM = 1280
+
+
+def unit_vectors(n, seed=0, dim=DIM):
+    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def rows_for(products, category=None, price=None):
+    return [(p.pk, f"img/{p.pk}.png", "c" * 64, category, price) for p in products]
+
+
+def stored(encoder="e1"):
+    return {
+        row.product_id: row
+        for row in ProductEmbedding.objects.filter(encoder=encoder).order_by("product_id")
+    }
+
+
+def test_vectors_are_stored_bit_for_bit_with_the_batch_labels(product_factory):
+    products = [product_factory() for _ in range(3)]
+    vectors = unit_vectors(3)
+    now = timezone.now()
+    written = upsert_vectors("e1", "w1", rows_for(products, 7, 12.5), vectors, now)
+    assert written == 3
+    rows = stored()
+    assert sorted(rows) == sorted(p.pk for p in products)
+    for product, vector in zip(products, vectors, strict=True):
+        row = rows[product.pk]
+        assert np.array_equal(np.asarray(row.embedding, dtype=np.float32), vector)
+        assert (row.weights_hash, row.image_name, row.image_checksum) == (
+            "w1",
+            f"img/{product.pk}.png",
+            "c" * 64,
+        )
+        assert (row.product_category, row.product_price, row.computed_at) == (7, 12.5, now)
+
+
+def test_writing_the_same_batch_twice_leaves_the_same_rows(product_factory):
+    products = [product_factory() for _ in range(4)]
+    vectors = unit_vectors(4)
+    now = timezone.now()
+    upsert_vectors("e1", "w1", rows_for(products), vectors, now)
+    first = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
+    assert upsert_vectors("e1", "w1", rows_for(products), vectors, now) == 4
+    again = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
+    assert again == first  # same rows (ids kept: updated in place), same values
+    assert ProductEmbedding.objects.filter(encoder="e1").count() == 4
+
+
+def test_a_newer_write_replaces_vectors_labels_and_copies(product_factory):
+    products = [product_factory() for _ in range(2)]
+    then = timezone.now() - timedelta(hours=1)
+    upsert_vectors("e1", "old", rows_for(products, 1, 1.0), unit_vectors(2, 0), then)
+    newer = unit_vectors(2, 1)
+    now = timezone.now()
+    upsert_vectors("e1", "new", rows_for(products[:1], 2, 9.5), newer[:1], now)
+    rows = stored()
+    assert rows[products[0].pk].weights_hash == "new"
+    assert rows[products[0].pk].computed_at == now
+    assert (rows[products[0].pk].product_category, rows[products[0].pk].product_price) == (2, 9.5)
+    assert np.array_equal(np.asarray(rows[products[0].pk].embedding, np.float32), newer[0])
+    # The product left out of the second batch keeps its first vector and labels.
+    assert (rows[products[1].pk].weights_hash, rows[products[1].pk].computed_at) == ("old", then)
+
+
+def test_encoders_are_kept_apart_and_failures_of_written_products_cleared(product_factory):
+    a, b = product_factory(), product_factory()
+    for product in (a, b):
+        IndexFailure.objects.create(
+            product=product, encoder="e1", image_name="x.png", image_checksum="", reason="bad"
+        )
+    IndexFailure.objects.create(
+        product=a, encoder="e2", image_name="x.png", image_checksum="", reason="bad"
+    )
+    upsert_vectors("e1", "w", rows_for([a]), unit_vectors(1), timezone.now())
+    upsert_vectors("e2", "w", rows_for([b]), unit_vectors(1, 3, dim=64), timezone.now())
+    assert set(IndexFailure.objects.values_list("product_id", "encoder")) == {
+        (b.pk, "e1"),
+        (a.pk, "e2"),
+    }
+    assert sorted(ProductEmbedding.objects.values_list("product_id", "encoder")) == sorted(
+        [(a.pk, "e1"), (b.pk, "e2")]
+    )
+
+
+def test_wide_vectors_and_empty_batches(product_factory):
+    product = product_factory()
+    wide = unit_vectors(1, dim=3000)  # too wide to stage inline: staged out of line
+    assert upsert_vectors("wide", "w", rows_for([product]), wide, timezone.now()) == 1
+    row = ProductEmbedding.objects.get(encoder="wide")
+    assert np.array_equal(np.asarray(row.embedding, np.float32), wide[0])
+    assert upsert_vectors("wide", "w", [], np.zeros((0, 3000), np.float32), timezone.now()) == 0
+
+
+def test_the_staging_table_does_not_outlive_the_write(product_factory):
+    product = product_factory()
+    upsert_vectors("e1", "w", rows_for([product]), unit_vectors(1), timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('visualsearch_vector_stage')")
+        assert cursor.fetchone()[0] is None
+    # A second write in the same transaction creates it afresh.
+    assert upsert_vectors("e1", "w", rows_for([product]), unit_vectors(1, 2), timezone.now()) == 1
+
+
+def test_mismatched_or_malformed_input_is_refused(product_factory):
+    product = product_factory()
+    with pytest.raises(ValueError, match="1 rows for 2 vectors"):
+        upsert_vectors("e1", "w", rows_for([product]), unit_vectors(2), timezone.now())
+    with pytest.raises(ValueError, match="2-d array"):
+        vector_binary(np.zeros(DIM, dtype=np.float32))
+    assert not ProductEmbedding.objects.exists()
+
+
+def test_binary_form_is_pgvectors():
+    """The dimension and a zero word, then big-endian floats: what ``vector_recv`` reads."""
+    (data,) = vector_binary(np.array([[1.0, -2.5]], dtype=np.float32))
+    assert bytes(data) == b"\x00\x02\x00\x00" + np.array([1.0, -2.5], dtype=">f4").tobytes()

@@ -1,0 +1,147 @@
+"""Search by photo: find the products in the photo, search each, and fuse the answers.
+
+A shopper's photo holds more than the product: a sofa around it, another product beside it.
+:func:`visualsearch.localisation.views_of` asks where the products are and makes one view
+per candidate region besides the whole photo (only the whole photo when the regions add
+nothing: none found, or one that the encoder's own foreground crop frames).
+:func:`search_photos` embeds every view of every photo in one batch, searches each view's
+beam, and scores the union of the beams with every view; a product's fused score is its best
+score over the views, so the product in a region ranks as it would in a photo of it alone,
+and the whole photo still answers when localisation found nothing better. With the
+projection's invariant re-ranking (:mod:`visualsearch.encoders.projection`) the scores are
+cosines in that space, read from the stored vectors in one query; without it, the database's
+cosines.
+
+The search itself (probe, plan, execute) is :func:`visualsearch.search.service._search`,
+passed in as ``run`` so that this module does not import the service that calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..conf import app_settings
+from ..encoders import get_encoder
+from ..localisation import views_of
+from ..services.vectors import load_vectors
+from .filters import Filters, Hit, Target, check_k, vector_text
+
+__all__ = ["PhotoHits", "RegionHits", "search_photos"]
+
+
+@dataclass(frozen=True)
+class RegionHits:
+    """A product found in the photo: its ``box`` (x0, y0, x1, y1, in pixels of the image
+    searched) and the products that look most like that part of the photo."""
+
+    box: tuple
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class PhotoHits:
+    """The fused answer for one photo, and the regions searched (empty when the photo was
+    searched whole only)."""
+
+    hits: list[Hit]
+    regions: list[RegionHits] = field(default_factory=list)
+
+
+def _fuse(scores, candidates, k, keep_tops=False):
+    """Top ``k`` of ``candidates`` by their best score over the views (``scores`` is
+    ``(n_views, n_candidates)``); ties keep the lower product id first.
+
+    With ``keep_tops``, each region's best match (rows after the first, the whole photo's)
+    comes first, so that a photo of two products shows both even when one of them finds
+    closer look-alikes than the other does.
+    """
+    best = scores.max(axis=0)
+    found = [i for i in range(len(candidates)) if np.isfinite(best[i])]
+    order = sorted(found, key=lambda i: (-best[i], candidates[i]))
+    if keep_tops and len(scores) > 2:
+        tops = {int(np.argmax(row)) for row in scores[1:] if np.isfinite(row).any()}
+        order = [i for i in order if i in tops] + [i for i in order if i not in tops]
+    return [Hit(candidates[i], float(best[i])) for i in order[:k]]
+
+
+def _scored(beams, vectors, projection, encoder_name, weights):
+    """``(candidates, scores)``: the union of the views' beams and each view's similarity
+    to each of them, ``(n_views, n_candidates)``."""
+    if projection is None:
+        candidates = sorted({h.product_id for beam in beams for h in beam})
+        column = {pid: i for i, pid in enumerate(candidates)}
+        scores = np.full((len(beams), len(candidates)), -np.inf, dtype=np.float32)
+        for row, beam in enumerate(beams):
+            for h in beam:
+                scores[row, column[h.product_id]] = h.score
+        return candidates, scores
+    seen = list(dict.fromkeys(h.product_id for beam in beams for h in beam))
+    stored = load_vectors(seen, encoder=encoder_name, weights_hash=weights)
+    candidates = [pid for pid in seen if pid in stored]
+    if not candidates:
+        return [], np.zeros((len(beams), 0), dtype=np.float32)
+    mapped = projection.rerank_vectors(np.stack([stored[pid] for pid in candidates]))
+    queries = projection.rerank_vectors(np.asarray(vectors, dtype=np.float32))
+    return candidates, queries @ mapped.T
+
+
+def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=True):
+    """Search with each PIL image, finding the products in it first (see the module
+    docstring).
+
+    Parameters
+    ----------
+    images : iterable of PIL.Image.Image
+    k : int
+        Results per photo and per region.
+    filters : Filters, optional
+    encoder : str, optional
+    run : callable
+        ``run(target, k, filters, ef_search=None) -> SearchResult``, the service's search.
+    localise : bool
+        Whether to look for the products in the photos; off, each photo is searched whole
+        (a shopper's own crop box has already said where the product is).
+
+    Returns
+    -------
+    list of PhotoHits
+        One per image, in order.
+    """
+    check_k(k)
+    images = list(images)
+    if not images:
+        return []
+    enc = get_encoder(encoder)
+    filters = filters or Filters()
+    per_image = [views_of(image, localise) for image in images]
+    flat = [view for views in per_image for _box, view in views]
+    # The photos are compared with the vectors of the weights that embedded them.
+    vectors, weights = enc.embed_versioned(flat)
+    projection = enc.projection
+    depth = int(app_settings.RERANK_CANDIDATES)
+    if projection is None or not projection.reranks or depth <= 0:
+        projection, depth, ef_search = None, k, None
+    else:
+        # A beam of only ``depth`` would return the graph's rough guess at its tail, where
+        # the photographed product often sits before re-ranking: twice as wide.
+        depth = max(depth, k)
+        ef_search = 2 * depth
+    answers, start = [], 0
+    for views in per_image:
+        own = vectors[start : start + len(views)]
+        start += len(views)
+        targets = [Target(enc.name, enc.dim, weights, vector_text(v, enc.dim)) for v in own]
+        beams = [run(t, depth, filters, ef_search=ef_search).hits for t in targets]
+        candidates, scores = _scored(beams, own, projection, enc.name, weights)
+        if not candidates:
+            answers.append(PhotoHits([], []))
+            continue
+        regions = [
+            RegionHits(box, _fuse(scores[row : row + 1], candidates, k))
+            for row, (box, _view) in enumerate(views)
+            if box is not None
+        ]
+        answers.append(PhotoHits(_fuse(scores, candidates, k, keep_tops=True), regions))
+    return answers
