@@ -4,7 +4,7 @@ database.
 The vocabulary -- the components, their reasons, the diversity methods, the rules and the
 default profile -- is written here once: the model
 (:class:`~recommendations.models.BlendProfile`), the profiles service, the blend and its
-offline evaluation import it. Migration 0003 keeps its own literal copy of the default
+offline evaluation import it. Migration 0009 keeps its own literal copy of the default
 profile (migrations are history); a test holds :data:`BUILTIN_SETTINGS` equal to it.
 
 The arithmetic is steps 2 to 4 of a blend (see :mod:`recommendations.blending`), on
