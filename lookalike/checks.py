@@ -94,3 +94,25 @@ def unknown_settings(app_settings, check_id):
 @register()
 def check_settings(app_configs=None, **kwargs):
     return unknown_settings(app_settings, "lookalike.W001")
+
+
+@register()
+def check_shared_cache(app_configs=None, **kwargs):
+    """The per-process caches of profiles, experiments and the catalogue are checked against
+    stamps in ``CACHES["default"]`` (:mod:`lookalike.stamps`): a cache each process keeps to
+    itself never tells the other processes that a profile was published or a product saved."""
+    from django.conf import settings
+
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if backend.endswith("LocMemCache"):
+        return [
+            Warning(
+                'CACHES["default"] is kept by each process to itself: other processes '
+                "would keep serving a blend profile, an experiment or catalogue pages that "
+                "changed until they restart.",
+                hint="Use a cache every process shares (Redis, or Django's database cache) "
+                "when the shop runs more than one process.",
+                id="lookalike.W002",
+            )
+        ]
+    return []

@@ -89,3 +89,14 @@ def test_an_inactive_product_is_never_shown(product_factory):
     adapter = get_adapter()
     assert not adapter.get_queryset().filter(pk=hidden.pk).exists()
     assert adapter.get_indexed_queryset().filter(pk=hidden.pk).exists()
+
+
+def test_a_cache_each_process_keeps_is_warned_about(settings):
+    """The stamps of profiles, experiments and the catalogue live in the default cache."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    [warning] = [m for m in run_checks() if m.id == "lookalike.W002"]
+    assert "until they restart" in warning.msg
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "c"}
+    }
+    assert [m for m in run_checks() if m.id == "lookalike.W002"] == []
