@@ -49,18 +49,6 @@ def setup_django():
     django.setup()
 
 
-def ensure_database():
-    from django.core.management import call_command
-    from django.db import connections
-
-    name = connections["default"].settings_dict["NAME"]
-    with connections["default"]._nodb_cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", database="default", verbosity=0, interactive=False)
-
-
 def make_products(rows):
     """``rows`` products (COPY), their keys in order."""
     from django.db import connection
@@ -149,7 +137,9 @@ def main():
     if min(args.rows, args.batch, args.dim) < 1 or args.indexed_rows < 0 or args.old_rows < 0:
         parser.error("--rows, --batch and --dim must be positive, the others not negative.")
     setup_django()
-    ensure_database()
+    from bench.similar_search import ensure_bench_database
+
+    ensure_bench_database()  # creates and migrates this bench's own database
     from django.db import connection
 
     from visualsearch.models import ProductEmbedding
