@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from config.keys import stored_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("LOOKALIKE_VAR_DIR", ROOT / "var"))
@@ -57,21 +58,11 @@ def reachable(host, port, timeout=0.5) -> bool:
 
 
 def secret_key() -> str:
-    """``DJANGO_SECRET_KEY``, else the key kept in ``var/secret_key`` (made once, mode 600;
-    ``O_EXCL``, so two starts at once agree on the first key written)."""
+    """``DJANGO_SECRET_KEY``, else the key kept in ``var/secret_key``."""
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
         return key
-    path = VAR / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return stored_secret_key(VAR)
 
 
 def _die_with_parent():

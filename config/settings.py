@@ -17,10 +17,11 @@ machine uses a random key made once and kept in ``var/secret_key``.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from config.keys import stored_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LOOKALIKE_VAR_DIR", BASE_DIR / "var"))
@@ -38,18 +39,7 @@ def _secret_key():
             "its own secret key: set DJANGO_SECRET_KEY to a long random value (see the "
             "README's production environment)."
         )
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes starting at once agree on the first key written.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return stored_secret_key(VAR_DIR)
 
 
 SECRET_KEY = _secret_key()
