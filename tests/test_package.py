@@ -67,6 +67,8 @@ def test_the_wheel_holds_the_plugin_apps_and_nothing_of_the_shop(wheel):
         .decode()
     )
     assert "Requires-Dist: Django" in metadata and "Provides-Extra: celery" in metadata
+    assert "License-Expression: BSD-3-Clause" in metadata
+    assert f"lookalike-{lookalike.__version__}.dist-info/licenses/LICENSE" in names
 
 
 @pytest.fixture(scope="module")
