@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from lookalike.blas import single_thread
+
 __all__ = ["Recommender", "ALSRecommender", "PopularityRecommender", "get_recommender_class"]
 
 _FORMAT_VERSION = 1
@@ -54,24 +56,6 @@ def _as_csr(user_items):
     user_items.sum_duplicates()
     user_items.sort_indices()
     return user_items
-
-
-def _blas_single_thread():
-    """Limit BLAS to one thread: implicit runs its own threads, and OpenBLAS's pool on top
-    of them makes ALS up to 10x slower (implicit warns about it)."""
-    # Import implicit first: threadpoolctl only limits the BLAS libraries already loaded,
-    # and implicit's import is what loads scipy's OpenBLAS.
-    global _controller
-    if _controller is None:
-        import implicit.als  # noqa: F401
-        from threadpoolctl import ThreadpoolController
-
-        # Inspecting the loaded libraries costs milliseconds; do it once per process.
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
-
-_controller = None
 
 
 def _mark_empty(ids, scores):
@@ -438,7 +422,7 @@ class ALSRecommender(Recommender):
         def on_iteration(iteration, elapsed, loss):
             callback(iteration + 1, total)
 
-        with _blas_single_thread():
+        with single_thread():
             model = self._new_model()
             model.fit(
                 user_items,
@@ -475,7 +459,7 @@ class ALSRecommender(Recommender):
         if not sp.issparse(user_items_row):
             raise TypeError("recalculate_user takes sparse user_items row(s).")
         rows, _, single = self._resolve_user(user_items_row)
-        with _blas_single_thread():
+        with single_thread():
             factors = self._model.recalculate_user(np.arange(rows.shape[0]), rows)
         return factors[0] if single else factors
 
@@ -485,7 +469,7 @@ class ALSRecommender(Recommender):
             filter_items = np.asarray(filter_items, dtype=np.int32)
             if not len(filter_items):
                 filter_items = None
-        with _blas_single_thread():
+        with single_thread():
             ids, scores = self._model.recommend(
                 np.arange(rows.shape[0]) if recalculate else userids,
                 rows,
@@ -527,7 +511,7 @@ class ALSRecommender(Recommender):
             random_state=None if random_state < 0 else random_state,
         )
         # Rebuild implicit's CPU model around the stored factors instead of unpickling it.
-        with _blas_single_thread():
+        with single_thread():
             model._model = model._new_model()
         model._model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
         model._model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)

@@ -5,12 +5,16 @@ Each resolves the profile (kept per process under a version stamp that publishin
 saving a profile bumps, :mod:`recommendations.caching`, so a newly published default is
 served at once by every process), finds the shopper, gathers candidates from the
 :class:`~.live.LiveSource`, scores and ranks them (:mod:`.candidates`) and returns
-:class:`Recommendation` objects with their products.
+:class:`Recommendation` objects with their products. Both run with one BLAS thread
+(:mod:`lookalike.blas`): their matrices are small, and a pool of BLAS threads per request
+made them several times slower on a busy machine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from lookalike.blas import single_threaded
 
 from ..caching import PROFILES
 from ..conf import app_settings
@@ -73,6 +77,7 @@ def _settings_of(row):
     return BUILTIN_SETTINGS if row is None else BlendSettings.from_profile(row)
 
 
+@single_threaded
 def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, filters=None):
     """Products like ``product``, personalised for the shopper: the "Similar items" strip.
 
@@ -114,6 +119,7 @@ def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, f
     return _finish(cands, source, settings, k, exclude, anchor, shopper, [product_id], False)
 
 
+@single_threaded
 def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
     """Products for the shopper: the "For you" strip.
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.db import transaction
 
+from lookalike.blas import single_threaded
 from lookalike.catalogue import get_adapter
 from lookalike.metrics import observe_search
 from lookalike.routing import read_connection
@@ -136,9 +137,12 @@ def search_by_images(images, k=12, filters=None, encoder=None, localise=True) ->
     return [r.hits for r in search_photos(images, k, filters, encoder, localise=localise)]
 
 
+@single_threaded
 def search_photos(images, k=12, filters=None, encoder=None, localise=True):
     """:func:`.photo.search_photos` with this module's search: one
-    :class:`~.photo.PhotoHits` (fused hits and the regions searched) per image."""
+    :class:`~.photo.PhotoHits` (fused hits and the regions searched) per image. Its
+    projections and re-ranking are small matrix products: one BLAS thread
+    (:mod:`lookalike.blas`)."""
     return photo.search_photos(images, k, filters, encoder, run=_search, localise=localise)
 
 
