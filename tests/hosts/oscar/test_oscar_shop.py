@@ -18,8 +18,9 @@ from oscarshop.catalogue import png
 from lookalike.catalogue import get_adapter
 from lookalike.contrib.oscar.adapter import OscarCatalogueAdapter
 from recommendations.models import Event, RecommenderModel
+from visualsearch import indexing
 from visualsearch.models import ProductEmbedding
-from visualsearch.services import indexing, search
+from visualsearch.services import search
 from visualsearch.services.vectors import load_vectors
 
 Product = get_model("catalogue", "Product")
@@ -414,11 +415,14 @@ def test_training_and_widgets_in_oscar_pages(indexed, client, caplog):
     shirts = client.get(catalogue.categories["shirts"].get_absolute_url())
     assert shirts.status_code == 200 and "Recommended for you" not in shirts.content.decode()
 
-    # The product page has a "Similar items" strip of other shown products.
+    # The product page has a "Similar items" strip of other shown products, and the
+    # shopper's "Recommended for you" strip.
     page = client.get(catalogue["white-shirt"].get_absolute_url())
     html = page.content.decode()
     similar = card_ids(html, "similar-items")
     assert similar and set(similar) <= shown - {catalogue["white-shirt"].pk}
+    for_you = card_ids(html, "for-you")
+    assert for_you and set(for_you) <= shown
     assert catalogue["hidden-shirt"].pk not in similar
     assert "Similar items" in html and "?from=similar-widget" in html
     assert 'data-profile="fallback"' not in html  # the blend answered, not the fallback

@@ -1,8 +1,7 @@
 """The catalogue adapter of docs/install.md ("A custom adapter"), as a shop would write it."""
 
-from decimal import Decimal
-
-from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Subquery, Value
+from django.db.models import DecimalField, F, OuterRef, Subquery
+from django.db.models.functions import Cast
 
 from lookalike.catalogue import CatalogueAdapter
 
@@ -37,9 +36,10 @@ class ItemAdapter(CatalogueAdapter):
         return queryset.filter(departments=key)
 
     def price_expression(self):
-        return ExpressionWrapper(
-            F("price_cents") / Value(Decimal(100)),
-            output_field=DecimalField(max_digits=12, decimal_places=2),
+        # Cast the cents before dividing: integer / integer is integer division in SQL.
+        return Cast(
+            Cast("price_cents", DecimalField(max_digits=12, decimal_places=2)) / 100,
+            DecimalField(max_digits=12, decimal_places=2),
         )
 
     def filter_in_stock(self, queryset):

@@ -50,7 +50,7 @@ def shop(db):
     shoes, sale = Department.objects.create(name="Shoes"), Department.objects.create(name="Sale")
     items = []
     for i in range(9):
-        item = Item.objects.create(name=f"Item {i}", price_cents=1000 + 500 * i, quantity=i % 4)
+        item = Item.objects.create(name=f"Item {i}", price_cents=1099 + 500 * i, quantity=i % 4)
         item.departments.add(shoes if i % 2 else sale)
         if i % 3 == 0:
             item.departments.add(sale, shoes)
