@@ -24,6 +24,11 @@ stand-in whose ``size`` is what the body announced or had sent when it was stopp
 error on the page, ``{"image": [message]}`` from the API. 413 would name the condition more
 precisely, but the page must show its form with the message, and one status for every
 refused photo keeps clients simple.
+
+A body that Django's own parser refuses (fields over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, too
+many fields or files, a malformed multipart body) would reach Django's bare "Bad Request
+(400)" page, even under the API; :func:`body_refusal` gives each its message, which the
+page shows on its form and the API answers as JSON (``{"detail": message}``).
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from __future__ import annotations
 import io
 from functools import wraps
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import QueryDict
-from django.http.multipartparser import MultiPartParser
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from .conf import app_settings
@@ -46,6 +53,7 @@ __all__ = [
     "PhotoUploadHandler",
     "TooLargeUpload",
     "accept_photo_upload",
+    "body_refusal",
     "photo_upload",
 ]
 
@@ -146,20 +154,50 @@ def accept_photo_upload(request):
     return handler
 
 
+#: What Django's request parser raises for a body it will not read.
+BODY_ERRORS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, MultiPartParserError)
+
+
+def body_refusal(exc) -> str | None:
+    """The message for a body Django's parser refused with ``exc``; ``None`` for any other
+    exception."""
+    if isinstance(exc, RequestDataTooBig):
+        return _("The form's fields are too large; send the photo and a box only.")
+    if isinstance(exc, TooManyFieldsSent):
+        return _("The form has too many fields; send the photo and a box only.")
+    if isinstance(exc, TooManyFilesSent):
+        return _("Send one photo at a time.")
+    if isinstance(exc, MultiPartParserError):
+        return _("The upload could not be read; please send the photo again.")
+    return None
+
+
 def photo_upload(view):
     """Decorate a Django view that receives a search photo.
 
     Its uploads are read by :class:`PhotoUploadHandler`, and it stays CSRF-protected, with
     one exception: a POST refused from its ``Content-Length`` reaches the view without the
     CSRF check, which would need the token from the body that is never read. Nothing is
-    done for such a request but showing the refusal, as its form is invalid.
+    done for such a request but showing the refusal, as its form is invalid; nor for a
+    body Django's parser refuses, which reaches the view with ``request.upload_refused``
+    set to the message (:func:`body_refusal`).
     """
     protected = csrf_protect(view)
 
     @csrf_exempt
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if request.method == "POST" and accept_photo_upload(request).announced_too_large:
+        if request.method != "POST":
+            return protected(request, *args, **kwargs)
+        if accept_photo_upload(request).announced_too_large:
+            return view(request, *args, **kwargs)
+        try:
+            request.POST  # noqa: B018 - parsed here, so that a refusal gets its message
+        except BODY_ERRORS as exc:
+            # As for a photo refused by its size: the view only shows the refusal
+            # (``request.upload_refused``), with an empty form.
+            request.upload_refused = body_refusal(exc)
+            request._post, request._files = QueryDict(), MultiValueDict()
             return view(request, *args, **kwargs)
         return protected(request, *args, **kwargs)
 

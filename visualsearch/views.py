@@ -130,6 +130,12 @@ def search_by_photo(request):
     """
     if request.method != "POST":
         return render_page(request, "visualsearch/photo.html", {"form": PhotoSearchForm()})
+    if getattr(request, "upload_refused", None):
+        form = PhotoSearchForm({}, {})
+        form.is_valid()
+        form.errors.pop("image", None)
+        form.add_error("image", request.upload_refused)
+        return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
     try:
         # One of the process's few photo-search slots (visualsearch.concurrency).
         with photo_search_slot():

@@ -13,7 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from visualsearch.api.serializers import SearchResultsSerializer
-from visualsearch.api.views import BAD_PARAMETERS, NOT_INDEXED, UNKNOWN_PRODUCT, ProductViewSet
+from visualsearch.api.views import (
+    BAD_PARAMETERS,
+    DATABASE_UNAVAILABLE,
+    NOT_INDEXED,
+    UNKNOWN_PRODUCT,
+    ProductViewSet,
+)
 
 from ..blending.blend import blend_similar, recommend_for_user
 from ..blending.core import BUILTIN_SETTINGS
@@ -71,7 +77,11 @@ class RecommendationsView(APIView):
     @extend_schema(
         summary=_("Recommendations for the current shopper"),
         parameters=[RecommendationParamsSerializer],
-        responses={200: RecommendationsSerializer, 400: BAD_PARAMETERS},
+        responses={
+            200: RecommendationsSerializer,
+            400: BAD_PARAMETERS,
+            503: DATABASE_UNAVAILABLE,
+        },
     )
     def get(self, request):
         params = RecommendationParamsSerializer(data=request.query_params)
@@ -104,6 +114,7 @@ class RecommendationsView(APIView):
             400: BAD_PARAMETERS,
             404: UNKNOWN_PRODUCT,
             409: NOT_INDEXED,
+            503: DATABASE_UNAVAILABLE,
         },
     )
 )

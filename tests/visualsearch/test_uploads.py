@@ -317,3 +317,50 @@ def test_photos_are_read_in_memory_never_to_a_temporary_file(client, pixel_encod
     response = client.post(url, {"image": upload(corpus.png()), "box": "0,0,10,10"})
     assert response.status_code == 200
     assert RecordingUploadHandler.created == []
+
+
+def _many_fields():
+    return {**{f"f{i}": "x" for i in range(1100)}, "image": upload(corpus.png())}
+
+
+def _large_field():
+    return {"note": "x" * (3 * 2**20), "image": upload(corpus.png())}
+
+
+def _many_files():
+    return {"image": [upload(corpus.png(), name=f"p{i}.png") for i in range(101)]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (_many_fields, "The form has too many fields; send the photo and a box only."),
+        (_large_field, "The form's fields are too large; send the photo and a box only."),
+        (_many_files, "Send one photo at a time."),
+        (
+            b"--not-the-boundary\r\n\r\n",
+            "The upload could not be read; please send the photo again.",
+        ),
+    ],
+    ids=["many-fields", "large-field", "many-files", "malformed"],
+)
+def test_bodies_django_refuses_get_a_message_not_a_bare_400(pixel_encoder, body, message):
+    """Django's parser refuses these before any form sees them; its bare "Bad Request
+    (400)" page would be HTML even under the API."""
+    kwargs = (
+        # No boundary: the parts cannot be told apart.
+        {"data": body, "content_type": "multipart/form-data"}
+        if isinstance(body, bytes)
+        else {"data": body()}
+    )
+    api = Client().post("/api/search/image/", **kwargs)
+    assert api.status_code == 400 and api["Content-Type"] == "application/json"
+    if isinstance(body, bytes):
+        assert api.json()["detail"]  # DRF's own message for a malformed body
+    else:
+        assert api.json() == {"detail": message}
+    page = Client().post(reverse("visualsearch:search_by_photo"), **kwargs)
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "vs-upload-error" in html and message.replace("'", "&#x27;") in html

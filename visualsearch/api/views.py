@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ParseError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +23,7 @@ from lookalike.catalogue import get_adapter
 from .. import search
 from ..concurrency import Busy, photo_search_slot
 from ..throttling import PhotoSearchThrottle
-from ..upload_handlers import accept_photo_upload
+from ..upload_handlers import accept_photo_upload, body_refusal
 from ..uploads import scale_box
 from .serializers import (
     ErrorSerializer,
@@ -44,6 +44,13 @@ UNKNOWN_PRODUCT = OpenApiResponse(
 NOT_INDEXED = OpenApiResponse(
     ErrorSerializer,
     description=_("The product's photo is not indexed yet (visual search only)."),
+)
+DATABASE_UNAVAILABLE = OpenApiResponse(
+    ErrorSerializer,
+    description=_(
+        "The database is briefly unavailable (a restart or a fail-over); Retry-After says "
+        "when to try again."
+    ),
 )
 
 
@@ -106,6 +113,7 @@ class ProductViewSet(viewsets.GenericViewSet):
             400: BAD_PARAMETERS,
             404: UNKNOWN_PRODUCT,
             409: NOT_INDEXED,
+            503: DATABASE_UNAVAILABLE,
         },
     )
     @action(detail=True, methods=["get"])
@@ -132,6 +140,14 @@ class ImageSearchView(APIView):
     parser_classes = [MultiPartParser]
     # One allowance per client, shared with the "Search by photo" page.
     throttle_classes = [PhotoSearchThrottle]
+
+    def handle_exception(self, exc):
+        # A body Django's parser refused (too many fields, a field too large, a malformed
+        # multipart body) is a 400 with its message, as JSON like every answer here.
+        message = body_refusal(exc)
+        if message is not None:
+            exc = ParseError(message)
+        return super().handle_exception(exc)
 
     def initialize_request(self, request, *args, **kwargs):
         # Before DRF parses anything: the photo is read in memory, never past
@@ -187,8 +203,8 @@ class ImageSearchView(APIView):
             503: OpenApiResponse(
                 ErrorSerializer,
                 description=_(
-                    "The server is busy with other photo searches; Retry-After says when to "
-                    "try again."
+                    "The server is busy with other photo searches, or the database is "
+                    "briefly unavailable; Retry-After says when to try again."
                 ),
             ),
         },
