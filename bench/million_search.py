@@ -123,7 +123,7 @@ def chunk_rows(seeds, seed_categories, seed, noise, start, stop):
 
 def build_table(conn, rows, seeds, seed_categories, seed, noise):
     """(Re)load ``items`` with binary ``COPY``; returns the timings."""
-    from visualsearch.services.vector_writes import vector_binary
+    from visualsearch.indexing.store import vector_binary
 
     conn.execute("DROP TABLE IF EXISTS items")
     conn.execute(

@@ -9,7 +9,7 @@ subprocess per file so that one case cannot inherit another's heap:
 * ``upload``: ``read_photo`` then ``preview_data_url``, what ``POST /visual/photo/`` does
   before the encoder runs;
 * ``catalogue``: what a reindex does with one catalogue image before the encoder runs
-  (``visualsearch.services.indexing.open_catalogue_image`` where it exists, else
+  (``visualsearch.indexing.open_catalogue_image`` where it exists, else
   ``open_image``).
 
 The figure is the growth of the process's peak resident set (``VmHWM``, reset through
@@ -178,8 +178,8 @@ def _child(path, filename):
     from django.core.files.uploadedfile import SimpleUploadedFile
     from PIL import Image
 
+    from visualsearch import indexing
     from visualsearch.imaging import open_image
-    from visualsearch.services import indexing
     from visualsearch.uploads import InvalidUpload, preview_data_url, read_photo
 
     decode_catalogue = getattr(indexing, "open_catalogue_image", open_image)

@@ -1,4 +1,4 @@
-"""Benchmark of the vector write path of ``reindex``: :mod:`visualsearch.services.vector_writes`.
+"""Benchmark of the vector write path of ``reindex``: :mod:`visualsearch.indexing.store`.
 
 Usage::
 
@@ -79,7 +79,7 @@ def write_all(keys, vectors, batch, weights):
     """Write every vector through the production path, one transaction per batch; seconds."""
     from django.utils import timezone
 
-    from visualsearch.services.vector_writes import upsert_vectors
+    from visualsearch.indexing.store import upsert_vectors
 
     t = time.perf_counter()
     now = timezone.now()

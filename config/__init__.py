@@ -2,7 +2,7 @@
 
 The Celery app is imported here, as Celery's Django guide does, so that it is the current
 app in every process of the project (web, commands, workers): jobs are sent through
-``celery.current_app`` (``lookalike.jobs.services.send_tasks``), which would otherwise be
+``celery.current_app`` (``lookalike.jobs.fanout.send_tasks``), which would otherwise be
 Celery's unconfigured default app (broker ``amqp://localhost``, queue ``celery``).
 """
 

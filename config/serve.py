@@ -215,10 +215,10 @@ def _forget_dead_handles():
         prune_dead_handles(pgdata_dir())
 
 
-def main():
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "8000"))
-    supervisor = Supervisor(host, port)
+def _stop_on_signals(supervisor):
+    """Ctrl-C and SIGTERM interrupt whatever this process is doing (starting a child, or
+    :func:`_watch`) as a KeyboardInterrupt, once: a second signal while it stops the
+    children changes nothing."""
 
     def on_signal(signum, frame):
         if not supervisor.stopping:
@@ -228,66 +228,101 @@ def main():
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+
+def _configure(supervisor, host, port):
+    """Find or start Redis, set the children's environment (in this process too, which
+    runs ``migrate`` under the same settings) and prepare the database; returns the
+    environment."""
+    redis_url = _redis(supervisor, dict(os.environ))
+    env = _environment(host, port, redis_url)
+    os.environ.update(env)
+    _prepare_database()
+    return env
+
+
+def _start_web(supervisor, env):
+    # One BLAS/OpenMP thread per web process: the processes already share the cores,
+    # and idle BLAS threads spin on the cores the others (and PostgreSQL) need.
+    web_env = {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        **env,
+    }
+    supervisor.start(
+        "web",
+        [str(BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py")],
+        web_env,
+    )
+
+
+def _start_worker(supervisor, env):
+    supervisor.start(
+        "worker",
+        [
+            str(BIN / "celery"), "-A", "config", "worker",
+            "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
+            "--hostname", "lookalike@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle",
+            # One machine: beat runs in the worker (CELERY_BEAT_SCHEDULE reaps dead jobs).
+            "--beat", "--schedule", str(VAR / "celerybeat-schedule"),
+        ],
+        env,
+    )  # fmt: skip
+
+
+def _watch(supervisor, prepare, site):
+    """Say "Demo ready" when ``prepare_demo`` succeeds; return 1 as soon as it fails or
+    the web server, the worker or Redis exits (the shop cannot serve without them)."""
+    ready = False
+    while True:
+        for name in ("web", "worker", "redis"):
+            proc = supervisor.children.get(name)
+            if proc is not None and proc.poll() is not None:
+                log(f"{name} exited with status {proc.returncode}: stopping everything")
+                return 1
+        if not ready and prepare.poll() is not None:
+            if prepare.returncode != 0:
+                log("prepare_demo failed: stopping the shop")
+                return 1
+            ready = True
+            log(f"Demo ready: {site} (health: {site}health/, metrics: {site}metrics)")
+        time.sleep(0.5)
+
+
+def _shut_down(supervisor):
+    """Stop the children in order, deaf to further signals (a second Ctrl-C must not cut
+    the waiting short), then let the embedded server go."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    supervisor.stop_all()
+    _forget_dead_handles()
+    log("stopped")
+
+
+def main():
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    site = f"http://{host}:{port}/"
+    supervisor = Supervisor(host, port)
+    _stop_on_signals(supervisor)
     code = 0
     try:
-        redis_url = _redis(supervisor, dict(os.environ))
-        env = _environment(host, port, redis_url)
-        os.environ.update(env)
-        _prepare_database()
-        # One BLAS/OpenMP thread per web process: the processes already share the cores,
-        # and idle BLAS threads spin on the cores the others (and PostgreSQL) need.
-        web_env = {
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            **env,
-        }
-        supervisor.start(
-            "web",
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py")],
-            web_env,
-        )
-        supervisor.start(
-            "worker",
-            [
-                str(BIN / "celery"), "-A", "config", "worker",
-                "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
-                "--hostname", "lookalike@%h", "--loglevel", "INFO",
-                "--without-gossip", "--without-mingle",
-            ],
-            env,
-        )  # fmt: skip
-        site = f"http://{host}:{port}/"
+        env = _configure(supervisor, host, port)
+        _start_web(supervisor, env)
+        _start_worker(supervisor, env)
         prepare = supervisor.start(
             "prepare_demo",
             [sys.executable, "manage.py", "prepare_demo", "--site-url", site],
             env,
         )
         log(f"serving the shop at {site} while the demo data is prepared (Ctrl-C stops)")
-        ready = False
-        while True:
-            for name in ("web", "worker", "redis"):
-                proc = supervisor.children.get(name)
-                if proc is not None and proc.poll() is not None:
-                    log(f"{name} exited with status {proc.returncode}: stopping everything")
-                    code = 1
-                    raise KeyboardInterrupt
-            if not ready and prepare.poll() is not None:
-                if prepare.returncode != 0:
-                    log("prepare_demo failed: stopping the shop")
-                    code = 1
-                    raise KeyboardInterrupt
-                ready = True
-                log(f"Demo ready: {site} (health: {site}health/, metrics: {site}metrics)")
-            time.sleep(0.5)
+        code = _watch(supervisor, prepare, site)
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        supervisor.stop_all()
-        _forget_dead_handles()
-        log("stopped")
+        _shut_down(supervisor)
     return code
 
 

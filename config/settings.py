@@ -256,6 +256,12 @@ CELERY_TASK_DEFAULT_QUEUE = "lookalike"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery beat (one per deployment; `make serve` runs it inside its worker): jobs whose
+# worker died, and queued jobs nobody took, are marked failed every minute, so a key is never
+# blocked by a job nobody will finish, even when no enqueue or admin page comes to reap it.
+CELERY_BEAT_SCHEDULE = {
+    "reap-jobs": {"task": "lookalike.reap_jobs", "schedule": 60.0},
+}
 
 
 def _caches():

@@ -22,7 +22,7 @@ class JobBroker(HealthCheck):
     )
 
     def run(self):
-        from .jobs.services import fans_out
+        from .jobs.fanout import fans_out
 
         if not fans_out():
             return

@@ -22,7 +22,7 @@ import recommendations
 import visualsearch
 from lookalike.jobs.models import Job
 from recommendations.services.training import TRAIN_HANDLER, TRAIN_LOCK_KEY
-from visualsearch.services.jobs import HANDLER, LOCK_KEY
+from visualsearch.indexing.jobs import HANDLER, LOCK_KEY
 
 TEMPLATE_DIRS = [
     Path(app.__file__).parent / "templates" for app in (visualsearch, recommendations, lookalike)

@@ -26,10 +26,10 @@ from lookalike.jobs.admin import JobProgressMixin
 from lookalike.jobs.models import Job
 from lookalike.jobs.services import JobAlreadyRunning
 
+from . import indexing
 from .conf import app_settings
+from .indexing import jobs as index_jobs
 from .models import IndexJob, ProductEmbedding
-from .services import indexing
-from .services import jobs as index_jobs
 
 REINDEX_PERMISSION = "visualsearch.reindex"
 MODES = {"stale": _("Reindex stale"), "all": _("Reindex all")}

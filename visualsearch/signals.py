@@ -128,7 +128,7 @@ def queue_stale_reindex(using=None):
 def _start_stale_job():
     from lookalike.jobs.services import JobAlreadyRunning
 
-    from .services.jobs import start_reindex
+    from .indexing import start_reindex
 
     try:
         start_reindex("stale", coalesce=True)

@@ -19,6 +19,8 @@ class Job(models.Model):
         FAILED = "failed", _("Failed")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    #: How many errors ``errors`` keeps; ``error_count`` counts them all.
+    MAX_STORED_ERRORS = 50
 
     handler = models.CharField(
         _("handler"),

@@ -1,5 +1,5 @@
-"""Celery entry points: the same :func:`lookalike.jobs.services.run_job` as the database
-worker, and :func:`lookalike.jobs.services.run_chunk` for the chunks of a job that fans out.
+"""Celery entry points: the same :func:`lookalike.jobs.runner.run_job` as the database
+worker, and :func:`lookalike.jobs.fanout.run_chunk` for the chunks of a job that fans out.
 
 Both are acknowledged late (``acks_late``) and requeued when the pool process running them
 dies (``reject_on_worker_lost``): a worker killed mid-task hands the message to another
@@ -10,7 +10,9 @@ chunk skips what a previous delivery committed.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from .services import reap_dead_jobs, run_chunk, run_job
+from .fanout import run_chunk
+from .runner import run_job
+from .worker import reap_dead_jobs
 
 
 @shared_task(name="lookalike.run_job", acks_late=True, reject_on_worker_lost=True)

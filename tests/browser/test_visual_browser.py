@@ -124,7 +124,7 @@ def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, s
 
     from django.db import connection
 
-    from lookalike.jobs.services import work
+    from lookalike.jobs.worker import work
 
     def run_worker():
         try:

@@ -15,8 +15,8 @@ from recommendations.models import RecommenderModel
 from tests.celery.conftest import Worker
 from tests.recommendations.recsys_support import SMALL_ALS, two_groups
 from tests.visualsearch.conftest import catalogue_image
+from visualsearch.indexing import jobs as index_jobs
 from visualsearch.models import ProductEmbedding
-from visualsearch.services import jobs as index_jobs
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -11,6 +11,7 @@ from django.db import connection
 from lookalike.jobs import services as job_services
 from lookalike.jobs.models import Job
 from lookalike.jobs.services import job_handler
+from lookalike.jobs.worker import work
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("pixel_encoder")]
 
@@ -48,7 +49,7 @@ def test_a_job_that_loses_the_database_fails_cleanly_and_resumes(settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"
     handler = f"{__name__}.job_that_loses_the_database"
     job = job_services.enqueue(handler, lock_key="faults")
-    job_services.work(once=True, sleep=lambda seconds: None)
+    work(once=True, sleep=lambda seconds: None)
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert "database connection was lost" in job.message

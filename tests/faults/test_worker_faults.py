@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from lookalike.jobs import services as job_services
 from lookalike.jobs.models import Job
+from lookalike.jobs.worker import reap_dead_jobs
 from tests.visualsearch.conftest import catalogue_image
+from visualsearch.indexing import jobs as index_jobs
 from visualsearch.models import ProductEmbedding
-from visualsearch.services import jobs as index_jobs
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -73,7 +74,7 @@ def test_a_killed_worker_loses_nothing_and_embeds_nothing_twice(product_factory,
         assert done_before % 4 == 0  # whole batches only: nothing half-written
         job.refresh_from_db()
         assert job.status == "running"  # nobody knows yet
-        assert job_services.reap_dead_jobs(stale_after=timezone.timedelta(0)) == 1
+        assert reap_dead_jobs(stale_after=timezone.timedelta(0)) == 1
         job.refresh_from_db()
         assert job.status == "failed" and "resume" in job.message
         resumed = job_services.resume(job)

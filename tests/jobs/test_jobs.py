@@ -4,8 +4,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from lookalike.jobs import services
+from lookalike.jobs import locks, services
 from lookalike.jobs.models import Job
+from lookalike.jobs.worker import RETRY_DELAYS, reap_dead_jobs, work
 
 HANDLER = "tests.jobs.handlers.count_to"
 
@@ -50,7 +51,7 @@ def test_worker_loop_runs_queued_jobs_in_order(settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"
     a = services.enqueue(HANDLER, lock_key="a", params={"n": 2})
     b = services.enqueue(HANDLER, lock_key="b", params={"n": 3})
-    services.work(once=True)
+    work(once=True)
     assert [j.status for j in Job.objects.filter(pk__in=[a.pk, b.pk])] == ["succeeded"] * 2
 
 
@@ -71,9 +72,9 @@ def test_job_of_a_dead_worker_is_reaped_but_a_live_one_is_not(settings):
     with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as other:
         other.execute(
             "SELECT pg_advisory_lock(%s, %s)",
-            [services._LOCK_NAMESPACE, services._lock_id("live")],
+            locks.job_lock("live"),
         )
-        assert services.reap_dead_jobs() == 1
+        assert reap_dead_jobs() == 1
         dead.refresh_from_db()
         live.refresh_from_db()
         assert dead.status == "failed" and "resume" in dead.message
@@ -104,7 +105,7 @@ def test_enqueue_never_waits_for_a_running_job(settings):
     with _other_session() as worker:
         worker.execute(
             "SELECT pg_advisory_lock(%s, %s)",
-            [services._LOCK_NAMESPACE, services._lock_id("count")],
+            locks.job_lock("count"),
         )
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = '3s'")  # a wait fails instead of hanging
@@ -122,7 +123,7 @@ def test_a_queued_job_no_worker_takes_is_reaped(settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"
     settings.LOOKALIKE_JOBS_QUEUED_TIMEOUT = 60
     job = services.enqueue(HANDLER, lock_key="count", params={"n": 1})
-    assert services.reap_dead_jobs() == 0  # young: a worker may be about to take it
+    assert reap_dead_jobs() == 0  # young: a worker may be about to take it
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     busy = Job.objects.create(
         handler=HANDLER, lock_key="other", status="running", heartbeat_at=timezone.now()
@@ -130,11 +131,11 @@ def test_a_queued_job_no_worker_takes_is_reaped(settings):
     with _other_session() as worker:
         worker.execute(
             "SELECT pg_advisory_lock(%s, %s)",
-            [services._LOCK_NAMESPACE, services._lock_id("other")],
+            locks.job_lock("other"),
         )
-        assert services.reap_dead_jobs() == 0  # a worker is busy with another job
+        assert reap_dead_jobs() == 0  # a worker is busy with another job
     Job.objects.filter(pk=busy.pk).update(status="succeeded")
-    assert services.reap_dead_jobs() == 1
+    assert reap_dead_jobs() == 1
     job.refresh_from_db()
     assert job.status == "failed" and "run_jobs" in job.message
     # The key is free again: a new job can start.
@@ -171,8 +172,19 @@ def test_the_worker_loop_outlives_a_lost_database(settings, caplog):
     with _other_session() as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
     pauses = []
-    services.work(once=True, sleep=pauses.append)
-    assert pauses == [services.RETRY_DELAYS[0]]
+    work(once=True, sleep=pauses.append)
+    assert pauses == [RETRY_DELAYS[0]]
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert [r.levelname for r in caplog.records if "lost the database" in r.message] == ["ERROR"]
+
+
+def test_celery_beat_reaps_dead_jobs_every_minute():
+    """On Celery nothing else may come to reap a job whose worker died (no enqueue, no admin
+    page): beat does, with the task the workers register."""
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    entry = app.conf.beat_schedule["reap-jobs"]
+    assert entry["task"] == "lookalike.reap_jobs" and entry["task"] in app.tasks
+    assert entry["schedule"] <= 60

@@ -94,7 +94,7 @@ def build_shop(size=CATALOGUE_SIZE, shoppers=SHOPPERS):
     """Load, index, simulate and train through the same services the shop uses."""
     from recommendations.offline.simulation import simulate_shoppers
     from recommendations.services.training import train
-    from visualsearch.services.indexing import reindex
+    from visualsearch.indexing import reindex
 
     steps = [
         ("catalogue", lambda: call_command("load_demo_catalog", size=size, verbosity=0)),

@@ -108,7 +108,7 @@ def test_logs_are_json_lines_when_asked_for(tmp_path):
     code = (
         "import os, logging; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
         "import django; django.setup()\n"
-        "logging.getLogger('lookalike.jobs.services').info("
+        "logging.getLogger('lookalike.jobs.runner').info("
         "'Job 7 succeeded', extra={'job_id': 7, 'status': 'succeeded'})\n"
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
         "    logging.getLogger('django.request').exception('Internal Server Error: /x/')\n"
@@ -119,7 +119,7 @@ def test_logs_are_json_lines_when_asked_for(tmp_path):
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     job, error = records
     assert job["message"] == "Job 7 succeeded" and job["job_id"] == 7
-    assert job["level"] == "INFO" and job["logger"] == "lookalike.jobs.services"
+    assert job["level"] == "INFO" and job["logger"] == "lookalike.jobs.runner"
     assert error["level"] == "ERROR" and "ZeroDivisionError" in error["exc_info"]
 
 

@@ -39,7 +39,7 @@ def step_seed():
 
     from tests.factories import CategoryFactory, ProductFactory
     from tests.visualsearch.conftest import catalogue_image
-    from visualsearch.services import indexing
+    from visualsearch import indexing
 
     call_command("migrate", verbosity=0, interactive=False)
     category = CategoryFactory(name="Kind", slug="kind")

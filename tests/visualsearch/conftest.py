@@ -50,7 +50,7 @@ def catalogue_image(i, name=None):
 def catalogue(pixel_encoder, product_factory, category_factory):
     """30 indexed products in 3 categories of 10: prices 5.00 to 63.00 in steps of 2, every
     fourth out of stock, each with its own image. Returned in creation order."""
-    from visualsearch.services import indexing
+    from visualsearch import indexing
 
     categories = [category_factory(name=f"Kind {c}", slug=f"kind-{c}") for c in range(3)]
     products = [

@@ -11,8 +11,8 @@ from django.urls import reverse
 from lookalike.jobs.models import Job
 from shop.models import Product
 from visualsearch.admin import compute_embeddings, find_similar_to_selected
+from visualsearch.indexing.jobs import HANDLER, LOCK_KEY
 from visualsearch.models import IndexJob, ProductEmbedding
-from visualsearch.services.jobs import HANDLER, LOCK_KEY
 
 pytestmark = pytest.mark.django_db
 

@@ -3,11 +3,11 @@
 import pytest
 
 from tests.visualsearch.encoders import PixelEncoder, ProjectedPixelEncoder
+from visualsearch import indexing
 from visualsearch.encoders import runtimes
 from visualsearch.encoders.base import Encoder, TorchEncoder
 from visualsearch.encoders.efficientnet import EfficientNetLite0Encoder
 from visualsearch.encoders.projection import fit_projection
-from visualsearch.services import indexing
 
 
 def test_the_base_encoder_declares_every_capability():

@@ -12,10 +12,11 @@ from lookalike.jobs.models import Job
 from lookalike.jobs.services import JobAlreadyRunning
 from tests.visualsearch import corpus
 from tests.visualsearch.conftest import catalogue_image, image_file
+from visualsearch import indexing
 from visualsearch.imaging import open_image
+from visualsearch.indexing import jobs as index_jobs
 from visualsearch.models import IndexFailure, ProductEmbedding
-from visualsearch.services import indexing, vector_index
-from visualsearch.services import jobs as index_jobs
+from visualsearch.services import vector_index
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pixel_encoder")]
 
@@ -229,6 +230,31 @@ def test_start_reindex_validates_and_refuses_a_second_job(product_factory, setti
     assert job.params["started_before"]
     with pytest.raises(JobAlreadyRunning):
         index_jobs.start_reindex("stale")
+
+
+def test_job_rows_name_the_handlers_by_the_package_and_old_rows_are_renamed():
+    """Rows and chunk messages name the handlers by ``visualsearch.indexing``'s names; a
+    row written when they lived in ``visualsearch.services.jobs`` is renamed by migration
+    0007, so that it still runs and resumes."""
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+    from django.utils.module_loading import import_string
+
+    from visualsearch.indexing.service import CHUNK_HANDLER
+
+    assert import_string(index_jobs.HANDLER) is index_jobs.reindex_job
+    assert import_string(CHUNK_HANDLER) is index_jobs.reindex_chunk
+    old = Job.objects.create(handler="visualsearch.services.jobs.reindex_job", lock_key="x")
+    other = Job.objects.create(handler="tests.jobs.handlers.count_to", lock_key="y")
+    migration = import_module("visualsearch.migrations.0007_reindex_job_handler")
+    migration.forwards(apps, SimpleNamespace(connection=connection))
+    old.refresh_from_db()
+    other.refresh_from_db()
+    assert old.handler == index_jobs.HANDLER
+    assert other.handler == "tests.jobs.handlers.count_to"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -135,7 +135,7 @@ def test_projection_pairs_photograph_each_product_as_standard_and_a_harder_kind(
     """The whitening learns from two shopper photos per drawn product: one standard, one of
     the harder kinds, seen through the view photo search would match it with."""
     from tests.visualsearch.conftest import ENCODERS
-    from visualsearch.services import indexing
+    from visualsearch.indexing.projection import _shopper_photo_pairs
 
     settings.VISUALSEARCH_ENCODERS = {
         **ENCODERS,
@@ -146,7 +146,7 @@ def test_projection_pairs_photograph_each_product_as_standard_and_a_harder_kind(
     pks = [p.pk for p in catalogue]
     raw = enc.embed([open_image(p.image.read()) for p in catalogue])
     done = []
-    pairs = indexing._shopper_photo_pairs(enc, pks, raw, 14, 0, 5, done.append)
+    pairs = _shopper_photo_pairs(enc, pks, raw, 14, 0, 5, done.append)
     anchors, views = pairs["pairs"]
     assert len(pairs["pair_ids"]) == 14 and len(set(pairs["pair_ids"])) == 14
     assert anchors.shape == views.shape == (28, enc.dim)
@@ -154,5 +154,5 @@ def test_projection_pairs_photograph_each_product_as_standard_and_a_harder_kind(
     assert np.array_equal(anchors[0::2], anchors[1::2])
     assert done[-1] == 14
     # The same seed makes the same photos.
-    again = indexing._shopper_photo_pairs(enc, pks, raw, 14, 0, 5, lambda n: None)
+    again = _shopper_photo_pairs(enc, pks, raw, 14, 0, 5, lambda n: None)
     np.testing.assert_array_equal(again["pairs"][1], views)

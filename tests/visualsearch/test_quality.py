@@ -10,12 +10,12 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from tests.visualsearch.conftest import ENCODERS, catalogue_image
+from visualsearch import indexing
 from visualsearch.encoders import get_encoder
 from visualsearch.encoders.efficientnet import EfficientNetLite0Encoder
 from visualsearch.encoders.preprocessing import crop_to_foreground, foreground_box, to_batch
 from visualsearch.imaging import open_image
 from visualsearch.models import ProductEmbedding
-from visualsearch.services import indexing
 
 
 def product_photo(size=(28, 28), box=(9, 4, 19, 24), backdrop=0):

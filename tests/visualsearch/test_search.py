@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.visualsearch.conftest import catalogue_image
+from visualsearch import indexing
 from visualsearch.imaging import open_image
 from visualsearch.search import (
     Filters,
@@ -19,7 +20,7 @@ from visualsearch.search import (
     search_by_vector,
     similar_to_product,
 )
-from visualsearch.services import indexing, vector_index
+from visualsearch.services import vector_index
 
 pytestmark = pytest.mark.django_db
 
@@ -282,8 +283,8 @@ def test_reindex_stale_catches_up_with_bulk_category_edits(catalogue):
     """``QuerySet.update()`` sends no signal; the routine ``reindex --stale`` repairs the
     vectors' category copy that the per-category indexes filter on."""
     from shop.models import Product
+    from visualsearch import indexing
     from visualsearch.models import ProductEmbedding
-    from visualsearch.services import indexing
 
     moved, target = catalogue[0], catalogue[1].category_id
     Product.objects.filter(pk=moved.pk).update(category_id=target)

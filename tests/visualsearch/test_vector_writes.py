@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from visualsearch.indexing.store import upsert_vectors, vector_binary
 from visualsearch.models import IndexFailure, ProductEmbedding
-from visualsearch.services.vector_writes import upsert_vectors, vector_binary
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from lookalike.jobs import locks
 from lookalike.jobs import services as job_services
 from lookalike.jobs.services import LockBusy
 from tests.visualsearch.conftest import catalogue_image
 from tests.visualsearch.encoders import PixelEncoder
+from visualsearch import indexing
 from visualsearch.models import ProductEmbedding
 from visualsearch.search import NotIndexed, search_by_vector, similar_to_product
-from visualsearch.services import indexing
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +79,7 @@ def test_a_reindex_command_never_runs_beside_a_reindex_job(product_factory, pixe
     with _other_session() as worker:  # a worker running a reindex job holds its key
         worker.execute(
             "SELECT pg_advisory_lock(%s, %s)",
-            [job_services._LOCK_NAMESPACE, job_services._lock_id(indexing.LOCK_KEY)],
+            locks.job_lock(indexing.LOCK_KEY),
         )
         with pytest.raises(LockBusy):
             indexing.reindex("stale")
@@ -88,7 +89,7 @@ def test_a_reindex_command_never_runs_beside_a_reindex_job(product_factory, pixe
             call_command("reindex", "--stale", stdout=io.StringIO(), stderr=io.StringIO())
         worker.execute(
             "SELECT pg_advisory_unlock(%s, %s)",
-            [job_services._LOCK_NAMESPACE, job_services._lock_id(indexing.LOCK_KEY)],
+            locks.job_lock(indexing.LOCK_KEY),
         )
     assert indexing.reindex("stale")["embedded"] == 1  # free again
 

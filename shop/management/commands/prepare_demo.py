@@ -43,8 +43,8 @@ class Command(BaseCommand):
         products without an up-to-date vector are embedded, so a second run does nothing.
         A projection from an older version, without the invariance stage, is refitted.
         """
+        from visualsearch import indexing
         from visualsearch.encoders import get_encoder
-        from visualsearch.services import indexing
 
         encoder = get_encoder()
         if indexing.supports_projection(encoder) and _needs_fit(encoder.projection):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.jobs.services import LockBusy
+from visualsearch import indexing
 from visualsearch.encoders import UnknownEncoder, available_encoders, get_encoder
-from visualsearch.services import indexing
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from lookalike.jobs.services import work
+from lookalike.jobs.worker import work
 
 
 class Command(BaseCommand):

@@ -44,7 +44,7 @@ def test_checks_pass_and_a_wrong_adapter_names_the_setting(settings):
 
 
 def test_reindex_find_similar_with_filters_and_photo_search(shop):
-    from visualsearch.services.indexing import index_status
+    from visualsearch.indexing import index_status
     from visualsearch.services.vectors import load_vectors
 
     output = reindex()
@@ -72,6 +72,9 @@ def test_reindex_find_similar_with_filters_and_photo_search(shop):
     expected = {i.pk for i in shop["items"] if 2000 <= i.price_cents <= 3500} - {anchor.pk}
     assert set(ids) == expected
     assert all(Decimal("20") <= Decimal(c["price"]) <= Decimal("35") for c in cards)
+    # Cents become exact prices (an integer division would have made 20.99 a 20).
+    cents = {str(i.pk): i.price_cents for i in shop["items"]}
+    assert cards and all(Decimal(c["price"]) * 100 == cents[str(c["id"])] for c in cards)
 
     ids, _ = similar(client, anchor, in_stock="true")
     assert set(ids) == {i.pk for i in shop["items"] if i.quantity > 0} - {anchor.pk}
@@ -95,7 +98,7 @@ def test_a_new_first_photo_makes_the_vector_stale(shop, settings):
     from catalog.models import ItemPhoto
     from django.core.files.base import ContentFile
 
-    from visualsearch.services.indexing import stale_products
+    from visualsearch.indexing import stale_products
 
     reindex()
     item = shop["items"][2]

@@ -9,8 +9,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_vectors_of_uuid_products_are_written_and_rewritten_in_place(shop):
+    from visualsearch.indexing.store import upsert_vectors
     from visualsearch.models import IndexFailure, ProductEmbedding
-    from visualsearch.services.vector_writes import upsert_vectors
 
     items = shop["items"][:4]
     rng = np.random.default_rng(0)

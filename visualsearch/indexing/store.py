@@ -1,18 +1,19 @@
-"""Writing a batch of vectors: ``COPY`` in binary into a staging table, then one upsert.
+"""Writing a batch: its vectors and its failures, in one transaction (:func:`write_batch`).
 
-``bulk_create(update_conflicts=True)`` sends every vector as text (about 12 KB of digits for
-1280 dimensions) inside one huge ``INSERT``, which the server parses number by number: about
-2,000 vectors a second here. The binary ``COPY`` protocol sends each vector as its 4-byte
-floats, which the server copies as they are, so a reindex, a projection refit or a bulk
-import of a large catalogue writes tens of thousands of vectors a second
-(``bench/vector_writes.py``).
+The vectors go in with ``COPY`` in binary into a staging table, then one upsert
+(:func:`upsert_vectors`). ``bulk_create(update_conflicts=True)`` sends every vector as text
+(about 12 KB of digits for 1280 dimensions) inside one huge ``INSERT``, which the server
+parses number by number: about 2,000 vectors a second here. The binary ``COPY`` protocol
+sends each vector as its 4-byte floats, which the server copies as they are, so a reindex,
+a projection refit or a bulk import of a large catalogue writes tens of thousands of vectors
+a second (``bench/vector_writes.py``).
 
 The rows are copied into a temporary table shaped like the vectors' table (``CREATE TEMP
 TABLE ... AS SELECT ... WITH NO DATA``, so the product key is whatever type the host's
 product model uses: integers or UUIDs) and moved with one ``INSERT ... ON CONFLICT (product,
 encoder) DO UPDATE``: writing the same batch twice leaves the same rows, and a row only
-changes when a newer write lands on it, exactly as before. The staging table is dropped
-before the transaction ends (``ON COMMIT DROP`` covers an error on the way).
+changes when a newer write lands on it. The staging table is dropped before the transaction
+ends (``ON COMMIT DROP`` covers an error on the way).
 
 The staging table keeps its vectors inline (``STORAGE PLAIN``, up to 1,900 dimensions; out
 of line but uncompressed above): floats do not compress, and a TOAST table would cost a
@@ -22,11 +23,13 @@ chunk index entry for every 2 kB (measured: 0.24 instead of 0.37 s for 5,000 vec
 from __future__ import annotations
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
+from .. import products
 from ..models import IndexFailure, ProductEmbedding
 
-__all__ = ["COLUMNS", "upsert_vectors", "vector_binary"]
+__all__ = ["COLUMNS", "upsert_vectors", "vector_binary", "write_batch"]
 
 #: The columns copied, one value a row, in ``COPY`` order; the encoder, the weights hash and
 #: ``computed_at`` are the batch's and are added by the upsert.
@@ -45,6 +48,72 @@ _BATCH_COLUMNS = ("encoder", "weights_hash", "computed_at")
 _MAX_INLINE_DIM = 1900
 
 _STAGE = "visualsearch_vector_stage"
+
+
+def write_batch(enc, batch, also=None):
+    """Upsert ``batch``'s vectors (an :class:`~.pipeline.EmbeddedBatch`, labelled with its
+    ``weights`` or else the encoder's) and failures in one transaction.
+
+    ``also(settled, failures)`` runs in that transaction with the number of products
+    written and their ``(key, reason)`` failures: a chunk's progress, committed or rolled
+    back with the rows.
+    """
+    now = timezone.now()
+    weights = enc.weights_hash if batch.weights is None else batch.weights
+    copies = products.copies([image.pk for image in batch.images])
+    rows = [(pk, name, digest, *copies.get(pk, (None, None))) for pk, name, digest in batch.images]
+    vectors = np.asarray(batch.vectors, dtype=np.float32).reshape(len(rows), enc.dim)
+    failed = [
+        IndexFailure(
+            product_id=pk,
+            encoder=enc.name,
+            image_name=name,
+            image_checksum=digest,
+            reason=reason[:2000],
+            failed_at=now,
+        )
+        for pk, name, digest, reason in batch.failures
+    ]
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                _upsert(enc.name, weights, rows, vectors, failed, now)
+                if also is not None:
+                    also(len(rows) + len(failed), [(f.product_id, f.reason) for f in failed])
+            return
+        except IntegrityError:
+            # A product was deleted while its image was embedded: drop it and retry once.
+            if attempt:
+                raise
+            alive = set(
+                products.product_model()
+                ._base_manager.filter(pk__in=[r[0] for r in rows] + [f.product_id for f in failed])
+                .values_list("pk", flat=True)
+            )
+            keep = [i for i, row in enumerate(rows) if row[0] in alive]
+            rows, vectors = [rows[i] for i in keep], vectors[keep]
+            failed = [f for f in failed if f.product_id in alive]
+
+
+def _upsert(encoder_name, weights_hash, rows, vectors, failed, now):
+    """Write the vectors (:func:`upsert_vectors`, which also clears their products'
+    failures) and the failures."""
+    upsert_vectors(encoder_name, weights_hash, rows, vectors, now)
+    if failed:
+        IndexFailure.objects.bulk_create(
+            failed,
+            update_conflicts=True,
+            unique_fields=["product", "encoder"],
+            update_fields=["image_name", "image_checksum", "reason", "failed_at"],
+        )
+        # An old vector would show the product for an image it no longer has.
+        ProductEmbedding.objects.filter(
+            encoder=encoder_name, product_id__in=[f.product_id for f in failed]
+        ).delete()
+    # Deferred FK checks run now, inside the atomic block, so a vanished product is caught.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default for its FKs
 
 
 def vector_binary(vectors) -> list[memoryview]:

@@ -7,7 +7,11 @@ only finishes what is left.
 On Celery (``LOOKALIKE_JOBS_BACKEND = "celery"``) the job fans out: its task works out the
 products to embed and waits while every free worker embeds chunks of them
 (:func:`reindex_chunk`); see :mod:`lookalike.jobs.services` and
-:func:`.indexing.reindex_fanned_out`.
+:func:`.service.reindex_fanned_out`.
+
+Job rows and chunk messages name the handlers by the package's names for them
+(:data:`HANDLER`, :data:`.service.CHUNK_HANDLER`), which do not change when a module inside
+the package does.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from django.utils.dateparse import parse_datetime
 from lookalike.jobs.services import chunk_handler, enqueue, fans_out, job_handler
 
 from ..conf import app_settings
-from . import indexing
+from .service import LOCK_KEY, MODES, embed_chunk, reindex, reindex_fanned_out
+from .state import check_ids
 
-LOCK_KEY = indexing.LOCK_KEY
-HANDLER = "visualsearch.services.jobs.reindex_job"
+__all__ = ["HANDLER", "LOCK_KEY", "reindex_chunk", "reindex_job", "start_reindex"]
+
+HANDLER = "visualsearch.indexing.reindex_job"
 
 #: Extra passes of a stale job, for products saved while it ran (their own trigger was
 #: refused because this job was running).
@@ -30,10 +36,10 @@ STALE_PASSES = 3
 
 @job_handler
 def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
-    """Job handler: :func:`indexing.reindex` with progress and errors on the job row."""
+    """Job handler: :func:`.service.reindex` with progress and errors on the job row."""
     started = parse_datetime(started_before) if started_before else None
     if fans_out():
-        result = indexing.reindex_fanned_out(
+        result = reindex_fanned_out(
             ctx.fan_out,
             mode,
             ids=ids,
@@ -42,7 +48,7 @@ def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
             started_before=started,
         )
     else:
-        result = indexing.reindex(
+        result = reindex(
             mode,
             ids=ids,
             encoder=encoder,
@@ -53,7 +59,7 @@ def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
     if mode == "stale":
         for _ in range(STALE_PASSES):
             # Cheap database-only check for what changed during the run.
-            more = indexing.reindex(
+            more = reindex(
                 "stale",
                 encoder=encoder,
                 error=ctx.error,
@@ -70,9 +76,9 @@ def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
 
 @chunk_handler
 def reindex_chunk(ctx, keys, encoder, since):
-    """Chunk handler of a fanned-out reindex: :func:`.indexing.embed_chunk`, its progress and
+    """Chunk handler of a fanned-out reindex: :func:`.service.embed_chunk`, its progress and
     failures added to the job row in each batch's transaction."""
-    return indexing.embed_chunk(keys, encoder, parse_datetime(since), add=ctx.add)
+    return embed_chunk(keys, encoder, parse_datetime(since), add=ctx.add)
 
 
 def _summary(result):
@@ -93,15 +99,15 @@ def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=Fals
     """
     from ..encoders import available_encoders
 
-    if mode not in indexing.MODES:
-        raise ValueError(f"mode must be one of {', '.join(indexing.MODES)}, got {mode!r}.")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
     encoder = encoder or app_settings.ENCODER
     if encoder not in available_encoders():
         raise ValueError(f"Unknown encoder {encoder!r}.")
     params = {"mode": mode, "encoder": encoder}
     if mode == "ids":
         # JSON keeps integer keys as they are and UUID keys as text; the job parses them back.
-        params["ids"] = [pk if isinstance(pk, int) else str(pk) for pk in indexing.check_ids(ids)]
+        params["ids"] = [pk if isinstance(pk, int) else str(pk) for pk in check_ids(ids)]
     if mode == "all":
         params["started_before"] = timezone.now().isoformat()
     return enqueue(HANDLER, lock_key=LOCK_KEY, params=params, user=user, coalesce=coalesce)

@@ -1,0 +1,176 @@
+"""Running one job to the end in this process.
+
+Whatever runs jobs (the ``run_jobs`` worker polling the database, a Celery task, or the
+calling process in tests) ends in :func:`run_job`, which needs nothing but the database:
+job code never assumes it shares a process with the web request that queued it. The job
+holds its key's advisory lock (:mod:`lookalike.jobs.locks`) while it runs, so that a job
+whose worker died can be told from one that is merely slow.
+"""
+
+import logging
+import os
+import socket
+import time
+
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from . import locks
+from .fanout import fan_out
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+
+class JobContext:
+    """What a handler gets: progress reporting and error recording, written to the row.
+
+    Progress is written at most every ``interval`` seconds so that a fast loop does not
+    turn into a stream of UPDATEs.
+    """
+
+    def __init__(self, job, interval=0.5):
+        self.job = job
+        self.interval = interval
+        self._last_write = 0.0
+
+    @property
+    def params(self):
+        return self.job.params
+
+    def progress(self, done, total=None, message=None, force=False):
+        self.job.done = done
+        if total is not None:
+            self.job.total = total
+        if message is not None:
+            self.job.message = message
+        now = time.monotonic()
+        if force or now - self._last_write >= self.interval:
+            self._last_write = now
+            self.job.heartbeat_at = timezone.now()
+            Job.objects.filter(pk=self.job.pk).update(
+                done=self.job.done,
+                total=self.job.total,
+                message=self.job.message,
+                heartbeat_at=self.job.heartbeat_at,
+                error_count=self.job.error_count,
+                errors=self.job.errors,
+            )
+
+    def error(self, item, reason):
+        self.job.error_count += 1
+        if len(self.job.errors) < Job.MAX_STORED_ERRORS:
+            self.job.errors.append({"item": str(item), "reason": str(reason)})
+
+    def fan_out(self, handler, chunks, **params):
+        """Run ``handler`` over ``chunks`` on the workers and wait; see
+        :func:`lookalike.jobs.fanout.fan_out`."""
+        return fan_out(self, handler, chunks, params=params)
+
+
+def _worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(job_id):
+    """Whether this process took the queued job ``job_id`` (another may have first)."""
+    return Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        worker=_worker_name(),
+    )
+
+
+def run_job(job_id):
+    """Claim a queued job and run it to the end in this process.
+
+    Returns the job, or ``None`` if another process claimed it first.
+    """
+    if not _claim(job_id):
+        return None
+    from lookalike.routing import use_primary
+
+    job = Job.objects.get(pk=job_id)
+    lock = locks.job_lock(job.lock_key)
+    locks.acquire(lock)
+    log = {"job_id": job.pk, "handler": job.handler, "worker": job.worker}
+    logger.info("Job %s started", job.pk, extra=log)
+    started = time.monotonic()
+    try:
+        func = import_string(job.handler)
+        # Jobs read what they (and the shop) just wrote: never a replica that lags.
+        with use_primary():
+            result = func(JobContext(job), **job.params)
+    except Exception as exc:  # the job records the failure; the worker lives on
+        logger.exception("Job %s failed", job.pk, extra=log)
+        _failed(job, exc)
+    else:
+        _succeeded(job, result)
+    finally:
+        job.finished_at = timezone.now()
+        job.heartbeat_at = job.finished_at
+        _save_outcome(job, lock)
+    logger.info(
+        "Job %s %s",
+        job.pk,
+        job.status,
+        extra={
+            **log,
+            "status": job.status,
+            "done": job.done,
+            "total": job.total,
+            "error_count": job.error_count,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return job
+
+
+def _failed(job, exc):
+    job.status = Job.Status.FAILED
+    job.message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        job.message = (
+            f"The database connection was lost during the job ({exc}); resume it to "
+            "finish the work."
+        )
+
+
+def _succeeded(job, result):
+    job.status = Job.Status.SUCCEEDED
+    job.result = result or {}
+    # A handler that reported no progress, or stopped short of its total without an
+    # error, still finished: show it complete.
+    if job.total and job.done < job.total and not job.error_count:
+        job.done = job.total
+
+
+def _save_outcome(job, lock):
+    """Write the job's outcome and release its key. After a lost connection (a database
+    restart during the job) the lock went with the old session: reconnect once and write
+    the outcome, so that the job ends failed and resumable at once instead of waiting to
+    be reaped; if the database is still away, the error reaches the worker loop."""
+    try:
+        job.save()
+        locks.release(lock)
+    except (OperationalError, InterfaceError):
+        drop_connection()
+        job.save()
+
+
+def drop_connection():
+    """Close this thread's database connection, broken or not, so that the next query
+    opens a new one."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+    close_old_connections()

@@ -1,0 +1,52 @@
+"""Catalogue images as a reindex reads them: the bytes from the adapter's storage, their
+checksum, and the decoded image the encoders get.
+
+A failure here belongs to the image, never to the run: reading raises ``OSError`` and
+decoding anything at all, which the callers record as the image's ``IndexFailure``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from lookalike.catalogue import get_adapter
+
+from ..conf import app_settings
+
+
+def read_image_bytes(name) -> bytes:
+    """The bytes of the catalogue image ``name``.
+
+    Any failure of the storage (a missing file, a name it refuses as suspicious) is an
+    ``OSError``, which the callers record as this image's failure, not the run's.
+    """
+    try:
+        with get_adapter().open_image(name) as fh:
+            return fh.read()
+    except OSError:
+        raise
+    except Exception as exc:
+        raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def open_catalogue_image(data):
+    """Decode a catalogue image as the encoders get it, the same way as a shopper's photo
+    (:func:`visualsearch.uploads.read_photo`): upright RGB reduced by an integer factor
+    to no less than :data:`~visualsearch.imaging.WORKING_SIZE`, refused (``TooManyPixels``)
+    above ``VISUALSEARCH_MAX_CATALOGUE_PIXELS``."""
+    from ..imaging import WORKING_SIZE, open_image
+
+    return open_image(data, min_side=WORKING_SIZE, max_pixels=app_settings.MAX_CATALOGUE_PIXELS)
+
+
+def decoding_failure(exc) -> str:
+    """The ``IndexFailure`` reason for an image that did not decode."""
+    from ..imaging import UnreadableImage
+
+    if isinstance(exc, UnreadableImage):
+        return str(exc)  # says what is wrong: too many pixels, not an image, truncated...
+    return f"Cannot decode the image: {type(exc).__name__}: {exc}"
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
