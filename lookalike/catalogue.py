@@ -42,9 +42,8 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Vali
 from django.core.files.storage import default_storage
 from django.db import models
 from django.db.models import F, Q
-from django.utils.module_loading import import_string
 
-from .conf import app_settings
+from .conf import app_settings, import_class
 from .stamps import Stamped
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "FieldsCatalogueAdapter",
     "ProductCard",
     "get_adapter",
+    "product_model",
     "watch_catalogue",
 ]
 
@@ -65,6 +65,30 @@ IMAGE, CATEGORY, PRICE, CREATED = (
 )
 
 _BIGINT = 2**63
+
+
+def product_model() -> type[models.Model]:
+    """The model named by ``LOOKALIKE_PRODUCT_MODEL``, the target of the plugins' foreign
+    keys, whatever the adapter serves (the system checks compare the two).
+
+    Raises
+    ------
+    ImproperlyConfigured
+        When the setting is missing or names no installed model, naming the setting (as
+        ``django.contrib.auth.get_user_model()`` names ``AUTH_USER_MODEL``).
+    """
+    label = app_settings.PRODUCT_MODEL
+    if not label:
+        raise ImproperlyConfigured(
+            "LOOKALIKE_PRODUCT_MODEL is not set; set it to your product model, e.g. "
+            "LOOKALIKE_PRODUCT_MODEL = 'catalogue.Product'."
+        )
+    try:
+        return apps.get_model(label, require_ready=False)
+    except (LookupError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"LOOKALIKE_PRODUCT_MODEL refers to {label!r}, which is not an installed model."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -120,15 +144,7 @@ class CatalogueAdapter:
 
     def get_product_model(self) -> type[models.Model]:
         """The model named by ``LOOKALIKE_PRODUCT_MODEL``."""
-        label = app_settings.PRODUCT_MODEL
-        if not label:
-            raise ImproperlyConfigured("LOOKALIKE_PRODUCT_MODEL is not set.")
-        try:
-            return apps.get_model(label, require_ready=False)
-        except (LookupError, ValueError) as exc:
-            raise ImproperlyConfigured(
-                f"LOOKALIKE_PRODUCT_MODEL refers to {label!r}, which is not an installed model."
-            ) from exc
+        return product_model()
 
     def parse_pk(self, value):
         """The product key written as ``value`` (from a URL, a form, JSON).
@@ -227,7 +243,12 @@ class CatalogueAdapter:
         return None
 
     def parse_category_key(self, value):
-        """The category key written as ``value``; ``ValueError`` when no category has it."""
+        """The category key written as ``value``; ``ValueError`` when no category has it.
+
+        A key of the right type that no category of :meth:`get_category_queryset` has is
+        refused as well (one query): text keys take any value, and a filter on a category
+        that does not exist would otherwise answer "no products" instead of an error.
+        """
         categories = self.get_category_queryset()
         if categories is None:
             raise ValueError("This shop has no categories.")
@@ -237,6 +258,8 @@ class CatalogueAdapter:
             raise ValueError(f"{value!r} is not a category id.") from exc
         if isinstance(key, int) and not -_BIGINT <= key < _BIGINT:
             raise ValueError(f"{value!r} is not a category id.")
+        if key is None or not categories.filter(pk=key).exists():
+            raise ValueError(f"No category has the id {value!r}.")
         return key
 
     def filter_category(self, queryset, key) -> models.QuerySet:
@@ -532,18 +555,7 @@ class FieldsCatalogueAdapter(CatalogueAdapter):
 
 @lru_cache(maxsize=8)
 def _adapter(path: str) -> CatalogueAdapter:
-    try:
-        cls = import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"LOOKALIKE_CATALOGUE_ADAPTER: cannot import {path!r} ({exc})."
-        ) from exc
-    if not (isinstance(cls, type) and issubclass(cls, CatalogueAdapter)):
-        raise ImproperlyConfigured(
-            f"LOOKALIKE_CATALOGUE_ADAPTER: {path!r} is not a subclass of "
-            "lookalike.catalogue.CatalogueAdapter."
-        )
-    return cls()
+    return import_class("LOOKALIKE_CATALOGUE_ADAPTER", path, CatalogueAdapter)()
 
 
 def get_adapter() -> CatalogueAdapter:

@@ -1,14 +1,19 @@
-"""System checks of the host seam: the product model, the adapter, renamed and misspelt
-settings.
+"""System checks of the host seam: the product model, the adapter and the queries the
+plugins build from it, the templates and the jobs backend, renamed and misspelt settings.
 
 Registered when either plugin app is ready; each message names the setting to fix, the way
-``django.contrib.auth.checks`` names ``AUTH_USER_MODEL``.
+``django.contrib.auth.checks`` names ``AUTH_USER_MODEL``. They stay fast and need no
+database: the adapter's querysets are compiled to SQL, never run.
 """
 
-from django.core.checks import Error, Warning, register
-from django.core.exceptions import ImproperlyConfigured
+import uuid
+from decimal import Decimal
 
-from .conf import app_settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured, ObjectDoesNotExist
+from django.db import DatabaseError, models
+
+from .conf import JOBS_BACKENDS, PRODUCT_MODEL_UNSET, app_settings
 
 #: Settings of earlier versions and what replaced them.
 RENAMED = {
@@ -22,7 +27,7 @@ RENAMED = {
 def check_catalogue(app_configs=None, **kwargs):
     from django.conf import settings
 
-    from .catalogue import get_adapter
+    from .catalogue import get_adapter, product_model
 
     errors = [
         Error(
@@ -38,39 +43,213 @@ def check_catalogue(app_configs=None, **kwargs):
             Error(
                 "LOOKALIKE_PRODUCT_MODEL is not set.",
                 hint="Set it to your product model, e.g. LOOKALIKE_PRODUCT_MODEL = "
-                "'catalogue.Product'.",
+                "'catalogue.Product'. Until then the plugins' foreign keys point at "
+                f"{PRODUCT_MODEL_UNSET!r}, which Django reports as fields.E300 and E307.",
                 id="lookalike.E002",
             )
         )
         return errors
     try:
+        model = product_model()
         adapter = get_adapter()
-        model = adapter.get_product_model()
+        served = adapter.get_product_model()
     except ImproperlyConfigured as exc:
         errors.append(Error(str(exc), id="lookalike.E003"))
         return errors
-    if (
-        model._meta.label != app_settings.PRODUCT_MODEL
-        and model._meta.label_lower != str(app_settings.PRODUCT_MODEL).lower()
-    ):
-        errors.append(
-            Error(
-                f"The catalogue adapter serves {model._meta.label}, but "
-                f"LOOKALIKE_PRODUCT_MODEL is {app_settings.PRODUCT_MODEL}.",
-                id="lookalike.E004",
-            )
-        )
     try:
-        errors.extend(adapter.check())
+        adapter_errors = adapter.check()
     except Exception as exc:  # a broken adapter must be reported, not crash `check`
-        errors.append(
+        adapter_errors = [
             Error(
                 f"LOOKALIKE_CATALOGUE_ADAPTER {app_settings.CATALOGUE_ADAPTER}: its check() "
                 f"failed with {type(exc).__name__}: {exc}",
                 id="lookalike.E005",
             )
+        ]
+    errors.extend(adapter_errors)
+    # The adapter's own errors (a field name that is not on the model) would only come
+    # back from every query built on them.
+    if not any(message.is_serious() for message in adapter_errors):
+        errors.extend(check_adapter_queries(adapter, model, served))
+    return errors
+
+
+def _adapter_error(method, exc):
+    return Error(
+        f"LOOKALIKE_CATALOGUE_ADAPTER {app_settings.CATALOGUE_ADAPTER!r}: {method} fails with "
+        f"{type(exc).__name__}: {exc}",
+        hint="The plugins build this query for their pages and searches; fix that method "
+        "of the adapter (lookalike.catalogue.CatalogueAdapter documents each).",
+        id="lookalike.E006",
+    )
+
+
+def _sample_category_key(adapter):
+    """A key of the type of the adapter's category keys, for :meth:`filter_category`."""
+    try:
+        field = adapter.get_category_queryset().model._meta.pk
+    except Exception:  # no categories, or a broken queryset that is reported on its own
+        return 1
+    while field.is_relation:  # a one-to-one primary key
+        field = field.target_field
+    if isinstance(field, models.UUIDField):
+        return uuid.UUID(int=1)
+    return "1" if isinstance(field, (models.CharField, models.TextField)) else 1
+
+
+def _adapter_queries(adapter, served):
+    """``[(method, build)]``: the querysets the plugins build from ``adapter``, each
+    expression and filter applied to the whole product table on its own, so that a
+    failure names the method at fault."""
+    products = served._base_manager.all()
+
+    def annotated(method):
+        expression = getattr(adapter, method)()
+        return products if expression is None else products.annotate(_check=expression)
+
+    def categories():
+        queryset = adapter.get_category_queryset()
+        return products.none() if queryset is None else queryset
+
+    return [
+        *(
+            (f"{method}()", lambda method=method: annotated(method))
+            for method in (
+                "image_name_expression",
+                "category_key_expression",
+                "category_copy_expression",
+                "price_expression",
+                "created_expression",
+            )
+        ),
+        ("get_category_queryset()", categories),
+        (
+            "filter_category(queryset, key)",
+            lambda: adapter.filter_category(products, _sample_category_key(adapter)),
+        ),
+        (
+            "filter_price(queryset, 1, 2)",
+            lambda: adapter.filter_price(products, Decimal(1), Decimal(2)),
+        ),
+        ("filter_in_stock(queryset)", lambda: adapter.filter_in_stock(products)),
+        # Last: it joins the expressions above (and a subclass's own).
+        ("annotate(get_queryset())", lambda: adapter.annotate(adapter.get_queryset())),
+    ]
+
+
+def _compile(build):
+    """``(queryset, None)`` from ``build()`` with its SQL compiled (no database round
+    trip), or ``(None, exception)``; ``(None, None)`` when the adapter asked the database
+    itself, whose rows a check does not need."""
+    try:
+        queryset = build()
+        try:
+            queryset.query.sql_with_params()
+        except EmptyResultSet:  # ``none()``, or a filter nothing passes: valid
+            pass
+    except (DatabaseError, ObjectDoesNotExist):
+        return None, None
+    except Exception as exc:  # a broken adapter must be reported, not crash `check`
+        return None, exc
+    return queryset, None
+
+
+def check_adapter_queries(adapter, model, served):
+    """Errors for an adapter serving another model than ``model``, the setting's, which the
+    plugins' foreign keys point at (``served`` is the adapter's own product model), and for
+    the adapter's querysets that do not compile: an expression naming a field the model
+    lacks, a method left undefined, each a 500 on every page that uses it."""
+    failures, served_models = {}, {"get_product_model()": served}
+    for method, build in (
+        ("get_queryset()", adapter.get_queryset),
+        ("get_indexed_queryset()", adapter.get_indexed_queryset),
+    ):
+        queryset, exc = _compile(build)
+        if exc is not None:
+            failures.setdefault(str(exc), (method, exc))
+        elif queryset is not None:
+            served_models[method] = queryset.model
+    mismatches = _model_mismatches(model, served_models)
+    # With a mismatch, the expressions written for the model the adapter serves would only
+    # fail on the product table for that reason again.
+    if not mismatches:
+        for method, build in _adapter_queries(adapter, served):
+            if failures and method.startswith("annotate("):
+                break  # it would fail again with what failed before
+            _, exc = _compile(build)
+            if exc is not None:
+                # One cause, once: filter_price() fails with the price_expression() it uses.
+                failures.setdefault(str(exc), (method, exc))
+        try:
+            adapter.get_dependent_models()
+        except Exception as exc:
+            failures.setdefault(str(exc), ("get_dependent_models()", exc))
+    return [_adapter_error(method, exc) for method, exc in failures.values()] + mismatches
+
+
+def _model_mismatches(model, served_models):
+    wrong = {}
+    for method, other in served_models.items():
+        if other._meta.concrete_model is not model._meta.concrete_model:
+            wrong.setdefault(other._meta.label, []).append(method)
+    return [
+        Error(
+            f"LOOKALIKE_CATALOGUE_ADAPTER {app_settings.CATALOGUE_ADAPTER!r} serves {label} "
+            f"({', '.join(methods)}), but LOOKALIKE_PRODUCT_MODEL is "
+            f"{app_settings.PRODUCT_MODEL!r}, the model the plugins' foreign keys point at.",
+            hint="Name the model the adapter serves in LOOKALIKE_PRODUCT_MODEL, or make the "
+            "adapter serve that one.",
+            id="lookalike.E004",
+        )
+        for label, methods in wrong.items()
+    ]
+
+
+@register(Tags.templates)
+def check_templates(app_configs=None, **kwargs):
+    """The templates named in settings exist and compile: every plugin page extends the base
+    template and every result card renders the card template."""
+    from django.template import TemplateDoesNotExist, TemplateSyntaxError
+    from django.template.loader import get_template
+
+    errors = []
+    for setting, name in (
+        ("LOOKALIKE_BASE_TEMPLATE", app_settings.BASE_TEMPLATE),
+        ("LOOKALIKE_CARD_TEMPLATE", app_settings.CARD_TEMPLATE),
+    ):
+        try:
+            get_template(name)
+        except TemplateDoesNotExist:
+            problem = "which no template loader finds"
+        except TemplateSyntaxError as exc:
+            problem = f"which does not compile: {exc}"
+        else:
+            continue
+        errors.append(
+            Error(
+                f"{setting} names the template {name!r}, {problem}.",
+                hint="Name a template of your project (see TEMPLATES' DIRS and APP_DIRS).",
+                id="lookalike.E007",
+            )
         )
     return errors
+
+
+@register()
+def check_jobs_backend(app_configs=None, **kwargs):
+    backend = app_settings.JOBS_BACKEND
+    if backend in JOBS_BACKENDS:
+        return []
+    return [
+        Error(
+            f"LOOKALIKE_JOBS_BACKEND is {backend!r}; it must be one of "
+            f"{', '.join(map(repr, JOBS_BACKENDS))}.",
+            hint="'worker': a `manage.py run_jobs` process runs the jobs; 'celery': Celery "
+            "workers (pip install 'lookalike[celery]'); 'inline': the process that queues "
+            "them (tests).",
+            id="lookalike.E008",
+        )
+    ]
 
 
 def unknown_settings(app_settings, check_id):

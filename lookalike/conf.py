@@ -17,6 +17,29 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+
+def import_class(setting, path, base):
+    """The class at dotted ``path``, the value of ``setting``, which must subclass ``base``.
+
+    Raises
+    ------
+    ImproperlyConfigured
+        Naming the setting, when ``path`` cannot be imported or is something else; the
+        system checks report the message as it is.
+    """
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{setting}: cannot import {path!r} ({exc}).") from exc
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ImproperlyConfigured(
+            f"{setting}: {path!r} is not a subclass of {base.__module__}.{base.__qualname__}."
+        )
+    return cls
+
 
 class AppSettings:
     """Base of an app's settings object; subclasses set :attr:`prefix` and declare each
@@ -60,6 +83,14 @@ class AppSettings:
         return unknown
 
 
+#: The model the plugins' foreign keys name while ``LOOKALIKE_PRODUCT_MODEL`` is not set
+#: (:meth:`LookalikeSettings.product_model_reference`); no such model exists.
+PRODUCT_MODEL_UNSET = "lookalike.ProductModelNotSet"
+
+#: The values of ``LOOKALIKE_JOBS_BACKEND`` that ``lookalike.jobs`` dispatches to.
+JOBS_BACKENDS = ("worker", "celery", "inline")
+
+
 class LookalikeSettings(AppSettings):
     prefix = "LOOKALIKE_"
 
@@ -68,6 +99,17 @@ class LookalikeSettings(AppSettings):
         """``app_label.ModelName`` of the host's product model: the target of every foreign
         key the plugins keep to a product (like ``AUTH_USER_MODEL``). Required."""
         return self._setting("PRODUCT_MODEL", None)
+
+    def product_model_reference(self) -> str:
+        """What the plugins' foreign keys to a product point at: ``LOOKALIKE_PRODUCT_MODEL``,
+        read when their models are imported, like ``AUTH_USER_MODEL``.
+
+        While the setting is missing they point at :data:`PRODUCT_MODEL_UNSET`, a model
+        that does not exist: the project still loads, so ``manage.py check`` can report
+        the setting (``lookalike.E002``) instead of failing with a traceback, and whatever
+        asks for the product model at run time gets an ``ImproperlyConfigured`` that names
+        it (:meth:`lookalike.catalogue.CatalogueAdapter.get_product_model`)."""
+        return self.PRODUCT_MODEL or PRODUCT_MODEL_UNSET
 
     @property
     def CATALOGUE_ADAPTER(self):

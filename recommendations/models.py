@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from lookalike.conf import app_settings as lookalike_settings
+
 from .blending.core import (
     COMPONENTS,
     DEFAULT_DIVERSITY_PARAMS,
@@ -37,7 +39,7 @@ class Event(models.Model):
     )
     session_key = models.CharField(_("session key"), max_length=40, blank=True, db_index=True)
     product = models.ForeignKey(
-        settings.LOOKALIKE_PRODUCT_MODEL,
+        lookalike_settings.product_model_reference(),
         on_delete=models.CASCADE,
         related_name="+",
         verbose_name=_("product"),

@@ -69,3 +69,74 @@ def test_a_renamed_setting_is_reported_once_as_renamed(settings):
     settings.VISUALSEARCH_PRODUCT_FIELDS = {}
     ids = [m.id for m in run_checks() if "VISUALSEARCH_PRODUCT_FIELDS" in m.msg]
     assert ids == ["lookalike.E001"]
+
+
+@pytest.mark.parametrize(
+    "setting, value, check_id, message",
+    [
+        (
+            "LOOKALIKE_BASE_TEMPLATE",
+            "nope/base.html",
+            "lookalike.E007",
+            "LOOKALIKE_BASE_TEMPLATE names the template 'nope/base.html', which no template "
+            "loader finds.",
+        ),
+        (
+            "LOOKALIKE_CARD_TEMPLATE",
+            "nope/card.html",
+            "lookalike.E007",
+            "LOOKALIKE_CARD_TEMPLATE names the template 'nope/card.html', which no template "
+            "loader finds.",
+        ),
+        (
+            "LOOKALIKE_JOBS_BACKEND",
+            "bogus",
+            "lookalike.E008",
+            "LOOKALIKE_JOBS_BACKEND is 'bogus'; it must be one of 'worker', 'celery', 'inline'.",
+        ),
+        (
+            "VISUALSEARCH_ENCODER",
+            "nope",
+            "visualsearch.E009",
+            "VISUALSEARCH_ENCODER is 'nope', which is not a registered encoder.",
+        ),
+        (
+            "VISUALSEARCH_API_PRODUCT_VIEWSET",
+            "nope.View",
+            "visualsearch.E010",
+            "VISUALSEARCH_API_PRODUCT_VIEWSET: cannot import 'nope.View' (No module named 'nope').",
+        ),
+        (
+            "VISUALSEARCH_API_PRODUCT_VIEWSET",
+            "lookalike.conf.AppSettings",
+            "visualsearch.E010",
+            "VISUALSEARCH_API_PRODUCT_VIEWSET: 'lookalike.conf.AppSettings' is not a subclass of "
+            "rest_framework.viewsets.ViewSetMixin.",
+        ),
+    ],
+)
+def test_a_wrong_value_fails_check_naming_the_setting(settings, setting, value, check_id, message):
+    setattr(settings, setting, value)
+    [error] = [m for m in run_checks() if m.is_serious()]
+    assert error.id == check_id and error.msg.startswith(message)
+
+
+def test_an_encoder_registered_in_settings_passes_the_check(settings):
+    settings.VISUALSEARCH_ENCODERS = {"house": "myshop.encoders.HouseEncoder"}
+    settings.VISUALSEARCH_ENCODER = "house"
+    assert not [m for m in run_checks() if m.id == "visualsearch.E009"]
+
+
+def test_an_api_viewset_that_cannot_be_imported_answers_improperly_configured(settings):
+    """The URLconf still loads (so that the check can say why); the endpoint then raises
+    the error that names the setting, as every request would."""
+    from django.core.exceptions import ImproperlyConfigured
+    from rest_framework.test import APIRequestFactory
+
+    from visualsearch.api.urls import _product_viewset
+
+    settings.VISUALSEARCH_API_PRODUCT_VIEWSET = "nope.View"
+    view = _product_viewset().as_view({"get": "similar"})
+    request = APIRequestFactory().get("/api/products/1/similar/")
+    with pytest.raises(ImproperlyConfigured, match="VISUALSEARCH_API_PRODUCT_VIEWSET"):
+        view(request, pk="1")

@@ -1,9 +1,17 @@
 """The host seam: the catalogue adapter, its system checks and the product keys it parses."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.checks import run_checks
 
 from lookalike.catalogue import FieldsCatalogueAdapter, get_adapter
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTERS = "tests.catalogue_adapters."
 
 
 def lookalike_errors():
@@ -38,6 +46,66 @@ def test_a_misconfiguration_fails_check_naming_the_setting(settings, setting, va
     assert any(names in e.msg for e in errors), [e.msg for e in errors]
 
 
+@pytest.mark.parametrize(
+    "mistake, names",
+    [
+        ("no product model", "(lookalike.E002) LOOKALIKE_PRODUCT_MODEL is not set"),
+        ("api viewset", "(visualsearch.E010) VISUALSEARCH_API_PRODUCT_VIEWSET: cannot import"),
+    ],
+)
+def test_a_mistake_met_at_start_up_fails_check_without_a_traceback(mistake, names):
+    """The models read LOOKALIKE_PRODUCT_MODEL and the URLconf imports the API viewset
+    before any check runs: `manage.py check` still reports the setting."""
+    env = {**os.environ, "LOOKALIKE_TEST_MISTAKE": mistake}
+    env["DJANGO_SETTINGS_MODULE"] = "tests.misconfigured_settings"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and names in output, output
+    assert "Traceback" not in output
+
+
+def test_without_the_product_model_setting_the_model_is_improperly_configured(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    del settings.LOOKALIKE_PRODUCT_MODEL
+    with pytest.raises(ImproperlyConfigured, match="LOOKALIKE_PRODUCT_MODEL is not set"):
+        get_adapter().get_product_model()
+
+
+def test_a_custom_adapter_that_fits_passes_the_checks(settings):
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = ADAPTERS + "ShopAdapter"
+    assert lookalike_errors() == []
+
+
+@pytest.mark.parametrize(
+    "adapter, method, message",
+    [
+        ("MissingFieldAdapter", "price_expression()", "Cannot resolve keyword 'cost_cent'"),
+        ("MissingStockFieldAdapter", "filter_in_stock(queryset)", "keyword 'quantity'"),
+        ("NoImageAdapter", "image_name_expression()", "NotImplementedError"),
+    ],
+)
+def test_an_adapter_query_that_does_not_compile_fails_check(settings, adapter, method, message):
+    """Each query the plugins build from the adapter is compiled to SQL (not run): a
+    missing field is a check error naming the setting and the method, not a 500."""
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = ADAPTERS + adapter
+    [error] = lookalike_errors()
+    assert error.id == "lookalike.E006"
+    assert error.msg.startswith(f"LOOKALIKE_CATALOGUE_ADAPTER '{ADAPTERS}{adapter}': {method}")
+    assert message in error.msg
+
+
+def test_an_adapter_serving_another_model_than_the_setting_fails_check(settings):
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = ADAPTERS + "ShopAdapter"  # serves shop.Product
+    settings.LOOKALIKE_PRODUCT_MODEL = "shop.Category"
+    [error] = lookalike_errors()
+    assert error.id == "lookalike.E004"
+    assert "serves shop.Product (get_queryset(), get_indexed_queryset())" in error.msg
+    assert "LOOKALIKE_PRODUCT_MODEL is 'shop.Category'" in error.msg
+
+
 def test_check_runs_as_a_command_and_fails(settings, capsys):
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
@@ -51,6 +119,19 @@ def test_check_runs_as_a_command_and_fails(settings, capsys):
 def test_product_keys_that_cannot_be_are_refused(value):
     with pytest.raises(ValueError):
         get_adapter().parse_pk(value)
+
+
+@pytest.mark.django_db
+def test_category_keys_that_no_category_has_are_refused(settings, category_factory):
+    """Whatever the type of the keys: a text key parses from any text."""
+    category = category_factory()
+    adapter = get_adapter()
+    assert adapter.parse_category_key(str(category.pk)) == category.pk
+    with pytest.raises(ValueError, match="No category has the id"):
+        adapter.parse_category_key(str(category.pk + 1000))
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = ADAPTERS + "TextCategoryKeysAdapter"
+    with pytest.raises(ValueError, match="No category has the id 'nonexistent'"):
+        get_adapter().parse_category_key("nonexistent")
 
 
 def test_product_keys_are_parsed_from_text():

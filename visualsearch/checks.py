@@ -1,8 +1,10 @@
 """System checks: the app needs django.contrib.postgres and a database with pgvector, a
-shared throttle cache, and ``VISUALSEARCH_*`` settings it knows."""
+shared throttle cache, a registered encoder, an API viewset that imports, and
+``VISUALSEARCH_*`` settings it knows."""
 
 from django.apps import apps
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import DatabaseError
 
@@ -115,6 +117,39 @@ def check_throttle_cache(app_configs, **kwargs):
                 id="visualsearch.W001",
             )
         ]
+    return []
+
+
+@register()
+def check_encoder(app_configs, **kwargs):
+    """``VISUALSEARCH_ENCODER`` names a registered encoder. The registry maps names to
+    dotted paths, so this imports no encoder (and no torch)."""
+    from .encoders import available_encoders
+
+    name = app_settings.ENCODER
+    names = available_encoders()
+    if name in names:
+        return []
+    return [
+        Error(
+            f"VISUALSEARCH_ENCODER is {name!r}, which is not a registered encoder.",
+            hint=f"The encoders are {', '.join(names)}; register your own in "
+            "VISUALSEARCH_ENCODERS = {name: 'dotted.path.EncoderClass'}.",
+            id="visualsearch.E009",
+        )
+    ]
+
+
+@register()
+def check_api_viewset(app_configs, **kwargs):
+    """``VISUALSEARCH_API_PRODUCT_VIEWSET`` imports and is a viewset (the URLconf stays
+    loadable without it, so that this check, not a traceback, reports it)."""
+    from .api import product_viewset
+
+    try:
+        product_viewset()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="visualsearch.E010")]
     return []
 
 

@@ -24,18 +24,18 @@ migration 0004) instead of in the TOAST table: the exact plan reads a few hundre
 search, and fetching each from TOAST (an index probe and several chunks) cost three times as much.
 """
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
+from lookalike.conf import app_settings as lookalike_settings
 from lookalike.jobs.models import Job
 
 
 class ProductEmbedding(models.Model):
     product = models.ForeignKey(
-        settings.LOOKALIKE_PRODUCT_MODEL,
+        lookalike_settings.product_model_reference(),
         on_delete=models.CASCADE,
         related_name="visual_embeddings",
         verbose_name=_("product"),
@@ -94,7 +94,7 @@ class IndexFailure(models.Model):
     """A product image that could not be embedded; retried once its image changes."""
 
     product = models.ForeignKey(
-        settings.LOOKALIKE_PRODUCT_MODEL,
+        lookalike_settings.product_model_reference(),
         on_delete=models.CASCADE,
         related_name="visual_index_failures",
         verbose_name=_("product"),

@@ -10,6 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from lookalike.conf import app_settings as lookalike_settings
+
 
 class Experiment(models.Model):
     """A comparison of blend profiles on real shoppers.
@@ -144,7 +146,7 @@ class Impression(models.Model):
     widget = models.CharField(_("widget"), max_length=30)
     position = models.PositiveSmallIntegerField(_("position"))
     product = models.ForeignKey(
-        settings.LOOKALIKE_PRODUCT_MODEL,
+        lookalike_settings.product_model_reference(),
         on_delete=models.CASCADE,
         related_name="+",
         verbose_name=_("product"),

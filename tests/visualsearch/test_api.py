@@ -88,6 +88,23 @@ def test_similar_endpoint_validates_query_parameters(client, catalogue, params, 
     assert field in response.json()
 
 
+@pytest.mark.parametrize(
+    "adapter, key, message",
+    [
+        (None, 999999, "999999 is not a category id."),
+        ("TextCategoryKeysAdapter", "nonexistent", "'nonexistent' is not a category id."),
+    ],
+)
+def test_a_category_no_category_has_is_refused(settings, client, catalogue, adapter, key, message):
+    """As a malformed key is, and as the photo page does: a 400 naming the parameter, not
+    an answer with no products. Integer and text keys alike."""
+    if adapter is not None:
+        settings.LOOKALIKE_CATALOGUE_ADAPTER = f"tests.catalogue_adapters.{adapter}"
+    response = client.get(similar_url(catalogue[0].pk), {"category": key})
+    assert response.status_code == 400
+    assert response.json() == {"category": [message]}
+
+
 def test_an_empty_price_range_finds_nothing(client, catalogue):
     # Not an error: the schema cannot relate two parameters, and nothing is in the range.
     response = client.get(similar_url(catalogue[0].pk), {"min_price": "20", "max_price": "10"})

@@ -136,6 +136,14 @@ def test_photo_search_finds_the_product_and_offers_a_crop(client, catalogue, tmp
     assert not (tmp_path / "media" / "visualsearch").exists()
 
 
+def test_photo_search_refuses_a_category_no_category_has(client, catalogue):
+    """As the API does (tests/visualsearch/test_api.py): a 400 with the field's message."""
+    upload = photo_upload(product_image_bytes(catalogue[5]))
+    response = client.post(PHOTO_URL, {"image": upload, "category": 999999})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
 def test_photo_search_with_a_box_and_filters(client, catalogue):
     target = catalogue[5]
     response = client.post(

@@ -1,0 +1,58 @@
+"""Custom catalogue adapters over the reference shop's products, for the system checks: a
+minimal one that works, and the mistakes a host makes in its own (tests/test_catalogue.py)."""
+
+from django.contrib.sessions.models import Session
+from django.db.models import F
+
+from lookalike.catalogue import CatalogueAdapter, FieldsCatalogueAdapter
+from shop.models import Category, Product
+
+
+class ShopAdapter(CatalogueAdapter):
+    """What a host writes at the least: its products, their image, and prices and categories
+    by expression."""
+
+    def get_queryset(self):
+        return Product.objects.filter(is_active=True)
+
+    def get_indexed_queryset(self):
+        return Product.objects.all()
+
+    def image_name_expression(self):
+        return F("image")
+
+    def price_expression(self):
+        return F("price")
+
+    def category_key_expression(self):
+        return F("category_id")
+
+    def get_category_queryset(self):
+        return Category.objects.all()
+
+
+class NoImageAdapter(CatalogueAdapter):
+    """Forgets the one method every adapter must define."""
+
+
+class MissingFieldAdapter(ShopAdapter):
+    """A price in cents, from a field the product model does not have."""
+
+    def price_expression(self):
+        return F("cost_cent") / 100
+
+
+class MissingStockFieldAdapter(ShopAdapter):
+    def filter_in_stock(self, queryset):
+        return queryset.filter(quantity__gt=0)
+
+
+class TextCategoryKeysAdapter(FieldsCatalogueAdapter):
+    """Categories with text keys. Sessions stand in for them: the one model of the
+    reference project with a text primary key."""
+
+    def get_category_queryset(self):
+        return Session.objects.all()
+
+    def filter_category(self, queryset, key):
+        return queryset.none()
