@@ -87,6 +87,14 @@ class IndexingSettings(AppSettings):
         return self._setting("MAX_CATALOGUE_PIXELS", 64_000_000)
 
     @property
+    def MAX_CATALOGUE_BYTES(self):
+        """Largest catalogue image file in bytes: a reindex reads no more of a file than
+        this (and one byte), and a larger file becomes an ``IndexFailure``. The default
+        admits the largest full-frame cameras' JPEGs (about 40 MB) and keeps a gigabyte file
+        that landed in the product photos from being read into memory."""
+        return self._setting("MAX_CATALOGUE_BYTES", 64 * 2**20)
+
+    @property
     def INDEX_ON_SAVE(self):
         """Queue a stale reindex job after a product with a new or changed image is saved."""
         return self._setting("INDEX_ON_SAVE", True)

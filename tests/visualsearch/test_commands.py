@@ -46,6 +46,7 @@ def test_reindex_lists_products_without_an_image(product_factory):
     [
         (["--encoder", "nope"], "Unknown visual-search encoder 'nope'"),
         (["--ids", "999999"], "No product with id 999999"),
+        (["--ids", "abc"], "Product ids must be keys of products"),
         (["--batch-size", "0"], "--batch-size"),
     ],
 )

@@ -324,6 +324,20 @@ def test_catalogue_images_have_a_pixel_cap(product_factory, settings):
     assert embedded_ids() == [small.pk]
 
 
+def test_catalogue_image_files_have_a_byte_cap(product_factory, settings):
+    small = product_factory(image=catalogue_image(0))
+    large = product_factory(image=image_file(size=(120, 100), name="large.png"))
+    limit = large.image.size - 1
+    assert small.image.size <= limit
+    settings.VISUALSEARCH_MAX_CATALOGUE_BYTES = limit
+    counts = indexing.reindex("stale")
+    assert (counts["embedded"], counts["failed"]) == (1, 1)
+    assert f"over {limit:,} bytes" in IndexFailure.objects.get(product=large).reason
+    assert embedded_ids() == [small.pk]
+    # Known as failed until its file changes: the next stale pass leaves it alone.
+    assert indexing.stale_products() == []
+
+
 def test_whatever_a_decoder_raises_is_this_images_failure(product_factory, monkeypatch):
     from PIL.PngImagePlugin import PngImageFile
 

@@ -15,18 +15,27 @@ from ..conf import app_settings
 
 
 def read_image_bytes(name) -> bytes:
-    """The bytes of the catalogue image ``name``.
+    """The bytes of the catalogue image ``name``, never more than
+    ``VISUALSEARCH_MAX_CATALOGUE_BYTES``.
 
     Any failure of the storage (a missing file, a name it refuses as suspicious) is an
-    ``OSError``, which the callers record as this image's failure, not the run's.
+    ``OSError``, which the callers record as this image's failure, not the run's; so is a
+    file over the limit, of which one byte more than the limit is read.
     """
+    limit = int(app_settings.MAX_CATALOGUE_BYTES)
     try:
         with get_adapter().open_image(name) as fh:
-            return fh.read()
+            data = fh.read(limit + 1)
     except OSError:
         raise
     except Exception as exc:
         raise OSError(f"{type(exc).__name__}: {exc}") from exc
+    if len(data) > limit:
+        raise OSError(
+            f"the file is over {limit:,} bytes (VISUALSEARCH_MAX_CATALOGUE_BYTES); "
+            "it was not read further"
+        )
+    return data
 
 
 def open_catalogue_image(data):

@@ -20,7 +20,8 @@ class Command(BaseCommand):
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--stale", action="store_const", const="stale", dest="mode")
         mode.add_argument("--all", action="store_const", const="all", dest="mode")
-        mode.add_argument("--ids", nargs="+", type=int, metavar="ID", help="Product ids.")
+        # Keys as text: the adapter parses them (integers, UUIDs...).
+        mode.add_argument("--ids", nargs="+", metavar="ID", help="Product ids.")
         parser.add_argument(
             "--encoder",
             help=f"Encoder name (default VISUALSEARCH_ENCODER); one of "

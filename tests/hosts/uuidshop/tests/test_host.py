@@ -47,8 +47,13 @@ def test_reindex_find_similar_with_filters_and_photo_search(shop):
     from visualsearch.indexing import index_status
     from visualsearch.services.vectors import load_vectors
 
+    # A UUID key on the command line, as the adapter parses it.
+    out = io.StringIO()
+    call_command("reindex", "--ids", str(shop["items"][0].pk), stdout=out)
+    assert "1 embedded, 0 failed" in out.getvalue()
     output = reindex()
-    assert "10" in output  # nine listed items and the unlisted one have photos
+    # The eight other listed items and the unlisted one have photos.
+    assert output.startswith("9 embedded, 0 failed")
     status = index_status()
     assert (status["indexed"], status["no_image"], status["failed"]) == (10, 1, 0)
 
