@@ -21,7 +21,8 @@ from .services import training
 class EventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "shopper", "kind", "product", "source", "simulated"]
     list_filter = ["kind", "simulated", "source"]
-    search_fields = ["session_key", "user__username"]
+    # "=client": the events of one address, by the hash shown on one of them.
+    search_fields = ["session_key", "user__username", "=client"]
     date_hierarchy = "created_at"
     list_select_related = ["user", "product"]
     show_full_result_count = False  # counting millions of events on every page is slow

@@ -55,6 +55,35 @@ class EventSettings(AppSettings):
         heavier row is scaled down, so one session cannot steer the model."""
         return self._setting("MAX_SHOPPER_WEIGHT", 400.0)
 
+    @property
+    def MAX_CLIENT_SHOPPERS(self):
+        """How many shoppers the anonymous sessions of one client address weigh as
+        together, however many sessions it started (1). On each product they count as
+        their heaviest session (the sum of their N heaviest, N this number), in "Popular
+        now", the blend's popularity and the interaction matrix, where they are one row
+        whose total is capped at N times ``MAX_SHOPPER_WEIGHT``: a script that starts a
+        new session every two requests weighs what one of its sessions does. Signed-in
+        users and events without an address (older ones, simulated shoppers) count per
+        shopper. ``None`` or 0 counts every session as a shopper, as before.
+        See :mod:`recommendations.services.clients`."""
+        return self._setting("MAX_CLIENT_SHOPPERS", 1)
+
+    @property
+    def CLIENT_SESSION_RATE(self):
+        """How many new anonymous sessions one client address may start counting in a
+        period, as a DRF rate (``"30/hour"``); ``None`` turns the limit off. Beyond it a
+        cookie-less first view starts no session (no session row is written) and a session
+        the shop started otherwise records no event until the next period; the page is
+        served as always. Counted in ``RECOMMENDATIONS_CLIENT_CACHE``."""
+        return self._setting("CLIENT_SESSION_RATE", "30/hour")
+
+    @property
+    def CLIENT_CACHE(self):
+        """Alias (in ``CACHES``) of the cache that counts ``CLIENT_SESSION_RATE``; shared by
+        every process (a database or Redis cache), or each process gets its own allowance.
+        When it cannot count (Redis down), sessions are counted as if there were no limit."""
+        return self._setting("CLIENT_CACHE", "default")
+
 
 class TrainingSettings(AppSettings):
     """Training the ALS model and keeping its artefacts."""

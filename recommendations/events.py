@@ -14,33 +14,59 @@ expensive to forge and must not cost a write per request:
   ``RECOMMENDATIONS_VIEW_WINDOW_SECONDS``: reloading it does not make it popular.
 * A "similar" click (``?from=<widget>``) counts as one only for the shop's own widgets
   (``RECOMMENDATIONS_CLICK_SOURCES``) and when the link was followed from one of the shop's
-  pages (same-origin ``Referer``); any other ``?from=`` is a plain view.
+  pages (same-origin ``Referer``); any other ``?from=`` is a plain view. This keeps a
+  pasted or foreign link from counting, no more: ``Referer`` is written by the client, and
+  a script forges it as easily as it forges the query. What a forged click can weigh is
+  bounded by the caps below, not by this check.
 * Anonymous shoppers are stored by a keyed hash of their session key
   (:func:`hash_session_key`), never the live key, so staff who may read events cannot take
   over a shopper's session.
+* Each event stores who sent it by a keyed hash of the client's address
+  (:func:`hash_client_address` of :func:`lookalike.clients.client_address`, which honours
+  only the proxies the deployment trusts; an IPv6 address counts as its ``/64``, which one
+  host usually holds whole), never the address itself.
+* New anonymous sessions are cheap to make, so one address may start at most
+  ``RECOMMENDATIONS_CLIENT_SESSION_RATE`` counting sessions a period (a fixed window in
+  ``RECOMMENDATIONS_CLIENT_CACHE``). Beyond it a cookie-less first view writes no session
+  row, and a session the shop started otherwise (a cart) records nothing until the next
+  period; the page is served as always. When the cache cannot count (Redis down), the limit
+  lets sessions through: the caps still hold.
 
-The interaction matrix caps what one shopper can weigh (see
-:mod:`recommendations.services.matrix`), which bounds what any session can do.
+The caps bound what the events that do count can weigh: one shopper on one product and in
+all (:mod:`recommendations.services.matrix`), and all the anonymous sessions of one address
+together, which weigh as its heaviest shopper (``RECOMMENDATIONS_MAX_CLIENT_SHOPPERS``,
+:mod:`recommendations.services.clients`), in training and in "Popular now" alike. A script
+with one address and a new cookie jar every two requests weighs what one of its sessions
+does. Many addresses (a botnet) or many signed-up accounts are not bounded here.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import caches
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+
+from lookalike.clients import client_address, client_network, count_in_window, parse_rate
 
 from .conf import app_settings
 from .experiments.recording import attribute_request
 from .models import Event
 from .services.shoppers import forget_shopper_events
 
+logger = logging.getLogger(__name__)
+
 KINDS = {choice.value for choice in Event.Kind}
 #: Kinds that a page view records; they are de-duplicated within the view window.
 VIEW_KINDS = (Event.Kind.VIEW, Event.Kind.SIMILAR_CLICK)
+#: Session entry of an anonymous session that has been counted against its address's
+#: ``CLIENT_SESSION_RATE``; it counts from then on without asking again.
+ADMITTED_SESSION_KEY = "_recommendations_admitted"
 
 
 def hash_session_key(session_key: str | None) -> str:
@@ -49,6 +75,15 @@ def hash_session_key(session_key: str | None) -> str:
     if not session_key:
         return ""
     return salted_hmac("recommendations.session", session_key).hexdigest()[:40]
+
+
+def hash_client_address(address: str | None) -> str:
+    """The stored form of a client's address (``Event.client``): a keyed hash (HMAC with
+    the project's ``SECRET_KEY``) of its :func:`~lookalike.clients.client_network` (an IPv6
+    address's ``/64``), 40 hexadecimal characters. Empty for no address."""
+    if not address:
+        return ""
+    return salted_hmac("recommendations.client", client_network(address)).hexdigest()[:40]
 
 
 def request_shopper(request):
@@ -68,14 +103,36 @@ def _is_bot(request) -> bool:
     return bool(pattern) and re.search(pattern, agent, re.IGNORECASE) is not None
 
 
-def _countable_shopper(request, kind):
+def _admit_session(session, client) -> bool:
+    """Whether an anonymous ``session`` may count, counting it against its address's
+    ``CLIENT_SESSION_RATE`` the first time (and marking it so in the session)."""
+    if session.get(ADMITTED_SESSION_KEY):
+        return True
+    allowed = True
+    rate = parse_rate(app_settings.CLIENT_SESSION_RATE)
+    if rate is not None and client:
+        number, seconds = rate
+        try:
+            cache = caches[app_settings.CLIENT_CACHE]
+            count, _, _ = count_in_window(cache, f"recommendations:sessions:{client}", seconds)
+        except Exception:  # a cache that cannot count must not break the page
+            logger.warning("Could not count a new session of a client.", exc_info=True)
+            count = None
+        allowed = count is None or count <= number
+    if allowed:
+        session[ADMITTED_SESSION_KEY] = True
+    return allowed
+
+
+def _countable_shopper(request, kind, client):
     """The stored shopper key of a request whose events count, or ``None``.
 
     A signed-in user counts; an anonymous shopper's page views count once their browser
     has sent the session cookie back. A first, cookie-less view gets a session (so that the
-    next request counts) unless it is a bot or a ``HEAD`` request, which get nothing.
+    next request counts) unless it is a bot or a ``HEAD`` request, which get nothing, or its
+    address has started its allowance of sessions in this period (:func:`_admit_session`).
     Carts and purchases need a session of their own (and, on a real site, the CSRF cookie
-    of a page seen before), so they always count.
+    of a page seen before), so they count once their session is within that allowance.
     """
     if request.method not in ("GET", "POST") or _is_bot(request):
         return None
@@ -83,8 +140,10 @@ def _countable_shopper(request, kind):
     user = request.user if request.user.is_authenticated else None
     returning = settings.SESSION_COOKIE_NAME in request.COOKIES and session.session_key
     if user is None and not returning and kind in VIEW_KINDS:
-        if not session.session_key:
+        if not session.session_key and _admit_session(session, client):
             session.save()
+        return None
+    if user is None and not _admit_session(session, client):
         return None
     if not session.session_key:  # a signed-in user whose session was just flushed
         session.save()
@@ -109,7 +168,8 @@ def record_event(request, product, kind, source=""):
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown event kind {kind!r}; expected one of {sorted(KINDS)}.")
-    session_key = _countable_shopper(request, kind)
+    client = hash_client_address(client_address(request))
+    session_key = _countable_shopper(request, kind, client)
     if session_key is None:
         return None
     user = request.user if request.user.is_authenticated else None
@@ -119,6 +179,7 @@ def record_event(request, product, kind, source=""):
     created = Event.objects.create(
         user=user,
         session_key=session_key,
+        client=client,
         product=product,
         kind=kind,
         source=source[:50],

@@ -21,7 +21,9 @@ class Event(models.Model):
     """One shopper interaction with a product: the raw material of the recommender.
 
     Anonymous shoppers are identified by their session key so that their clicks can
-    personalise recommendations before they sign in.
+    personalise recommendations before they sign in. ``client`` says which address sent
+    the event, so that the many sessions of one address weigh as one shopper
+    (:mod:`recommendations.services.clients`).
     """
 
     class Kind(models.TextChoices):
@@ -48,6 +50,14 @@ class Event(models.Model):
     created_at = models.DateTimeField(_("created at"), db_index=True)
     # Where the click came from (a widget, "find similar"), for analysis.
     source = models.CharField(_("source"), max_length=50, blank=True)
+    # A keyed hash of the client's address (recommendations.events.hash_client_address),
+    # never the address; empty for events recorded before it was stored and for those
+    # made by commands (simulated shoppers), which count per shopper. Nothing filters on
+    # it (popularity and training group by it), so it has no index. The database default
+    # lets COPY and raw inserts that do not name it (simulate_shoppers) leave it empty.
+    client = models.CharField(
+        _("client"), max_length=40, blank=True, default="", db_default="", editable=False
+    )
     # Events made by `simulate_shoppers` are marked so they are never mistaken for real ones.
     simulated = models.BooleanField(_("simulated"), default=False)
 

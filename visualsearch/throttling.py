@@ -4,22 +4,21 @@ A photo search runs the encoder on an uploaded image, the most expensive thing a
 can ask for, so both ways in (``POST /visual/photo/`` and ``POST /api/search/image/``)
 count against one allowance per client: the signed-in user, or else the client's address.
 
-The address is ``REMOTE_ADDR``, unless the deployment says how many proxies it trusts in
-DRF's ``NUM_PROXIES``: then it is the address that many hops from the right of
-``X-Forwarded-For``, the one the outermost trusted proxy appended. Anything to the left
-of it was written by the client and is ignored, so a forged header never buys another
-allowance. Unlike DRF's own throttles, an unset ``NUM_PROXIES`` (``None``) means 0: the
-header is trusted only when the deployment says so.
+The address is :func:`lookalike.clients.client_address`: ``REMOTE_ADDR``, or, behind the
+number of proxies the deployment trusts (DRF's ``NUM_PROXIES``), the address the outermost
+of them appended to ``X-Forwarded-For``; a forged header never buys another allowance. The
+recommender counts shoppers' events per the same address.
 
 The counts live in the cache named by ``VISUALSEARCH_THROTTLE_CACHE``, which must be shared
 by every process (the project uses a database cache, or Redis when ``REDIS_URL`` is set).
-They are counted with the cache's ``incr`` in fixed windows of the rate's duration, not with
-DRF's read-modify-write of a list of timestamps: fifty uploads sent at once all read the
-same list, so each found room and all were served. ``incr`` is one atomic command on Redis
-(``INCR``); Django's database cache implements it as a read then a write, so there
-concurrent requests can still slip through, one reason production runs on Redis. A fixed
-window lets a client spend two allowances across a window's edge, never more, and its
-``Retry-After`` is never longer than the rate's duration. A refused request gives its count
+They are counted with the cache's ``incr`` in fixed windows of the rate's duration
+(:func:`lookalike.clients.count_in_window`), not with DRF's read-modify-write of a list of
+timestamps: fifty uploads sent at once all read the same list, so each found room and all
+were served. ``incr`` is one atomic command on Redis (``INCR``); Django's database cache
+implements it as a read then a write, so there concurrent requests can still slip through,
+one reason production runs on Redis. A fixed window lets a client spend two allowances
+across a window's edge, never more, and its ``Retry-After`` is never longer than the
+rate's duration. A refused request gives its count
 back, so a client that waits ``Retry-After`` is served.
 The rate is DRF's ``DEFAULT_THROTTLE_RATES["image_search"]``, read on every request;
 ``None`` there switches throttling off, and a project that names no rate gets
@@ -32,25 +31,14 @@ from django.core.cache import caches
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from lookalike.clients import client_address, count_in_window
+
 from .conf import app_settings
 
 __all__ = ["DEFAULT_RATE", "PhotoSearchThrottle", "client_address", "photo_search_wait"]
 
 #: The rate when ``DEFAULT_THROTTLE_RATES`` has no ``image_search`` entry.
 DEFAULT_RATE = "30/minute"
-
-
-def client_address(request):
-    """The client's address: ``REMOTE_ADDR``, or the address ``NUM_PROXIES`` hops from the
-    right of ``X-Forwarded-For`` when the deployment trusts that many proxies."""
-    num_proxies = api_settings.NUM_PROXIES or 0
-    remote = request.META.get("REMOTE_ADDR", "")
-    if num_proxies > 0:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-min(num_proxies, len(hops))]
-    return remote
 
 
 class PhotoSearchThrottle(SimpleRateThrottle):
@@ -91,18 +79,11 @@ class PhotoSearchThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         cache = self.cache
-        window, into = divmod(self.timer(), self.duration)
-        current = f"{self.key}:{int(window)}"
-        cache.add(current, 0, self.duration + 1)
-        try:
-            count = cache.incr(current)
-        except ValueError:  # expired between add() and incr()
-            cache.set(current, 1, self.duration + 1)
-            count = 1
+        count, current, left = count_in_window(cache, self.key, self.duration, self.timer())
         if count is None or count <= self.num_requests:
             return True
         cache.decr(current)
-        self._wait = max(self.duration - into, 1.0)
+        self._wait = max(left, 1.0)
         return False
 
     def wait(self):

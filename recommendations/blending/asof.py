@@ -8,7 +8,8 @@ shop walks an HNSW graph), an ALS model fitted on the events before the cutoff a
 in the shop's own :class:`~recommendations.services.serving.ActiveModel` (so its
 ``similar_items`` and ``recommend`` are the serving code), and popularity over the
 ``RECOMMENDATIONS_POPULAR_DAYS`` before the cutoff, each shopper's weight on a product
-capped at ``RECOMMENDATIONS_MAX_CELL_WEIGHT`` as in the shop. Stock is not a rule here:
+capped at ``RECOMMENDATIONS_MAX_CELL_WEIGHT`` and the sessions of one client address
+counted as its heaviest shoppers, as in the shop. Stock is not a rule here:
 today's stock says nothing about the past.
 """
 
@@ -17,9 +18,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import scipy.sparse as sp
 
 from lookalike.keys import native
 
+from ..services.clients import shoppers_in_rows, top_shoppers
 from .candidates import CandidateSource, Item
 
 __all__ = ["AsOfSource", "capped_popularity"]
@@ -27,8 +30,11 @@ __all__ = ["AsOfSource", "capped_popularity"]
 _SECONDS_PER_DAY = 86400.0
 
 
-def capped_popularity(who, columns, weights, n_items, cap=None):
-    """Event weights summed per product, each shopper's share of a product capped.
+def capped_popularity(who, columns, weights, n_items, cap=None, rows=None):
+    """Event weights summed per product, each shopper's share of a product capped, and the
+    shoppers of one row (a client address's sessions) counting as its
+    ``RECOMMENDATIONS_MAX_CLIENT_SHOPPERS`` heaviest on each product, as
+    :func:`recommendations.services.popularity.popularity_ranking` counts them.
 
     Parameters
     ----------
@@ -40,6 +46,9 @@ def capped_popularity(who, columns, weights, n_items, cap=None):
     n_items : int
     cap : float, optional
         Most weight one shopper carries on one product (none when falsy).
+    rows : ndarray of str, shape (n_events,), optional
+        Row keys (``"c:<client>"``, else the shopper's); each shopper its own row when
+        omitted.
 
     Returns
     -------
@@ -47,12 +56,16 @@ def capped_popularity(who, columns, weights, n_items, cap=None):
     """
     if not len(columns):
         return np.zeros(n_items)
-    _, shopper = np.unique(who, return_inverse=True)
-    pairs, pair_of = np.unique(np.column_stack([shopper, columns]), axis=0, return_inverse=True)
-    per_pair = np.bincount(pair_of.ravel(), weights=weights, minlength=len(pairs))
+    shopper, shopper_rows, row_keys = shoppers_in_rows(who, who if rows is None else rows)
+    per_shopper = sp.csr_matrix(
+        (np.asarray(weights, dtype=np.float64), (shopper, columns)),
+        shape=(len(shopper_rows), n_items),
+    )
+    per_shopper.sum_duplicates()
     if cap:
-        per_pair = np.minimum(per_pair, float(cap))
-    return np.bincount(pairs[:, 1], weights=per_pair, minlength=n_items)
+        np.minimum(per_shopper.data, float(cap), out=per_shopper.data)
+    merged = top_shoppers(per_shopper, shopper_rows, len(row_keys))
+    return np.asarray(merged.sum(axis=0), dtype=np.float64).ravel()
 
 
 class AsOfSource(CandidateSource):

@@ -96,6 +96,7 @@ def source_at(catalogue, events, weights, cutoff, model, embeddings):
         weights[window],
         len(product_ids),
         app_settings.MAX_CELL_WEIGHT,
+        rows=events.row[window],
     )
     return AsOfSource(
         product_ids=product_ids,

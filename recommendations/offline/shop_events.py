@@ -12,6 +12,7 @@ from lookalike.keys import native
 from ..datasets import Interactions
 from ..evaluation import time_split
 from ..models import Event
+from ..services.clients import row_expression
 from ..services.matrix import event_weights
 
 __all__ = ["Events", "histories", "load_events", "split"]
@@ -26,6 +27,7 @@ class Events:
     product: np.ndarray  # product id
     kind: np.ndarray
     ts: np.ndarray  # epoch seconds
+    row: np.ndarray  # the row the shop's popularity counts it in ("c:<client>" or who)
 
     def __getitem__(self, mask):
         return Events(
@@ -36,6 +38,7 @@ class Events:
             self.product[mask],
             self.kind[mask],
             self.ts[mask],
+            self.row[mask],
         )
 
 
@@ -45,7 +48,9 @@ def load_events(include_simulated, column):
     if not include_simulated:
         events = events.filter(simulated=False)
     rows = list(
-        events.values_list("id", "user_id", "session_key", "product_id", "kind", "created_at")
+        events.annotate(row_key=row_expression()).values_list(
+            "id", "user_id", "session_key", "product_id", "kind", "created_at", "row_key"
+        )
     )
     rows = [r for r in rows if native(r[3]) in column]
     ts = np.fromiter((r[5].timestamp() for r in rows), dtype=np.float64, count=len(rows))
@@ -58,6 +63,7 @@ def load_events(include_simulated, column):
         product=np.fromiter((r[3] for r in rows), dtype=np.int64, count=len(rows)),
         kind=np.asarray([r[4] for r in rows], dtype=str),
         ts=ts[order],
+        row=np.asarray([r[6] for r in rows], dtype=str),
     )
 
 

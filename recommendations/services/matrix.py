@@ -2,11 +2,12 @@
 
 Rows are shoppers: a signed-in user (key ``"u:<user id>"``) or an anonymous session
 (``"s:<session key>"``); an event made while signed in counts for the user whatever
-its session. Columns are products (by id). A cell is the sum of the shopper's event
-weights on the product: each event kind has a confidence
-(``RECOMMENDATIONS_EVENT_WEIGHTS``: view < similar click < cart < purchase),
+its session. The anonymous sessions of one client address share one row,
+``"c:<client>"``, that weighs as one shopper (:mod:`.clients`). Columns are products (by
+id). A cell is the sum of the shopper's event weights on the product: each event kind has
+a confidence (``RECOMMENDATIONS_EVENT_WEIGHTS``: view < similar click < cart < purchase),
 optionally halved every ``RECOMMENDATIONS_HALF_LIFE_DAYS`` of age so that old tastes
-fade.
+fade, and capped (:func:`cap_weights`).
 
 Everything after the query is vectorised: the database returns one flat tuple per
 event and numpy does the rest, so 200k events become a matrix in well under a second.
@@ -20,8 +21,8 @@ from datetime import UTC, datetime
 import numpy as np
 import scipy.sparse as sp
 from django.db import connections
-from django.db.models import Case, CharField, F, FloatField, Q, Value, When
-from django.db.models.functions import Cast, Concat, Extract
+from django.db.models import FloatField, Q
+from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
 from lookalike.keys import to_array
@@ -29,6 +30,13 @@ from lookalike.keys import to_array
 from ..conf import app_settings
 from ..datasets import build_user_items
 from ..models import Event
+from .clients import (
+    client_shoppers,
+    row_expression,
+    shopper_expression,
+    shoppers_in_rows,
+    top_shoppers,
+)
 
 __all__ = [
     "cap_weights",
@@ -63,7 +71,7 @@ class EventMatrix:
     user_items : csr_matrix of float32, shape (n_users, n_items)
         Summed (and decayed) event weights.
     user_keys : ndarray of str, shape (n_users,)
-        Shopper key of each row (``"u:12"``, ``"s:abc"``), sorted.
+        Key of each row (``"u:12"``, ``"s:abc"``, ``"c:<client>"``), sorted.
     item_ids : ndarray of int64 (or object, for UUID keys), shape (n_items,)
         Product id of each column, sorted.
     n_events : int
@@ -174,18 +182,9 @@ def cap_weights(user_items, cell=None, row=None):
 
 
 def with_shopper_and_time(queryset):
-    """Annotate the shopper key and the epoch seconds so the database computes both."""
-    return queryset.annotate(
-        who=Case(
-            When(
-                user__isnull=False,
-                then=Concat(Value("u:"), Cast("user_id", output_field=CharField())),
-            ),
-            default=Concat(Value("s:"), F("session_key")),
-            output_field=CharField(),
-        ),
-        ts=epoch_seconds(),
-    )
+    """Annotate the shopper key (``who``), its row (``row_key``: the shopper's, or its
+    address's, see :mod:`.clients`) and the epoch seconds, so the database computes them."""
+    return queryset.annotate(who=shopper_expression(), row_key=row_expression(), ts=epoch_seconds())
 
 
 def countable_events(since=None, until=None, include_simulated=True, queryset=None):
@@ -214,21 +213,45 @@ def _fetch(queryset):
 
 
 def _columns(rows, n):
-    """Split ``n`` fetched rows of (who, product, kind, ts) into numpy columns."""
+    """Split ``n`` fetched rows of (who, row key, product, kind, ts) into numpy columns."""
     if not n:
         return (
+            np.zeros(0, dtype=str),
             np.zeros(0, dtype=str),
             to_array(()),
             np.zeros(0, dtype=str),
             np.zeros(0, dtype=np.float64),
         )
-    who, product, kind, ts = zip(*rows, strict=True)
+    who, row, product, kind, ts = zip(*rows, strict=True)
     return (
         np.asarray(who),
+        np.asarray(row),
         to_array(product),
         np.asarray(kind),
         np.fromiter(ts, dtype=np.float64, count=n),
     )
+
+
+def _rows(who, row, item_index, values, n_items):
+    """The ``user_items`` matrix of the events: each shopper capped
+    (:func:`cap_weights`), then the shoppers of one address merged into its row and that
+    row capped ``MAX_CLIENT_SHOPPERS`` times higher (:mod:`.clients`).
+
+    Returns
+    -------
+    row_keys : ndarray of str, shape (n_rows,)
+    user_items : csr_matrix of float32, shape (n_rows, n_items)
+    """
+    if np.array_equal(who, row):  # no address to group
+        keys, index = np.unique(who, return_inverse=True)
+        return keys, cap_weights(build_user_items(index, item_index, values, (len(keys), n_items)))
+    shopper, shopper_rows, row_keys = shoppers_in_rows(who, row)
+    shape = (len(shopper_rows), n_items)
+    per_shopper = cap_weights(build_user_items(shopper, item_index, values, shape))
+    merged = top_shoppers(per_shopper, shopper_rows, len(row_keys))
+    times = max(client_shoppers(), 1)
+    cell, total = app_settings.MAX_CELL_WEIGHT, app_settings.MAX_SHOPPER_WEIGHT
+    return row_keys, cap_weights(merged, cell=(cell or 0) * times, row=(total or 0) * times)
 
 
 def build_event_matrix(
@@ -264,15 +287,14 @@ def build_event_matrix(
         half_life_days = app_settings.HALF_LIFE_DAYS
     now = now or until or timezone.now()
     events = countable_events(since, until, include_simulated, queryset)
-    rows = _fetch(with_shopper_and_time(events).values_list("who", "product_id", "kind", "ts"))
-    who, product, kind, ts = _columns(rows, len(rows))
+    rows = _fetch(
+        with_shopper_and_time(events).values_list("who", "row_key", "product_id", "kind", "ts")
+    )
+    who, row, product, kind, ts = _columns(rows, len(rows))
     del rows
     values = event_weights(kind, ts, now=now, weights=weights, half_life_days=half_life_days)
-    user_keys, user_index = np.unique(who, return_inverse=True)
     item_ids, item_index = np.unique(product, return_inverse=True)
-    user_items = cap_weights(
-        build_user_items(user_index, item_index, values, shape=(len(user_keys), len(item_ids)))
-    )
+    user_keys, user_items = _rows(who, row, item_index, values, len(item_ids))
     data_from = data_to = None
     if len(ts):
         data_from = datetime.fromtimestamp(float(ts.min()), tz=UTC)

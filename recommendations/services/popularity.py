@@ -2,7 +2,8 @@
 
 "Popular now" (:func:`popular_products`) and the blend's popularity component
 (:func:`popularity_scores`) read the same thing: every product's event weight over the last
-``days`` days, each shopper's share capped. One aggregate over the window's events gives
+``days`` days, each shopper's share capped, and the anonymous sessions of one address
+counted as its heaviest shopper (:mod:`.clients`). One aggregate over the window's events gives
 both, so each process computes it once every ``RECOMMENDATIONS_POPULAR_CACHE_SECONDS`` (the
 aggregate is the cost: limiting it to the top 200 saves nothing but the transfer) and keeps
 it in memory as two arrays, about 16 bytes a product. A request then looks scores up
@@ -30,6 +31,7 @@ from lookalike.keys import native, to_array
 from lookalike.querysets import as_sql
 
 from ..conf import app_settings
+from .clients import client_shoppers
 from .matrix import countable_events, with_shopper_and_time
 
 __all__ = ["clear", "popular_products", "popularity_ranking", "popularity_scores"]
@@ -155,7 +157,10 @@ def _weight_expression(weights):
 def popularity_ranking(weights, days=None, product_ids=None, limit=None):
     """``[(product id, score)]`` best first: event weights summed over shoppers, each
     shopper's weight on a product capped at ``RECOMMENDATIONS_MAX_CELL_WEIGHT`` so that no
-    session (a loop reloading a page) makes a product "Popular now" for everyone.
+    session (a loop reloading a page) makes a product "Popular now" for everyone, and the
+    sessions of one client address counting as its ``RECOMMENDATIONS_MAX_CLIENT_SHOPPERS``
+    heaviest on each product, so that no address (a loop with a new session every other
+    request) does either. The rows are those of the interaction matrix (:mod:`.clients`).
 
     Parameters
     ----------
@@ -174,17 +179,23 @@ def popularity_ranking(weights, days=None, product_ids=None, limit=None):
         events = events.filter(product_id__in=list(product_ids))
     per_shopper = (
         with_shopper_and_time(events)
-        .values("product_id", "who")
+        .values("product_id", "row_key", "who")
         .annotate(weight=Sum(_weight_expression(weights)))
     )
-    sql, params = as_sql(per_shopper, "product_id", "weight")
+    sql, params = as_sql(per_shopper, "product_id", "row_key", "weight")
     cap = float(app_settings.MAX_CELL_WEIGHT or "Infinity")
-    query = (
-        f"SELECT s.product_id, SUM(LEAST(s.weight, %s)) AS score FROM ({sql}) s "
-        "GROUP BY s.product_id HAVING SUM(LEAST(s.weight, %s)) > 0 "
-        "ORDER BY score DESC, s.product_id"
+    # Each shopper capped, then a row's heaviest shoppers on the product (a shopper's
+    # own row holds only them).
+    ranked = (
+        "SELECT s.product_id, LEAST(s.weight, %s) AS weight, ROW_NUMBER() OVER ("
+        "PARTITION BY s.product_id, s.row_key ORDER BY s.weight DESC) AS rank "
+        f"FROM ({sql}) s"
     )
-    args = [cap, *params, cap]
+    query = (
+        f"SELECT r.product_id, SUM(r.weight) AS score FROM ({ranked}) r WHERE r.rank <= %s "
+        "GROUP BY r.product_id HAVING SUM(r.weight) > 0 ORDER BY score DESC, r.product_id"
+    )
+    args = [cap, *params, max(client_shoppers(), 1)]
     if limit is not None:
         query += " LIMIT %s"
         args.append(int(limit))

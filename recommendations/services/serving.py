@@ -57,7 +57,9 @@ class ActiveModel:
         Primary key of its :class:`~recommendations.models.RecommenderModel` row.
     recommender : recommendations.recommenders.ALSRecommender
     user_keys : ndarray of str, shape (n_users,)
-        Shopper key of each trained row (``"u:12"``, ``"s:abc"``).
+        Shopper key of each trained row (``"u:12"``, ``"s:abc"``; ``"c:<client>"`` for the
+        sessions of one address, which serve no shopper: theirs are folded in from
+        their own events).
     item_ids : ndarray of int64, shape (n_items,)
         Product id of each item column.
     data_to : datetime or None

@@ -1,5 +1,6 @@
 """Events are expensive to forge and cost no write for clients that do not count."""
 
+import itertools
 from datetime import timedelta
 
 import numpy as np
@@ -16,9 +17,13 @@ from recommendations.services.serving import popular_products
 pytestmark = pytest.mark.django_db
 
 
+_addresses = itertools.count(1)
+
+
 def shopper(landing):
-    """A browser that keeps cookies, past its first visit (to ``landing``, not counted)."""
-    client = Client()
+    """A browser that keeps cookies, past its first visit (to ``landing``, not counted),
+    each from its own address: the sessions of one address weigh as one shopper."""
+    client = Client(REMOTE_ADDR=f"198.51.100.{next(_addresses) % 250 + 1}")
     visit(client, landing)
     assert not Event.objects.filter(product=landing).exists()
     return client
