@@ -26,10 +26,12 @@ per session (``"s:<session key>"``), as before; so do all events while the setti
 The price is that real shoppers who share an address (a household, an office, a
 carrier's NAT) count as one while they are anonymous: for a crowd signal such as
 popularity that costs little, and each keeps their own session for "For you", which is
-personalised from the session's own events (a session trained only inside its address's
-row has no trained row of its own, so serving folds it in from its events, as for a
-session the model never saw). A deployment behind a reverse proxy must say so (DRF's
-``NUM_PROXIES``), or every shopper has the proxy's address.
+personalised from the session's own events. An address with one session alone, the
+usual case, gives its row that session's key (:func:`named_rows`): the shopper keeps a
+trained row of their own; a session that shares its address's row has none, and serving
+folds it in from its events, as for a session the model never saw. A deployment behind a
+reverse proxy must say so (DRF's ``NUM_PROXIES``), or every shopper has the proxy's
+address.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ..conf import app_settings
 
 __all__ = [
     "client_shoppers",
+    "named_rows",
     "row_expression",
     "shopper_expression",
     "shoppers_in_rows",
@@ -142,3 +145,37 @@ def top_shoppers(per_shopper, rows, n_rows, shoppers=None):
         (value[keep], (row[keep], column[keep])), shape=(n_rows, per_shopper.shape[1])
     )
     return sp.csr_matrix(merged)  # duplicates (the top N) are summed
+
+
+def named_rows(row_keys, shopper_rows, shopper_keys):
+    """The model's key of each row: an address's row (``"c:<client>"``) that holds one
+    shopper alone takes that shopper's key, so that serving finds the shopper's trained
+    row; rows of several shoppers keep the address's key.
+
+    A lone shopper's key is kept only where no other row has it (a session whose events
+    came from two addresses, or partly from none, weighs in several rows).
+
+    Parameters
+    ----------
+    row_keys : ndarray of str, shape (n_rows,)
+    shopper_rows : ndarray of int, shape (n_shoppers,)
+        The row of each shopper (:func:`shoppers_in_rows`).
+    shopper_keys : ndarray of str, shape (n_shoppers,)
+        Each shopper's own key (``"s:<session key>"``).
+
+    Returns
+    -------
+    ndarray of str, shape (n_rows,)
+    """
+    keys = np.asarray(row_keys, dtype=object).copy()
+    counts = np.bincount(shopper_rows, minlength=len(keys))
+    owner = np.empty(len(keys), dtype=np.int64)
+    owner[shopper_rows] = np.arange(len(shopper_rows))
+    lone = [r for r in np.flatnonzero(counts == 1) if str(keys[r]).startswith("c:")]
+    wanted = {r: str(shopper_keys[owner[r]]) for r in lone}
+    taken = set(map(str, keys))
+    clashes = {key for key in wanted.values() if list(wanted.values()).count(key) > 1}
+    for r, key in wanted.items():
+        if key not in taken and key not in clashes:
+            keys[r] = key
+    return keys.astype(str)

@@ -32,6 +32,7 @@ from ..datasets import build_user_items
 from ..models import Event
 from .clients import (
     client_shoppers,
+    named_rows,
     row_expression,
     shopper_expression,
     shoppers_in_rows,
@@ -251,7 +252,10 @@ def _rows(who, row, item_index, values, n_items):
     merged = top_shoppers(per_shopper, shopper_rows, len(row_keys))
     times = max(client_shoppers(), 1)
     cell, total = app_settings.MAX_CELL_WEIGHT, app_settings.MAX_SHOPPER_WEIGHT
-    return row_keys, cap_weights(merged, cell=(cell or 0) * times, row=(total or 0) * times)
+    shopper_keys = np.empty(len(shopper_rows), dtype=object)
+    shopper_keys[shopper] = who
+    keys = named_rows(row_keys, shopper_rows, shopper_keys)
+    return keys, cap_weights(merged, cell=(cell or 0) * times, row=(total or 0) * times)
 
 
 def build_event_matrix(

@@ -289,3 +289,28 @@ def test_an_ipv6_host_is_one_client_whichever_address_of_its_network_it_uses(pro
         [hash_client_address("2001:db8:1:2::ffff")] * 30
         + [hash_client_address("2001:db8:1:3::"), hash_client_address("198.51.100.9")]
     )
+
+
+def test_a_session_alone_on_its_address_keeps_its_own_trained_row(product_factory):
+    """Most anonymous shoppers are alone on their address: their row is theirs, so serving
+    finds it. A session that also has events without an address already has that row."""
+    a, b = product_factory.create_batch(2)
+    alone, shared, mixed = (
+        hash_client_address(ip) for ip in ("198.51.100.7", FLOODER, "192.0.2.1")
+    )
+    for session, client, product in [
+        ("alone", alone, a),
+        ("x1", shared, a),
+        ("x2", shared, b),
+        ("both", mixed, b),
+        ("both", "", a),
+    ]:
+        Event.objects.create(
+            session_key=session,
+            client=client,
+            product=product,
+            kind="view",
+            created_at=a.created_at,
+        )
+    keys = build_event_matrix().user_keys.tolist()
+    assert sorted(keys) == sorted(["s:alone", f"c:{shared}", "s:both", f"c:{mixed}"])
