@@ -281,10 +281,13 @@ def _caches():
                 "OPTIONS": {"IGNORE_EXCEPTIONS": True},
             }
         }
+    # Django culls a database cache to a third when it holds MAX_ENTRIES (300 by default),
+    # taking throttle and per-address counts with it: room for a busy hour's counts.
     return {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "lookalike_cache",
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
     }
 

@@ -23,10 +23,20 @@ What a client may do in a period is counted in fixed windows of a shared cache
 
 import ipaddress
 import time
+from contextlib import nullcontext
 
+from django.core.cache.backends.db import DatabaseCache
+from django.core.cache.backends.filebased import FileBasedCache
+from django.db import router, transaction
 from rest_framework.settings import api_settings
 
-__all__ = ["client_address", "client_network", "count_in_window", "parse_rate"]
+__all__ = [
+    "cache_savepoint",
+    "client_address",
+    "client_network",
+    "count_in_window",
+    "parse_rate",
+]
 
 #: The prefix of an IPv6 address that :func:`client_network` keeps: one host's network.
 IPV6_CLIENT_PREFIX = 64
@@ -99,10 +109,29 @@ def count_in_window(cache, key, duration, now=None):
     """
     window, into = divmod(time.time() if now is None else now, duration)
     current = f"{key}:{int(window)}"
-    cache.add(current, 0, duration + 1)
-    try:
-        count = cache.incr(current)
-    except ValueError:  # expired between add() and incr()
-        cache.set(current, 1, duration + 1)
-        count = 1
-    return count, current, duration - into
+    left = duration - into
+    with cache_savepoint(cache):
+        cache.add(current, 0, duration + 1)
+        try:
+            count = cache.incr(current)
+        except ValueError:  # expired between add() and incr()
+            cache.set(current, 1, duration + 1)
+            count = 1
+        if isinstance(cache, DatabaseCache | FileBasedCache):
+            # Their incr() is a get and a set with the cache's default timeout (300 s):
+            # an hour's count would expire, and its allowance return, after five minutes.
+            cache.touch(current, int(left) + 1)
+    return count, current, left
+
+
+def cache_savepoint(cache):
+    """A savepoint for the calls of a database ``cache`` (nothing for other caches).
+
+    Its calls are SQL in the caller's transaction: a failing cache table (missing, locked)
+    would abort that transaction, and PostgreSQL would roll back at its commit what the
+    request saved (a purchase, a product). In a savepoint of its own, a failing call
+    raises and leaves the transaction usable; the caller catches it.
+    """
+    if isinstance(cache, DatabaseCache):
+        return transaction.atomic(using=router.db_for_write(cache.cache_model_class))
+    return nullcontext()

@@ -30,6 +30,8 @@ def import_class(setting, path, base):
         Naming the setting, when ``path`` cannot be imported or is something else; the
         system checks report the message as it is.
     """
+    if not isinstance(path, str):
+        raise ImproperlyConfigured(f"{setting} must be a dotted path (a string), not {path!r}.")
     try:
         cls = import_string(path)
     except ImportError as exc:

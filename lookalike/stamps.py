@@ -29,10 +29,10 @@ import threading
 import uuid
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.core.cache.backends.db import DatabaseCache
-from django.db import router, transaction
+from django.db import transaction
 
 from . import requestcache
+from .clients import cache_savepoint
 
 __all__ = ["Stamped", "bump", "current"]
 
@@ -49,10 +49,7 @@ def _cache_call(method, *args, **kwargs):
     """``cache.<method>(...)``, in a savepoint of its own when the cache is a table of a
     database (see the module docstring); errors are the caller's to catch."""
     backend = caches[DEFAULT_CACHE_ALIAS]
-    if not isinstance(backend, DatabaseCache):
-        return getattr(backend, method)(*args, **kwargs)
-    alias = router.db_for_write(backend.cache_model_class)
-    with transaction.atomic(using=alias):
+    with cache_savepoint(backend):
         return getattr(backend, method)(*args, **kwargs)
 
 

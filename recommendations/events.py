@@ -132,7 +132,9 @@ def _countable_shopper(request, kind, client):
     next request counts) unless it is a bot or a ``HEAD`` request, which get nothing, or its
     address has started its allowance of sessions in this period (:func:`_admit_session`).
     Carts and purchases need a session of their own (and, on a real site, the CSRF cookie
-    of a page seen before), so they count once their session is within that allowance.
+    of a page seen before), so they always count: a shopper behind a busy shared address (a
+    carrier's NAT, an office) never loses a purchase, and the per-address caps of training
+    and popularity bound what they weigh.
     """
     if request.method not in ("GET", "POST") or _is_bot(request):
         return None
@@ -143,7 +145,7 @@ def _countable_shopper(request, kind, client):
         if not session.session_key and _admit_session(session, client):
             session.save()
         return None
-    if user is None and not _admit_session(session, client):
+    if user is None and kind in VIEW_KINDS and not _admit_session(session, client):
         return None
     if not session.session_key:  # a signed-in user whose session was just flushed
         session.save()

@@ -108,6 +108,12 @@ def test_a_renamed_setting_is_reported_once_as_renamed(settings):
         ),
         (
             "VISUALSEARCH_API_PRODUCT_VIEWSET",
+            None,
+            "visualsearch.E010",
+            "VISUALSEARCH_API_PRODUCT_VIEWSET must be a dotted path (a string), not None.",
+        ),
+        (
+            "VISUALSEARCH_API_PRODUCT_VIEWSET",
             "lookalike.conf.AppSettings",
             "visualsearch.E010",
             "VISUALSEARCH_API_PRODUCT_VIEWSET: 'lookalike.conf.AppSettings' is not a subclass of "

@@ -39,7 +39,7 @@ from functools import wraps
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import QueryDict
+from django.http import HttpResponseBadRequest, QueryDict, UnreadablePostError
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
@@ -193,6 +193,9 @@ def photo_upload(view):
             return view(request, *args, **kwargs)
         try:
             request.POST  # noqa: B018 - parsed here, so that a refusal gets its message
+        except UnreadablePostError:
+            # The client went away mid-upload: nobody reads the answer; no 500 for it.
+            return HttpResponseBadRequest(_("The upload was interrupted."))
         except BODY_ERRORS as exc:
             # As for a photo refused by its size: the view only shows the refusal
             # (``request.upload_refused``), with an empty form.

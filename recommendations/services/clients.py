@@ -36,6 +36,8 @@ address.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import scipy.sparse as sp
 from django.db.models import Case, CharField, F, Q, Value, When
@@ -174,7 +176,7 @@ def named_rows(row_keys, shopper_rows, shopper_keys):
     lone = [r for r in np.flatnonzero(counts == 1) if str(keys[r]).startswith("c:")]
     wanted = {r: str(shopper_keys[owner[r]]) for r in lone}
     taken = set(map(str, keys))
-    clashes = {key for key in wanted.values() if list(wanted.values()).count(key) > 1}
+    clashes = {key for key, n in Counter(wanted.values()).items() if n > 1}
     for r, key in wanted.items():
         if key not in taken and key not in clashes:
             keys[r] = key

@@ -1,5 +1,6 @@
 """Indexing product images: stale detection, resumability, failures, the job and the signal."""
 
+import io
 from datetime import timedelta
 
 import numpy as np
@@ -336,6 +337,17 @@ def test_catalogue_image_files_have_a_byte_cap(product_factory, settings):
     assert embedded_ids() == [small.pk]
     # Known as failed until its file changes: the next stale pass leaves it alone.
     assert indexing.stale_products() == []
+
+
+def test_a_storage_that_returns_short_reads_gives_the_whole_file():
+    from visualsearch.indexing.images import _read_at_most
+
+    class Trickle(io.BytesIO):
+        def read(self, n=-1):
+            return super().read(min(n, 3) if n and n > 0 else 3)
+
+    assert _read_at_most(Trickle(b"0123456789"), 100) == b"0123456789"
+    assert _read_at_most(Trickle(b"0123456789"), 5) == b"01234"
 
 
 def test_whatever_a_decoder_raises_is_this_images_failure(product_factory, monkeypatch):

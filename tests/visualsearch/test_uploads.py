@@ -364,3 +364,25 @@ def test_bodies_django_refuses_get_a_message_not_a_bare_400(pixel_encoder, body,
     assert page.status_code == 400
     html = page.content.decode()
     assert "vs-upload-error" in html and message.replace("'", "&#x27;") in html
+
+
+class _Interrupted(io.RawIOBase):
+    """A body whose client went away mid-upload."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        raise OSError("Connection reset by peer")
+
+
+@pytest.mark.django_db
+def test_an_upload_the_client_abandons_is_a_400_not_a_500(pixel_encoder):
+    response = Client().post(
+        reverse("visualsearch:search_by_photo"),
+        content_type=MULTIPART_CONTENT,
+        CONTENT_LENGTH="5000",
+        **{"wsgi.input": _Interrupted()},
+    )
+    assert response.status_code == 400
+    assert response.content.decode() == "The upload was interrupted."

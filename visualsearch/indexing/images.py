@@ -25,7 +25,7 @@ def read_image_bytes(name) -> bytes:
     limit = int(app_settings.MAX_CATALOGUE_BYTES)
     try:
         with get_adapter().open_image(name) as fh:
-            data = fh.read(limit + 1)
+            data = _read_at_most(fh, limit + 1)
     except OSError:
         raise
     except Exception as exc:
@@ -36,6 +36,19 @@ def read_image_bytes(name) -> bytes:
             "it was not read further"
         )
     return data
+
+
+def _read_at_most(fh, n) -> bytes:
+    """Up to ``n`` bytes of ``fh``: a storage's file may return fewer than asked before its
+    end (a stream), so read until the end or ``n``."""
+    parts, size = [], 0
+    while size < n:
+        part = fh.read(n - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def open_catalogue_image(data):
