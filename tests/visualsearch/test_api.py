@@ -89,20 +89,16 @@ def test_similar_endpoint_validates_query_parameters(client, catalogue, params, 
 
 
 @pytest.mark.parametrize(
-    "adapter, key, message",
-    [
-        (None, 999999, "999999 is not a category id."),
-        ("TextCategoryKeysAdapter", "nonexistent", "'nonexistent' is not a category id."),
-    ],
+    "adapter, key", [(None, 999999), ("TextCategoryKeysAdapter", "nonexistent")]
 )
-def test_a_category_no_category_has_is_refused(settings, client, catalogue, adapter, key, message):
-    """As a malformed key is, and as the photo page does: a 400 naming the parameter, not
-    an answer with no products. Integer and text keys alike."""
+def test_a_category_no_category_has_finds_nothing(settings, client, catalogue, adapter, key):
+    """Not an error, as an empty price range is not: the schema says what a key looks like,
+    not which categories exist, and Schemathesis holds the API to answering every request
+    the schema calls valid. Integer and text keys alike."""
     if adapter is not None:
         settings.LOOKALIKE_CATALOGUE_ADAPTER = f"tests.catalogue_adapters.{adapter}"
     response = client.get(similar_url(catalogue[0].pk), {"category": key})
-    assert response.status_code == 400
-    assert response.json() == {"category": [message]}
+    assert response.status_code == 200 and response.json() == {"results": []}
 
 
 def test_an_empty_price_range_finds_nothing(client, catalogue):

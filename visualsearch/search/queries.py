@@ -81,8 +81,12 @@ def copy_conditions(filters, exclude=True):
     if filters.category_id is None and not filters.priced:
         return None
     adapter = get_adapter()
-    if filters.category_id is not None and adapter.category_copy_expression() is None:
-        return None  # membership is the adapter's to decide: several categories, a tree
+    if filters.category_id is not None and (
+        adapter.category_copy_expression() is None or not isinstance(filters.category_id, int)
+    ):
+        # Membership is the adapter's to decide (several categories, a tree), and the copy
+        # column holds integer keys only.
+        return None
     if filters.priced and adapter.price_expression() is None:
         return None
     conds, params = [], []
