@@ -322,11 +322,6 @@ REST_FRAMEWORK = {
     # X-Forwarded-For; 0 (the default) ignores the header, which clients can forge.
     "NUM_PROXIES": int(os.environ.get("DJANGO_NUM_PROXIES", "0")),
 }
-# New counting sessions per client address (recommendations.events; the default, 30/hour,
-# is in recommendations/conf.py). bench/load.py lifts it: its 50 shoppers share one
-# loopback address, where a real shop's would each have their own.
-if "RECOMMENDATIONS_CLIENT_SESSION_RATE" in os.environ:
-    RECOMMENDATIONS_CLIENT_SESSION_RATE = os.environ["RECOMMENDATIONS_CLIENT_SESSION_RATE"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lookalike API",
     "DESCRIPTION": "Visual search and personalised recommendations for the shop's catalogue.",
