@@ -22,15 +22,13 @@ takes seconds of one thread each period.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from lookalike.keys import native, to_array
 
-from ..conf import app_settings
+from .periodic import PeriodicCache
 
 __all__ = ["Snapshot", "clear", "snapshot"]
 
@@ -42,7 +40,6 @@ class Snapshot:
     ``created`` in the same order, and the ids sorted with their positions for look-ups by
     :func:`np.searchsorted`."""
 
-    expires: float
     ids: np.ndarray
     categories: list
     created: list
@@ -50,12 +47,11 @@ class Snapshot:
     positions: np.ndarray
 
     @classmethod
-    def build(cls, rows, expires):
+    def build(cls, rows):
         """From ``(id, category key, created)`` rows already in "New in" order."""
         ids = to_array([row[0] for row in rows])
         positions = np.argsort(ids, kind="stable")
         return cls(
-            expires,
             ids,
             [row[1] for row in rows],
             [row[2] for row in rows],
@@ -94,39 +90,16 @@ class Snapshot:
         return out
 
 
-class _State:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.snapshots = {}  # key -> Snapshot
-
-
-_state = _State()
+_snapshots = PeriodicCache()
 
 
 def clear():
     """Forget the snapshots (tests; ``serving.clear_cache``)."""
-    global _state
-    _state = _State()
+    _snapshots.clear()
 
 
 def snapshot(key, read_rows):
     """The :class:`Snapshot` for ``key`` (what the allowed set depends on: the profile's
     rules), read with ``read_rows()`` (``(id, category key, created)`` rows in "New in"
     order) at most once per cache period per process."""
-    state = _state
-    cached = state.snapshots.get(key)
-    if cached is not None and time.monotonic() < cached.expires:
-        return cached
-    # The first snapshot is waited for; a stale one is served while another thread
-    # refreshes it.
-    if not state.lock.acquire(blocking=cached is None):
-        return cached
-    try:
-        cached = state.snapshots.get(key)
-        if cached is None or time.monotonic() >= cached.expires:
-            rows = list(read_rows())
-            expires = time.monotonic() + float(app_settings.POPULAR_CACHE_SECONDS)
-            cached = state.snapshots[key] = Snapshot.build(rows, expires)
-        return cached
-    finally:
-        state.lock.release()
+    return _snapshots.get(key, lambda: Snapshot.build(list(read_rows())))

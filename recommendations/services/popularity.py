@@ -17,8 +17,6 @@ fetching and unpickling it from Redis on each request would cost what it saves.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,6 +31,7 @@ from lookalike.querysets import as_sql
 from ..conf import app_settings
 from .clients import client_shoppers
 from .matrix import countable_events, with_shopper_and_time
+from .periodic import PeriodicCache
 
 __all__ = ["clear", "popular_products", "popularity_ranking", "popularity_scores"]
 
@@ -42,18 +41,17 @@ class _Ranking:
     """One window's ranking: ``ids`` and ``scores`` best first (ties by product id), and
     the ids sorted with their positions, for look-ups by :func:`np.searchsorted`."""
 
-    expires: float
     ids: np.ndarray
     scores: np.ndarray
     sorted_ids: np.ndarray
     positions: np.ndarray
 
     @classmethod
-    def build(cls, rows, expires):
+    def build(cls, rows):
         ids = to_array([pid for pid, _ in rows])
         scores = np.asarray([score for _, score in rows], dtype=np.float64)
         positions = np.argsort(ids, kind="stable")
-        return cls(expires, ids, scores, ids[positions], positions)
+        return cls(ids, scores, ids[positions], positions)
 
     def lookup(self, product_ids):
         """``{product id: score}`` of those in the ranking."""
@@ -70,42 +68,19 @@ class _Ranking:
         return {pid: float(self.scores[index[pid]]) for pid in product_ids if pid in index}
 
 
-class _State:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.rankings = {}  # (days, weights) -> _Ranking
-
-
-_state = _State()
+_rankings = PeriodicCache()
 
 
 def clear():
     """Forget the rankings (tests; ``serving.clear_cache``)."""
-    global _state
-    _state = _State()
+    _rankings.clear()
 
 
 def _ranking(days):
     """The ranking of the window, computed at most once per cache period per process."""
     weights = app_settings.EVENT_WEIGHTS
     key = (days, tuple(sorted(weights.items())))
-    state = _state
-    cached = state.rankings.get(key)
-    if cached is not None and time.monotonic() < cached.expires:
-        return cached
-    # The first ranking is waited for; a stale one is served while another thread
-    # refreshes it.
-    if not state.lock.acquire(blocking=cached is None):
-        return cached
-    try:
-        cached = state.rankings.get(key)
-        if cached is None or time.monotonic() >= cached.expires:
-            rows = popularity_ranking(weights, days=days)
-            expires = time.monotonic() + float(app_settings.POPULAR_CACHE_SECONDS)
-            cached = state.rankings[key] = _Ranking.build(rows, expires)
-        return cached
-    finally:
-        state.lock.release()
+    return _rankings.get(key, lambda: _Ranking.build(popularity_ranking(weights, days=days)))
 
 
 def popular_products(k=10, days=None, exclude_ids=()):
