@@ -64,6 +64,19 @@ def setup_django():
     django.setup()
 
 
+def copy_products(cursor, rows):
+    """COPY active products into the (emptied) product table, each row ``(title, category
+    id, price, stock, image name)``; their ids, in order."""
+    with cursor.copy(
+        "COPY shop_product (title, description, category_id, price, stock, image, "
+        "is_active, created_at, updated_at) FROM STDIN"
+    ) as copy:
+        for title, category, price, stock, image in rows:
+            copy.write_row([title, "", category, price, stock, image, True, "now", "now"])
+    cursor.execute("SELECT id FROM shop_product ORDER BY id")
+    return [r[0] for r in cursor.fetchall()]
+
+
 def ensure_bench_database():
     from django.core.management import call_command
     from django.db import connections
@@ -150,26 +163,21 @@ def build(rows, noise, seed):
         )
         vector_index.drop_index(ENCODER, seeds.shape[1])
         t = time.monotonic()
-        with cursor.copy(
-            "COPY shop_product (title, description, category_id, price, stock, image, "
-            "is_active, created_at, updated_at) FROM STDIN"
-        ) as copy:
-            for i in range(rows):
-                copy.write_row(
-                    [
+        product_ids = np.array(
+            copy_products(
+                cursor,
+                (
+                    (
                         f"Bench {i}",
-                        "",
                         int(category_ids[i]),
                         Decimal(f"{prices[i]:.2f}"),
                         int(stock[i]),
                         f"bench/{i}.png",
-                        True,
-                        "now",
-                        "now",
-                    ]
-                )
-        cursor.execute("SELECT id FROM shop_product ORDER BY id")
-        product_ids = np.array([r[0] for r in cursor.fetchall()])
+                    )
+                    for i in range(rows)
+                ),
+            )
+        )
         with cursor.copy(
             "COPY visualsearch_productembedding (product_id, encoder, weights_hash, image_name, "
             "image_checksum, embedding, product_category, product_price, computed_at) "

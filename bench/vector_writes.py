@@ -53,6 +53,7 @@ def make_products(rows):
     """``rows`` products (COPY), their keys in order."""
     from django.db import connection
 
+    from bench.similar_search import copy_products
     from shop.demo.catalog import ensure_categories
     from shop.models import Category
 
@@ -63,16 +64,9 @@ def make_products(rows):
             "TRUNCATE visualsearch_productembedding, visualsearch_indexfailure, shop_product "
             "RESTART IDENTITY CASCADE"
         )
-        with cursor.copy(
-            "COPY shop_product (title, description, category_id, price, stock, image, "
-            "is_active, created_at, updated_at) FROM STDIN"
-        ) as copy:
-            for i in range(rows):
-                copy.write_row(
-                    [f"W {i}", "", category, "10.00", 1, f"w/{i}.png", True, "now", "now"]
-                )
-        cursor.execute("SELECT id FROM shop_product ORDER BY id")
-        return [r[0] for r in cursor.fetchall()]
+        return copy_products(
+            cursor, ((f"W {i}", category, "10.00", 1, f"w/{i}.png") for i in range(rows))
+        )
 
 
 def write_all(keys, vectors, batch, weights):
