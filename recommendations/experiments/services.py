@@ -96,6 +96,17 @@ def _check_arms(experiment):
         raise ExperimentError(gettext("Two arms serve the same profile; each arm needs its own."))
 
 
+def _locked_in(experiment, status, message):
+    """``experiment`` read afresh and locked for the transaction; ``ExperimentError`` with
+    ``message`` (``%(name)s``, ``%(status)s``) unless it is in ``status``."""
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status != status:
+        raise ExperimentError(
+            message % {"name": experiment.name, "status": experiment.get_status_display()}
+        )
+    return experiment
+
+
 def start_experiment(experiment):
     """Start serving ``experiment``'s arms to shoppers.
 
@@ -105,12 +116,11 @@ def start_experiment(experiment):
         Unless it is a draft with valid arms and no other experiment runs.
     """
     with transaction.atomic():
-        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-        if experiment.status != Experiment.Status.DRAFT:
-            raise ExperimentError(
-                gettext("Only a draft experiment can start; “%(name)s” is %(status)s.")
-                % {"name": experiment.name, "status": experiment.get_status_display()}
-            )
+        experiment = _locked_in(
+            experiment,
+            Experiment.Status.DRAFT,
+            gettext("Only a draft experiment can start; “%(name)s” is %(status)s."),
+        )
         _check_arms(experiment)
         other = Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
         if other is not None:
@@ -139,12 +149,11 @@ def stop_experiment(experiment, winner=None):
         If it is not running, or the winner is not one of its arms.
     """
     with transaction.atomic():
-        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-        if experiment.status != Experiment.Status.RUNNING:
-            raise ExperimentError(
-                gettext("Only a running experiment can stop; “%(name)s” is %(status)s.")
-                % {"name": experiment.name, "status": experiment.get_status_display()}
-            )
+        experiment = _locked_in(
+            experiment,
+            Experiment.Status.RUNNING,
+            gettext("Only a running experiment can stop; “%(name)s” is %(status)s."),
+        )
         if winner is not None and not experiment.arms.filter(pk=winner.pk).exists():
             raise ExperimentError(
                 gettext("The arm %(arm)s is not part of “%(name)s”.")
