@@ -3,7 +3,9 @@
 Times, on the demo database (``make demo`` or ``manage.py prepare_demo`` prepares it: a
 trained model and the 2,000 simulated shoppers), through Django's test client: the
 product page (with its "Similar items" strip), the home page (with "For you"), the
-"find similar" page; and the widgets' own blends as their template tags call them:
+"find similar" page (each product's first view in this process, then the same products
+again: ``find_similar_page_seen``); and the widgets' own blends as their template tags call
+them:
 "Similar items" and "For you" for the demo's simulated shoppers (anonymous sessions with
 a history, known to the model), "For you" for a signed-in shopper with a history. Each
 series is warmed up first, then timed over ``--samples`` requests, shoppers taking turns.
@@ -58,6 +60,22 @@ def timed(fn, n, warmup, profiler=None):
         "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2),
         "n": n,
     }
+
+
+def in_request(fn):
+    """``fn`` called inside a request's scope (:mod:`lookalike.requestcache`), as a
+    template tag calls a widget: what a request reads once (the stamps, the encoder's
+    weights) is read once per call, not once per question."""
+    from lookalike import requestcache
+
+    def call(i):
+        requestcache.start()
+        try:
+            return fn(i)
+        finally:
+            requestcache.end()
+
+    return call
 
 
 def get(client, url):
@@ -149,15 +167,27 @@ def main():
                 warmup,
                 profiler,
             ),
+            # The same products again, as the next shoppers to look at them would see them:
+            # their answers are kept (visualsearch.search.remembered).
+            "find_similar_page_seen": timed(
+                lambda i: get(anonymous, reverse("visualsearch:similar", args=[product(i).pk])),
+                n,
+                warmup,
+                profiler,
+            ),
         }
         widgets = {
             "similar_items": timed(
-                lambda i: blend_similar(product(i), session_key=session(i)), n, warmup
+                in_request(lambda i: blend_similar(product(i), session_key=session(i))),
+                n,
+                warmup,
             ),
             "for_you_anonymous": timed(
-                lambda i: recommend_for_user(session_key=session(i)), n, warmup
+                in_request(lambda i: recommend_for_user(session_key=session(i))), n, warmup
             ),
-            "for_you_signed_in": timed(lambda i: recommend_for_user(user=user), n, warmup),
+            "for_you_signed_in": timed(
+                in_request(lambda i: recommend_for_user(user=user)), n, warmup
+            ),
         }
     finally:
         hashed = anonymous.session.session_key

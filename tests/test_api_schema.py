@@ -151,8 +151,11 @@ def test_similar_reaches_each_documented_status(api_schema, catalogue, settings,
         statuses.add(reached(operation, path_parameters={"id": anchor.pk}, query=query).status_code)
     statuses.add(reached(operation, path_parameters={"id": 999999}).status_code)
     statuses.add(reached(operation, path_parameters={"id": fresh.pk}).status_code)
-    statuses.add(lost_database(monkeypatch, "visualsearch.search.similar_to_product", operation,
-                               path_parameters={"id": anchor.pk}))  # fmt: skip
+    # The search itself (the API keeps its answers: search.remembered), with a k not
+    # asked before, so that nothing kept answers instead.
+    statuses.add(lost_database(monkeypatch, "visualsearch.search.remembered.search_similar",
+                               operation, path_parameters={"id": anchor.pk},
+                               query={"k": 7}))  # fmt: skip
     documented = documented_statuses(api_schema, SIMILAR, "get")
     assert statuses == documented == {200, 400, 404, 409, 503}
 

@@ -170,6 +170,13 @@ class SearchSettings(AppSettings):
         on every read: 10,000 vectors of 1,280 dimensions take 50 MB. 0 turns it off."""
         return self._setting("VECTOR_CACHE_SIZE", 10_000)
 
+    @property
+    def VECTOR_CACHE_MAX_AGE(self):
+        """Seconds a process serves its copy of a vector without asking the database, while
+        no write through this project has changed any (the ``visualsearch.vectors`` stamp);
+        the bound on how late a raw SQL write from elsewhere is seen."""
+        return self._setting("VECTOR_CACHE_MAX_AGE", 60)
+
 
 class PageSettings(AppSettings):
     """The shopper-facing pages and API: uploads, photo search, results."""

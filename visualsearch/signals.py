@@ -38,6 +38,21 @@ def connect():
         sender=adapter.get_product_model(),
         dispatch_uid="visualsearch.product_saved",
     )
+    # The processes' copies of vectors (services.vectors) are good until a vector changes:
+    # a deleted product takes its vectors with it, and a vector saved through the ORM (the
+    # admin, a shop's own code) replaces one. No receiver on the vectors' deletion: it
+    # would stop Django from deleting a product's vectors in one statement (it fetches
+    # every row to send the signal), and the product's own deletion covers the cascade.
+    post_delete.connect(
+        _vectors_changed,
+        sender=adapter.get_product_model(),
+        dispatch_uid="visualsearch.product_deleted",
+    )
+    from .models import ProductEmbedding
+
+    post_save.connect(
+        _vectors_changed, sender=ProductEmbedding, dispatch_uid="visualsearch.embedding_saved"
+    )
     for model, products_of in adapter.get_dependent_models().items():
         model = apps.get_model(model) if isinstance(model, str) else model
         receiver = _dependent_receiver(products_of)
@@ -60,6 +75,12 @@ def _dependent_receiver(products_of):
             products_changed(pks)
 
     return changed
+
+
+def _vectors_changed(sender, **kwargs):
+    from .services.vectors import vectors_changed
+
+    vectors_changed()
 
 
 def product_saved(sender, instance, created=False, raw=False, update_fields=None, **kwargs):

@@ -73,14 +73,15 @@ def similar(request, pk):
     form = SimilarFiltersForm(request.GET)
     results, not_indexed, status = [], False, 200
     if form.is_valid():
+        filters = form.filters_for(product)
         try:
-            hits = search.similar_to_product(
-                product.pk, k=app_settings.RESULTS, filters=form.filters_for(product)
+            hits = search.remembered.similar_to_product(
+                product.pk, k=app_settings.RESULTS, filters=filters
             )
         except search.NotIndexed:
             not_indexed = True
         else:
-            results = search.hydrate(hits)
+            results = search.hydrate(hits, filters)
     else:
         status = 400
     context = {

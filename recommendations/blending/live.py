@@ -138,7 +138,10 @@ class LiveSource(CandidateSource):
         )
         try:
             if product_id is not None:
-                hits = search.similar_to_product(product_id, k=n, filters=filters)
+                # Shared by every shopper on the product's page: kept per process while
+                # the catalogue and the vectors stay as they are (search.remembered).
+                # Eligibility checks every candidate's stock again (eligible()).
+                hits = search.remembered.similar_to_product(product_id, k=n, filters=filters)
             else:
                 hits = search.search_by_vector(vector, k=n, filters=filters)
         except search.NotIndexed:

@@ -109,7 +109,7 @@ def _collaborative(model, context_ids, predicted):
     columns = [model.item_index[p] for p in context_ids if p in model.item_index]
     if not columns:
         return None
-    known = np.asarray(model.recommender.item_factors, dtype=np.float64)[columns]
+    known = np.asarray(model.recommender.item_factors[columns], dtype=np.float64)
     known = known / np.maximum(np.linalg.norm(known, axis=1, keepdims=True), 1e-12)
     unit = predicted / np.maximum(np.linalg.norm(predicted, axis=1, keepdims=True), 1e-12)
     return (unit @ known.T).max(axis=1)

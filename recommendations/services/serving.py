@@ -157,6 +157,13 @@ class ActiveModel:
         if events is None:
             # Read once per request, whoever asks (the blend, its segments, the API).
             events = shopper_events_of(user_id, session_key)
+        # A blend asks twice (the ALS source, the cold products' affinity): built once.
+        memo = ("recommendations.shopper_state", self.model_id, self.version, key)
+        if memo not in events.derived:
+            events.derived[memo] = self._state_from(key, user_id, session_key, events)
+        return events.derived[memo]
+
+    def _state_from(self, key, user_id, session_key, events):
         trained = self.user_index.get(key)
         if trained is None and user_id is not None and session_key:
             # Signed in but not trained as a user: their anonymous past may have been.

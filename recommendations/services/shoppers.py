@@ -11,7 +11,7 @@ the shopper: never another shopper's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from lookalike.requestcache import forget, memoize
@@ -30,9 +30,14 @@ class ShopperEvents:
     ----------
     rows : tuple of (product id, kind, created_at, epoch seconds)
         Newest first (by time, then by event id).
+    derived : dict
+        What callers computed from these rows and keep with them (the active model's
+        ``user_items`` row of the shopper): the events are read once per request, so
+        what is derived from them is computed once too, and never outlives them.
     """
 
     rows: tuple = ()
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def newest(self) -> datetime | None:

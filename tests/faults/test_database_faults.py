@@ -23,10 +23,11 @@ def lose_the_database(*args, **kwargs):
 
 
 def test_a_request_that_loses_the_database_is_one_clean_503(client, catalogue, monkeypatch):
-    from visualsearch import search
+    from visualsearch.search import remembered
 
     product = catalogue[0]
-    monkeypatch.setattr(search, "similar_to_product", lose_the_database)
+    # The search under the kept answers (nothing is kept yet for this product).
+    monkeypatch.setattr(remembered, "search_similar", lose_the_database)
     page = client.get(f"/visual/similar/{product.pk}/")
     assert page.status_code == 503 and page["Retry-After"]
     assert "try again" in page.content.decode()

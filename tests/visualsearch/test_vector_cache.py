@@ -1,5 +1,7 @@
 """The per-process copies of stored vectors (``visualsearch.services.vectors.VectorCache``):
-they save the transfer of unchanged rows, and are never served once their row changed."""
+they save the transfer of unchanged rows, are served without a query while the vectors'
+stamp stands, and never once a write through the project (or the maximum age) says that
+their row may have changed."""
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     embed,
 )
 from visualsearch.models import ProductEmbedding
-from visualsearch.services.vectors import VectorCache, load_vectors
+from visualsearch.services import vectors as vectors_module
+from visualsearch.services.vectors import VectorCache, load_vectors, vectors_changed
 
 pytestmark = pytest.mark.django_db
 
@@ -54,24 +57,81 @@ def test_never_serves_a_re_embedded_vector(stored):
     assert not np.allclose(after, before)
 
 
-def test_a_write_that_keeps_computed_at_is_still_seen(stored):
-    cache = VectorCache()
-    p = stored[1]
-    cache.get([p.pk])
-    # A raw update leaves computed_at as it was; the row's version still changes.
-    ProductEmbedding.objects.filter(product=p, encoder=ENCODER).update(
-        embedding=unit([0.0, 0.0, 0.0, 1.0])
-    )
-    np.testing.assert_allclose(cache.get([p.pk])[p.pk], unit([0.0, 0.0, 0.0, 1.0]), rtol=1e-6)
+@pytest.fixture
+def reads(monkeypatch):
+    """The ids each database read of a VectorCache asked for."""
+    calls = []
+    real = vectors_module._read_changed
+
+    def counting(ids, *args):
+        calls.append(list(ids))
+        return real(ids, *args)
+
+    monkeypatch.setattr(vectors_module, "_read_changed", counting)
+    return calls
 
 
-def test_deleted_rows_and_other_weights_are_not_served(stored):
+def test_copies_checked_under_the_stamp_are_served_without_a_query(stored, reads):
     cache = VectorCache()
     ids = [p.pk for p in stored]
     cache.get(ids)
-    ProductEmbedding.objects.filter(product=stored[2]).delete()
+    assert reads == [ids]
+    cache.get(ids[:2])
+    assert reads == [ids]  # no second read
+    cache.get([*ids, 10**9])  # an id without a vector is asked for, alone
+    assert reads == [ids, [10**9]]
+    vectors_changed()
+    cache.get(ids)
+    assert reads[-1] == ids  # checked again once the stamp moved
+
+
+def test_a_raw_write_is_seen_after_vectors_changed_or_the_maximum_age(settings, stored):
+    cache = VectorCache()
+    p = stored[1]
+    before = cache.get([p.pk])[p.pk]
+    # A raw update sends no signal and leaves computed_at as it was.
+    ProductEmbedding.objects.filter(product=p, encoder=ENCODER).update(
+        embedding=unit([0.0, 0.0, 0.0, 1.0])
+    )
+    assert cache.get([p.pk])[p.pk] is before  # within the maximum age, under the stamp
+    settings.VISUALSEARCH_VECTOR_CACHE_MAX_AGE = 0
+    np.testing.assert_allclose(cache.get([p.pk])[p.pk], unit([0.0, 0.0, 0.0, 1.0]), rtol=1e-6)
+    settings.VISUALSEARCH_VECTOR_CACHE_MAX_AGE = 60
+    ProductEmbedding.objects.filter(product=p, encoder=ENCODER).update(
+        embedding=unit([0.0, 1.0, 0.0, 0.0])
+    )
+    vectors_changed()
+    # The row's version changed though computed_at did not: the new vector is sent.
+    np.testing.assert_allclose(cache.get([p.pk])[p.pk], unit([0.0, 1.0, 0.0, 0.0]), rtol=1e-6)
+
+
+def test_the_indexing_write_replaces_the_copies(stored):
+    from visualsearch.indexing.store import upsert_vectors
+
+    cache = VectorCache()
+    p = stored[0]
+    row = ProductEmbedding.objects.get(product=p, encoder=ENCODER)
+    cache.get([p.pk])
+    upsert_vectors(
+        ENCODER,
+        row.weights_hash,
+        [(p.pk, row.image_name, row.image_checksum, row.product_category, row.product_price)],
+        np.asarray([unit([0.0, 0.0, 1.0, 0.0])]),
+        row.computed_at,  # the same time: only the stamp tells
+    )
+    np.testing.assert_allclose(cache.get([p.pk])[p.pk], unit([0.0, 0.0, 1.0, 0.0]), rtol=1e-6)
+
+
+def test_deleted_products_and_other_weights_are_not_served(stored):
+    cache = VectorCache()
+    ids = [p.pk for p in stored]
+    cache.get(ids)
+    stored[2].delete()  # its vector goes with it
     assert set(cache.get(ids)) == {stored[0].pk, stored[1].pk}
     assert cache.get(ids, weights_hash="other weights") == {}
+    ProductEmbedding.objects.filter(product=stored[1]).delete()
+    vectors_changed()  # as the indexing's removals do
+    assert set(cache.get(ids)) == {stored[0].pk}
 
 
 def test_transform_is_kept_and_none_leaves_a_vector_out(stored):

@@ -96,7 +96,7 @@ class ProductViewSet(viewsets.GenericViewSet):
 
     def similar_hits(self, product, params):
         """The ranked hits for ``product``; the place to blend in other signals."""
-        return search.similar_to_product(
+        return search.remembered.similar_to_product(
             product.pk, k=params.validated_data["k"], filters=params.get_filters()
         )
 
@@ -130,7 +130,9 @@ class ProductViewSet(viewsets.GenericViewSet):
             hits = self.similar_hits(product, params)
         except search.NotIndexed as exc:
             raise NotIndexedError() from exc
-        return results_response(request, search.hydrate(hits))
+        # The filters checked again on the products: the hits may be kept from an
+        # earlier search (search.remembered).
+        return results_response(request, search.hydrate(hits, params.get_filters()))
 
 
 class ImageSearchView(APIView):

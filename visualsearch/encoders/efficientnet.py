@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.requestcache import memoize
+
 from .base import TorchEncoder, file_digest, l2_normalize
 from .projection import Projection, projection_path
 
@@ -191,7 +193,12 @@ class EfficientNetLite0Encoder(TorchEncoder):
 
     @property
     def weights_hash(self) -> str:
-        return self._hash_with(self.projection)
+        # Each search and vector read of a request asks (three to five times on a product
+        # page), and checking the projection's file and hashing cost 0.1 ms a time: once
+        # per request. Writes label their vectors from postprocess_versioned, never from this.
+        return memoize(
+            ("visualsearch.weights_hash", id(self)), lambda: self._hash_with(self.projection)
+        )
 
     def _hash_with(self, projection) -> str:
         if projection is None:

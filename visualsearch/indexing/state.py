@@ -12,6 +12,7 @@ from lookalike.catalogue import get_adapter
 from .. import products
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
+from ..services.vectors import vectors_changed
 from .images import checksum, read_image_bytes
 
 #: The condition "the product has an image" on the catalogue rows ``p(pk, image)``.
@@ -179,4 +180,6 @@ def remove_orphans(encoder_name) -> int:
                 [encoder_name, *params],
             )
             removed += cursor.rowcount if table == t["emb"] else 0
+    if removed:
+        vectors_changed()
     return removed

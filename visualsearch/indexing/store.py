@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from .. import products
 from ..models import IndexFailure, ProductEmbedding
+from ..services.vectors import vectors_changed
 
 __all__ = ["COLUMNS", "upsert_vectors", "vector_binary", "write_batch"]
 
@@ -206,4 +207,5 @@ def upsert_vectors(encoder_name, weights_hash, rows, vectors, computed_at) -> in
             [encoder_name],
         )
         cursor.execute(f"DROP TABLE {_STAGE}")
+        vectors_changed()
     return written

@@ -50,6 +50,7 @@ checked on the product table, so a stale copy of a category or price on a vector
 result but never shows a product outside the filter.
 """
 
+from . import remembered
 from .filters import MAX_K, Filters, Hit, NotIndexed
 from .planner import Plan, PlanKind, Probe, choose_plan
 from .service import (
@@ -74,6 +75,7 @@ __all__ = [
     "SearchResult",
     "choose_plan",
     "hydrate",
+    "remembered",
     "rerank",
     "search_by_images",
     "search_by_vector",

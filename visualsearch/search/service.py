@@ -166,13 +166,18 @@ def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -
     return [Hit(ids[i], float(scores[i])) for i in order]
 
 
-def hydrate(hits) -> list[tuple[object, float]]:
+def hydrate(hits, filters=None) -> list[tuple[object, float]]:
     """``(product, score)`` in hit order, loaded through the catalogue adapter in one query
-    (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`); products it no longer shows
-    are dropped."""
+    (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`); products it no longer shows,
+    or that no longer pass ``filters`` (hits kept from an earlier search,
+    :mod:`.remembered`), are dropped."""
     hits = list(hits)
     if not hits:
         return []
     adapter = get_adapter()
-    products = adapter.annotate(adapter.get_queryset()).in_bulk([h.product_id for h in hits])
+    shown = adapter.get_queryset()
+    if filters is not None and filters.narrows:
+        # As a sub-query, so that the adapter's filters and its annotations never meet.
+        shown = shown.filter(pk__in=filters.products().values("pk"))
+    products = adapter.annotate(shown).in_bulk([h.product_id for h in hits])
     return [(products[h.product_id], h.score) for h in hits if h.product_id in products]

@@ -14,15 +14,26 @@ of a caller's that keeps the vectors transformed) holds up to
 each with the ``computed_at`` of the row it came from and the transaction that wrote it
 and where (``xmin``, ``ctid``: together its stamp). Every read still asks the database, in
 one query, sending the stamps it holds, and gets back the vectors of the rows whose stamp
-differs (written again; other weights are another key): a copy is never
-served after its row changed, and a warm read moves a few bytes a product instead of five
-kilobytes. Memory per process, not the shared cache: a request reads hundreds of vectors,
-which would cost more to fetch and unpickle from Redis than from PostgreSQL.
+differs (written again; other weights are another key): a warm read moves a few bytes a
+product instead of five kilobytes. Memory per process, not the shared cache: a request reads
+hundreds of vectors, which would cost more to fetch and unpickle from Redis than from
+PostgreSQL.
+
+Even that check was a round trip and a few hundred index probes on every widget (2-5 ms of a
+20 ms blend on a busy machine), for vectors that change only when a product is embedded
+again. So the copies are also kept under a version stamp (:mod:`lookalike.stamps`,
+:data:`VECTORS_STAMP`) that every write of vectors through this project bumps
+(:func:`vectors_changed`: the indexing's writes and removals, a saved or deleted
+``ProductEmbedding``, a deleted product): a read whose copies were all checked under the
+current stamp, less than ``VISUALSEARCH_VECTOR_CACHE_MAX_AGE`` seconds ago, asks the
+database nothing. A write that bypasses all of these (raw SQL from elsewhere) is seen
+within that age, when each copy is checked again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -30,13 +41,30 @@ import psycopg
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
+from lookalike import stamps
 from lookalike.keys import native
 from lookalike.routing import read_connection
 
 from ..conf import app_settings
 from ..models import ProductEmbedding
 
-__all__ = ["VectorCache", "cached_vectors", "clear_vector_cache", "load_vectors"]
+__all__ = [
+    "VECTORS_STAMP",
+    "VectorCache",
+    "cached_vectors",
+    "clear_vector_cache",
+    "load_vectors",
+    "vectors_changed",
+]
+
+#: The stamp the process's copies of vectors are kept under (see the module docstring).
+VECTORS_STAMP = "visualsearch.vectors"
+
+
+def vectors_changed():
+    """Tell every process that stored vectors were written or removed: their copies are
+    checked against the database at their next read. Called by whatever writes them."""
+    stamps.bump(VECTORS_STAMP)
 
 
 class _NumpyVectorLoader(Loader):
@@ -94,7 +122,9 @@ class VectorCache:
     def __init__(self, transform=None):
         self.transform = transform
         self.lock = threading.Lock()
-        self.entries = OrderedDict()  # (encoder, weights hash, product id) -> (stamp, value)
+        # (encoder, weights hash, product id) -> (row stamp, value, stamp token checked under,
+        # monotonic time checked)
+        self.entries = OrderedDict()
 
     def clear(self):
         """Forget every copy (tests)."""
@@ -102,30 +132,45 @@ class VectorCache:
             self.entries.clear()
 
     def get(self, product_ids, encoder=None, weights_hash=None):
-        """``{product id: vector}`` as :func:`load_vectors` answers (then ``transform``ed),
-        in one query, from the copies of the rows that have not changed since."""
+        """``{product id: vector}`` as :func:`load_vectors` answers (then ``transform``ed):
+        from the copies checked under the current stamp, and in one query for the others,
+        sending back only the vectors of rows that changed."""
         size = int(app_settings.VECTOR_CACHE_SIZE or 0)
         ids = list(dict.fromkeys(native(pid) for pid in product_ids))
         if not ids:
             return {}
         encoder, weights_hash = _identity(encoder, weights_hash)
+        token = stamps.current(VECTORS_STAMP) if size > 0 else None
+        oldest = time.monotonic() - float(app_settings.VECTOR_CACHE_MAX_AGE)
+        out, known, to_check = {}, {}, []
         with self.lock:
-            known = {
-                pid: self.entries[(encoder, weights_hash, pid)]
-                for pid in ids
-                if (encoder, weights_hash, pid) in self.entries
-            }
-        out, fresh = {}, {}
-        for pid, *stamp, vector in _read_changed(ids, encoder, weights_hash, known):
-            if vector is None:
-                if pid not in known:
+            for pid in ids:
+                entry = self.entries.get((encoder, weights_hash, pid))
+                if entry is None:
+                    to_check.append(pid)
                     continue
-                value = known[pid][1]
-            else:
-                value = vector if self.transform is None else self.transform(vector)
-                fresh[pid] = (tuple(stamp), value)
-            if value is not None:
-                out[pid] = value
+                stamp, value, checked_under, checked_at = entry
+                if checked_under == token and checked_at >= oldest:
+                    # Checked under the current stamp: answered without the database (a
+                    # vector the transform left out stays out).
+                    if value is not None:
+                        out[pid] = value
+                else:
+                    known[pid] = (stamp, value)
+                    to_check.append(pid)
+        fresh, checked_at = {}, time.monotonic()
+        if to_check:
+            for pid, *stamp, vector in _read_changed(to_check, encoder, weights_hash, known):
+                if vector is None:
+                    if pid not in known:
+                        continue
+                    stamp, value = known[pid]
+                else:
+                    stamp = tuple(stamp)
+                    value = vector if self.transform is None else self.transform(vector)
+                fresh[pid] = (stamp, value, token, checked_at)
+                if value is not None:
+                    out[pid] = value
         self._keep(encoder, weights_hash, fresh, out, size)
         return out
 

@@ -1,0 +1,103 @@
+"""Answers of "find similar" kept per process (``visualsearch.search.remembered``): searched
+once while the catalogue and the vectors stand, searched again when either changes, and
+never shown past their filter."""
+
+import pytest
+
+from shop.models import Product
+from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
+    blend_environment,
+    embed,
+)
+from visualsearch import search
+from visualsearch.search import remembered
+from visualsearch.services.vectors import vectors_changed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalogue(product_factory):
+    products = [product_factory(title=f"P{i}", stock=5) for i in range(4)]
+    for i, p in enumerate(products):
+        embed(p, [1.0, 0.2 * i, 0.0, 0.0])
+    return products
+
+
+@pytest.fixture
+def searches(monkeypatch):
+    """The product ids each real search was asked about."""
+    calls = []
+    real = remembered.search_similar
+
+    def counting(product_id, k, filters):
+        calls.append(product_id)
+        return real(product_id, k, filters)
+
+    monkeypatch.setattr(remembered, "search_similar", counting)
+    return calls
+
+
+def ids(hits):
+    return [hit.product_id for hit in hits]
+
+
+def test_the_same_question_is_searched_once(catalogue, searches):
+    first = remembered.similar_to_product(catalogue[0].pk, k=3)
+    assert ids(first) == [p.pk for p in catalogue[1:]]
+    assert ids(first) == ids(search.similar_to_product(catalogue[0].pk, k=3))
+    again = remembered.similar_to_product(str(catalogue[0].pk), k=3)  # any spelling of the key
+    assert ids(again) == ids(first) and searches == [catalogue[0].pk]
+    remembered.similar_to_product(catalogue[0].pk, k=2)  # another question
+    assert len(searches) == 2
+
+
+def test_exclusions_in_any_order_are_one_question(catalogue, searches):
+    a = search.Filters(exclude_ids=(catalogue[1].pk, catalogue[2].pk))
+    b = search.Filters(exclude_ids=(catalogue[2].pk, catalogue[1].pk, catalogue[2].pk))
+    assert ids(remembered.similar_to_product(catalogue[0].pk, 3, a)) == [catalogue[3].pk]
+    assert ids(remembered.similar_to_product(catalogue[0].pk, 3, b)) == [catalogue[3].pk]
+    assert len(searches) == 1
+
+
+def test_a_saved_product_or_new_vectors_search_again(catalogue, searches):
+    remembered.similar_to_product(catalogue[0].pk, k=3)
+    catalogue[3].title = "Renamed"
+    catalogue[3].save()  # the catalogue's stamp
+    remembered.similar_to_product(catalogue[0].pk, k=3)
+    assert len(searches) == 2
+    vectors_changed()  # the vectors' stamp, as the indexing's writes do
+    remembered.similar_to_product(catalogue[0].pk, k=3)
+    assert len(searches) == 3
+    catalogue[1].delete()
+    assert catalogue[1].pk not in ids(remembered.similar_to_product(catalogue[0].pk, k=3))
+
+
+def test_not_indexed_is_not_kept(product_factory, catalogue, searches):
+    bare = product_factory(title="No vector yet")
+    for _ in range(2):
+        with pytest.raises(search.NotIndexed):
+            remembered.similar_to_product(bare.pk, k=3)
+    assert searches == [bare.pk, bare.pk]
+    embed(bare, [1.0, 0.0, 0.0, 0.0])  # a saved vector moves the vectors' stamp
+    assert len(remembered.similar_to_product(bare.pk, k=3)) == 3
+
+
+def test_a_product_that_left_the_filter_unseen_is_dropped_when_shown(catalogue, client):
+    in_stock = search.Filters(in_stock=True)
+    hits = remembered.similar_to_product(catalogue[0].pk, 3, in_stock)
+    assert catalogue[1].pk in ids(hits)
+    # Sold out by an update() that moves no stamp: the kept hits still name it...
+    Product.objects.filter(pk=catalogue[1].pk).update(stock=0)
+    kept = remembered.similar_to_product(catalogue[0].pk, 3, in_stock)
+    assert catalogue[1].pk in ids(kept)
+    # ...but the products shown are checked against the filter again.
+    shown = [product.pk for product, _ in search.hydrate(kept, in_stock)]
+    assert shown == [catalogue[2].pk, catalogue[3].pk]
+    page = client.get(f"/visual/similar/{catalogue[0].pk}/?in_stock=on")
+    assert page.status_code == 200
+    assert f'data-product-id="{catalogue[1].pk}"' not in page.content.decode()
+    assert f'data-product-id="{catalogue[2].pk}"' in page.content.decode()
+    api = client.get(f"/api/products/{catalogue[0].pk}/similar/?in_stock=true")
+    assert api.status_code == 200
+    assert catalogue[1].pk not in [r["id"] for r in api.json()["results"]]
