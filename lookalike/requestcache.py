@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextvars
 
-__all__ = ["end", "forget", "memoize", "start"]
+__all__ = ["end", "forget", "memoize", "replace", "start"]
 
 _scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "lookalike_request_cache", default=None
@@ -54,3 +54,11 @@ def forget(key):
     scope = _scope.get()
     if scope is not None:
         scope.pop(key, None)
+
+
+def replace(key, update):
+    """Replace ``key``'s value by ``update(value)`` if the request holds one: what computed
+    it has changed in a way the caller can apply without computing it again."""
+    scope = _scope.get()
+    if scope is not None and key in scope:
+        scope[key] = update(scope[key])

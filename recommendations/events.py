@@ -57,7 +57,7 @@ from lookalike.clients import client_address, client_network, count_in_window, p
 from .conf import app_settings
 from .experiments.recording import attribute_request
 from .models import Event
-from .services.shoppers import forget_shopper_events
+from .services.shoppers import add_shopper_event, shopper_events_of
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ def record_event(request, product, kind, source=""):
     if session_key is None:
         return None
     user = request.user if request.user.is_authenticated else None
+    user_id = user.pk if user is not None else None
     now = timezone.now()
-    if kind in VIEW_KINDS and _seen_recently(user, session_key, product, kind, now):
+    if kind in VIEW_KINDS and _seen_recently(user_id, session_key, product, kind, now):
         return None
     created = Event.objects.create(
         user=user,
@@ -187,7 +188,7 @@ def record_event(request, product, kind, source=""):
         source=source[:50],
         created_at=now,
     )
-    forget_shopper_events(user.pk if user is not None else None, session_key)
+    add_shopper_event(user_id, session_key, created)
     attribute_request(request, created)  # to the experiment strip it followed, if any
     return created
 
@@ -210,15 +211,17 @@ def record_view(request, product):
     return record_event(request, product, kind, source=source)
 
 
-def _seen_recently(user, session_key, product, kind, now) -> bool:
+def _seen_recently(user_id, session_key, product, kind, now) -> bool:
+    """Whether the shopper did ``kind`` to ``product`` within the view window. From their
+    events, read once per request (:func:`~.services.shoppers.shopper_events_of`): the
+    strips on the page read the same events next, so the check costs no query of its own."""
     window = app_settings.VIEW_WINDOW_SECONDS
     if not window:
         return False
-    events = Event.objects.filter(
-        product=product, kind=kind, created_at__gte=now - timedelta(seconds=window)
-    )
-    if user is not None:
-        events = events.filter(user=user)
-    else:
-        events = events.filter(user__isnull=True, session_key=session_key)
-    return events.exists()
+    since = now - timedelta(seconds=window)
+    for pid, event_kind, created_at, _ in shopper_events_of(user_id, session_key).rows:
+        if created_at < since:
+            return False  # newest first: the rest are older still
+        if pid == product.pk and event_kind == kind:
+            return True
+    return False

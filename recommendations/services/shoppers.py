@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lookalike.requestcache import forget, memoize
+from lookalike.requestcache import forget, memoize, replace
 
 from ..models import Event
 from .matrix import epoch_seconds, shopper_events
 
-__all__ = ["ShopperEvents", "forget_shopper_events", "shopper_events_of"]
+__all__ = ["ShopperEvents", "add_shopper_event", "forget_shopper_events", "shopper_events_of"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,13 @@ def shopper_events_of(user_id=None, session_key=None):
 def forget_shopper_events(user_id=None, session_key=None):
     """Read the shopper's events again in this request: one was just recorded."""
     forget(_key(user_id, session_key))
+
+
+def add_shopper_event(user_id, session_key, event):
+    """Add ``event``, just recorded, to the shopper's events this request has read: the
+    strips rendered after a product view see it without reading them all again."""
+    row = (event.product_id, event.kind, event.created_at, event.created_at.timestamp())
+    replace(_key(user_id, session_key), lambda events: ShopperEvents((row, *events.rows)))
 
 
 def _key(user_id, session_key):

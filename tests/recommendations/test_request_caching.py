@@ -97,6 +97,37 @@ def test_an_event_recorded_in_the_request_is_seen_by_the_widgets(request_scope, 
 
 
 @pytest.mark.django_db
+def test_a_view_and_the_strips_after_it_read_the_shoppers_events_once(
+    request_scope, product_factory, django_user_model
+):
+    a, b = product_factory(title="A"), product_factory(title="B")
+    user = django_user_model.objects.create_user("viewer")
+    request = RequestFactory().get("/")
+    request.user = user
+    SessionMiddleware(lambda r: None).process_request(request)
+    request.session.save()
+    key = hash_session_key(request.session.session_key)
+    event(a, user=user)
+    with CaptureQueriesContext(connection) as queries:
+        assert record_event(request, b, "view") is not None
+        rows = shopper_events_of(user.pk, key).rows  # what the strips read next
+        assert record_event(request, b, "view") is None  # a repeat within the window
+    reads = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith("SELECT") and "recommendations_event" in q["sql"]
+    ]
+    assert len(reads) == 1  # the repeat check and the strips share one read
+    assert [row[0] for row in rows] == [b.pk, a.pk]
+    requestcache.end()
+    requestcache.start()
+    # A new request reads the stored events: the same rows, the new one included.
+    stored = shopper_events_of(user.pk, key).rows
+    assert [row[:2] for row in stored] == [row[:2] for row in rows]
+    assert stored[0][3] == pytest.approx(rows[0][3])  # its epoch seconds, as the database says
+
+
+@pytest.mark.django_db
 def test_two_shoppers_in_one_process_get_their_own_strips(
     request_scope, product_factory, category_factory
 ):
