@@ -24,7 +24,8 @@ class Command(BaseCommand):
         source.add_argument(
             "--blend",
             metavar="PROFILE",
-            help="Evaluate this blend profile against visual-only, ALS-only and popularity-only "
+            help="Evaluate this blend profile against visual-only, ALS-only, popularity-only and "
+            "covisitation-only "
             "on the shop's data, overall and per segment (cold items, new shoppers, regulars).",
         )
         parser.add_argument("--k", type=int, default=10, help="Cut-off (default 10).")
