@@ -246,6 +246,7 @@ def prepare_blend_evaluation(
         "test_fraction": test_fraction,
         "cold_share": cold_share,
         "new_share": new_share,
+        "seed": seed,
         "users": int(len(evaluated)),
         "items": int(len(product_ids)),
         "cold_items": int(cold),

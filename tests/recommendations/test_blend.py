@@ -1,9 +1,12 @@
 """The blend: normalisation, weighting, reasons, rules, diversity and cold start."""
 
+import io
+import json
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from recommendations.blending import blend
@@ -315,6 +318,12 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
     assert result["visual_only"]["diversity"] == 0.0  # one category per group
     # So do the products looked at with theirs.
     assert result["covisitation_only"]["precision_at_3"] > 0.3
+    # The command passes its seed on (it draws the cold products and new shoppers).
+    out = io.StringIO()
+    call_command(
+        "evaluate_recommender", "--blend", "default", "--k=3", "--seed=3", "--json", stdout=out
+    )
+    assert json.loads(out.getvalue())["seed"] == 3 and result["seed"] == 0
     explicit = evaluate_blend(weights={"visual": 1.0}, k=3, data=prepared, baselines=False)
     assert explicit["blend"] == result["visual_only"] and "als_only" not in explicit
     with pytest.raises(ValueError, match="Unknown weight"):

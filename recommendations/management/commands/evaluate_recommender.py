@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if k < 1:
             raise CommandError("--k must be at least 1.")
         if options["blend"]:
-            result = self.evaluate_blend(options["blend"], k)
+            result = self.evaluate_blend(options["blend"], k, options["seed"])
         else:
             result = self.evaluate_data(options)
         if options["json"]:
@@ -104,7 +104,7 @@ class Command(BaseCommand):
             **figures,
         }
 
-    def evaluate_blend(self, profile, k):
+    def evaluate_blend(self, profile, k, seed):
         try:
             from recommendations.offline.blend_evaluation import evaluate_blend
         except ImportError as exc:
@@ -113,7 +113,7 @@ class Command(BaseCommand):
                 f"(recommendations.offline.blend_evaluation: {exc})."
             ) from exc
         try:
-            return evaluate_blend(profile, k=k)
+            return evaluate_blend(profile, k=k, seed=seed)
         except (LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
