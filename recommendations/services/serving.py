@@ -26,6 +26,7 @@ import numpy as np
 
 from lookalike.keys import native
 
+from ..blending.covisitation import covisitation_of
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
 from . import eligibility, popularity
@@ -150,8 +151,6 @@ class ActiveModel:
             Best first, ``product_ids`` and ``exclude_ids`` left out; ``[]`` when the
             artefact holds no table or the model knows none of the products.
         """
-        from ..blending.covisitation import covisitation_of
-
         table = covisitation_of(self)
         columns = self._columns(product_ids)
         if table is None or not len(columns) or k <= 0:
