@@ -38,16 +38,14 @@ from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
 
 MIGRATION_0003 = import_module("recommendations.migrations.0003_default_blend_profile").DEFAULT
 MIGRATION_0009 = import_module("recommendations.migrations.0009_default_profile_segments")
-MIGRATION_0011 = import_module("recommendations.migrations.0011_blend_profile_covisitation")
 
 
 def test_the_builtin_fallback_is_the_migrated_default_profile():
     # Migration 0003 created it; 0009 tuned its weights and gave it segment weights; 0011
-    # added co-visitation (weighing 0 but for new shoppers) and retuned the new shoppers'.
+    # added co-visitation, weighing 0.
     migrated = {**MIGRATION_0009.NEW, "covisitation_weight": 0.0}
     assert BUILTIN_SETTINGS.weights == {c: migrated[f"{c}_weight"] for c in COMPONENTS}
-    assert MIGRATION_0011.OLD_SEGMENTS == MIGRATION_0009.SEGMENTS
-    assert BUILTIN_SETTINGS.segments == MIGRATION_0011.SEGMENTS
+    assert BUILTIN_SETTINGS.segments == MIGRATION_0009.SEGMENTS
     assert BUILTIN_SETTINGS.diversity_param == MIGRATION_0009.NEW["diversity_param"]
     assert BUILTIN_SETTINGS.diversity == MIGRATION_0003["diversity"]
     assert {rule: getattr(BUILTIN_SETTINGS, rule) for rule in RULES} == {
