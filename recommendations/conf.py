@@ -155,6 +155,12 @@ class BlendingSettings(AppSettings):
         return self._setting("BLEND_HISTORY", 5)
 
     @property
+    def COVISITATION_NEIGHBOURS(self):
+        """Most co-visited products kept per product in a trained model's artefact
+        (:mod:`recommendations.blending.covisitation`)."""
+        return self._setting("COVISITATION_NEIGHBOURS", 100)
+
+    @property
     def POPULAR_DAYS(self):
         """Window of the blend's popularity component, in days; ``None`` counts every event."""
         return self._setting("POPULAR_DAYS", 30)

@@ -180,7 +180,7 @@ class BlendProfile(models.Model):
     """How the "Similar items" and "For you" widgets blend their sources.
 
     Scores from each source (visual similarity, collaborative filtering, the shopper's
-    category/price affinity, popularity, recency) are mixed with these weights, then
+    category/price affinity, popularity, recency, co-visitation) are mixed with these weights, then
     diversified and filtered by the rules. One profile is the default (a partial unique
     constraint); others can be tried and compared through their ``metrics``. The names
     and defaults come from :mod:`recommendations.blending.core`.
@@ -202,6 +202,9 @@ class BlendProfile(models.Model):
         _("popularity weight"), default=DEFAULT_WEIGHTS["popularity"]
     )
     recency_weight = models.FloatField(_("recency weight"), default=DEFAULT_WEIGHTS["recency"])
+    covisitation_weight = models.FloatField(
+        _("co-visitation weight"), default=DEFAULT_WEIGHTS["covisitation"]
+    )
     diversity = models.CharField(
         _("diversity"), max_length=20, choices=Diversity.choices, default=Diversity.MMR
     )
@@ -259,7 +262,8 @@ class BlendProfile(models.Model):
                 & models.Q(collaborative_weight__gte=0)
                 & models.Q(affinity_weight__gte=0)
                 & models.Q(popularity_weight__gte=0)
-                & models.Q(recency_weight__gte=0),
+                & models.Q(recency_weight__gte=0)
+                & models.Q(covisitation_weight__gte=0),
                 name="recommendations_blend_weights_nonnegative",
             ),
         ]

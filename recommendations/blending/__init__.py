@@ -16,10 +16,12 @@ steps, read top to bottom in this package:
 1. **Candidates.** Every source proposes up to ``RECOMMENDATIONS_BLEND_CANDIDATES``
    products: the nearest visual neighbours (pgvector) of the product, or of the
    shopper's recent products; the active ALS model's similar items of the same
-   product(s); the ALS model's top items for the shopper (a signed-in user, or an
-   anonymous session once it has a few events: the model folds the session in); the
-   popular products; the newest products. The last two make sure a strip is never
-   empty: with no model, no embeddings and no events, the newest products remain.
+   product(s); in "For you", the products most often looked at together with the
+   shopper's recent ones (:mod:`.covisitation`); the ALS model's top items for the
+   shopper (a signed-in user, or an anonymous session once it has a few events: the
+   model folds the session in); the popular products; the newest products. The last two
+   make sure a strip is never empty: with no model, no embeddings and no events, the
+   newest products remain.
 
 2. **Components.** Each candidate gets one raw score per component:
 
@@ -38,7 +40,12 @@ steps, read top to bottom in this package:
    ``recency``
        ``0.5 ** (age in whole days / RECOMMENDATIONS_RECENCY_HALF_LIFE_DAYS)``; whole
        days, so that products created together tie instead of being ranked by the
-       milliseconds between their inserts.
+       milliseconds between their inserts;
+   ``covisitation``
+       how many shoppers of the training window had both the candidate and the product
+       (summed over the recent products), from the table stored with the active model;
+       meant for a shopper with one or two events, for whom ALS has little to fold in
+       (the default profile weighs it 0: see the README's blend evaluation).
 
    **Normalisation (one rule for every component): min-max within the candidate set.**
    A component's raw scores are mapped linearly so that the lowest score among the
@@ -56,8 +63,8 @@ steps, read top to bottom in this package:
    scaled to sum to 1) multiply the normalised components; a candidate's score is their
    sum, in [0, 1]. Its ``components`` are the weighted terms, and its reason is the one
    of the largest term: "Looks similar", "Shoppers who viewed this also viewed",
-   "Picked for you", "Popular now" or "New in". A candidate with no term above zero
-   (a fallback) takes the reason of the source that proposed it.
+   "Picked for you", "Popular now", "New in" or "Often viewed together". A candidate
+   with no term above zero (a fallback) takes the reason of the source that proposed it.
 
 4. **Rules and diversity.** Inactive products never appear; depending on the profile,
    out-of-stock products, products the shopper bought and the current product (on a

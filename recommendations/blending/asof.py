@@ -158,6 +158,9 @@ class AsOfSource(CandidateSource):
             user_id=user_id, session_key=session_key, k=n, exclude_ids=tuple(exclude)
         )
 
+    def covisited(self, product_ids, n, exclude):
+        return self.model.covisited(product_ids, n, exclude_ids=tuple(exclude))
+
     def popular(self, n, exclude):
         return self._first(self._popular, n, exclude)
 

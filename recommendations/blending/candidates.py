@@ -108,6 +108,12 @@ class CandidateSource:
         """``[(product id, score)]``: the ALS model's top ``n`` for the shopper."""
         raise NotImplementedError
 
+    def covisited(self, product_ids, n, exclude):
+        """``[(product id, summed count)]``: the ``n`` products most often looked at by
+        the shoppers of ``product_ids`` (:mod:`.covisitation`); none by default, for a
+        source without the model's co-visitation table."""
+        return []
+
     def popular(self, n, exclude):
         """Product ids of the ``n`` most popular products."""
         raise NotImplementedError
@@ -171,8 +177,9 @@ def gather_similar(source, product_id, shopper, exclude, n):
 
 def gather_for_user(source, shopper, exclude, n):
     """Step 1 of "For you": products like the shopper's recent ones (visual neighbours of
-    their mean embedding, ALS neighbours of each), the ALS model's picks for them, the
-    popular and the newest products.
+    their mean embedding, ALS neighbours of each, the products looked at with them), the
+    ALS model's picks for them, the popular and the newest products. (A product page has
+    its ALS neighbours; co-visitation is for the short histories of "For you".)
 
     Returns
     -------
@@ -198,6 +205,8 @@ def gather_for_user(source, shopper, exclude, n):
         per_item = max(n // max(len(shopper.history), 1), 10)
         for pid in shopper.history:
             cands.add("collaborative", source.similar_items(pid, per_item))
+        if shopper.history:
+            cands.add("covisitation", source.covisited(shopper.history, n, exclude))
     _gather_common(cands, source, shopper, exclude, n)
     return cands, anchor
 
@@ -234,7 +243,8 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
 
     ``visual`` is the cosine to ``anchor`` for every candidate with an embedding (the
     visual source's own score otherwise); ``popularity`` and ``recency`` are computed for
-    every candidate; ``collaborative`` and ``affinity`` are what their sources said.
+    every candidate; ``collaborative``, ``affinity`` and ``covisitation`` are what their
+    sources said.
     Recency counts whole days, so that products created together tie instead of being
     ranked by the milliseconds between their inserts, which min-max would blow up to
     [0, 1]. Returns ``None`` when no candidate is eligible.
@@ -252,7 +262,7 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
         # One product for all candidates; those without an embedding keep NaN.
         has = np.array([pid in embeddings for pid in ids])
         raw[has, col["visual"]] = matrix[has] @ anchor
-    for component in ("visual", "collaborative", "affinity"):
+    for component in ("visual", "collaborative", "affinity", "covisitation"):
         scores = cands.raw[component]
         if scores:
             known = np.array([scores.get(pid, np.nan) for pid in ids], dtype=np.float64)

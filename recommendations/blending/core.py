@@ -42,7 +42,7 @@ __all__ = [
 
 
 #: Blend components, in the order their reasons win ties.
-COMPONENTS = ("visual", "collaborative", "affinity", "popularity", "recency")
+COMPONENTS = ("visual", "collaborative", "affinity", "popularity", "recency", "covisitation")
 
 REASONS = {
     "visual": _("Looks similar"),
@@ -50,6 +50,7 @@ REASONS = {
     "affinity": _("Picked for you"),
     "popularity": _("Popular now"),
     "recency": _("New in"),
+    "covisitation": _("Often viewed together"),
 }
 
 #: Re-rankings for diversity (see :func:`.scoring.diversify`).
@@ -85,10 +86,12 @@ DEFAULT_WEIGHTS = {
     "affinity": 0.8,
     "popularity": 0.04,
     "recency": 0.0,
+    "covisitation": 0.0,
 }
 #: The default profile's segment weights (migration 0009): a product ALS does not know is
 #: scored mostly from its predicted factors (:mod:`.coldstart`), with visual similarity;
-#: a new shopper gets more of the popular products.
+#: a new shopper gets more of the popular products. Co-visitation weighs 0 here: no
+#: weighting of it beat these on every draw of the offline evaluation (README).
 DEFAULT_SEGMENTS = {
     "cold_item": {
         "visual": 0.14,

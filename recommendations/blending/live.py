@@ -170,6 +170,14 @@ class LiveSource(CandidateSource):
             logger.exception("ALS recommendations failed for a shopper; blending without them.")
             return []
 
+    def covisited(self, product_ids, n, exclude):
+        """From the table stored in the active model's artefact, read once per process."""
+        try:
+            return self.model.covisited(product_ids, n, exclude_ids=tuple(exclude))
+        except Exception:
+            logger.exception("Co-visited products failed; blending without them.")
+            return []
+
     def popular(self, n, exclude):
         """Event-kind weighted counts of the last ``RECOMMENDATIONS_POPULAR_DAYS`` days,
         each shopper's share capped (``popular_products``)."""

@@ -32,10 +32,12 @@ The lists are scored against the held-out products with the core metrics of
 coverage) plus intra-list category diversity and the number of shoppers, for the profile
 and for three single sources under the same protocol, each without re-ranking and with
 the sources' own scores only (no predicted factors): **visual-only** (``{"visual": 1}``),
-**ALS-only** (``{"affinity": 1}``, the ALS model's own ranking) and **popularity-only**
-(``{"popularity": 1}``). They are reported for every segment of
-:data:`.segments.PROTOCOLS` (``all``, ``cold_items`` -- the cold products ranked alone --,
-``new_shoppers``, ``regulars``), whose protocols the result carries.
+**ALS-only** (``{"affinity": 1}``, the ALS model's own ranking), **popularity-only**
+(``{"popularity": 1}``) and **covisitation-only** (``{"covisitation": 1}``, the products
+looked at with the shopper's, :mod:`recommendations.blending.covisitation`). They are
+reported for every segment of :data:`.segments.PROTOCOLS` (``all``, ``cold_items`` -- the
+cold products ranked alone --, ``new_shoppers``, ``regulars``), whose protocols the result
+carries.
 
 Speed
 -----
@@ -78,6 +80,9 @@ ALS_ONLY = BlendSettings(weights={"affinity": 1.0}, diversity="none", name="als-
 POPULARITY_ONLY = BlendSettings(
     weights={"popularity": 1.0}, diversity="none", name="popularity-only"
 )
+COVISITATION_ONLY = BlendSettings(
+    weights={"covisitation": 1.0}, diversity="none", name="covisitation-only"
+)
 PROTOCOL = (
     "time split: the latest events held out; before the cutoff, the whole history of a "
     "share of the products (cold products) and all but the latest two events of a share of "
@@ -85,7 +90,12 @@ PROTOCOL = (
     "its cold-start map) fitted on the rest of the earlier events, in memory"
 )
 #: The single sources every segment reports beside the blend.
-BASELINES = {"visual_only": VISUAL_ONLY, "als_only": ALS_ONLY, "popularity_only": POPULARITY_ONLY}
+BASELINES = {
+    "visual_only": VISUAL_ONLY,
+    "als_only": ALS_ONLY,
+    "popularity_only": POPULARITY_ONLY,
+    "covisitation_only": COVISITATION_ONLY,
+}
 
 
 @dataclass(eq=False)
@@ -236,6 +246,7 @@ def prepare_blend_evaluation(
         "test_fraction": test_fraction,
         "cold_share": cold_share,
         "new_share": new_share,
+        "seed": seed,
         "users": int(len(evaluated)),
         "items": int(len(product_ids)),
         "cold_items": int(cold),
@@ -343,7 +354,7 @@ def evaluate_blend(
     data : BlendEvalData, optional
         From :func:`prepare_blend_evaluation`, to skip the split and the ALS fit.
     baselines : bool
-        Also score the single sources: visual-only, ALS-only and popularity-only.
+        Also score the single sources: visual-only, ALS-only, popularity-only and covisitation-only.
     scored_segments : sequence of str
         The segments to score (``all`` always is): fewer make a search faster.
     **prepare_options
@@ -355,9 +366,10 @@ def evaluate_blend(
         ``profile``, ``weights``, ``segment_weights``, ``diversity``, ``k``, the split's
         figures (``segment_protocols`` among them), ``blend`` (``precision_at_k``,
         ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``, ``coverage``, ``diversity``,
-        ``users``) and, with ``baselines``, ``visual_only``, ``als_only`` and
-        ``popularity_only`` alike, on segment ``all``; ``segments``: ``{segment: {"blend":
-        ..., "visual_only": ..., ...}}`` for every segment; ``seconds``.
+        ``users``) and, with ``baselines``, ``visual_only``, ``als_only``,
+        ``popularity_only`` and ``covisitation_only`` alike, on segment ``all``;
+        ``segments``: ``{segment: {"blend": ..., "visual_only": ..., ...}}`` for every
+        segment; ``seconds``.
 
     Raises
     ------

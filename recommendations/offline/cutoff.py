@@ -16,6 +16,7 @@ from visualsearch.services.vectors import load_vectors
 from ..blending.asof import AsOfSource, capped_popularity
 from ..blending.candidates import Shopper
 from ..blending.coldstart import fit_cold_start
+from ..blending.covisitation import fit_covisitation
 from ..blending.live import unit_vectors
 from ..conf import app_settings
 from ..recommenders import ALSRecommender
@@ -57,13 +58,15 @@ def embedding_matrix(product_ids):
 
 def fit_model(train, users, items, params, seed, catalogue_columns, embeddings, categories):
     """ALS fitted on the products with events before the cutoff, wrapped as the shop
-    wraps its active model, with the cold-start map fitted as training fits it; no
+    wraps its active model, with the cold-start map and the co-visitation table fitted as
+    training fits them; no
     ``data_to``, so shoppers are scored from their trained rows, never from their later
     events."""
     seen = np.flatnonzero(np.diff(train.tocsc().indptr) > 0)
     als = ALSRecommender(random_state=seed, **params).fit(train[:, seen])
     item_ids = np.asarray([int(items[c]) for c in seen], dtype=np.int64)
     model = ActiveModel(version=0, model_id=0, recommender=als, user_keys=users, item_ids=item_ids)
+    model.covisitation = fit_covisitation(train[:, seen])
     if embeddings is not None:
         columns = np.asarray([catalogue_columns[int(i)] for i in item_ids], dtype=np.int64)
         model.cold_start = fit_cold_start(

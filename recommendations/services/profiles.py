@@ -104,8 +104,8 @@ def catalogue_problems(weights):
     """Why ``weights`` would not work on the catalogue as it is now (empty when fine).
 
     Visual similarity needs embeddings of the configured encoder
-    (``VISUALSEARCH_ENCODER``); collaborative filtering and user affinity need an active
-    trained model.
+    (``VISUALSEARCH_ENCODER``); collaborative filtering, user affinity and co-visitation
+    need an active trained model.
     """
     problems = []
     if weights.get("visual", 0) > 0:
@@ -116,7 +116,11 @@ def catalogue_problems(weights):
                 f"for the active encoder {encoder!r}: index the catalogue first "
                 "(the visual-search admin's reindex), or set the visual weight to 0."
             )
-    als = {c: weights.get(c, 0) for c in ("collaborative", "affinity") if weights.get(c, 0) > 0}
+    als = {
+        c: weights.get(c, 0)
+        for c in ("collaborative", "affinity", "covisitation")
+        if weights.get(c, 0) > 0
+    }
     if als and not RecommenderModel.objects.filter(is_active=True).exists():
         named = " and ".join(f"the {c} weight is {w:g}" for c, w in als.items())
         problems.append(

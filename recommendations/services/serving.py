@@ -26,6 +26,7 @@ import numpy as np
 
 from lookalike.keys import native
 
+from ..blending.covisitation import covisitation_of
 from ..conf import app_settings
 from ..models import Event, RecommenderModel
 from . import eligibility, popularity
@@ -139,6 +140,27 @@ class ActiveModel:
             return []
         ids, scores = self.recommender.similar_items(column, k=k)
         return self._pairs(ids, scores)
+
+    def covisited(self, product_ids, k=10, exclude_ids=()):
+        """Products most often looked at by the shoppers of ``product_ids``, their
+        co-visitation counts summed (:mod:`~recommendations.blending.covisitation`).
+
+        Returns
+        -------
+        list of (product id, score)
+            Best first, ``product_ids`` and ``exclude_ids`` left out; ``[]`` when the
+            artefact holds no table or the model knows none of the products.
+        """
+        table = covisitation_of(self)
+        columns = self._columns(product_ids)
+        if table is None or not len(columns) or k <= 0:
+            return []
+        items, scores = table.scores(columns)
+        excluded = self._columns(exclude_ids)
+        if len(excluded):
+            keep = ~np.isin(items, excluded)
+            items, scores = items[keep], scores[keep]
+        return self._pairs(items[:k], scores[:k])
 
     def _shopper_state(self, user_id=None, session_key=None, events=None):
         """Where a shopper's factors come from: ``(row index or None, fresh user_items row)``.

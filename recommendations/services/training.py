@@ -31,6 +31,7 @@ from lookalike.jobs.services import enqueue, job_handler
 from lookalike.keys import from_storable, to_storable
 
 from ..blending.coldstart import fit_for_items
+from ..blending.covisitation import fit_covisitation
 from ..conf import app_settings
 from ..models import RecommenderModel
 from .matrix import build_event_matrix
@@ -97,7 +98,9 @@ def write_artifact(recommender, user_keys, item_ids, directory=None, extra=None)
         ``RECOMMENDATIONS_ARTIFACT_DIR`` by default.
     extra : dict, optional
         More arrays to store beside them (the cold-start map's,
-        :meth:`~recommendations.blending.coldstart.ColdStartMap.to_arrays`).
+        :meth:`~recommendations.blending.coldstart.ColdStartMap.to_arrays`, and the
+        co-visitation table's,
+        :meth:`~recommendations.blending.covisitation.CoVisitation.to_arrays`).
 
     Returns
     -------
@@ -271,7 +274,10 @@ def _store(model, matrix, parameters, figures, now, started, user, activate):
     """Write the artefact and its row (the next version), and activate it; the artefact is
     removed again if the row cannot be written."""
     cold_start = _cold_start(model, matrix.item_ids)
-    extra = cold_start.to_arrays() if cold_start is not None else None
+    extra = cold_start.to_arrays() if cold_start is not None else {}
+    covisitation = _covisitation(matrix.user_items)
+    if covisitation is not None:
+        extra.update(covisitation.to_arrays())
     path = write_artifact(model, matrix.user_keys, matrix.item_ids, extra=extra)
     try:
         row = _create_row(
@@ -312,6 +318,19 @@ def _cold_start(model, item_ids):
         return fit_for_items(model.item_factors, item_ids)
     except Exception:  # the map is an extra: never lose a trained model to it
         logger.exception("The cold-start map could not be fitted; storing the model without it.")
+        return None
+
+
+def _covisitation(user_items):
+    """The products each product was looked at with, which serves shoppers with one or two
+    events (:mod:`~recommendations.blending.covisitation`); ``None`` when counting them
+    fails: the model is served without it."""
+    try:
+        return fit_covisitation(user_items)
+    except Exception:  # the table is an extra: never lose a trained model to it
+        logger.exception(
+            "The co-visitation table could not be counted; storing the model without it."
+        )
         return None
 
 

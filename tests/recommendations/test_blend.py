@@ -1,9 +1,12 @@
 """The blend: normalisation, weighting, reasons, rules, diversity and cold start."""
 
+import io
+import json
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from recommendations.blending import blend
@@ -50,12 +53,12 @@ def test_normalise_is_min_max_with_unscored_at_the_bottom():
 def test_combine_scales_weights_and_contributions_sum_to_the_score():
     raw = np.array(
         [
-            [0.9, np.nan, np.nan, 10.0, 1.0],
-            [0.5, 3.0, np.nan, 0.0, 0.5],
-            [0.8, 1.0, np.nan, np.nan, 0.25],
+            [0.9, np.nan, np.nan, 10.0, 1.0, 4.0],
+            [0.5, 3.0, np.nan, 0.0, 0.5, np.nan],
+            [0.8, 1.0, np.nan, np.nan, 0.25, 1.0],
         ]
     )
-    scores, contributions = combine(raw, [2.0, 1.0, 1.0, 0.0, 0.0])
+    scores, contributions = combine(raw, [2.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(contributions.sum(axis=1), scores)
     # visual: 0.9 -> 1, 0.5 -> 0, 0.8 -> 0.75, weight 0.5; collaborative: 3 -> 1, 1 -> 0.
     np.testing.assert_allclose(contributions[:, 0], [0.5, 0.0, 0.375])
@@ -68,21 +71,23 @@ def test_combine_scales_weights_and_contributions_sum_to_the_score():
 def test_reasons_follow_the_largest_contribution_else_the_source():
     contributions = np.array(
         [
-            [0.4, 0.1, 0.0, 0.0, 0.0],
-            [0.1, 0.3, 0.0, 0.0, 0.0],
-            [0.0, 0.0, 0.2, 0.1, 0.0],
-            [0.0, 0.0, 0.0, 0.2, 0.0],
-            [0.0, 0.0, 0.0, 0.0, 0.05],
-            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.4, 0.1, 0.0, 0.0, 0.0, 0.0],
+            [0.1, 0.3, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.2, 0.1, 0.0, 0.1],
+            [0.0, 0.0, 0.0, 0.2, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.05, 0.0],
+            [0.0, 0.0, 0.1, 0.0, 0.0, 0.3],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         ]
     )
-    origins = ["visual", "visual", "popularity", "popularity", "recency", "popularity"]
+    origins = ["visual", "visual", "popularity", "popularity", "recency", "affinity", "popularity"]
     assert reasons(contributions, origins) == [
         "Looks similar",
         "Shoppers who viewed this also viewed",
         "Picked for you",
         "Popular now",
         "New in",
+        "Often viewed together",
         "Popular now",  # nothing contributed: the reason of the source that proposed it
     ]
     assert len(COMPONENTS) == contributions.shape[1]
@@ -281,7 +286,7 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
     prepared = prepare_blend_evaluation(k=3, test_fraction=0.3, als_parameters={"factors": 4})
     result = evaluate_blend("default", k=3, data=prepared)
     assert result["profile"] == "default" and result["users"] > 0
-    for name in ("blend", "visual_only", "als_only", "popularity_only"):
+    for name in ("blend", "visual_only", "als_only", "popularity_only", "covisitation_only"):
         figures = dict(result[name])
         assert figures.pop("users") == result["users"]
         assert set(figures) == {
@@ -297,7 +302,13 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
     assert set(result["segments"]) == {"all", "cold_items", "new_shoppers", "regulars"}
     assert set(result["segment_protocols"]) == set(result["segments"])
     for segment in result["segments"].values():
-        assert set(segment) == {"blend", "visual_only", "als_only", "popularity_only"}
+        assert set(segment) == {
+            "blend",
+            "visual_only",
+            "als_only",
+            "popularity_only",
+            "covisitation_only",
+        }
     assert result["segments"]["all"]["blend"] == result["blend"]
     users = {name: s["blend"]["users"] for name, s in result["segments"].items()}
     assert users["new_shoppers"] + users["regulars"] == users["all"]
@@ -305,6 +316,14 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
     # Shoppers stay in their group, and so do their held-out products: looks alone find them.
     assert result["visual_only"]["precision_at_3"] > 0.3
     assert result["visual_only"]["diversity"] == 0.0  # one category per group
+    # So do the products looked at with theirs.
+    assert result["covisitation_only"]["precision_at_3"] > 0.3
+    # The command passes its seed on (it draws the cold products and new shoppers).
+    out = io.StringIO()
+    call_command(
+        "evaluate_recommender", "--blend", "default", "--k=3", "--seed=3", "--json", stdout=out
+    )
+    assert json.loads(out.getvalue())["seed"] == 3 and result["seed"] == 0
     explicit = evaluate_blend(weights={"visual": 1.0}, k=3, data=prepared, baselines=False)
     assert explicit["blend"] == result["visual_only"] and "als_only" not in explicit
     with pytest.raises(ValueError, match="Unknown weight"):

@@ -41,8 +41,10 @@ MIGRATION_0009 = import_module("recommendations.migrations.0009_default_profile_
 
 
 def test_the_builtin_fallback_is_the_migrated_default_profile():
-    # Migration 0003 created it; 0009 tuned its weights and gave it segment weights.
-    assert BUILTIN_SETTINGS.weights == {c: MIGRATION_0009.NEW[f"{c}_weight"] for c in COMPONENTS}
+    # Migration 0003 created it; 0009 tuned its weights and gave it segment weights; 0011
+    # added co-visitation, weighing 0.
+    migrated = {**MIGRATION_0009.NEW, "covisitation_weight": 0.0}
+    assert BUILTIN_SETTINGS.weights == {c: migrated[f"{c}_weight"] for c in COMPONENTS}
     assert BUILTIN_SETTINGS.segments == MIGRATION_0009.SEGMENTS
     assert BUILTIN_SETTINGS.diversity_param == MIGRATION_0009.NEW["diversity_param"]
     assert BUILTIN_SETTINGS.diversity == MIGRATION_0003["diversity"]

@@ -155,6 +155,7 @@ def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
         "affinity_weight": 0,
         "popularity_weight": 0,
         "recency_weight": 0,
+        "covisitation_weight": 0,
         "diversity": "mmr",
         "diversity_param": 0.5,
         "metrics": "{}",

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         source.add_argument(
             "--blend",
             metavar="PROFILE",
-            help="Evaluate this blend profile against visual-only, ALS-only and popularity-only "
+            help="Evaluate this blend profile against visual-only, ALS-only, popularity-only and "
+            "covisitation-only "
             "on the shop's data, overall and per segment (cold items, new shoppers, regulars).",
         )
         parser.add_argument("--k", type=int, default=10, help="Cut-off (default 10).")
@@ -45,7 +46,7 @@ class Command(BaseCommand):
         if k < 1:
             raise CommandError("--k must be at least 1.")
         if options["blend"]:
-            result = self.evaluate_blend(options["blend"], k)
+            result = self.evaluate_blend(options["blend"], k, options["seed"])
         else:
             result = self.evaluate_data(options)
         if options["json"]:
@@ -103,7 +104,7 @@ class Command(BaseCommand):
             **figures,
         }
 
-    def evaluate_blend(self, profile, k):
+    def evaluate_blend(self, profile, k, seed):
         try:
             from recommendations.offline.blend_evaluation import evaluate_blend
         except ImportError as exc:
@@ -112,7 +113,7 @@ class Command(BaseCommand):
                 f"(recommendations.offline.blend_evaluation: {exc})."
             ) from exc
         try:
-            return evaluate_blend(profile, k=k)
+            return evaluate_blend(profile, k=k, seed=seed)
         except (LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
