@@ -69,7 +69,7 @@ from ..blending.segments import candidate_segments, cold_columns
 from ..conf import app_settings
 from ..services.profiles import clean_segments, clean_weights
 from .cutoff import catalogue, embedding_matrix, fit_model, shoppers_at, source_at, widen
-from .segments import PROTOCOLS, SEGMENT_NAMES, Segment, held_out_history, score_segment
+from .segments import PROTOCOLS, SEGMENT_NAMES, Segment, held_out_events, score_segment
 from .shop_events import load_events, split
 
 __all__ = ["BlendEvalData", "evaluate_blend", "prepare_blend_evaluation"]
@@ -221,7 +221,7 @@ def prepare_blend_evaluation(
         if not 0 <= share < 1:
             raise ValueError(f"{name} must be in [0, 1), not {share!r}.")
     column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
-    events, held, cutoff = _held_out_events(
+    events, held, cutoff = held_out_events(
         load_events(include_simulated, column), test_fraction, cold_share, new_share, seed
     )
     weights, cutoff, train, test, users, items = split(events, test_fraction, cutoff)
@@ -260,18 +260,6 @@ def prepare_blend_evaluation(
         "prepare_seconds": round(time.monotonic() - started, 3),
     }
     return BlendEvalData(product_ids, categories, embeddings, segments, info)
-
-
-def _held_out_events(events, test_fraction, cold_share, new_share, seed):
-    """The events left once the cold products' and new shoppers' are held out
-    (:func:`~.segments.held_out_history`), the held-out products and the cutoff."""
-    if not len(events.ts):
-        raise ValueError(
-            "There are no shopper events to evaluate on: run `manage.py simulate_shoppers` first."
-        )
-    cutoff = split(events, test_fraction)[1]
-    drop, held = held_out_history(events, cutoff, cold_share, new_share, seed)
-    return events[~drop], held, cutoff
 
 
 def _segments(source, model, evaluated, owned, shoppers, column, test, items, n):

@@ -17,11 +17,13 @@ import scipy.sparse as sp
 
 from ..blending.core import NEW_SHOPPER_EVENTS
 from ..evaluation import catalogue_coverage, intra_list_diversity, ranking_metrics
+from .shop_events import split
 
 __all__ = [
     "PROTOCOLS",
     "SEGMENT_NAMES",
     "Segment",
+    "held_out_events",
     "held_out_history",
     "score_segment",
 ]
@@ -128,6 +130,18 @@ class Segment:
             test=self.test[rows],
             ranked=self.ranked,
         )
+
+
+def held_out_events(events, test_fraction, cold_share, new_share, seed):
+    """The events left once the cold products' and new shoppers' are held out
+    (:func:`held_out_history`), the held-out products and the cutoff."""
+    if not len(events.ts):
+        raise ValueError(
+            "There are no shopper events to evaluate on: run `manage.py simulate_shoppers` first."
+        )
+    cutoff = split(events, test_fraction)[1]
+    drop, held = held_out_history(events, cutoff, cold_share, new_share, seed)
+    return events[~drop], held, cutoff
 
 
 def score_segment(segment, settings, k, categories, embeddings, rank, blend):
