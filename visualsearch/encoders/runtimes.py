@@ -110,6 +110,14 @@ def openvino_runner(exported, threads):
     )
     n_requests = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
     local = threading.local()
+    # The first ``Tensor.data`` of a process initialises a C++ static of OpenVINO's Python
+    # bindings (their numpy dtypes) whose initialiser releases the GIL and takes it back.
+    # Two threads' queues whose callbacks read their first outputs at the same moment
+    # deadlocked there, one holding the GIL while it waited for the static, the other
+    # holding the static while it waited for the GIL: a stack dump of the development
+    # server, which then answered no request at all, showed exactly that. Read once here,
+    # by the single thread that compiles the model, before any queue exists.
+    _ = ov.Tensor(np.zeros(1, dtype=np.float32)).data
 
     def new_queue():
         outputs = {}
