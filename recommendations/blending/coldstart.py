@@ -19,15 +19,13 @@ fits as of its cutoff.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from lookalike.keys import native
 
-from ..conf import app_settings
+from .artefacts import ArtefactPart, read_part
 
 __all__ = [
     "ColdStartMap",
@@ -211,23 +209,10 @@ def fit_for_items(item_factors, item_ids):
 def read_cold_start(path):
     """The map stored in the artefact at ``path`` (relative to
     ``RECOMMENDATIONS_ARTIFACT_DIR`` unless absolute), or ``None`` when it holds none."""
-    path = Path(path)
-    if not path.is_absolute():
-        path = app_settings.ARTIFACT_DIR / path
-    with np.load(path, allow_pickle=False) as npz:
-        return ColdStartMap.from_arrays(npz)
+    return read_part(path, ColdStartMap.from_arrays)
 
 
-class _Loaded:
-    """Per-process copy of the active artefact's map (one artefact at a time)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.path = None
-        self.value = None
-
-
-_loaded = _Loaded()
+_stored = ArtefactPart("cold_start", ColdStartMap.from_arrays)
 
 
 def cold_start_of(model):
@@ -235,19 +220,4 @@ def cold_start_of(model):
     the one it carries (``cold_start``, set by the offline evaluation) or the one stored in
     its artefact, read once per artefact; ``None`` when it has none (a model trained before
     maps were stored, or a catalogue without embeddings)."""
-    if model is None:
-        return None
-    carried = getattr(model, "cold_start", None)
-    if carried is not None:
-        return carried
-    path = getattr(model, "artifact_path", "") or ""
-    if not path:
-        return None
-    with _loaded.lock:
-        if _loaded.path != path:
-            try:
-                _loaded.value = read_cold_start(path)
-            except (OSError, ValueError, KeyError):
-                _loaded.value = None  # served without it, as before maps were stored
-            _loaded.path = path
-        return _loaded.value
+    return _stored.of(model)

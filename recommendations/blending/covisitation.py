@@ -21,14 +21,13 @@ before its cutoff.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..conf import app_settings
+from .artefacts import ArtefactPart, read_part
 
 __all__ = ["CoVisitation", "covisitation_of", "fit_covisitation", "read_covisitation"]
 
@@ -140,23 +139,10 @@ def fit_covisitation(user_items, width=None):
 def read_covisitation(path):
     """The table stored in the artefact at ``path`` (relative to
     ``RECOMMENDATIONS_ARTIFACT_DIR`` unless absolute), or ``None`` when it holds none."""
-    path = Path(path)
-    if not path.is_absolute():
-        path = app_settings.ARTIFACT_DIR / path
-    with np.load(path, allow_pickle=False) as npz:
-        return CoVisitation.from_arrays(npz)
+    return read_part(path, CoVisitation.from_arrays)
 
 
-class _Loaded:
-    """Per-process copy of the active artefact's table (one artefact at a time)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.path = None
-        self.value = None
-
-
-_loaded = _Loaded()
+_stored = ArtefactPart("covisitation", CoVisitation.from_arrays)
 
 
 def covisitation_of(model):
@@ -164,20 +150,5 @@ def covisitation_of(model):
     the one it carries (``covisitation``, set by the offline evaluation) or the one stored
     in its artefact, read once per artefact; ``None`` when it has none (a model trained
     before tables were stored) or when its shape is not the model's."""
-    if model is None:
-        return None
-    carried = getattr(model, "covisitation", None)
-    if carried is not None:
-        return carried
-    path = getattr(model, "artifact_path", "") or ""
-    if not path:
-        return None
-    with _loaded.lock:
-        if _loaded.path != path:
-            try:
-                _loaded.value = read_covisitation(path)
-            except (OSError, ValueError, KeyError):
-                _loaded.value = None  # served without it, as before tables were stored
-            _loaded.path = path
-        table = _loaded.value
+    table = _stored.of(model)
     return table if table is not None and table.n_items == model.n_items else None
