@@ -166,8 +166,9 @@ class SearchSettings(AppSettings):
     @property
     def VECTOR_CACHE_SIZE(self):
         """Stored vectors each process keeps in memory for the code that reads many at once
-        (the widgets' blend, photo-search re-ranking), checked against their ``computed_at``
-        on every read: 10,000 vectors of 1,280 dimensions take 50 MB. 0 turns it off."""
+        (the widgets' blend, photo-search re-ranking), served while the vectors' stamp stands
+        and checked against their rows otherwise (``VECTOR_CACHE_MAX_AGE``): 10,000 vectors
+        of 1,280 dimensions take 50 MB. 0 turns it off."""
         return self._setting("VECTOR_CACHE_SIZE", 10_000)
 
     @property
