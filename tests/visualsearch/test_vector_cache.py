@@ -167,3 +167,23 @@ def test_keys_of_any_text_form_survive_the_array_literal():
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::text[]", [_array_literal(values)])
         assert cursor.fetchone()[0] == values
+
+
+def test_a_batch_of_failures_alone_takes_the_copies_of_its_vectors(stored):
+    from visualsearch.encoders import get_encoder
+    from visualsearch.indexing.pipeline import EmbeddedBatch
+    from visualsearch.indexing.store import write_batch
+
+    cache = VectorCache()
+    ids = [p.pk for p in stored]
+    cache.get(ids)
+    # The product's image can no longer be read: its old vector goes, and no vector is
+    # written in that batch.
+    batch = EmbeddedBatch(
+        images=[],
+        vectors=np.zeros((0, 4), dtype=np.float32),
+        failures=[(stored[0].pk, "x.png", "0" * 64, "unreadable")],
+        skipped=0,
+    )
+    write_batch(get_encoder(ENCODER), batch)
+    assert set(cache.get(ids)) == {stored[1].pk, stored[2].pk}

@@ -108,9 +108,11 @@ def _upsert(encoder_name, weights_hash, rows, vectors, failed, now):
             update_fields=["image_name", "image_checksum", "reason", "failed_at"],
         )
         # An old vector would show the product for an image it no longer has.
-        ProductEmbedding.objects.filter(
+        removed, _ = ProductEmbedding.objects.filter(
             encoder=encoder_name, product_id__in=[f.product_id for f in failed]
         ).delete()
+        if removed:
+            vectors_changed()  # a batch of failures alone wrote no vector that said so
     # Deferred FK checks run now, inside the atomic block, so a vanished product is caught.
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
