@@ -122,7 +122,7 @@ def server_settings(environ=None, memory_kb=None) -> dict[str, str]:
     graph several times faster when it fits in ``maintenance_work_mem``.
 
     ``max_connections`` is 200 (``LOOKALIKE_DB_MAX_CONNECTIONS``), not PostgreSQL's 100:
-    ``make serve`` keeps a connection per gunicorn thread (4 workers x 8 threads on two
+    ``make serve`` keeps a connection per gunicorn thread (2 workers x 8 threads on two
     cores), and the Celery worker, ``prepare_demo``, a test run and a notebook may share the
     server with it. Each slot costs a few hundred kilobytes of shared memory.
     """

@@ -2,9 +2,14 @@
 
 gthread workers: each process runs ``GUNICORN_THREADS`` requests at once and keeps one
 persistent database connection per thread (``DJANGO_CONN_MAX_AGE``). Processes, not threads,
-are what use several cores for Python code (templates, numpy), so the default is two
-processes per core; threads cover the time requests wait on PostgreSQL and Redis.
-Database connections: workers x threads (32 by default) plus the Celery worker's, well
+are what use several cores for Python code (templates, numpy), so there is one process per
+core by default; threads cover the time requests wait on PostgreSQL and Redis. Not two per
+core: each process keeps its own copies of what pages reuse (vectors, "find similar"
+answers, rendered cards, the model), which twice the processes fill twice over and hold
+twice in memory, and 32 threads on two cores fought over them. On the 2-core development
+machine, ``bench/load.py``'s mix at 50 clients: 45-51 requests/s with 4 processes of 8
+threads, 51-59 with 2 of 8 (three runs each, alternated; README, "Serving under load").
+Database connections: workers x threads (16 on two cores) plus the Celery worker's, well
 under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CONNECTIONS``).
 """
 
@@ -12,7 +17,7 @@ import os
 import shutil
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Connections waiting for a thread; beyond it the kernel's backlog queues them.
