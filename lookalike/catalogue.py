@@ -40,6 +40,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.files.storage import default_storage
+from django.core.signals import setting_changed
 from django.db import models
 from django.db.models import F, Q
 
@@ -378,6 +379,17 @@ class CatalogueAdapter:
         )
 
 
+#: ``{(adapter class, role): model field or None}`` of :meth:`FieldsCatalogueAdapter._field`.
+_resolved_fields: dict = {}
+
+
+def _forget_fields(**kwargs):
+    _resolved_fields.clear()
+
+
+setting_changed.connect(_forget_fields, dispatch_uid="lookalike.catalogue.forget_fields")
+
+
 class FieldsCatalogueAdapter(CatalogueAdapter):
     """Products whose image, title, category, price, stock, "active" flag and creation time
     are fields of the product model, named in ``LOOKALIKE_PRODUCT_FIELDS``.
@@ -394,16 +406,26 @@ class FieldsCatalogueAdapter(CatalogueAdapter):
         return app_settings.PRODUCT_FIELDS
 
     def _field(self, role):
+        """The model field playing ``role``, or ``None``. Resolved once per adapter class and
+        role (a page asks some sixty times, for every card), again after a setting changes."""
+        key = (type(self), role)
+        try:
+            return _resolved_fields[key]
+        except KeyError:
+            pass
         name = self.fields().get(role)
         if not name:
-            return None
-        try:
-            return self.get_product_model()._meta.get_field(name)
-        except FieldDoesNotExist as exc:
-            raise ImproperlyConfigured(
-                f"LOOKALIKE_PRODUCT_FIELDS[{role!r}] names {name!r}, which is not a field of "
-                f"{app_settings.PRODUCT_MODEL}."
-            ) from exc
+            field = None
+        else:
+            try:
+                field = self.get_product_model()._meta.get_field(name)
+            except FieldDoesNotExist as exc:
+                raise ImproperlyConfigured(
+                    f"LOOKALIKE_PRODUCT_FIELDS[{role!r}] names {name!r}, which is not a field of "
+                    f"{app_settings.PRODUCT_MODEL}."
+                ) from exc
+        _resolved_fields[key] = field
+        return field
 
     def get_queryset(self):
         queryset = super().get_queryset()

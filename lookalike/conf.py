@@ -3,11 +3,16 @@
 :class:`AppSettings` is the one base class of the three settings objects
 (``lookalike.conf.app_settings``, ``visualsearch.conf.app_settings``,
 ``recommendations.conf.app_settings``): a prefix, and each setting an upper-case property
-that reads the project's setting on every access (so ``override_settings`` and
-pytest-django's ``settings`` fixture take effect at once) and returns its default when the
-project has none. The names an app knows are derived from its properties, so a system
-check can warn about a project setting with the app's prefix that nothing reads: a typo
-is never silently ignored (:func:`lookalike.checks.unknown_settings`).
+that returns the project's setting, or its default when the project has none. The project's
+values are read once per process and forgotten on Django's ``setting_changed`` signal (sent
+by ``override_settings`` and pytest-django's ``settings`` fixture), so changes there take
+effect at once. Not on every access: a page reads settings a few hundred times (the
+catalogue adapter's fields for every card), and ``getattr`` on Django's lazy settings costs
+an exception for every setting the project leaves at its default.
+
+The names an app knows are derived from its properties, so a system check can warn about a
+project setting with the app's prefix that nothing reads: a typo is never silently ignored
+(:func:`lookalike.checks.unknown_settings`).
 
 The settings of this module carry the ``LOOKALIKE_`` prefix.
 """
@@ -18,7 +23,19 @@ import difflib
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+#: ``{setting name: the project's value, or _MISSING}``, filled as settings are read.
+_values: dict[str, object] = {}
+_MISSING = object()
+
+
+def _forget_values(**kwargs):
+    _values.clear()
+
+
+setting_changed.connect(_forget_values, dispatch_uid="lookalike.conf.forget_values")
 
 
 def import_class(setting, path, base):
@@ -50,9 +67,14 @@ class AppSettings:
     prefix = ""
 
     def _setting(self, name, default):
-        from django.conf import settings
+        key = self.prefix + name
+        try:
+            value = _values[key]
+        except KeyError:
+            from django.conf import settings
 
-        return getattr(settings, self.prefix + name, default)
+            value = _values[key] = getattr(settings, key, _MISSING)
+        return default if value is _MISSING else value
 
     def _var_path(self, *parts) -> Path:
         """A default under the project's ``VAR_DIR`` (``./var`` without one)."""

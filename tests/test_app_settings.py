@@ -33,6 +33,20 @@ def test_defaults_are_read_on_access(settings):
     assert visualsearch_settings.EF_SEARCH == 40
 
 
+def test_a_value_read_once_follows_every_later_change_of_the_setting(settings):
+    """Values are kept per process, and forgotten whenever a setting changes: an override
+    is seen after the value was read, and so is its end."""
+    from django.test import override_settings
+
+    assert lookalike_settings.CURRENCY == "EUR"
+    with override_settings(LOOKALIKE_CURRENCY="CHF"):
+        assert lookalike_settings.CURRENCY == "CHF"
+        assert lookalike_settings.CURRENCY == "CHF"
+    assert lookalike_settings.CURRENCY == "EUR"
+    settings.LOOKALIKE_CURRENCY = "GBP"
+    assert lookalike_settings.CURRENCY == "GBP"
+
+
 def _warnings(check_id):
     return [m for m in run_checks() if m.id == check_id]
 

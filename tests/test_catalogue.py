@@ -115,6 +115,17 @@ def test_check_runs_as_a_command_and_fails(settings, capsys):
         call_command("check")
 
 
+def test_the_fields_adapter_follows_a_change_of_its_fields_after_resolving_them(settings):
+    """The adapter resolves each role's field once, and again when the setting changes."""
+    adapter = get_adapter()
+    assert adapter.created_expression() is not None
+    assert adapter.created_expression() is not None  # resolved, kept
+    settings.LOOKALIKE_PRODUCT_FIELDS = {"created": None}
+    assert adapter.created_expression() is None
+    settings.LOOKALIKE_PRODUCT_FIELDS = {"created": "updated_at"}
+    assert adapter._field("created").name == "updated_at"
+
+
 @pytest.mark.parametrize("value", ["abc", "", "1.5", str(2**63), "-" + str(2**63 + 1), None])
 def test_product_keys_that_cannot_be_are_refused(value):
     with pytest.raises(ValueError):
