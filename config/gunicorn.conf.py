@@ -6,9 +6,9 @@ are what use several cores for Python code (templates, numpy), so there is one p
 core by default; threads cover the time requests wait on PostgreSQL and Redis. Not two per
 core: each process keeps its own copies of what pages reuse (vectors, "find similar"
 answers, rendered cards, the model), which twice the processes fill twice over and hold
-twice in memory, and 32 threads on two cores fought over them. On the 2-core development
-machine, ``bench/load.py``'s mix at 50 clients: 45-51 requests/s with 4 processes of 8
-threads, 51-59 with 2 of 8 (three runs each, alternated; README, "Serving under load").
+twice in memory. On a 2-core machine, ``bench/load.py``'s mix at 50 clients: 45-51
+requests/s with 4 processes of 8 threads, 51-59 with 2 of 8 (three runs each, alternated;
+README, "Serving under load").
 Database connections: workers x threads (16 on two cores) plus the Celery worker's, well
 under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CONNECTIONS``).
 """
