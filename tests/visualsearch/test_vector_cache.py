@@ -187,3 +187,58 @@ def test_a_batch_of_failures_alone_takes_the_copies_of_its_vectors(stored):
     )
     write_batch(get_encoder(ENCODER), batch)
     assert set(cache.get(ids)) == {stored[1].pk, stored[2].pk}
+
+
+def test_transform_many_maps_each_read_at_once(stored):
+    shapes = []
+
+    def doubled(matrix):
+        shapes.append(matrix.shape)
+        return matrix * 2.0
+
+    cache = VectorCache(transform_many=doubled)
+    ids = [p.pk for p in stored]
+    out = cache.get(ids)
+    assert shapes == [(3, 4)]  # one call for the whole read
+    expected = load_vectors(ids)
+    for pid in ids:
+        np.testing.assert_allclose(out[pid], expected[pid] * 2.0)
+    cache.get(ids)
+    assert shapes == [(3, 4)]  # the copies, not a second mapping
+    row = ProductEmbedding.objects.get(product=stored[0], encoder=ENCODER)
+    row.embedding = unit([0.0, 0.0, 1.0, 0.0])
+    row.computed_at = timezone.now()
+    row.save()
+    again = cache.get(ids)
+    assert shapes == [(3, 4), (1, 4)]  # only the re-embedded product is mapped again
+    np.testing.assert_allclose(again[stored[0].pk], unit([0.0, 0.0, 1.0, 0.0]) * 2.0, rtol=1e-6)
+
+
+def test_transform_and_transform_many_are_exclusive():
+    with pytest.raises(ValueError, match="not both"):
+        VectorCache(transform=lambda v: v, transform_many=lambda m: m)
+
+
+def test_photo_reranking_reads_and_maps_its_candidates_once_per_projection(stored, reads):
+    """Photo search's candidates come back search after search: their mapped vectors are
+    kept per process, per projection (weights hash)."""
+    from visualsearch.search import photo
+
+    class Projection:
+        def __init__(self, factor):
+            self.factor, self.calls = factor, 0
+
+        def rerank_vectors(self, matrix):
+            self.calls += 1
+            return matrix * self.factor
+
+    weights = ProductEmbedding.objects.get(product=stored[0], encoder=ENCODER).weights_hash
+    ids = [p.pk for p in stored]
+    first = Projection(3.0)
+    mapped = photo.reranked_vectors(first, ids, ENCODER, weights)
+    expected = load_vectors(ids)
+    for pid in ids:
+        np.testing.assert_allclose(mapped[pid], expected[pid] * 3.0)
+    photo.reranked_vectors(first, ids[:2], ENCODER, weights)
+    assert first.calls == 1 and reads == [ids]  # no second read, no second mapping
+    assert photo.reranked_vectors(first, ids, ENCODER, "other weights") == {}

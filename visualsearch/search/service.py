@@ -24,7 +24,6 @@ from lookalike.routing import read_connection
 
 from ..encoders import get_encoder
 from ..models import ProductEmbedding
-from ..services.vectors import load_vectors
 from . import executors, photo
 from .filters import Filters, Hit, NotIndexed, Target, check_k, vector_text
 from .planner import Plan, PlannerSettings, Probe, category_graph, choose_plan
@@ -149,17 +148,20 @@ def search_photos(images, k=12, filters=None, encoder=None, localise=True):
 def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -> list[Hit]:
     """The best ``k`` of ``hits`` by the projection's invariant similarity to the query.
 
-    The candidates' stored vectors are read in one binary query and mapped into the
-    re-ranking space (:meth:`~visualsearch.encoders.projection.Projection.rerank_vectors`);
-    ties keep the lower product id first, as the database's order does.
+    The candidates' stored vectors, mapped into the re-ranking space
+    (:meth:`~visualsearch.encoders.projection.Projection.rerank_vectors`), come from the
+    process's copies (:func:`.photo.reranked_vectors`); ties keep the lower product id
+    first, as the database's order does.
     """
-    stored = load_vectors(
-        [h.product_id for h in hits], encoder=encoder_name, weights_hash=weights_hash
+    if weights_hash is None:
+        weights_hash = get_encoder(encoder_name).weights_hash
+    mapped = photo.reranked_vectors(
+        projection, [h.product_id for h in hits], encoder_name, weights_hash
     )
-    ids = [h.product_id for h in hits if h.product_id in stored]
+    ids = [h.product_id for h in hits if h.product_id in mapped]
     if not ids:
         return []
-    candidates = projection.rerank_vectors(np.stack([stored[pid] for pid in ids]))
+    candidates = np.stack([mapped[pid] for pid in ids])
     query = projection.rerank_vectors(np.asarray(query_vector, dtype=np.float32)[None, :])[0]
     scores = candidates @ query
     order = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:k]
