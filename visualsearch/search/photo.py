@@ -91,15 +91,18 @@ def _scored(beams, vectors, projection, encoder_name, weights):
 _reranked = {}
 
 
-def reranked_vectors(projection, product_ids, encoder_name, weights):
+def reranked_vectors(projection, product_ids, encoder_name, weights=None):
     """``{product id: stored vector mapped into the projection's re-ranking space}``.
 
     Kept per process (:class:`~visualsearch.services.vectors.VectorCache`, under the
     vectors' stamp, so a product embedded again is mapped again): the same catalogue
     products come back as candidates photo after photo, and reading and mapping the 200-600
     candidates of a photo searched in regions took 30 ms each on a 2-core machine. Keyed by
-    the weights hash, which covers the projection's maps: one projection's copies at a time.
+    the weights hash (the encoder's current one by default), which covers the projection's
+    maps: one projection's copies at a time.
     """
+    if weights is None:
+        weights = get_encoder(encoder_name).weights_hash
     cache = _reranked.get(weights)
     if cache is None:
         cache = VectorCache(transform_many=projection.rerank_vectors)

@@ -153,8 +153,6 @@ def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -
     process's copies (:func:`.photo.reranked_vectors`); ties keep the lower product id
     first, as the database's order does.
     """
-    if weights_hash is None:
-        weights_hash = get_encoder(encoder_name).weights_hash
     mapped = photo.reranked_vectors(
         projection, [h.product_id for h in hits], encoder_name, weights_hash
     )
