@@ -120,6 +120,12 @@ class ServingSettings(AppSettings):
         return self._setting("MIN_SESSION_EVENTS", 2)
 
     @property
+    def SHOPPER_EVENTS(self):
+        """How many of a shopper's latest events a request reads to personalise
+        (:mod:`recommendations.services.shoppers`); their purchases are all read anyway."""
+        return self._setting("SHOPPER_EVENTS", 1000)
+
+    @property
     def RELOAD_CHECK_SECONDS(self):
         """How often (at most) a serving process asks the database which model is active."""
         return self._setting("RELOAD_CHECK_SECONDS", 5.0)

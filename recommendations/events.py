@@ -218,9 +218,9 @@ def _seen_recently(user_id, session_key, product, kind, now) -> bool:
     window = app_settings.VIEW_WINDOW_SECONDS
     if not window:
         return False
-    since = now - timedelta(seconds=window)
-    for pid, event_kind, created_at, _ in shopper_events_of(user_id, session_key).rows:
-        if created_at < since:
+    since = (now - timedelta(seconds=window)).timestamp()
+    for pid, event_kind, ts in shopper_events_of(user_id, session_key).rows:
+        if ts < since:
             return False  # newest first: the rest are older still
         if pid == product.pk and event_kind == kind:
             return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,11 +65,12 @@ class Shopper:
     n_events: int | None = None
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """What a blend needs of a product it may show: its category key and creation time
     (an aware ``datetime`` or ``None``). The products themselves are loaded only for the
-    few a blend keeps (``LiveSource.products``)."""
+    few a blend keeps (``LiveSource.products``). A named tuple: a blend makes one for each
+    of its two hundred candidates, and a frozen dataclass cost several times more to make.
+    """
 
     category: object
     created: object
@@ -259,9 +261,10 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
     raw = np.full((len(ids), len(COMPONENTS)), np.nan)
     col = {c: j for j, c in enumerate(COMPONENTS)}
     if anchor is not None and matrix is not None:
-        # One product for all candidates; those without an embedding keep NaN.
+        # One product for all candidates (rows of zeros included: cheaper than copying the
+        # others out); those without an embedding keep NaN.
         has = np.array([pid in embeddings for pid in ids])
-        raw[has, col["visual"]] = matrix[has] @ anchor
+        raw[:, col["visual"]] = np.where(has, matrix @ anchor, np.nan)
     for component in ("visual", "collaborative", "affinity", "covisitation"):
         scores = cands.raw[component]
         if scores:
@@ -292,12 +295,8 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
 def _matrix(ids, embeddings):
     if not embeddings:
         return None
-    dim = len(next(iter(embeddings.values())))
-    matrix = np.zeros((len(ids), dim))
-    for i, pid in enumerate(ids):
-        if pid in embeddings:
-            matrix[i] = embeddings[pid]
-    return matrix
+    zero = np.zeros(len(next(iter(embeddings.values()))))
+    return np.array([embeddings.get(pid, zero) for pid in ids], dtype=np.float64)
 
 
 def rank(raw, settings, k, categories=None, embeddings=None, segments=None):

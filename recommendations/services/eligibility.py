@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.keys import native, to_array
+from lookalike.keys import first_not_in, native, to_array
 
 from .periodic import PeriodicCache
 
@@ -78,16 +78,9 @@ class Snapshot:
 
     def newest(self, n, exclude=()):
         """The ids of the ``n`` newest allowed products not in ``exclude``."""
-        exclude = set(exclude)
-        out = []
         if n <= 0:
-            return out
-        for pid in self.ids.tolist():
-            if pid not in exclude:
-                out.append(native(pid))
-                if len(out) == n:
-                    break
-        return out
+            return []
+        return [native(self.ids[i]) for i in first_not_in(self.ids, set(exclude), n)]
 
 
 _snapshots = PeriodicCache()

@@ -25,7 +25,7 @@ from django.db import connection
 from django.db.models import Case, FloatField, Sum, Value, When
 from django.utils import timezone
 
-from lookalike.keys import native, to_array
+from lookalike.keys import first_not_in, native, to_array
 from lookalike.querysets import as_sql
 
 from ..conf import app_settings
@@ -103,15 +103,11 @@ def popular_products(k=10, days=None, exclude_ids=()):
     """
     if k <= 0:
         return []
-    exclude = set(exclude_ids)
     ranking = _ranking(days)
-    out = []
-    for pid, score in zip(ranking.ids.tolist(), ranking.scores.tolist(), strict=True):
-        if pid not in exclude:
-            out.append((native(pid), float(score)))
-            if len(out) == k:
-                break
-    return out
+    return [
+        (native(ranking.ids[i]), float(ranking.scores[i]))
+        for i in first_not_in(ranking.ids, set(exclude_ids), k)
+    ]
 
 
 def popularity_scores(product_ids, days=None):

@@ -124,7 +124,37 @@ def test_a_view_and_the_strips_after_it_read_the_shoppers_events_once(
     # A new request reads the stored events: the same rows, the new one included.
     stored = shopper_events_of(user.pk, key).rows
     assert [row[:2] for row in stored] == [row[:2] for row in rows]
-    assert stored[0][3] == pytest.approx(rows[0][3])  # its epoch seconds, as the database says
+    assert stored[0][2] == pytest.approx(rows[0][2])  # its epoch seconds, as the database says
+
+
+@pytest.mark.django_db
+def test_a_long_history_is_read_up_to_the_limit_with_every_purchase(
+    request_scope, product_factory, settings
+):
+    settings.RECOMMENDATIONS_SHOPPER_EVENTS = 3
+    products = [product_factory(title=f"P{i}") for i in range(6)]
+    # Oldest first, a minute apart: a purchase, then five views (the latest three are kept).
+    minute = 1 / 1440
+    event(products[0], kind="purchase", session_key="long", days_ago=10 * minute)
+    for i, product in enumerate(products[1:], start=1):
+        latest = event(product, session_key="long", days_ago=(10 - i) * minute)
+    events = shopper_events_of(None, "long")
+    assert [row[0] for row in events.rows] == [products[5].pk, products[4].pk, products[3].pk]
+    assert events.purchased() == {products[0].pk}  # bought before the rows kept
+    assert abs((events.newest - latest.created_at).total_seconds()) < 1e-3
+    assert [row[0] for row in events.weighted_rows()] == [p.pk for p in products[3:]]
+
+
+@pytest.mark.django_db
+def test_a_short_history_costs_one_read(request_scope, product_factory, settings):
+    settings.RECOMMENDATIONS_SHOPPER_EVENTS = 3
+    a, b = product_factory(title="A"), product_factory(title="B")
+    event(a, kind="purchase", session_key="short")
+    event(b, session_key="short")
+    with CaptureQueriesContext(connection) as queries:
+        events = shopper_events_of(None, "short")
+    assert len(queries) == 1
+    assert events.purchased() == {a.pk} and len(events.rows) == 2
 
 
 @pytest.mark.django_db
