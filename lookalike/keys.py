@@ -65,4 +65,3 @@ def first_not_in(keys, exclude, n):
         start += step
         step *= 2
     return out
-
