@@ -277,11 +277,13 @@ def score_candidates(cands, source, exclude, recency_half_life_days, anchor=None
         raw[:, col["popularity"]] = [popularity.get(pid, np.nan) for pid in ids]
     half_life = float(recency_half_life_days)
     now = source.now
+    recency = [np.nan] * len(ids)
     for i, pid in enumerate(ids):
         when = items[pid].created
         if when is not None:
             age = max((now - when).total_seconds() // _SECONDS_PER_DAY, 0.0)
-            raw[i, col["recency"]] = 0.5 ** (age / half_life)
+            recency[i] = 0.5 ** (age / half_life)
+    raw[:, col["recency"]] = recency
     return Scored(
         ids=ids,
         raw=raw,

@@ -209,10 +209,7 @@ class LiveSource(CandidateSource):
         (:mod:`~recommendations.services.eligibility`) unless the caller's filters narrow
         them."""
         if not self._narrowed:
-            return {
-                pid: Item(category, created)
-                for pid, (category, created) in self._snapshot().lookup(product_ids).items()
-            }
+            return self._snapshot().lookup(product_ids)
         adapter = get_adapter()
         selected = [
             name
@@ -243,7 +240,7 @@ class LiveSource(CandidateSource):
         adapter = get_adapter()
         in_stock_only = bool(self.settings.in_stock_only)
         key = (type(adapter).__module__, type(adapter).__qualname__, in_stock_only)
-        return eligibility.snapshot(key, lambda: _allowed_rows(self.settings))
+        return eligibility.snapshot(key, lambda: _allowed_rows(self.settings), Item._make)
 
     def products(self, product_ids):
         """``{product id: product}`` of those still eligible, in one query through the

@@ -14,9 +14,9 @@ rules (``LiveSource.products``), so a product that went out of stock or was with
 is dropped there, never shown. What staleness costs is a strip one product short, or a
 product added in the last minute missing from "New in" until the next refresh.
 
-Memory: three integer arrays and two lists (the category keys and creation times as
-Python objects), about 120 bytes a product: under a megabyte for the demo, some 120 MB per
-process for a million products, whose refresh (one query of every allowed product) then
+Memory: three integer arrays and a list of each product's (category key, creation time)
+pair as Python objects, about 150 bytes a product: under a megabyte for the demo, some
+150 MB per process for a million products, whose refresh (one query of every allowed product) then
 takes seconds of one thread each period.
 """
 
@@ -36,31 +36,26 @@ __all__ = ["Snapshot", "clear", "snapshot"]
 @dataclass(eq=False)
 class Snapshot:
     """The allowed products: ``ids`` newest first (creation time descending, unknown times
-    last, then id descending: the order "New in" shows), with ``categories`` and
-    ``created`` in the same order, and the ids sorted with their positions for look-ups by
-    :func:`np.searchsorted`."""
+    last, then id descending: the order "New in" shows), with ``entries`` (each one's
+    ``(category key, created)``, made by the caller's ``entry``) in the same order, and the
+    ids sorted with their positions for look-ups by :func:`np.searchsorted`. The entries
+    are made once, when the snapshot is read: a strip looks up two hundred of them."""
 
     ids: np.ndarray
-    categories: list
-    created: list
+    entries: list
     sorted_ids: np.ndarray
     positions: np.ndarray
 
     @classmethod
-    def build(cls, rows):
-        """From ``(id, category key, created)`` rows already in "New in" order."""
+    def build(cls, rows, entry=tuple):
+        """From ``(id, category key, created)`` rows already in "New in" order;
+        ``entry((category key, created))`` is what :meth:`lookup` answers for each."""
         ids = to_array([row[0] for row in rows])
         positions = np.argsort(ids, kind="stable")
-        return cls(
-            ids,
-            [row[1] for row in rows],
-            [row[2] for row in rows],
-            ids[positions],
-            positions,
-        )
+        return cls(ids, [entry(row[1:]) for row in rows], ids[positions], positions)
 
     def lookup(self, product_ids):
-        """``{product id: (category key, created)}`` of those of ``product_ids`` allowed."""
+        """``{product id: entry}`` of those of ``product_ids`` allowed."""
         wanted = list(dict.fromkeys(native(pid) for pid in product_ids))
         if not wanted or not len(self.ids):
             return {}
@@ -71,9 +66,10 @@ class Snapshot:
         at = np.minimum(np.searchsorted(self.sorted_ids, keys), len(self.ids) - 1)
         found = self.sorted_ids[at] == keys
         out = {}
+        entries = self.entries
         positions = self.positions[at[found]].tolist()
         for pid, position in zip(keys[found].tolist(), positions, strict=True):
-            out[native(pid)] = (self.categories[position], self.created[position])
+            out[pid] = entries[position]  # tolist() gives plain keys
         return out
 
     def newest(self, n, exclude=()):
@@ -91,8 +87,8 @@ def clear():
     _snapshots.clear()
 
 
-def snapshot(key, read_rows):
+def snapshot(key, read_rows, entry=tuple):
     """The :class:`Snapshot` for ``key`` (what the allowed set depends on: the profile's
     rules), read with ``read_rows()`` (``(id, category key, created)`` rows in "New in"
-    order) at most once per cache period per process."""
-    return _snapshots.get(key, lambda: Snapshot.build(list(read_rows())))
+    order) at most once per cache period per process, its entries made by ``entry``."""
+    return _snapshots.get(key, lambda: Snapshot.build(list(read_rows()), entry))
