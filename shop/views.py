@@ -2,6 +2,8 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.translation import get_language
 from django.views.decorators.http import require_POST
 
 from lookalike.catalogue import CATALOGUE
@@ -24,11 +26,15 @@ def _newest():
     )
 
 
+def _newest_grid():
+    return render_to_string("shop/_grid.html", {"products": _newest()})
+
+
 def home(request):
     # "New in" changes only when a product is saved: kept per process under the catalogue's
-    # stamp.
-    latest = CATALOGUE.get("shop.new-in", _newest)
-    return render(request, "shop/home.html", {"latest": latest})
+    # stamp, rendered (twelve cards cost more than the rest of the page's own markup).
+    latest = CATALOGUE.get(("shop.new-in", get_language()), _newest_grid)
+    return render(request, "shop/home.html", {"latest_grid": latest})
 
 
 def category(request, slug):
