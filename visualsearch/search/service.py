@@ -179,5 +179,7 @@ def hydrate(hits, filters=None) -> list[tuple[object, float]]:
     if filters is not None and filters.narrows:
         # As a sub-query, so that the adapter's filters and its annotations never meet.
         shown = shown.filter(pk__in=filters.products().values("pk"))
-    products = adapter.annotate(shown).in_bulk([h.product_id for h in hits])
+    # Unordered: the model's default ordering would cost a sort that a look-up by key
+    # throws away.
+    products = adapter.annotate(shown).order_by().in_bulk([h.product_id for h in hits])
     return [(products[h.product_id], h.score) for h in hits if h.product_id in products]
