@@ -55,7 +55,7 @@ class ShopperEvents:
     @property
     def newest(self) -> datetime | None:
         """When their latest event happened; ``None`` without events."""
-        return datetime.fromtimestamp(self.rows[0][2], tz=UTC) if self.rows else None
+        return _when(self.rows[0][2]) if self.rows else None
 
     def recent_products(self, n, scanned):
         """Their latest ``n`` distinct products, newest first, found among their latest
@@ -112,7 +112,10 @@ def add_shopper_event(user_id, session_key, event):
     """Add ``event``, just recorded, to the shopper's events this request has read: the
     strips rendered after a product view see it without reading them all again."""
     row = (event.product_id, event.kind, event.created_at.timestamp())
-    replace(_key(user_id, session_key), lambda events: ShopperEvents((row, *events.rows)))
+    replace(
+        _key(user_id, session_key),
+        lambda events: ShopperEvents((row, *events.rows), events.older_purchases),
+    )
 
 
 def _when(ts):

@@ -15,7 +15,11 @@ from lookalike import requestcache
 from recommendations.blending.blend import blend_similar, recommend_for_user
 from recommendations.events import hash_session_key, record_event
 from recommendations.services import serving
-from recommendations.services.shoppers import forget_shopper_events, shopper_events_of
+from recommendations.services.shoppers import (
+    add_shopper_event,
+    forget_shopper_events,
+    shopper_events_of,
+)
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,
     embed,
@@ -143,6 +147,10 @@ def test_a_long_history_is_read_up_to_the_limit_with_every_purchase(
     assert events.purchased() == {products[0].pk}  # bought before the rows kept
     assert abs((events.newest - latest.created_at).total_seconds()) < 1e-3
     assert [row[0] for row in events.weighted_rows()] == [p.pk for p in products[3:]]
+    # An event recorded in the same request keeps the older purchases known.
+    add_shopper_event(None, "long", event(products[1], session_key="long"))
+    events = shopper_events_of(None, "long")
+    assert events.rows[0][0] == products[1].pk and events.purchased() == {products[0].pk}
 
 
 @pytest.mark.django_db
