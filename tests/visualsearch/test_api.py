@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tests.visualsearch import corpus
+from tests.windows import steady_window
 
 pytestmark = pytest.mark.django_db
 
@@ -204,6 +205,7 @@ def test_image_search_is_throttled(client, pixel_encoder, settings):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"image_search": "3/minute"},
     }
+    steady_window()
     statuses = [
         client.post(IMAGE_URL, {"image": SimpleUploadedFile("t.txt", b"not an image")}).status_code
         for _ in range(4)

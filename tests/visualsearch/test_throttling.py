@@ -18,6 +18,7 @@ from django.core.cache import caches
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
 
+from tests.windows import steady_window
 from visualsearch.throttling import client_address
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,9 @@ def set_rate(settings, rate, num_proxies=0):
 
 @pytest.fixture(autouse=True)
 def _no_counts_left():
-    """Counts live in the cache (a table that transactional tests commit to): none leak."""
+    """Counts live in the cache (a table that transactional tests commit to): none leak.
+    Each test's requests fall in one minute's window (:mod:`tests.windows`)."""
+    steady_window()
     caches["default"].clear()
     yield
     caches["default"].clear()
