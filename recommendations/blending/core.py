@@ -171,10 +171,12 @@ class BlendSettings:
     def weight_rows(self, segments):
         """One weight vector per candidate, shape ``(len(segments), len(COMPONENTS))``:
         each candidate's segment (``None``: the profile's own weights)."""
-        vectors = {s: self.weight_vector(s) for s in set(segments)}
-        if not vectors:
+        position = {}
+        rows = [position.setdefault(s, len(position)) for s in segments]
+        if not rows:
             return np.zeros((0, len(COMPONENTS)))
-        return np.vstack([vectors[s] for s in segments])
+        # One vector per distinct segment, then one row per candidate by index.
+        return np.vstack([self.weight_vector(s) for s in position])[rows]
 
 
 #: Used when the database holds no default profile (it normally does: migrations 0003
@@ -343,7 +345,10 @@ def diversify(scores, k, method="none", param=None, categories=None, embeddings=
 def _similarity(idx, categories, embeddings):
     n = len(idx)
     if categories is not None:
-        cats = np.asarray([categories[i] for i in idx], dtype=object)
+        # Categories as small integers, compared in one array operation rather than as
+        # Python objects pair by pair.
+        codes = {}
+        cats = np.asarray([codes.setdefault(categories[i], len(codes)) for i in idx])
         same_category = (cats[:, None] == cats[None, :]).astype(np.float64)
     else:
         same_category = np.zeros((n, n))
