@@ -158,6 +158,13 @@ class SearchSettings(AppSettings):
         return self._setting("MAX_SCAN_TUPLES", 20000)
 
     @property
+    def DIM_PHOTO_LEVEL(self):
+        """A shopper's photo whose brightest pixels (99th percentile of luminance, 0-255)
+        stay below this is taken as shot in dim light and has its levels stretched before
+        it is searched (:mod:`visualsearch.exposure`); ``None`` switches that off."""
+        return self._setting("DIM_PHOTO_LEVEL", 130)
+
+    @property
     def RERANK_CANDIDATES(self):
         """How many of a photo search's nearest products are re-ranked by the projection's
         invariant similarity (when it has one); 0 switches re-ranking off."""

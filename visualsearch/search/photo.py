@@ -24,6 +24,7 @@ import numpy as np
 
 from ..conf import app_settings
 from ..encoders import get_encoder
+from ..exposure import brighten_dim
 from ..localisation import views_of
 from ..services.vectors import VectorCache
 from .filters import Filters, Hit, Target, check_k, vector_text
@@ -139,7 +140,8 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         return []
     enc = get_encoder(encoder)
     filters = filters or Filters()
-    per_image = [views_of(image, localise) for image in images]
+    # A photo taken in dim light is brought back to a catalogue photo's levels first.
+    per_image = [views_of(brighten_dim(image), localise) for image in images]
     flat = [view for views in per_image for _box, view in views]
     # The photos are compared with the vectors of the weights that embedded them.
     vectors, weights = enc.embed_versioned(flat)
