@@ -58,7 +58,7 @@ def first_not_in(keys, exclude, n):
     start, step = 0, max(n + len(exclude), 16)
     while len(out) < n and start < len(keys):
         for offset, key in enumerate(keys[start : start + step].tolist()):
-            if key not in exclude:  # tolist() gives plain ints
+            if key not in exclude:  # tolist() gives the keys as the database does
                 out.append(start + offset)
                 if len(out) == n:
                     break

@@ -47,7 +47,7 @@ class Snapshot:
     positions: np.ndarray
 
     @classmethod
-    def build(cls, rows, entry=tuple):
+    def build(cls, rows, entry):
         """From ``(id, category key, created)`` rows already in "New in" order;
         ``entry((category key, created))`` is what :meth:`lookup` answers for each."""
         ids = to_array([row[0] for row in rows])
@@ -87,7 +87,7 @@ def clear():
     _snapshots.clear()
 
 
-def snapshot(key, read_rows, entry=tuple):
+def snapshot(key, read_rows, entry):
     """The :class:`Snapshot` for ``key`` (what the allowed set depends on: the profile's
     rules), read with ``read_rows()`` (``(id, category key, created)`` rows in "New in"
     order) at most once per cache period per process, its entries made by ``entry``."""
