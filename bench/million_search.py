@@ -14,12 +14,14 @@ at full precision, exact range scans over a btree on category and price).
 
 Data: the demo catalogue's real 1280-d EfficientNet-Lite0 vectors (``manage.py
 prepare_demo``) are the seeds; each row copies a random seed's category and gets ``seed +
-noise`` (as at 100k), a price from 5 to 200. The rows live in their own table ``items`` of
+noise`` (as at 100k), a price from 5 to 200. The vectors are kept inline in the heap, as in
+the shop's table (``toast_tuple_target = 8160``). The rows live in their own table ``items`` of
 a database ``<NAME>_million`` on the embedded server (kept between runs; ``--rebuild``
 reloads it). Exact answers come from numpy, the rows regenerated chunk by chunk from their
 seeds (the float32 vectors, 5 GB, are never held at once).
 
-Variants, each built, measured and dropped in turn (``--keep`` keeps them):
+Variants, each built, measured and dropped in turn (``--keep`` keeps them, and a later run
+with ``--reuse`` measures the kept ones again without building them):
 
 ``full``
     HNSW over the full-precision vectors (``vector_cosine_ops``): the shop's choice today.
@@ -39,8 +41,15 @@ Variants, each built, measured and dropped in turn (``--keep`` keeps them):
     (``STORAGE PLAIN``): the selective filter scanned exactly over the copies, the best
     ``2k + 10`` (half precision) or ``--rerank`` (binary) re-ranked at full precision.
 
-``--variants copies`` alone computes and measures the selective filter only. Runs of this
-bench must not overlap on one database (each drops its variants' objects).
+``signs``
+    A narrow table of the sign bits of each vector minus the rows' mean (160 bytes; sign
+    bits of uncentred EfficientNet features carry little), with the category and price,
+    and a ``(category, price)`` btree that includes the bits: the selective filter read by
+    an index-only range scan over consecutive leaves, the ``--signs-rerank`` nearest by
+    Hamming distance re-ranked at full precision.
+
+``--variants copies`` or ``signs`` alone computes and measures the selective filter only.
+Runs of this bench must not overlap on one database (each drops its variants' objects).
 
 The ``exact`` plan (a range scan of the ``(category, price)`` btree, every vector compared)
 is measured for the selective filter whatever the variant.
@@ -78,7 +87,7 @@ DIM = 1280
 CATEGORIES = 10
 PRICE_RANGE = (5.0, 200.0)
 CHUNK = 100_000
-VARIANTS = ("binary", "category", "halfvec", "full", "copies")
+VARIANTS = ("binary", "category", "halfvec", "full", "copies", "signs")
 
 
 def load():
@@ -126,9 +135,12 @@ def build_table(conn, rows, seeds, seed_categories, seed, noise):
     from visualsearch.indexing.store import vector_binary
 
     conn.execute("DROP TABLE IF EXISTS items")
+    # The vectors inline in the heap, as in the shop's own table (migration 0004): pgvector's
+    # types default to STORAGE EXTERNAL, and a 5 kB vector out of line costs every exact
+    # comparison a TOAST index probe and three chunk reads.
     conn.execute(
         "CREATE TABLE items (id int PRIMARY KEY, category int NOT NULL, price float8 NOT NULL, "
-        f"embedding vector({DIM}) NOT NULL)"
+        f"embedding vector({DIM}) NOT NULL) WITH (toast_tuple_target = 8160)"
     )
     t = time.monotonic()
     with conn.cursor() as cursor:
@@ -170,11 +182,15 @@ class Cases:
         self.chunk = lambda start, stop: chunk_rows(
             seeds, seed_categories, seed, noise, start, stop
         )
+        total = np.zeros(DIM)
         for start in range(0, rows, CHUNK):
             stop = min(start + CHUNK, rows)
             vectors, self.categories[start:stop], self.prices[start:stop] = self.chunk(start, stop)
             inside = (self.ids >= start) & (self.ids < stop)
             self.queries[inside] = vectors[self.ids[inside] - start]
+            total += vectors.sum(axis=0)
+        #: The rows' mean, as pgvector's text: the ``signs`` variant's centre.
+        self.centre = "[" + ",".join(f"{x:.6f}" for x in total / rows) + "]"
         band = (PRICE_RANGE[1] - PRICE_RANGE[0]) * 0.10
         self.filters = {
             "no_filter": [],
@@ -241,19 +257,37 @@ def where(filters, alias=""):
 
 
 QUERY = "(SELECT q.embedding FROM items q WHERE q.id = %s)"
+#: The query vector cast once, inside the sub-select: a cast written around the sub-select
+#: is an expression over a parameter, which an exact scan evaluates again for every row.
+QUERY_HALF = f"(SELECT q.embedding::halfvec({DIM}) FROM items q WHERE q.id = %s)"
+QUERY_BITS = f"(SELECT binary_quantize(q.embedding)::bit({DIM}) FROM items q WHERE q.id = %s)"
 
 
-def statement(plan, filters, qid, rerank):
-    """``(sql, args)`` of one search under ``plan``; every one excludes the query product."""
+def statement(plan, filters, qid, rerank, centre=None):
+    """``(sql, args)`` of one search under ``plan``; every one excludes the query product.
+    ``centre`` is the rows' mean vector (text), which the ``signs`` plan subtracts."""
     conds, args = where(filters, "e.")
     conds.append("e.id <> %s")
     where_sql = " AND ".join(conds)
+    if plan == "signs":
+        # An index-only range scan of the covering btree (its leaves hold the signs in
+        # (category, price) order), the nearest by Hamming distance re-ranked in full.
+        sign_conds, sign_args = where(filters, "s.")
+        sign_conds.append("s.id <> %s")
+        query = (
+            f"(SELECT binary_quantize(q.embedding - %s::vector({DIM}))::bit({DIM}) "
+            "FROM items q WHERE q.id = %s)"
+        )
+        return (
+            "WITH hits AS MATERIALIZED (SELECT s.id FROM items_signs s WHERE "
+            f"{' AND '.join(sign_conds)} ORDER BY s.signs <~> {query} LIMIT %s) "
+            f"SELECT e.id FROM hits h JOIN items e ON e.id = h.id "
+            f"ORDER BY e.embedding <=> {QUERY}, e.id LIMIT %s",
+            [*sign_args, qid, centre, qid, rerank, qid, K],
+        )
     if plan in ("copies_half", "copies_bits"):
         # An exact range scan of the inline copies, the best few re-ranked at full precision.
-        if plan == "copies_half":
-            order = f"c.half <=> ({QUERY})::halfvec({DIM})"
-        else:
-            order = f"c.bits <~> binary_quantize({QUERY})"
+        order = f"c.half <=> {QUERY_HALF}" if plan == "copies_half" else f"c.bits <~> {QUERY_BITS}"
         copy_conds, copy_args = where(filters, "c.")
         copy_conds.append("c.id <> %s")
         return (
@@ -264,16 +298,18 @@ def statement(plan, filters, qid, rerank):
             [*copy_args, qid, qid, rerank, qid, K],
         )
     if plan == "exact":
-        # No cast: no HNSW index can serve it; the btree on (category, price) finds the rows.
+        # A distance plus zero is no operator an HNSW index orders by, so no graph kept by
+        # --keep can serve it; the btree on (category, price) finds the rows.
         return (
-            f"SELECT e.id FROM items e WHERE {where_sql} ORDER BY e.embedding <=> {QUERY} LIMIT %s",
+            f"SELECT e.id FROM items e WHERE {where_sql} "
+            f"ORDER BY (e.embedding <=> {QUERY}) + 0 LIMIT %s",
             [*args, qid, qid, K],
         )
     order = {
         "full": f"e.embedding <=> {QUERY}",
-        "halfvec": f"(e.embedding::halfvec({DIM})) <=> ({QUERY})::halfvec({DIM})",
-        "category": f"(e.embedding::halfvec({DIM})) <=> ({QUERY})::halfvec({DIM})",
-        "binary": f"(binary_quantize(e.embedding)::bit({DIM})) <~> binary_quantize({QUERY})",
+        "halfvec": f"(e.embedding::halfvec({DIM})) <=> {QUERY_HALF}",
+        "category": f"(e.embedding::halfvec({DIM})) <=> {QUERY_HALF}",
+        "binary": f"(binary_quantize(e.embedding)::bit({DIM})) <~> {QUERY_BITS}",
     }[plan]
     found = {"full": K, "halfvec": 2 * K, "category": 2 * K, "binary": rerank}[plan]
     return (
@@ -290,11 +326,26 @@ def statement(plan, filters, qid, rerank):
 COPIES = [
     "CREATE TABLE items_inline (id int PRIMARY KEY, category int NOT NULL, price float8 NOT NULL, "
     f"half halfvec({DIM}) NOT NULL, bits bit({DIM}) NOT NULL)",
-    "ALTER TABLE items_inline ALTER COLUMN half SET STORAGE PLAIN",
+    # Both columns PLAIN: a row of 2.7 kB is over the 2 kB TOAST threshold, which would move
+    # the 164-byte bits out of line (three TOAST pages read for every Hamming comparison).
+    "ALTER TABLE items_inline ALTER COLUMN half SET STORAGE PLAIN, "
+    "ALTER COLUMN bits SET STORAGE PLAIN",
     "INSERT INTO items_inline SELECT id, category, price, embedding::halfvec({DIM}), "
     f"binary_quantize(embedding)::bit({DIM}) FROM items".replace("{DIM}", str(DIM)),
     "CREATE INDEX items_inline_category_price ON items_inline (category, price)",
     "VACUUM ANALYZE items_inline",
+]
+
+#: The ``signs`` variant: the sign bits of each vector minus the rows' mean (160 bytes), in a
+#: narrow table whose ``(category, price)`` btree includes them, so that a range scan reads
+#: consecutive index leaves and never the heap (an index-only scan).
+SIGNS = [
+    "CREATE TABLE items_signs (id int PRIMARY KEY, category int NOT NULL, "
+    f"price float8 NOT NULL, signs bit({DIM}) NOT NULL)",
+    "INSERT INTO items_signs SELECT id, category, price, "
+    f"binary_quantize(embedding - %(centre)s::vector({DIM}))::bit({DIM}) FROM items",
+    "CREATE INDEX items_signs_category_price ON items_signs (category, price) INCLUDE (id, signs)",
+    "VACUUM ANALYZE items_signs",
 ]
 
 INDEXES = {
@@ -348,7 +399,20 @@ class MemorySampler(threading.Thread):
             self.stop.wait(0.5)
 
 
-def build_variant(conn, variant, maintenance_mem):
+def prewarm(conn, names):
+    conn.execute("SELECT pg_prewarm(c.oid) FROM pg_class c WHERE relname = ANY(%s)", [names])
+
+
+def variant_objects(variant):
+    """The tables and indexes a variant builds."""
+    if variant == "copies":
+        return ["items_inline", "items_inline_category_price"]
+    if variant == "signs":
+        return ["items_signs", "items_signs_category_price"]
+    return [sql.split()[2] for sql in INDEXES[variant]]
+
+
+def build_variant(conn, variant, maintenance_mem, centre):
     conn.execute(f"SET maintenance_work_mem = '{maintenance_mem}'")
     conn.execute("SET max_parallel_maintenance_workers = 1")  # the leader and one worker
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
@@ -356,20 +420,19 @@ def build_variant(conn, variant, maintenance_mem):
     sampler.start()
     before = load()
     t = time.monotonic()
-    for sql in COPIES if variant == "copies" else INDEXES[variant]:
+    if variant == "signs":
+        for sql in SIGNS:
+            conn.execute(sql, {"centre": centre} if "%(centre)s" in sql else None)
+    for sql in COPIES if variant == "copies" else INDEXES.get(variant, []):
         conn.execute(sql.format(params="WITH (m = 16, ef_construction = 64)"))
     seconds = time.monotonic() - t
     sampler.stop.set()
     sampler.join()
-    names = (
-        ["items_inline", "items_inline_category_price"]
-        if variant == "copies"
-        else [sql.split()[2] for sql in INDEXES[variant]]
-    )
+    names = variant_objects(variant)
     size = conn.execute(
         "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname = ANY(%s)", [names]
     ).fetchone()[0]
-    conn.execute("SELECT pg_prewarm(c.oid) FROM pg_class c WHERE relname = ANY(%s)", [names])
+    prewarm(conn, names)
     return {
         "build_s": round(seconds, 1),
         "build_peak_pss_mb": sampler.peak,
@@ -384,24 +447,40 @@ def run_case(conn, plan, cases, name, ef_search, rerank, max_scan=20000):
     conn.execute("SET hnsw.iterative_scan = relaxed_order")
     conn.execute(f"SET hnsw.max_scan_tuples = {int(max_scan)}")
     conn.execute("SET max_parallel_workers_per_gather = 0")
-    scan = plan in ("exact", "copies_half", "copies_bits")
+    scan = plan in ("exact", "copies_half", "copies_bits", "signs")
     conn.execute(f"SET enable_seqscan = {'on' if scan else 'off'}")
     conn.execute(f"SET enable_sort = {'on' if scan else 'off'}")
     latencies, recalls, short = [], [], 0
     for i, qid in enumerate(cases.ids):
-        sql, args = statement(plan, cases.filters[name][i], int(qid), rerank)
+        sql, args = statement(plan, cases.filters[name][i], int(qid), rerank, cases.centre)
         t = time.perf_counter()
         found = [r[0] for r in conn.execute(sql, args, prepare=False).fetchall()]
         latencies.append((time.perf_counter() - t) * 1000)
         truth = cases.truth[name][i]
         recalls.append(len(truth & set(found)) / max(len(truth), 1))
         short += len(found) < K
-    return {
+    out = {
         "p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "p95_ms": round(float(np.percentile(latencies, 95)), 2),
         "recall_at_10": round(float(np.mean(recalls)), 4),
         "always_k": short == 0,
         "load": load(),
+    }
+    if scan:
+        sql, args = statement(plan, cases.filters[name][0], int(cases.ids[0]), rerank, cases.centre)
+        out["explain_first_query"] = explain(conn, sql, args)
+    return out
+
+
+def explain(conn, sql, args):
+    """Where one statement's time goes: ``EXPLAIN (ANALYZE, BUFFERS)``'s execution time,
+    the rows the scan read and the pages it found in shared buffers or had to read."""
+    plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", args).fetchone()[0]
+    top = plan[0]["Plan"]
+    return {
+        "execution_ms": round(plan[0]["Execution Time"], 2),
+        "shared_hit_blocks": top.get("Shared Hit Blocks"),
+        "shared_read_blocks": top.get("Shared Read Blocks"),
     }
 
 
@@ -416,6 +495,13 @@ def measure(conn, variant, cases, args):
                 ("copies_half", 2 * K + 10),
                 *(("copies_bits", r) for r in args.rerank),
             )
+        }
+        return out
+    if variant == "signs":
+        name = "far_category_price"
+        out[name] = {
+            f"rerank {rerank}": run_case(conn, "signs", cases, name, 40, rerank)
+            for rerank in args.signs_rerank
         }
         return out
     filtered_plan = variant
@@ -446,9 +532,15 @@ def main():
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100])
     parser.add_argument("--far-ef-search", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--rerank", type=int, nargs="+", default=[100, 200])
+    parser.add_argument("--signs-rerank", type=int, nargs="+", default=[200, 500, 1000, 2000])
     parser.add_argument("--maintenance-work-mem", default="8GB")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the variants' indexes.")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Measure the variants whose indexes a run with --keep left, without rebuilding.",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--database", default="million", help="Suffix of the database: <NAME>_<suffix>."
@@ -478,7 +570,7 @@ def main():
         report["table"] = {"table_mb": table_mb(conn), "reused": True}
     save()
     t = time.monotonic()
-    only = ["far_category_price"] if variants == ["copies"] else None
+    only = ["far_category_price"] if set(variants) <= {"copies", "signs"} else None
     cases = Cases(args.rows, args.queries, seeds, seed_categories, args.seed, args.noise, only)
     report["exact_answers_s"] = round(time.monotonic() - t, 1)
     report["selectivity"] = cases.selectivity
@@ -489,17 +581,27 @@ def main():
     save()
     report["variants"] = {}
     for variant in variants:
-        if variant == "copies":
-            conn.execute("DROP TABLE IF EXISTS items_inline")
+        names = variant_objects(variant)
+        if args.reuse and all(
+            conn.execute("SELECT to_regclass(%s) IS NOT NULL", [n]).fetchone()[0] for n in names
+        ):
+            # A second run of the searches over the graphs a first run kept (--keep).
+            prewarm(conn, names)
+            report["variants"][variant] = {"build": {"reused": True}}
+            report["variants"][variant]["cases"] = measure(conn, variant, cases, args)
+            save()
+            continue
+        if variant in ("copies", "signs"):
+            conn.execute(f"DROP TABLE IF EXISTS {names[0]}")
         for sql in INDEXES.get(variant, []):
             conn.execute(f"DROP INDEX IF EXISTS {sql.split()[2]}")
-        built, names = build_variant(conn, variant, args.maintenance_work_mem)
+        built, names = build_variant(conn, variant, args.maintenance_work_mem, cases.centre)
         report["variants"][variant] = {"build": built}
         save()
         report["variants"][variant]["cases"] = measure(conn, variant, cases, args)
         if not args.keep:
-            if variant == "copies":
-                conn.execute("DROP TABLE IF EXISTS items_inline")
+            if variant in ("copies", "signs"):
+                conn.execute(f"DROP TABLE IF EXISTS {names[0]}")
             for name in names:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
         save()
