@@ -165,6 +165,14 @@ class SearchSettings(AppSettings):
         return self._setting("DIM_PHOTO_LEVEL", 130)
 
     @property
+    def BLOCKY_PHOTO_RATIO(self):
+        """A shopper's photo whose luminance jumps this many times more across the 8-pixel
+        JPEG block grid than inside the blocks is taken as heavily compressed and lightly
+        blurred before it is searched (:mod:`visualsearch.deblocking`); ``None`` switches
+        that off."""
+        return self._setting("BLOCKY_PHOTO_RATIO", 2.2)
+
+    @property
     def RERANK_CANDIDATES(self):
         """How many of a photo search's nearest products are re-ranked by the projection's
         invariant similarity (when it has one); 0 switches re-ranking off."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..conf import app_settings
+from ..deblocking import smooth_blocky
 from ..encoders import get_encoder
 from ..exposure import brighten_dim
 from ..localisation import views_of
@@ -140,8 +141,9 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         return []
     enc = get_encoder(encoder)
     filters = filters or Filters()
-    # A photo taken in dim light is brought back to a catalogue photo's levels first.
-    per_image = [views_of(brighten_dim(image), localise) for image in images]
+    # A photo taken in dim light is brought back to a catalogue photo's levels first, and a
+    # heavily compressed one has its JPEG blocks smoothed.
+    per_image = [views_of(smooth_blocky(brighten_dim(image)), localise) for image in images]
     flat = [view for views in per_image for _box, view in views]
     # The photos are compared with the vectors of the weights that embedded them.
     vectors, weights = enc.embed_versioned(flat)
