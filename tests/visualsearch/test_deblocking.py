@@ -80,7 +80,9 @@ def test_a_large_photo_is_read_through_a_window():
 
 
 @pytest.mark.django_db
-def test_photo_search_smooths_each_photo_before_looking_at_it(catalogue, monkeypatch):
+@pytest.mark.parametrize("step", ["brighten_dim", "smooth_blocky"])
+def test_photo_search_prepares_each_photo_before_looking_at_it(catalogue, monkeypatch, step):
+    """Both preparations (exposure, then deblocking) see every photo searched."""
     from visualsearch.search import photo
 
     seen = []
@@ -89,7 +91,7 @@ def test_photo_search_smooths_each_photo_before_looking_at_it(catalogue, monkeyp
         seen.append(image)
         return image
 
-    monkeypatch.setattr(photo, "smooth_blocky", recording)
+    monkeypatch.setattr(photo, step, recording)
     first, second = (Image.new("RGB", (32, 32), c) for c in ((90, 20, 20), (20, 90, 20)))
     search.search_photos([first, second], k=2)
     assert seen == [first, second]

@@ -2,11 +2,9 @@
 lit, flat and switched-off cases are left alone."""
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.visualsearch.test_localisation import garment
-from visualsearch import search
 from visualsearch.distortions import shopper_photo
 from visualsearch.exposure import brighten_dim
 
@@ -45,19 +43,3 @@ def test_a_large_photo_is_sampled_not_read_whole():
     pixels = rng.integers(0, 90, size=(2000, 3000, 3), dtype=np.uint8)
     big = Image.fromarray(pixels, "RGB")
     assert levels(brighten_dim(big, level=130))[1] >= 240
-
-
-@pytest.mark.django_db
-def test_photo_search_brightens_each_photo_before_looking_at_it(catalogue, monkeypatch):
-    from visualsearch.search import photo
-
-    seen = []
-
-    def recording(image):
-        seen.append(image)
-        return image
-
-    monkeypatch.setattr(photo, "brighten_dim", recording)
-    first, second = (Image.new("RGB", (32, 32), c) for c in ((90, 20, 20), (20, 90, 20)))
-    search.search_photos([first, second], k=2)
-    assert seen == [first, second]
