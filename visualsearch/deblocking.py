@@ -16,7 +16,8 @@ untouched, at a ratio of 1.9). A ratio of 2.2 did better than 1.9 (heavy JPEG 0.
 0.810, standard 0.943 against 0.947, 0.943 untouched), and 1.5 and 1.6 did less well. At
 2.2, about three in four heavy JPEG photos are smoothed, and more than half of the standard
 kind's, which are JPEGs too, saved at a lighter quality; few of the other kinds. The grid is found
-whatever its phase (a photo cropped or turned after compression moves it), and the
+whatever its phase (a photo cropped or turned after compression moves it), but not at
+another period: a photo enlarged or shrunk after it was compressed is left as it is. The
 catalogue's photos are never changed, so the stored vectors do not depend on this.
 """
 
