@@ -59,7 +59,8 @@ Cases: ``no_filter``; ``own_category`` (the query's category, 10 %); ``far_categ
 ``far_category`` (another category, 10 %). Each reports p50/p95 of the statement's wall
 time on one connection (one round trip over the local socket: the time the database took,
 plus about 0.1 ms), recall@10 against exact search and whether every query returned k
-rows. Builds report seconds, the peak memory of the building processes (the backend and its
+rows; the scans (exact, copies, signs) also report ``EXPLAIN (ANALYZE, BUFFERS)`` of their
+first query. Builds report seconds, the peak memory of the building processes (the backend and its
 parallel worker, proportional set size) and the index's size on disk. Prints one JSON
 object, also written to ``--out`` after every variant so that a long run leaves its figures
 behind. The load average is recorded beside every figure: on a shared machine build times
@@ -473,8 +474,8 @@ def run_case(conn, plan, cases, name, ef_search, rerank, max_scan=20000):
 
 
 def explain(conn, sql, args):
-    """Where one statement's time goes: ``EXPLAIN (ANALYZE, BUFFERS)``'s execution time,
-    the rows the scan read and the pages it found in shared buffers or had to read."""
+    """Where one statement's time goes: ``EXPLAIN (ANALYZE, BUFFERS)``'s execution time and
+    the pages it found in shared buffers or had to read from the kernel."""
     plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", args).fetchone()[0]
     top = plan[0]["Plan"]
     return {

@@ -10,15 +10,18 @@ Gaussian blur (radius 0.7 pixel), which washes the block edges out and keeps the
 shape.
 
 Measured with ``evaluate_visual`` (300 photos a kind, the heavy JPEG and standard kinds of
-one draw): a radius of 0.7 did best among 0.5, 0.7, 1.0, 1.2 and 1.5 and halving and
-restoring the size (heavy JPEG 0.770, 0.810, 0.797, 0.783, 0.717 and 0.793 against 0.757
-untouched, at a ratio of 1.9). A ratio of 2.2 did better than 1.9 (heavy JPEG 0.823 against
-0.810, standard 0.943 against 0.947, 0.943 untouched), and 1.5 and 1.6 did less well. At
-2.2, about three in four heavy JPEG photos are smoothed, and more than half of the standard
-kind's, which are JPEGs too, saved at a lighter quality; few of the other kinds. The grid is found
-whatever its phase (a photo cropped or turned after compression moves it), but not at
-another period: a photo enlarged or shrunk after it was compressed is left as it is. The
-catalogue's photos are never changed, so the stored vectors do not depend on this.
+one draw, the grid's phase taken as fixed): a radius of 0.7 did best among 0.5, 0.7, 1.0,
+1.2 and 1.5 and halving and restoring the size (heavy JPEG 0.770, 0.810, 0.797, 0.783,
+0.717 and 0.793 against 0.757 untouched, at a ratio of 1.9). A ratio of 2.2 did as well as
+1.9 (heavy JPEG 0.823 against 0.810; standard 0.943, as untouched, against 0.947) and
+smooths fewer photos of the other kinds; 1.5 and 1.6 did less well. At 2.2, about three in
+four heavy JPEG photos are smoothed, and more than half of the standard kind's, which are
+JPEGs too, at a lighter quality; a fifth of the textured kind's, few of the others.
+
+The grid is found whatever its phase (a photo cropped or turned after compression moves
+it), but not at another period: a photo enlarged or shrunk after it was compressed is left
+as it is. The catalogue's photos are never changed, so the stored vectors do not depend on
+this.
 """
 
 from __future__ import annotations
