@@ -404,13 +404,27 @@ def prewarm(conn, names):
     conn.execute("SELECT pg_prewarm(c.oid) FROM pg_class c WHERE relname = ANY(%s)", [names])
 
 
+#: The variants that build a table of their own: ``{variant: (statements, [table, btree])}``.
+TABLES = {
+    "copies": (COPIES, ["items_inline", "items_inline_category_price"]),
+    "signs": (SIGNS, ["items_signs", "items_signs_category_price"]),
+}
+
+
 def variant_objects(variant):
     """The tables and indexes a variant builds."""
-    if variant == "copies":
-        return ["items_inline", "items_inline_category_price"]
-    if variant == "signs":
-        return ["items_signs", "items_signs_category_price"]
+    if variant in TABLES:
+        return TABLES[variant][1]
     return [sql.split()[2] for sql in INDEXES[variant]]
+
+
+def drop_variant(conn, variant):
+    """Drop what a variant built: its table (its btree goes with it) or its indexes."""
+    if variant in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLES[variant][1][0]}")
+        return
+    for name in variant_objects(variant):
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def build_variant(conn, variant, maintenance_mem, centre):
@@ -421,11 +435,10 @@ def build_variant(conn, variant, maintenance_mem, centre):
     sampler.start()
     before = load()
     t = time.monotonic()
-    if variant == "signs":
-        for sql in SIGNS:
-            conn.execute(sql, {"centre": centre} if "%(centre)s" in sql else None)
-    for sql in COPIES if variant == "copies" else INDEXES.get(variant, []):
-        conn.execute(sql.format(params="WITH (m = 16, ef_construction = 64)"))
+    statements = TABLES[variant][0] if variant in TABLES else INDEXES[variant]
+    for sql in statements:
+        sql = sql.format(params="WITH (m = 16, ef_construction = 64)")
+        conn.execute(sql, {"centre": centre} if "%(centre)s" in sql else None)
     seconds = time.monotonic() - t
     sampler.stop.set()
     sampler.join()
@@ -440,7 +453,7 @@ def build_variant(conn, variant, maintenance_mem, centre):
         "index_mb": round(size / 2**20),
         "load_before_build": before,
         "load_after_build": load(),
-    }, names
+    }
 
 
 def run_case(conn, plan, cases, name, ef_search, rerank, max_scan=20000):
@@ -592,19 +605,13 @@ def main():
             report["variants"][variant]["cases"] = measure(conn, variant, cases, args)
             save()
             continue
-        if variant in ("copies", "signs"):
-            conn.execute(f"DROP TABLE IF EXISTS {names[0]}")
-        for sql in INDEXES.get(variant, []):
-            conn.execute(f"DROP INDEX IF EXISTS {sql.split()[2]}")
-        built, names = build_variant(conn, variant, args.maintenance_work_mem, cases.centre)
+        drop_variant(conn, variant)
+        built = build_variant(conn, variant, args.maintenance_work_mem, cases.centre)
         report["variants"][variant] = {"build": built}
         save()
         report["variants"][variant]["cases"] = measure(conn, variant, cases, args)
         if not args.keep:
-            if variant in ("copies", "signs"):
-                conn.execute(f"DROP TABLE IF EXISTS {names[0]}")
-            for name in names:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            drop_variant(conn, variant)
         save()
     report["load_end"] = load()
     save()
