@@ -23,6 +23,12 @@ compared with exact answers computed in numpy. Cases:
   scan over the vectors' copies of category and price);
 * ``far_category``: another category alone (10 %, far: the other category's graph).
 
+Between the exact threshold and ``SIGN_BITS_MAX_ROWS`` (20,000) a far category filter is
+ranked by the vectors' centred sign bits instead (``sign_bits``: ``far_category_price`` at a
+million rows, ``far_category`` at 100,000); ``--setting SIGN_BITS=0`` measures the plans
+without them, ``--rerank`` sweeps ``SIGN_BITS_RERANK`` on the two far cases. The bench
+writes each vector's sign bits with it, around the mean of the bench's vectors.
+
 Prints one JSON object: p50/p95 of the whole search call in ms (the database round trips
 included), p50/p95 of the time spent in the database (``db_``: the first 100 searches' statements
 replayed at once with ``EXPLAIN ANALYZE``, so with their pages already in shared buffers: the
@@ -134,7 +140,7 @@ def build(rows, noise, seed):
     from pgvector.psycopg import register_vector
 
     from shop.demo.catalog import ensure_categories
-    from visualsearch.services import vector_index
+    from visualsearch.services import sign_bits, vector_index
 
     # The seeds' weights hash: the search only compares vectors of the encoder's current
     # weights (a projection refitted since makes the others stale).
@@ -158,9 +164,13 @@ def build(rows, noise, seed):
     register_vector(connection.connection)
     with connection.connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE visualsearch_productembedding, visualsearch_indexfailure, shop_product "
-            "RESTART IDENTITY CASCADE"
+            "TRUNCATE visualsearch_productembedding, visualsearch_indexfailure, shop_product, "
+            "visualsearch_vectorcentre RESTART IDENTITY CASCADE"
         )
+        connection.connection.commit()
+        # The centre first, so that every vector is copied with its sign bits.
+        centre = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        sign_bits.record_mean(ENCODER, weights, centre, rows)
         vector_index.drop_index(ENCODER, seeds.shape[1])
         t = time.monotonic()
         product_ids = np.array(
@@ -180,7 +190,7 @@ def build(rows, noise, seed):
         )
         with cursor.copy(
             "COPY visualsearch_productembedding (product_id, encoder, weights_hash, image_name, "
-            "image_checksum, embedding, product_category, product_price, computed_at) "
+            "image_checksum, embedding, product_category, product_price, computed_at, signs) "
             "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(
@@ -194,11 +204,12 @@ def build(rows, noise, seed):
                     "int8",
                     "float8",
                     "timestamptz",
+                    "bytea",
                 ]
             )
             now = timezone.now()
-            for pid, vector, cat, price in zip(
-                product_ids, vectors, category_ids, prices, strict=True
+            for pid, vector, cat, price, bits in zip(
+                product_ids, vectors, category_ids, prices, signs(vectors, centre), strict=True
             ):
                 copy.write_row(
                     [
@@ -211,6 +222,7 @@ def build(rows, noise, seed):
                         int(cat),
                         float(Decimal(f"{price:.2f}")),
                         now,
+                        bits,
                     ]
                 )
         connection.connection.commit()
@@ -228,6 +240,14 @@ def build(rows, noise, seed):
         cursor.execute("VACUUM ANALYZE visualsearch_productembedding")
         cursor.execute("VACUUM ANALYZE shop_product")
     return timings
+
+
+def signs(vectors, centre, chunk=10_000):
+    """The sign bits of each vector (``bit varying``'s binary form), a chunk at a time."""
+    from visualsearch.services.sign_bits import packed_signs
+
+    for start in range(0, len(vectors), chunk):
+        yield from packed_signs(vectors[start : start + chunk], centre)
 
 
 def prewarm():
@@ -362,6 +382,7 @@ class PlanCounter:
         "exact_over_copies": "copy_exact",
         "hnsw": "index",
         "category_hnsw": "category_index",
+        "sign_bits": "sign_bits",
     }
 
     def __init__(self):
@@ -396,6 +417,13 @@ def main():
         nargs="*",
         default=[],
         help="CATEGORY_FAR_EF_SEARCH values to sweep on the two far-category cases.",
+    )
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        nargs="*",
+        default=[],
+        help="SIGN_BITS_RERANK values to sweep on the two far-category cases.",
     )
     parser.add_argument(
         "--setting",
@@ -437,7 +465,8 @@ def main():
     # since the build) are stale, and the search would not compare them: rebuild.
     stored = ProductEmbedding.objects.filter(encoder=ENCODER)
     stale = stored.exclude(weights_hash=get_encoder(ENCODER).weights_hash).exists()
-    if args.rebuild or stale or stored.count() != args.rows:
+    unsigned = stored.filter(signs__isnull=True).exists()
+    if args.rebuild or stale or unsigned or stored.count() != args.rows:
         report.update(build(args.rows, args.noise, args.seed))
     ids, cats, prices, vectors = load_bench()
     report["dim"] = int(vectors.shape[1])
@@ -488,6 +517,9 @@ def main():
         "category_exact_search_max_rows": app_settings.CATEGORY_EXACT_SEARCH_MAX_ROWS,
         "category_far_ef_search": app_settings.CATEGORY_FAR_EF_SEARCH,
         "category_indexes": app_settings.CATEGORY_INDEXES,
+        "sign_bits": bool(app_settings.SIGN_BITS),
+        "sign_bits_max_rows": app_settings.SIGN_BITS_MAX_ROWS,
+        "sign_bits_rerank": app_settings.SIGN_BITS_RERANK,
     }
     report["cases"] = {}
     for name, make in cases.items():
@@ -512,6 +544,16 @@ def main():
                 result = run_case(name, queries, cases[name], ids, cats, prices, vectors, plans)
             report["far_ef_search_sweep"][f"{name}@{ef}"] = {
                 k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
+            }
+    if args.rerank:
+        report["rerank_sweep"] = {}
+    for rerank in args.rerank:
+        for name in ("far_category_price", "far_category"):
+            with override_settings(VISUALSEARCH_SIGN_BITS_RERANK=rerank):
+                result = run_case(name, queries, cases[name], ids, cats, prices, vectors, plans)
+            report["rerank_sweep"][f"{name}@{rerank}"] = {
+                k: result[k]
+                for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10", "plans")
             }
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))

@@ -141,6 +141,27 @@ class SearchSettings(AppSettings):
         return self._setting("CATEGORY_INDEXES", True)
 
     @property
+    def SIGN_BITS(self):
+        """Keep centred sign bits of the vectors (``visualsearch.services.sign_bits``) and
+        rank selective category filters by them: a category filter of more than the exact
+        thresholds and at most ``SIGN_BITS_MAX_ROWS`` products, far from the query, where a
+        graph walk finds too few of its neighbours."""
+        return self._setting("SIGN_BITS", True)
+
+    @property
+    def SIGN_BITS_MAX_ROWS(self):
+        """The largest filter ranked by sign bits (a Hamming distance a row, ~0.4 µs); a
+        larger one walks the category's graph."""
+        return self._setting("SIGN_BITS_MAX_ROWS", 20000)
+
+    @property
+    def SIGN_BITS_RERANK(self):
+        """How many of the nearest by sign bits are compared in full: recall against
+        latency (at a million products, 1,000 gave recall@10 0.970 in 13 ms p95, 2,000
+        gave 0.9915 in 17.5 ms)."""
+        return self._setting("SIGN_BITS_RERANK", 1000)
+
+    @property
     def EF_SEARCH(self):
         """``hnsw.ef_search`` of graph walks: recall against latency."""
         return self._setting("EF_SEARCH", 100)

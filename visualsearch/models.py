@@ -22,15 +22,29 @@ product table.
 The table keeps vectors up to ~8 KB inline in its pages (``toast_tuple_target = 8160``, set by
 migration 0004) instead of in the TOAST table: the exact plan reads a few hundred vectors per
 search, and fetching each from TOAST (an index probe and several chunks) cost three times as much.
+
+Each row may also carry its vector's *centred sign bits* (``signs``: one bit a dimension, set
+where the vector exceeds the mean of its encoder's vectors, :class:`VectorCentre`), which a
+covering btree keeps beside the copies of category and price. A filter too selective for any
+graph but too large to compare in full is then one index-only range scan that ranks by
+Hamming distance, the nearest few re-ranked in full (:mod:`visualsearch.services.sign_bits`).
 """
 
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from pgvector.django import VectorField
+from pgvector.django import BitField, VectorField
 
 from lookalike.conf import app_settings as lookalike_settings
 from lookalike.jobs.models import Job
+
+
+class SignBitsField(BitField):
+    """A bit string of any length (``bit varying``): encoders differ in dimension, and
+    pgvector's ``bit`` without a length would hold a single bit."""
+
+    def db_type(self, connection):
+        return "bit varying"
 
 
 class ProductEmbedding(models.Model):
@@ -65,6 +79,9 @@ class ProductEmbedding(models.Model):
     # Copy of the product's price (a double: rounding is monotonic, so a range on the copy
     # keeps every product in the same range on the product table), kept in step likewise.
     product_price = models.FloatField(_("product price"), null=True, blank=True, editable=False)
+    # Centred sign bits of the vector (see the module docstring); NULL until its weights
+    # have a centre.
+    signs = SignBitsField(_("sign bits"), null=True, blank=True, editable=False)
     computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
 
     class Meta:
@@ -84,10 +101,46 @@ class ProductEmbedding(models.Model):
                 name="visualsearch_emb_cat_price",
             ),
             models.Index(fields=["encoder", "product_price"], name="visualsearch_emb_price"),
+            # The sign-bits plan: a range of category and price read from the index alone.
+            models.Index(
+                fields=["encoder", "product_category", "product_price"],
+                include=["product_id", "signs"],
+                condition=models.Q(signs__isnull=False),
+                name="visualsearch_emb_signs",
+            ),
         ]
 
     def __str__(self):
         return f"{self.encoder} vector of product {self.product_id}"
+
+
+class VectorCentre(models.Model):
+    """The mean of an encoder's vectors made by one set of weights: the point the sign bits
+    of those vectors are taken around (:mod:`visualsearch.services.sign_bits`).
+
+    Computed once per weights (the catalogue's mean moves little as it grows) and never
+    changed, so every stored sign bit of those weights stays comparable with a query's.
+    """
+
+    encoder = models.CharField(_("encoder"), max_length=64)
+    weights_hash = models.CharField(_("weights hash"), max_length=64)
+    centre = VectorField(_("centre"))
+    vectors = models.PositiveIntegerField(
+        _("vectors"), help_text=_("How many vectors the mean was taken over.")
+    )
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("vector centre")
+        verbose_name_plural = _("vector centres")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["encoder", "weights_hash"], name="visualsearch_centre_encoder_weights"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.encoder} centre of {self.vectors} vectors"
 
 
 class IndexFailure(models.Model):

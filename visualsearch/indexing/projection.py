@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .. import products
 from ..conf import app_settings
-from ..services import vector_index
+from ..services import sign_bits, vector_index
 from .images import open_catalogue_image, read_image_bytes
 from .pipeline import checked_batch_size, embed_images, embedded_batches
 from .report import Report
@@ -114,6 +114,7 @@ def reindex_with_projection(
     # batch is projected and labelled from one snapshot of it. The failures are written
     # with the first batch.
     failures = [failure for batch in batches for failure in batch.failures]
+    _record_centre(enc, batches)
     for i, batch in enumerate(batches):
         projected, weights = enc.postprocess_versioned(batch.vectors)
         first = failures if i == 0 else []
@@ -122,6 +123,21 @@ def reindex_with_projection(
         )
     report.no_image, report.no_image_ids = without_image()
     return finish(enc, report, t0, build_index, "visualsearch reindex with projection")
+
+
+def _record_centre(enc, batches):
+    """Record the centre of the sign bits of the projected vectors before they are written,
+    so that each is written with its bits instead of rewritten for them afterwards
+    (:func:`~visualsearch.services.sign_bits.record_mean`). The batches are projected
+    here once more and summed, rather than kept projected beside the raw vectors."""
+    sums, counts = {}, {}
+    for batch in batches:
+        projected, weights = enc.postprocess_versioned(batch.vectors)
+        if len(projected):
+            sums[weights] = sums.get(weights, 0) + np.asarray(projected, np.float64).sum(axis=0)
+            counts[weights] = counts.get(weights, 0) + len(projected)
+    for weights, total in sums.items():
+        sign_bits.record_mean(enc.name, weights, total / counts[weights], counts[weights])
 
 
 def _fit(enc, batches, report, gamma, pairing):

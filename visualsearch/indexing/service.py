@@ -18,7 +18,7 @@ from lookalike.jobs.services import exclusive
 
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
-from ..services import vector_index
+from ..services import sign_bits, vector_index
 from .pipeline import checked_batch_size, embedded_batches
 from .report import Report
 from .state import (
@@ -245,13 +245,18 @@ def embed_chunk(keys, encoder, since, batch_size=None, add=None) -> dict:
 
 
 def ensure_indexes(enc) -> dict:
-    """Build the encoder's HNSW index and its per-category ones if missing; what was made."""
+    """Build the encoder's HNSW index and its per-category ones if missing, and give its
+    vectors their sign bits (:func:`~visualsearch.services.sign_bits.ensure_signs`); what
+    was made."""
     made = {}
     name, created = vector_index.ensure_index(enc.name, enc.dim)
     made["index_created"] = name if created else None
     categories = vector_index.ensure_category_indexes(enc.name, enc.dim)
     if categories:
         made["category_indexes_created"] = categories
+    signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
+    if signed:
+        made["sign_bits_written"] = signed
     return made
 
 

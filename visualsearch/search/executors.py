@@ -51,6 +51,8 @@ def _probe(queries, names, values) -> Probe:
         matching=row["matching"],
         on_copies=queries.copies is not None,
         has_vector=row.get("has_vector"),
+        signed=row["signed"],
+        near=row["near"],
     )
 
 
@@ -75,11 +77,16 @@ def category_hnsw(cursor, queries, plan, k):
     return _fetch(cursor, queries.category_hnsw(k, plan.category))
 
 
+def sign_bits(cursor, queries, plan, k):
+    return _fetch(cursor, queries.sign_bits(k, plan.rerank))
+
+
 EXECUTORS = {
     PlanKind.EXACT_OVER_PRODUCTS: exact_over_products,
     PlanKind.EXACT_OVER_COPIES: exact_over_copies,
     PlanKind.HNSW: hnsw,
     PlanKind.CATEGORY_HNSW: category_hnsw,
+    PlanKind.SIGN_BITS: sign_bits,
 }
 
 
@@ -96,6 +103,8 @@ def statement(queries, plan, k):
     """The ``(sql, params)`` of ``plan``."""
     if plan.kind == PlanKind.CATEGORY_HNSW:
         return queries.category_hnsw(k, plan.category)
+    if plan.kind == PlanKind.SIGN_BITS:
+        return queries.sign_bits(k, plan.rerank)
     return {
         PlanKind.EXACT_OVER_PRODUCTS: queries.exact_over_products,
         PlanKind.EXACT_OVER_COPIES: queries.exact_over_copies,

@@ -13,7 +13,7 @@ where the data is.
 ``probe``
     the settings, which indexes exist, the matching count and, for "similar to a
     product", whether it has a vector (``settings``: the settings alone);
-``exact_over_products``, ``exact_over_copies``, ``hnsw``, ``category_hnsw``
+``exact_over_products``, ``exact_over_copies``, ``hnsw``, ``category_hnsw``, ``sign_bits``
     one per plan (:class:`~.planner.PlanKind`).
 
 The query vector is written once: a parameter (``%s::vector(dim)``) or, for "similar to a
@@ -29,7 +29,7 @@ from django.db import connection
 from lookalike.catalogue import get_adapter
 from lookalike.querysets import as_sql
 
-from ..models import ProductEmbedding
+from ..models import ProductEmbedding, VectorCentre
 from ..services.vector_index import (
     category_expression,
     encoder_literal,
@@ -42,6 +42,10 @@ __all__ = ["SearchQueries", "copy_conditions", "product_conditions", "stored"]
 
 def _table():
     return connection.ops.quote_name(ProductEmbedding._meta.db_table)
+
+
+def _centres():
+    return connection.ops.quote_name(VectorCentre._meta.db_table)
 
 
 def _and(conditions):
@@ -159,6 +163,12 @@ class SearchQueries:
         count_sql, count_args = self._count(settings, category_index)
         sql += f", {count_sql} AS matching"
         args += count_args
+        for name, (column_sql, column_args) in (
+            ("signed", self._signed(settings)),
+            ("near", self._near()),
+        ):
+            sql += f", {column_sql} AS {name}"
+            args += column_args
         if target.product_id is not None:
             sql += (
                 f", EXISTS (SELECT 1 FROM {_table()} q WHERE q.product_id = %s "
@@ -205,6 +215,30 @@ class SearchQueries:
         ]
         return sql, args
 
+    def _signed(self, settings):
+        """``(sql, params)`` of "the sign bits can rank this filter": they are on, the
+        filter names a category the copies decide, and the vectors' weights have a centre."""
+        if not settings.sign_bits_max_rows or self.copies is None:
+            return "false", []
+        if self.filters.category_id is None:
+            return "false", []
+        target = self.target
+        return (
+            f"EXISTS (SELECT 1 FROM {_centres()} c WHERE c.encoder = %s AND c.weights_hash = %s)",
+            [target.encoder, target.weights_hash],
+        )
+
+    def _near(self):
+        """``(sql, params)`` of "similar to a product of the filter's own category"."""
+        target = self.target
+        if target.product_id is None or self.filters.category_id is None:
+            return "false", []
+        return (
+            f"COALESCE((SELECT q.product_category FROM {_table()} q WHERE q.product_id = %s "
+            f"AND {self._product_stored()}) = %s, false)",
+            [target.product_id, int(self.filters.category_id)],
+        )
+
     def _count(self, settings, category_index):
         """The matching count, stopped at the threshold: on the vectors' copies when they
         decide the filter, else on the product table when the filter narrows, else none."""
@@ -216,21 +250,36 @@ class SearchQueries:
             # smaller threshold when the category has its own graph. Stock, activity and
             # exclusions are left out, so the count can only be too high, which costs speed
             # (a graph walk where a scan would do), never a result.
+            # Counted further, to the sign bits' limit, when they could rank the filter.
             copy_conds, copy_params = copy_conditions(filters, exclude=False)
+            signed_sql, signed_args = self._signed(settings)
+            near_sql, near_args = self._near()
+            ranks = f"({signed_sql} AND NOT {near_sql})"
+            ranks_args = [*signed_args, *near_args]
             count = (
                 f"(SELECT count(*) FROM (SELECT 1 FROM {_table()} e "
                 f"WHERE e.encoder = {encoder_literal(self.target.encoder)} "
-                f"{_and(copy_conds)} "
-                "LIMIT CASE WHEN to_regclass(%s) IS NULL THEN %s ELSE %s END) matching)"
+                f"{_and(copy_conds)} LIMIT CASE WHEN {ranks} THEN %s "
+                "WHEN to_regclass(%s) IS NULL THEN %s ELSE %s END) matching)"
             )
-            args = [*copy_params, category_index, limit + 1, category_limit + 1]
+            args = [
+                *copy_params,
+                *ranks_args,
+                max(settings.sign_bits_max_rows, limit) + 1,
+                category_index,
+                limit + 1,
+                category_limit + 1,
+            ]
             if not filters.priced:
                 # A category alone that has its own graph is large (the graph was made for
-                # more than EXACT_SEARCH_MAX_ROWS vectors): not counted (a sub-query in a
-                # CASE branch runs only when that branch is taken; counting 1,500 entries
-                # took ~1 ms).
-                count = f"CASE WHEN to_regclass(%s) IS NOT NULL THEN %s ELSE {count} END"
-                args = [category_index, category_limit + 1, *args]
+                # more than EXACT_SEARCH_MAX_ROWS vectors): not counted unless the sign
+                # bits could rank it (a sub-query in a CASE branch runs only when that
+                # branch is taken; counting 1,500 entries took ~1 ms).
+                count = (
+                    f"CASE WHEN to_regclass(%s) IS NOT NULL AND NOT {ranks} THEN %s "
+                    f"ELSE {count} END"
+                )
+                args = [category_index, *ranks_args, category_limit + 1, *args]
             return count, args
         if filters.narrows:
             # Counted on the product table alone, through its indexes. Products without a
@@ -266,6 +315,46 @@ class SearchQueries:
             "SELECT e.product_id, e.distance FROM hits e "
             f"WHERE {' AND '.join(self.conds)} ORDER BY e.distance, e.product_id LIMIT %s",
             [*query_params, *copy_params, 2 * k + 10, *self.params, k],
+        )
+
+    def sign_bits(self, k, rerank):
+        """The nearest ``rerank`` by Hamming distance between sign bits, from an index-only
+        range scan of their covering btree (every condition on the index's columns, the
+        partial index's ``signs IS NOT NULL`` written out), compared in full with their
+        stored vectors (checked to be current), the best ``2k + 10`` checked against the
+        product table's conditions. The query's bits are taken around the same centre as
+        the stored ones, once, in a sub-select."""
+        query_sql, query_params = self._query
+        target = self.target
+        dim = int(target.dim)
+        copy_conds, copy_params = self.copies
+        bits = (
+            f"(SELECT binary_quantize(q.v - c.centre::vector({dim}))::varbit "
+            f"FROM (SELECT {query_sql} AS v) q, {_centres()} c "
+            "WHERE c.encoder = %s AND c.weights_hash = %s)"
+        )
+        return (
+            "WITH candidates AS MATERIALIZED ("
+            f"SELECT e.product_id FROM {_table()} e "
+            f"WHERE e.encoder = {encoder_literal(target.encoder)} AND e.signs IS NOT NULL"
+            f"{_and(copy_conds)} ORDER BY e.signs <~> {bits}, e.product_id LIMIT %s), "
+            "ranked AS MATERIALIZED ("
+            f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance "
+            f"FROM candidates c JOIN {_table()} e ON e.product_id = c.product_id "
+            f"AND {self._stored} ORDER BY distance, e.product_id LIMIT %s) "
+            "SELECT e.product_id, e.distance FROM ranked e "
+            f"WHERE {' AND '.join(self.conds)} ORDER BY e.distance, e.product_id LIMIT %s",
+            [
+                *copy_params,
+                *query_params,
+                target.encoder,
+                target.weights_hash,
+                int(rerank),
+                *query_params,
+                2 * k + 10,
+                *self.params,
+                k,
+            ],
         )
 
     def hnsw(self, k):

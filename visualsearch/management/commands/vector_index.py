@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from visualsearch.encoders import UnknownEncoder, get_encoder
-from visualsearch.services import vector_index
+from visualsearch.services import sign_bits, vector_index
 
 
 class Command(BaseCommand):
@@ -11,8 +11,9 @@ class Command(BaseCommand):
         "`reindex --encoder NAME` (which also creates the index when it is missing) or this "
         "command. It also gives each category with more than VISUALSEARCH_EXACT_SEARCH_MAX_ROWS "
         "vectors its own index, after copying the products' categories onto their vectors "
-        "(run it after bulk category changes). --list shows the existing indexes. Without an "
-        "index, search still works with exact scans, only slower on large catalogues."
+        "(run it after bulk category changes), and gives the vectors their sign bits once "
+        "there are more than that many. --list shows the existing indexes. Without an index, "
+        "search still works with exact scans, only slower on large catalogues."
     )
 
     def add_arguments(self, parser):
@@ -80,3 +81,6 @@ class Command(BaseCommand):
             concurrently=options["concurrently"],
         ):
             self.stdout.write(f"Created {name}.")
+        signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
+        if signed:
+            self.stdout.write(f"Wrote the sign bits of {signed} vectors.")
