@@ -58,6 +58,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 ENCODER = "efficientnet_lite0"
 K = 10
+#: Rows generated, signed or read at a time.
+CHUNK = 10_000
 PRICE_RANGE = (5.0, 200.0)
 
 
@@ -151,10 +153,14 @@ def build(rows, noise, seed):
     categories = dict(Category.objects.values_list("slug", "pk"))
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(seeds), rows)
-    vectors = seeds[pick] + rng.normal(size=(rows, seeds.shape[1])).astype(np.float32) * (
-        noise / np.sqrt(seeds.shape[1])
-    )
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # The noise is drawn a chunk at a time (the same stream as one draw): at a million rows
+    # one draw of float64s would take 10 GB beside the vectors' 5.
+    vectors = seeds[pick]
+    scale = noise / np.sqrt(seeds.shape[1])
+    for start in range(0, rows, CHUNK):
+        part = vectors[start : start + CHUNK]
+        part += rng.normal(size=part.shape).astype(np.float32) * scale
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
     category_ids = np.array([categories[slugs[i]] for i in pick])
     prices = np.round(rng.uniform(*PRICE_RANGE, rows), 2)
     stock = rng.integers(0, 20, rows)
@@ -242,7 +248,7 @@ def build(rows, noise, seed):
     return timings
 
 
-def signs(vectors, centre, chunk=10_000):
+def signs(vectors, centre, chunk=CHUNK):
     """The sign bits of each vector (``bit varying``'s binary form), a chunk at a time."""
     from visualsearch.services.sign_bits import packed_signs
 
@@ -281,6 +287,8 @@ def prewarm():
 
 
 def load_bench():
+    """The bench's products and vectors, read a chunk at a time through a server-side cursor
+    into arrays made once (a million rows as Python objects took more than 17 GB)."""
     from django.db import connection
     from pgvector.psycopg import register_vector
 
@@ -288,17 +296,29 @@ def load_bench():
     register_vector(connection.connection)
     with connection.connection.cursor() as cursor:
         cursor.execute(
+            "SELECT count(*), max(vector_dims(embedding)) FROM visualsearch_productembedding "
+            "WHERE encoder = %s",
+            [ENCODER],
+        )
+        rows, dim = cursor.fetchone()
+    ids, cats = np.zeros(rows, np.int64), np.zeros(rows, np.int64)
+    prices, vectors = np.zeros(rows), np.zeros((rows, dim), np.float32)
+    with connection.connection.transaction(), connection.connection.cursor("bench") as cursor:
+        cursor.execute(
             "SELECT p.id, p.category_id, p.price, e.embedding FROM shop_product p "
             "JOIN visualsearch_productembedding e ON e.product_id = p.id AND e.encoder = %s "
             "ORDER BY p.id",
             [ENCODER],
         )
-        rows = cursor.fetchall()
-    ids = np.array([r[0] for r in rows])
-    cats = np.array([r[1] for r in rows])
-    prices = np.array([float(r[2]) for r in rows])
-    vectors = np.stack([_array(r[3]) for r in rows])
-    return ids, cats, prices, vectors
+        done = 0
+        while chunk := cursor.fetchmany(CHUNK):
+            end = done + len(chunk)
+            ids[done:end] = [r[0] for r in chunk]
+            cats[done:end] = [r[1] for r in chunk]
+            prices[done:end] = [float(r[2]) for r in chunk]
+            vectors[done:end] = np.stack([_array(r[3]) for r in chunk])
+            done = end
+    return ids[:done], cats[:done], prices[:done], vectors[:done]
 
 
 DB_SAMPLE = 100
@@ -327,14 +347,8 @@ def database_time(statements):
     return total
 
 
-def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
-    from django.db import connection, reset_queries
-    from django.test.utils import CaptureQueriesContext
-
-    from visualsearch import search
-
-    # The exact answers first: numpy's BLAS threads keep spinning for a while after a
-    # product, and timed searches in between would share the two cores with them.
+def exact_answers(queries, make_filter, ids, vectors):
+    """``(filters, true neighbours, how many exist up to k)`` of each query, in numpy."""
     expected_sets = []
     for q in queries:
         filters, mask = make_filter(q)
@@ -344,6 +358,15 @@ def run_case(name, queries, make_filter, ids, cats, prices, vectors, plans):
         sims[~mask] = -np.inf
         truth = set(ids[np.argsort(-sims)[:K]][np.isfinite(np.sort(-sims)[:K])].tolist())
         expected_sets.append((filters, truth, min(K, int(mask.sum()))))
+    return expected_sets
+
+
+def run_case(name, queries, expected_sets, ids, plans):
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    from visualsearch import search
+
     time.sleep(0.2)
     latencies, recalls, returned, db_ms = [], [], [], []
     for n, (q, (filters, truth, expected)) in enumerate(zip(queries, expected_sets, strict=True)):
@@ -500,6 +523,11 @@ def main():
             cats == other_category(q),
         ),
     }
+    # The exact answers first, then the vectors go: numpy's BLAS threads keep spinning for a
+    # while after a product, and the 5 GB of a million vectors would otherwise take the
+    # memory the server's pages need.
+    answers = {name: exact_answers(queries, make, ids, vectors) for name, make in cases.items()}
+    del vectors
     report["cache"] = prewarm()
     plans = PlanCounter()
     # Warm the caches (index and heap pages) before timing.
@@ -522,17 +550,15 @@ def main():
         "sign_bits_rerank": app_settings.SIGN_BITS_RERANK,
     }
     report["cases"] = {}
-    for name, make in cases.items():
+    for name in cases:
         report["cases"][name] = {
             "selectivity": mean_rows[name],
-            **run_case(name, queries, make, ids, cats, prices, vectors, plans),
+            **run_case(name, queries, answers[name], ids, plans),
         }
     report["ef_search_sweep"] = {}
     for ef in args.ef_search:
         with override_settings(VISUALSEARCH_EF_SEARCH=ef):
-            result = run_case(
-                "no_filter", queries, cases["no_filter"], ids, cats, prices, vectors, plans
-            )
+            result = run_case("no_filter", queries, answers["no_filter"], ids, plans)
         report["ef_search_sweep"][ef] = {
             k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
         }
@@ -541,7 +567,7 @@ def main():
     for ef in args.far_ef_search:
         for name in ("far_category_price", "far_category"):
             with override_settings(VISUALSEARCH_CATEGORY_FAR_EF_SEARCH=ef):
-                result = run_case(name, queries, cases[name], ids, cats, prices, vectors, plans)
+                result = run_case(name, queries, answers[name], ids, plans)
             report["far_ef_search_sweep"][f"{name}@{ef}"] = {
                 k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
             }
@@ -550,7 +576,7 @@ def main():
     for rerank in args.rerank:
         for name in ("far_category_price", "far_category"):
             with override_settings(VISUALSEARCH_SIGN_BITS_RERANK=rerank):
-                result = run_case(name, queries, cases[name], ids, cats, prices, vectors, plans)
+                result = run_case(name, queries, answers[name], ids, plans)
             report["rerank_sweep"][f"{name}@{rerank}"] = {
                 k: result[k]
                 for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10", "plans")

@@ -157,9 +157,10 @@ class SearchSettings(AppSettings):
     @property
     def SIGN_BITS_RERANK(self):
         """How many of the nearest by sign bits are compared in full: recall against
-        latency (at a million products, 1,000 gave recall@10 0.970 in 13 ms p95, 2,000
-        gave 0.9915 in 17.5 ms)."""
-        return self._setting("SIGN_BITS_RERANK", 1000)
+        latency. A far filter of 10,000 of a million products (``bench/similar_search.py``,
+        database p95): 1,000 gave recall@10 0.938 in 10.8-11.6 ms, 2,000 gave 0.9795 in
+        16.5, 3,000 gave 0.9905 in 19.2."""
+        return self._setting("SIGN_BITS_RERANK", 2000)
 
     @property
     def EF_SEARCH(self):

@@ -13,7 +13,7 @@ A search is read top to bottom in this package:
    planner settings, returning a :class:`Plan`;
 5. :mod:`.executors` -- the probe and one executor per plan.
 
-Four plans, chosen per query by the filter:
+Five plans, chosen per query by the filter:
 
 * **Exact over the vectors' copies** when the filter is selective (at most
   ``VISUALSEARCH_EXACT_SEARCH_MAX_ROWS`` products, or
@@ -31,6 +31,13 @@ Four plans, chosen per query by the filter:
   (:func:`~visualsearch.services.vector_index.ensure_category_indexes`): the walk stays in
   that category's graph, so a category far from the query is as cheap as a near one; the
   other conditions (price, stock) are checked by the iterative scan.
+* **Sign bits** when the filter names a category, lets through more products than the exact
+  thresholds and at most ``VISUALSEARCH_SIGN_BITS_MAX_ROWS``, and the query is not a product
+  of that category (a walk that starts outside a category meets too few of its products):
+  one index-only range scan of the btree that keeps each vector's centred sign bits beside
+  its copies of category and price (migration 0008), ranked by Hamming distance, the nearest
+  ``VISUALSEARCH_SIGN_BITS_RERANK`` compared in full and the best ``2k + 10`` checked against
+  the product table (:mod:`visualsearch.services.sign_bits`).
 * **HNSW** otherwise: the encoder's partial index (``embedding::vector(dim)`` with the
   encoder as a literal) with ``hnsw.ef_search`` and an iterative scan in
   ``relaxed_order``, which keeps walking the graph until enough rows pass the filter; the

@@ -229,9 +229,10 @@ class SearchQueries:
         )
 
     def _near(self):
-        """``(sql, params)`` of "similar to a product of the filter's own category"."""
+        """``(sql, params)`` of "similar to a product of the filter's own category", asked
+        only when the copies decide the category (integer keys, exclusive categories)."""
         target = self.target
-        if target.product_id is None or self.filters.category_id is None:
+        if target.product_id is None or self.filters.category_id is None or self.copies is None:
             return "false", []
         return (
             f"COALESCE((SELECT q.product_category FROM {_table()} q WHERE q.product_id = %s "
