@@ -178,6 +178,26 @@ def test_a_far_category_filter_is_ranked_by_sign_bits(signed_catalogue, settings
 
 
 @pytest.mark.django_db
+def test_a_category_alone_with_its_own_graph_walks_it(signed_catalogue):
+    """A category large enough for its own graph is not counted (counting to the bits'
+    limit cost 4-5 ms at a million products): its graph answers; with a price band the
+    filter is counted, and the bits rank it."""
+    from visualsearch.services import vector_index
+
+    vector_index.ensure_category_indexes("pixel", 64, min_rows=5)
+    query, far = signed_catalogue[0], signed_catalogue[1].category_id
+    alone = search_with_plan(product_id=query.pk, k=3, filters=Filters(category_id=far))
+    assert alone.plan.kind == PlanKind.CATEGORY_HNSW
+    assert alone.probe.matching > 20000  # taken as larger than every threshold
+    banded = search_with_plan(
+        product_id=query.pk, k=3, filters=Filters(category_id=far, max_price=Decimal(60))
+    )
+    in_band = [p for p in signed_catalogue if p.category_id == far and p.price <= 60]
+    assert banded.plan.kind == PlanKind.SIGN_BITS
+    assert banded.probe.matching == len(in_band) == 9
+
+
+@pytest.mark.django_db
 def test_the_sign_bits_plan_checks_the_product_table_and_falls_back(signed_catalogue, settings):
     """Few re-ranked and most of them out of stock: every hit passes the filter, and when
     fewer than k do, the exact plan answers."""

@@ -40,7 +40,7 @@ from django.db import connection, transaction
 
 from ..conf import app_settings
 from ..models import ProductEmbedding, VectorCentre
-from .vector_index import check_encoder_name, encoder_literal
+from .vector_index import check_encoder_name, encoder_literal, fire_deferred_checks
 
 __all__ = ["centre_of", "ensure_signs", "packed_signs", "record_mean"]
 
@@ -116,6 +116,7 @@ def ensure_signs(encoder_name, dim, weights_hash, *, min_rows=None) -> int:
             [weights_hash],
         )
         signed = cursor.rowcount
+        fire_deferred_checks(cursor)
         if signed:
             # Fresh statistics, so the planner knows the covering btree holds these rows
             # (with none, it reads them through the copies' btree and the table instead).

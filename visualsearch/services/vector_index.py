@@ -205,11 +205,15 @@ def sync_copies(encoder_name=None, product_ids=None) -> int:
         cursor.execute(sql, params)
         changed = cursor.rowcount
         if connection.in_atomic_block:
-            # Fire the deferred foreign-key checks the update queued: an index cannot be
-            # created in a transaction with pending trigger events.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default for its FKs
+            fire_deferred_checks(cursor)
     return changed
+
+
+def fire_deferred_checks(cursor):
+    """Fire the deferred foreign-key checks an update of the vectors queued: an index cannot
+    be created later in the same transaction while trigger events are pending."""
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default for its FKs
 
 
 def category_sizes(encoder_name) -> dict[int, int]:
