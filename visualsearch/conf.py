@@ -145,7 +145,8 @@ class SearchSettings(AppSettings):
         """Keep centred sign bits of the vectors (``visualsearch.services.sign_bits``) and
         rank selective category filters by them: a category filter of more than the exact
         thresholds and at most ``SIGN_BITS_MAX_ROWS`` products, far from the query, where a
-        graph walk finds too few of its neighbours."""
+        graph walk finds too few of its neighbours (a category alone that has its own graph
+        walks it: it is not counted)."""
         return self._setting("SIGN_BITS", True)
 
     @property
