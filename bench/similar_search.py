@@ -60,6 +60,8 @@ ENCODER = "efficientnet_lite0"
 K = 10
 #: Rows generated, signed or read at a time.
 CHUNK = 10_000
+#: What a sweep reports of each case.
+SWEPT = ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10", "plans")
 PRICE_RANGE = (5.0, 200.0)
 
 
@@ -555,32 +557,25 @@ def main():
             "selectivity": mean_rows[name],
             **run_case(name, queries, answers[name], ids, plans),
         }
-    report["ef_search_sweep"] = {}
-    for ef in args.ef_search:
-        with override_settings(VISUALSEARCH_EF_SEARCH=ef):
-            result = run_case("no_filter", queries, answers["no_filter"], ids, plans)
-        report["ef_search_sweep"][ef] = {
-            k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
-        }
+
+    def sweep(setting, values, names, keyed=lambda name, value: f"{name}@{value}"):
+        """Each case of ``names`` again under each value of ``VISUALSEARCH_<setting>``."""
+        out = {}
+        for value in values:
+            for name in names:
+                with override_settings(**{f"VISUALSEARCH_{setting}": value}):
+                    result = run_case(name, queries, answers[name], ids, plans)
+                out[keyed(name, value)] = {k: result[k] for k in SWEPT}
+        return out
+
+    far = ("far_category_price", "far_category")
+    report["ef_search_sweep"] = sweep(
+        "EF_SEARCH", args.ef_search, ["no_filter"], lambda name, value: value
+    )
     if args.far_ef_search:
-        report["far_ef_search_sweep"] = {}
-    for ef in args.far_ef_search:
-        for name in ("far_category_price", "far_category"):
-            with override_settings(VISUALSEARCH_CATEGORY_FAR_EF_SEARCH=ef):
-                result = run_case(name, queries, answers[name], ids, plans)
-            report["far_ef_search_sweep"][f"{name}@{ef}"] = {
-                k: result[k] for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10")
-            }
+        report["far_ef_search_sweep"] = sweep("CATEGORY_FAR_EF_SEARCH", args.far_ef_search, far)
     if args.rerank:
-        report["rerank_sweep"] = {}
-    for rerank in args.rerank:
-        for name in ("far_category_price", "far_category"):
-            with override_settings(VISUALSEARCH_SIGN_BITS_RERANK=rerank):
-                result = run_case(name, queries, answers[name], ids, plans)
-            report["rerank_sweep"][f"{name}@{rerank}"] = {
-                k: result[k]
-                for k in ("p50_ms", "p95_ms", "db_p50_ms", "db_p95_ms", "recall_at_10", "plans")
-            }
+        report["rerank_sweep"] = sweep("SIGN_BITS_RERANK", args.rerank, far)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))
 

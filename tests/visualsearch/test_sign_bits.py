@@ -2,30 +2,22 @@
 the plan that ranks a far category filter by them."""
 
 import io
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.db import connection
 
+from tests.visualsearch.test_planner import SETTINGS as PLANNER_SETTINGS
 from tests.visualsearch.test_quality import labelled_catalogue, projected_encoder  # noqa: F401
 from visualsearch import indexing
 from visualsearch.indexing.store import upsert_vectors
 from visualsearch.models import ProductEmbedding, VectorCentre
 from visualsearch.search import Filters, PlanKind, Probe, choose_plan, search_with_plan
-from visualsearch.search.planner import PlannerSettings
 from visualsearch.services import sign_bits
 
-SETTINGS = PlannerSettings(
-    exact_max_rows=2000,
-    category_exact_max_rows=1500,
-    category_indexes=True,
-    ef_search=100,
-    far_ef_search=300,
-    max_scan_tuples=20000,
-    sign_bits_max_rows=20000,
-    sign_bits_rerank=1000,
-)
+SETTINGS = replace(PLANNER_SETTINGS, sign_bits_max_rows=20000, sign_bits_rerank=1000)
 
 
 def probe(matching, *, category_indexed=True, signed=True, near=False, indexed=True):
@@ -59,7 +51,7 @@ def test_the_planner_ranks_far_category_filters_by_sign_bits(found, filters, kin
 
 
 def test_sign_bits_off_means_no_sign_bits_plan():
-    off = PlannerSettings(**{**SETTINGS.__dict__, "sign_bits_max_rows": 0})
+    off = replace(SETTINGS, sign_bits_max_rows=0)
     assert choose_plan(probe(1501), Filters(7), off).kind == PlanKind.CATEGORY_HNSW
 
 
