@@ -13,6 +13,11 @@ replaced on every run), three times:
   before the index is built, which is how ``reindex`` builds it);
 * ``rewrite``: the same products again (the ``ON CONFLICT DO UPDATE`` path of a reindex
   ``--all`` or a projection refit), still without the index;
+* ``insert_signed`` and ``rewrite_signed``: the first two again, after the table was
+  emptied, for weights that have a sign-bits centre
+  (:mod:`visualsearch.services.sign_bits`), so each row is also written with its bits and
+  into their covering btree, as every write of a catalogue with more than
+  ``EXACT_SEARCH_MAX_ROWS`` vectors is;
 * ``rewrite_indexed``: again, with the encoder's HNSW index present, on the first
   ``--indexed-rows`` products only (every row written is also inserted into the graph,
   which is far slower: the figure says by how much).
@@ -136,9 +141,10 @@ def main():
     ensure_bench_database()  # creates and migrates this bench's own database
     from django.db import connection
 
-    from visualsearch.models import ProductEmbedding
-    from visualsearch.services import vector_index
+    from visualsearch.models import ProductEmbedding, VectorCentre
+    from visualsearch.services import sign_bits, vector_index
 
+    VectorCentre.objects.filter(encoder=ENCODER).delete()
     report = {"rows": args.rows, "batch": args.batch, "dim": args.dim}
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     rng = np.random.default_rng(0)
@@ -154,6 +160,19 @@ def main():
     stored = ProductEmbedding.objects.filter(encoder=ENCODER)
     report["rows_after"] = stored.count()
     report["all_second_weights"] = not stored.exclude(weights_hash="second").exists()
+
+    # The same two passes with the sign bits written: a centre for each set of weights, on
+    # an emptied table (TRUNCATE: a DELETE would leave the first passes' dead rows behind).
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE visualsearch_productembedding")
+    centre = vectors.mean(axis=0)
+    for weights in ("first_signed", "second_signed"):
+        sign_bits.record_mean(ENCODER, weights, centre, args.rows)
+    seconds = write_all(keys, vectors, args.batch, "first_signed")
+    report["insert_signed_per_s"] = round(args.rows / seconds)
+    seconds = write_all(keys, vectors[::-1].copy(), args.batch, "second_signed")
+    report["rewrite_signed_per_s"] = round(args.rows / seconds)
+    report["signed_rows"] = stored.filter(signs__isnull=False).count()
 
     if args.indexed_rows:
         n = min(args.indexed_rows, args.rows)
