@@ -144,7 +144,8 @@ def build(rows, noise, seed):
     from pgvector.psycopg import register_vector
 
     from shop.demo.catalog import ensure_categories
-    from visualsearch.services import sign_bits, vector_index
+    from visualsearch.models import VectorCentre
+    from visualsearch.services import vector_index
 
     # The seeds' weights hash: the search only compares vectors of the encoder's current
     # weights (a projection refitted since makes the others stale).
@@ -177,8 +178,11 @@ def build(rows, noise, seed):
         )
         connection.connection.commit()
         # The centre first, so that every vector is copied with its sign bits.
+        # Recorded whatever the settings say, so that the bits written match a centre.
         centre = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-        sign_bits.record_mean(ENCODER, weights, centre, rows)
+        VectorCentre.objects.create(
+            encoder=ENCODER, weights_hash=weights, centre=centre, vectors=rows
+        )
         vector_index.drop_index(ENCODER, seeds.shape[1])
         t = time.monotonic()
         product_ids = np.array(
@@ -484,13 +488,13 @@ def main():
     report = {"rows": args.rows, "noise": args.noise, "queries": args.queries, "k": K}
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     from visualsearch.encoders import get_encoder
-    from visualsearch.models import ProductEmbedding
+    from visualsearch.models import ProductEmbedding, VectorCentre
 
     # Vectors labelled with other weights than the encoder's (its projection was refitted
     # since the build) are stale, and the search would not compare them: rebuild.
     stored = ProductEmbedding.objects.filter(encoder=ENCODER)
     stale = stored.exclude(weights_hash=get_encoder(ENCODER).weights_hash).exists()
-    unsigned = stored.filter(signs__isnull=True).exists()
+    unsigned = stored.filter(signs__isnull=True).exists() or not VectorCentre.objects.exists()
     if args.rebuild or stale or unsigned or stored.count() != args.rows:
         report.update(build(args.rows, args.noise, args.seed))
     ids, cats, prices, vectors = load_bench()

@@ -48,11 +48,14 @@ class SignBitsField(BitField):
 
 
 class ProductEmbedding(models.Model):
+    # No index of its own: the unique (product, encoder) btree starts with the product, so it
+    # serves the cascade and every lookup by product, and each write updates one btree less.
     product = models.ForeignKey(
         lookalike_settings.product_model_reference(),
         on_delete=models.CASCADE,
         related_name="visual_embeddings",
         verbose_name=_("product"),
+        db_index=False,
     )
     encoder = models.CharField(_("encoder"), max_length=64)
     weights_hash = models.CharField(
@@ -104,7 +107,7 @@ class ProductEmbedding(models.Model):
             # The sign-bits plan: a range of category and price read from the index alone.
             models.Index(
                 fields=["encoder", "product_category", "product_price"],
-                include=["product_id", "signs"],
+                include=["product_id", "signs", "weights_hash"],
                 condition=models.Q(signs__isnull=False),
                 name="visualsearch_emb_signs",
             ),

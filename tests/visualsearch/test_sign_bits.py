@@ -35,6 +35,17 @@ def probe(matching, *, category_indexed=True, signed=True, near=False, indexed=T
         # A product of the filter's category: its graph (or the shared one) meets them first.
         (probe(1501, near=True), Filters(7), PlanKind.CATEGORY_HNSW),
         (probe(2001, category_indexed=False, near=True), Filters(7), PlanKind.HNSW),
+        # Near is counted only to the exact thresholds: without any graph, exact.
+        (
+            probe(2000, category_indexed=False, near=True, indexed=False),
+            Filters(7),
+            PlanKind.EXACT_OVER_COPIES,
+        ),
+        (
+            probe(2001, category_indexed=False, near=True, indexed=False),
+            Filters(7),
+            PlanKind.EXACT_OVER_COPIES,
+        ),
         # Too many for the bits, no centre, or few enough to compare in full.
         (probe(20001), Filters(7), PlanKind.CATEGORY_HNSW),
         (probe(1501, signed=False), Filters(7), PlanKind.CATEGORY_HNSW),
@@ -251,3 +262,35 @@ def test_a_projection_refit_writes_every_vector_with_its_bits(
     assert centre.vectors == 12
     rows = ProductEmbedding.objects.filter(encoder="pixelproj")
     assert rows.count() == 12 and not rows.filter(signs__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_bits_choose_the_candidates(pixel_encoder, product_factory, category_factory, settings):
+    """Fewer re-ranked than the filter holds, and the plan answers alone: the nearest come
+    back only if the Hamming ranking put them among the candidates (a random choice of 5 of
+    30 would hold the true 3 one time in 400)."""
+    from visualsearch.services import vector_index
+
+    here, there = category_factory(name="Here", slug="here"), category_factory(name="There")
+    query = product_factory(category=there, price=Decimal(10))
+    members = [product_factory(category=here, price=Decimal(10)) for _ in range(30)]
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=64)
+    near = q + 0.4 * np.linalg.norm(q) / 8 * rng.normal(size=(5, 64))
+    vectors = np.vstack([q, near, rng.normal(size=(25, 64))]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    products = [query, *members]
+    rows = [(p.pk, f"v/{p.pk}.png", "d", p.category_id, 10.0) for p in products]
+    weights = pixel_encoder.weights_hash
+    vector_index.ensure_index("pixel", 64)
+    upsert_vectors("pixel", weights, rows, vectors, query.created_at)
+    sign_bits.ensure_signs("pixel", 64, weights, min_rows=5)
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_ROWS = 2
+    settings.VISUALSEARCH_CATEGORY_EXACT_SEARCH_MAX_ROWS = 2
+    settings.VISUALSEARCH_SIGN_BITS_RERANK = 5
+
+    result = search_with_plan(product_id=query.pk, k=3, filters=Filters(category_id=here.pk))
+    assert result.plan.kind == PlanKind.SIGN_BITS and not result.fell_back
+    similarity = vectors[1:] @ vectors[0]
+    best = [members[i].pk for i in np.argsort(-similarity)[:3]]
+    assert [h.product_id for h in result.hits] == best

@@ -249,14 +249,15 @@ def ensure_indexes(enc) -> dict:
     vectors their sign bits (:func:`~visualsearch.services.sign_bits.ensure_signs`); what
     was made."""
     made = {}
+    # The bits first: their update re-inserts each row into every graph already built.
+    signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
+    if signed:
+        made["sign_bits_written"] = signed
     name, created = vector_index.ensure_index(enc.name, enc.dim)
     made["index_created"] = name if created else None
     categories = vector_index.ensure_category_indexes(enc.name, enc.dim)
     if categories:
         made["category_indexes_created"] = categories
-    signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
-    if signed:
-        made["sign_bits_written"] = signed
     return made
 
 

@@ -1,10 +1,12 @@
 """Centred sign bits on each vector, the centres they are taken around, and their covering btree.
 
-The btree keeps the bits (and the product key) beside the copies of category and price, so
-that a selective filter is ranked by Hamming distance from the index alone (see
+The btree keeps the bits (and the product key and the weights that made the vector, so that
+stale rows are passed over without reading the table) beside the copies of category and
+price, so that a selective filter is ranked by Hamming distance from the index alone (see
 ``visualsearch.services.sign_bits``). Existing rows get their bits from ``manage.py
 vector_index`` or the next ``reindex`` that writes vectors, which take their weights' centre
-first.
+first; on a large catalogue, ``manage.py vector_index --rebuild`` writes them while its graphs
+are dropped (the update would otherwise re-insert every row into them).
 """
 
 import django.utils.timezone
@@ -69,7 +71,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=models.Q(("signs__isnull", False)),
                 fields=["encoder", "product_category", "product_price"],
-                include=("product_id", "signs"),
+                include=("product_id", "signs", "weights_hash"),
                 name="visualsearch_emb_signs",
             ),
         ),

@@ -137,7 +137,8 @@ def choose_plan(probe: Probe, filters, settings: PlannerSettings) -> Plan:
     A large filter inside a category with its own graph walks that graph; any other filter
     above ``exact_max_rows`` (or none) walks the encoder's graph; a selective filter is
     scanned exactly, over the vectors' copies when they decide it, else through the product
-    table. Without the graph the search is exact, whatever the count.
+    table. Without the graph the search is exact, whatever the count, unless the sign bits
+    rank it.
 
     Between the two, a category filter of at most ``sign_bits_max_rows`` products is
     ranked by the vectors' sign bits unless the query is a product of that category: a
@@ -151,7 +152,7 @@ def choose_plan(probe: Probe, filters, settings: PlannerSettings) -> Plan:
         and filters.category_id is not None
         and matching is not None
         and matching <= settings.sign_bits_max_rows
-        and not (probe.near and (probe.category_indexed or probe.indexed))
+        and not probe.near  # counted only to the exact thresholds then (and walked)
     ):
         exact = settings.exact_max_rows
         if matching > (settings.category_exact_max_rows if probe.category_indexed else exact):

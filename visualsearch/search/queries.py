@@ -323,7 +323,8 @@ class SearchQueries:
     def sign_bits(self, k, rerank):
         """The nearest ``rerank`` by Hamming distance between sign bits, from an index-only
         range scan of their covering btree (every condition on the index's columns, the
-        partial index's ``signs IS NOT NULL`` written out), compared in full with their
+        weights among them, so stale rows take no place among the candidates; the partial
+        index's ``signs IS NOT NULL`` written out), compared in full with their
         stored vectors (checked to be current), the best ``2k + 10`` checked against the
         product table's conditions. The query's bits are taken around the same centre as
         the stored ones, once, in a sub-select."""
@@ -339,7 +340,7 @@ class SearchQueries:
         return (
             "WITH candidates AS MATERIALIZED ("
             f"SELECT e.product_id FROM {_table()} e "
-            f"WHERE e.encoder = {encoder_literal(target.encoder)} AND e.signs IS NOT NULL"
+            f"WHERE {self._stored} AND e.signs IS NOT NULL"
             f"{_and(copy_conds)} ORDER BY e.signs <~> {bits}, e.product_id LIMIT %s), "
             "ranked AS MATERIALIZED ("
             f"SELECT e.product_id, e.embedding <=> {query_sql} AS distance "

@@ -23,9 +23,9 @@ keeps it, so every stored bit of those weights stays comparable with a query's:
 * a projection refit knows all its vectors before writing them and records their mean first
   (:func:`record_mean`), so every vector is written with its bits;
 * otherwise :func:`ensure_signs`, run at the end of ``reindex`` and by ``manage.py
-  vector_index``, takes the mean of the stored vectors once there are more than
-  ``EXACT_SEARCH_MAX_ROWS`` of them (smaller catalogues never need the plan) and fills in
-  the bits of rows written before;
+  vector_index`` before they build missing graphs, takes the mean of the stored vectors
+  once there are more than ``EXACT_SEARCH_MAX_ROWS`` of them (smaller catalogues never need
+  the plan) and fills in the bits of rows written before;
 * from then on every write computes its bits (:func:`packed_signs`, in
   :mod:`visualsearch.indexing.store`).
 
@@ -92,9 +92,13 @@ def ensure_signs(encoder_name, dim, weights_hash, *, min_rows=None) -> int:
 
     The centre is the mean of those vectors, taken once there are more than ``min_rows``
     (``EXACT_SEARCH_MAX_ROWS``) of them. The rows that have no bits yet (written before the
-    centre, or by a writer that read no centre) get them in one ``UPDATE``; on a large
-    catalogue that rewrites every row once, so a refit records its centre before writing
-    (:func:`record_mean`). Does nothing when ``VISUALSEARCH_SIGN_BITS`` is off.
+    centre, or by a writer that read no centre) get them in one ``UPDATE``. The bits are in
+    an index, so that update writes a new version of each row, which every index takes in
+    again, the HNSW graphs included (a few hundred rows a second): callers run it before
+    they build missing graphs, a refit records its centre before writing
+    (:func:`record_mean`), and a large catalogue that already has its graphs is best given
+    its bits by ``manage.py vector_index --rebuild`` (drop, bits, build). Does nothing when
+    ``VISUALSEARCH_SIGN_BITS`` is off.
     """
     if not app_settings.SIGN_BITS:
         return 0

@@ -62,6 +62,11 @@ class Command(BaseCommand):
         for value in (options["m"], options["ef_construction"]):
             if value is not None and value < 2:
                 raise CommandError("--m and --ef-construction must be at least 2.")
+        # The bits before the graphs: their update re-inserts each row into every graph
+        # already built (on a large catalogue, --rebuild writes them between drop and build).
+        signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
+        if signed:
+            self.stdout.write(f"Wrote the sign bits of {signed} vectors.")
         name, created = vector_index.ensure_index(
             enc.name,
             enc.dim,
@@ -81,6 +86,3 @@ class Command(BaseCommand):
             concurrently=options["concurrently"],
         ):
             self.stdout.write(f"Created {name}.")
-        signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
-        if signed:
-            self.stdout.write(f"Wrote the sign bits of {signed} vectors.")
