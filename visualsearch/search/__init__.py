@@ -11,7 +11,7 @@ A search is read top to bottom in this package:
 3. :mod:`.queries` -- every SQL statement, by name: the probe and one per plan;
 4. :mod:`.planner` -- :func:`choose_plan`, a pure function of the probe, the filter and the
    planner settings, returning a :class:`Plan`;
-5. :mod:`.executors` -- the probe and one executor per plan.
+5. :mod:`.executors` -- the probe and each plan's statement carried out.
 
 Five plans, chosen per query by the filter:
 

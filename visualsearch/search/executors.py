@@ -1,6 +1,6 @@
-"""Carrying out a search: the probe, then one executor per plan, on one cursor.
+"""Carrying out a search: the probe, then the chosen plan's statement, on one cursor.
 
-Each executor runs its plan's named statement (:class:`~.queries.SearchQueries`) and
+:func:`execute` runs the plan's named statement (:class:`~.queries.SearchQueries`) and
 returns ``(product_id, distance)`` rows, best first. A plan that comes up short of ``k``
 (an HNSW walk stopped by ``hnsw.max_scan_tuples``, candidates of the copies that failed the
 product table: stale copies, stock, inactive products) is followed by the exact plan over
@@ -26,7 +26,7 @@ from psycopg.pq import TransactionStatus
 
 from .planner import PlanKind, Probe
 
-__all__ = ["EXECUTORS", "execute", "probe", "runs_own_transactions", "search_in_own_transactions"]
+__all__ = ["execute", "probe", "runs_own_transactions", "search_in_own_transactions"]
 
 #: Entries kept in :data:`_last_plans` before it starts again.
 _MAX_REMEMBERED_PLANS = 1024
@@ -61,55 +61,23 @@ def _fetch(cursor, statement):
     return cursor.fetchall()
 
 
-def exact_over_products(cursor, queries, plan, k):
-    return _fetch(cursor, queries.exact_over_products(k))
-
-
-def exact_over_copies(cursor, queries, plan, k):
-    return _fetch(cursor, queries.exact_over_copies(k))
-
-
-def hnsw(cursor, queries, plan, k):
-    return _fetch(cursor, queries.hnsw(k))
-
-
-def category_hnsw(cursor, queries, plan, k):
-    return _fetch(cursor, queries.category_hnsw(k, plan.category))
-
-
-def sign_bits(cursor, queries, plan, k):
-    return _fetch(cursor, queries.sign_bits(k, plan.rerank))
-
-
-EXECUTORS = {
-    PlanKind.EXACT_OVER_PRODUCTS: exact_over_products,
-    PlanKind.EXACT_OVER_COPIES: exact_over_copies,
-    PlanKind.HNSW: hnsw,
-    PlanKind.CATEGORY_HNSW: category_hnsw,
-    PlanKind.SIGN_BITS: sign_bits,
-}
+def statement(queries, plan, k):
+    """The ``(sql, params)`` of ``plan``: its statement in :class:`~.queries.SearchQueries`,
+    named as the plan, with the plan's own argument where it has one."""
+    if plan.kind == PlanKind.CATEGORY_HNSW:
+        return queries.category_hnsw(k, plan.category)
+    if plan.kind == PlanKind.SIGN_BITS:
+        return queries.sign_bits(k, plan.rerank)
+    return getattr(queries, plan.kind.value)(k)
 
 
 def execute(cursor, queries, plan, k):
     """Carry out ``plan``; ``(rows, fell_back)``, ``fell_back`` when it came up short and
     the exact plan over the product table answered instead."""
-    rows = EXECUTORS[plan.kind](cursor, queries, plan, k)
+    rows = _fetch(cursor, statement(queries, plan, k))
     if len(rows) < k and plan.kind != PlanKind.EXACT_OVER_PRODUCTS:
-        return exact_over_products(cursor, queries, plan, k), True
+        return _fetch(cursor, queries.exact_over_products(k)), True
     return rows, False
-
-
-def statement(queries, plan, k):
-    """The ``(sql, params)`` of ``plan``."""
-    if plan.kind == PlanKind.CATEGORY_HNSW:
-        return queries.category_hnsw(k, plan.category)
-    if plan.kind == PlanKind.SIGN_BITS:
-        return queries.sign_bits(k, plan.rerank)
-    return {
-        PlanKind.EXACT_OVER_PRODUCTS: queries.exact_over_products,
-        PlanKind.EXACT_OVER_COPIES: queries.exact_over_copies,
-        PlanKind.HNSW: queries.hnsw,
-    }[plan.kind](k)
 
 
 def runs_own_transactions(connection) -> bool:

@@ -197,30 +197,22 @@ class SearchQueries:
         """``hnsw.ef_search``: wider when "similar to a product" walks another category's
         own graph than the product's: the query lies outside it, where many products are
         about equally far, and the walk needs a wider beam."""
-        target = self.target
-        if target.product_id is None or category_index is None:
+        if self.target.product_id is None or category_index is None:
             return "%s", [str(settings.ef_search)]
-        sql = (
-            f"CASE WHEN to_regclass(%s) IS NOT NULL AND (SELECT q.product_category FROM "
-            f"{_table()} q WHERE q.product_id = %s AND {self._product_stored()}) "
-            "IS DISTINCT FROM %s THEN %s ELSE %s END"
+        near_sql, near_args = self._near()
+        return (
+            f"CASE WHEN to_regclass(%s) IS NOT NULL AND NOT {near_sql} THEN %s ELSE %s END",
+            [category_index, *near_args, str(settings.far_ef_search), str(settings.ef_search)],
         )
-        category = int(self.filters.category_id)
-        args = [
-            category_index,
-            target.product_id,
-            category,
-            str(settings.far_ef_search),
-            str(settings.ef_search),
-        ]
-        return sql, args
 
     def _signed(self, settings):
         """``(sql, params)`` of "the sign bits can rank this filter": they are on, the
         filter names a category the copies decide, and the vectors' weights have a centre."""
-        if not settings.sign_bits_max_rows or self.copies is None:
-            return "false", []
-        if self.filters.category_id is None:
+        if (
+            not settings.sign_bits_max_rows
+            or self.copies is None
+            or self.filters.category_id is None
+        ):
             return "false", []
         target = self.target
         return (
