@@ -18,6 +18,9 @@ replaced on every run), three times:
   (:mod:`visualsearch.services.sign_bits`), so each row is also written with its bits and
   into their covering btree, as every write of a catalogue with more than
   ``EXACT_SEARCH_MAX_ROWS`` vectors is;
+* ``copy_without_indexes``: the same rows copied the same way into a bare table of the
+  same shape, without any index or constraint: the floor the other passes are measured
+  against (what the table's btrees and the upsert cost);
 * ``rewrite_indexed``: again, with the encoder's HNSW index present, on the first
   ``--indexed-rows`` products only (every row written is also inserted into the graph,
   which is far slower: the figure says by how much).
@@ -87,6 +90,38 @@ def write_all(keys, vectors, batch, weights):
         rows = [(pk, f"w/{pk}.png", "0" * 64, 1, 10.0) for pk in chunk]
         upsert_vectors(ENCODER, weights, rows, vectors[start : start + batch], now)
     return time.perf_counter() - t
+
+
+def write_bare(keys, vectors, batch):
+    """The floor of any write path here: the same rows copied the same way into a table of
+    the same shape with no index and no constraint; seconds."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from visualsearch.indexing import store
+
+    bare = "bench_vectors_bare"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {bare}")
+        cursor.execute(
+            f"CREATE TABLE {bare} (LIKE visualsearch_productembedding INCLUDING DEFAULTS "
+            "INCLUDING IDENTITY INCLUDING STORAGE) WITH (toast_tuple_target = 8160)"
+        )
+        now = timezone.now()
+        t = time.perf_counter()
+        for start in range(0, len(keys), batch):
+            chunk = vectors[start : start + batch]
+            values = [
+                (ENCODER, "bare", now, pk, f"w/{pk}.png", "0" * 64, data, 1, 10.0, None)
+                for pk, data in zip(
+                    keys[start : start + batch], store.vector_binary(chunk), strict=True
+                )
+            ]
+            with transaction.atomic():
+                store.copy_rows(cursor, bare, (*store.BATCH_COLUMNS, *store.COLUMNS), values)
+        seconds = time.perf_counter() - t
+        cursor.execute(f"DROP TABLE {bare}")
+    return seconds
 
 
 def write_old(keys, vectors, batch):
@@ -173,6 +208,8 @@ def main():
     seconds = write_all(keys, vectors[::-1].copy(), args.batch, "second_signed")
     report["rewrite_signed_per_s"] = round(args.rows / seconds)
     report["signed_rows"] = stored.filter(signs__isnull=False).count()
+    seconds = write_bare(keys, vectors, args.batch)
+    report["copy_without_indexes_per_s"] = round(args.rows / seconds)
 
     if args.indexed_rows:
         n = min(args.indexed_rows, args.rows)

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from visualsearch.indexing import store
 from visualsearch.indexing.store import upsert_vectors, vector_binary
 from visualsearch.models import IndexFailure, ProductEmbedding
 
@@ -56,11 +57,41 @@ def test_writing_the_same_batch_twice_leaves_the_same_rows(product_factory):
     vectors = unit_vectors(4)
     now = timezone.now()
     upsert_vectors("e1", "w1", rows_for(products), vectors, now)
-    first = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
+    first = {pk: (r.weights_hash, r.computed_at, list(r.embedding)) for pk, r in stored().items()}
     assert upsert_vectors("e1", "w1", rows_for(products), vectors, now) == 4
-    again = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
-    assert again == first  # same rows (ids kept: updated in place), same values
+    again = {pk: (r.weights_hash, r.computed_at, list(r.embedding)) for pk, r in stored().items()}
+    assert again == first  # one row a product, the same values
     assert ProductEmbedding.objects.filter(encoder="e1").count() == 4
+
+
+def test_a_row_inserted_by_another_writer_meanwhile_is_upserted(product_factory, monkeypatch):
+    """The rows go straight into the table unless a product got a vector between the
+    delete and the copy; then the copy fails and the staged upsert writes the batch."""
+    products = [product_factory() for _ in range(3)]
+    vectors = unit_vectors(3)
+    copy, staged = store.copy_rows, []
+
+    def racing_copy(cursor, table, columns, values):
+        if table != store._STAGE and not staged:
+            ProductEmbedding.objects.create(
+                product=products[1], encoder="e1", weights_hash="other", embedding=vectors[0]
+            )
+        return copy(cursor, table, columns, values)
+
+    def spy(*args):
+        staged.append(args)
+        return upsert_staged(*args)
+
+    upsert_staged = store._upsert_staged
+    monkeypatch.setattr(store, "_copy", racing_copy)
+    monkeypatch.setattr(store, "_upsert_staged", spy)
+    assert upsert_vectors("e1", "w1", rows_for(products), vectors, timezone.now()) == 3
+    assert len(staged) == 1
+    rows = stored()
+    assert sorted(rows) == sorted(p.pk for p in products)
+    assert {r.weights_hash for r in rows.values()} == {"w1"}
+    for product, vector in zip(products, vectors, strict=True):
+        assert np.array_equal(np.asarray(rows[product.pk].embedding, np.float32), vector)
 
 
 def test_a_newer_write_replaces_vectors_labels_and_copies(product_factory):
