@@ -1,8 +1,8 @@
 """Embedding the catalogue's images into ``ProductEmbedding`` rows.
 
 A reindex is a list of product ids worked through in batches: each batch's images are read,
-hashed, decoded and embedded together, and its vectors are upserted (``ON CONFLICT (product,
-encoder) DO UPDATE``) in one committed transaction. A run that is killed therefore leaves
+hashed, decoded and embedded together, and its vectors replace the products' old ones of that
+encoder (:mod:`.store`) in one committed transaction. A run that is killed therefore leaves
 whole batches behind, and running it again (``--stale``, or a resumed job) carries on where
 it stopped without embedding any product twice:
 
