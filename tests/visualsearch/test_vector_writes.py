@@ -1,9 +1,12 @@
 """The binary ``COPY`` write path of vectors: exact values, idempotent re-writes, the
 batch's labels and copies, the failures it clears, and what it refuses."""
 
+import threading
+import time
 from datetime import timedelta
 
 import numpy as np
+import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -57,41 +60,100 @@ def test_writing_the_same_batch_twice_leaves_the_same_rows(product_factory):
     vectors = unit_vectors(4)
     now = timezone.now()
     upsert_vectors("e1", "w1", rows_for(products), vectors, now)
-    first = {pk: (r.weights_hash, r.computed_at, list(r.embedding)) for pk, r in stored().items()}
+    first = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
     assert upsert_vectors("e1", "w1", rows_for(products), vectors, now) == 4
-    again = {pk: (r.weights_hash, r.computed_at, list(r.embedding)) for pk, r in stored().items()}
-    assert again == first  # one row a product, the same values
+    again = {pk: (r.id, list(r.embedding)) for pk, r in stored().items()}
+    assert again == first  # same rows (ids kept: updated in place), same values
     assert ProductEmbedding.objects.filter(encoder="e1").count() == 4
 
 
-def test_a_row_inserted_by_another_writer_meanwhile_is_upserted(product_factory, monkeypatch):
-    """The rows go straight into the table unless a product got a vector between the
-    delete and the copy; then the copy fails and the staged upsert writes the batch."""
+def other_connection():
+    """A second session on the test database, in autocommit: another writer."""
+    params = connection.get_connection_params()
+    keys = ("dbname", "host", "port", "user", "password")
+    return psycopg.connect(**{k: params[k] for k in keys if params.get(k)}, autocommit=True)
+
+
+TABLE = ProductEmbedding._meta.db_table
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_another_writer_commits_before_the_copy_is_settled_by_the_upsert(
+    product_factory, monkeypatch
+):
+    """New products' rows are copied straight in, unless another writer committed a row
+    for one of them since the look-up: then the copy fails and the upsert writes them."""
     products = [product_factory() for _ in range(3)]
     vectors = unit_vectors(3)
-    copy, staged = store.copy_rows, []
+    copy, tables = store.copy_rows, []
 
     def racing_copy(cursor, table, columns, values):
-        if table != store._STAGE and not staged:
-            ProductEmbedding.objects.create(
-                product=products[1], encoder="e1", weights_hash="other", embedding=vectors[0]
-            )
+        tables.append(table)
+        if len(tables) == 1:
+            with other_connection() as other:
+                other.execute(
+                    f"INSERT INTO {TABLE} (encoder, weights_hash, computed_at, product_id, "
+                    "image_name, image_checksum, embedding) "
+                    "VALUES ('e1', 'other', now(), %s, 'x.png', '', %s::vector)",
+                    [products[1].pk, vector_text(vectors[0])],
+                )
         return copy(cursor, table, columns, values)
 
-    def spy(*args):
-        staged.append(args)
-        return upsert_staged(*args)
-
-    upsert_staged = store._upsert_staged
-    monkeypatch.setattr(store, "_copy", racing_copy)
-    monkeypatch.setattr(store, "_upsert_staged", spy)
+    monkeypatch.setattr(store, "copy_rows", racing_copy)
     assert upsert_vectors("e1", "w1", rows_for(products), vectors, timezone.now()) == 3
-    assert len(staged) == 1
+    assert [t.strip('"') for t in tables] == [TABLE, store._STAGE]  # the copy failed
     rows = stored()
     assert sorted(rows) == sorted(p.pk for p in products)
     assert {r.weights_hash for r in rows.values()} == {"w1"}
     for product, vector in zip(products, vectors, strict=True):
         assert np.array_equal(np.asarray(rows[product.pk].embedding, np.float32), vector)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_waiting_on_a_rewritten_row_is_not_lost(product_factory, monkeypatch):
+    """A re-write updates its rows in place, so a concurrent UPDATE of their copies (as
+    ``sync_copies`` makes when a product is saved) waits and then applies to the new row."""
+    products = [product_factory() for _ in range(2)]
+    keys = [p.pk for p in products]
+    vectors = unit_vectors(2)
+    upsert_vectors("e1", "w1", rows_for(products, 1, 10.0), vectors, timezone.now())
+    done = {}
+
+    def update():
+        with other_connection() as other:
+            done["rows"] = other.execute(
+                f"UPDATE {TABLE} SET product_price = 99 WHERE product_id = ANY(%s)", [keys]
+            ).rowcount
+
+    changed = store.vectors_changed
+
+    def with_a_waiting_update():
+        # Inside the write's transaction, its rows written: the UPDATE waits on their locks.
+        thread = threading.Thread(target=update)
+        thread.start()
+        done["thread"] = thread
+        deadline = time.monotonic() + 10
+        with other_connection() as watcher:
+            while (
+                time.monotonic() < deadline
+                and not watcher.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE%%product_price = 99%%'"
+                ).fetchone()
+            ):
+                time.sleep(0.02)
+        changed()
+
+    monkeypatch.setattr(store, "vectors_changed", with_a_waiting_update)
+    upsert_vectors("e1", "w2", rows_for(products, 1, 10.0), vectors[::-1].copy(), timezone.now())
+    done["thread"].join(10)
+    assert done["rows"] == 2
+    rows = stored()
+    assert [(rows[k].weights_hash, rows[k].product_price) for k in keys] == [("w2", 99.0)] * 2
+
+
+def vector_text(vector):
+    return "[" + ",".join(f"{x:.9g}" for x in vector) + "]"
 
 
 def test_a_newer_write_replaces_vectors_labels_and_copies(product_factory):
