@@ -8,7 +8,7 @@ core: each process keeps its own copies of what pages reuse (vectors, "find simi
 answers, rendered cards, the model), which twice the processes fill twice over and hold
 twice in memory. On a 2-core machine, ``bench/load.py``'s mix at 50 clients: 45-51
 requests/s with 4 processes of 8 threads, 51-59 with 2 of 8 (three runs each, alternated;
-README, "Serving under load").
+docs/figures.md, "Serving under load").
 Database connections: workers x threads (16 on two cores) plus the Celery worker's, well
 under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CONNECTIONS``).
 """

@@ -6,7 +6,7 @@ default (:class:`lookalike.conf.AppSettings`), so ``override_settings`` and pyte
 ``settings`` fixture take effect at once; nothing is copied into module constants, and a
 project setting with the prefix that no property reads is reported by a system check
 (``visualsearch.W002``). The measurements behind the planner's defaults are in the
-README's "Figures" and in ``bench/similar_search.py``.
+docs/figures.md and in ``bench/similar_search.py``.
 """
 
 from pathlib import Path

@@ -91,7 +91,7 @@ DEFAULT_WEIGHTS = {
 #: The default profile's segment weights (migration 0009): a product ALS does not know is
 #: scored mostly from its predicted factors (:mod:`.coldstart`), with visual similarity;
 #: a new shopper gets more of the popular products. Co-visitation weighs 0 here: no
-#: weighting of it beat these on every draw of the offline evaluation (README).
+#: weighting of it beat these on every draw of the offline evaluation (docs/figures.md).
 DEFAULT_SEGMENTS = {
     "cold_item": {
         "visual": 0.14,

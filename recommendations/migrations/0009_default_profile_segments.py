@@ -1,5 +1,5 @@
 """The default profile's weights and segment weights, tuned on the demo's simulated
-shoppers (README, "Blending on the demo's simulated shoppers"): ALS's picks first for
+shoppers (docs/figures.md, "Blending on the demo's simulated shoppers"): ALS's picks first for
 shoppers with a history and MMR at lambda 0.95, predicted collaborative scores with
 visual similarity for products nobody has interacted with yet, more popular products for
 new shoppers.
