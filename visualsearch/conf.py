@@ -202,6 +202,23 @@ class SearchSettings(AppSettings):
         return self._setting("RERANK_CANDIDATES", 200)
 
     @property
+    def CATEGORY_PRIOR(self):
+        """Weight of the category prior in photo search: each candidate's score gains this
+        times the log-probability, under the projection's classifier, that the photo shows
+        a product of the candidate's category (0 switches it off). On the demo catalogue
+        0.02 raised category precision@10 from 0.837 to 0.850 with every kind of shopper
+        photo found as often within one photo; larger weights kept more results in the
+        predicted category but lost photographed products whose category it got wrong."""
+        return self._setting("CATEGORY_PRIOR", 0.02)
+
+    @property
+    def CATEGORY_PRIOR_MARGIN(self):
+        """Candidates whose score is within this of a view's best one take no category
+        prior: a photo that matches a product that closely has found it, whatever the
+        classifier says of its category."""
+        return self._setting("CATEGORY_PRIOR_MARGIN", 0.1)
+
+    @property
     def VECTOR_CACHE_SIZE(self):
         """Stored vectors each process keeps in memory for the code that reads many at once
         (the widgets' blend, photo-search re-ranking), served while the vectors' stamp stands

@@ -189,11 +189,11 @@ def test_efficientnet_normalisation_is_tf_style():
 # -- projection ----------------------------------------------------------------------------
 
 
-def clustered_features(n_per_class=30, n_classes=4, dim=32, seed=0):
+def clustered_features(n_per_class=30, n_classes=4, dim=32, seed=0, spread=0.3):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_classes, dim))
     labels = np.repeat(np.arange(n_classes), n_per_class)
-    x = centres[labels] * 0.3 + rng.normal(size=(len(labels), dim))
+    x = centres[labels] * spread + rng.normal(size=(len(labels), dim))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
@@ -223,9 +223,57 @@ def test_projection_round_trip_without_pickle(tmp_path):
     assert loaded.digest == projection.digest
     assert loaded.whitening is None and loaded.pair_ids == ()
     with np.load(path, allow_pickle=False) as data:
-        assert sorted(data.files) == ["basis", "pair_ids", "scale"]
+        assert sorted(data.files) == [
+            "basis",
+            "category_coef",
+            "category_intercept",
+            "category_labels",
+            "pair_ids",
+            "scale",
+        ]
     with pytest.raises(ValueError, match="at least two"):
         fit(x, np.zeros(len(x)))
+
+
+def test_category_prior_names_the_category_of_new_items(tmp_path):
+    x, labels = clustered_features(n_per_class=60, spread=0.8)
+    train = np.arange(len(x)) % 3 != 0  # a third held out
+    projection = fit(x[train], labels[train], gamma=1.0)
+    assert projection.category_prior and projection.category_labels == ("0", "1", "2", "3")
+    log_p = projection.category_log_probabilities(projection.apply(x[~train]))
+    assert log_p.shape == (int((~train).sum()), 4)
+    np.testing.assert_allclose(np.exp(log_p).sum(axis=1), 1.0, rtol=1e-6)
+    predicted = np.asarray(projection.category_labels)[log_p.argmax(axis=1)].astype(int)
+    assert np.mean(predicted == labels[~train]) > 0.9
+    # Bookkeeping beside the maps: the digest (hence the stored vectors) ignores it.
+    without = fit(x[train], labels[train], gamma=1.0, prior_c=None)
+    assert not without.category_prior and without.digest == projection.digest
+    with pytest.raises(ValueError, match="no category prior"):
+        without.category_log_probabilities(x)
+    loaded = Projection.load(projection.save(tmp_path / "p.npz"))
+    assert loaded.category_labels == projection.category_labels
+    np.testing.assert_allclose(
+        loaded.category_log_probabilities(x), projection.category_log_probabilities(x), atol=1e-5
+    )
+    np.savez(
+        tmp_path / "bad.npz",
+        basis=projection.basis,
+        scale=projection.scale,
+        category_coef=projection.category_coef[:, :2],
+        category_intercept=projection.category_intercept,
+        category_labels=np.asarray(projection.category_labels),
+    )
+    with pytest.raises(ValueError, match="not a valid projection"):
+        Projection.load(tmp_path / "bad.npz")
+
+
+def test_category_prior_of_two_categories():
+    x, labels = clustered_features(n_classes=2)
+    projection = fit(x, labels)
+    log_p = projection.category_log_probabilities(projection.apply(x))
+    assert log_p.shape == (len(x), 2)
+    predicted = np.asarray(projection.category_labels)[log_p.argmax(axis=1)].astype(int)
+    assert np.mean(predicted == labels) > 0.9
 
 
 def shopper_pairs(n=200, dim=32, seed=0):

@@ -293,6 +293,7 @@ def test_photo_search_reranks_its_candidates_by_the_invariant_similarity(
     # Searched as they are (these JPEG'd photos may count as blocky), so that the test can
     # embed the same pixels itself.
     settings.VISUALSEARCH_BLOCKY_PHOTO_RATIO = None
+    settings.VISUALSEARCH_CATEGORY_PRIOR = 0  # the re-ranking alone, without the prior
 
     settings.VISUALSEARCH_RERANK_CANDIDATES = 0
     # Each photo searched whole: the re-ranking alone (localisation fuses several views).

@@ -12,6 +12,15 @@ projection's invariant re-ranking (:mod:`visualsearch.encoders.projection`) the 
 cosines in that space, read from the stored vectors in one query; without it, the database's
 cosines.
 
+When the projection carries a category prior, each view's scores gain ``CATEGORY_PRIOR``
+times the log-probability of the candidate's main category given the view
+(:func:`_with_category_prior`), so that the products of the category the photo most likely
+shows come before look-alikes of other categories. Candidates within
+``CATEGORY_PRIOR_MARGIN`` of the view's best score are spared: a photo that matches one
+product that closely has found it, even where the classifier names another category (on the
+demo, the same prior without that margin lowered robust hit@10 by 0.027 to 0.06 a kind of
+shopper photo).
+
 The search itself (probe, plan, execute) is :func:`visualsearch.search.service._search`,
 passed in as ``run`` so that this module does not import the service that calls it.
 """
@@ -27,6 +36,7 @@ from ..deblocking import smooth_blocky
 from ..encoders import get_encoder
 from ..exposure import brighten_dim
 from ..localisation import views_of
+from ..products import main_categories
 from ..services.vectors import VectorCache
 from .filters import Filters, Hit, Target, check_k, vector_text
 
@@ -86,6 +96,26 @@ def _scored(beams, vectors, projection, encoder_name, weights):
         return [], np.zeros((len(beams), 0), dtype=np.float32)
     queries = projection.rerank_vectors(np.asarray(vectors, dtype=np.float32))
     return candidates, queries @ np.stack([mapped[pid] for pid in candidates]).T
+
+
+def _with_category_prior(scores, vectors, candidates, projection):
+    """``scores`` with the category prior added: ``CATEGORY_PRIOR`` times the
+    log-probability of each candidate's category given each view
+    (:meth:`~visualsearch.encoders.projection.Projection.category_log_probabilities`),
+    except for candidates within ``CATEGORY_PRIOR_MARGIN`` of the view's best score and
+    those of a category the classifier does not know."""
+    beta = float(app_settings.CATEGORY_PRIOR)
+    if beta <= 0 or not candidates or projection is None or not projection.category_prior:
+        return scores
+    column = {label: j for j, label in enumerate(projection.category_labels)}
+    category = main_categories(candidates)
+    index = np.array([column.get(str(category.get(pid)), -1) for pid in candidates])
+    known = index >= 0
+    if not known.any():
+        return scores
+    log_p = projection.category_log_probabilities(vectors)[:, np.maximum(index, 0)]
+    close = scores >= scores.max(axis=1, keepdims=True) - float(app_settings.CATEGORY_PRIOR_MARGIN)
+    return np.where(close | ~known, scores, scores + beta * log_p).astype(np.float32)
 
 
 #: ``{weights hash: VectorCache}``: per projection, its re-ranking space's copies of the
@@ -163,6 +193,7 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         targets = [Target(enc.name, enc.dim, weights, vector_text(v, enc.dim)) for v in own]
         beams = [run(t, depth, filters, ef_search=ef_search).hits for t in targets]
         candidates, scores = _scored(beams, own, projection, enc.name, weights)
+        scores = _with_category_prior(scores, own, candidates, projection)
         if not candidates:
             answers.append(PhotoHits([], []))
             continue
