@@ -267,6 +267,23 @@ def test_category_prior_names_the_category_of_new_items(tmp_path):
         Projection.load(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_category_prior_folds_the_standardisation_into_one_map(n_classes):
+    """The stored map gives the fitted model's own probabilities for raw stored vectors."""
+    from sklearn.linear_model import LogisticRegression
+
+    from visualsearch.encoders.category_prior import fit_category_prior
+
+    x, labels = clustered_features(n_classes=n_classes, spread=0.5)
+    prior = Projection(basis=np.zeros((32, 1), np.float32), scale=np.zeros(1, np.float32))
+    prior = dataclasses.replace(prior, **fit_category_prior(x, labels, c=0.1))
+    mean, sd = x.astype(np.float64).mean(axis=0), x.astype(np.float64).std(axis=0) + 1e-8
+    model = LogisticRegression(C=0.1, max_iter=500).fit((x - mean) / sd, labels.astype(str))
+    expected = model.predict_log_proba((x - mean) / sd)
+    assert prior.category_labels == tuple(model.classes_)
+    np.testing.assert_allclose(prior.category_log_probabilities(x), expected, atol=1e-4)
+
+
 def test_category_prior_of_two_categories():
     x, labels = clustered_features(n_classes=2)
     projection = fit(x, labels)
@@ -423,3 +440,16 @@ def test_torchvision_loads_configured_weights_file(settings, tmp_path, mobilenet
     images = make_images(2)
     # Same seed-0 weights as the random fixture, so the same features.
     np.testing.assert_allclose(enc.embed(images), mobilenet.embed(images), atol=1e-5)
+
+
+def test_category_prior_of_a_large_catalogue_keeps_every_category(monkeypatch):
+    """Above PRIOR_MAX_ITEMS the prior is fitted on a sample with a share of each category:
+    even one far smaller than the others keeps a column."""
+    from visualsearch.encoders import category_prior
+
+    monkeypatch.setattr(category_prior, "PRIOR_MAX_ITEMS", 40)
+    x, labels = clustered_features(n_per_class=100, n_classes=3, spread=0.8)
+    rare = np.concatenate([np.flatnonzero(labels < 2), np.flatnonzero(labels == 2)[:5]])
+    fitted = category_prior.fit_category_prior(x[rare], labels[rare])
+    assert fitted["category_labels"] == ("0", "1", "2")
+    assert fitted["category_coef"].shape == (32, 3)

@@ -177,58 +177,24 @@ def test_the_category_prior_lowers_other_categories_but_not_a_close_match(catalo
     settings.VISUALSEARCH_CATEGORY_PRIOR = 0.1
     settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0.05
     likely, unlikely = catalogue[0].category_id, catalogue[1].category_id
-    prior = FixedPrior([likely, unlikely], np.log([0.9, 0.1]))
-    candidates = [catalogue[1].pk, catalogue[4].pk, catalogue[0].pk, catalogue[2].pk]
-    # The views' best match is catalogue[1], of the unlikely category; catalogue[2]'s
-    # category is not one the classifier knows.
-    scores = np.array([[0.90, 0.70, 0.60, 0.65], [0.50, 0.55, 0.80, 0.40]], dtype=np.float32)
+    prior = FixedPrior([likely, unlikely], np.log([0.8, 0.2]))
+    candidates = [catalogue[i].pk for i in (1, 4, 0, 2, 7, 10)]
+    # Categories: unlikely, unlikely, likely, unknown to the classifier, unlikely, unlikely.
+    scores = np.array(
+        [[0.90, 0.70, 0.60, 0.65, 0.87, 0.84], [0.50, 0.55, 0.80, 0.40, 0.76, 0.74]],
+        dtype=np.float32,
+    )
     views = np.zeros((2, 8), dtype=np.float32)
     out = _with_category_prior(scores, views, candidates, prior)
+    penalty = 0.1 * np.log(0.2 / 0.8)  # against the most likely category, never a gain
     expected = scores.astype(np.float64).copy()
-    expected[0, 1] += 0.1 * np.log(0.1)  # catalogue[4]: unlikely, not close to 0.90
-    expected[0, 2] += 0.1 * np.log(0.9)  # catalogue[0]: likely
-    expected[1, 0] += 0.1 * np.log(0.1)
-    expected[1, 1] += 0.1 * np.log(0.1)
+    for row, column in ((0, 1), (0, 5), (1, 0), (1, 1), (1, 5)):
+        expected[row, column] += penalty
     np.testing.assert_allclose(out, expected, rtol=1e-6)
-    # Column 3 (an unknown category) and each view's close matches keep their scores.
-    assert out[0, 0] == scores[0, 0] and out[1, 2] == scores[1, 2]
-    assert (out[:, 3] == scores[:, 3]).all()
+    # Kept: each view's best (0.90, 0.80), those within 0.05 of it (0.87, 0.76), the likely
+    # category's product and the one of an unknown category.
+    assert out[0, 0] == scores[0, 0] and out[0, 4] == scores[0, 4] and out[1, 4] == scores[1, 4]
+    assert (out[:, 2] == scores[:, 2]).all() and (out[:, 3] == scores[:, 3]).all()
+    assert out[0, 5] < scores[0, 5]  # 0.06 below the best: outside the margin
     settings.VISUALSEARCH_CATEGORY_PRIOR = 0
     assert _with_category_prior(scores, views, candidates, prior) is scores
-
-
-def test_photo_search_ranks_with_the_projections_category_prior(catalogue, settings):
-    """Through search_photos: a prior sure of one category reorders the candidates, the
-    margin (0 here) sparing only each view's best match."""
-    from visualsearch.search import photo
-
-    settings.VISUALSEARCH_CATEGORY_PRIOR = 1.0
-    settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0.0
-    with catalogue[5].image.open("rb") as fh:
-        image = open_image(fh.read())
-    before = search.search_by_images([image], k=10, localise=False)[0]
-    wanted = catalogue[1].category_id
-    others = sorted({p.category_id for p in catalogue} - {wanted})
-    prior = FixedPrior([wanted, *others], np.log([0.98, 0.01, 0.01]))
-    scored = photo._scored
-
-    def scored_with_a_projection(beams, vectors, projection, encoder_name, weights):
-        candidates, scores = scored(beams, vectors, projection, encoder_name, weights)
-        return candidates, photo._with_category_prior(scores, vectors, candidates, prior)
-
-    category = {p.pk: p.category_id for p in catalogue}
-    photo._scored = scored_with_a_projection
-    try:
-        after = search.search_by_images([image], k=10, localise=False)[0]
-    finally:
-        photo._scored = scored
-    # The photographed product is the best match, which the prior never moves; behind it,
-    # the products of the category the prior is sure of come first.
-    assert before[0].product_id == after[0].product_id == catalogue[5].pk
-
-    def order(hits):
-        return [category[h.product_id] == wanted for h in hits[1:]]
-
-    assert sorted(order(after), reverse=True) == order(after)  # all of it first
-    assert sorted(order(before), reverse=True) != order(before)
-    assert sorted(h.product_id for h in after) == sorted(h.product_id for h in before)

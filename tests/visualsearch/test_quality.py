@@ -2,6 +2,7 @@
 encoders' preprocessing, the fast batch normalisation, and the catalogue projection fitted
 by ``reindex --fit-projection``."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -276,6 +277,46 @@ def test_demo_fits_the_projection_once_and_refits_one_without_invariance(
     fit(features, np.arange(10) % 2).save(projected_encoder.projection_path())
     command.index_catalogue()
     assert projected_encoder.projection.whitening is not None
+
+
+@pytest.mark.django_db
+def test_photo_search_ranks_with_the_projections_category_prior(
+    projected_encoder, labelled_catalogue, settings
+):
+    """A projection whose classifier is sure of one category, whatever the photo: behind
+    the photographed product (the best match, which the prior never moves), that
+    category's products come first; without the prior they do not."""
+    from visualsearch import search
+
+    products = labelled_catalogue(24)
+    indexing.reindex_with_projection(pairs=12)
+    enc = projected_encoder
+    projection, weights = enc.projection, enc.weights_hash
+    assert projection.reranks and projection.category_prior
+    wanted = str(products[1].category_id)
+    labels = np.asarray(projection.category_labels)
+    sure = dataclasses.replace(
+        projection,
+        category_coef=np.zeros_like(projection.category_coef),
+        category_intercept=np.where(labels == wanted, 5.0, 0.0).astype(np.float32),
+    )
+    sure.save(enc.projection_path())
+    assert enc.projection.category_intercept.max() == 5.0
+    assert enc.weights_hash == weights  # the prior is not part of the vectors' identity
+    settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0.0
+    category = {p.pk: str(p.category_id) for p in products}
+    photo = open_image(products[5].image.read())  # of another category than the wanted one
+
+    def first_the_wanted(hits):
+        flags = [category[h.product_id] == wanted for h in hits[1:]]
+        return flags == sorted(flags, reverse=True)
+
+    settings.VISUALSEARCH_CATEGORY_PRIOR = 0
+    without = search.search_by_images([photo], k=10, localise=False)[0]
+    settings.VISUALSEARCH_CATEGORY_PRIOR = 1.0
+    with_prior = search.search_by_images([photo], k=10, localise=False)[0]
+    assert with_prior[0].product_id == without[0].product_id == products[5].pk
+    assert first_the_wanted(with_prior) and not first_the_wanted(without)
 
 
 @pytest.mark.django_db

@@ -48,14 +48,18 @@ products and a re-ranking of the top 200 raised the distorted-photo hit@10 from 
 while category precision stayed at 0.85-0.86.
 
 **Category prior (photo search).** A multinomial logistic regression from the stored
-vectors to the categories, fitted with the maps, tells photo search how likely each category
-is to be the photographed product's (:attr:`Projection.category_prior`). It does not change
-the stored vectors or the digest.
+vectors to the categories (:mod:`.category_prior`), fitted with the maps, tells photo search
+how likely each category is to be the photographed product's
+(:attr:`Projection.category_prior`). It does not change the stored vectors or the digest.
 
 Both maps are fitted only on catalogue images and labels (never on query or test images),
 stored as ``.npz`` (loaded with ``allow_pickle=False``) under ``ARTIFACT_DIR`` next to the
-encoder, and the file's digest is part of the encoder's ``weights_hash``: refitting makes
+encoder, and the maps' digest is part of the encoder's ``weights_hash``: refitting makes
 stored embeddings stale.
+
+The module is long because the maps, their closed-form fits and their file format change
+together: a field of :class:`Projection` is fitted, saved, loaded and checked here, and
+splitting them would spread each change over several modules.
 """
 
 from __future__ import annotations
@@ -71,14 +75,9 @@ import numpy as np
 
 from lookalike.keys import from_storable, native, to_array, to_storable
 
-__all__ = [
-    "Projection",
-    "fit",
-    "fit_category_prior",
-    "fit_projection",
-    "fit_whitening",
-    "projection_path",
-]
+from .category_prior import DEFAULT_PRIOR_C, fit_category_prior, log_probabilities
+
+__all__ = ["Projection", "fit", "fit_projection", "fit_whitening", "projection_path"]
 
 #: Weight of the category similarity in the stored vectors, relative to the cosine. On
 #: Fashion-MNIST (6,000-item catalogue, GeM features) 0.5 raised category precision@10 from
@@ -93,13 +92,6 @@ DEFAULT_RIDGE = 1e-2
 #: Shrinkage of the pair-difference covariance before whitening, relative to its mean
 #: eigenvalue; 0.01 to 1 gave the same hit@10 within 0.01.
 DEFAULT_SHRINKAGE = 0.1
-#: Inverse regularisation of the category prior's logistic regression (on standardised
-#: stored vectors): 0.01 was best of 0.01, 0.1 and 1 in three-fold cross-validation on the
-#: demo catalogue (accuracy 0.95, 0.947, 0.945).
-DEFAULT_PRIOR_C = 0.01
-#: Items the category prior is fitted on at most (drawn at random, seed 0): the fit is a few
-#: seconds at the demo's 6,000 and grows with the items.
-PRIOR_MAX_ITEMS = 50_000
 
 
 def projection_path(artifact_dir, encoder_name: str, raw_hash: str) -> Path:
@@ -211,10 +203,7 @@ class Projection:
         columns in the order of :attr:`category_labels`."""
         if not self.category_prior:
             raise ValueError("This projection has no category prior.")
-        logits = np.asarray(vectors, dtype=np.float64) @ self.category_coef
-        logits += self.category_intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return log_probabilities(vectors, self.category_coef, self.category_intercept)
 
     def rerank_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """Stored (or query) vectors mapped into the invariant re-ranking space.
@@ -410,8 +399,8 @@ def fit(
     rerank_gamma : float
         ``gamma`` of the category map in the re-ranking space.
     prior_c : float or None
-        Inverse regularisation of the category prior (:func:`fit_category_prior`); None
-        fits none.
+        Inverse regularisation of the category prior
+        (:func:`~.category_prior.fit_category_prior`); None fits none.
 
     Returns
     -------
@@ -446,37 +435,6 @@ def fit(
         **prior,
         pair_ids=tuple(native(k) for k in pair_ids),
     )
-
-
-def fit_category_prior(vectors, labels, c: float = DEFAULT_PRIOR_C, seed: int = 0) -> dict:
-    """A multinomial logistic regression from stored vectors to their categories, as the
-    :class:`Projection` fields ``category_coef``, ``category_intercept`` and
-    ``category_labels``.
-
-    Fitted on standardised vectors (scikit-learn's ``lbfgs``), then folded into one linear
-    map of the vectors as stored, so applying it is one matrix product. At most
-    :data:`PRIOR_MAX_ITEMS` items, drawn with ``seed``.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    x = np.asarray(vectors, dtype=np.float64)
-    y = np.asarray(labels).astype(str)
-    if len(y) > PRIOR_MAX_ITEMS:
-        keep = np.random.default_rng(seed).choice(len(y), PRIOR_MAX_ITEMS, replace=False)
-        x, y = x[keep], y[keep]
-    mean, sd = x.mean(axis=0), x.std(axis=0) + 1e-8
-    model = LogisticRegression(C=c, max_iter=500)
-    model.fit((x - mean) / sd, y)
-    coef = model.coef_.T / sd[:, None]  # (dim, n_labels)
-    intercept = model.intercept_ - mean @ coef
-    if coef.shape[1] == 1:  # two labels: one logit for the second against the first
-        coef = np.hstack([np.zeros_like(coef), coef])
-        intercept = np.concatenate([[0.0], intercept])
-    return {
-        "category_coef": coef.astype(np.float32),
-        "category_intercept": np.asarray(intercept, dtype=np.float32),
-        "category_labels": tuple(str(label) for label in model.classes_),
-    }
 
 
 def fit_projection(features, labels, *, encoder=None, **kwargs) -> Path:

@@ -12,14 +12,14 @@ projection's invariant re-ranking (:mod:`visualsearch.encoders.projection`) the 
 cosines in that space, read from the stored vectors in one query; without it, the database's
 cosines.
 
-When the projection carries a category prior, each view's scores gain ``CATEGORY_PRIOR``
-times the log-probability of the candidate's main category given the view
-(:func:`_with_category_prior`), so that the products of the category the photo most likely
-shows come before look-alikes of other categories. Candidates within
-``CATEGORY_PRIOR_MARGIN`` of the view's best score are spared: a photo that matches one
-product that closely has found it, even where the classifier names another category (on the
-demo, the same prior without that margin lowered robust hit@10 by 0.027 to 0.06 a kind of
-shopper photo).
+When the projection re-ranks and carries a category prior, each view's scores gain
+``CATEGORY_PRIOR`` times the log-probability of the candidate's main category given the
+view, relative to the view's most likely category (:func:`_with_category_prior`), so that
+the products of the category the photo most likely shows come before look-alikes of other
+categories. Candidates within ``CATEGORY_PRIOR_MARGIN`` of the view's best score are spared:
+a photo that matches one product that closely has found it, even where the classifier names
+another category (on the demo, the same prior without that margin lowered robust hit@10 by
+0.027 to 0.06 a kind of shopper photo).
 
 The search itself (probe, plan, execute) is :func:`visualsearch.search.service._search`,
 passed in as ``run`` so that this module does not import the service that calls it.
@@ -102,18 +102,27 @@ def _with_category_prior(scores, vectors, candidates, projection):
     """``scores`` with the category prior added: ``CATEGORY_PRIOR`` times the
     log-probability of each candidate's category given each view
     (:meth:`~visualsearch.encoders.projection.Projection.category_log_probabilities`),
-    except for candidates within ``CATEGORY_PRIOR_MARGIN`` of the view's best score and
-    those of a category the classifier does not know."""
+    taken relative to the view's most likely category, so that the prior only ever lowers
+    a candidate against that category's products: a view the classifier is unsure of is not
+    pushed below the others in the fusion, and a candidate of a category it does not know
+    (none, or one created since the fit) ranks as one of the most likely. Candidates within
+    ``CATEGORY_PRIOR_MARGIN`` of the view's best score are spared."""
     beta = float(app_settings.CATEGORY_PRIOR)
     if beta <= 0 or not candidates or projection is None or not projection.category_prior:
         return scores
     column = {label: j for j, label in enumerate(projection.category_labels)}
     category = main_categories(candidates)
-    index = np.array([column.get(str(category.get(pid)), -1) for pid in candidates])
+    index = np.array(
+        [
+            -1 if category.get(pid) is None else column.get(str(category[pid]), -1)
+            for pid in candidates
+        ]
+    )
     known = index >= 0
     if not known.any():
         return scores
-    log_p = projection.category_log_probabilities(vectors)[:, np.maximum(index, 0)]
+    log_p = projection.category_log_probabilities(vectors)
+    log_p = (log_p - log_p.max(axis=1, keepdims=True))[:, np.maximum(index, 0)]
     close = scores >= scores.max(axis=1, keepdims=True) - float(app_settings.CATEGORY_PRIOR_MARGIN)
     return np.where(close | ~known, scores, scores + beta * log_p).astype(np.float32)
 
