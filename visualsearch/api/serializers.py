@@ -260,7 +260,13 @@ class ProductCardSerializer(serializers.Serializer):
 class SearchResultSerializer(ProductCardSerializer):
     """One product card; the instance is a ``(product, score)`` pair from ``hydrate``."""
 
-    score = serializers.FloatField(help_text=_("Cosine similarity, higher is more similar."))
+    score = serializers.FloatField(
+        help_text=_(
+            "Similarity to the query, higher is more similar: the cosine of the two vectors; "
+            "for a photo, in the re-ranking space, lowered for products of a category the "
+            "photo is unlikely to show."
+        )
+    )
 
     def to_representation(self, instance):
         product, score = instance
