@@ -5,7 +5,7 @@ the search planner and the shopper-facing pages. Each setting is a property with
 default (:class:`lookalike.conf.AppSettings`), so ``override_settings`` and pytest-django's
 ``settings`` fixture take effect at once; nothing is copied into module constants, and a
 project setting with the prefix that no property reads is reported by a system check
-(``visualsearch.W002``). The measurements behind the planner's defaults are in the
+(``visualsearch.W002``). The measurements behind the planner's defaults are in
 docs/figures.md and in ``bench/similar_search.py``.
 """
 

@@ -45,7 +45,8 @@ steps, read top to bottom in this package:
        how many shoppers of the training window had both the candidate and the product
        (summed over the recent products), from the table stored with the active model;
        meant for a shopper with one or two events, for whom ALS has little to fold in
-       (the default profile weighs it 0: see the blend evaluation in docs/figures.md).
+       (the default profile weighs it 0: see "Blending on the demo's simulated shoppers"
+       in docs/figures.md).
 
    **Normalisation (one rule for every component): min-max within the candidate set.**
    A component's raw scores are mapped linearly so that the lowest score among the
