@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_PRIOR_C", "PRIOR_MAX_ITEMS", "fit_category_prior", "log_probabilities"]
+__all__ = [
+    "DEFAULT_PRIOR_C",
+    "PRIOR_MAX_ITEMS",
+    "fit_category_prior",
+    "log_probabilities",
+    "prior_sample",
+]
 
 #: Inverse regularisation of the logistic regression (on standardised stored vectors): 0.01
 #: was best of 0.01, 0.1 and 1 in three-fold cross-validation on the demo catalogue
@@ -35,18 +41,9 @@ def fit_category_prior(vectors, labels, c: float = DEFAULT_PRIOR_C, seed: int = 
     """
     from sklearn.linear_model import LogisticRegression
 
-    x = np.asarray(vectors, dtype=np.float64)
     y = np.asarray(labels).astype(str)
-    if len(y) > PRIOR_MAX_ITEMS:
-        # The same share of every category, at least one item each: none goes missing.
-        rng, share = np.random.default_rng(seed), PRIOR_MAX_ITEMS / len(y)
-        keep = np.concatenate(
-            [
-                rng.choice(members, max(1, int(len(members) * share)), replace=False)
-                for members in (np.flatnonzero(y == label) for label in np.unique(y))
-            ]
-        )
-        x, y = x[keep], y[keep]
+    keep = prior_sample(y, seed)
+    x, y = np.asarray(vectors)[keep].astype(np.float64), y[keep]
     mean, sd = x.mean(axis=0), x.std(axis=0) + 1e-8
     model = LogisticRegression(C=c, max_iter=500)
     model.fit((x - mean) / sd, y)
@@ -60,6 +57,25 @@ def fit_category_prior(vectors, labels, c: float = DEFAULT_PRIOR_C, seed: int = 
         "category_intercept": np.asarray(intercept, dtype=np.float32),
         "category_labels": tuple(str(label) for label in model.classes_),
     }
+
+
+def prior_sample(labels, seed: int = 0) -> np.ndarray:
+    """Positions of the items the prior is fitted on: all of them up to
+    :data:`PRIOR_MAX_ITEMS`, else the same share of every category, at least one item each,
+    so that no category goes missing. Drawn before anything is computed for them, so that a
+    large catalogue is never mapped or copied whole for the prior."""
+    y = np.asarray(labels).astype(str)
+    if len(y) <= PRIOR_MAX_ITEMS:
+        return np.arange(len(y))
+    rng, share = np.random.default_rng(seed), PRIOR_MAX_ITEMS / len(y)
+    return np.sort(
+        np.concatenate(
+            [
+                rng.choice(members, max(1, int(len(members) * share)), replace=False)
+                for members in (np.flatnonzero(y == label) for label in np.unique(y))
+            ]
+        )
+    )
 
 
 def log_probabilities(vectors, coef, intercept) -> np.ndarray:

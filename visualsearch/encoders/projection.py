@@ -64,6 +64,7 @@ splitting them would spread each change over several modules.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -75,7 +76,7 @@ import numpy as np
 
 from lookalike.keys import from_storable, native, to_array, to_storable
 
-from .category_prior import DEFAULT_PRIOR_C, fit_category_prior, log_probabilities
+from .category_prior import DEFAULT_PRIOR_C, fit_category_prior, log_probabilities, prior_sample
 
 __all__ = ["Projection", "fit", "fit_projection", "fit_whitening", "projection_path"]
 
@@ -269,18 +270,31 @@ class Projection:
             )
         except KeyError:
             raise ValueError(f"{path} is not a valid projection file.") from None
+        if not projection._prior_consistent():
+            # Outside the maps: a damaged prior is dropped, and the stored vectors still apply.
+            projection = dataclasses.replace(
+                projection, category_coef=None, category_intercept=None, category_labels=()
+            )
         if not projection._consistent():
             raise ValueError(f"{path} is not a valid projection file.")
         return projection
+
+    def _prior_consistent(self) -> bool:
+        coef, intercept, n = self.category_coef, self.category_intercept, len(self.category_labels)
+        if coef is None and intercept is None:
+            return True
+        return (
+            coef is not None
+            and intercept is not None
+            and coef.shape == (self.basis.shape[0], n)
+            and intercept.shape == (n,)
+        )
 
     def _consistent(self) -> bool:
         basis, scale = self.basis, self.scale
         if basis.ndim != 2 or scale.shape != (basis.shape[1],):
             return False
-        coef, intercept, n = self.category_coef, self.category_intercept, len(self.category_labels)
-        if (coef is None) != (intercept is None) or (
-            coef is not None and (coef.shape != (basis.shape[0], n) or intercept.shape != (n,))
-        ):
+        if not self._prior_consistent():
             return False
         present = [getattr(self, name) is not None for name in self._RERANK]
         if not any(present):
@@ -426,8 +440,9 @@ def fit(
         }
     prior = {}
     if prior_c is not None:
-        stored = _category_map(f.astype(np.float32), basis, scale)
-        prior = fit_category_prior(stored, labels, prior_c)
+        rows = prior_sample(labels)
+        stored = _category_map(f[rows].astype(np.float32), basis, scale)
+        prior = fit_category_prior(stored, labels[rows], prior_c)
     return Projection(
         basis=basis,
         scale=scale,

@@ -180,10 +180,13 @@ def copy_rows(cursor, table, columns, values):
     """``COPY`` ``values`` (one tuple a row, in ``columns``' order) into ``table`` in binary."""
     names = ", ".join(columns)
     types = _copy_types(cursor, table, columns)  # not once the COPY has started
-    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for row in values:
-            copy.write_row(row)
+    # Django wraps what ``execute()`` raises, not psycopg's ``copy()``: wrapped here, a lost
+    # connection is Django's OperationalError, which the job machinery retries.
+    with connection.wrap_database_errors:
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in values:
+                copy.write_row(row)
 
 
 def _copy_new(cursor, table, batch, values):
@@ -194,8 +197,10 @@ def _copy_new(cursor, table, batch, values):
         with transaction.atomic():
             copy_rows(cursor, table, (*BATCH_COLUMNS, *COLUMNS), [(*batch, *v) for v in values])
         return True
-    except psycopg.errors.UniqueViolation:  # COPY's errors come unwrapped by Django
-        return False
+    except IntegrityError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            return False
+        raise
 
 
 def _upsert_staged(cursor, table, batch, values, storage):
