@@ -1,6 +1,6 @@
 """System checks: the app needs django.contrib.postgres and a database with pgvector, a
-shared throttle cache, a registered encoder, an API viewset that imports, and
-``VISUALSEARCH_*`` settings it knows."""
+shared throttle cache, a registered encoder, an API viewset that imports, a category prior
+that is a weight, and ``VISUALSEARCH_*`` settings it knows."""
 
 from django.apps import apps
 from django.core.checks import Error, Tags, Warning, register
@@ -151,6 +151,24 @@ def check_api_viewset(app_configs, **kwargs):
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="visualsearch.E010")]
     return []
+
+
+@register()
+def check_category_prior(app_configs, **kwargs):
+    """The photo-search category prior's weight and margin are numbers, not negative: photo
+    search reads them on every request, where a mistake would fail each search."""
+    errors = []
+    for name in ("CATEGORY_PRIOR", "CATEGORY_PRIOR_MARGIN"):
+        value = getattr(app_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            errors.append(
+                Error(
+                    f"VISUALSEARCH_{name} must be a number of at least 0, not {value!r}.",
+                    hint="0 switches the category prior off.",
+                    id="visualsearch.E011",
+                )
+            )
+    return errors
 
 
 @register()

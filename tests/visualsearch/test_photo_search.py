@@ -198,3 +198,16 @@ def test_the_category_prior_lowers_other_categories_but_not_a_close_match(catalo
     assert out[0, 5] < scores[0, 5]  # 0.06 below the best: outside the margin
     settings.VISUALSEARCH_CATEGORY_PRIOR = 0
     assert _with_category_prior(scores, views, candidates, prior) is scores
+
+
+@pytest.mark.parametrize("value", [None, "0.1", -0.5, float("nan"), True])
+def test_a_category_prior_that_is_no_weight_fails_the_system_check(settings, value):
+    from visualsearch.checks import check_category_prior
+
+    settings.VISUALSEARCH_CATEGORY_PRIOR = value
+    errors = check_category_prior(None)
+    assert [e.id for e in errors] == ["visualsearch.E011"]
+    assert "VISUALSEARCH_CATEGORY_PRIOR must be a number" in errors[0].msg
+    settings.VISUALSEARCH_CATEGORY_PRIOR = 0.02
+    settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0
+    assert check_category_prior(None) == []
