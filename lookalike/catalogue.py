@@ -589,8 +589,9 @@ def get_adapter() -> CatalogueAdapter:
 # -- the catalogue's version ---------------------------------------------------------------------
 
 #: Values derived from the catalogue and kept per process (the shop's navigation, its newest
-#: products, rendered product cards), good until a product, a category or a model the
-#: adapter depends on is saved or deleted (:mod:`lookalike.stamps`).
+#: products; the rendered cards are in :data:`lookalike.cards.CARDS`), good until a
+#: product, a category or a model the adapter depends on is saved or deleted
+#: (:mod:`lookalike.stamps`).
 CATALOGUE = Stamped("lookalike.catalogue", limit=20_000)
 
 

@@ -20,10 +20,10 @@ import logging
 from django import template
 from django.utils.translation import gettext_lazy as _
 
+from lookalike.cards import Card, render_cards
 from lookalike.conf import app_settings as lookalike_settings
 
 from ..blending import blend
-from ..cards import render_cards
 from ..conf import app_settings
 from ..events import request_shopper
 from ..experiments.widgets import trial_for
@@ -69,9 +69,9 @@ def _strip(recommendations, *, widget, title, source, profile_name):
 
 
 def _with_cards(strip):
-    """The strip with its cards rendered (:mod:`recommendations.cards` reuses them)."""
+    """The strip with its cards rendered (:mod:`lookalike.cards` reuses them)."""
     strip["cards"] = render_cards(
-        strip["recommendations"],
+        [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],
         strip["source"],
         strip["recommendation_id"],

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from lookalike.cards import CARDS
 from lookalike.catalogue import CATALOGUE
 from recommendations.blending.blend import resolve_settings
 from recommendations.caching import EXPERIMENTS, PROFILES
@@ -29,10 +30,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _empty_caches():
-    for store in (PROFILES, EXPERIMENTS, CATALOGUE):
+    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS):
         store.clear()
     yield
-    for store in (PROFILES, EXPERIMENTS, CATALOGUE):
+    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS):
         store.clear()
 
 

@@ -1,9 +1,11 @@
 """Answers of "find similar" kept per process (``visualsearch.search.remembered``): searched
 once while the catalogue and the vectors stand, searched again when either changes, and
-never shown past their filter."""
+never shown past their filter; their cards rendered once (``lookalike.cards``)."""
 
 import pytest
+from django.conf import settings
 
+from lookalike.cards import CARDS
 from shop.models import Product
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,
@@ -101,3 +103,38 @@ def test_a_product_that_left_the_filter_unseen_is_dropped_when_shown(catalogue, 
     api = client.get(f"/api/products/{catalogue[0].pk}/similar/?in_stock=true")
     assert api.status_code == 200
     assert catalogue[1].pk not in [r["id"] for r in api.json()["results"]]
+
+
+def grid(response):
+    html = response.content.decode()
+    return html[html.index('<div class="grid vs-results">') :]
+
+
+def card_renders(response):
+    return sum(t.name == settings.LOOKALIKE_CARD_TEMPLATE for t in response.templates)
+
+
+def test_a_find_similar_page_seen_again_renders_no_card(catalogue, client):
+    CARDS.clear()
+    url = f"/visual/similar/{catalogue[0].pk}/"
+    first = client.get(url)
+    assert card_renders(first) == 3
+    again = client.get(url)
+    assert card_renders(again) == 0  # every card, its score included, reused
+    assert grid(again) == grid(first)
+    # A filter that keeps the same products shows the same cards: nothing to render.
+    filtered = client.get(url + "?in_stock=on")
+    assert card_renders(filtered) == 0
+
+
+def test_a_reused_card_still_shows_what_changed(catalogue, client):
+    url = f"/visual/similar/{catalogue[0].pk}/"
+    client.get(url)
+    # A price written by update() sends no signal and moves no stamp: the card's key changes.
+    Product.objects.filter(pk=catalogue[2].pk).update(price="123.45")
+    page = client.get(url)
+    assert card_renders(page) == 1
+    assert "123.45" in page.content.decode()
+    # The same product found for another product has another score: its own card.
+    other = client.get(f"/visual/similar/{catalogue[3].pk}/")
+    assert card_renders(other) == 3

@@ -136,6 +136,17 @@ def test_photo_search_finds_the_product_and_offers_a_crop(client, catalogue, tmp
     assert not (tmp_path / "media" / "visualsearch").exists()
 
 
+def test_photo_search_renders_its_cards_and_keeps_none(client, catalogue, settings):
+    from lookalike.cards import CARDS
+
+    CARDS.clear()
+    response = client.post(PHOTO_URL, {"image": photo_upload(product_image_bytes(catalogue[5]))})
+    assert response.status_code == 200
+    cards = [t for t in response.templates if t.name == settings.LOOKALIKE_CARD_TEMPLATE]
+    assert len(cards) == 12
+    assert CARDS._values == {}  # a photo's scores are its own: never shown again
+
+
 def test_photo_search_refuses_a_category_no_category_has(client, catalogue):
     """As the API does (tests/visualsearch/test_api.py): a 400 with the field's message."""
     upload = photo_upload(product_image_bytes(catalogue[5]))
