@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from visualsearch import textures
 from visualsearch.distortions import KINDS, display_copy, shopper_photo
-from visualsearch.localisation import find_regions, iou, redundant
+from visualsearch.localisation import MIN_SIDE, find_regions, iou, redundant
 
 
 def garment(shade=200, seed=0):
@@ -101,6 +101,16 @@ def test_a_product_filling_the_photo_or_a_blank_photo_needs_no_regions():
     assert redundant([], blank)
 
 
+def test_a_thumbnail_has_no_region_too_small_to_search():
+    """The same two-product photo at 224 px has two regions; as a 48-px thumbnail its
+    products are narrower than MIN_SIDE and it is searched whole."""
+    photo = shopper_photo(garment(), 11, "two_products", garment(90, 2)).image
+    assert len(find_regions(photo)) >= 2
+    thumbnail = photo.resize((48, 48), Image.Resampling.BOX)
+    assert find_regions(thumbnail) == []
+    assert redundant(find_regions(thumbnail), thumbnail)
+
+
 def test_regions_are_deterministic_and_inside_the_photo():
     photo = shopper_photo(garment(), 11, "two_products", garment(90, 2)).image
     first, again = find_regions(photo), find_regions(photo)
@@ -108,5 +118,6 @@ def test_regions_are_deterministic_and_inside_the_photo():
     for region in first:
         x0, y0, x1, y1 = region.box
         assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+        assert min(x1 - x0, y1 - y0) >= MIN_SIDE
         assert region.contrast > 1.0
     assert [r.area for r in first] == sorted((r.area for r in first), reverse=True)
