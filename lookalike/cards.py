@@ -15,12 +15,16 @@ catalogue's other values out.
 
 A score is a float of one query's answer, so a scored card is reused only when the same
 answer is shown again: the "find similar" page of a product shoppers keep opening, whose
-hits are themselves kept per process (:mod:`visualsearch.search.remembered`). Answers that
-are never shown twice (a shopper's photo) pass ``reuse=False`` and are rendered each time,
-as is a strip served in an experiment, whose links carry an impression id.
+hits are themselves kept per process (:mod:`visualsearch.search.remembered`). Scored cards
+are kept apart (:data:`SCORED_CARDS`), so that browsing many products' look-alikes never
+pushes out the widgets' cards, which every page shows. Answers that are never shown twice
+(a shopper's photo) pass ``reuse=False`` and are rendered each time, as is a strip served
+in an experiment, whose links carry an impression id.
 
 The card template is rendered with ``product``, ``score``, ``reason``, ``source`` and
-``recommendation_id`` only, without the page's context processors.
+``recommendation_id`` only, without the page's context processors: a card must not depend
+on the shopper. A shop whose card does (an add-to-basket form with its CSRF token) sets
+``LOOKALIKE_REUSE_CARDS = False``, and every card is rendered each time with the request.
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ from django.template.loader import render_to_string
 from django.utils.translation import get_language
 
 from .catalogue import get_adapter
+from .conf import app_settings
 from .stamps import Stamped
 
-__all__ = ["CARDS", "Card", "render_cards"]
+__all__ = ["CARDS", "SCORED_CARDS", "Card", "render_cards"]
 
-#: Rendered cards (about a kilobyte each), under the catalogue's stamp.
+#: Rendered cards without a score (the widgets'; about a kilobyte each), under the
+#: catalogue's stamp.
 CARDS = Stamped("lookalike.catalogue", limit=10_000)
+#: Rendered cards with a score (result grids), in a store of their own.
+SCORED_CARDS = Stamped("lookalike.catalogue", limit=10_000)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Card:
     reason: str = ""
 
 
-def _render(template_name, card, source, recommendation_id):
+def _render(template_name, card, source, recommendation_id, request=None):
     return render_to_string(
         template_name,
         {
@@ -59,6 +67,7 @@ def _render(template_name, card, source, recommendation_id):
             "source": source,
             "recommendation_id": recommendation_id,
         },
+        request=request,
     )
 
 
@@ -78,17 +87,21 @@ def _key(adapter, template_name, card, source, language):
     )
 
 
-def render_cards(cards, template_name, source="", recommendation_id="", reuse=True):
+def render_cards(cards, template_name, source="", recommendation_id="", reuse=True, request=None):
     """The HTML of each :class:`Card`'s card, in order (safe strings).
 
     ``reuse=False`` renders every card afresh and keeps none (answers never shown twice);
-    so does a ``recommendation_id``, which makes every strip's links its own.
+    so does a ``recommendation_id``, which makes every strip's links its own. With
+    ``LOOKALIKE_REUSE_CARDS`` off, every card is rendered afresh with ``request``'s
+    context processors.
     """
+    if not app_settings.REUSE_CARDS:
+        return [_render(template_name, card, source, recommendation_id, request) for card in cards]
     if recommendation_id or not reuse:
         return [_render(template_name, card, source, recommendation_id) for card in cards]
     adapter, language = get_adapter(), get_language()
     return [
-        CARDS.get(
+        (CARDS if card.score is None else SCORED_CARDS).get(
             _key(adapter, template_name, card, source, language),
             lambda card=card: _render(template_name, card, source, ""),
         )

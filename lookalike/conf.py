@@ -180,9 +180,19 @@ class LookalikeSettings(AppSettings):
     @property
     def CARD_TEMPLATE(self):
         """Template of one product in result grids and recommendation strips, used by both
-        apps. It receives ``product`` (the model instance), ``card`` (a
-        :class:`~lookalike.catalogue.ProductCard`), ``score``, ``reason`` and ``source``."""
+        apps. It receives ``product`` (the model instance), ``score``, ``reason``,
+        ``source`` and ``recommendation_id``; ``{{ product|product_card }}`` gives the
+        adapter's :class:`~lookalike.catalogue.ProductCard`."""
         return self._setting("CARD_TEMPLATE", "lookalike/product_card.html")
+
+    @property
+    def REUSE_CARDS(self):
+        """Whether rendered cards are kept per process and reused (:mod:`lookalike.cards`),
+        in which case the card template sees nothing of the page or the shopper. A card
+        template that does (``request``, ``user``, ``{% csrf_token %}`` in an add-to-basket
+        form) needs ``False``: every card is then rendered each time, with the request's
+        context processors."""
+        return self._setting("REUSE_CARDS", True)
 
     # -- background jobs (lookalike.jobs) ---------------------------------------------------
     @property

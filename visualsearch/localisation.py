@@ -15,8 +15,8 @@ a band along the four edges are clustered (k-means) into a handful of surface pr
 pixel far from every prototype (farther than nearly all the band's own pixels are) is
 foreground. The foreground, cleaned by morphology, falls into connected patches; each
 patch large enough is a candidate region, with a margin, and overlapping candidates are
-merged; one narrower than :data:`MIN_SIDE` pixels of the photo is too small to search. A
-photo whose product fills the frame has no region smaller than the photo, and one
+merged; one with a side shorter than :data:`MIN_SIDE` pixels of the photo is too small to
+search. A photo whose product fills the frame has no region smaller than the photo, and one
 on a plain backdrop a single region that the encoder's own crop already frames
 (:func:`redundant`): photo search then searches the photo alone, as it always did.
 
@@ -60,7 +60,7 @@ MERGE_OVERLAP = 0.4
 #: A region covering more of the photo than this is the photo itself.
 MAX_SHARE = 0.8
 #: Shortest side, in the photo's own pixels, of a region worth searching. The encoder sees
-#: every view enlarged to 224 px, and a crop narrower than this is mostly blur by then: on
+#: every view enlarged to 224 px, and a crop with a shorter side is mostly blur by then: on
 #: the demo's 28-pixel test photos, where localisation split products into such fragments,
 #: category precision@10 was 0.8495 with them and 0.864 searched whole. A shopper's photo
 #: of a few hundred pixels or more keeps every region it has.

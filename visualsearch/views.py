@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
-from lookalike.cards import Card, render_cards
 from lookalike.catalogue import get_adapter
 from lookalike.conf import app_settings as lookalike_settings
 
@@ -34,12 +33,6 @@ def render_page(request, template, context, status=200):
         **context,
     }
     return render(request, template, context, status=status)
-
-
-def result_cards(results, source, reuse):
-    """The cards of a result grid's ``(product, score)`` pairs (:mod:`lookalike.cards`)."""
-    cards = [Card(product, score) for product, score in results]
-    return render_cards(cards, lookalike_settings.CARD_TEMPLATE, source, reuse=reuse)
 
 
 def throttle_posts(view):
@@ -96,7 +89,7 @@ def similar(request, pk):
         "form": form,
         "results": results,
         # The same product's answer is shown again and again: its cards are reused.
-        "cards": result_cards(results, "similar", reuse=True),
+        "reuse_cards": True,
         "not_indexed": not_indexed,
         "filtered": any(form.data.get(name) for name in form.fields),
     }
@@ -168,12 +161,11 @@ def search_by_photo(request):
         response["Retry-After"] = str(exc.retry_after)
         return response
     scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
-    results = search.hydrate(found.hits)
     context = {
         "form": form,
-        "results": results,
+        "results": search.hydrate(found.hits),
         # A photo's scores are its own: nothing to reuse.
-        "cards": result_cards(results, "photo", reuse=False),
+        "reuse_cards": False,
         "searched": True,
         "regions": _regions_on_preview(found, photo.query.size, preview_width, preview_height),
         "preview_url": preview_url,

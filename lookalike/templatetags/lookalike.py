@@ -4,13 +4,17 @@
 gives a :class:`~lookalike.catalogue.ProductCard` (title, URL, image URL, price, stock,
 category) of any product, asked of the catalogue adapter, and ``{{ url|with_source:source }}``
 adds ``?from=<source>`` to a product link so that the click is attributed to the widget.
+``{% result_cards results source=source reuse=reuse_cards as cards %}`` renders a result
+grid's ``(product, score)`` pairs with ``LOOKALIKE_CARD_TEMPLATE`` (:mod:`lookalike.cards`).
 """
 
 from urllib.parse import urlencode
 
 from django import template
 
+from ..cards import Card, render_cards
 from ..catalogue import get_adapter
+from ..conf import app_settings
 
 register = template.Library()
 
@@ -28,3 +32,16 @@ def with_source(url, source):
         return url
     separator = "&" if "?" in str(url) else "?"
     return f"{url}{separator}{urlencode({'from': source})}"
+
+
+@register.simple_tag(takes_context=True)
+def result_cards(context, results, source="", reuse=True):
+    """The HTML of each card of ``results``, ``(product, score)`` pairs, in order; reused
+    while the same answer is shown again unless ``reuse`` is false (:mod:`lookalike.cards`)."""
+    return render_cards(
+        [Card(product, score) for product, score in results],
+        app_settings.CARD_TEMPLATE,
+        source,
+        reuse=reuse,
+        request=context.get("request"),
+    )

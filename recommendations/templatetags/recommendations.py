@@ -68,13 +68,14 @@ def _strip(recommendations, *, widget, title, source, profile_name):
     }
 
 
-def _with_cards(strip):
+def _with_cards(strip, request):
     """The strip with its cards rendered (:mod:`lookalike.cards` reuses them)."""
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],
         strip["source"],
         strip["recommendation_id"],
+        request=request,
     )
     return strip
 
@@ -102,7 +103,7 @@ def similar_items(context, product, profile=None, k=None, title=None):
     strip["recommendation_id"] = (
         trial.record(recommendations, "similar-items", profile_name) if trial else ""
     )
-    return _with_cards(strip)
+    return _with_cards(strip, context.get("request"))
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
@@ -127,4 +128,4 @@ def recommended_for_you(context, profile=None, k=None, title=None):
     strip["recommendation_id"] = (
         trial.record(recommendations, "for-you", profile_name) if trial else ""
     )
-    return _with_cards(strip)
+    return _with_cards(strip, context.get("request"))

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from lookalike.cards import CARDS
+from lookalike.cards import CARDS, SCORED_CARDS
 from lookalike.catalogue import CATALOGUE
 from recommendations.blending.blend import resolve_settings
 from recommendations.caching import EXPERIMENTS, PROFILES
@@ -30,10 +30,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _empty_caches():
-    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS):
+    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS, SCORED_CARDS):
         store.clear()
     yield
-    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS):
+    for store in (PROFILES, EXPERIMENTS, CATALOGUE, CARDS, SCORED_CARDS):
         store.clear()
 
 
@@ -149,3 +149,18 @@ def test_a_failing_cache_table_never_loses_the_save_that_bumped(settings, catego
     with transaction.atomic():
         category_factory(name="Coats", slug="coats")
     assert Category.objects.filter(slug="coats").exists()
+
+
+def test_strips_render_a_card_that_reads_the_shopper_when_told(
+    client, catalogue, settings, tmp_path, django_user_model
+):
+    anchor, _ = catalogue
+    (tmp_path / "card.html").write_text(
+        '<div data-product-id="{{ product.pk }}">for {{ user.username|default:"guest" }}</div>'
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    settings.LOOKALIKE_CARD_TEMPLATE = "card.html"
+    settings.LOOKALIKE_REUSE_CARDS = False
+    client.force_login(django_user_model.objects.create_user("ada", password="x"))
+    html = strip(client.get(anchor.get_absolute_url()).content.decode(), "similar-items")
+    assert "for ada" in html and "for guest" not in html

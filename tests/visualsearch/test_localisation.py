@@ -103,7 +103,7 @@ def test_a_product_filling_the_photo_or_a_blank_photo_needs_no_regions():
 
 def test_a_thumbnail_has_no_region_too_small_to_search():
     """The same two-product photo at 224 px has two regions; as a 48-px thumbnail its
-    products are narrower than MIN_SIDE and it is searched whole."""
+    products are smaller than MIN_SIDE and it is searched whole."""
     photo = shopper_photo(garment(), 11, "two_products", garment(90, 2)).image
     assert len(find_regions(photo)) >= 2
     thumbnail = photo.resize((48, 48), Image.Resampling.BOX)

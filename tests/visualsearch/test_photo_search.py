@@ -211,3 +211,29 @@ def test_a_category_prior_that_is_no_weight_fails_the_system_check(settings, val
     settings.VISUALSEARCH_CATEGORY_PRIOR = 0.02
     settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0
     assert check_category_prior(None) == []
+
+
+def test_candidates_categories_are_read_once_until_the_catalogue_changes(catalogue, monkeypatch):
+    from visualsearch import products
+
+    asked = []
+    real = products.main_categories
+    monkeypatch.setattr(products, "main_categories", lambda pks: asked.append(pks) or real(pks))
+    kept = products.KeptCategories()
+    pks = [p.pk for p in catalogue[:6]]
+    assert kept.get(pks) == {p.pk: p.category_id for p in catalogue[:6]}
+    assert kept.get(pks[:3] + [catalogue[6].pk]) == {
+        p.pk: p.category_id for p in catalogue[:3] + [catalogue[6]]
+    }
+    assert asked == [pks, [catalogue[6].pk]]  # only the product not asked about before
+    # Saving a product moves the catalogue's stamp: every category is read again.
+    moved = catalogue[0]
+    moved.category = catalogue[1].category
+    moved.save()
+    assert kept.get(pks)[moved.pk] == catalogue[1].category_id
+    assert asked[-1] == pks
+    # Past the limit the copies are dropped, never grown.
+    small = products.KeptCategories(limit=4)
+    small.get(pks[:3])
+    assert small.get(pks[3:6]) == {p.pk: p.category_id for p in catalogue[3:6]}
+    assert len(small._values) == 3

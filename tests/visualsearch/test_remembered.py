@@ -5,7 +5,7 @@ never shown past their filter; their cards rendered once (``lookalike.cards``)."
 import pytest
 from django.conf import settings
 
-from lookalike.cards import CARDS
+from lookalike.cards import CARDS, SCORED_CARDS
 from shop.models import Product
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,
@@ -115,7 +115,7 @@ def card_renders(response):
 
 
 def test_a_find_similar_page_seen_again_renders_no_card(catalogue, client):
-    CARDS.clear()
+    SCORED_CARDS.clear()
     url = f"/visual/similar/{catalogue[0].pk}/"
     first = client.get(url)
     assert card_renders(first) == 3
@@ -138,3 +138,32 @@ def test_a_reused_card_still_shows_what_changed(catalogue, client):
     # The same product found for another product has another score: its own card.
     other = client.get(f"/visual/similar/{catalogue[3].pk}/")
     assert card_renders(other) == 3
+
+
+def test_scored_cards_never_push_out_the_widgets_cards(catalogue, client):
+    CARDS.clear()
+    SCORED_CARDS.clear()
+    client.get(f"/visual/similar/{catalogue[0].pk}/")
+    assert CARDS._values == {} and len(SCORED_CARDS._values) == 3
+
+
+def test_a_card_that_reads_the_shopper_is_rendered_each_time_when_told(
+    catalogue, client, settings, tmp_path, django_user_model
+):
+    """With LOOKALIKE_REUSE_CARDS off, the card template gets the request's context and is
+    rendered for each page: no shopper sees a card made for another."""
+    (tmp_path / "card.html").write_text(
+        '<div data-product-id="{{ product.pk }}">{{ user.username|default:"guest" }}</div>'
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    settings.LOOKALIKE_CARD_TEMPLATE = "card.html"
+    settings.LOOKALIKE_REUSE_CARDS = False
+    url = f"/visual/similar/{catalogue[0].pk}/"
+    assert grid(client.get(url)).count("guest") == 3
+    client.force_login(django_user_model.objects.create_user("ada", password="x"))
+    signed_in = client.get(url)
+    assert card_renders(signed_in) == 3
+    assert grid(signed_in).count("ada") == 3 and "guest" not in grid(signed_in)
+    # Reused, the same template knows no shopper: it must not read one.
+    settings.LOOKALIKE_REUSE_CARDS = True
+    assert grid(client.get(url)).count("guest") == 3

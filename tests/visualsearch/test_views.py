@@ -137,14 +137,16 @@ def test_photo_search_finds_the_product_and_offers_a_crop(client, catalogue, tmp
 
 
 def test_photo_search_renders_its_cards_and_keeps_none(client, catalogue, settings):
-    from lookalike.cards import CARDS
+    from lookalike.cards import CARDS, SCORED_CARDS
 
     CARDS.clear()
+    SCORED_CARDS.clear()
     response = client.post(PHOTO_URL, {"image": photo_upload(product_image_bytes(catalogue[5]))})
     assert response.status_code == 200
     cards = [t for t in response.templates if t.name == settings.LOOKALIKE_CARD_TEMPLATE]
     assert len(cards) == 12
-    assert CARDS._values == {}  # a photo's scores are its own: never shown again
+    # A photo's scores are its own: never shown again.
+    assert CARDS._values == {} and SCORED_CARDS._values == {}
 
 
 def test_photo_search_refuses_a_category_no_category_has(client, catalogue):

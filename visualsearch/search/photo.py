@@ -36,7 +36,7 @@ from ..deblocking import smooth_blocky
 from ..encoders import get_encoder
 from ..exposure import brighten_dim
 from ..localisation import views_of
-from ..products import main_categories
+from ..products import KEPT_CATEGORIES
 from ..services.vectors import VectorCache
 from .filters import Filters, Hit, Target, check_k, vector_text
 
@@ -111,7 +111,7 @@ def _with_category_prior(scores, vectors, candidates, projection):
     if beta <= 0 or not candidates or projection is None or not projection.category_prior:
         return scores
     column = {label: j for j, label in enumerate(projection.category_labels)}
-    category = main_categories(candidates)
+    category = KEPT_CATEGORIES.get(candidates)
     index = np.array(
         [
             -1 if category.get(pid) is None else column.get(str(category[pid]), -1)
