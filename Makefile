@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup system system-test system-serve apt-serve venv demo serve test lint format notebook bench clean-db
+.PHONY: setup system system-test system-serve apt-serve venv demo serve test lint format notebook clean-db
 
 setup: system $(STAMP)
 

@@ -18,7 +18,8 @@
 failing that, from ``var/secret_key`` (made once, random, readable by its owner only; never
 in the code). Each child runs in its own process group and dies with this process (Linux's
 parent-death signal), so Ctrl-C or a SIGTERM to the whole group reaches this process, which
-stops the children in order (web, workers, ``prepare_demo``, Redis) and waits for them;
+stops the children in order (web and ``prepare_demo``, then the workers, then Redis) and
+waits for them;
 the embedded PostgreSQL stops when this process, its last user, exits.
 """
 
