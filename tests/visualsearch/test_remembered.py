@@ -167,3 +167,12 @@ def test_a_card_that_reads_the_shopper_is_rendered_each_time_when_told(
     # Reused, the same template knows no shopper: it must not read one.
     settings.LOOKALIKE_REUSE_CARDS = True
     assert grid(client.get(url)).count("guest") == 3
+
+
+def test_a_reused_card_stays_escaped(catalogue, client):
+    Product.objects.filter(pk=catalogue[1].pk).update(title="<script>alert(1)</script>")
+    url = f"/visual/similar/{catalogue[0].pk}/"
+    for _ in range(2):  # rendered, then reused
+        html = grid(client.get(url))
+        assert "<script>alert(1)</script>" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
