@@ -49,6 +49,11 @@ class SimilarFiltersForm(FiltersForm):
 
     field_order = ["same_category", "min_price", "max_price", "in_stock"]
 
+    @property
+    def narrows(self) -> bool:
+        """Whether the valid form's filters leave out any product."""
+        return bool(self.cleaned_data.get("same_category")) or self.filters().narrows
+
     def filters_for(self, product):
         category_id = None
         if self.cleaned_data.get("same_category"):

@@ -59,31 +59,54 @@ def throttle_posts(view):
 def shown_product(pk):
     """The product ``pk`` (any spelling of its key) if the adapter shows it; else 404."""
     adapter = get_adapter()
+    return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=_key(pk))
+
+
+def _key(pk):
+    """The product key spelled by the URL's ``pk``; 404 when it spells none."""
     try:
-        key = adapter.parse_pk(pk)
+        return get_adapter().parse_pk(pk)
     except ValueError:
         raise Http404(gettext("No such product.")) from None
-    return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
+
+
+def _unfiltered(pk):
+    """``(product, results, not_indexed)`` of a page without filters, the product loaded
+    with its look-alikes in one query (:func:`~visualsearch.search.hydrate_with`);
+    ``product`` is ``None`` when it was not found that way."""
+    key = _key(pk)
+    try:
+        hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
+    except search.NotIndexed:
+        return None, [], True
+    return (*search.hydrate_with(key, hits), False)
+
+
+def _filtered(product, form):
+    """``(results, not_indexed)`` of ``product`` under the valid ``form``'s filters."""
+    filters = form.filters_for(product)
+    try:
+        hits = search.remembered.similar_to_product(
+            product.pk, k=app_settings.RESULTS, filters=filters
+        )
+    except search.NotIndexed:
+        return [], True
+    return search.hydrate(hits, filters), False
 
 
 @require_http_methods(["GET", "HEAD"])
 def similar(request, pk):
     """The product and the products that look most like it, with filters as a GET form."""
-    product = shown_product(pk)
     form = SimilarFiltersForm(request.GET)
-    results, not_indexed, status = [], False, 200
-    if form.is_valid():
-        filters = form.filters_for(product)
-        try:
-            hits = search.remembered.similar_to_product(
-                product.pk, k=app_settings.RESULTS, filters=filters
-            )
-        except search.NotIndexed:
-            not_indexed = True
-        else:
-            results = search.hydrate(hits, filters)
-    else:
-        status = 400
+    valid = form.is_valid()
+    product, results, not_indexed = None, [], False
+    if valid and not form.narrows:
+        product, results, not_indexed = _unfiltered(pk)
+    if product is None:
+        product = shown_product(pk)  # or 404
+        if valid and not not_indexed:
+            results, not_indexed = _filtered(product, form)
+    status = 200 if valid else 400
     context = {
         "product": product,
         "form": form,

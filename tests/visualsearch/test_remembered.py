@@ -176,3 +176,32 @@ def test_a_reused_card_stays_escaped(catalogue, client):
         html = grid(client.get(url))
         assert "<script>alert(1)</script>" not in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def product_reads(queries):
+    return [q["sql"] for q in queries.captured_queries if 'FROM "shop_product"' in q["sql"]]
+
+
+def test_a_find_similar_page_without_filters_reads_its_products_once(catalogue, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = f"/visual/similar/{catalogue[0].pk}/"
+    client.get(url)  # the answer is searched and kept
+    with CaptureQueriesContext(connection) as unfiltered:
+        page = client.get(url)
+    # The product and its look-alikes in one query; the search itself kept from before.
+    assert len(product_reads(unfiltered)) == 1
+    assert catalogue[0].title in page.content.decode()
+    assert grid(page).count("data-product-id") == 3
+    client.get(url + "?in_stock=on")
+    with CaptureQueriesContext(connection) as filtered:
+        client.get(url + "?in_stock=on")
+    assert len(product_reads(filtered)) == 2  # the product, then the products that pass
+
+
+def test_a_find_similar_page_is_a_404_for_a_product_not_shown(catalogue, client):
+    Product.objects.filter(pk=catalogue[0].pk).update(is_active=False)
+    assert client.get(f"/visual/similar/{catalogue[0].pk}/").status_code == 404
+    assert client.get("/visual/similar/not-a-key/").status_code == 404
+    assert client.get("/visual/similar/99999999/?min_price=abc").status_code == 404

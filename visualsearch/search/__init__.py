@@ -5,7 +5,8 @@ A search is read top to bottom in this package:
 1. :mod:`.service` -- the entry points: :func:`similar_to_product` ("Find similar"),
    :func:`search_by_vector`, :func:`search_by_images` (photo search, re-ranked by the
    projection), :func:`search_with_plan` (the same with the plan that answered, for benches
-   and tests) and :func:`hydrate` (hits to products, through the catalogue adapter);
+   and tests) and :func:`hydrate` (hits to products, through the catalogue adapter;
+   :func:`hydrate_with` loads the product searched with them);
 2. :mod:`.filters` -- what a search is asked (:class:`Filters`, the query's target) and
    answers (:class:`Hit`);
 3. :mod:`.queries` -- every SQL statement, by name: the probe and one per plan;
@@ -63,6 +64,7 @@ from .planner import Plan, PlanKind, Probe, choose_plan
 from .service import (
     SearchResult,
     hydrate,
+    hydrate_with,
     rerank,
     search_by_images,
     search_by_vector,
@@ -82,6 +84,7 @@ __all__ = [
     "SearchResult",
     "choose_plan",
     "hydrate",
+    "hydrate_with",
     "remembered",
     "rerank",
     "search_by_images",
