@@ -51,7 +51,7 @@ class SimilarFiltersForm(FiltersForm):
 
     @property
     def narrows(self) -> bool:
-        """Whether the valid form's filters leave out any product."""
+        """Whether the valid form sets any filter (a price, stock or the same category)."""
         return bool(self.cleaned_data.get("same_category")) or self.filters().narrows
 
     def filters_for(self, product):

@@ -73,7 +73,8 @@ def _key(pk):
 def _unfiltered(pk):
     """``(product, results, not_indexed)`` of a page without filters, the product loaded
     with its look-alikes in one query (:func:`~visualsearch.search.hydrate_with`);
-    ``product`` is ``None`` when it was not found that way."""
+    ``product`` is ``None`` when it was not found that way. The search comes first, so an
+    unknown key costs the search's probe (one round trip) before its 404."""
     key = _key(pk)
     try:
         hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
