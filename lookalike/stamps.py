@@ -127,6 +127,28 @@ class Stamped:
             self._values[key] = (token, value)
         return value
 
+    def get_many(self, keys, compute_many):
+        """``{key: value}`` of ``keys``: those this process holds under the current stamp,
+        and the others from one call of ``compute_many(missing_keys)``, a dict (a key it
+        leaves out is ``None``, kept as well)."""
+        token = current(self.name)
+        found, missing = {}, []
+        for key in dict.fromkeys(keys):
+            entry = self._values.get(key)
+            if entry is not None and entry[0] == token:
+                found[key] = entry[1]
+            else:
+                missing.append(key)
+        if missing:
+            computed = compute_many(missing)
+            with self._lock:
+                if len(self._values) + len(missing) > self.limit:
+                    self._values.clear()
+                for key in missing:
+                    found[key] = computed.get(key)
+                    self._values[key] = (token, found[key])
+        return found
+
     def bump(self):
         bump(self.name)
 

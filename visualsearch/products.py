@@ -6,14 +6,12 @@ images are and what their category and price are come from
 expressions into the few sets indexing and the vectors' copies need.
 """
 
-import threading
-
 from django.db import models
 from django.db.models import Value
 
-from lookalike import stamps
 from lookalike.catalogue import CATALOGUE, IMAGE, get_adapter
 from lookalike.querysets import as_sql
+from lookalike.stamps import Stamped
 
 _COPY_CATEGORY, _COPY_PRICE, _MAIN_CATEGORY = (
     "_lookalike_copy_category",
@@ -119,29 +117,12 @@ class KeptCategories:
     """
 
     def __init__(self, limit=100_000):
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._token = None
-        self._values = {}
+        self.store = Stamped(CATALOGUE.name, limit=limit)
 
     def get(self, pks) -> dict:
         """``{pk: main category key}`` of ``pks`` (absent without one)."""
-        token = stamps.current(CATALOGUE.name)
-        with self._lock:
-            if self._token != token:
-                self._token, self._values = token, {}
-            known = {pk: self._values[pk] for pk in pks if pk in self._values}
-        missing = [pk for pk in dict.fromkeys(pks) if pk not in known]
-        if missing:
-            found = main_categories(missing)
-            fetched = {pk: found.get(pk) for pk in missing}
-            with self._lock:
-                if self._token == token:  # not read across a change of the catalogue
-                    if len(self._values) + len(fetched) > self.limit:
-                        self._values = {}
-                    self._values.update(fetched)
-            known.update(fetched)
-        return {pk: category for pk, category in known.items() if category is not None}
+        found = self.store.get_many(pks, main_categories)
+        return {pk: category for pk, category in found.items() if category is not None}
 
 
 #: The process's copy of candidates' main categories (photo search's category prior).

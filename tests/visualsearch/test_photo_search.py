@@ -236,4 +236,4 @@ def test_candidates_categories_are_read_once_until_the_catalogue_changes(catalog
     small = products.KeptCategories(limit=4)
     small.get(pks[:3])
     assert small.get(pks[3:6]) == {p.pk: p.category_id for p in catalogue[3:6]}
-    assert len(small._values) == 3
+    assert len(small.store._values) == 3

@@ -166,23 +166,34 @@ def rerank(projection, query_vector, hits, k, encoder_name, weights_hash=None) -
     return [Hit(ids[i], float(scores[i])) for i in order]
 
 
+def _shown(ids, queryset=None):
+    """``{pk: product}`` of the ``ids`` the adapter shows (among ``queryset``, its own by
+    default), annotated (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`), in one
+    query."""
+    adapter = get_adapter()
+    if queryset is None:
+        queryset = adapter.get_queryset()
+    # Unordered: the model's default ordering would cost a sort that a look-up by key
+    # throws away.
+    return adapter.annotate(queryset).order_by().in_bulk(ids)
+
+
+def _in_hit_order(products, hits):
+    return [(products[h.product_id], h.score) for h in hits if h.product_id in products]
+
+
 def hydrate(hits, filters=None) -> list[tuple[object, float]]:
     """``(product, score)`` in hit order, loaded through the catalogue adapter in one query
-    (:meth:`~lookalike.catalogue.CatalogueAdapter.annotate`); products it no longer shows,
-    or that no longer pass ``filters`` (hits kept from an earlier search,
-    :mod:`.remembered`), are dropped."""
+    (:func:`_shown`); products it no longer shows, or that no longer pass ``filters`` (hits
+    kept from an earlier search, :mod:`.remembered`), are dropped."""
     hits = list(hits)
     if not hits:
         return []
-    adapter = get_adapter()
-    shown = adapter.get_queryset()
+    shown = None
     if filters is not None and filters.narrows:
         # As a sub-query, so that the adapter's filters and its annotations never meet.
-        shown = shown.filter(pk__in=filters.products().values("pk"))
-    # Unordered: the model's default ordering would cost a sort that a look-up by key
-    # throws away.
-    products = adapter.annotate(shown).order_by().in_bulk([h.product_id for h in hits])
-    return [(products[h.product_id], h.score) for h in hits if h.product_id in products]
+        shown = get_adapter().get_queryset().filter(pk__in=filters.products().values("pk"))
+    return _in_hit_order(_shown([h.product_id for h in hits], shown), hits)
 
 
 def hydrate_with(product_id, hits):
@@ -190,8 +201,5 @@ def hydrate_with(product_id, hits):
     not show it) and ``hits`` as :func:`hydrate` loads them without a filter, in one query:
     a "find similar" page without filters needs both, and the query cost as much as the
     page's search."""
-    adapter = get_adapter()
-    ids = [product_id, *(h.product_id for h in hits)]
-    products = adapter.annotate(adapter.get_queryset()).order_by().in_bulk(ids)
-    results = [(products[h.product_id], h.score) for h in hits if h.product_id in products]
-    return products.get(product_id), results
+    products = _shown([product_id, *(h.product_id for h in hits)])
+    return products.get(product_id), _in_hit_order(products, hits)
