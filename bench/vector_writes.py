@@ -21,6 +21,11 @@ replaced on every run), three times:
 * ``copy_without_indexes``: the same rows copied the same way into a bare table of the
   same shape, without any index or constraint: the floor the other passes are measured
   against (what the table's btrees and the upsert cost);
+* ``insert_parallel`` and ``rewrite_parallel`` (with ``--writers`` above 1): the first two
+  passes again on an emptied table, the batches shared out among that many processes, each
+  with its own connection, as the workers of a reindex fanned out over Celery write their
+  chunks (one ``COPY`` keeps one server process busy, so one writer cannot use a second
+  core);
 * ``rewrite_indexed``: again, with the encoder's HNSW index present, on the first
   ``--indexed-rows`` products only (every row written is also inserted into the graph,
   which is far slower: the figure says by how much).
@@ -90,6 +95,38 @@ def write_all(keys, vectors, batch, weights):
         rows = [(pk, f"w/{pk}.png", "0" * 64, 1, 10.0) for pk in chunk]
         upsert_vectors(ENCODER, weights, rows, vectors[start : start + batch], now)
     return time.perf_counter() - t
+
+
+def _write_share(keys, vectors, batch, weights, writer, writers):
+    """One writer's share of :func:`write_parallel`: every ``writers``-th batch."""
+    starts = range(writer * batch, len(keys), writers * batch)
+    for start in starts:
+        write_all(keys[start : start + batch], vectors[start : start + batch], batch, weights)
+
+
+def write_parallel(keys, vectors, batch, weights, writers):
+    """:func:`write_all` with the batches shared out among ``writers`` processes (forked,
+    each opening its own connection); seconds until the last has committed."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # a forked child must not share the parent's socket
+    context = multiprocessing.get_context("fork")
+    t = time.perf_counter()
+    procs = [
+        context.Process(target=_write_share, args=(keys, vectors, batch, weights, w, writers))
+        for w in range(writers)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    seconds = time.perf_counter() - t
+    failed = [proc.exitcode for proc in procs if proc.exitcode != 0]
+    if failed:
+        sys.exit(f"{len(failed)} of {writers} writers failed (exit codes {failed}).")
+    return seconds
 
 
 def write_bare(keys, vectors, batch):
@@ -167,9 +204,17 @@ def main():
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--indexed-rows", type=int, default=2_000)
     parser.add_argument("--old-rows", type=int, default=5_000)
+    parser.add_argument(
+        "--writers", type=int, default=2, help="processes of the parallel passes (1: none)"
+    )
     args = parser.parse_args()
-    if min(args.rows, args.batch, args.dim) < 1 or args.indexed_rows < 0 or args.old_rows < 0:
-        parser.error("--rows, --batch and --dim must be positive, the others not negative.")
+    if (
+        min(args.rows, args.batch, args.dim, args.writers) < 1
+        or min(args.indexed_rows, args.old_rows) < 0
+    ):
+        parser.error(
+            "--rows, --batch, --dim and --writers must be positive, the others not negative."
+        )
     setup_django()
     from bench.similar_search import ensure_bench_database
 
@@ -210,6 +255,21 @@ def main():
     report["signed_rows"] = stored.filter(signs__isnull=False).count()
     seconds = write_bare(keys, vectors, args.batch)
     report["copy_without_indexes_per_s"] = round(args.rows / seconds)
+
+    if args.writers > 1:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE visualsearch_productembedding")
+        report["writers"] = args.writers
+        for name, weights, data in (
+            ("insert_parallel", "first_signed", vectors),
+            ("rewrite_parallel", "second_signed", vectors[::-1].copy()),
+        ):
+            seconds = write_parallel(keys, data, args.batch, weights, args.writers)
+            report[f"{name}_per_s"] = round(args.rows / seconds)
+        report["parallel_rows_after"] = stored.count()
+        report["parallel_all_second_weights"] = not stored.exclude(
+            weights_hash="second_signed"
+        ).exists()
 
     if args.indexed_rows:
         n = min(args.indexed_rows, args.rows)

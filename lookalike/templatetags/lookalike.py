@@ -6,6 +6,8 @@ category) of any product, asked of the catalogue adapter, and ``{{ url|with_sour
 adds ``?from=<source>`` to a product link so that the click is attributed to the widget.
 ``{% result_cards results source=source reuse=reuse_cards as cards %}`` renders a result
 grid's ``(product, score)`` pairs with ``LOOKALIKE_CARD_TEMPLATE`` (:mod:`lookalike.cards`).
+``{% form_fields form "app/_fields.html" %}`` renders a form's fields with that template,
+once per process while the shopper has not filled the form in (:mod:`lookalike.fragments`).
 """
 
 from urllib.parse import urlencode
@@ -15,6 +17,7 @@ from django import template
 from ..cards import Card, render_cards
 from ..catalogue import get_adapter
 from ..conf import app_settings
+from ..fragments import render_form_fields
 
 register = template.Library()
 
@@ -45,3 +48,10 @@ def result_cards(context, results, source="", reuse=True):
         reuse=reuse,
         request=context.get("request"),
     )
+
+
+@register.simple_tag(takes_context=True)
+def form_fields(context, form, template_name):
+    """``template_name`` rendered for ``form``; reused while the form is not filled in
+    (:mod:`lookalike.fragments`)."""
+    return render_form_fields(form, template_name, context.flatten())
