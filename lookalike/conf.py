@@ -194,6 +194,15 @@ class LookalikeSettings(AppSettings):
         context processors."""
         return self._setting("REUSE_CARDS", True)
 
+    @property
+    def REUSE_FORMS(self):
+        """Whether a filter form the shopper has not filled in is rendered once per process
+        and reused (:mod:`lookalike.fragments`: the "find similar" page's filter fields), in
+        which case its template sees ``form`` alone. A filter template that reads more of
+        the page (the product, the shopper) needs ``False``: it is then rendered each time
+        with the page's context, as an ``{% include %}`` would be."""
+        return self._setting("REUSE_FORMS", True)
+
     # -- background jobs (lookalike.jobs) ---------------------------------------------------
     @property
     def JOBS_BACKEND(self):

@@ -3,6 +3,8 @@
 rendered each time, and the template's context as documented."""
 
 import pytest
+from django import forms
+from django.http import QueryDict
 from django.utils import translation
 
 from lookalike.fragments import FORMS, filled_in, render_form_fields
@@ -24,7 +26,8 @@ def catalogue(product_factory):
     for i, p in enumerate(products):
         embed(p, [1.0, 0.2 * i, 0.0, 0.0])
     FORMS.clear()
-    return products
+    yield products
+    FORMS.clear()  # nothing a test's own templates rendered is kept for the next
 
 
 def filter_renders(response):
@@ -65,6 +68,17 @@ def test_a_filled_in_form_is_rendered_each_time_and_keeps_nothing(catalogue, cli
     assert len(FORMS._values) == 1
 
 
+def test_blank_values_show_the_kept_form_and_a_sent_box_does_not(catalogue, client):
+    client.get(url(catalogue[0]))
+    blank = client.get(url(catalogue[1], "?min_price=&in_stock="))
+    assert filter_renders(blank) == 0
+    FORMS.clear()
+    assert form_html(blank) == form_html(client.get(url(catalogue[1])))
+    ticked = client.get(url(catalogue[1], "?in_stock=off"))  # any text ticks a checkbox
+    assert filter_renders(ticked) == 1
+    assert 'name="in_stock" id="id_in_stock" checked' in form_html(ticked)
+
+
 def test_an_invalid_filter_shows_its_error_not_a_kept_form(catalogue, client):
     client.get(url(catalogue[0]))
     page = client.get(url(catalogue[0], "?max_price=abc"))
@@ -80,6 +94,19 @@ def test_a_saved_product_renders_the_form_afresh(catalogue, client):
     assert filter_renders(client.get(url(catalogue[0]))) == 1
 
 
+class TagsForm(forms.Form):
+    tags = forms.MultipleChoiceField(choices=[("a", "A"), ("b", "B")], required=False)
+    count = forms.IntegerField(required=False)
+
+
+def test_filled_in_reads_what_the_widgets_show():
+    assert not filled_in(TagsForm(QueryDict("")))
+    assert filled_in(TagsForm(QueryDict("tags=a&tags=")))  # a list, not its last value
+    assert filled_in(TagsForm(QueryDict("count=0")))
+    assert filled_in(TagsForm(initial={"count": 0}))  # an unbound form shows its initial
+    assert not filled_in(TagsForm())
+
+
 def test_filled_in_reads_values_and_errors_not_blank_fields():
     assert not filled_in(SimilarFiltersForm())
     assert not filled_in(SimilarFiltersForm({"min_price": "", "unknown": "x"}))
@@ -90,18 +117,24 @@ def test_filled_in_reads_values_and_errors_not_blank_fields():
     assert filled_in(invalid) and invalid.errors
 
 
-def test_each_language_and_prefix_has_its_own_markup(catalogue):
-    html = render_form_fields(SimilarFiltersForm({}), FILTERS)
+def test_each_language_and_prefix_has_its_own_markup(catalogue, settings, tmp_path):
+    (tmp_path / "fields.html").write_text(
+        "{% load i18n %}{% get_current_language as lang %}{{ lang }} {{ form.min_price }}"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    english = render_form_fields(SimilarFiltersForm({}), "fields.html")
     with translation.override("fr"):
-        render_form_fields(SimilarFiltersForm({}), FILTERS)
-    prefixed = render_form_fields(SimilarFiltersForm({}, prefix="f"), FILTERS)
+        french = render_form_fields(SimilarFiltersForm({}), "fields.html")
+    prefixed = render_form_fields(SimilarFiltersForm({}, prefix="f"), "fields.html")
+    assert english.startswith("en") and french.startswith("fr")
+    assert 'name="f-min_price"' in prefixed and 'name="f-min_price"' not in english
+    assert render_form_fields(SimilarFiltersForm({}), "fields.html") == english
     assert len(FORMS._values) == 3
-    assert 'name="f-min_price"' in prefixed and 'name="f-min_price"' not in html
 
 
 def test_the_template_sees_the_page_only_when_reuse_is_off(catalogue, client, settings, tmp_path):
     """Reused, the filter template gets ``form`` alone, so markup made for one product is
-    never shown on another's page; with LOOKALIKE_REUSE_CARDS off it is rendered with the
+    never shown on another's page; with LOOKALIKE_REUSE_FORMS off it is rendered with the
     page's context, as an include would be."""
     (tmp_path / "visualsearch").mkdir()
     (tmp_path / FILTERS).write_text(
@@ -111,7 +144,7 @@ def test_the_template_sees_the_page_only_when_reuse_is_off(catalogue, client, se
     assert (
         '<span id="fields">min_price none</span>' in client.get(url(catalogue[0])).content.decode()
     )
-    settings.LOOKALIKE_REUSE_CARDS = False
+    settings.LOOKALIKE_REUSE_FORMS = False
     for product in catalogue[:2]:
         html = client.get(url(product)).content.decode()
         assert f'<span id="fields">min_price {product.title}</span>' in html
