@@ -38,17 +38,28 @@ together, which weigh as its heaviest shopper (``RECOMMENDATIONS_MAX_CLIENT_SHOP
 :mod:`recommendations.services.clients`), in training and in "Popular now" alike. A script
 with one address and a new cookie jar every two requests weighs what one of its sessions
 does. Many addresses (a botnet) or many signed-up accounts are not bounded here.
+
+A page view is committed without waiting for its WAL to reach the disk (PostgreSQL's
+``synchronous_commit = off``, for that one transaction: :func:`_view_transaction`). Waiting
+for the flush cost a product page about 2.7 ms of its wall time on the machines measured
+(an ``INSERT`` in autocommit 4.1 ms at the median, 1.3 ms without the wait). A crash of the
+database server may then lose the views of its last moments (at most about three times
+``wal_writer_delay``: 0.6 s by default), never half a row and never a cart or a purchase,
+which wait as before, as does a view recorded inside a transaction of the caller's.
+``RECOMMENDATIONS_ASYNC_VIEW_COMMIT = False`` makes views wait too.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -179,18 +190,34 @@ def record_event(request, product, kind, source=""):
     now = timezone.now()
     if kind in VIEW_KINDS and _seen_recently(user_id, session_key, product, kind, now):
         return None
-    created = Event.objects.create(
-        user=user,
-        session_key=session_key,
-        client=client,
-        product=product,
-        kind=kind,
-        source=source[:50],
-        created_at=now,
-    )
-    add_shopper_event(user_id, session_key, created)
-    attribute_request(request, created)  # to the experiment strip it followed, if any
+    with _view_transaction(kind):
+        created = Event.objects.create(
+            user=user,
+            session_key=session_key,
+            client=client,
+            product=product,
+            kind=kind,
+            source=source[:50],
+            created_at=now,
+        )
+        add_shopper_event(user_id, session_key, created)
+        attribute_request(request, created)  # to the experiment strip it followed, if any
     return created
+
+
+@contextmanager
+def _view_transaction(kind):
+    """A transaction that commits without waiting for the WAL flush, for a page view
+    recorded in autocommit (see the module docstring); otherwise nothing of its own."""
+    alias = router.db_for_write(Event)
+    connection = connections[alias]
+    if kind not in VIEW_KINDS or not app_settings.ASYNC_VIEW_COMMIT or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 def click_source(request) -> str:

@@ -156,3 +156,47 @@ def test_the_migration_hashes_the_live_keys_of_earlier_events(product):
     simulated.refresh_from_db()
     assert live.session_key == hash_session_key("k" * 32)
     assert simulated.session_key == "sim-0-7"
+
+
+def _event_statements(queries):
+    """The statements of the transaction that wrote the last event, from its INSERT back
+    to what opened it."""
+    sqls = [q["sql"] for q in queries.captured_queries]
+    insert = max(i for i, sql in enumerate(sqls) if 'INSERT INTO "recommendations_event"' in sql)
+    return sqls[max(insert - 1, 0) : insert + 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_view_commits_without_waiting_for_the_disk_and_a_cart_waits(product, settings):
+    """Page views are committed asynchronously (they are many, and a crash may lose only
+    the last moments of them); carts and purchases, and anything inside the caller's own
+    transaction, commit as always."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    visit(client, product)  # the first visit starts the session
+    with CaptureQueriesContext(connection) as view:
+        visit(client, product)
+    assert Event.objects.filter(kind="view").count() == 1  # committed: seen from here
+    assert "SET LOCAL synchronous_commit TO OFF" in _event_statements(view)
+    with CaptureQueriesContext(connection) as cart:
+        client.post(f"/cart/add/{product.pk}/", {"quantity": 1})
+    assert Event.objects.filter(kind="cart").count() == 1
+    assert not any("synchronous_commit" in sql for sql in _event_statements(cart))
+
+    settings.RECOMMENDATIONS_ASYNC_VIEW_COMMIT = False
+    other = Client()
+    visit(other, product)
+    with CaptureQueriesContext(connection) as waited:
+        visit(other, product)
+    assert Event.objects.filter(kind="view").count() == 2
+    assert not any("synchronous_commit" in sql for sql in _event_statements(waited))
+
+    settings.RECOMMENDATIONS_ASYNC_VIEW_COMMIT = True
+    third = Client()
+    visit(third, product)
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        visit(third, product)  # a caller's transaction: its commit is not ours to change
+    assert Event.objects.filter(kind="view").count() == 3
+    assert not any("synchronous_commit" in sql for sql in _event_statements(inside))
