@@ -151,6 +151,28 @@ def test_a_failing_cache_table_never_loses_the_save_that_bumped(settings, catego
     assert Category.objects.filter(slug="coats").exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_stamps_read_in_autocommit_open_no_transaction(settings):
+    """Outside a transaction the database cache's reads need no savepoint: the stamps cost
+    one query, not BEGIN, the query and COMMIT."""
+    from lookalike import stamps
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "lookalike_cache",
+        }
+    }
+    from django.core.management import call_command
+
+    call_command("createcachetable", verbosity=0)
+    stamps.current("tests.autocommit")
+    with CaptureQueriesContext(connection) as queries:
+        stamps.current("tests.autocommit")
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) == 1 and "lookalike_cache" in sql[0], sql
+
+
 def test_strips_render_a_card_that_reads_the_shopper_when_told(
     client, catalogue, settings, tmp_path, django_user_model
 ):
