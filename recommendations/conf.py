@@ -29,10 +29,12 @@ class EventSettings(AppSettings):
 
     @property
     def ASYNC_VIEW_COMMIT(self):
-        """Whether a page view is committed without waiting for PostgreSQL to flush it to
-        disk (``synchronous_commit = off`` for that transaction alone): milliseconds off a
-        product page where the disk flushes slowly, nothing where it flushes fast; a crash of the database server may lose its last fraction of a
-        second of views, never a cart or a purchase (:mod:`recommendations.events`)."""
+        """Whether a page view is committed without waiting for PostgreSQL to flush
+        it to disk (``synchronous_commit = off`` for that transaction alone):
+        milliseconds off a product page where the disk flushes slowly, nothing where
+        it flushes fast; a crash of the database server may lose its last fraction
+        of a second of views, never a cart or a purchase
+        (:mod:`recommendations.events`)."""
         return self._setting("ASYNC_VIEW_COMMIT", True)
 
     @property

@@ -44,6 +44,14 @@ class EncoderSettings(AppSettings):
         return self._setting("RUNTIME", "auto")
 
     @property
+    def OPENVINO_TELEMETRY(self):
+        """Whether OpenVINO may run its usage telemetry in this process. Off by default:
+        importing ``openvino`` otherwise sends an event to Google Analytics, from a process
+        forked off a helper thread (:func:`visualsearch.encoders.runtimes.import_openvino`).
+        ``True`` leaves it as OpenVINO's own ``opt_in_out`` command set it."""
+        return self._setting("OPENVINO_TELEMETRY", False)
+
+    @property
     def BATCH_SIZE(self):
         """Images one forward pass of the network takes."""
         return self._setting("BATCH_SIZE", 32)

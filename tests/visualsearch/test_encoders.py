@@ -5,6 +5,7 @@ No database and no downloads: EfficientNet-Lite0 uses the weights shipped in its
 """
 
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -171,6 +172,47 @@ def test_openvino_runner_is_safe_across_threads(efficientnet):
     assert efficientnet.runtime == "openvino"
     for i, vectors in enumerate(got):
         np.testing.assert_allclose(vectors, expected[i % 4], atol=1e-5)
+
+
+_TELEMETRY_PROBE = """
+import sys, threading
+from django.conf import settings
+settings.configure(VISUALSEARCH_OPENVINO_TELEMETRY={allowed})
+from visualsearch.encoders.runtimes import import_openvino
+import_openvino()
+from openvino.tools.ovc import telemetry_utils
+print(type(sys.modules.get("openvino_telemetry")).__name__, telemetry_utils.tm.__name__,
+      sorted(t.name.split("_")[0] for t in threading.enumerate()))
+"""
+
+
+def _telemetry_probe(allowed, env):
+    result = subprocess.run(
+        [sys.executable, "-c", _TELEMETRY_PROBE.format(allowed=allowed)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return result.stdout.strip().split(maxsplit=2)
+
+
+def test_openvino_is_imported_without_its_telemetry():
+    """Importing openvino would send usage telemetry to Google Analytics from a process
+    forked off a helper thread (a fork that hung the development server under load); the
+    converter gets its no-op stand-in instead, and no helper thread starts. Outside CI,
+    where the telemetry would otherwise be on."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    module, telemetry, threads = _telemetry_probe(False, env)
+    assert module == "NoneType"
+    assert telemetry == "openvino.tools.ovc.telemetry_stub"
+    assert threads == "['MainThread']"
+
+
+def test_openvino_telemetry_can_be_left_to_openvino():
+    # With CI=true OpenVINO's own check declines to send anything from this test.
+    module, telemetry, _ = _telemetry_probe(True, {**os.environ, "CI": "true"})
+    assert (module, telemetry) == ("module", "openvino_telemetry")
 
 
 def test_unknown_runtime_is_refused():

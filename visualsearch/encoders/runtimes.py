@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -23,7 +24,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUTO_ORDER", "RUNTIMES", "export_onnx", "load"]
+__all__ = ["AUTO_ORDER", "RUNTIMES", "export_onnx", "import_openvino", "load"]
 
 #: Runtimes a :class:`~.base.TorchEncoder` can execute on.
 RUNTIMES = ("auto", "openvino", "onnxruntime", "torch")
@@ -86,6 +87,30 @@ def torch_runner(module, threads):
     return run
 
 
+def import_openvino():
+    """``openvino``, imported without its usage telemetry (unless
+    ``VISUALSEARCH_OPENVINO_TELEMETRY`` allows it).
+
+    Importing ``openvino`` sets up its model converter's telemetry, which by default sends
+    an event to Google Analytics from a process it forks off a helper thread. A shop's
+    servers should not report to a third party unasked, and a fork made while other
+    threads run is unsafe: in the development server under load it hung the process for
+    good (OpenBLAS's fork handler waited for a matrix product whose thread waited for the
+    interpreter lock the forking thread held), and every later request timed out. With
+    ``openvino_telemetry`` unimportable, the converter uses the no-op stand-in it ships for
+    installations without that package. A process that imported ``openvino`` before this
+    keeps what that import did.
+    """
+    from ..conf import app_settings
+
+    if not app_settings.OPENVINO_TELEMETRY and "openvino" not in sys.modules:
+        # None in sys.modules makes `import openvino_telemetry` raise ImportError.
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
 def openvino_runner(exported, threads):
     """Run the ONNX export with OpenVINO's CPU plugin, in fp32.
 
@@ -96,8 +121,7 @@ def openvino_runner(exported, threads):
     requests are not thread-safe, so each thread (a threaded web server embeds uploads
     concurrently) gets its own queue of them.
     """
-    import openvino as ov
-
+    ov = import_openvino()
     core = ov.Core()
     compiled = core.compile_model(
         core.read_model(str(exported())),
