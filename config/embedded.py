@@ -122,9 +122,10 @@ def server_settings(environ=None, memory_kb=None) -> dict[str, str]:
     graph several times faster when it fits in ``maintenance_work_mem``.
 
     ``max_connections`` is 200 (``LOOKALIKE_DB_MAX_CONNECTIONS``), not PostgreSQL's 100:
-    ``make serve`` keeps a connection per gunicorn thread (2 workers x 8 threads on two
-    cores), and the Celery worker, ``prepare_demo``, a test run and a notebook may share the
-    server with it. Each slot costs a few hundred kilobytes of shared memory.
+    ``make serve`` keeps a connection per gunicorn thread (2 workers x 2 threads on two
+    cores; more with ``WEB_CONCURRENCY`` and ``GUNICORN_THREADS``), and the Celery worker,
+    ``prepare_demo``, a test run and a notebook may share the server with it. Each slot
+    costs a few hundred kilobytes of shared memory.
     """
     environ = os.environ if environ is None else environ
     memory_kb = _physical_memory_kb() if memory_kb is None else memory_kb

@@ -9,7 +9,16 @@ answers, rendered cards, the model), which twice the processes fill twice over a
 twice in memory. On a 2-core machine, ``bench/load.py``'s mix at 50 clients: 45-51
 requests/s with 4 processes of 8 threads, 51-59 with 2 of 8 (three runs each, alternated;
 docs/figures.md, "Serving under load").
-Database connections: workers x threads (16 on two cores) plus the Celery worker's, well
+
+Two threads, not eight: the requests are mostly Python, and threads of one process take
+turns on its interpreter lock; more of them cost more CPU a request in handing it over (on
+a faster machine, 2 processes at 50 clients: 8 threads 134.5-137.7 requests/s in three
+runs, 4 threads 142.7-145.4, 2 threads 143.9-162.1, 1 thread 139.7-160.1). One thread
+would leave a process idle behind a single slow client; with two, one slow request leaves
+the other thread serving. Slow clients (a photo uploaded over a poor connection) hold a
+thread while they send: in front of the shop, put a proxy that buffers requests (nginx),
+as for any gunicorn deployment.
+Database connections: workers x threads (4 on two cores) plus the Celery worker's, well
 under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CONNECTIONS``).
 """
 
@@ -19,7 +28,7 @@ import shutil
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # Connections waiting for a thread; beyond it the kernel's backlog queues them.
 worker_connections = 1000
 backlog = 2048
