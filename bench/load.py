@@ -3,13 +3,14 @@ server, in one run, on loopback.
 
 Each client is a shopper with its own keep-alive connection and cookies who sends a request,
 waits for the whole answer and sends the next one, drawn from a mix: product pages (with
-both widgets), the home page, "find similar" pages, the similar API and, at a small share,
-photo searches (a 256-px JPEG of a catalogue photo). Clients claim distinct addresses in
-``X-Forwarded-For`` and both servers trust one proxy (``DJANGO_NUM_PROXIES=1``), so the
-photo-search throttle counts per shopper, as behind a real proxy, instead of counting every
-client as one. Each server gets a warm-up (models loaded, buffers filled), then 1, 10 and 50
-clients in turn. A request that fails (connection error, or a status other than 200) is an
-error; one without an answer in ``--timeout`` seconds is a timeout.
+their "Similar items" strip), the home page (with "For you"), "find similar" pages, the
+similar API and, at a small share, photo searches (a 256-px JPEG of a catalogue photo).
+Clients claim distinct addresses in ``X-Forwarded-For`` and both servers trust one proxy
+(``DJANGO_NUM_PROXIES=1``), so the photo-search throttle counts per shopper, as behind a
+real proxy, instead of counting every client as one. Each server gets a warm-up (models
+loaded, buffers filled), then 1, 10 and 50 clients in turn. A request that fails (connection
+error, or a status other than 200) is an error; one without an answer in ``--timeout``
+seconds is a timeout.
 
 Run it on the demo database, with no other server on the ports (``make demo`` or
 ``make serve`` prepare it first)::

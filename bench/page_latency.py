@@ -2,7 +2,8 @@
 
 Times, on the demo database (``make demo`` or ``manage.py prepare_demo`` prepares it: a
 trained model and the 2,000 simulated shoppers), through Django's test client: the
-product page (with its "Similar items" strip), the home page (with "For you"), the
+product page (with its "Similar items" strip; ``product_page_both_widgets``: with "For you"
+below it too, other products), the home page (with "For you"), the
 "find similar" page (each product's first view in this process, then the same products
 again: ``find_similar_page_seen``); and the widgets' own blends as their template tags call
 them:
@@ -32,6 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 BENCH_USER = "bench-page-latency"
+#: The shop's product page shows one strip ("Similar items", personalised); the speed issue
+#: times a product page with both widgets. This template, first in the loaders, extends the
+#: shop's own page of the same name and adds "For you" below its strip.
+BOTH_WIDGETS = (
+    '{% extends "shop/product.html" %}{% load recommendations %}'
+    "{% block similar %}{{ block.super }}{% recommended_for_you %}{% endblock %}"
+)
 #: Products a bench shopper views before it is timed: its history.
 HISTORY = 8
 
@@ -78,6 +86,24 @@ def in_request(fn):
     return call
 
 
+def with_both_widgets(templates):
+    """``TEMPLATES`` with the product page showing both widgets (:data:`BOTH_WIDGETS`)."""
+    first = dict(templates[0])
+    options = dict(first.get("OPTIONS", {}))
+    loaders = options.pop("loaders", None) or [
+        "django.template.loaders.filesystem.Loader",
+        "django.template.loaders.app_directories.Loader",
+    ]
+    options["loaders"] = [
+        (
+            "django.template.loaders.cached.Loader",
+            [("django.template.loaders.locmem.Loader", {"shop/product.html": BOTH_WIDGETS})]
+            + list(loaders),
+        )
+    ]
+    return [{**first, "APP_DIRS": False, "OPTIONS": options}, *templates[1:]]
+
+
 def get(client, url):
     response = client.get(url)
     if response.status_code != 200:
@@ -101,7 +127,7 @@ def main():
     from django.apps import apps
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.test import Client
+    from django.test import Client, override_settings
     from django.urls import reverse
 
     from recommendations.blending.blend import blend_similar, recommend_for_user
@@ -150,6 +176,11 @@ def main():
         get(signed_in, product(-1 - i).get_absolute_url())
     anonymous_key = anonymous.session.session_key
     profiler = cProfile.Profile() if args.profile else None
+
+    def both_widgets(run):
+        with override_settings(TEMPLATES=with_both_widgets(settings.TEMPLATES)):
+            return run()
+
     n, warmup = args.samples, args.warmup
     try:
         pages = {
@@ -158,6 +189,14 @@ def main():
             ),
             "product_page_signed_in": timed(
                 lambda i: get(signed_in, product(i).get_absolute_url()), n, warmup, profiler
+            ),
+            "product_page_both_widgets": both_widgets(
+                lambda: timed(
+                    lambda i: get(anonymous, product(i + n + warmup).get_absolute_url()),
+                    n,
+                    warmup,
+                    profiler,
+                )
             ),
             "home": timed(lambda i: get(anonymous, "/"), n, warmup, profiler),
             "home_signed_in": timed(lambda i: get(signed_in, "/"), n, warmup, profiler),
