@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from lookalike.cards import CARDS, SCORED_CARDS
 from lookalike.catalogue import CATALOGUE
+from lookalike.stamps import current as current_stamp
 from recommendations.blending.blend import resolve_settings
 from recommendations.caching import EXPERIMENTS, PROFILES
 from recommendations.experiments.services import (
@@ -155,20 +156,15 @@ def test_a_failing_cache_table_never_loses_the_save_that_bumped(settings, catego
 def test_stamps_read_in_autocommit_open_no_transaction(settings):
     """Outside a transaction the database cache's reads need no savepoint: the stamps cost
     one query, not BEGIN, the query and COMMIT."""
-    from lookalike import stamps
-
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": "lookalike_cache",
+            "LOCATION": "lookalike_cache",  # the test runner made the table
         }
     }
-    from django.core.management import call_command
-
-    call_command("createcachetable", verbosity=0)
-    stamps.current("tests.autocommit")
+    current_stamp(CATALOGUE.name)  # a stamp the cache lacks is added on its first read
     with CaptureQueriesContext(connection) as queries:
-        stamps.current("tests.autocommit")
+        current_stamp(CATALOGUE.name)
     sql = [q["sql"] for q in queries.captured_queries]
     assert len(sql) == 1 and "lookalike_cache" in sql[0], sql
 
