@@ -62,6 +62,39 @@ def test_exclusions_in_any_order_are_one_question(catalogue, searches):
     assert len(searches) == 1
 
 
+def test_shoppers_with_other_exclusions_share_one_search(product_factory, searches):
+    """One answer per product serves every shopper: each one's exclusions are taken out of
+    a deeper answer, which gives what a search with the exclusions gives."""
+    products = [product_factory(title=f"Q{i}", stock=5) for i in range(40)]
+    for i, p in enumerate(products):
+        embed(p, [1.0, 0.05 * i, 0.01 * (i % 3), 0.0])
+    anchor = products[0].pk
+    nearest = ids(search.similar_to_product(anchor, k=10))
+    shoppers = [
+        (),  # bought nothing
+        (nearest[0], nearest[3]),  # bought two of the look-alikes
+        tuple(nearest[5:9]) + (products[-1].pk,),
+        (anchor,),  # the product itself costs no depth
+    ]
+    for excluded in shoppers:
+        filters = search.Filters(exclude_ids=excluded)
+        kept = remembered.similar_to_product(anchor, k=5, filters=filters)
+        assert ids(kept) == ids(search.similar_to_product(anchor, k=5, filters=filters))
+        assert len(kept) == 5 and not set(ids(kept)) & set(excluded)
+    # One answer, 16 deeper than asked, for up to 16 exclusions besides the product.
+    assert searches == [anchor]
+    many = search.Filters(exclude_ids=tuple(nearest[:10]) + tuple(p.pk for p in products[20:30]))
+    kept = remembered.similar_to_product(anchor, k=5, filters=many)
+    assert ids(kept) == ids(search.similar_to_product(anchor, k=5, filters=many))
+    assert len(searches) == 2  # 20 exclusions: 32 deeper
+
+
+def test_exclusions_that_leave_too_few_give_every_other_product(catalogue, searches):
+    everything_but_one = search.Filters(exclude_ids=tuple(p.pk for p in catalogue[1:3]))
+    kept = remembered.similar_to_product(catalogue[0].pk, k=3, filters=everything_but_one)
+    assert ids(kept) == [catalogue[3].pk]
+
+
 def test_a_saved_product_or_new_vectors_search_again(catalogue, searches):
     remembered.similar_to_product(catalogue[0].pk, k=3)
     catalogue[3].title = "Renamed"

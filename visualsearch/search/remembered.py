@@ -8,6 +8,14 @@ depends on saved or deleted: :data:`lookalike.catalogue.CATALOGUE`) and the vect
 (a product embedded again or removed: :data:`~visualsearch.services.vectors.VECTORS_STAMP`).
 Either stamp moving makes every process search again at its next request.
 
+A caller's exclusions (the widgets leave out what the shopper bought) are not part of the
+answer kept: one answer per product and filter serves every shopper, searched a little
+deeper than asked (:data:`EXCLUSION_STEP` more products, and as many again for each further
+started step of exclusions) and with the excluded products taken out afterwards. That gives the answer a search with the
+exclusions would: when the deeper search comes back full, at least ``k`` products are left
+after removing the excluded; when it comes back short, the search has already returned
+every product under the filter (the executor's exact fallback), so nothing is missing.
+
 Stock or prices changed without a save (a queryset ``update()``) move no stamp. So the
 hits are candidates, not the last word: whoever shows them checks the filter on the
 products again (:func:`~.service.hydrate` with the same ``filters``; the widgets'
@@ -25,7 +33,12 @@ from ..services.vectors import VECTORS_STAMP
 from .filters import Filters
 from .service import similar_to_product as search_similar
 
-__all__ = ["similar_to_product"]
+__all__ = ["EXCLUSION_STEP", "similar_to_product"]
+
+#: The kept answers are this many products deeper than asked, and as many again for each
+#: further started step of a caller's exclusions: every shopper with at most sixteen
+#: purchases (the demo's all have fewer) shares one answer per product and filter.
+EXCLUSION_STEP = 16
 
 
 def similar_to_product(product_id, k=12, filters=None):
@@ -37,9 +50,13 @@ def similar_to_product(product_id, k=12, filters=None):
     NotIndexed
         If the product has no vector (never kept: the next request searches again).
     """
-    product_id = get_adapter().parse_pk(product_id)
+    adapter = get_adapter()
+    product_id = adapter.parse_pk(product_id)
     filters = filters or Filters()
-    # The exclusions in one order, so that the same set is the same key.
-    filters = replace(filters, exclude_ids=tuple(sorted(set(filters.exclude_ids), key=str)))
-    key = ("visualsearch.similar", current_stamp(VECTORS_STAMP), product_id, k, filters)
-    return list(CATALOGUE.get(key, lambda: tuple(search_similar(product_id, k, filters))))
+    # The product itself is never among its look-alikes: excluding it costs no depth.
+    excluded = {adapter.parse_pk(pk) for pk in filters.exclude_ids} - {product_id}
+    shared = replace(filters, exclude_ids=())
+    depth = k + EXCLUSION_STEP * max(1, -(-len(excluded) // EXCLUSION_STEP))
+    key = ("visualsearch.similar", current_stamp(VECTORS_STAMP), product_id, depth, shared)
+    hits = CATALOGUE.get(key, lambda: tuple(search_similar(product_id, depth, shared)))
+    return [hit for hit in hits if hit.product_id not in excluded][:k]
