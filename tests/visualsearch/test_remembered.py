@@ -89,6 +89,24 @@ def test_shoppers_with_other_exclusions_share_one_search(product_factory, search
     assert len(searches) == 2  # 20 exclusions: 32 deeper
 
 
+def test_exclusions_past_the_deepest_search_get_their_own(product_factory, searches, monkeypatch):
+    products = [product_factory(title=f"R{i}", stock=5) for i in range(12)]
+    for i, p in enumerate(products):
+        embed(p, [1.0, 0.05 * i, 0.0, 0.0])
+    monkeypatch.setattr(remembered, "MAX_K", 5)  # the deepest search allowed
+    anchor = products[0].pk
+    bought = search.Filters(exclude_ids=(products[1].pk, products[2].pk))
+    kept = remembered.similar_to_product(anchor, k=5, filters=bought)
+    assert ids(kept) == [p.pk for p in products[3:8]]
+    assert len(searches) == 2  # the kept answer (5 deep), then the caller's own
+
+
+@pytest.mark.parametrize("k", [0, 1001, "3", None, 2.5])
+def test_a_bad_k_is_refused(catalogue, k):
+    with pytest.raises(ValueError, match="k must be an integer"):
+        remembered.similar_to_product(catalogue[0].pk, k=k)
+
+
 def test_exclusions_that_leave_too_few_give_every_other_product(catalogue, searches):
     everything_but_one = search.Filters(exclude_ids=tuple(p.pk for p in catalogue[1:3]))
     kept = remembered.similar_to_product(catalogue[0].pk, k=3, filters=everything_but_one)

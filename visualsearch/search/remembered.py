@@ -11,10 +11,12 @@ Either stamp moving makes every process search again at its next request.
 A caller's exclusions (the widgets leave out what the shopper bought) are not part of the
 answer kept: one answer per product and filter serves every shopper, searched a little
 deeper than asked (:data:`EXCLUSION_STEP` more products, and as many again for each further
-started step of exclusions) and with the excluded products taken out afterwards. That gives the answer a search with the
-exclusions would: when the deeper search comes back full, at least ``k`` products are left
-after removing the excluded; when it comes back short, the search has already returned
-every product under the filter (the executor's exact fallback), so nothing is missing.
+started step of exclusions) and with the excluded products taken out afterwards. That gives
+the answer a search with the exclusions would: when the deeper search comes back full, at
+least ``k`` products are left after removing the excluded; when it comes back short, the
+search has already returned every product under the filter (the executor's exact
+fallback), so nothing is missing. Only a caller whose exclusions would take the search past
+``MAX_K`` products, and eat into its ``k``, gets a search of its own.
 
 Stock or prices changed without a save (a queryset ``update()``) move no stamp. So the
 hits are candidates, not the last word: whoever shows them checks the filter on the
@@ -30,7 +32,7 @@ from lookalike.catalogue import CATALOGUE, get_adapter
 from lookalike.stamps import current as current_stamp
 
 from ..services.vectors import VECTORS_STAMP
-from .filters import Filters
+from .filters import MAX_K, Filters, check_k
 from .service import similar_to_product as search_similar
 
 __all__ = ["EXCLUSION_STEP", "similar_to_product"]
@@ -49,14 +51,22 @@ def similar_to_product(product_id, k=12, filters=None):
     ------
     NotIndexed
         If the product has no vector (never kept: the next request searches again).
+    ValueError
+        For a ``k`` outside 1 to ``MAX_K``, or a key that cannot be a product's.
     """
+    check_k(k)
     adapter = get_adapter()
     product_id = adapter.parse_pk(product_id)
     filters = filters or Filters()
     # The product itself is never among its look-alikes: excluding it costs no depth.
     excluded = {adapter.parse_pk(pk) for pk in filters.exclude_ids} - {product_id}
     shared = replace(filters, exclude_ids=())
-    depth = k + EXCLUSION_STEP * max(1, -(-len(excluded) // EXCLUSION_STEP))
+    depth = min(MAX_K, k + EXCLUSION_STEP * max(1, -(-len(excluded) // EXCLUSION_STEP)))
     key = ("visualsearch.similar", current_stamp(VECTORS_STAMP), product_id, depth, shared)
     hits = CATALOGUE.get(key, lambda: tuple(search_similar(product_id, depth, shared)))
-    return [hit for hit in hits if hit.product_id not in excluded][:k]
+    kept = [hit for hit in hits if hit.product_id not in excluded]
+    if len(kept) < k and len(hits) == depth:
+        # A full answer held back by the deepest search allowed: the exclusions ate into
+        # the k asked for, so this caller's own search answers (not kept).
+        return search_similar(product_id, k, filters)
+    return kept[:k]
