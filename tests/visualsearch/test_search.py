@@ -320,10 +320,13 @@ def test_a_selective_filter_is_scanned_on_the_vectors_copies(catalogue, settings
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + search)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    # Which of the two copy btrees a table this small gets is the planner's choice.
+    # Which of the two copy btrees a table this small gets, and whether it is read through
+    # a bitmap, is the planner's choice (statistics left by earlier tests change it).
     assert re.search(
-        r"Index Scan using visualsearch_emb_\w+ on visualsearch_productembedding e", plan
-    )
+        r"Index (Only )?Scan using visualsearch_emb_\w+ on visualsearch_productembedding e"
+        r"|Bitmap Index Scan on visualsearch_emb_\w+",
+        plan,
+    ), plan
     # A price band alone uses the copies too (its own btree).
     cheap = Filters(max_price=Decimal("30"))
     hits, sql = _statements(lambda: similar_to_product(product.pk, k=4, filters=cheap))
