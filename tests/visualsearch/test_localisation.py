@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from visualsearch import textures
+from visualsearch import localisation, textures
 from visualsearch.distortions import KINDS, display_copy, shopper_photo
 from visualsearch.localisation import MIN_SIDE, find_regions, iou, redundant
 
@@ -78,6 +78,22 @@ def test_finds_the_product_on_a_busy_or_tilted_surface(kind, share):
         regions = find_regions(photo.image)
         found += any(iou(r.box, photo.box) > 0.4 for r in regions)
     assert found >= share * 10
+
+
+def test_a_region_holds_its_product_and_some_surface_around_it():
+    """The encoder needs to see where the product ends: each region is the product's patch
+    with ``MARGIN`` of its longer side added on every side the photo leaves room for."""
+    rng = np.random.default_rng(2)
+    canvas = textures.texture((400, 300), rng, "stripes")
+    product = garment().resize((120, 120))
+    canvas.paste(product, (140, 90))
+    [region] = find_regions(canvas)
+    x0, y0, x1, y1 = region.box
+    pad = localisation.MARGIN * 120
+    for inner, outer in ((140, x0), (90, y0)):
+        assert inner - 1.3 * pad <= outer <= inner - 0.7 * pad
+    for inner, outer in ((260, x1), (210, y1)):
+        assert inner + 0.7 * pad <= outer <= inner + 1.3 * pad
 
 
 def test_finds_both_products_of_a_two_product_photo():

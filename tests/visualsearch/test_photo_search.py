@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from visualsearch import search, textures
+from visualsearch import localisation, search, textures
 from visualsearch.encoders import get_encoder
 from visualsearch.imaging import open_image
 from visualsearch.localisation import iou
@@ -38,13 +38,21 @@ def two_product_photo(first, second, seed=0):
     return canvas, boxes
 
 
+@pytest.fixture
+def tight_regions(monkeypatch):
+    """Regions with the margin they had before it was widened for the shop's encoder: this
+    suite's encoder sees 8x8 pixels, and in a crop with the shipped margin a third of them
+    are the striped surface, which then outweighs the product's few."""
+    monkeypatch.setattr(localisation, "MARGIN", 0.03)
+
+
 def jpeg_upload(image):
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return SimpleUploadedFile("photo.png", buf.getvalue(), content_type="image/png")
 
 
-def test_both_products_of_a_photo_are_found_searched_and_fused(catalogue):
+def test_both_products_of_a_photo_are_found_searched_and_fused(catalogue, tight_regions):
     first, second = catalogue[4], catalogue[11]
     photo, boxes = two_product_photo(first, second)
     [found] = search.search_photos([photo], k=5)
@@ -79,7 +87,7 @@ def test_the_whole_photo_still_answers_when_regions_find_worse(catalogue):
         assert found.hits[0].score == pytest.approx(1.0, abs=1e-4)
 
 
-def test_api_returns_the_regions_with_their_results(client, catalogue):
+def test_api_returns_the_regions_with_their_results(client, catalogue, tight_regions):
     first, second = catalogue[4], catalogue[11]
     photo, _boxes = two_product_photo(first, second)
     response = client.post(IMAGE_URL, {"image": jpeg_upload(photo), "k": 4})
