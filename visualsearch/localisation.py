@@ -52,12 +52,11 @@ MIN_AREA = 0.012
 #: Margin added around each patch, relative to its longer side: the crop must hold the
 #: product's outline, which the morphology trims, and some of the surface around it, which
 #: the encoder needs to see where the product ends (its own foreground crop peels a plain
-#: surface off again). Robust hit@10 on the demo (``evaluate_visual``, 300 photos a kind,
-#: the same projection), margin 0.03 against 0.2: small on a textured surface 0.643 ->
-#: 0.787, beside another product 0.670 -> 0.803, steep perspective 0.873 -> 0.893, every
-#: other kind within two photos; on a second draw 0.687 -> 0.793, 0.670 -> 0.817 and
-#: 0.843 -> 0.900. Margins of 0.15 and 0.25 gave the same within the draws' noise, 0.1 half
-#: the gain.
+#: surface off again). Robust hit@10 on the demo (``evaluate_visual``, 300 photos a kind),
+#: margin 0.03 against 0.2 with the projection refitted: small on a textured surface 0.643
+#: -> 0.787, beside another product 0.670 -> 0.817, steep perspective 0.873 -> 0.897, the
+#: other kinds within four photos (docs/figures.md has both draws). Margins of 0.15 and 0.25
+#: gave the same within the draws' noise, 0.1 half the gain.
 MARGIN = 0.2
 #: How far, in pixels of the small copy, the wide description's blur spreads a product's
 #: patch beyond its outline; taken back off each box before the margin is added.
