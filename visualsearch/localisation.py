@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ["Region", "find_regions", "iou", "redundant", "views_of"]
+__all__ = ["Region", "find_regions", "grow", "iou", "redundant", "views_of"]
 
 #: Longer side, in pixels, of the copy the regions are found on: a product a shopper wants
 #: found covers more than a few of its pixels, and the search must stay fast.
@@ -49,21 +49,24 @@ THRESHOLD = 1.6
 MIN_DISTANCE = 0.08
 #: Smallest patch kept as a region, relative to the photo's area.
 MIN_AREA = 0.012
-#: Margin added around each patch, relative to its longer side: the crop must hold the
-#: product's outline, which the morphology trims, and some of the surface around it, which
-#: the encoder needs to see where the product ends (its own foreground crop peels a plain
-#: surface off again). Robust hit@10 on the demo (``evaluate_visual``, 300 photos a kind),
-#: margin 0.03 against 0.2 with the projection refitted: small on a textured surface 0.643
-#: -> 0.787, beside another product 0.670 -> 0.817, steep perspective 0.873 -> 0.897, the
-#: other kinds within four photos (docs/figures.md has both draws). Margins of 0.15 and 0.25
-#: gave the same within the draws' noise, 0.1 half the gain.
+#: Margin added around each patch for its outline (:attr:`Region.outline`), relative to its
+#: longer side: the morphology trims the product's edge.
+OUTLINE = 0.03
+#: Margin added around each patch for the region searched (:attr:`Region.box`), relative to
+#: its longer side: some of the surface around the product, which the encoder needs to see
+#: where the product ends (its own foreground crop peels a plain surface off again). On the
+#: demo (``evaluate_visual``, 300 photos a kind, the projection as it was), 0.03 against
+#: 0.2: small on a textured surface 0.643 -> 0.787, beside another product 0.670 -> 0.803;
+#: 0.15 and 0.25 gave the same within the draws' noise, 0.1 half the gain
+#: (docs/figures.md has the sweep, a second draw and the figures after the refit).
 MARGIN = 0.2
 #: How far, in pixels of the small copy, the wide description's blur spreads a product's
 #: patch beyond its outline; taken back off each box before the margin is added.
 BLUR_REACH = 2
 #: Overlap, relative to the smaller box, above which two candidates are one region.
 MERGE_OVERLAP = 0.4
-#: A region covering more of the photo than this is the photo itself.
+#: A region whose box (its margin included) covers more of the photo than this is the
+#: photo itself.
 MAX_SHARE = 0.8
 #: Shortest side, in the photo's own pixels, of a region worth searching. The encoder sees
 #: every view enlarged to 224 px, and a crop with a shorter side is mostly blur by then: on
@@ -82,14 +85,19 @@ class Region:
     Attributes
     ----------
     box : tuple of int
-        ``(x0, y0, x1, y1)`` in pixels of the photo given, right and bottom exclusive.
+        The part of the photo searched for it: ``(x0, y0, x1, y1)`` in pixels of the photo
+        given, right and bottom exclusive, with :data:`MARGIN` of surface around it.
     contrast : float
         How far, on average, the patch's pixels lie from the surface, in units of the
         threshold (above 1); a clear product scores higher than a shadow.
+    outline : tuple of int
+        Where the product itself lies (:data:`OUTLINE` around its patch), in the same
+        pixels: what the encoder's own foreground crop is compared with.
     """
 
     box: tuple
     contrast: float
+    outline: tuple = None
 
     @property
     def area(self) -> int:
@@ -221,20 +229,39 @@ def find_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[Reg
     for x0, y0, x1, y1, weight, pixels in _merge(boxes):
         if min(x1 - x0, y1 - y0) > 4 * BLUR_REACH:
             x0, y0, x1, y1 = x0 + BLUR_REACH, y0 + BLUR_REACH, x1 - BLUR_REACH, y1 - BLUR_REACH
-        pad = MARGIN * max(x1 - x0, y1 - y0)
-        box = (
-            max(0, int((x0 - pad) * w / sw)),
-            max(0, int((y0 - pad) * h / sh)),
-            min(w, int(np.ceil((x1 + pad) * w / sw))),
-            min(h, int(np.ceil((y1 + pad) * h / sh))),
-        )
+        box, outline = (_scaled(x0, y0, x1, y1, m, w / sw, h / sh, w, h) for m in (MARGIN, OUTLINE))
         if (box[2] - box[0]) * (box[3] - box[1]) > MAX_SHARE * w * h:
             continue
         if min(box[2] - box[0], box[3] - box[1]) < MIN_SIDE:
             continue
-        regions.append(Region(box, weight / pixels))
+        regions.append(Region(box, weight / pixels, outline))
     regions.sort(key=lambda r: -r.area)
     return regions[:max_regions]
+
+
+def _scaled(x0, y0, x1, y1, margin, sx, sy, w, h):
+    """A patch's box on the small copy, ``margin`` of its longer side added around it, in
+    the photo's pixels (scales ``sx``, ``sy``) and within its ``w`` x ``h``."""
+    pad = margin * max(x1 - x0, y1 - y0)
+    return (
+        max(0, int((x0 - pad) * sx)),
+        max(0, int((y0 - pad) * sy)),
+        min(w, int(np.ceil((x1 + pad) * sx))),
+        min(h, int(np.ceil((y1 + pad) * sy))),
+    )
+
+
+def grow(box, size, margin=MARGIN):
+    """``box`` with ``margin`` of its longer side added on every side, within a photo of
+    ``size`` (width, height): a product's own box as a region would search it."""
+    x0, y0, x1, y1 = box
+    pad = margin * max(x1 - x0, y1 - y0)
+    return (
+        max(0, int(x0 - pad)),
+        max(0, int(y0 - pad)),
+        min(size[0], int(np.ceil(x1 + pad))),
+        min(size[1], int(np.ceil(y1 + pad))),
+    )
 
 
 def redundant(regions, image: Image.Image) -> bool:
@@ -251,7 +278,8 @@ def redundant(regions, image: Image.Image) -> bool:
     box, backdrop = foreground_box(image.convert("RGB"))
     if backdrop is None:
         return False
-    return iou(box, regions[0].box) > 0.5
+    # The product's outline, not the box searched: the margin would halve the overlap.
+    return iou(box, regions[0].outline or regions[0].box) > 0.5
 
 
 def iou(a, b):

@@ -110,6 +110,24 @@ def test_api_returns_the_regions_with_their_results(client, catalogue, tight_reg
     assert again["results"][0]["id"] == body["regions"][0]["results"][0]["id"]
 
 
+def test_api_regions_hold_their_products_with_the_shipped_margin(client, catalogue):
+    """With the margin shipped, each region returned holds its product and some surface
+    around it, and sent back as a box it searches exactly what the region searched."""
+    photo, boxes = two_product_photo(catalogue[4], catalogue[11])
+    body = client.post(IMAGE_URL, {"image": jpeg_upload(photo), "k": 4}).json()
+    regions = sorted(body["regions"], key=lambda r: r["box"][0])
+    assert len(regions) == 2
+    for region, (x0, y0, x1, y1) in zip(regions, boxes, strict=True):
+        rx0, ry0, rx1, ry1 = region["box"]
+        assert rx0 <= x0 + 3 and ry0 <= y0 + 3 and rx1 >= x1 - 3 and ry1 >= y1 - 3
+        assert (rx1 - rx0) * (ry1 - ry0) > 1.4 * (x1 - x0) * (y1 - y0)  # and its surroundings
+        again = client.post(
+            IMAGE_URL,
+            {"image": jpeg_upload(photo), "k": 4, "box": ",".join(map(str, region["box"]))},
+        ).json()
+        assert [r["id"] for r in again["results"]] == [r["id"] for r in region["results"]]
+
+
 def test_photo_page_offers_the_products_found_as_boxes(client, catalogue):
     photo, _boxes = two_product_photo(catalogue[4], catalogue[11])
     response = client.post(reverse("visualsearch:search_by_photo"), {"image": jpeg_upload(photo)})

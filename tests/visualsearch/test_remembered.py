@@ -28,16 +28,23 @@ def catalogue(product_factory):
 
 @pytest.fixture
 def searches(monkeypatch):
-    """The product ids each real search was asked about."""
-    calls = []
+    """The product ids each real search was asked about; ``calls.depths``, how deep."""
+    calls = SearchLog()
     real = remembered.search_similar
 
     def counting(product_id, k, filters):
         calls.append(product_id)
+        calls.depths.append(k)
         return real(product_id, k, filters)
 
     monkeypatch.setattr(remembered, "search_similar", counting)
     return calls
+
+
+class SearchLog(list):
+    def __init__(self):
+        super().__init__()
+        self.depths = []
 
 
 def ids(hits):
@@ -76,17 +83,23 @@ def test_shoppers_with_other_exclusions_share_one_search(product_factory, search
         tuple(nearest[5:9]) + (products[-1].pk,),
         (anchor,),  # the product itself costs no depth
     ]
-    for excluded in shoppers:
-        filters = search.Filters(exclude_ids=excluded)
+    shoppers_filters = [search.Filters(exclude_ids=excluded) for excluded in shoppers]
+    for excluded, filters in zip(shoppers, shoppers_filters, strict=True):
         kept = remembered.similar_to_product(anchor, k=5, filters=filters)
         assert ids(kept) == ids(search.similar_to_product(anchor, k=5, filters=filters))
         assert len(kept) == 5 and not set(ids(kept)) & set(excluded)
-    # One answer, 16 deeper than asked, for up to 16 exclusions besides the product.
-    assert searches == [anchor]
+    # Two answers: as deep as asked for the caller without exclusions, and one 16 deeper
+    # for every caller with up to 16 besides the product.
+    assert searches == [anchor, anchor] and searches.depths == [5, 21]
+    spelled = search.Filters(exclude_ids=(str(nearest[0]), str(nearest[3])))  # from a form
+    assert ids(remembered.similar_to_product(anchor, k=5, filters=spelled)) == ids(
+        search.similar_to_product(anchor, k=5, filters=shoppers_filters[1])
+    )
+    assert len(searches) == 2
     many = search.Filters(exclude_ids=tuple(nearest[:10]) + tuple(p.pk for p in products[20:30]))
     kept = remembered.similar_to_product(anchor, k=5, filters=many)
     assert ids(kept) == ids(search.similar_to_product(anchor, k=5, filters=many))
-    assert len(searches) == 2  # 20 exclusions: 32 deeper
+    assert searches.depths[-1] == 37  # 20 exclusions: 32 deeper
 
 
 def test_exclusions_past_the_deepest_search_get_their_own(product_factory, searches, monkeypatch):
@@ -111,6 +124,8 @@ def test_exclusions_that_leave_too_few_give_every_other_product(catalogue, searc
     everything_but_one = search.Filters(exclude_ids=tuple(p.pk for p in catalogue[1:3]))
     kept = remembered.similar_to_product(catalogue[0].pk, k=3, filters=everything_but_one)
     assert ids(kept) == [catalogue[3].pk]
+    # The short answer was every product there is: nothing was searched again.
+    assert searches == [catalogue[0].pk]
 
 
 def test_a_saved_product_or_new_vectors_search_again(catalogue, searches):

@@ -220,8 +220,10 @@ def _as_searched(image, rng, kind, other):
     """A ``kind`` of shopper photo of ``image`` (:func:`visualsearch.distortions.shopper_photo`)
     cropped to the view of it that photo search would match the product with."""
     from ..distortions import shopper_photo
-    from ..localisation import iou, views_of
+    from ..localisation import grow, iou, views_of
 
     photo = shopper_photo(image, rng, kind, other)
     whole = (0, 0, *photo.image.size)
-    return max(views_of(photo.image), key=lambda v: iou(v[0] or whole, photo.box))[1]
+    # Compared with the product's box as a region would frame it, margin included.
+    framed = grow(photo.box, photo.image.size)
+    return max(views_of(photo.image), key=lambda v: iou(v[0] or whole, framed))[1]

@@ -8,15 +8,18 @@ depends on saved or deleted: :data:`lookalike.catalogue.CATALOGUE`) and the vect
 (a product embedded again or removed: :data:`~visualsearch.services.vectors.VECTORS_STAMP`).
 Either stamp moving makes every process search again at its next request.
 
-A caller's exclusions (the widgets leave out what the shopper bought) are not part of the
-answer kept: one answer per product and filter serves every shopper, searched a little
-deeper than asked (:data:`EXCLUSION_STEP` more products, and as many again for each further
-started step of exclusions) and with the excluded products taken out afterwards. That gives
-the answer a search with the exclusions would: when the deeper search comes back full, at
-least ``k`` products are left after removing the excluded; when it comes back short, the
-search has already returned every product under the filter (the executor's exact
-fallback), so nothing is missing. Only a caller whose exclusions would take the search past
-``MAX_K`` products, and eat into its ``k``, gets a search of its own.
+A caller's exclusions (the widgets leave out the product and what the shopper bought) are
+not part of the answer kept: one answer per product and filter serves every shopper,
+searched a little deeper than asked (:data:`EXCLUSION_STEP` more products, and as many
+again for each further started step of exclusions) and with the excluded products taken
+out afterwards. When the deeper search comes back full, at least ``k`` products are left
+after removing the excluded; when it comes back short, it has already returned every
+product under the filter (the executor's exact fallback), so nothing is missing. Under an
+exact plan the answer is the one a search with the exclusions gives; under an approximate
+one (an HNSW walk, the sign bits' window) it is the same walk taken a little further, so it
+may differ from that search where either misses a neighbour, about as often as the plan's
+recall says. Only a caller whose exclusions would take the search past ``MAX_K`` products,
+and eat into its ``k``, gets a search of its own.
 
 Stock or prices changed without a save (a queryset ``update()``) move no stamp. So the
 hits are candidates, not the last word: whoever shows them checks the filter on the
@@ -28,14 +31,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from lookalike.catalogue import CATALOGUE, get_adapter
+from lookalike.keys import to_array
+from lookalike.stamps import Stamped
 from lookalike.stamps import current as current_stamp
 
 from ..services.vectors import VECTORS_STAMP
-from .filters import MAX_K, Filters, check_k
+from .filters import MAX_K, Filters, Hit, check_k
 from .service import similar_to_product as search_similar
 
-__all__ = ["EXCLUSION_STEP", "similar_to_product"]
+__all__ = ["ANSWERS", "EXCLUSION_STEP", "similar_to_product"]
+
+#: The answers, under the catalogue's stamp (and the vectors', in their keys), in a store of
+#: their own so that browsing many products never clears the shop's other kept values.
+#: Each is kept as two arrays (ids and scores), 16 bytes a hit for integer keys: a strip's
+#: 216 hits take under 4 kB, so the store holds at most about 40 MB.
+ANSWERS = Stamped(CATALOGUE.name, limit=10_000)
 
 #: The kept answers are this many products deeper than asked, and as many again for each
 #: further started step of a caller's exclusions: every shopper with at most sixteen
@@ -61,12 +74,28 @@ def similar_to_product(product_id, k=12, filters=None):
     # The product itself is never among its look-alikes: excluding it costs no depth.
     excluded = {adapter.parse_pk(pk) for pk in filters.exclude_ids} - {product_id}
     shared = replace(filters, exclude_ids=())
-    depth = min(MAX_K, k + EXCLUSION_STEP * max(1, -(-len(excluded) // EXCLUSION_STEP)))
+    # A caller without exclusions (the find-similar page, the API) searches as deep as it
+    # asks; one with any (the widgets: at least the product) shares the deeper answer.
+    steps = max(1, -(-len(excluded) // EXCLUSION_STEP)) if filters.exclude_ids else 0
+    depth = min(MAX_K, k + EXCLUSION_STEP * steps)
     key = ("visualsearch.similar", current_stamp(VECTORS_STAMP), product_id, depth, shared)
-    hits = CATALOGUE.get(key, lambda: tuple(search_similar(product_id, depth, shared)))
-    kept = [hit for hit in hits if hit.product_id not in excluded]
-    if len(kept) < k and len(hits) == depth:
+    ids, scores = ANSWERS.get(key, lambda: _compact(search_similar(product_id, depth, shared)))
+    kept = []
+    for pid, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        if pid not in excluded:
+            kept.append(Hit(pid, score))
+            if len(kept) == k:
+                return kept
+    if len(ids) == depth:
         # A full answer held back by the deepest search allowed: the exclusions ate into
         # the k asked for, so this caller's own search answers (not kept).
         return search_similar(product_id, k, filters)
-    return kept[:k]
+    return kept
+
+
+def _compact(hits):
+    """``(ids, scores)`` arrays of ``hits``: a tenth of the memory of the hits themselves,
+    the scores as they were (float64)."""
+    return to_array(h.product_id for h in hits), np.fromiter(
+        (h.score for h in hits), dtype=np.float64, count=len(hits)
+    )
