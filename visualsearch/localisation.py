@@ -49,16 +49,13 @@ THRESHOLD = 1.6
 MIN_DISTANCE = 0.08
 #: Smallest patch kept as a region, relative to the photo's area.
 MIN_AREA = 0.012
-#: Margin added around each patch for its outline (:attr:`Region.outline`), relative to its
-#: longer side: the morphology trims the product's edge.
-OUTLINE = 0.03
-#: Margin added around each patch for the region searched (:attr:`Region.box`), relative to
-#: its longer side: some of the surface around the product, which the encoder needs to see
-#: where the product ends (its own foreground crop peels a plain surface off again). On the
-#: demo (``evaluate_visual``, 300 photos a kind, the projection as it was), 0.03 against
-#: 0.2: small on a textured surface 0.643 -> 0.787, beside another product 0.670 -> 0.803;
-#: 0.15 and 0.25 gave the same within the draws' noise, 0.1 half the gain
-#: (docs/figures.md has the sweep, a second draw and the figures after the refit).
+#: Margin added around each patch, relative to its longer side: the product's outline,
+#: which the morphology trims, and some of the surface around it, which the encoder needs
+#: to see where the product ends. On the demo (``evaluate_visual``, 300 photos a kind, the
+#: projection as it was), 0.03 against 0.2: small on a textured surface 0.643 -> 0.787,
+#: beside another product 0.670 -> 0.803; 0.15 and 0.25 gave the same within the draws'
+#: noise, 0.1 half the gain (docs/figures.md has the sweep, a second draw and the figures
+#: after the refit).
 MARGIN = 0.2
 #: How far, in pixels of the small copy, the wide description's blur spreads a product's
 #: patch beyond its outline; taken back off each box before the margin is added.
@@ -90,14 +87,10 @@ class Region:
     contrast : float
         How far, on average, the patch's pixels lie from the surface, in units of the
         threshold (above 1); a clear product scores higher than a shadow.
-    outline : tuple of int
-        Where the product itself lies (:data:`OUTLINE` around its patch), in the same
-        pixels: what the encoder's own foreground crop is compared with.
     """
 
     box: tuple
     contrast: float
-    outline: tuple = None
 
     @property
     def area(self) -> int:
@@ -229,12 +222,12 @@ def find_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[Reg
     for x0, y0, x1, y1, weight, pixels in _merge(boxes):
         if min(x1 - x0, y1 - y0) > 4 * BLUR_REACH:
             x0, y0, x1, y1 = x0 + BLUR_REACH, y0 + BLUR_REACH, x1 - BLUR_REACH, y1 - BLUR_REACH
-        box, outline = (_scaled(x0, y0, x1, y1, m, w / sw, h / sh, w, h) for m in (MARGIN, OUTLINE))
+        box = _scaled(x0, y0, x1, y1, MARGIN, w / sw, h / sh, w, h)
         if (box[2] - box[0]) * (box[3] - box[1]) > MAX_SHARE * w * h:
             continue
         if min(box[2] - box[0], box[3] - box[1]) < MIN_SIDE:
             continue
-        regions.append(Region(box, weight / pixels, outline))
+        regions.append(Region(box, weight / pixels))
     regions.sort(key=lambda r: -r.area)
     return regions[:max_regions]
 
@@ -266,9 +259,17 @@ def grow(box, size, margin=MARGIN):
 
 def redundant(regions, image: Image.Image) -> bool:
     """Whether searching ``regions`` would add nothing to searching the whole ``image``:
-    none, or a single one that the encoder's foreground crop already frames (it lies on a
-    plain backdrop, which :func:`~visualsearch.encoders.preprocessing.foreground_box`
-    peels off)."""
+    none, or a single one that the encoder's foreground crop already frames, margin included
+    (it lies on a plain backdrop, which
+    :func:`~visualsearch.encoders.preprocessing.foreground_box` peels off).
+
+    The crop peels the backdrop off up to the product, so it rarely frames a region with
+    its margin: a product alone on a plain backdrop is usually searched both ways, tightly
+    cropped and with some surface around it, and the better view wins the fusion. On the
+    demo that second view was worth it (``evaluate_visual``, compared with the product's
+    outline instead, which makes such regions redundant: steep perspective 0.870 -> 0.893
+    and 0.850 -> 0.910 on two draws, mean of the seven kinds 0.818 -> 0.828 and 0.810 ->
+    0.820) for one more embedding of such photos."""
     from .encoders.preprocessing import foreground_box
 
     if not regions:
@@ -278,8 +279,7 @@ def redundant(regions, image: Image.Image) -> bool:
     box, backdrop = foreground_box(image.convert("RGB"))
     if backdrop is None:
         return False
-    # The product's outline, not the box searched: the margin would halve the overlap.
-    return iou(box, regions[0].outline or regions[0].box) > 0.5
+    return iou(box, regions[0].box) > 0.5
 
 
 def iou(a, b):

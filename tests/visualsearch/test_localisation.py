@@ -6,7 +6,8 @@ from PIL import Image, ImageDraw
 
 from visualsearch import localisation, textures
 from visualsearch.distortions import KINDS, display_copy, shopper_photo
-from visualsearch.localisation import MIN_SIDE, find_regions, grow, iou, redundant
+from visualsearch.encoders.preprocessing import foreground_box
+from visualsearch.localisation import MIN_SIDE, Region, find_regions, grow, iou, redundant
 
 
 def garment(shade=200, seed=0):
@@ -97,19 +98,22 @@ def test_a_region_holds_its_product_and_some_surface_around_it():
         assert inner + 0.7 * pad <= outer <= inner + 1.3 * pad
 
 
-def test_a_product_alone_on_a_plain_surface_is_searched_whole():
-    """The encoder's foreground crop frames such a product by itself: compared with the
-    region's outline (not the wider box searched), the region is redundant."""
+def test_a_product_alone_on_a_plain_surface_is_also_searched_with_its_surroundings():
+    """The encoder's foreground crop frames such a product tightly; its region, with the
+    margin, is another view of it, searched too (see ``redundant``)."""
     for seed in range(6):
         rng = np.random.default_rng(seed)
         canvas = Image.new("RGB", (320, 240), (0, 0, 0))  # the garment's own backdrop
         side = int(rng.integers(90, 150))
-        canvas.paste(garment(seed=seed).resize((side, side)), (int(rng.integers(10, 150)), 40))
-        regions = find_regions(canvas)
-        assert len(regions) == 1
-        outline = regions[0].outline
-        assert iou(regions[0].box, outline) < 0.7  # the box searched is wider...
-        assert redundant(regions, canvas)  # ...yet the outline is what is compared
+        x = int(rng.integers(10, 150))
+        canvas.paste(garment(seed=seed).resize((side, side)), (x, 40))
+        [region] = find_regions(canvas)
+        framed = grow((x, 40, x + side, 40 + side), canvas.size)
+        assert iou(region.box, framed) > 0.5
+        assert not redundant([region], canvas)
+        # Had the region no more margin than the crop's, it would add nothing.
+        tight = Region(foreground_box(canvas)[0], region.contrast)
+        assert redundant([tight], canvas)
 
 
 def test_finds_both_products_of_a_two_product_photo():
