@@ -244,17 +244,11 @@ def _scaled(x0, y0, x1, y1, margin, sx, sy, w, h):
     )
 
 
-def grow(box, size, margin=MARGIN):
-    """``box`` with ``margin`` of its longer side added on every side, within a photo of
-    ``size`` (width, height): a product's own box as a region would search it."""
-    x0, y0, x1, y1 = box
-    pad = margin * max(x1 - x0, y1 - y0)
-    return (
-        max(0, int(x0 - pad)),
-        max(0, int(y0 - pad)),
-        min(size[0], int(np.ceil(x1 + pad))),
-        min(size[1], int(np.ceil(y1 + pad))),
-    )
+def grow(box, size, margin=None):
+    """``box`` with ``margin`` (:data:`MARGIN` by default) of its longer side added on every
+    side, within a photo of ``size`` (width, height): a product's own box as a region would
+    search it."""
+    return _scaled(*box, MARGIN if margin is None else margin, 1, 1, *size)
 
 
 def redundant(regions, image: Image.Image) -> bool:
