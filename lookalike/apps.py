@@ -18,7 +18,8 @@ class LookalikeConfig(AppConfig):
 
         request_started.connect(requestcache.start, dispatch_uid="lookalike.requestcache.start")
         request_finished.connect(requestcache.end, dispatch_uid="lookalike.requestcache.end")
-        # Saving a product or a category makes the values kept per process stale.
-        from .catalogue import watch_catalogue
+        # Saving a product or a category, or changing a product's state through a model
+        # the adapter depends on, makes the values kept per process stale.
+        from .changes import watch_catalogue
 
         watch_catalogue()

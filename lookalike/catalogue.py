@@ -42,7 +42,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Vali
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from .conf import app_settings, import_class
 from .stamps import Stamped
@@ -54,7 +54,6 @@ __all__ = [
     "ProductCard",
     "get_adapter",
     "product_model",
-    "watch_catalogue",
 ]
 
 #: Names of the values :meth:`CatalogueAdapter.annotate` attaches to each product.
@@ -331,6 +330,29 @@ class CatalogueAdapter:
         step (a new stock record price, a new main image)."""
         return {}
 
+    def get_states(self, product_keys) -> dict:
+        """``{key: state}`` of the browsable products among ``product_keys``: a value that
+        changes whenever something the plugins keep of a product between requests changes.
+
+        A save or deletion of a dependent model moves the catalogue's stamp (and makes
+        every process recompute what it keeps: search answers, categories, candidates)
+        only when it changed the state of one of its products (:mod:`lookalike.changes`).
+        In django-oscar every order saves its stock records; an allocation that leaves the
+        product in stock changes nothing shoppers are shown, and the kept values survive
+        it. The default state is the product's values of :meth:`annotate` (image,
+        category, price, creation; stock and currency in Oscar's adapter) and whether
+        :meth:`filter_in_stock` keeps it. An adapter whose cards or filters read more of a
+        dependent model adds that here.
+        """
+        base = self.get_queryset()
+        in_stock = self.filter_in_stock(base).filter(pk=OuterRef("pk"))
+        queryset = self.annotate(base.filter(pk__in=list(product_keys))).annotate(
+            _lookalike_in_stock=Exists(in_stock)
+        )
+        names = sorted(queryset.query.annotations)
+        rows = queryset.order_by().values_list("pk", *names)
+        return {row[0]: row[1:] for row in rows}
+
     # -- sets ----------------------------------------------------------------------------------
 
     def annotate(self, queryset) -> models.QuerySet:
@@ -590,34 +612,6 @@ def get_adapter() -> CatalogueAdapter:
 
 #: Values derived from the catalogue and kept per process (the shop's navigation, its newest
 #: products; the rendered cards are in :data:`lookalike.cards.CARDS`), good until a
-#: product, a category or a model the adapter depends on is saved or deleted
-#: (:mod:`lookalike.stamps`).
+#: product or a category is saved or deleted, or a model the adapter depends on changes a
+#: product's state (:mod:`lookalike.changes`, :mod:`lookalike.stamps`).
 CATALOGUE = Stamped("lookalike.catalogue", limit=20_000)
-
-
-def _catalogue_changed(**kwargs):
-    CATALOGUE.bump()
-
-
-def watch_catalogue():
-    """Bump the catalogue's stamp whenever the product model, its category model or a
-    dependent model (:meth:`CatalogueAdapter.get_dependent_models`) is saved or deleted.
-    A misconfigured adapter connects nothing: the system checks report it."""
-    from django.db.models.signals import post_delete, post_save
-
-    try:
-        adapter = get_adapter()
-        watched = [adapter.get_product_model(), *adapter.get_dependent_models()]
-        categories = adapter.get_category_queryset()
-    except (ImproperlyConfigured, LookupError, ValueError):
-        return
-    if categories is not None:
-        watched.append(categories.model)
-    for model in watched:
-        for kind, signal in (("save", post_save), ("delete", post_delete)):
-            signal.connect(
-                _catalogue_changed,
-                sender=model,
-                weak=False,
-                dispatch_uid=f"lookalike.catalogue.{kind}.{model}",
-            )

@@ -24,7 +24,7 @@ ARGS = [
 @pytest.fixture(scope="session")
 def browser():
     if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium).")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (`make system-test` alone).")
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
     # are still synchronous and safe.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -11,12 +11,15 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.urls import reverse
 from oscar.core.loading import get_class, get_model
 from oscarshop.catalogue import png
 
-from lookalike.catalogue import get_adapter
+from lookalike.catalogue import CATALOGUE, get_adapter
 from lookalike.contrib.oscar.adapter import OscarCatalogueAdapter
+from lookalike.models import ProductState
+from lookalike.stamps import current as current_stamp
 from recommendations.models import Event, RecommenderModel
 from visualsearch import indexing
 from visualsearch.models import ProductEmbedding
@@ -458,6 +461,44 @@ def test_stock_record_changes_update_the_vector_price_copy(indexed):
     xl.is_public = True
     xl.save()
     assert ProductEmbedding.objects.get(product=catalogue["polo"]).product_price == 9.0
+
+
+@pytest.mark.django_db
+def test_an_order_moves_the_catalogue_stamp_only_when_it_sells_the_last_item(
+    indexed, django_capture_on_commit_callbacks
+):
+    """Oscar allocates stock for every order line and sends ``post_save`` for the record:
+    the values every process keeps under the catalogue's stamp survive an order that
+    leaves the product in stock."""
+    catalogue, _ = indexed
+    shirt = catalogue["white-shirt"]  # 5 in stock
+    record = StockRecord.objects.get(product=shirt)
+
+    def moves_the_stamp(change):
+        before = current_stamp(CATALOGUE.name)
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            change()
+        return current_stamp(CATALOGUE.name) != before
+
+    # Its state was recorded when the catalogue's stock records were created.
+    assert ProductState.objects.filter(key=str(shirt.pk)).exists()
+    assert not moves_the_stamp(lambda: record.allocate(1))
+    assert not moves_the_stamp(lambda: record.allocate(3))  # one left
+    assert get_adapter().is_in_stock(Product.objects.get(pk=shirt.pk))
+    assert moves_the_stamp(lambda: record.allocate(1))  # the last one
+    assert not get_adapter().is_in_stock(Product.objects.get(pk=shirt.pk))
+
+    record.refresh_from_db()
+    record.price = Decimal("31.00")
+    assert moves_the_stamp(record.save)
+    # A variant's record stands for its parent: a new price of a public variant changes
+    # the parent's, one of the hidden XL variant does not.
+    small = StockRecord.objects.get(product=catalogue["polo-s"])
+    small.price = Decimal("5.00")
+    assert moves_the_stamp(small.save)
+    hidden = StockRecord.objects.get(product=catalogue["polo-xl"])
+    hidden.price = Decimal("4.00")
+    assert not moves_the_stamp(hidden.save)
 
 
 @pytest.mark.django_db
