@@ -42,7 +42,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Vali
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 
 from .conf import app_settings, import_class
 from .stamps import Stamped
@@ -330,28 +330,19 @@ class CatalogueAdapter:
         step (a new stock record price, a new main image)."""
         return {}
 
-    def get_states(self, product_keys) -> dict:
-        """``{key: state}`` of the browsable products among ``product_keys``: a value that
-        changes whenever something the plugins keep of a product between requests changes.
+    def changes_nothing_shown(self, model, before, after) -> bool:
+        """Whether a save that changed a row of dependent ``model`` from ``before`` to
+        ``after`` (``{attname: value}`` as read from the database; ``before`` is ``None``
+        for a new row) changed nothing the plugins read of any product.
 
-        A save or deletion of a dependent model moves the catalogue's stamp (and makes
-        every process recompute what it keeps: search answers, categories, candidates)
-        only when it changed the state of one of its products (:mod:`lookalike.changes`).
-        In django-oscar every order saves its stock records; an allocation that leaves the
-        product in stock changes nothing shoppers are shown, and the kept values survive
-        it. The default state is the product's values of :meth:`annotate` (image,
-        category, price, creation; stock and currency in Oscar's adapter) and whether
-        :meth:`filter_in_stock` keeps it. An adapter whose cards or filters read more of a
-        dependent model adds that here.
+        Such a save moves no version stamp (:mod:`lookalike.changes`), so what every
+        process keeps under the catalogue's stamp (search answers, candidates, cards)
+        stays. In django-oscar every order line allocates stock and saves its stock
+        record: an allocation that leaves the record available changes no price, no
+        stock flag, no category and no photo. The default answers ``False`` for every
+        save: each one moves the stamp.
         """
-        base = self.get_queryset()
-        in_stock = self.filter_in_stock(base).filter(pk=OuterRef("pk"))
-        queryset = self.annotate(base.filter(pk__in=list(product_keys))).annotate(
-            _lookalike_in_stock=Exists(in_stock)
-        )
-        names = sorted(queryset.query.annotations)
-        rows = queryset.order_by().values_list("pk", *names)
-        return {row[0]: row[1:] for row in rows}
+        return False
 
     # -- sets ----------------------------------------------------------------------------------
 
@@ -612,6 +603,6 @@ def get_adapter() -> CatalogueAdapter:
 
 #: Values derived from the catalogue and kept per process (the shop's navigation, its newest
 #: products; the rendered cards are in :data:`lookalike.cards.CARDS`), good until a
-#: product or a category is saved or deleted, or a model the adapter depends on changes a
-#: product's state (:mod:`lookalike.changes`, :mod:`lookalike.stamps`).
+#: product or a category is saved or deleted, or a model the adapter depends on changes
+#: what the plugins read of a product (:mod:`lookalike.changes`, :mod:`lookalike.stamps`).
 CATALOGUE = Stamped("lookalike.catalogue", limit=20_000)

@@ -56,3 +56,31 @@ class TextCategoryKeysAdapter(FieldsCatalogueAdapter):
 
     def filter_category(self, queryset, key):
         return queryset.none()
+
+
+class LedgerAdapter(FieldsCatalogueAdapter):
+    """The reference shop's fields, with a stand-in dependent model whose saves can change
+    nothing shown (tests/test_catalogue_changes.py): a job row plays a stock record, its
+    ``done`` the stock level, available while above zero."""
+
+    def get_dependent_models(self):
+        from lookalike.jobs.models import Job
+
+        return {Job: lambda job: []}
+
+    def changes_nothing_shown(self, model, before, after):
+        if before is None or after is None:
+            return False
+        others = [name for name in before if name not in ("done", "heartbeat_at")]
+        if any(before[name] != after[name] for name in others):
+            return False
+        return (before["done"] > 0) == (after["done"] > 0)
+
+
+class ShopAdapterWithLedger(FieldsCatalogueAdapter):
+    """A dependent model, and no judgement of its saves: every one moves the stamp."""
+
+    def get_dependent_models(self):
+        from lookalike.jobs.models import Job
+
+        return {Job: lambda job: []}

@@ -3,8 +3,9 @@
 Every shopper who opens a product page or its "find similar" page asks the same search, and
 the index walk is the largest wait of those pages (2-4 ms of database time, more on a busy
 server). :func:`similar_to_product` keeps the hits per process under two version stamps
-(:mod:`lookalike.stamps`): the catalogue's (a product, a category or a model the adapter
-depends on saved or deleted: :data:`lookalike.catalogue.CATALOGUE`) and the vectors'
+(:mod:`lookalike.stamps`): the catalogue's (a product or a category saved or deleted, or
+a model the adapter depends on changed in a way that changes what is shown:
+:data:`lookalike.catalogue.CATALOGUE`, :mod:`lookalike.changes`) and the vectors'
 (a product embedded again or removed: :data:`~visualsearch.services.vectors.VECTORS_STAMP`).
 Either stamp moving makes every process search again at its next request.
 

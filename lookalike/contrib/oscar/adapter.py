@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.aggregates import StringAgg
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.db import models, router
 from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
@@ -282,14 +282,29 @@ class OscarCatalogueAdapter(CatalogueAdapter):
 
     def _product_or_parent(self, product_id):
         """The indexed product a change of product ``product_id`` touches: itself, or its
-        parent when it is a child."""
+        parent when it is a child. Read from the primary: a replica that lags would take a
+        new child for a product of its own."""
+        model = self._products().model
         parent_id = (
-            self._products()
-            .model._base_manager.filter(pk=product_id)
+            model._base_manager.using(router.db_for_write(model))
+            .filter(pk=product_id)
             .values_list("parent_id", flat=True)
             .first()
         )
         return [parent_id or product_id]
+
+    def changes_nothing_shown(self, model, before, after):
+        """A stock record save that changes nothing but the stock level and leaves the
+        record as available as it was (:meth:`in_stock_expression`): an order's allocation
+        (``StockRecord.allocate``), a shipment (``consume_allocation``) or a restock of
+        a record that had stock. The allocation that takes the last item, a new price or
+        another product changes what shoppers are shown, and moves the stamp."""
+        if model is not self._stock_records().model or before is None or after is None:
+            return False
+        stock = {"num_in_stock", "num_allocated", "date_updated"}
+        if any(before[name] != after[name] for name in before if name not in stock):
+            return False
+        return _available(before) == _available(after)
 
     def get_dependent_models(self):
         """Stock records (price and stock; a child's record changes its parent), product
@@ -351,3 +366,10 @@ class OscarCatalogueAdapter(CatalogueAdapter):
                 )
             )
         return errors
+
+
+def _available(row):
+    """Whether a stock record has stock to sell, as :meth:`OscarCatalogueAdapter.
+    in_stock_expression` reads it (a product class that tracks no stock makes every record
+    available; a save of the record cannot change that)."""
+    return row["num_in_stock"] is not None and row["num_in_stock"] > (row["num_allocated"] or 0)
