@@ -64,8 +64,10 @@ steps, read top to bottom in this package:
    scaled to sum to 1) multiply the normalised components; a candidate's score is their
    sum, in [0, 1]. Its ``components`` are the weighted terms, and its reason is the one
    of the largest term: "Looks similar", "Shoppers who viewed this also viewed",
-   "Picked for you", "Popular now", "New in" or "Often viewed together". A candidate
-   with no term above zero (a fallback) takes the reason of the source that proposed it.
+   "Picked for you", "Popular now", "New in" or "Often viewed together"; a product
+   nobody had interacted with yet, whose collaborative term is predicted from its looks,
+   says "Matches the taste of shoppers who viewed this" instead. A candidate with no
+   term above zero (a fallback) takes the reason of the source that proposed it.
 
 4. **Rules and diversity.** Inactive products never appear; depending on the profile,
    out-of-stock products, products the shopper bought and the current product (on a

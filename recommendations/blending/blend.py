@@ -157,7 +157,7 @@ def _finish(cands, source, settings, k, exclude, anchor, shopper, context, for_y
         embeddings=scored.embeddings,
         segments=candidate_segments(cold, shopper if for_you else None),
     )
-    why = reasons(contributions[picked], [scored.origins[i] for i in picked])
+    why = reasons(contributions[picked], [scored.origins[i] for i in picked], cold[picked])
     products = source.products([scored.ids[i] for i in picked])
     return [
         Recommendation(

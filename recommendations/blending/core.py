@@ -30,6 +30,7 @@ __all__ = [
     "DIVERSITY_METHODS",
     "REASONS",
     "NEW_SHOPPER_EVENTS",
+    "PREDICTED_REASONS",
     "RULES",
     "SEGMENTS",
     "SEGMENT_LABELS",
@@ -51,6 +52,12 @@ REASONS = {
     "popularity": _("Popular now"),
     "recency": _("New in"),
     "covisitation": _("Often viewed together"),
+}
+
+#: The reasons of a cold candidate (:data:`SEGMENTS`), whose collaborative score is
+#: predicted from its looks (:mod:`.coldstart`): nobody viewed it with this product yet.
+PREDICTED_REASONS = {
+    "collaborative": _("Matches the taste of shoppers who viewed this"),
 }
 
 #: Re-rankings for diversity (see :func:`.scoring.diversify`).
@@ -247,7 +254,7 @@ def combine(raw, weights):
     return contributions.sum(axis=1), contributions
 
 
-def reasons(contributions, origins):
+def reasons(contributions, origins, cold=None):
     """The reason of each candidate: its largest contribution's, else its source's.
 
     Parameters
@@ -255,17 +262,23 @@ def reasons(contributions, origins):
     contributions : ndarray, shape (n_candidates, len(COMPONENTS))
     origins : sequence of str
         The component whose source proposed each candidate first.
+    cold : array_like of bool, shape (n_candidates,), optional
+        Which candidates are cold items: their collaborative scores are predicted, and
+        their reasons say so (:data:`PREDICTED_REASONS`).
 
     Returns
     -------
     list of str
     """
     contributions = np.asarray(contributions).reshape(-1, len(COMPONENTS))
+    cold = np.zeros(len(contributions), bool) if cold is None else np.asarray(cold, bool)
     best = contributions.argmax(axis=1)  # the first maximum: COMPONENTS order breaks ties
-    return [
-        REASONS[COMPONENTS[j]] if contributions[i, j] > 0 else REASONS[origins[i]]
-        for i, j in enumerate(best)
-    ]
+    out = []
+    for i, j in enumerate(best):
+        component = COMPONENTS[j] if contributions[i, j] > 0 else origins[i]
+        table = PREDICTED_REASONS if cold[i] and component in PREDICTED_REASONS else REASONS
+        out.append(table[component])
+    return out
 
 
 def _mmr(scores, order, similarity, lam, k):

@@ -20,7 +20,9 @@ Cold candidates also get the collaborative components ALS cannot give them, from
 model's :class:`~.coldstart.ColdStartMap`: ``affinity`` is the shopper's factors' dot
 product with the candidate's predicted factors, ``collaborative`` the best cosine
 between those and the factors of the shopper's recent products (or of the product
-being viewed). Without a model, no candidate is cold: the profile's own weights apply
+being viewed). Only candidates with an image embedding are predicted: one without (no
+photo yet, or a photo that could not be read) keeps no collaborative score rather than
+its category's average. Without a model, no candidate is cold: the profile's own weights apply
 and the components without scores add nothing, as before.
 """
 
@@ -83,7 +85,12 @@ def cold_columns(source, scored, shopper, context_ids):
         return cold
     if scored.embeddings.shape[1] != mapping.dim:
         return cold  # embeddings of another encoder than the map was fitted on
-    rows = np.flatnonzero(cold)
+    # A product without a vector (no photo, or one that failed) would be predicted from
+    # its category alone: the category's average taste, close to every shopper's, which
+    # put such products above the real neighbours. Its collaborative scores stay unknown.
+    rows = np.flatnonzero(cold & np.any(scored.embeddings != 0, axis=1))
+    if not len(rows):
+        return cold
     predicted = mapping.factors(scored.embeddings[rows], [scored.categories[i] for i in rows])
     _fill(scored.raw, rows, _AFFINITY, _affinity(model, shopper, predicted))
     _fill(scored.raw, rows, _COLLABORATIVE, _collaborative(model, context_ids, predicted))

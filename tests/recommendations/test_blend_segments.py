@@ -6,7 +6,14 @@ from django.core.exceptions import ValidationError
 
 from recommendations.blending.candidates import Shopper
 from recommendations.blending.coldstart import ColdStartMap, fit_cold_start
-from recommendations.blending.core import COMPONENTS, BlendSettings, combine
+from recommendations.blending.core import (
+    COMPONENTS,
+    PREDICTED_REASONS,
+    REASONS,
+    BlendSettings,
+    combine,
+    reasons,
+)
 from recommendations.blending.segment_weights import clean_segment_weights
 from recommendations.blending.segments import candidate_segments, event_count, is_new_shopper
 from recommendations.models import BlendProfile
@@ -137,3 +144,36 @@ def test_training_stores_the_map_and_new_products_get_collaborative_scores(
     # Its ALS components come from its predicted factors: ALS alone has none for it.
     assert shown[newcomer.pk].components["affinity"] > 0
     assert shown[newcomer.pk].components["collaborative"] > 0
+
+
+@pytest.mark.django_db
+def test_a_new_product_without_a_photo_gets_no_predicted_taste(product_factory, category_factory):
+    """Predicted from its category alone, a product without a vector scored like the
+    category's average shopper taste and topped the strips above real neighbours."""
+    from recommendations.blending.blend import recommend_for_user
+    from recommendations.services import serving
+    from tests.recommendations.blend_support import train_model
+
+    data = two_taste_catalogue(product_factory, category_factory)
+    train_model()
+    faceless = product_factory(category=data["b"][0].category, title="No photo yet")
+    assert faceless.pk not in serving.get_active_model().item_index
+    shopper = data["shoppers"]["b"][0]
+    shown = {r.product.pk: r for r in recommend_for_user(session_key=shopper, k=50)}
+    assert faceless.pk in shown  # proposed as the newest product
+    assert shown[faceless.pk].components["affinity"] == 0
+    assert shown[faceless.pk].components["collaborative"] == 0
+    assert shown[faceless.pk].reason != REASONS["collaborative"]
+
+
+def test_a_cold_product_says_its_collaborative_score_is_predicted():
+    contributions = np.zeros((2, len(COMPONENTS)))
+    contributions[:, COMPONENTS.index("collaborative")] = 0.5
+    assert reasons(contributions, ["visual", "visual"], cold=[False, True]) == [
+        REASONS["collaborative"],
+        PREDICTED_REASONS["collaborative"],
+    ]
+    contributions[1, COMPONENTS.index("visual")] = 0.9  # a cold product's looks win
+    assert (
+        reasons(contributions, ["visual", "visual"], cold=[False, True])[1] == (REASONS["visual"])
+    )
