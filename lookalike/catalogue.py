@@ -433,9 +433,12 @@ class FieldsCatalogueAdapter(CatalogueAdapter):
             try:
                 field = self.get_product_model()._meta.get_field(name)
             except FieldDoesNotExist as exc:
+                # Only "image" is required: the others are merged from the defaults, so a
+                # model without such a field says so with None.
+                remedy = "" if role == "image" else f" (None if it has no {role} field)"
                 raise ImproperlyConfigured(
                     f"LOOKALIKE_PRODUCT_FIELDS[{role!r}] names {name!r}, which is not a field of "
-                    f"{app_settings.PRODUCT_MODEL}."
+                    f"{app_settings.PRODUCT_MODEL}: name the model's field{remedy}."
                 ) from exc
         _resolved_fields[key] = field
         return field

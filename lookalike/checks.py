@@ -3,7 +3,8 @@ plugins build from it, the templates and the jobs backend, renamed and misspelt 
 
 Registered when either plugin app is ready; each message names the setting to fix, the way
 ``django.contrib.auth.checks`` names ``AUTH_USER_MODEL``. They stay fast and need no
-database: the adapter's querysets are compiled to SQL, never run.
+database (the adapter's querysets are compiled to SQL, never run), except the one tagged
+``database`` (``check --database``, and ``migrate``): the cache tables.
 """
 
 import uuid
@@ -232,7 +233,54 @@ def check_templates(app_configs=None, **kwargs):
                 id="lookalike.E007",
             )
         )
+    if not errors:
+        errors.extend(_check_base_blocks(app_settings.BASE_TEMPLATE))
     return errors
+
+
+#: The blocks the plugin pages fill in the base template: without "extrahead" and
+#: "extrascripts" they render with no stylesheet and no script (no drag-and-drop, no crop).
+BASE_BLOCKS = ("title", "extrahead", "content", "extrascripts")
+
+
+def _blocks(name, seen=()):
+    """The block names template ``name`` defines or inherits (``None`` when a parent is
+    chosen at run time, so the set cannot be known)."""
+    from django.template import Context
+    from django.template.loader import get_template
+    from django.template.loader_tags import BlockNode, ExtendsNode
+
+    template = get_template(name).template
+    names = {node.name for node in template.nodelist.get_nodes_by_type(BlockNode)}
+    for node in template.nodelist.get_nodes_by_type(ExtendsNode):
+        if node.parent_name.filters or not isinstance(node.parent_name.var, str):
+            return None  # {% extends variable %}
+        parent = node.parent_name.resolve(Context())
+        if parent in seen:
+            return names
+        inherited = _blocks(parent, (*seen, name))
+        return None if inherited is None else names | inherited
+    return names
+
+
+def _check_base_blocks(name):
+    try:
+        found = _blocks(name)
+    except Exception:  # a parent that does not load is Django's own error to report
+        return []
+    missing = [block for block in BASE_BLOCKS if found is not None and block not in found]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"LOOKALIKE_BASE_TEMPLATE {name!r} has no block "
+            f"{', '.join(map(repr, missing))}: the plugin pages put their "
+            "title, stylesheets, content and scripts in those blocks.",
+            hint="Define {% block title %}, {% block extrahead %}, {% block content %} and "
+            "{% block extrascripts %} in the base template (empty blocks will do).",
+            id="lookalike.W004",
+        )
+    ]
 
 
 @register()
@@ -295,3 +343,39 @@ def check_shared_cache(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.database, Tags.caches)
+def check_cache_tables(app_configs=None, databases=None, **kwargs):
+    """A database cache whose table was never created (``manage.py createcachetable``)
+    fails every call: the photo-search throttle and the shopper counts then count nothing,
+    and each request logs it. A warning, not an error: ``migrate`` runs this check before
+    the table can be created, on a new database."""
+    from django.conf import settings
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+    from django.db import connections, router
+
+    warnings = []
+    for alias in settings.CACHES:
+        cache = caches[alias]
+        if not isinstance(cache, DatabaseCache):
+            continue
+        database = router.db_for_write(cache.cache_model_class)
+        if database not in (databases or []):
+            continue
+        try:
+            tables = connections[database].introspection.table_names()
+        except DatabaseError:
+            continue  # an unreachable database is reported by the plugins' own check
+        if cache._table not in tables:
+            warnings.append(
+                Warning(
+                    f'CACHES["{alias}"] is the database table {cache._table!r}, which does '
+                    f"not exist in database {database!r}: photo searches are not "
+                    "throttled and shopper counts are not kept.",
+                    hint="Run `manage.py createcachetable` after `migrate`.",
+                    id="lookalike.W003",
+                )
+            )
+    return warnings

@@ -22,6 +22,7 @@ What a client may do in a period is counted in fixed windows of a shared cache
 """
 
 import ipaddress
+import logging
 import time
 from contextlib import nullcontext
 
@@ -29,6 +30,8 @@ from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.filebased import FileBasedCache
 from django.db import connections, router, transaction
 from rest_framework.settings import api_settings
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "cache_savepoint",
@@ -101,7 +104,8 @@ def count_in_window(cache, key, duration, now=None):
     -------
     count : int or None
         The count so far in this window, this one included; ``None`` when the cache could
-        not count (django-redis with ``IGNORE_EXCEPTIONS`` while Redis is down).
+        not count (Redis down, a database cache whose table was never created: logged;
+        system check ``lookalike.W003`` reports the missing table).
     window_key : str
         The cache key of this window's count (to give a refused count back with ``decr``).
     seconds_left : float
@@ -110,17 +114,21 @@ def count_in_window(cache, key, duration, now=None):
     window, into = divmod(time.time() if now is None else now, duration)
     current = f"{key}:{int(window)}"
     left = duration - into
-    with cache_savepoint(cache):
-        cache.add(current, 0, duration + 1)
-        try:
-            count = cache.incr(current)
-        except ValueError:  # expired between add() and incr()
-            cache.set(current, 1, duration + 1)
-            count = 1
-        if isinstance(cache, DatabaseCache | FileBasedCache):
-            # Their incr() is a get and a set with the cache's default timeout (300 s):
-            # an hour's count would expire, and its allowance return, after five minutes.
-            cache.touch(current, int(left) + 1)
+    try:
+        with cache_savepoint(cache):
+            cache.add(current, 0, duration + 1)
+            try:
+                count = cache.incr(current)
+            except ValueError:  # expired between add() and incr()
+                cache.set(current, 1, duration + 1)
+                count = 1
+            if isinstance(cache, DatabaseCache | FileBasedCache):
+                # Their incr() is a get and a set with the cache's default timeout (300 s):
+                # an hour's count would expire, and its allowance return, after 5 minutes.
+                cache.touch(current, int(left) + 1)
+    except Exception as exc:  # a limit that cannot count must not fail the request
+        logger.warning("Could not count %s in the cache: %s", key, exc)
+        return None, current, left
     return count, current, left
 
 

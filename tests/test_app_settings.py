@@ -160,3 +160,13 @@ def test_an_api_viewset_that_cannot_be_imported_answers_improperly_configured(se
     request = APIRequestFactory().get("/api/products/1/similar/")
     with pytest.raises(ImproperlyConfigured, match="VISUALSEARCH_API_PRODUCT_VIEWSET"):
         view(request, pk="1")
+
+
+def test_a_base_template_without_the_plugin_blocks_is_reported(settings):
+    """Django's admin layout defines "title", "extrahead" and "content" (the last two in
+    the template it extends) but no "extrascripts": the plugin pages would run no script."""
+    settings.LOOKALIKE_BASE_TEMPLATE = "admin/base_site.html"
+    [warning] = [m for m in run_checks() if m.id == "lookalike.W004"]
+    assert "has no block 'extrascripts'" in warning.msg
+    settings.LOOKALIKE_BASE_TEMPLATE = "shop/base.html"
+    assert not [m for m in run_checks() if m.id == "lookalike.W004"]

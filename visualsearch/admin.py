@@ -29,7 +29,7 @@ from lookalike.jobs.services import JobAlreadyRunning
 from . import indexing
 from .conf import app_settings
 from .indexing import jobs as index_jobs
-from .models import IndexJob, ProductEmbedding
+from .models import IndexFailure, IndexJob, ProductEmbedding
 
 REINDEX_PERMISSION = "visualsearch.reindex"
 MODES = {"stale": _("Reindex stale"), "all": _("Reindex all")}
@@ -135,7 +135,9 @@ def index_counts():
             counts = indexing.index_status(encoder=name)
         except ImproperlyConfigured:
             # Vectors of an encoder that is no longer registered: shown, but not counted.
-            counts = dict.fromkeys(("indexed", "stale", "missing", "failed", "total"), "—")
+            counts = dict.fromkeys(
+                ("indexed", "stale", "missing", "failed", "total", "no_image"), "—"
+            )
         rows.append({"encoder": name, "current": name == current, **counts})
     return rows
 
@@ -298,3 +300,21 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
             "encoder": app_settings.ENCODER,
         }
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(IndexFailure)
+class IndexFailureAdmin(admin.ModelAdmin):
+    """The photos a reindex could not embed, each with its reason: what the "Failed" count
+    of the "Visual index" page stands for. Read-only; deleting a row makes the next stale
+    reindex try that photo again (after its file was repaired in place, say)."""
+
+    list_display = ["product", "encoder", "image_name", "reason", "failed_at"]
+    list_filter = ["encoder"]
+    search_fields = ["image_name", "reason"]
+    list_select_related = ["product"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -20,6 +20,7 @@ from . import search
 from .concurrency import Busy, photo_search_slot
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
+from .indexing.state import why_unindexed
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
 from .uploads import preview_data_url, scale_box
@@ -108,6 +109,9 @@ def similar(request, pk):
         if valid and not not_indexed:
             results, not_indexed = _filtered(product, form)
     status = 200 if valid else 400
+    if not_indexed:
+        # Whether coming back later can help: not for a product without a photo.
+        not_indexed = why_unindexed(product.pk)
     context = {
         "product": product,
         "form": form,

@@ -12,7 +12,7 @@ from lookalike.jobs.models import Job
 from shop.models import Product
 from visualsearch.admin import compute_embeddings, find_similar_to_selected
 from visualsearch.indexing.jobs import HANDLER, LOCK_KEY
-from visualsearch.models import IndexJob, ProductEmbedding
+from visualsearch.models import IndexFailure, IndexJob, ProductEmbedding
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +59,7 @@ def staff(django_user_model):
 
 def test_page_shows_counts_buttons_and_jobs(admin_client, catalogue, product_factory):
     product_factory()  # one product not indexed yet
+    product_factory(image="")  # one that has nothing to index
     Job.objects.create(handler=HANDLER, lock_key=LOCK_KEY, status=Job.Status.FAILED, total=4)
     Job.objects.create(handler="x.y", lock_key="other", status=Job.Status.FAILED)
     response = admin_client.get(PAGE)
@@ -74,6 +75,7 @@ def test_page_shows_counts_buttons_and_jobs(admin_client, catalogue, product_fac
         0,
     )
     assert f'<td data-count="indexed">{len(catalogue)}</td>' in html
+    assert row["no_image"] == 1 and '<td data-count="no_image">1</td>' in html
     assert 'value="stale"' in html and 'value="all"' in html
     assert "Reindex stale" in html and "Reindex all" in html
     # Only reindex jobs are listed, with a resume button for the failed one.
@@ -240,3 +242,15 @@ def test_actions_declare_their_permissions():
     assert find_similar_to_selected.allowed_permissions == ["view"]
     assert compute_embeddings.short_description == "Compute visual embeddings for selected"
     assert find_similar_to_selected.short_description == "Find similar to selected"
+
+
+def test_index_failures_are_listed_with_their_reason(admin_client, product_factory):
+    product = product_factory()
+    IndexFailure.objects.create(
+        product=product, encoder="pixel", image_name=product.image.name, reason="truncated file"
+    )
+    response = admin_client.get(reverse("admin:visualsearch_indexfailure_changelist"))
+    assert response.status_code == 200
+    assert "truncated file" in response.content.decode()
+    add = admin_client.get(reverse("admin:visualsearch_indexfailure_add"))
+    assert add.status_code == 403

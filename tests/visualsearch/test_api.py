@@ -7,6 +7,8 @@ from django.urls import reverse
 
 from tests.visualsearch import corpus
 from tests.windows import steady_window
+from visualsearch.conf import app_settings
+from visualsearch.models import IndexFailure
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +128,29 @@ def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, pr
     fresh = product_factory()
     response = client.get(similar_url(fresh.pk))
     assert response.status_code == 409
+    assert response.json()["code"] == "not_indexed"
     assert "not been indexed yet" in response.json()["detail"]
+
+
+def test_a_product_that_will_never_be_indexed_says_why(client, catalogue, product_factory):
+    """Not "try again later" for a product without a photo, or one whose photo failed."""
+    faceless = product_factory(image="")
+    response = client.get(similar_url(faceless.pk))
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "This product has no photo, so it has no look-alikes.",
+        "code": "no_image",
+    }
+    broken = product_factory()
+    IndexFailure.objects.create(
+        product=broken,
+        encoder=app_settings.ENCODER,
+        image_name=broken.image.name,
+        reason="cannot identify image file",
+    )
+    body = client.get(similar_url(broken.pk)).json()
+    assert body["code"] == "image_failed" and "could not be analysed" in body["detail"]
+    assert "identify" not in body["detail"]  # the reason is for the shop's staff
 
 
 def test_image_search_finds_the_product(client, catalogue):
@@ -213,6 +237,32 @@ def test_image_search_is_throttled(client, pixel_encoder, settings):
     assert statuses == [400, 400, 400, 429]
     # Only uploads are throttled.
     assert client.get(similar_url(1)).status_code == 404
+
+
+def test_a_cache_table_never_created_fails_no_photo_search(client, catalogue, settings):
+    """A warning from ``check --database``, and photo searches served unthrottled rather
+    than a 500 on every one."""
+    from django.core.cache import caches
+
+    from lookalike.checks import check_cache_tables
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "forgotten": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "never_created",
+        },
+    }
+    settings.VISUALSEARCH_THROTTLE_CACHE = "forgotten"
+    try:
+        [warning] = check_cache_tables(databases=["default"])
+        assert warning.id == "lookalike.W003" and "'never_created'" in warning.msg
+        assert check_cache_tables(databases=[]) == []  # no --database: nothing read
+        response = client.post(IMAGE_URL, {"image": image_of(catalogue[3]), "k": 2})
+        assert response.status_code == 200
+        assert response.json()["results"][0]["id"] == catalogue[3].pk
+    finally:
+        caches["forgotten"].close()
 
 
 def test_schema_documents_both_endpoints(client):

@@ -154,3 +154,20 @@ def test_vector_index_command_builds_category_indexes(catalogue, settings):
     listing = run("vector_index", "--list")
     assert all(name in listing for name in names) and "category" in listing
     assert all(name not in run("vector_index", "--encoder", "pixel") for name in names)
+
+
+def test_find_similar_says_why_a_product_has_no_vector(product_factory, settings):
+    faceless = product_factory(image="")
+    with pytest.raises(CommandError, match="has no image"):
+        run("find_similar", "--product", str(faceless.pk))
+    broken = product_factory()
+    IndexFailure.objects.create(
+        product=broken,
+        encoder=settings.VISUALSEARCH_ENCODER,
+        image_name=broken.image.name,
+        reason="cannot identify image file",
+    )
+    with pytest.raises(CommandError, match="could not be embedded: cannot identify"):
+        run("find_similar", "--product", str(broken.pk))
+    with pytest.raises(CommandError, match="reindex --stale"):
+        run("find_similar", "--product", str(product_factory().pk))

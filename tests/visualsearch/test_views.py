@@ -106,6 +106,14 @@ def test_product_not_indexed_yet_is_a_friendly_message(client, pixel_encoder, pr
     assert card_ids(response) == []
 
 
+def test_a_product_without_a_photo_is_not_promised_look_alikes_later(
+    client, pixel_encoder, product_factory
+):
+    html = client.get(similar_url(product_factory(image=""))).content.decode()
+    assert 'data-reason="no_image"' in html and "has no photo yet" in html
+    assert "try again" not in html
+
+
 def test_unknown_or_inactive_product_is_404(client, catalogue, product_factory):
     assert client.get(reverse("visualsearch:similar", args=[999999])).status_code == 404
     hidden = product_factory(is_active=False)

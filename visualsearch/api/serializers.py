@@ -327,6 +327,19 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class NotIndexedSerializer(ErrorSerializer):
+    """A 409 for a product without a vector, with a code that says whether asking again
+    later can help."""
+
+    code = serializers.ChoiceField(
+        choices=["not_indexed", "no_image", "image_failed"],
+        help_text=_(
+            "not_indexed: no reindex has reached the product yet; no_image: it has no "
+            "photo; image_failed: its photo could not be analysed."
+        ),
+    )
+
+
 class ValidationErrorSerializer(serializers.Serializer):
     """A 400 about the parameters: ``{parameter: [reasons]}`` (``non_field_errors`` for
     reasons about several), or ``{"detail": ...}`` when the body could not be read at all.

@@ -22,12 +22,14 @@ from lookalike.catalogue import get_adapter
 
 from .. import search
 from ..concurrency import Busy, photo_search_slot
+from ..indexing.state import why_unindexed
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload, body_refusal
 from ..uploads import scale_box
 from .serializers import (
     ErrorSerializer,
     ImageSearchSerializer,
+    NotIndexedSerializer,
     PhotoSearchResultsSerializer,
     SearchResultsSerializer,
     SimilarParamsSerializer,
@@ -42,8 +44,12 @@ UNKNOWN_PRODUCT = OpenApiResponse(
     ErrorSerializer, description=_("No such product, or the shop does not show it.")
 )
 NOT_INDEXED = OpenApiResponse(
-    ErrorSerializer,
-    description=_("The product's photo is not indexed yet (visual search only)."),
+    NotIndexedSerializer,
+    description=_(
+        "The product has no vector: its photo is not indexed yet (``not_indexed``: ask "
+        "again later), it has no photo (``no_image``) or its photo could not be analysed "
+        "(``image_failed``). Visual search only."
+    ),
 )
 DATABASE_UNAVAILABLE = OpenApiResponse(
     ErrorSerializer,
@@ -63,9 +69,31 @@ class BusyError(APIException):
 
 
 class NotIndexedError(APIException):
+    """The product has no vector; the code and message say why
+    (:func:`~visualsearch.indexing.state.why_unindexed`), so that a client knows whether
+    asking again later can help."""
+
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("This product's photo has not been indexed yet; try again later.")
     default_code = "not_indexed"
+    #: ``(detail, code)`` for each reason a product has no vector.
+    REASONS = {
+        "pending": (default_detail, default_code),
+        "no_image": (_("This product has no photo, so it has no look-alikes."), "no_image"),
+        "failed": (
+            _(
+                "This product's photo could not be analysed; it has no look-alikes until the "
+                "photo is replaced."
+            ),
+            "image_failed",
+        ),
+    }
+
+    @classmethod
+    def for_product(cls, product_id):
+        """The error for ``product_id``: ``{"detail": message, "code": code}``."""
+        detail, code = cls.REASONS[why_unindexed(product_id).kind]
+        return cls({"detail": detail, "code": code}, code)
 
 
 def results_response(request, pairs):
@@ -129,7 +157,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         try:
             hits = self.similar_hits(product, params)
         except search.NotIndexed as exc:
-            raise NotIndexedError() from exc
+            raise NotIndexedError.for_product(product.pk) from exc
         # The filters checked again on the products: the hits may be kept from an
         # earlier search (search.remembered).
         return results_response(request, search.hydrate(hits, params.get_filters()))

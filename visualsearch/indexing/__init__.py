@@ -40,13 +40,14 @@ from .jobs import HANDLER, reindex_chunk, reindex_job, start_reindex
 from .projection import reindex_with_projection, supports_projection
 from .report import Report
 from .service import LOCK_KEY, MODES, embed_chunk, reindex, reindex_fanned_out
-from .state import check_ids, index_status, stale_products, without_image
+from .state import Unindexed, check_ids, index_status, stale_products, why_unindexed, without_image
 
 __all__ = [
     "HANDLER",
     "LOCK_KEY",
     "MODES",
     "Report",
+    "Unindexed",
     "check_ids",
     "embed_chunk",
     "index_status",
@@ -59,5 +60,6 @@ __all__ = [
     "stale_products",
     "start_reindex",
     "supports_projection",
+    "why_unindexed",
     "without_image",
 ]

@@ -1,9 +1,12 @@
 """What the index holds against the catalogue, read from the database: the products whose
 vector is missing or outdated (:func:`stale_products`), the admin's counts
-(:func:`index_status`), the products an "all" run re-embeds, those without an image, and
-the vectors of products gone (:func:`remove_orphans`)."""
+(:func:`index_status`), the products an "all" run re-embeds, those without an image, why
+one product has no vector (:func:`why_unindexed`), and the vectors of products gone
+(:func:`remove_orphans`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -146,6 +149,34 @@ def without_image(limit=20) -> tuple[int, list]:
         )
         rows = cursor.fetchall()
     return (rows[0][0] if rows else 0), [pk for _, pk in rows]
+
+
+@dataclass(frozen=True)
+class Unindexed:
+    """Why a product has no vector: ``kind`` is ``"no_image"`` (nothing to embed until it
+    gets a photo), ``"failed"`` (its photo could not be read or embedded: ``reason``
+    says why, for the shop's staff; it is retried once the image changes) or
+    ``"pending"`` (no reindex has reached it yet)."""
+
+    kind: str
+    reason: str = ""
+
+
+def why_unindexed(product_id, encoder_name=None) -> Unindexed:
+    """Why product ``product_id`` has no vector of the encoder ``encoder_name`` (default
+    ``VISUALSEARCH_ENCODER``), for the messages of the pages, the API and the commands: a
+    shopper told to come back later for a product without a photo would wait forever."""
+    name = products.image_names([product_id]).get(product_id)
+    if not name:
+        return Unindexed("no_image")
+    reason = (
+        IndexFailure.objects.filter(
+            product_id=product_id, encoder=encoder_name or app_settings.ENCODER, image_name=name
+        )
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return Unindexed("pending") if reason is None else Unindexed("failed", reason)
 
 
 def check_ids(ids) -> list:

@@ -7,6 +7,7 @@ from lookalike.catalogue import get_adapter
 from visualsearch import search
 from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
+from visualsearch.indexing.state import why_unindexed
 
 #: Images embedded together; bounds memory for long lists of paths.
 IMAGE_BATCH = 32
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             try:
                 hits = search.similar_to_product(product, k=k, encoder=encoder)
             except search.NotIndexed as exc:
-                raise CommandError(f"{exc} Run `manage.py reindex --stale`.") from exc
+                raise CommandError(_unindexed_message(exc, product, encoder)) from exc
             self.emit(str(product), hits, options["json"])
             return
         # Read every image first: a bad path fails before any search is printed.
@@ -81,3 +82,14 @@ class Command(BaseCommand):
         for product, score in search.hydrate(hits):
             title = get_adapter().get_title(product)
             self.stdout.write(f"  {product.pk!s:>8}  {score:.4f}  {title}")
+
+
+def _unindexed_message(exc, product, encoder):
+    """What to do about a product without a vector: nothing a reindex can fix for one
+    without a photo, or with one that failed (the reason is the reindex's)."""
+    why = why_unindexed(product, encoder)
+    if why.kind == "no_image":
+        return f"Product {product} has no image, so it has no vector."
+    if why.kind == "failed":
+        return f"Product {product}'s image could not be embedded: {why.reason}"
+    return f"{exc} Run `manage.py reindex --stale`."

@@ -41,7 +41,7 @@
     rows.forEach(row => {
       const tr = root.querySelector(`tr[data-encoder="${CSS.escape(row.encoder)}"]`);
       if (!tr) return;
-      ["indexed", "stale", "missing", "failed", "total"].forEach(key => {
+      ["indexed", "stale", "missing", "failed", "total", "no_image"].forEach(key => {
         const td = tr.querySelector(`[data-count="${key}"]`);
         if (td) td.textContent = row[key];
       });
