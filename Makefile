@@ -66,9 +66,10 @@ $(STAMP): requirements.txt pyproject.toml Makefile
 # autoreloader: one process, which exits cleanly on SIGTERM, so the embedded PostgreSQL
 # stops with the last process (the reloader's child did not).
 demo: setup
-	$(PY) manage.py migrate --no-input -v 0
-	@# The cache table (CACHES in config/settings.py: photo-search throttles count there).
+	@# The cache table first (CACHES in config/settings.py: photo-search throttles count
+	@# there), so that migrate's database checks find it (lookalike.W003).
 	$(PY) manage.py createcachetable
+	$(PY) manage.py migrate --no-input -v 0
 	@echo "Starting the shop at http://$(HOST):$(PORT)/ while the demo data is prepared (Ctrl-C stops everything)"
 	@trap 'trap - INT TERM; kill 0' INT TERM; \
 	$(PY) manage.py run_jobs & worker=$$!; \

@@ -330,6 +330,15 @@ class CatalogueAdapter:
         step (a new stock record price, a new main image)."""
         return {}
 
+    def get_canonical_keys(self, keys) -> dict:
+        """``{key: the key that stands for it}`` of ``keys``: a product the plugins do not
+        index on its own is searched and recommended as another one. In django-oscar a
+        variant (a child product) stands for its parent, whose page Oscar also serves:
+        the "find similar" page of a variant redirects to its parent's, the API answers
+        for the parent, and the admin's reindex action embeds the parent. By default
+        every key stands for itself (no query)."""
+        return {key: key for key in keys}
+
     def changes_nothing_shown(self, model, before, after) -> bool:
         """Whether a save that changed a row of dependent ``model`` from ``before`` to
         ``after`` (``{attname: value}`` as read from the database; ``before`` is ``None``

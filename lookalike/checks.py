@@ -374,7 +374,7 @@ def check_cache_tables(app_configs=None, databases=None, **kwargs):
                     f'CACHES["{alias}"] is the database table {cache._table!r}, which does '
                     f"not exist in database {database!r}: photo searches are not "
                     "throttled and shopper counts are not kept.",
-                    hint="Run `manage.py createcachetable` after `migrate`.",
+                    hint="Run `manage.py createcachetable`.",
                     id="lookalike.W003",
                 )
             )

@@ -53,6 +53,10 @@ def import_class(setting, path, base):
         cls = import_string(path)
     except ImportError as exc:
         raise ImproperlyConfigured(f"{setting}: cannot import {path!r} ({exc}).") from exc
+    except RuntimeError as exc:  # a model of an app missing from INSTALLED_APPS
+        raise ImproperlyConfigured(
+            f"{setting}: importing {path!r} failed ({exc}); is its app in INSTALLED_APPS?"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ImproperlyConfigured(
             f"{setting}: {path!r} is not a subclass of {base.__module__}.{base.__qualname__}."

@@ -127,6 +127,13 @@ def test_a_renamed_setting_is_reported_once_as_renamed(settings):
             "VISUALSEARCH_API_PRODUCT_VIEWSET must be a dotted path (a string), not None.",
         ),
         (
+            # recommendations' viewset named, the app left out of INSTALLED_APPS
+            "VISUALSEARCH_API_PRODUCT_VIEWSET",
+            "tests.orphan_model.Orphan",
+            "visualsearch.E010",
+            "VISUALSEARCH_API_PRODUCT_VIEWSET: importing 'tests.orphan_model.Orphan' failed",
+        ),
+        (
             "VISUALSEARCH_API_PRODUCT_VIEWSET",
             "lookalike.conf.AppSettings",
             "visualsearch.E010",

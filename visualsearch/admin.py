@@ -63,7 +63,12 @@ def _job_link(job):
 
 @admin.action(permissions=["change"], description=_("Compute visual embeddings for selected"))
 def compute_embeddings(modeladmin, request, queryset):
-    ids = list(queryset.values_list("pk", flat=True))
+    # A variant is embedded as the product that stands for it (an Oscar child's parent).
+    ids = list(
+        dict.fromkeys(
+            get_adapter().get_canonical_keys(queryset.values_list("pk", flat=True)).values()
+        )
+    )
     try:
         job = index_jobs.start_reindex("ids", ids=ids, user=request.user)
     except JobAlreadyRunning as exc:

@@ -9,7 +9,8 @@ extends the host's ``LOOKALIKE_BASE_TEMPLATE``.
 from functools import wraps
 
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
@@ -58,9 +59,21 @@ def throttle_posts(view):
 
 
 def shown_product(pk):
-    """The product ``pk`` (any spelling of its key) if the adapter shows it; else 404."""
+    """The product ``pk`` (any spelling of its key) if the adapter shows it; else 404, or
+    :class:`StandsFor` when another product stands for it (an Oscar variant's parent)."""
     adapter = get_adapter()
-    return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=_key(pk))
+    key = _key(pk)
+    try:
+        return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
+    except Http404:
+        other = adapter.get_canonical_keys([key]).get(key, key)
+        if other == key:
+            raise
+        raise StandsFor(other) from None
+
+
+class StandsFor(Exception):
+    """The product asked for is searched as another one, whose key is ``args[0]``."""
 
 
 def _key(pk):
@@ -105,7 +118,12 @@ def similar(request, pk):
     if valid and not form.narrows:
         product, results, not_indexed = _unfiltered(pk)
     if product is None:
-        product = shown_product(pk)  # or 404
+        try:
+            product = shown_product(pk)  # or 404
+        except StandsFor as moved:
+            query = request.GET.urlencode()
+            target = reverse("visualsearch:similar", args=[moved.args[0]])
+            return redirect(f"{target}?{query}" if query else target)
         if valid and not not_indexed:
             results, not_indexed = _filtered(product, form)
     status = 200 if valid else 400

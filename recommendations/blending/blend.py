@@ -120,7 +120,7 @@ def blend_similar(product, *, user=None, session_key=None, profile=None, k=12, f
 
 
 @single_threaded
-def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
+def recommend_for_user(*, user=None, session_key=None, profile=None, k=12, exclude=()):
     """Products for the shopper: the "For you" strip.
 
     A signed-in user or an anonymous session with events gets products like their
@@ -128,11 +128,13 @@ def recommend_for_user(*, user=None, session_key=None, profile=None, k=12):
     with no events gets popular products, or the newest when nothing has events yet.
 
     Parameters and return value as :func:`blend_similar`, without ``product``; the
-    profile's "exclude current" rule leaves out the shopper's recent products.
+    profile's "exclude current" rule leaves out the shopper's recent products, and
+    ``exclude`` (product keys) more: the product of the page the strip is on, which a
+    shopper's first view has not made part of their history yet.
     """
     settings = resolve_settings(profile)
     shopper = live_shopper(user, session_key, settings)
-    exclude = set(shopper.purchased)
+    exclude = set(shopper.purchased).union(exclude)
     if settings.exclude_current:
         exclude.update(shopper.history)
     source = LiveSource(settings)

@@ -107,8 +107,9 @@ def similar_items(context, product, profile=None, k=None, title=None):
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
-def recommended_for_you(context, profile=None, k=None, title=None):
-    """A "For you" strip for the current shopper (or popular and new products)."""
+def recommended_for_you(context, profile=None, k=None, title=None, exclude=None):
+    """A "For you" strip for the current shopper (or popular and new products);
+    ``exclude``, a product (or its key), is left out: the product of the page."""
     user, session_key = _shopper(context)
     trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
@@ -117,6 +118,7 @@ def recommended_for_you(context, profile=None, k=None, title=None):
         k or app_settings.WIDGET_SIZE,
         user=user,
         session_key=session_key,
+        exclude=() if exclude in (None, "") else (getattr(exclude, "pk", exclude),),
     )
     strip = _strip(
         recommendations,

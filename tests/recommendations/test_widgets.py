@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.template import Context, Template
 from django.test import RequestFactory
 from django.urls import reverse
@@ -109,3 +110,25 @@ def test_strip_is_left_out_when_nothing_qualifies(rf, django_user_model, product
     request.user = django_user_model.objects.create_user("bob", password="pw-bob-123")
     request.session = None
     assert "<section" not in render("{% recommended_for_you %}", request)
+
+
+@pytest.mark.django_db
+def test_for_you_leaves_out_the_product_of_the_page(rf, catalogue):
+    """A shopper's first product page is not in their history yet: without ``exclude`` the
+    strip of new products would show the product the shopper is looking at."""
+    anchor, others = catalogue
+    request = rf.get("/")
+    request.user = AnonymousUser()
+    request.session = None
+    shown = set(
+        map(
+            int,
+            re.findall(
+                r'data-product-id="(\d+)"', render("{% recommended_for_you k=50 %}", request)
+            ),
+        )
+    )
+    assert anchor.pk in shown
+    html = render("{% recommended_for_you k=50 exclude=product %}", request, product=anchor)
+    left = set(map(int, re.findall(r'data-product-id="(\d+)"', html)))
+    assert anchor.pk not in left and left == shown - {anchor.pk}

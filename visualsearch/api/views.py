@@ -116,10 +116,21 @@ class ProductViewSet(viewsets.GenericViewSet):
         return adapter.annotate(adapter.get_queryset())
 
     def get_object(self):
+        """The product of the URL's key; a product that another stands for (an Oscar
+        variant) is answered as that one (its parent)."""
+        adapter = get_adapter()
         try:
-            self.kwargs[self.lookup_field] = get_adapter().parse_pk(self.kwargs[self.lookup_field])
+            key = adapter.parse_pk(self.kwargs[self.lookup_field])
         except ValueError:
             raise Http404(gettext("No such product.")) from None
+        self.kwargs[self.lookup_field] = key
+        try:
+            return super().get_object()
+        except Http404:
+            other = adapter.get_canonical_keys([key]).get(key, key)
+            if other == key:
+                raise
+        self.kwargs[self.lookup_field] = other
         return super().get_object()
 
     def similar_hits(self, product, params):

@@ -280,18 +280,23 @@ class OscarCatalogueAdapter(CatalogueAdapter):
 
     # -- changes -------------------------------------------------------------------------------
 
+    def get_canonical_keys(self, keys):
+        """A variant stands for its parent (Oscar's ``parent``), every other product for
+        itself; one query. Read from the primary: a replica that lags would take a new
+        variant for a product of its own."""
+        keys = list(keys)
+        model = self._products().model
+        parents = dict(
+            model._base_manager.using(router.db_for_write(model))
+            .filter(pk__in=keys)
+            .values_list("pk", "parent_id")
+        )
+        return {key: parents.get(key) or key for key in keys}
+
     def _product_or_parent(self, product_id):
         """The indexed product a change of product ``product_id`` touches: itself, or its
-        parent when it is a child. Read from the primary: a replica that lags would take a
-        new child for a product of its own."""
-        model = self._products().model
-        parent_id = (
-            model._base_manager.using(router.db_for_write(model))
-            .filter(pk=product_id)
-            .values_list("parent_id", flat=True)
-            .first()
-        )
-        return [parent_id or product_id]
+        parent when it is a child."""
+        return [self.get_canonical_keys([product_id])[product_id]]
 
     def changes_nothing_shown(self, model, before, after):
         """A stock record save that changes nothing but the stock level and leaves the

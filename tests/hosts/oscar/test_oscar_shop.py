@@ -18,9 +18,11 @@ from oscarshop.catalogue import png
 
 from lookalike.catalogue import CATALOGUE, get_adapter
 from lookalike.contrib.oscar.adapter import OscarCatalogueAdapter
+from lookalike.jobs.models import Job
 from lookalike.stamps import current as current_stamp
 from recommendations.models import Event, RecommenderModel
 from visualsearch import indexing
+from visualsearch.admin import compute_embeddings
 from visualsearch.models import ProductEmbedding
 from visualsearch.search import remembered
 from visualsearch.services import search
@@ -291,6 +293,38 @@ def test_find_similar_page_inside_oscar_layout(indexed, client):
     assert 'class="product_pod lookalike-card"' in html
     assert 'alt="Linen Shirt"' in html and "?from=similar" in html
     assert "€42.50" in html and "From €24.00" in html  # Oscar's currency filter
+
+
+@pytest.mark.django_db
+def test_a_variant_is_searched_as_its_parent(indexed, client, rf, django_user_model):
+    """Oscar serves a variant's own page; the plugins index and recommend it as its
+    parent, so every way in leads there."""
+    catalogue, _ = indexed
+    polo, small = catalogue["polo"], catalogue["polo-s"]
+    response = client.get(reverse("visualsearch:similar", args=[small.pk]), {"max_price": "50"})
+    assert response.status_code == 302
+    assert response.url == reverse("visualsearch:similar", args=[polo.pk]) + "?max_price=50"
+    from_variant = client.get(f"/api/products/{small.pk}/similar/")
+    assert from_variant.status_code == 200
+    assert from_variant.json() == client.get(f"/api/products/{polo.pk}/similar/").json()
+    html = client.get(small.get_absolute_url()).content.decode()
+    assert reverse("visualsearch:similar", args=[polo.pk]) in html  # "Find similar"
+    strip = re.search(r'data-widget="similar-items".*?</section>', html, re.S)
+    assert strip and f'data-product-id="{polo.pk}"' not in strip.group(0)
+    # The admin's action embeds the parent of a variant selected.
+    told = []
+
+    class ProductAdmin:
+        def message_user(self, request, message, level):
+            told.append(str(message))
+
+    request = rf.post("/admin/")
+    request.user = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
+    selected = Product.objects.filter(pk__in=[small.pk, catalogue["polo-m"].pk])
+    compute_embeddings(ProductAdmin(), request, selected)
+    assert told and "No product" not in told[0]
+    job = Job.objects.filter(lock_key=indexing.LOCK_KEY).latest("pk")
+    assert job.params["ids"] == [polo.pk]
 
 
 # -- events, training and the widgets in Oscar's pages ------------------------------------
