@@ -314,9 +314,16 @@ class OscarCatalogueAdapter(CatalogueAdapter):
     def get_dependent_models(self):
         """Stock records (price and stock; a child's record changes its parent), product
         images (a new first image means a new vector), product categories (the main
-        category), and child products (publishing or hiding a variant changes its parent's
-        price and stock)."""
+        category), child products (publishing or hiding a variant changes its parent's
+        price and stock), and product classes (whether their products track stock
+        decides whether they are in stock)."""
+        products = self._products().model
         return {
+            self.get_model("catalogue", "ProductClass"): lambda product_class: list(
+                products._base_manager.filter(product_class=product_class).values_list(
+                    "pk", flat=True
+                )
+            ),
             self.get_model("partner", "StockRecord"): (
                 lambda record: self._product_or_parent(record.product_id)
             ),

@@ -524,6 +524,14 @@ def test_an_order_moves_the_catalogue_stamp_only_when_it_sells_the_last_item(ind
     assert not moves_the_stamp(lambda: record.consume_allocation(2))  # shipped: still one
     assert moves_the_stamp(lambda: record.allocate(1))  # the last one
     assert shirt.pk not in kept_in_stock_answer()
+    # A product class that stops tracking stock puts its products back on sale.
+    product_class = shirt.product_class
+    product_class.track_stock = False
+    assert moves_the_stamp(product_class.save)
+    assert shirt.pk in kept_in_stock_answer()
+    product_class.track_stock = True
+    assert moves_the_stamp(product_class.save)
+    assert shirt.pk not in kept_in_stock_answer()
     assert moves_the_stamp(lambda: record.cancel_allocation(1))  # back in stock
     assert shirt.pk in kept_in_stock_answer()  # searched again: found
 
