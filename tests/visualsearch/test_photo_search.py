@@ -263,3 +263,24 @@ def test_candidates_categories_are_read_once_until_the_catalogue_changes(catalog
     small.get(pks[:3])
     assert small.get(pks[3:6]) == {p.pk: p.category_id for p in catalogue[3:6]}
     assert len(small.store._values) == 3
+
+
+def test_a_region_that_matches_nothing_well_does_not_go_first():
+    """A region's best match leads the fused list only when it scores near the photo's
+    best: a fragment of one product (its heel, its sole) found no product of its own."""
+    from visualsearch.search.photo import REGION_TOP_MARGIN, _fuse
+
+    products = [10, 11, 12, 13]
+    # Views: the whole photo, then two regions; columns: the candidates.
+    scores = np.array(
+        [
+            [0.81, 0.20, 0.10, 0.30],  # the whole photo finds product 10
+            [0.70, 0.76, 0.10, 0.20],  # a second product, nearly as close: it goes first
+            [0.30, 0.10, 0.81 - REGION_TOP_MARGIN - 0.05, 0.20],  # a fragment: it does not
+        ],
+        dtype=np.float32,
+    )
+    # The second product's region leads; the fragment's weak match keeps its rank.
+    assert [h.product_id for h in _fuse(scores, products, 4, keep_tops=True)] == [11, 10, 12, 13]
+    scores[2, 2] = 0.81 - REGION_TOP_MARGIN + 0.05  # within the margin: it leads too
+    assert [h.product_id for h in _fuse(scores, products, 4, keep_tops=True)][:2] == [11, 12]

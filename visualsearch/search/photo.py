@@ -12,6 +12,15 @@ projection's invariant re-ranking (:mod:`visualsearch.encoders.projection`) the 
 cosines in that space, read from the stored vectors in one query; without it, the database's
 cosines.
 
+The fused list puts each region's best match first (a photo of two products shows both),
+but only a region whose best match scores within :data:`REGION_TOP_MARGIN` of the photo's
+best match; only those regions are returned as products found. A product photographed
+alone is sometimes cut into fragments (a dark shoe's heel and sole on a dark backdrop) that
+match nothing well: on 300 catalogue photos uploaded as they are shown (224 px), the
+product came first for 0.86 of them when every region's match went first, and for 0.977
+with the margin of 0.35; robust hit@10 of two-product photos moved from 0.813 / 0.823 to
+0.810 / 0.820 (two draws of 300), one photo each.
+
 When the projection re-ranks and carries a category prior, each view's scores gain
 ``CATEGORY_PRIOR`` times the log-probability of the candidate's main category given the
 view, relative to the view's most likely category (:func:`_with_category_prior`), so that
@@ -61,19 +70,31 @@ class PhotoHits:
     regions: list[RegionHits] = field(default_factory=list)
 
 
+#: A region's best match is put first only when it scores within this of the photo's best
+#: match: a region that matches nothing well (a fragment of one product, a patch of the
+#: surface) must not push weak look-alikes above the product itself.
+REGION_TOP_MARGIN = 0.35
+
+
 def _fuse(scores, candidates, k, keep_tops=False):
     """Top ``k`` of ``candidates`` by their best score over the views (``scores`` is
     ``(n_views, n_candidates)``); ties keep the lower product id first.
 
     With ``keep_tops``, each region's best match (rows after the first, the whole photo's)
     comes first, so that a photo of two products shows both even when one of them finds
-    closer look-alikes than the other does.
+    closer look-alikes than the other does, if it scores within :data:`REGION_TOP_MARGIN`
+    of the best match of all.
     """
     best = scores.max(axis=0)
     found = [i for i in range(len(candidates)) if np.isfinite(best[i])]
     order = sorted(found, key=lambda i: (-best[i], candidates[i]))
-    if keep_tops and len(scores) > 2:
-        tops = {int(np.argmax(row)) for row in scores[1:] if np.isfinite(row).any()}
+    if keep_tops and len(scores) > 2 and found:
+        floor = best[order[0]] - REGION_TOP_MARGIN
+        tops = {
+            int(np.argmax(row))
+            for row in scores[1:]
+            if np.isfinite(row).any() and row.max() >= floor
+        }
         order = [i for i in order if i in tops] + [i for i in order if i not in tops]
     return [Hit(candidates[i], float(best[i])) for i in order[:k]]
 
@@ -206,10 +227,13 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         if not candidates:
             answers.append(PhotoHits([], []))
             continue
+        # A region is a product found only if it matches one about as well as the photo's
+        # best match does (REGION_TOP_MARGIN): not a fragment of the same product.
+        floor = scores.max() - REGION_TOP_MARGIN
         regions = [
             RegionHits(box, _fuse(scores[row : row + 1], candidates, k))
             for row, (box, _view) in enumerate(views)
-            if box is not None
+            if box is not None and scores[row].max() >= floor
         ]
         answers.append(PhotoHits(_fuse(scores, candidates, k, keep_tops=True), regions))
     return answers
