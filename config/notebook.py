@@ -53,6 +53,7 @@ def setup(settings_module="config.settings", check_migrations=True):
     import django
 
     django.setup()
+    _quiet()
 
     from django.db import connection
 
@@ -145,3 +146,15 @@ def show_product_rows(rows, *, title=None, size=1.4, max_columns=None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _quiet():
+    """Keep cells' outputs to what the notebook shows: tqdm's note that the notebook has
+    no widget library (its progress bars fall back to text) and the serving layer's
+    INFO lines ("Loaded recommender v2") on every model load are noise to an analyst."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    logging.getLogger("recommendations").setLevel(logging.WARNING)
+    logging.getLogger("visualsearch").setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ["user", "product"]
     show_full_result_count = False  # counting millions of events on every page is slow
     list_per_page = 100
+    ordering = ["-created_at", "-id"]  # newest first (the created_at index)
 
     @admin.display(description=_("Shopper"))
     def shopper(self, event):

@@ -191,19 +191,48 @@ class BlendProfile(models.Model):
         MMR = "mmr", _("Maximal marginal relevance")
         CATEGORY_CAP = "category_cap", _("Cap per category")
 
-    name = models.SlugField(_("name"), max_length=50, unique=True)
+    name = models.SlugField(
+        _("name"),
+        max_length=50,
+        unique=True,
+        help_text=_("Lowercase letters, digits and hyphens, e.g. summer-visual."),
+    )
     is_default = models.BooleanField(_("is default"), default=False)
-    visual_weight = models.FloatField(_("visual weight"), default=DEFAULT_WEIGHTS["visual"])
+    visual_weight = models.FloatField(
+        _("visual weight"),
+        default=DEFAULT_WEIGHTS["visual"],
+        help_text=_("How much looking like the product (or the shopper's recent ones) counts."),
+    )
     collaborative_weight = models.FloatField(
-        _("collaborative weight"), default=DEFAULT_WEIGHTS["collaborative"]
+        _("collaborative weight"),
+        default=DEFAULT_WEIGHTS["collaborative"],
+        help_text=_(
+            "How much being viewed and bought by the same shoppers counts (the trained "
+            "model's product-to-product similarity)."
+        ),
     )
-    affinity_weight = models.FloatField(_("affinity weight"), default=DEFAULT_WEIGHTS["affinity"])
+    affinity_weight = models.FloatField(
+        _("affinity weight"),
+        default=DEFAULT_WEIGHTS["affinity"],
+        help_text=_("How much the trained model's guess of this shopper's taste counts."),
+    )
     popularity_weight = models.FloatField(
-        _("popularity weight"), default=DEFAULT_WEIGHTS["popularity"]
+        _("popularity weight"),
+        default=DEFAULT_WEIGHTS["popularity"],
+        help_text=_("How much being popular with all shoppers lately counts."),
     )
-    recency_weight = models.FloatField(_("recency weight"), default=DEFAULT_WEIGHTS["recency"])
+    recency_weight = models.FloatField(
+        _("recency weight"),
+        default=DEFAULT_WEIGHTS["recency"],
+        help_text=_("How much being new in the catalogue counts."),
+    )
     covisitation_weight = models.FloatField(
-        _("co-visitation weight"), default=DEFAULT_WEIGHTS["covisitation"]
+        _("co-visitation weight"),
+        default=DEFAULT_WEIGHTS["covisitation"],
+        help_text=_(
+            "How much being looked at by the same shoppers as the shopper's recent products "
+            "counts (counted, not learned)."
+        ),
     )
     diversity = models.CharField(
         _("diversity"), max_length=20, choices=Diversity.choices, default=Diversity.MMR
@@ -212,8 +241,9 @@ class BlendProfile(models.Model):
         _("diversity param"),
         default=DEFAULT_DIVERSITY_PARAMS["mmr"],
         help_text=_(
-            "MMR: lambda in [0, 1] (1 = relevance only). Category cap: the most "
-            "items of one category in a list."
+            "Maximal marginal relevance: from 0 to 1, how much relevance counts against "
+            "variety (1: relevance only). Cap per category: the most products of one "
+            "category in a strip."
         ),
     )
     in_stock_only = models.BooleanField(_("in stock only"), default=True)
@@ -228,11 +258,19 @@ class BlendProfile(models.Model):
         default=dict,
         blank=True,
         help_text=_(
-            "Weights that replace the ones above for a segment of requests, for example "
-            '{"cold_item": {"visual": 0.8}}: the missing components keep the weights above.'
+            "Weights that replace the ones above for a segment of requests: cold_item (a "
+            "product nobody had interacted with when the model was trained) and "
+            "new_shopper (a shopper with at most two events), with the components visual, "
+            "collaborative, affinity, popularity, recency and covisitation; for example "
+            '{"cold_item": {"visual": 0.8}}. The missing components keep the weights above.'
         ),
     )
-    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    metrics = models.JSONField(
+        _("metrics"),
+        default=dict,
+        blank=True,
+        help_text=_("The offline figures the profile was published with (notebook 02)."),
+    )
     notes = models.TextField(_("notes"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -222,7 +222,7 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
             job.total,
         )
 
-    @admin.display(description=_("Errors"))
+    @admin.display(description=_("Result"))
     def errors_column(self, job):
         message = format_html(
             '<span class="vs-message" data-job-message="{}">{}</span>', job.pk, job.message
@@ -240,7 +240,7 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
             items,
         )
 
-    @admin.display(description="")
+    @admin.display(description=_("Action"))
     def resume_button(self, job):
         if job.status != Job.Status.FAILED:
             return ""

@@ -106,6 +106,8 @@ class JobProgressMixin:
         )
 
     def job_start_view(self, request):
+        if request.method in ("GET", "HEAD"):  # a reload of the page the POST answered
+            return self._changelist()
         return require_POST(self._start_job)(request)
 
     def _start_job(self, request):
@@ -121,6 +123,8 @@ class JobProgressMixin:
         return self._changelist()
 
     def job_resume_view(self, request):
+        if request.method in ("GET", "HEAD"):
+            return self._changelist()
         return require_POST(self._resume_job)(request)
 
     def _resume_job(self, request):

@@ -29,7 +29,12 @@ class Experiment(models.Model):
         RUNNING = "running", _("Running")
         STOPPED = "stopped", _("Stopped")
 
-    name = models.SlugField(_("name"), max_length=50, unique=True)
+    name = models.SlugField(
+        _("name"),
+        max_length=50,
+        unique=True,
+        help_text=_("Lowercase letters, digits and hyphens, e.g. visual-vs-default."),
+    )
     description = models.TextField(_("description"), blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
@@ -90,7 +95,9 @@ class ExperimentArm(models.Model):
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="arms", verbose_name=_("experiment")
     )
-    name = models.SlugField(_("name"), max_length=50)
+    name = models.SlugField(
+        _("name"), max_length=50, help_text=_("Lowercase letters, digits and hyphens.")
+    )
     profile = models.ForeignKey(
         "recommendations.BlendProfile",
         on_delete=models.PROTECT,

@@ -229,7 +229,13 @@ def train(
     report(total - 1, total, "Saving the model")
     parameters = {**params, "seed": seed, "days": days, "include_simulated": include_simulated}
     row = _store(model, matrix, parameters, figures, now, started, user, activate)
-    report(total, total, f"Trained version {row.version}")
+    report(
+        total,
+        total,
+        f"Trained version {row.version}, now served"
+        if row.is_active
+        else f"Trained version {row.version} (not activated)",
+    )
     logger.info(
         "Trained recommender v%s on %s events in %.1fs",
         row.version,

@@ -44,6 +44,8 @@ def test_01_explore_embeddings(notebook_shop):
 
 
 def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
+    """The tuned profile replaces the default only when it does at least as well on the
+    split: the notebook never makes a worse profile the default."""
     from recommendations.models import BlendProfile
 
     nb = run_notebook(
@@ -59,6 +61,9 @@ def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
     assert profile.weights == pytest.approx(result["weights"])
     assert profile.metrics["ndcg_at_10"] == pytest.approx(result["metrics"]["ndcg_at_10"])
     assert "02_tune_blend" in profile.notes
+    previous = profile.metrics["previous_default"]
+    assert previous["profile"] == notebook_shop.default_profile
+    assert profile.metrics["segments"]["all"]["blend"] >= previous["ndcg_at_10"]
 
 
 def test_03_recommender_eval(notebook_shop):

@@ -128,7 +128,10 @@ def test_second_start_while_a_job_runs_is_refused(admin_client, pixel_encoder, s
 def test_unknown_mode_and_get_are_refused(admin_client, pixel_encoder):
     response = admin_client.post(START, {"mode": "everything"}, follow=True)
     assert "Unknown reindex mode" in response.content.decode()
-    assert admin_client.get(START).status_code == 405
+    # A reload of the start URL goes back to the page, starting nothing.
+    response = admin_client.get(START)
+    assert response.status_code == 302 and response.url == PAGE
+    assert admin_client.put(START).status_code == 405
     assert not Job.objects.exists()
 
 
