@@ -37,6 +37,8 @@ def test_admin_starts_an_experiment_a_shopper_clicks_and_the_admin_stops_it(
         admin.select_option(f"#id_arms-{i}-profile", value=str(profile.pk))
         admin.fill(f"#id_arms-{i}-position", str(i))
     admin.click("input[name=_continue]")
+    asked = []  # the start and stop buttons ask first; the admin confirms
+    admin.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     admin.click("#experiment-start")
     assert "is running" in admin.locator(".messagelist").inner_text()
     assert Experiment.objects.get(name="visual-vs-default").status == "running"
@@ -69,3 +71,4 @@ def test_admin_starts_an_experiment_a_shopper_clicks_and_the_admin_stops_it(
     assert experiment.status == "stopped" and experiment.winner.name == "visual"
     assert BlendProfile.objects.get(is_default=True).name == "visual-only"
     assert admin.locator("#experiment-stop").count() == 0  # nothing more to stop
+    assert [m.split("?")[0] for m in asked] == ["Start the experiment", "Stop the experiment"]

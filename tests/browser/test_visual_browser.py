@@ -116,6 +116,11 @@ def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, s
     page.click("input[type=submit]")
     page.goto("/admin/visualsearch/indexjob/")
     page.evaluate("window.__notReloaded = true")
+    asked = []  # "Reindex all" asks first; dismissed, nothing starts
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Reindex all").click()
+    assert asked and not Job.objects.exists()
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Reindex all").click()
     page.evaluate("window.__notReloaded = true")  # the POST redirects back once
     job = Job.objects.get(lock_key="visualsearch.reindex")
