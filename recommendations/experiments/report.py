@@ -10,12 +10,12 @@ unit is the strip, so one shopper's many clicks on one strip count once.
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Impression, ImpressionOutcome
-from .stats import compare, wilson_interval
+from .stats import SAMPLE_RATIO_P, compare, sample_ratio_test, wilson_interval
 
 __all__ = ["VERDICTS", "experiment_report", "report_chart_svg", "strip_outcomes"]
 
@@ -39,7 +39,11 @@ def _counts(experiment, simulated):
     shown = {
         row["arm"]: row
         for row in impressions.values("arm").annotate(
-            strips=Count("recommendation_id", distinct=True), products=Count("id")
+            strips=Count("recommendation_id", distinct=True),
+            products=Count("id"),
+            # A shopper is a user, or an anonymous session (assignment keys).
+            shoppers=Count("user", distinct=True)
+            + Count("session_key", distinct=True, filter=Q(user__isnull=True)),
         )
     }
     followed = {}
@@ -68,11 +72,13 @@ def experiment_report(experiment, simulated=None):
     dict
         ``experiment``, ``status``, ``planned`` (strips per arm), ``alpha``, ``arms`` (a
         list, the control first, each with ``strips``, ``products``, ``clicked``,
-        ``carted``, ``purchased``, ``ctr`` and ``conversion`` as ``{value, low, high}``
+        ``carted``, ``purchased``, ``shoppers``, ``ctr`` and ``conversion`` as
+        ``{value, low, high}``
         and, for the other arms, ``vs_control`` per rate: ``difference``, ``z``,
         ``p_value``, ``threshold``, ``verdict``) and ``leader``: the arm better than the
         control on click-through under the stopping rule, else the control if every other
-        arm is worse, else ``None``.
+        arm is worse, else ``None``; ``split``: the sample ratio test of the shoppers per
+        arm against the shares (``p_value``, ``mismatch``: :func:`.stats.sample_ratio_test`).
     """
     arms = list(experiment.arms.select_related("profile").order_by("position", "pk"))
     shown, followed = _counts(experiment, simulated)
@@ -86,6 +92,7 @@ def experiment_report(experiment, simulated=None):
             "share": arm.share,
             "strips": strips,
             "products": shown.get(arm.pk, {}).get("products", 0),
+            "shoppers": shown.get(arm.pk, {}).get("shoppers", 0),
         }
         for kind, key in (("click", "clicked"), ("cart", "carted"), ("purchase", "purchased")):
             row[key] = followed.get((arm.pk, kind), 0)
@@ -93,6 +100,7 @@ def experiment_report(experiment, simulated=None):
         row["conversion"] = _rate(row["purchased"], strips)
         rows.append(row)
     _compare(rows, experiment)
+    split = sample_ratio_test([row["shoppers"] for row in rows], [row["share"] for row in rows])
     return {
         "experiment": experiment.name,
         "status": experiment.status,
@@ -100,6 +108,7 @@ def experiment_report(experiment, simulated=None):
         "alpha": experiment.alpha,
         "arms": rows,
         "leader": _leader(rows),
+        "split": {"p_value": split, "mismatch": split < SAMPLE_RATIO_P},
     }
 
 

@@ -13,6 +13,15 @@ planned size on, the ordinary level ``alpha`` applies, divided by the number of 
 compared with the control (Bonferroni). Everything else reads "keep collecting" (before)
 or "no difference detected" (after). Interim looks at p < 0.001 cost almost none of the
 overall level, so the final test keeps close to ``alpha``.
+
+The split (a sample ratio mismatch)
+-----------------------------------
+Shoppers are assigned to arms by their share; if the arms hold shoppers in other
+proportions than the shares (an arm's strip failing for some shoppers, a cache serving one
+arm to many, bots falling into one arm), their rates are no longer comparable, whatever
+the test says. :func:`sample_ratio_test` is the usual check: a chi-square goodness-of-fit
+test of the shoppers per arm against the shares, flagged below ``SAMPLE_RATIO_P`` (0.001,
+so that a long experiment looked at every day is rarely flagged by chance).
 """
 
 from __future__ import annotations
@@ -23,14 +32,37 @@ from statistics import NormalDist
 
 __all__ = [
     "INTERIM_P",
+    "SAMPLE_RATIO_P",
     "Comparison",
     "compare",
+    "sample_ratio_test",
     "two_proportion_test",
     "wilson_interval",
 ]
 
 #: The p-value an interim look must beat (Haybittle-Peto).
 INTERIM_P = 0.001
+#: Below this p-value, the shoppers' split between arms is flagged as a mismatch.
+SAMPLE_RATIO_P = 0.001
+
+
+def sample_ratio_test(observed, shares):
+    """The p-value of the shoppers per arm ``observed`` under the arms' ``shares`` (any
+    positive weights): a chi-square goodness-of-fit test with ``len(arms) - 1`` degrees
+    of freedom; 1.0 when there are no shoppers or fewer than two arms."""
+    from scipy.stats import chi2
+
+    total = sum(observed)
+    weight = sum(shares)
+    if total == 0 or len(observed) < 2 or weight <= 0:
+        return 1.0
+    expected = [total * share / weight for share in shares]
+    statistic = sum(
+        (seen - wanted) ** 2 / wanted
+        for seen, wanted in zip(observed, expected, strict=True)
+        if wanted > 0
+    )
+    return float(chi2.sf(statistic, len(observed) - 1))
 
 
 def _z(confidence):

@@ -10,7 +10,9 @@ from scipy.stats import binomtest, chi2_contingency
 from recommendations.experiments.assignment import bucket, choose_arm, shopper_key
 from recommendations.experiments.stats import (
     INTERIM_P,
+    SAMPLE_RATIO_P,
     compare,
+    sample_ratio_test,
     two_proportion_test,
     wilson_interval,
 )
@@ -94,3 +96,16 @@ def test_the_stopping_rule_guards_interim_looks():
     # ...split between two comparisons (0.025): not enough.
     split = compare((100, 1000), (130, 1000), planned=1000, comparisons=2)
     assert split.verdict == "no-difference" and split.threshold == 0.025
+
+
+def test_the_split_test_matches_scipys_chi_square():
+    from scipy.stats import chisquare
+
+    observed, shares = [609, 691], [1, 1]
+    assert sample_ratio_test(observed, shares) == pytest.approx(chisquare(observed).pvalue)
+    three = [300, 310, 590]
+    expected = [300, 300, 600]  # shares 1:1:2
+    assert sample_ratio_test(three, [1, 1, 2]) == pytest.approx(chisquare(three, expected).pvalue)
+    assert sample_ratio_test([0, 0], [1, 1]) == 1.0 and sample_ratio_test([5], [1]) == 1.0
+    assert sample_ratio_test([500, 700], [1, 1]) < SAMPLE_RATIO_P  # a mismatch
+    assert sample_ratio_test([500, 520], [1, 1]) > 0.05

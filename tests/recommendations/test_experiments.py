@@ -199,6 +199,29 @@ def test_report_counts_strips_and_charts_escape_names(catalogue, profiles):
     assert second["verdict"] == "collecting" and report["leader"] is None
     svg = report_chart_svg(report)
     assert svg.startswith("<svg") and "<b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg
+    # Four shoppers against two on equal shares: too few to call it a mismatch.
+    assert (first["shoppers"], second["shoppers"]) == (4, 2)
+    assert not report["split"]["mismatch"]
+
+
+def test_a_split_unlike_the_shares_is_flagged(catalogue, profiles, admin_client):
+    """A sample ratio mismatch: one arm holds far more shoppers than its share."""
+    from recommendations.experiments.recording import record_impressions
+
+    _, others = catalogue
+    experiment = start_experiment(
+        create_experiment("skewed", [("control", "visual", 1), ("other", "popular", 1)])
+    )
+    control, treated = experiment.arms.order_by("position")
+    ids = [p.pk for p in others[:2]]
+    for n in range(60):
+        record_impressions(control, "for-you", ids, session_key=f"c{n}")
+    for n in range(20):
+        record_impressions(treated, "for-you", ids, session_key=f"t{n}")
+    report = experiment_report(experiment)
+    assert report["split"]["mismatch"] and report["split"]["p_value"] < 0.001
+    page = admin_client.get(f"/admin/recommendations/experiment/{experiment.pk}/change/")
+    assert "sample ratio test" in page.content.decode()
 
 
 def test_signed_in_shoppers_are_assigned_by_user_and_a_stop_ends_it(
