@@ -42,3 +42,17 @@ class ProductFactory(factory.django.DjangoModelFactory):
     price = Decimal("19.99")
     stock = 5
     image = factory.Sequence(lambda n: png_file(seed=n, name=f"test-{n}.png"))
+
+
+def failed_photo(product, reason="cannot identify image file"):
+    """Record ``product``'s photo as one the configured encoder could not embed, as a
+    reindex does (``IndexFailure``)."""
+    from visualsearch.conf import app_settings
+    from visualsearch.models import IndexFailure
+
+    return IndexFailure.objects.create(
+        product=product,
+        encoder=app_settings.ENCODER,
+        image_name=product.image.name,
+        reason=reason,
+    )

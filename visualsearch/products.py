@@ -45,6 +45,14 @@ def image_names(pks) -> dict:
     return dict(with_images().filter(pk__in=list(pks)).values_list("pk", IMAGE))
 
 
+def stands_for(key):
+    """The key of the product searched in place of product ``key`` when that is another
+    one (an Oscar variant's parent: :meth:`~lookalike.catalogue.CatalogueAdapter.
+    get_canonical_keys`), else ``None``; asked only of a key the adapter does not show."""
+    other = get_adapter().get_canonical_keys([key]).get(key, key)
+    return None if other == key else other
+
+
 def _with_copies(queryset):
     adapter = get_adapter()
     category = adapter.category_copy_expression()

@@ -22,6 +22,7 @@ from .concurrency import Busy, photo_search_slot
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
 from .indexing.state import why_unindexed
+from .products import stands_for
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
 from .uploads import preview_data_url, scale_box
@@ -66,8 +67,8 @@ def shown_product(pk):
     try:
         return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
     except Http404:
-        other = adapter.get_canonical_keys([key]).get(key, key)
-        if other == key:
+        other = stands_for(key)
+        if other is None:
             raise
         raise StandsFor(other) from None
 

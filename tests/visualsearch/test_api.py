@@ -5,10 +5,9 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from tests.factories import failed_photo
 from tests.visualsearch import corpus
 from tests.windows import steady_window
-from visualsearch.conf import app_settings
-from visualsearch.models import IndexFailure
 
 pytestmark = pytest.mark.django_db
 
@@ -142,12 +141,7 @@ def test_a_product_that_will_never_be_indexed_says_why(client, catalogue, produc
         "code": "no_image",
     }
     broken = product_factory()
-    IndexFailure.objects.create(
-        product=broken,
-        encoder=app_settings.ENCODER,
-        image_name=broken.image.name,
-        reason="cannot identify image file",
-    )
+    failed_photo(broken)
     body = client.get(similar_url(broken.pk)).json()
     assert body["code"] == "image_failed" and "could not be analysed" in body["detail"]
     assert "identify" not in body["detail"]  # the reason is for the shop's staff

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
+from tests.factories import failed_photo
 from tests.visualsearch.conftest import catalogue_image
 from visualsearch.models import IndexFailure, ProductEmbedding
 from visualsearch.services import vector_index
@@ -156,17 +157,12 @@ def test_vector_index_command_builds_category_indexes(catalogue, settings):
     assert all(name not in run("vector_index", "--encoder", "pixel") for name in names)
 
 
-def test_find_similar_says_why_a_product_has_no_vector(product_factory, settings):
+def test_find_similar_says_why_a_product_has_no_vector(product_factory):
     faceless = product_factory(image="")
     with pytest.raises(CommandError, match="has no image"):
         run("find_similar", "--product", str(faceless.pk))
     broken = product_factory()
-    IndexFailure.objects.create(
-        product=broken,
-        encoder=settings.VISUALSEARCH_ENCODER,
-        image_name=broken.image.name,
-        reason="cannot identify image file",
-    )
+    failed_photo(broken)
     with pytest.raises(CommandError, match="could not be embedded: cannot identify"):
         run("find_similar", "--product", str(broken.pk))
     with pytest.raises(CommandError, match="reindex --stale"):

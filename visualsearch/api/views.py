@@ -23,6 +23,7 @@ from lookalike.catalogue import get_adapter
 from .. import search
 from ..concurrency import Busy, photo_search_slot
 from ..indexing.state import why_unindexed
+from ..products import stands_for
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload, body_refusal
 from ..uploads import scale_box
@@ -127,8 +128,8 @@ class ProductViewSet(viewsets.GenericViewSet):
         try:
             return super().get_object()
         except Http404:
-            other = adapter.get_canonical_keys([key]).get(key, key)
-            if other == key:
+            other = stands_for(key)
+            if other is None:
                 raise
         self.kwargs[self.lookup_field] = other
         return super().get_object()

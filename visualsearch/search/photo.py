@@ -76,6 +76,12 @@ class PhotoHits:
 REGION_TOP_MARGIN = 0.35
 
 
+def _matches_well(scores):
+    """Which views (rows of ``scores``) match a product within :data:`REGION_TOP_MARGIN`
+    of the photo's best match: the regions that are products found, not fragments."""
+    return scores.max(axis=1) >= scores.max() - REGION_TOP_MARGIN
+
+
 def _fuse(scores, candidates, k, keep_tops=False):
     """Top ``k`` of ``candidates`` by their best score over the views (``scores`` is
     ``(n_views, n_candidates)``); ties keep the lower product id first.
@@ -89,12 +95,8 @@ def _fuse(scores, candidates, k, keep_tops=False):
     found = [i for i in range(len(candidates)) if np.isfinite(best[i])]
     order = sorted(found, key=lambda i: (-best[i], candidates[i]))
     if keep_tops and len(scores) > 2 and found:
-        floor = best[order[0]] - REGION_TOP_MARGIN
-        tops = {
-            int(np.argmax(row))
-            for row in scores[1:]
-            if np.isfinite(row).any() and row.max() >= floor
-        }
+        strong = _matches_well(scores)
+        tops = {int(np.argmax(scores[row])) for row in range(1, len(scores)) if strong[row]}
         order = [i for i in order if i in tops] + [i for i in order if i not in tops]
     return [Hit(candidates[i], float(best[i])) for i in order[:k]]
 
@@ -227,13 +229,11 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         if not candidates:
             answers.append(PhotoHits([], []))
             continue
-        # A region is a product found only if it matches one about as well as the photo's
-        # best match does (REGION_TOP_MARGIN): not a fragment of the same product.
-        floor = scores.max() - REGION_TOP_MARGIN
+        strong = _matches_well(scores)
         regions = [
             RegionHits(box, _fuse(scores[row : row + 1], candidates, k))
             for row, (box, _view) in enumerate(views)
-            if box is not None and scores[row].max() >= floor
+            if box is not None and strong[row]
         ]
         answers.append(PhotoHits(_fuse(scores, candidates, k, keep_tops=True), regions))
     return answers
