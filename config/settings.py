@@ -74,11 +74,12 @@ INSTALLED_APPS = [
     "health_check",
     "rest_framework",
     "drf_spectacular",
+    # Before the plugins, so that its templates override theirs (lookalike/price.html).
+    "shop",
     "lookalike",
     "lookalike.jobs",
     "visualsearch",
     "recommendations",
-    "shop",
 ]
 
 MIDDLEWARE = [

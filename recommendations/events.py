@@ -9,7 +9,13 @@ expensive to forge and must not cost a write per request:
 * Only shoppers who keep cookies count: a signed-in user, or a request that came back with
   its session cookie. A client without one (a script in a loop, most bots) is not counted
   and gets at most a session to come back with; ``HEAD`` requests and user agents that
-  call themselves bots (``RECOMMENDATIONS_BOT_USER_AGENTS``) are never counted.
+  call themselves bots (``RECOMMENDATIONS_BOT_USER_AGENTS``) are never counted. The view
+  that started a session is held in it (:data:`HELD_VIEW_KEY`) and recorded, at its own
+  time, by the next request of the browser that comes back with the cookie and records an
+  event or is shown a personalised widget (:func:`request_shopper`): a shopper who
+  lands on a product from a search engine and goes on to a similar one has both views
+  counted, the landing first, and the most telling event of a new shopper is not lost; a
+  client that never returns the cookie leaves only an expired session row.
 * A product page counts once per shopper and product within
   ``RECOMMENDATIONS_VIEW_WINDOW_SECONDS``: reloading it does not make it popular.
 * A "similar" click (``?from=<widget>``) counts as one only for the shop's own widgets
@@ -56,7 +62,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -65,6 +71,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from lookalike.catalogue import get_adapter
 from lookalike.clients import client_address, client_network, count_in_window, parse_rate
 
 from .conf import app_settings
@@ -77,6 +84,9 @@ logger = logging.getLogger(__name__)
 KINDS = {choice.value for choice in Event.Kind}
 #: Kinds that a page view records; they are de-duplicated within the view window.
 VIEW_KINDS = (Event.Kind.VIEW, Event.Kind.SIMILAR_CLICK)
+#: Session entry holding the view that started an anonymous session, as ``[product key,
+#: kind, source, epoch seconds]``, until the browser comes back with its cookie.
+HELD_VIEW_KEY = "_recommendations_held_view"
 #: Session entry of an anonymous session that has been counted against its address's
 #: ``CLIENT_SESSION_RATE``; it counts from then on without asking again.
 ADMITTED_SESSION_KEY = "_recommendations_admitted"
@@ -101,13 +111,27 @@ def hash_client_address(address: str | None) -> str:
 
 def request_shopper(request):
     """``(user or None, stored session key or None)`` of the shopper behind ``request``,
-    without creating a session: what widgets and the API personalise for."""
+    without creating a session: what widgets and the API personalise for.
+
+    A browser back with the cookie of the session its first view started has that view
+    recorded now, if no event of its own did so: the home page seen after landing on a
+    product is personalised for it."""
     user = getattr(request, "user", None)
     if user is not None and not user.is_authenticated:
         user = None
     session = getattr(request, "session", None)
     key = session.session_key if session is not None else None
-    return user, (hash_session_key(key) or None)
+    stored = hash_session_key(key) or None
+    if stored and HELD_VIEW_KEY in session and _returning(request):
+        _record_held_view(request, user, stored, hash_client_address(client_address(request)))
+    return user, stored
+
+
+def _returning(request) -> bool:
+    """Whether ``request`` came back with its session's cookie (and may count at all)."""
+    if request.method not in ("GET", "POST") or _is_bot(request):
+        return False
+    return settings.SESSION_COOKIE_NAME in request.COOKIES and bool(request.session.session_key)
 
 
 def _is_bot(request) -> bool:
@@ -137,13 +161,14 @@ def _admit_session(session, client) -> bool:
     return allowed
 
 
-def _countable_shopper(request, kind, client):
+def _countable_shopper(request, kind, client, held=None):
     """The stored shopper key of a request whose events count, or ``None``.
 
     A signed-in user counts; an anonymous shopper's page views count once their browser
     has sent the session cookie back. A first, cookie-less view gets a session (so that the
-    next request counts) unless it is a bot or a ``HEAD`` request, which get nothing, or its
-    address has started its allowance of sessions in this period (:func:`_admit_session`).
+    next request counts), holding ``held`` (the view itself) to be recorded then, unless it
+    is a bot or a ``HEAD`` request, which get nothing, or its address has started its
+    allowance of sessions in this period (:func:`_admit_session`).
     Carts and purchases need a session of their own (and, on a real site, the CSRF cookie
     of a page seen before), so they always count: a shopper behind a busy shared address (a
     carrier's NAT, an office) never loses a purchase, and the per-address caps of training
@@ -153,9 +178,11 @@ def _countable_shopper(request, kind, client):
         return None
     session = request.session
     user = request.user if request.user.is_authenticated else None
-    returning = settings.SESSION_COOKIE_NAME in request.COOKIES and session.session_key
+    returning = _returning(request)
     if user is None and not returning and kind in VIEW_KINDS:
         if not session.session_key and _admit_session(session, client):
+            if held is not None:
+                session[HELD_VIEW_KEY] = held
             session.save()
         return None
     if user is None and kind in VIEW_KINDS and not _admit_session(session, client):
@@ -184,13 +211,15 @@ def record_event(request, product, kind, source=""):
     if kind not in KINDS:
         raise ValueError(f"Unknown event kind {kind!r}; expected one of {sorted(KINDS)}.")
     client = hash_client_address(client_address(request))
-    session_key = _countable_shopper(request, kind, client)
+    now = timezone.now()
+    held = [str(product.pk), kind, source[:50], now.timestamp()]
+    session_key = _countable_shopper(request, kind, client, held if kind in VIEW_KINDS else None)
     if session_key is None:
         return None
     user = request.user if request.user.is_authenticated else None
     user_id = user.pk if user is not None else None
-    now = timezone.now()
-    if kind in VIEW_KINDS and _seen_recently(user_id, session_key, product, kind, now):
+    _record_held_view(request, user, session_key, client)
+    if kind in VIEW_KINDS and _seen_recently(user_id, session_key, product.pk, kind, now):
         return None
     with _view_transaction(kind):
         created = Event.objects.create(
@@ -205,6 +234,51 @@ def record_event(request, product, kind, source=""):
         add_shopper_event(user_id, session_key, created)
         attribute_request(request, created)  # to the experiment strip it followed, if any
     return created
+
+
+def _record_held_view(request, user, session_key, client):
+    """Record the view that started the shopper's session, held in it until now (see the
+    module docstring), unless its product is gone. Returns the event, or ``None``.
+
+    Two requests of one browser may both find the view held (a page and a request of its
+    own script, sent together): a key added to ``RECOMMENDATIONS_CLIENT_CACHE`` lets only
+    one of them record it. A cache that cannot answer lets both."""
+    held = request.session.pop(HELD_VIEW_KEY, None)
+    if not isinstance(held, list) or len(held) != 4 or not _first_to_record(session_key):
+        return None
+    user_id = user.pk if user is not None else None
+    adapter = get_adapter()
+    try:
+        pk, kind, source, ts = held
+        pk = adapter.parse_pk(pk)
+        created_at = datetime.fromtimestamp(float(ts), tz=UTC)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if kind not in VIEW_KINDS or _seen_recently(user_id, session_key, pk, kind, timezone.now()):
+        return None  # a session cookie replayed (signed-cookie sessions) counts once a window
+    if not adapter.get_product_model()._base_manager.filter(pk=pk).exists():
+        return None
+    with _view_transaction(kind):
+        event = Event.objects.create(
+            user=user,
+            session_key=session_key,
+            client=client,
+            product_id=pk,
+            kind=kind,
+            source=str(source)[:50],
+            created_at=created_at,
+        )
+        add_shopper_event(user_id, session_key, event)
+    return event
+
+
+def _first_to_record(session_key) -> bool:
+    try:
+        cache = caches[app_settings.CLIENT_CACHE]
+        return bool(cache.add(f"recommendations:held:{session_key}", 1, 300))
+    except Exception:  # a cache that cannot answer must not lose the view
+        logger.warning("Could not mark a held view as recorded.", exc_info=True)
+        return True
 
 
 @contextmanager
@@ -240,8 +314,8 @@ def record_view(request, product):
     return record_event(request, product, kind, source=source)
 
 
-def _seen_recently(user_id, session_key, product, kind, now) -> bool:
-    """Whether the shopper did ``kind`` to ``product`` within the view window. From their
+def _seen_recently(user_id, session_key, product_pk, kind, now) -> bool:
+    """Whether the shopper did ``kind`` to the product within the view window. From their
     events, read once per request (:func:`~.services.shoppers.shopper_events_of`): the
     strips on the page read the same events next, so the check costs no query of its own."""
     window = app_settings.VIEW_WINDOW_SECONDS
@@ -251,6 +325,6 @@ def _seen_recently(user_id, session_key, product, kind, now) -> bool:
     for pid, event_kind, ts in shopper_events_of(user_id, session_key).rows:
         if ts < since:
             return False  # newest first: the rest are older still
-        if pid == product.pk and event_kind == kind:
+        if pid == product_pk and event_kind == kind:
             return True
     return False

@@ -80,6 +80,56 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
     assert int(first.get_attribute("data-product-id")) == target.pk
 
 
+def test_the_crop_box_works_from_the_keyboard(page, catalogue):
+    """A shopper without a pointer draws, moves, resizes, clears and searches the area
+    with the keyboard, and hears each change."""
+    target = catalogue[5]
+    original = Image.open(io.BytesIO(_png_of(target))).convert("RGB")
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    photo.paste(original, (50, 16))  # the product spans x 50-78, y 16-44
+    buf = io.BytesIO()
+    photo.save(buf, format="JPEG", quality=95)
+    page.goto("/visual/photo/")
+    page.set_input_files(
+        "#vs-upload input[name=image]",
+        files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}],
+    )
+    page.locator("#vs-upload button[type=submit]").click()
+    page.wait_for_selector("#vs-crop")
+    frame = page.get_by_role("group", name="Your photo: choose the area to search")
+    status = page.locator("#vs-crop-status")
+    area = page.locator("#vs-box")
+    assert area.input_value() == "" and page.locator("#vs-search-area").is_disabled()
+
+    frame.focus()
+    frame.press("ArrowRight")  # no area yet: one is drawn in the middle
+    assert area.input_value() == "24,16,72,48"
+    assert status.text_content() == (
+        "Selected area: 50% of the width and 50% of the height, 25% from the left and 25% "
+        "from the top."
+    )
+    for _ in range(20):  # moved right by 2% a press, never past the photo's edge
+        frame.press("ArrowRight")
+    assert area.input_value() == "48,16,96,48"
+    for _ in range(7):
+        frame.press("Shift+ArrowLeft")  # narrower, from the right
+    assert area.input_value() == "48,16,82,48"
+    frame.press("Escape")
+    assert area.input_value() == "" and "No area selected" in status.text_content()
+    assert page.locator("#vs-search-area").is_disabled()
+
+    frame.press("ArrowDown")
+    for _ in range(12):
+        frame.press("ArrowRight")
+    for _ in range(7):
+        frame.press("Shift+ArrowLeft")
+    assert area.input_value() == "48,16,82,48"
+    frame.press("Enter")  # searches the area
+    page.wait_for_selector("text=for the selected area")
+    first = page.locator(".vs-results .card[data-product-id]").first
+    assert int(first.get_attribute("data-product-id")) == target.pk
+
+
 def test_a_photo_of_two_products_offers_each_as_a_box(page, catalogue):
     from tests.visualsearch.test_photo_search import two_product_photo
 

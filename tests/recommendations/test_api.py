@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from recommendations.models import Event
 from tests.recommendations.blend_support import (  # noqa: F401 (fixture)
     blend_environment,
     embed,
@@ -54,11 +55,16 @@ def test_for_you_answers_cards_with_reasons(client, catalogue):
 @pytest.mark.django_db
 def test_for_you_follows_the_session_of_the_request(client, catalogue):
     anchor, others = catalogue
-    client.get(others[-1].get_absolute_url())  # the first, cookie-less visit starts the session
-    client.get(anchor.get_absolute_url())  # a view in this session
+    # The first, cookie-less visit starts the session and holds its view there ...
+    client.get(anchor.get_absolute_url())
+    assert not Event.objects.exists()
+    # ... which the next request with the cookie records, at its own time, and follows.
     ids = [r["id"] for r in client.get(reverse("recommendations-for-you")).json()["results"]]
+    assert Event.objects.get().product == anchor
     assert anchor.pk not in ids  # the shopper's current product is left out
     assert ids[0] == others[0].pk
+    client.get(reverse("recommendations-for-you"))
+    assert Event.objects.count() == 1  # recorded once
 
 
 @pytest.mark.django_db

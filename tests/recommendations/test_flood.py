@@ -116,18 +116,21 @@ def test_the_flood_changes_no_ranking_against_no_flood_at_all(product_factory):
     assert [pid for pid, _ in before] == [p.pk for p in products[:3]]
     flood(products[3], products[0], sessions=60)
     after = popular_products(4)
-    assert after[:3] == before and after[3] == (products[3].pk, 2.0)
+    # The whole flood weighs one of its sessions: the view that started it and its click.
+    assert after[:3] == before and after[3] == (products[3].pk, 3.0)
 
 
 def test_another_address_still_counts_during_a_flood(product_factory):
     target, other, landing = product_factory.create_batch(3)
     flood(target, landing, sessions=40)
-    assert Event.objects.filter(product=target).count() == 30
+    # 30 sessions ("30/hour"), each its first view and its click.
+    assert Event.objects.filter(product=target).count() == 60
     neighbour = browser("198.51.100.23")
     click(neighbour, other, landing)
-    event = Event.objects.get(product=other)
-    assert event.kind == "similar_click" and event.client == hash_client_address("198.51.100.23")
-    assert dict(popular_products(2)) == {target.pk: 2.0, other.pk: 2.0}
+    events = Event.objects.filter(product=other).order_by("created_at")
+    assert [e.kind for e in events] == ["view", "similar_click"]
+    assert {e.client for e in events} == {hash_client_address("198.51.100.23")}
+    assert dict(popular_products(2)) == {target.pk: 3.0, other.pk: 3.0}
 
 
 def test_sessions_of_one_address_stop_at_the_allowance(product, settings):
@@ -138,7 +141,7 @@ def test_sessions_of_one_address_stop_at_the_allowance(product, settings):
     flood(product, product, sessions=20)
     assert Session.objects.count() == 5 and not Event.objects.exists()
     click(browser("198.51.100.4"), product, product)  # someone else is served as always
-    assert Session.objects.count() == 6 and Event.objects.count() == 1
+    assert Session.objects.count() == 6 and Event.objects.count() == 2  # its view and click
 
 
 def test_carts_always_count_and_views_within_the_allowance(product, settings):
@@ -237,8 +240,8 @@ def test_a_forged_forwarded_for_does_not_split_one_client(product, settings):
             flood(product, landing, sessions=1, address=remote, HTTP_X_FORWARDED_FOR=forwarded)
         clients = set(Event.objects.values_list("client", flat=True))
         assert clients == {hash_client_address(FLOODER)}
-        assert Event.objects.count() == 8 + num_proxies
-    assert popular_products(1) == [(product.pk, 2.0)]
+        assert Event.objects.count() == 2 * (8 + num_proxies)  # each session's view and click
+    assert popular_products(1) == [(product.pk, 3.0)]
 
 
 class BrokenCache(BaseCache):
@@ -260,7 +263,8 @@ def test_a_cache_that_cannot_count_breaks_no_page(product, settings):
     }
     settings.RECOMMENDATIONS_CLIENT_CACHE = "broken"
     click(browser(FLOODER), product, product)
-    assert Event.objects.get().kind == "similar_click"  # no limit then; the caps still hold
+    # No limit then (the caps still hold): the session's first view and its click count.
+    assert sorted(Event.objects.values_list("kind", flat=True)) == ["similar_click", "view"]
 
 
 def test_signed_in_users_and_addressless_events_count_per_shopper(
@@ -337,7 +341,8 @@ def test_the_offline_evaluation_counts_addresses_as_the_shop_does(product_factor
     event(products[1], "purchase", session_key="sim-0-1")
     event(products[1], "cart", session_key="sim-0-2")
     column = {p.pk: i for i, p in enumerate(products)}
-    for shoppers, expected in ((1, [2.0, 14.0, 0.0]), (3, [6.0, 14.0, 0.0])):
+    # Each session weighs its first view (1) and its click (2).
+    for shoppers, expected in ((1, [3.0, 15.0, 0.0]), (3, [9.0, 15.0, 0.0])):
         settings.RECOMMENDATIONS_MAX_CLIENT_SHOPPERS = shoppers
         events = load_events(True, column)
         weights = event_weights(events.kind, half_life_days=None)
@@ -354,8 +359,8 @@ def test_an_ipv6_host_is_one_client_whichever_address_of_its_network_it_uses(pro
     click(browser("::ffff:198.51.100.9"), product, product)  # IPv4, as an IPv6 socket says it
     clients = Event.objects.values_list("client", flat=True)
     assert sorted(clients) == sorted(
-        [hash_client_address("2001:db8:1:2::ffff")] * 30
-        + [hash_client_address("2001:db8:1:3::"), hash_client_address("198.51.100.9")]
+        [hash_client_address("2001:db8:1:2::ffff")] * 60  # 30 sessions, a view and a click
+        + [hash_client_address("2001:db8:1:3::"), hash_client_address("198.51.100.9")] * 2
     )
 
 

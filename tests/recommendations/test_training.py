@@ -1,5 +1,7 @@
 """Training stores a complete artefact and a row, and switches the active version."""
 
+import re
+
 import numpy as np
 import pytest
 from django.db import IntegrityError, transaction
@@ -170,3 +172,50 @@ def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
     assert response.status_code == 302
     assert BlendProfile.objects.get(is_default=True).name == "zero"
     assert np.isclose(BlendProfile.objects.get(name="zero").visual_weight, 1.0)
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_segment_weights_as_numbers(admin_client):
+    """Segment weights are a number field each, not JSON: blank keeps the profile's weight."""
+    form = {
+        "name": "segmented",
+        "visual_weight": 1,
+        "collaborative_weight": 1,
+        "affinity_weight": 0,
+        "popularity_weight": 0.5,
+        "recency_weight": 0,
+        "covisitation_weight": 0,
+        "diversity": "mmr",
+        "diversity_param": 0.5,
+        "metrics": "{}",
+        "cold_item_visual_weight": "0.8",
+        "cold_item_collaborative_weight": "0",
+        "new_shopper_popularity_weight": "2",
+    }
+    add = reverse("admin:recommendations_blendprofile_add")
+    assert admin_client.post(add, form).status_code == 302
+    profile = BlendProfile.objects.get(name="segmented")
+    assert profile.segments == {
+        "cold_item": {"visual": 0.8, "collaborative": 0.0},
+        "new_shopper": {"popularity": 2.0},
+    }
+    change = reverse("admin:recommendations_blendprofile_change", args=[profile.pk])
+    page = admin_client.get(change).content.decode()
+    assert "Weights for a new product" in page and "Weights for a new shopper" in page
+    assert re.search(r'<input[^>]*name="cold_item_visual_weight"[^>]*value="0.8"', page)
+    blank = re.search(r'<input[^>]*name="new_shopper_visual_weight"[^>]*>', page).group(0)
+    assert "value=" not in blank  # blank: the weight above
+    assert '<label for="id_cold_item_visual_weight">Visual weight:</label>' in page
+    # Every weight of a segment at zero leaves it nothing to rank by: refused, kept as it was.
+    zero = {f"cold_item_{c}_weight": "0" for c in ("visual", "collaborative", "popularity")}
+    response = admin_client.post(change, {**form, **zero})
+    assert response.status_code == 200
+    assert "Every weight would be zero for a new product" in response.content.decode()
+    assert admin_client.post(change, {**form, "cold_item_visual_weight": "-1"}).status_code == 200
+    profile.refresh_from_db()
+    assert profile.segments["cold_item"] == {"visual": 0.8, "collaborative": 0.0}
+    # Cleared fields clear the segment.
+    cleared = {k: "" for k in form if k.startswith(("cold_item_", "new_shopper_"))}
+    assert admin_client.post(change, {**form, **cleared}).status_code == 302
+    profile.refresh_from_db()
+    assert profile.segments == {}

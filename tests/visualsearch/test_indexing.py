@@ -233,6 +233,21 @@ def test_start_reindex_validates_and_refuses_a_second_job(product_factory, setti
         index_jobs.start_reindex("stale")
 
 
+def test_a_stale_reindex_with_nothing_to_do_says_so(
+    product_factory, django_capture_on_commit_callbacks
+):
+    make_products(product_factory, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = index_jobs.start_reindex("stale")
+    first.refresh_from_db()
+    assert first.message.startswith("2 embedded, 0 failed")
+    with django_capture_on_commit_callbacks(execute=True):
+        again = index_jobs.start_reindex("stale")
+    again.refresh_from_db()
+    assert again.status == Job.Status.SUCCEEDED and again.percent == 100
+    assert again.message == "Nothing to reindex: every vector is up to date (pixel, stale)."
+
+
 def test_job_rows_name_the_handlers_by_the_package_and_old_rows_are_renamed():
     """Rows and chunk messages name the handlers by ``visualsearch.indexing``'s names; a
     row written when they lived in ``visualsearch.services.jobs`` is renamed by migration

@@ -55,6 +55,43 @@ def test_similar_page_lists_the_most_similar_products(client, catalogue):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_the_similar_page_writes_prices_as_its_cards_do(client, catalogue):
+    product = catalogue[0]
+    type(product).objects.filter(pk=product.pk).update(price=Decimal("20"))
+    html = client.get(similar_url(product)).content.decode()
+    head = html.split('class="vs-head"', 1)[1].split("</div>", 1)[0]
+    # The header writes it through lookalike/price.html, which the shop overrides to write
+    # prices as its cards do.
+    assert "€20.00" in head and "EUR" not in head
+    cards = re.findall(r'class="price">([^<]+)<', html)
+    assert len(cards) == 12 and all(re.fullmatch(r"€\d+\.\d\d", c) for c in cards)
+
+
+def test_the_plugins_write_prices_through_one_template(catalogue):
+    """The plugin's own price template writes the amount with two decimals, then the
+    currency's code; the plugin's card writes its price through whichever price template
+    the project resolves (here the shop's override)."""
+    from pathlib import Path
+
+    from django.template import Context, engines
+    from django.template.loader import render_to_string
+
+    import lookalike
+
+    source = Path(lookalike.__file__).parent / "templates" / "lookalike" / "price.html"
+    plugin = engines["django"].engine.from_string(source.read_text())
+    assert plugin.render(Context({"price": Decimal("20"), "currency": "EUR"})).strip() == (
+        "20.00 EUR"
+    )
+    assert plugin.render(Context({"price": Decimal("7.5"), "currency": ""})).strip() == "7.50"
+    product = catalogue[0]
+    type(product).objects.filter(pk=product.pk).update(price=Decimal("20"))
+    product.refresh_from_db()
+    context = {"product": product, "source": "", "score": None, "reason": ""}
+    card = render_to_string("lookalike/product_card.html", context)
+    assert 'lookalike-card-price">€20.00<' in card
+
+
 def test_similar_links_record_a_similar_click(client, catalogue):
     client.get(catalogue[0].get_absolute_url())  # a new browser's first page starts its session
     page = similar_url(catalogue[0])

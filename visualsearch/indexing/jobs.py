@@ -82,6 +82,13 @@ def reindex_chunk(ctx, keys, encoder, since):
 
 
 def _summary(result):
+    if not result["candidates"]:
+        # A stale reindex with nothing to embed still did its work (orphans removed, copies
+        # caught up): the row says the index was current rather than showing "0 / 0".
+        text = "Nothing to reindex: every vector is up to date"
+        if result.get("no_image"):
+            text += f"; {result['no_image']} without an image"
+        return text + f" ({result['encoder']}, {result['mode']})."
     text = f"{result['embedded']} embedded, {result['failed']} failed"
     if result.get("skipped"):
         text += f", {result['skipped']} skipped"

@@ -19,11 +19,12 @@ from django.conf import settings
 from django.contrib.postgres.aggregates import StringAgg
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router
-from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, Subquery, Value
 
 from lookalike.catalogue import CatalogueAdapter
 from lookalike.conf import app_settings
+
+from .stock import available, buyable, by_structure, cheapest_first, records_of
 
 __all__ = ["OscarCatalogueAdapter"]
 
@@ -33,9 +34,6 @@ CATEGORY_LABEL, CURRENCY, IN_STOCK = (
     "_lookalike_oscar_currency",
     "_lookalike_oscar_in_stock",
 )
-
-#: Oscar's value of ``Product.structure`` for a product with variants.
-PARENT = "parent"
 
 
 class OscarCatalogueAdapter(CatalogueAdapter):
@@ -193,29 +191,11 @@ class OscarCatalogueAdapter(CatalogueAdapter):
     def _stock_records(self):
         return self.get_model("partner", "StockRecord")._default_manager
 
-    def _records_of(self, product_ref):
-        """Stock records that price and supply the product: its own, or for a parent those
-        of its public children (what Oscar's strategies read, through
-        ``get_public_children()``)."""
-        own = self._stock_records().filter(product=product_ref)
-        children = self._stock_records().filter(
-            product__parent=product_ref, product__is_public=True
-        )
-        return own, children
-
-    def _by_structure(self, own, children, output_field):
-        return Case(
-            When(structure=PARENT, then=children),
-            default=own,
-            output_field=output_field,
-        )
-
-    def _cheapest(self, records):
-        return records.filter(price__isnull=False).order_by("price", "pk")
-
     def price_expression(self):
-        """The lowest ``StockRecord.price`` of the product; for a parent, the lowest among
-        its public children's records.
+        """The lowest ``StockRecord.price`` of the product among the records it can be
+        bought from now (among all its records when none can); for a parent, among its
+        public children's records, so a parent's "from" price is never that of a sold-out
+        variant while another is for sale.
 
         Oscar's default strategy (``UseFirstStockRecord``) prices a product from its first
         record, an order the database does not promise and a shop's own strategy may
@@ -225,21 +205,21 @@ class OscarCatalogueAdapter(CatalogueAdapter):
         before tax, as Oscar stores it. :meth:`filter_price` is the base class's, so it
         filters on exactly this expression.
         """
-        own, children = self._records_of(OuterRef("pk"))
+        own, children = records_of(self._stock_records(), OuterRef("pk"))
         field = self._stock_records().model._meta.get_field("price")
         decimal = models.DecimalField(max_digits=field.max_digits, decimal_places=2)
-        return self._by_structure(
-            Subquery(self._cheapest(own).values("price")[:1]),
-            Subquery(self._cheapest(children).values("price")[:1]),
+        return by_structure(
+            Subquery(cheapest_first(own, False).values("price")[:1]),
+            Subquery(cheapest_first(children, True).values("price")[:1]),
             decimal,
         )
 
     def currency_expression(self):
         """``price_currency`` of the record that gives :meth:`price_expression`."""
-        own, children = self._records_of(OuterRef("pk"))
-        return self._by_structure(
-            Subquery(self._cheapest(own).values("price_currency")[:1]),
-            Subquery(self._cheapest(children).values("price_currency")[:1]),
+        own, children = records_of(self._stock_records(), OuterRef("pk"))
+        return by_structure(
+            Subquery(cheapest_first(own, False).values("price_currency")[:1]),
+            Subquery(cheapest_first(children, True).values("price_currency")[:1]),
             models.CharField(),
         )
 
@@ -260,12 +240,10 @@ class OscarCatalogueAdapter(CatalogueAdapter):
         children is. Oscar asks only the *first* record; any record is asked here, for the
         same reason as the price: a product some partner can ship is for sale.
         """
-        available = Q(num_in_stock__gt=Coalesce(F("num_allocated"), Value(0)))
-        own, children = self._records_of(OuterRef("pk"))
-        # A child has no product class of its own: its parent's says whether stock counts.
-        own = own.filter(available | Q(product__product_class__track_stock=False))
-        children = children.filter(available | Q(product__parent__product_class__track_stock=False))
-        return self._by_structure(Exists(own), Exists(children), models.BooleanField())
+        own, children = records_of(self._stock_records(), OuterRef("pk"))
+        own = own.filter(buyable(of_children=False))
+        children = children.filter(buyable(of_children=True))
+        return by_structure(Exists(own), Exists(children), models.BooleanField())
 
     def filter_in_stock(self, queryset):
         return queryset.filter(self.in_stock_expression())
@@ -309,7 +287,7 @@ class OscarCatalogueAdapter(CatalogueAdapter):
         stock = {"num_in_stock", "num_allocated", "date_updated"}
         if any(before[name] != after[name] for name in before if name not in stock):
             return False
-        return _available(before) == _available(after)
+        return available(before) == available(after)
 
     def get_dependent_models(self):
         """Stock records (price and stock; a child's record changes its parent), product
@@ -378,10 +356,3 @@ class OscarCatalogueAdapter(CatalogueAdapter):
                 )
             )
         return errors
-
-
-def _available(row):
-    """Whether a stock record has stock to sell, as :meth:`OscarCatalogueAdapter.
-    in_stock_expression` reads it (a product class that tracks no stock makes every record
-    available; a save of the record cannot change that)."""
-    return row["num_in_stock"] is not None and row["num_in_stock"] > (row["num_allocated"] or 0)

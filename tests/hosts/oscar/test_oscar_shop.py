@@ -487,7 +487,7 @@ def test_stock_record_changes_update_the_vector_price_copy(indexed):
     assert ProductEmbedding.objects.get(product=catalogue["white-shirt"]).product_price == 33.0
 
     # A variant's record prices its parent.
-    record = StockRecord.objects.get(product=catalogue["polo-s"])
+    record = StockRecord.objects.get(product=catalogue["polo-m"])
     record.price = Decimal("21.00")
     record.save()
     assert ProductEmbedding.objects.get(product=catalogue["polo"]).product_price == 21.0
@@ -496,6 +496,33 @@ def test_stock_record_changes_update_the_vector_price_copy(indexed):
     xl.is_public = True
     xl.save()
     assert ProductEmbedding.objects.get(product=catalogue["polo"]).product_price == 9.0
+
+
+@pytest.mark.django_db
+def test_a_parent_is_priced_from_a_variant_for_sale(indexed):
+    """A parent's "from" price is its cheapest variant that can be bought now; only when
+    none can is it the cheapest of all, as for a product with several partners' records."""
+    catalogue, _ = indexed
+    adapter = get_adapter()
+    polo = catalogue["polo"]
+    small = StockRecord.objects.get(product=catalogue["polo-s"])  # sold out
+    medium = StockRecord.objects.get(product=catalogue["polo-m"])  # 24.00, 3 in stock
+    small.price = Decimal("20.00")
+    small.save()
+
+    def price():
+        return adapter.get_price(Product.objects.get(pk=polo.pk))
+
+    def listed_up_to(amount):
+        priced = adapter.filter_price(adapter.get_queryset(), None, Decimal(amount))
+        return priced.filter(pk=polo.pk).exists()
+
+    assert price() == Decimal("24.00") and not listed_up_to("22")
+    assert ProductEmbedding.objects.get(product=polo).product_price == 24.0
+    medium.allocate(3)  # its last three: no variant is for sale now
+    assert price() == Decimal("20.00") and listed_up_to("22")
+    assert not adapter.is_in_stock(Product.objects.get(pk=polo.pk))
+    assert ProductEmbedding.objects.get(product=polo).product_price == 20.0
 
 
 @pytest.mark.django_db

@@ -1,6 +1,10 @@
 /* "Search by photo": drag a rectangle over the photo and search with only that part, or
  * pick one of the products the search found in it (each button carries its box).
  *
+ * The photo takes the keyboard focus too: the arrow keys move the area (drawing one in the
+ * middle first if there is none), Shift with them resizes it, Enter searches it and Escape
+ * clears it; each change is read out from a live region whose wording the template gives.
+ *
  * The photo is not stored on the server: the page shows it as a data: URL, and searching
  * again uploads that same preview with the box in its pixels ("x0,y0,x1,y1", right and
  * bottom exclusive). No build step, no dependencies.
@@ -17,7 +21,9 @@
   const areaButton = document.getElementById("vs-search-area");
   const naturalWidth = Number(frame.dataset.width);
   const naturalHeight = Number(frame.dataset.height);
+  const status = document.getElementById("vs-crop-status");
   const MIN_SIDE = 8; // preview pixels: smaller drags are treated as clicks
+  const STEP = 0.02; // share of the photo's side that one key press moves or resizes by
 
   let box = parseBox(boxInput.value); // in preview pixels
   let start = null;
@@ -72,8 +78,59 @@
     box = big ? candidate : null;
     if (!box) boxInput.value = "";
     draw();
+    announce();
   });
   window.addEventListener("resize", draw);
+
+  function announce() {
+    if (!status) return;
+    if (!box) { status.textContent = status.dataset.none; return; }
+    const pct = (v, side) => String(Math.round((100 * v) / side));
+    status.textContent = status.dataset.area
+      .replace("{width}", pct(box[2] - box[0], naturalWidth))
+      .replace("{height}", pct(box[3] - box[1], naturalHeight))
+      .replace("{left}", pct(box[0], naturalWidth))
+      .replace("{top}", pct(box[1], naturalHeight));
+  }
+  function middle() {
+    const w = Math.round(naturalWidth / 2), h = Math.round(naturalHeight / 2);
+    const x = Math.round((naturalWidth - w) / 2), y = Math.round((naturalHeight - h) / 2);
+    return [x, y, x + w, y + h];
+  }
+  const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  function nudge(b, dx, dy, resize) {
+    const sx = Math.max(1, Math.round(naturalWidth * STEP)) * dx;
+    const sy = Math.max(1, Math.round(naturalHeight * STEP)) * dy;
+    if (resize) {
+      const right = Math.min(Math.max(b[2] + sx, b[0] + MIN_SIDE), naturalWidth);
+      const bottom = Math.min(Math.max(b[3] + sy, b[1] + MIN_SIDE), naturalHeight);
+      return [b[0], b[1], right, bottom];
+    }
+    const mx = Math.min(Math.max(sx, -b[0]), naturalWidth - b[2]);
+    const my = Math.min(Math.max(sy, -b[1]), naturalHeight - b[3]);
+    return [b[0] + mx, b[1] + my, b[2] + mx, b[3] + my];
+  }
+  frame.addEventListener("keydown", ev => {
+    if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (ev.key === "Escape") {
+      if (!box) return;
+      box = null;
+      boxInput.value = "";
+    } else if (ev.key === "Enter") {
+      if (!box) return;
+      ev.preventDefault();
+      form.requestSubmit(areaButton);
+      return;
+    } else if (ARROWS[ev.key]) {
+      const [dx, dy] = ARROWS[ev.key];
+      box = box ? nudge(box, dx, dy, ev.shiftKey) : middle();
+    } else {
+      return;
+    }
+    ev.preventDefault();
+    draw();
+    announce();
+  });
 
   // A product's button outlines its box on the photo while it has the pointer or focus.
   form.querySelectorAll(".vs-region-pick").forEach(button => {
