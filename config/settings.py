@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "health_check",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     # Before the plugins, so that its templates override theirs (lookalike/price.html).
     "shop",
     "lookalike",
@@ -328,6 +329,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Visual search and personalised recommendations for the shop's catalogue.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ serves Swagger UI's files from the shop's static files (a pinned copy),
+    # never from a CDN: it works offline and runs no code the shop did not install.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Prometheus metrics (/metrics, config/urls.py): several gunicorn workers write theirs into

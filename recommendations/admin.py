@@ -5,16 +5,17 @@ progress bar a small script refreshes from a JSON endpoint (``train-status/``); 
 "Activate selected version (roll back)" action switches the served model.
 """
 
-from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
-from django.utils.text import capfirst
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.http import HttpResponseRedirect
+from django.template.response import SimpleTemplateResponse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.jobs.admin import JobProgressMixin
 
-from .blending.core import COMPONENTS, SEGMENTS
+from .forms import SEGMENT_FIELDS, BlendProfileForm
 from .models import BlendProfile, Event, RecommenderModel
 from .services import training
 
@@ -45,6 +46,20 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        # Django turns a date drill-down value too large for a C integer into an
+        # OverflowError (a 500) rather than the "?e=1" of other bad lookups: any value of
+        # more than four digits is refused the same way first.
+        for part in ("year", "month", "day"):
+            value = request.GET.get(f"{self.date_hierarchy}__{part}")
+            if value is not None and not (value.isdigit() and len(value) <= 4):
+                if ERROR_FLAG in request.GET:
+                    return SimpleTemplateResponse(
+                        "admin/invalid_setup.html", {"title": gettext("Database error")}
+                    )
+                return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        return super().changelist_view(request, extra_context)
 
 
 @admin.action(permissions=["change"], description=_("Activate selected version (roll back)"))
@@ -89,6 +104,32 @@ def _state(job):
     return {**job.state(), "steps_label": steps % {"done": job.done, "total": job.total}}
 
 
+SOURCE_LABELS = {"model": _("Model"), "popularity": _("Popularity")}
+_JSON_FIELDS = ("parameters", "evaluation")
+
+
+def _plain(value):
+    """A value of a JSON field as a reader wants it: floats rounded, mappings as
+    ``key: value`` pairs."""
+    if isinstance(value, float):
+        return f"{value:.2g}" if value and abs(value) < 0.01 else f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in sorted(value.items()))
+    return "—" if value is None else str(value)
+
+
+def _table(header, rows):
+    if not rows:
+        return "—"
+    head = format_html_join("", "<th scope='col'>{}</th>", ((h,) for h in header))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
 def _figure(row, source, metric):
     figures = (row.evaluation or {}).get(source) or {}
     k = (row.evaluation or {}).get("k", 10)
@@ -113,7 +154,36 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
     list_display_links = ["version"]
     list_filter = ["is_active"]
     actions = [activate_version]
-    readonly_fields = [f.name for f in RecommenderModel._meta.fields]
+    # Every field is read-only; the JSON fields are shown as tables (below).
+    exclude = ["parameters", "evaluation"]
+    readonly_fields = [
+        *(f.name for f in RecommenderModel._meta.fields if f.name not in _JSON_FIELDS),
+        "parameters_table",
+        "evaluation_table",
+    ]
+
+    @admin.display(description=_("Parameters"))
+    def parameters_table(self, row):
+        params = row.parameters or {}
+        return _table(
+            [gettext("Parameter"), gettext("Value")],
+            [(name, _plain(value)) for name, value in sorted(params.items())],
+        )
+
+    @admin.display(description=_("Evaluation"))
+    def evaluation_table(self, row):
+        """The held-out figures of the model and of popularity side by side, rounded, with
+        the protocol they were measured by."""
+        evaluation = row.evaluation or {}
+        sources = [s for s in ("model", "popularity") if isinstance(evaluation.get(s), dict)]
+        metrics = sorted({m for s in sources for m in evaluation[s]})
+        table = _table(
+            [gettext("Metric"), *(SOURCE_LABELS[s] for s in sources)],
+            [(m, *(_plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
+        )
+        rest = [(k, v) for k, v in sorted(evaluation.items()) if k not in sources]
+        notes = format_html_join("", "<p>{}: {}</p>", ((k, _plain(v)) for k, v in rest))
+        return format_html("{}{}", table, notes)
 
     @admin.display(description=_("precision@k (model / popularity)"))
     def precision(self, row):
@@ -149,94 +219,6 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
     def job_status(self, request):
         active = RecommenderModel.objects.filter(is_active=True).values_list("version", flat=True)
         return {"job": _state(training.latest_training_job()), "active_version": active.first()}
-
-
-def _segment_field(segment, component):
-    return f"{segment}_{component}_weight"
-
-
-#: Form fields of the segment weights, by fieldset: one number per segment and component.
-SEGMENT_FIELDS = {
-    segment: [_segment_field(segment, component) for component in COMPONENTS]
-    for segment in SEGMENTS
-}
-
-
-SEGMENT_NAMES = {"cold_item": _("a new product"), "new_shopper": _("a new shopper")}
-
-
-class BlendProfileForm(forms.ModelForm):
-    """A profile, its segment weights as one number field each (a blank field keeps the
-    profile's own weight for that component) rather than the JSON they are stored as."""
-
-    class Meta:
-        model = BlendProfile
-        fields = [
-            "name",
-            "is_default",
-            "notes",
-            *BlendProfile.WEIGHT_FIELDS,
-            "diversity",
-            "diversity_param",
-            "in_stock_only",
-            "exclude_purchased",
-            "exclude_current",
-            "metrics",
-        ]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        stored = self.instance.segments if isinstance(self.instance.segments, dict) else {}
-        for segment in SEGMENTS:
-            values = stored.get(segment) if isinstance(stored.get(segment), dict) else {}
-            for component in COMPONENTS:
-                name = _segment_field(segment, component)
-                if name in self.fields and component in values:
-                    self.initial.setdefault(name, values[component])
-
-    def clean(self):
-        cleaned = super().clean()
-        own = {c: cleaned.get(f"{c}_weight") or 0 for c in COMPONENTS}
-        segments = {}
-        for segment in SEGMENTS:
-            values = {
-                component: cleaned[_segment_field(segment, component)]
-                for component in COMPONENTS
-                if cleaned.get(_segment_field(segment, component)) is not None
-            }
-            if values and not any({**own, **values}.values()):
-                self.add_error(
-                    _segment_field(segment, COMPONENTS[0]),
-                    gettext(
-                        "Every weight would be zero for %(whom)s: give one a weight above "
-                        "zero, or leave the fields blank to keep the weights above."
-                    )
-                    % {"whom": SEGMENT_NAMES[segment]},
-                )
-                return cleaned
-            if values:
-                segments[segment] = values
-        self.instance.segments = segments
-        return cleaned
-
-    def _get_validation_exclusions(self):
-        # Ticking "is default" moves the default here when saving (see save_model), so
-        # the one-default constraint must not reject the form first.
-        exclusions = super()._get_validation_exclusions()
-        exclusions.add("is_default")
-        return exclusions
-
-
-for _segment, _names in SEGMENT_FIELDS.items():
-    for _component, _name in zip(COMPONENTS, _names, strict=True):
-        BlendProfileForm.base_fields[_name] = BlendProfileForm.declared_fields[_name] = (
-            forms.FloatField(
-                label=capfirst(BlendProfile._meta.get_field(f"{_component}_weight").verbose_name),
-                required=False,
-                min_value=0,
-                widget=forms.NumberInput(attrs={"step": "any", "placeholder": "—"}),
-            )
-        )
 
 
 @admin.action(permissions=["change"], description=_("Make the selected profile the default"))

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from lookalike.catalogue import CATALOGUE
 from recommendations.events import record_view
 
-from .forms import AddToCartForm, SignupForm
+from .forms import AddToCartForm, SearchForm, SignupForm
 from .models import Category, Product
 from .services import Cart, search_products
 
@@ -52,7 +52,11 @@ def product_detail(request, pk):
 
 
 def search(request):
-    query = request.GET.get("q", "")[:200]
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        context = {"query": "", "errors": form.errors.get("q", []), "page": None}
+        return render(request, "shop/search.html", context, status=400)
+    query = form.cleaned_data["q"]
     results = search_products(query)
     return render(request, "shop/search.html", {"query": query, "page": _page(request, results)})
 
@@ -91,7 +95,9 @@ def checkout(request):
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect("shop:cart")
-    messages.success(request, f"Thank you! Your order of {len(lines)} item(s) is confirmed.")
+    items = sum(qty for _, qty, _ in lines)
+    noun = "item" if items == 1 else "items"
+    messages.success(request, f"Thank you! Your order of {items} {noun} is confirmed.")
     return redirect("shop:home")
 
 

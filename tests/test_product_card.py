@@ -13,9 +13,9 @@ pytestmark = pytest.mark.django_db
 def test_price_shows_two_decimals_whatever_the_adapter_computed(settings):
     """An adapter that divides cents returns numerics such as 95.2300000000000000; the
     card shows 95.23, as the API does."""
-    settings.LOOKALIKE_CURRENCY = "EUR"
+    settings.LOOKALIKE_CURRENCY = "GBP"  # not the shop's own euros, which it writes "€95.23"
     product = ProductFactory(price=Decimal("95.23"))
     product.price = Decimal("95.2300000000000000")
     html = render_to_string("lookalike/product_card.html", {"product": product, "source": ""})
-    assert '<span class="lookalike-card-price">95.23 EUR</span>' in html
+    assert '<span class="lookalike-card-price">95.23 GBP</span>' in html
     assert f'alt="{product.title}"' in html

@@ -23,7 +23,7 @@ def test_shopper_browses_a_category_and_buys(page, product_factory, category_fac
     page.get_by_role("button", name="Add to cart").click()
     assert "Cart (1)" in page.content()
     page.get_by_role("button", name="Buy now").click()
-    assert "Your order of 1 item(s) is confirmed" in page.content()
+    assert "Your order of 1 item is confirmed" in page.content()
 
     product.refresh_from_db()
     assert product.stock == 2

@@ -81,6 +81,37 @@ def test_at_most_one_active_row_is_enforced_by_the_database():
 
 
 @pytest.mark.django_db
+def test_a_models_page_shows_its_figures_as_tables(admin_client):
+    row = RecommenderModel.objects.create(
+        version=3,
+        artifact_path="c.npz",
+        parameters={"factors": 32, "event_weights": {"view": 1.0, "cart": 4.0}},
+        evaluation={
+            "k": 10,
+            "protocol": "per-user random 75/25 holdout",
+            "model": {"ndcg_at_10": 0.1001652136133989, "coverage": 0.0022022700321870235},
+            "popularity": {"ndcg_at_10": 0.007092522573348917},
+        },
+    )
+    url = reverse("admin:recommendations_recommendermodel_change", args=[row.pk])
+    page = admin_client.get(url).content.decode()
+    assert "<td>ndcg_at_10</td><td>0.100</td><td>0.0071</td>" in page
+    assert "<td>coverage</td><td>0.0022</td><td>—</td>" in page
+    assert "protocol: per-user random 75/25 holdout" in page
+    assert "<td>event_weights</td><td>cart: 4.000, view: 1.000</td>" in page
+    assert "0.1001652136133989" not in page and "<textarea" not in page
+
+
+@pytest.mark.django_db
+def test_the_events_date_drill_down_refuses_impossible_dates(admin_client):
+    url = reverse("admin:recommendations_event_changelist")
+    for query in ("created_at__year=99999999999999", "created_at__month=99999999999999999999"):
+        response = admin_client.get(f"{url}?{query}")
+        assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    assert admin_client.get(f"{url}?created_at__year=2026").status_code == 200
+
+
+@pytest.mark.django_db
 def test_admin_action_rolls_back_to_an_older_version(
     admin_client, product_factory, category_factory
 ):

@@ -36,8 +36,8 @@ def test_product_page_shows_image_price_stock_and_find_similar(client, product):
     assert response.status_code == 200
     assert product.image.url in html and "€19.99" in html and "In stock" in html
     assert reverse("visualsearch:similar", args=[product.pk]) in html
-    # The first, cookie-less visit only starts a session; the shopper's next view counts,
-    # once: a reload within the view window does not.
+    # The first, cookie-less visit starts a session holding its view; the shopper's next
+    # request records it, once: a reload within the view window adds nothing.
     assert not Event.objects.exists() and client.cookies.get("sessionid")
     client.get(product.get_absolute_url())
     client.get(product.get_absolute_url())
@@ -61,11 +61,26 @@ def test_keyword_search_uses_trigrams(client, product_factory):
 
 
 @pytest.mark.django_db
+def test_search_says_what_it_found_and_refuses_what_it_cannot_search(client, product_factory):
+    product_factory(title="Relaxed Denim Trousers")
+    found = client.get(reverse("shop:search"), {"q": "denim"}).content.decode()
+    assert "1 product</span>" in found
+    nothing = client.get(reverse("shop:search"), {"q": "zzzzqqq"}).content.decode()
+    assert "0 products</span>" in nothing and "Nothing matches your search" in nothing
+    empty = client.get(reverse("shop:search"), {"q": "  "}).content.decode()
+    assert "Type what you are looking for" in empty and "Results for" not in empty
+    for bad in ("a\x00b", "x" * 201):  # the database cannot store a NUL; a page of text
+        response = client.get(reverse("shop:search"), {"q": bad})
+        assert response.status_code == 400
+        assert "Please search again with plain text." in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_cart_and_checkout_record_events_and_take_stock(client, product):
     client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
     assert Event.objects.filter(kind="cart", product=product).exists()
-    response = client.post(reverse("shop:checkout"))
-    assert response.status_code == 302
+    response = client.post(reverse("shop:checkout"), follow=True)
+    assert "Your order of 2 items is confirmed." in response.content.decode()
     product.refresh_from_db()
     assert product.stock == 3
     purchase = Event.objects.get(kind="purchase")

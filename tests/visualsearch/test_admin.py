@@ -57,6 +57,14 @@ def staff(django_user_model):
 # -- the page -------------------------------------------------------------------------------
 
 
+def test_the_page_counts_reindex_jobs(admin_client):
+    assert "No reindex job yet" in admin_client.get(PAGE).content.decode()
+    for _ in range(2):
+        Job.objects.create(handler=HANDLER, lock_key=LOCK_KEY, status=Job.Status.SUCCEEDED)
+    page = admin_client.get(PAGE).content.decode()
+    assert "2 reindex jobs" in page and "visual index\n" not in page
+
+
 def test_page_shows_counts_buttons_and_jobs(admin_client, catalogue, product_factory):
     product_factory()  # one product not indexed yet
     product_factory(image="")  # one that has nothing to index

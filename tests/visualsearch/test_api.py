@@ -185,7 +185,11 @@ def test_image_search_refuses_bad_uploads(client, pixel_encoder, case):
         ({"k": 0}, "k", ""),
         ({"k": 101}, "k", ""),
         ({"k": ""}, "k", "valid integer"),
-        ({"min_price": ""}, "min_price", "valid number"),
+        ({"min_price": ""}, "min_price", "like 12 or 12.50"),
+        ({"min_price": "-1"}, "min_price", "cannot be below zero"),
+        ({"max_price": "0.001"}, "max_price", "no more than 2 decimal places"),
+        ({"max_price": "123456789"}, "max_price", "no more than 8 digits before the decimal"),
+        ({"max_price": "1e2"}, "max_price", "like 12 or 12.50"),
         ({"in_stock": "on"}, "in_stock", "valid boolean"),
     ],
 )

@@ -56,11 +56,25 @@ class StrictBooleanField(serializers.BooleanField):
 class PriceField(serializers.DecimalField):
     """A non-negative price in currency units, written ``12`` or ``12.50``."""
 
+    default_error_messages = {
+        "invalid": _("Write a price as digits with up to two decimals, like 12 or 12.50."),
+        "negative": _("A price cannot be below zero."),
+    }
+
     def __init__(self, **kwargs):
         super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
 
     def to_internal_value(self, data):
+        text = str(data).strip()
         if not re.fullmatch(PRICE_PATTERN, str(data)):
+            # Say what is wrong with a number written otherwise: its sign, its decimals or
+            # its size; anything else is not written as a price.
+            if re.fullmatch(r"-\d+(?:\.\d+)?", text):
+                self.fail("negative")
+            if re.fullmatch(r"\d+\.\d{3,}", text):
+                self.fail("max_decimal_places", max_decimal_places=self.decimal_places)
+            if re.fullmatch(r"\d{9,}(?:\.\d*)?", text):
+                self.fail("max_whole_digits", max_whole_digits=self.max_whole_digits)
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -122,7 +136,10 @@ class SearchParamsSerializer(ParamsSerializer):
         required=False, help_text=_("Only products of this category (its id).")
     )
     min_price = PriceField(required=False, help_text=_("Only products at this price or above."))
-    max_price = PriceField(required=False, help_text=_("Only products at this price or below."))
+    max_price = PriceField(
+        required=False,
+        help_text=_("Only products at this price or below; below min_price, none match."),
+    )
     in_stock = StrictBooleanField(default=False, help_text=_("Only products in stock."))
 
     def max_k(self):

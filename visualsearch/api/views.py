@@ -130,9 +130,14 @@ class ProductViewSet(viewsets.GenericViewSet):
         except Http404:
             other = stands_for(key)
             if other is None:
-                raise
+                # One message for every missing product, whatever the key looked like
+                # (DRF's own names the model).
+                raise Http404(gettext("No such product.")) from None
         self.kwargs[self.lookup_field] = other
-        return super().get_object()
+        try:
+            return super().get_object()
+        except Http404:
+            raise Http404(gettext("No such product.")) from None
 
     def similar_hits(self, product, params):
         """The ranked hits for ``product``; the place to blend in other signals."""

@@ -1,0 +1,104 @@
+"""The admin's form of a blend profile: its segment weights as one number field each.
+
+A profile stores its segment weights as JSON (``BlendProfile.segments``), which notebooks
+write; an analyst in the admin edits them as numbers, a blank field keeping the profile's
+own weight, and is told in words when a segment would have nothing to rank by.
+"""
+
+from django import forms
+from django.utils.text import capfirst
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from .blending.core import COMPONENTS, SEGMENTS
+from .models import BlendProfile
+
+__all__ = ["SEGMENT_FIELDS", "BlendProfileForm"]
+
+
+def _segment_field(segment, component):
+    return f"{segment}_{component}_weight"
+
+
+#: Form fields of the segment weights, by fieldset: one number per segment and component.
+SEGMENT_FIELDS = {
+    segment: [_segment_field(segment, component) for component in COMPONENTS]
+    for segment in SEGMENTS
+}
+
+
+SEGMENT_NAMES = {"cold_item": _("a new product"), "new_shopper": _("a new shopper")}
+
+
+class BlendProfileForm(forms.ModelForm):
+    """A profile, its segment weights as one number field each (a blank field keeps the
+    profile's own weight for that component) rather than the JSON they are stored as."""
+
+    class Meta:
+        model = BlendProfile
+        fields = [
+            "name",
+            "is_default",
+            "notes",
+            *BlendProfile.WEIGHT_FIELDS,
+            "diversity",
+            "diversity_param",
+            "in_stock_only",
+            "exclude_purchased",
+            "exclude_current",
+            "metrics",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.segments if isinstance(self.instance.segments, dict) else {}
+        for segment in SEGMENTS:
+            values = stored.get(segment) if isinstance(stored.get(segment), dict) else {}
+            for component in COMPONENTS:
+                name = _segment_field(segment, component)
+                if name in self.fields and component in values:
+                    self.initial.setdefault(name, values[component])
+
+    def clean(self):
+        cleaned = super().clean()
+        own = {c: cleaned.get(f"{c}_weight") or 0 for c in COMPONENTS}
+        segments = {}
+        for segment in SEGMENTS:
+            values = {
+                component: cleaned[_segment_field(segment, component)]
+                for component in COMPONENTS
+                if cleaned.get(_segment_field(segment, component)) is not None
+            }
+            if values and not any({**own, **values}.values()):
+                self.add_error(
+                    _segment_field(segment, COMPONENTS[0]),
+                    gettext(
+                        "Every weight would be zero for %(whom)s: give one a weight above "
+                        "zero, or leave the fields blank to keep the weights above."
+                    )
+                    % {"whom": SEGMENT_NAMES[segment]},
+                )
+                return cleaned
+            if values:
+                segments[segment] = values
+        self.instance.segments = segments
+        return cleaned
+
+    def _get_validation_exclusions(self):
+        # Ticking "is default" moves the default here when saving (see save_model), so
+        # the one-default constraint must not reject the form first.
+        exclusions = super()._get_validation_exclusions()
+        exclusions.add("is_default")
+        return exclusions
+
+
+for _segment, _names in SEGMENT_FIELDS.items():
+    for _component, _name in zip(COMPONENTS, _names, strict=True):
+        BlendProfileForm.base_fields[_name] = BlendProfileForm.declared_fields[_name] = (
+            forms.FloatField(
+                label=capfirst(BlendProfile._meta.get_field(f"{_component}_weight").verbose_name),
+                required=False,
+                min_value=0,
+                widget=forms.NumberInput(attrs={"step": "any", "placeholder": "—"}),
+            )
+        )
