@@ -154,9 +154,10 @@ def check_api_viewset(app_configs, **kwargs):
 
 
 @register()
-def check_category_prior(app_configs, **kwargs):
-    """The photo-search category prior's weight and margin are numbers, not negative: photo
-    search reads them on every request, where a mistake would fail each search."""
+def check_photo_search_settings(app_configs, **kwargs):
+    """The photo-search category prior's weight and margin are numbers, not negative, and
+    the close-match score a number or ``None``: photo search reads them on every request,
+    where a mistake would fail each search."""
     errors = []
     for name in ("CATEGORY_PRIOR", "CATEGORY_PRIOR_MARGIN"):
         value = getattr(app_settings, name)
@@ -168,6 +169,15 @@ def check_category_prior(app_configs, **kwargs):
                     id="visualsearch.E011",
                 )
             )
+    value = app_settings.CLOSE_MATCH_SCORE
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        errors.append(
+            Error(
+                f"VISUALSEARCH_CLOSE_MATCH_SCORE must be a number or None, not {value!r}.",
+                hint="None never tells a shopper that no product looks like their photo.",
+                id="visualsearch.E012",
+            )
+        )
     return errors
 
 

@@ -231,6 +231,17 @@ class SearchSettings(AppSettings):
         return self._setting("CATEGORY_PRIOR_MARGIN", 0.1)
 
     @property
+    def CLOSE_MATCH_SCORE(self):
+        """A photo whose best match scores below this is told that nothing in the shop looks
+        much like it (the page's notice, the API's ``close_match``); ``None`` never tells.
+        Read on the scale of the projection's re-ranking only (without it, ``close_match``
+        is ``None``). On the demo catalogue (``bench/close_match.py``, two draws), 0.2 told
+        0.84 and 0.89 of photos of no product (a surface, a plain wall, a hand alone) and
+        0.024 and 0.013 of shoppers' photos of products, most of which (0.77 and 0.86) had
+        not found their product in the top 10 either."""
+        return self._setting("CLOSE_MATCH_SCORE", 0.2)
+
+    @property
     def VECTOR_CACHE_SIZE(self):
         """Stored vectors each process keeps in memory for the code that reads many at once
         (the widgets' blend, photo-search re-ranking), served while the vectors' stamp stands

@@ -211,6 +211,7 @@ def search_by_photo(request):
     context = {
         "form": form,
         "results": search.hydrate(found.hits),
+        "close_match": found.close_match,
         # A photo's scores are its own: nothing to reuse.
         "reuse_cards": False,
         "searched": True,

@@ -228,15 +228,15 @@ def test_the_category_prior_lowers_other_categories_but_not_a_close_match(catalo
 
 @pytest.mark.parametrize("value", [None, "0.1", -0.5, float("nan"), True])
 def test_a_category_prior_that_is_no_weight_fails_the_system_check(settings, value):
-    from visualsearch.checks import check_category_prior
+    from visualsearch.checks import check_photo_search_settings
 
     settings.VISUALSEARCH_CATEGORY_PRIOR = value
-    errors = check_category_prior(None)
+    errors = check_photo_search_settings(None)
     assert [e.id for e in errors] == ["visualsearch.E011"]
     assert "VISUALSEARCH_CATEGORY_PRIOR must be a number" in errors[0].msg
     settings.VISUALSEARCH_CATEGORY_PRIOR = 0.02
     settings.VISUALSEARCH_CATEGORY_PRIOR_MARGIN = 0
-    assert check_category_prior(None) == []
+    assert check_photo_search_settings(None) == []
 
 
 def test_candidates_categories_are_read_once_until_the_catalogue_changes(catalogue, monkeypatch):
@@ -284,3 +284,63 @@ def test_a_region_that_matches_nothing_well_does_not_go_first():
     assert [h.product_id for h in _fuse(scores, products, 4, keep_tops=True)] == [11, 10, 12, 13]
     scores[2, 2] = 0.81 - REGION_TOP_MARGIN + 0.05  # within the margin: it leads too
     assert [h.product_id for h in _fuse(scores, products, 4, keep_tops=True)][:2] == [11, 12]
+
+
+# -- no close match ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reranked(settings, tmp_path, product_factory, category_factory):
+    """A catalogue searched with a fitted projection that re-ranks photo search (the scale
+    ``CLOSE_MATCH_SCORE`` is read on), and one product's own photo as a query."""
+    from tests.visualsearch.conftest import ENCODERS, catalogue_image
+    from visualsearch import indexing
+
+    settings.VISUALSEARCH_ENCODERS = {
+        **ENCODERS,
+        "pixelproj": "tests.visualsearch.encoders.ProjectedPixelEncoder",
+    }
+    settings.VISUALSEARCH_ENCODER = "pixelproj"
+    settings.VISUALSEARCH_ARTIFACT_DIR = tmp_path
+    cats = [category_factory(name=f"Kind {c}", slug=f"kind-{c}") for c in range(3)]
+    products = [product_factory(category=cats[i % 3], image=catalogue_image(i)) for i in range(12)]
+    indexing.reindex_with_projection(pairs=7)
+    assert get_encoder("pixelproj").projection.reranks
+    with products[5].image.open("rb") as fh:
+        photo = open_image(fh.read()).convert("RGB")
+    [found] = search.search_photos([photo], k=5)
+    return photo, found.hits[0].score
+
+
+def test_a_photo_is_told_when_nothing_looks_much_like_it(client, reranked, settings):
+    photo, best = reranked
+    upload = {"image": lambda: jpeg_upload(photo)}
+    for threshold, close in ((best - 0.01, True), (best + 0.01, False), (None, None)):
+        settings.VISUALSEARCH_CLOSE_MATCH_SCORE = threshold
+        [found] = search.search_photos([photo], k=5)
+        assert found.close_match is close
+        body = client.post(IMAGE_URL, {"image": upload["image"]()}).json()
+        assert body["close_match"] is close and body["results"]
+        page = client.post(reverse("visualsearch:search_by_photo"), {"image": upload["image"]()})
+        html = page.content.decode()
+        assert ('id="no-close-match"' in html) is (close is False)
+        assert 'class="card"' in html  # the nearest products are shown all the same
+
+
+def test_without_re_ranking_a_photo_cannot_be_told_close_or_not(client, catalogue, settings):
+    settings.VISUALSEARCH_CLOSE_MATCH_SCORE = 0.0  # any score would pass, were it comparable
+    with catalogue[3].image.open("rb") as fh:
+        photo = open_image(fh.read()).convert("RGB")
+    [found] = search.search_photos([photo], k=5)
+    assert found.hits and found.close_match is None
+    assert client.post(IMAGE_URL, {"image": jpeg_upload(photo)}).json()["close_match"] is None
+
+
+@pytest.mark.parametrize("value", ["0.2", True, [0.2]])
+def test_a_close_match_score_that_is_no_number_fails_the_system_check(settings, value):
+    from visualsearch.checks import check_photo_search_settings
+
+    settings.VISUALSEARCH_CLOSE_MATCH_SCORE = value
+    assert [e.id for e in check_photo_search_settings(None)] == ["visualsearch.E012"]
+    settings.VISUALSEARCH_CLOSE_MATCH_SCORE = None
+    assert check_photo_search_settings(None) == []

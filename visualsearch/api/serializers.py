@@ -335,6 +335,14 @@ class PhotoSearchResultsSerializer(serializers.Serializer):
             "it was searched whole or with a box. ``results`` fuses them."
         ),
     )
+    close_match = serializers.BooleanField(
+        allow_null=True,
+        help_text=_(
+            "false when nothing in the shop looks much like the photo (the results are only "
+            "the nearest there are: the photo may show no product, or one the shop does not "
+            "sell); null when that cannot be told."
+        ),
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

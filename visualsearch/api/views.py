@@ -281,7 +281,11 @@ class ImageSearchView(APIView):
             for region in found.regions
         ]
         data = PhotoSearchResultsSerializer(
-            {"results": search.hydrate(found.hits), "regions": regions},
+            {
+                "results": search.hydrate(found.hits),
+                "regions": regions,
+                "close_match": found.close_match,
+            },
             context={"request": request},
         ).data
         return Response(data)

@@ -64,10 +64,15 @@ class RegionHits:
 @dataclass(frozen=True)
 class PhotoHits:
     """The fused answer for one photo, and the regions searched (empty when the photo was
-    searched whole only)."""
+    searched whole only).
+
+    ``close_match`` says whether the best match scores at least ``CLOSE_MATCH_SCORE``:
+    ``False`` when nothing in the shop looks much like the photo (a surface, a wall, a
+    hand), ``None`` when that cannot be told (no threshold, no re-ranking, no result)."""
 
     hits: list[Hit]
     regions: list[RegionHits] = field(default_factory=list)
+    close_match: bool | None = None
 
 
 #: A region's best match is put first only when it scores within this of the photo's best
@@ -235,5 +240,15 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
             for row, (box, _view) in enumerate(views)
             if box is not None and strong[row]
         ]
-        answers.append(PhotoHits(_fuse(scores, candidates, k, keep_tops=True), regions))
+        hits = _fuse(scores, candidates, k, keep_tops=True)
+        answers.append(PhotoHits(hits, regions, _close_match(hits, projection)))
     return answers
+
+
+def _close_match(hits, projection):
+    """Whether the best of ``hits`` scores at least ``CLOSE_MATCH_SCORE`` (see
+    :class:`PhotoHits`); only on the re-ranking's scale, which the threshold was measured on."""
+    threshold = app_settings.CLOSE_MATCH_SCORE
+    if threshold is None or projection is None or not hits:
+        return None
+    return max(h.score for h in hits) >= threshold
