@@ -53,7 +53,11 @@ class Cart:
             raise ValueError("This product is no longer sold.")
         current = self.items.get(product.pk, 0)
         if current + quantity > product.stock:
-            raise ValueError("Not enough stock for that quantity.")
+            left = max(product.stock - current, 0)
+            held = f" ({current} already in your cart)" if current else ""
+            if not left:
+                raise ValueError(f"No more of {product.title} can be added{held}.")
+            raise ValueError(f"Only {left} more of {product.title} can be added{held}.")
         self.items[product.pk] = current + quantity
         self._save()
         record_event(self.request, product, "cart")

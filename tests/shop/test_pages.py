@@ -89,11 +89,20 @@ def test_cart_and_checkout_record_events_and_take_stock(client, product):
 
 @pytest.mark.django_db
 def test_cannot_buy_more_than_stock(client, product):
-    response = client.post(
-        reverse("shop:cart_add", args=[product.pk]), {"quantity": 6}, follow=True
-    )
-    assert "Not enough stock" in response.content.decode()
+    """The message says how many more can be added (the product has 5)."""
+    add = reverse("shop:cart_add", args=[product.pk])
+    response = client.post(add, {"quantity": 6}, follow=True)
+    assert f"Only 5 more of {product.title} can be added." in response.content.decode()
     assert not Event.objects.filter(kind="cart").exists()
+    client.post(add, {"quantity": 3})
+    response = client.post(add, {"quantity": 3}, follow=True)
+    assert "Only 2 more" in response.content.decode() and "(3 already in your cart)" in (
+        response.content.decode()
+    )
+    cart = client.get(reverse("shop:cart")).content.decode()
+    assert "<th>Unit price</th>" in cart and "€19.99" in cart and "€59.97" in cart
+    page = client.get(product.get_absolute_url()).content.decode()
+    assert 'max="5"' in page
 
 
 @pytest.mark.django_db
