@@ -65,8 +65,7 @@ class PriceField(serializers.DecimalField):
         super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
 
     def to_internal_value(self, data):
-        text = str(data).strip()
-        if not re.fullmatch(PRICE_PATTERN, str(data)):
+        if not re.fullmatch(PRICE_PATTERN, text := str(data)):
             # Say what is wrong with a number written otherwise: its sign, its decimals or
             # its size; anything else is not written as a price.
             if re.fullmatch(r"-\d+(?:\.\d+)?", text):
