@@ -222,18 +222,25 @@ def record_event(request, product, kind, source=""):
     if kind in VIEW_KINDS and _seen_recently(user_id, session_key, product.pk, kind, now):
         return None
     with _view_transaction(kind):
-        created = Event.objects.create(
-            user=user,
-            session_key=session_key,
-            client=client,
-            product=product,
-            kind=kind,
-            source=source[:50],
-            created_at=now,
-        )
-        add_shopper_event(user_id, session_key, created)
+        created = _create(user, session_key, client, kind, source, now, product=product)
         attribute_request(request, created)  # to the experiment strip it followed, if any
     return created
+
+
+def _create(user, session_key, client, kind, source, created_at, **product):
+    """Write one event (``product=`` or ``product_id=``) and add it to the shopper's events
+    this request has read."""
+    event = Event.objects.create(
+        user=user,
+        session_key=session_key,
+        client=client,
+        kind=kind,
+        source=str(source)[:50],
+        created_at=created_at,
+        **product,
+    )
+    add_shopper_event(user.pk if user is not None else None, session_key, event)
+    return event
 
 
 def _record_held_view(request, user, session_key, client):
@@ -259,17 +266,7 @@ def _record_held_view(request, user, session_key, client):
     if not adapter.get_product_model()._base_manager.filter(pk=pk).exists():
         return None
     with _view_transaction(kind):
-        event = Event.objects.create(
-            user=user,
-            session_key=session_key,
-            client=client,
-            product_id=pk,
-            kind=kind,
-            source=str(source)[:50],
-            created_at=created_at,
-        )
-        add_shopper_event(user_id, session_key, event)
-    return event
+        return _create(user, session_key, client, kind, source, created_at, product_id=pk)
 
 
 def _first_to_record(session_key) -> bool:

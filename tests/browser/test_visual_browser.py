@@ -40,6 +40,14 @@ def test_find_similar_from_a_product_page(page, catalogue):
     assert Event.objects.filter(kind="similar_click", source="similar").count() == 1
 
 
+def upload_on_the_photo_page(page, name, mime, data):
+    page.goto("/visual/photo/")
+    page.set_input_files(
+        "#vs-upload input[name=image]", files=[{"name": name, "mimeType": mime, "buffer": data}]
+    )
+    page.locator("#vs-upload button[type=submit]").click()
+
+
 def _png_of(product):
     product.image.open("rb")
     data = product.image.read()
@@ -89,12 +97,7 @@ def test_the_crop_box_works_from_the_keyboard(page, catalogue):
     photo.paste(original, (50, 16))  # the product spans x 50-78, y 16-44
     buf = io.BytesIO()
     photo.save(buf, format="JPEG", quality=95)
-    page.goto("/visual/photo/")
-    page.set_input_files(
-        "#vs-upload input[name=image]",
-        files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}],
-    )
-    page.locator("#vs-upload button[type=submit]").click()
+    upload_on_the_photo_page(page, "me.jpg", "image/jpeg", buf.getvalue())
     page.wait_for_selector("#vs-crop")
     frame = page.get_by_role("group", name="Your photo: choose the area to search")
     status = page.locator("#vs-crop-status")
@@ -137,12 +140,7 @@ def test_a_photo_of_two_products_offers_each_as_a_box(page, catalogue):
     photo, _boxes = two_product_photo(first, second)
     buf = io.BytesIO()
     photo.save(buf, format="PNG")
-    page.goto("/visual/photo/")
-    page.set_input_files(
-        "#vs-upload input[name=image]",
-        files=[{"name": "two.png", "mimeType": "image/png", "buffer": buf.getvalue()}],
-    )
-    page.locator("#vs-upload button[type=submit]").click()
+    upload_on_the_photo_page(page, "two.png", "image/png", buf.getvalue())
     page.wait_for_selector("text=2 products found in your photo")
     assert page.locator(".vs-region").count() == 2
     # The boxes are drawn over the products, and a product's button outlines its box.
