@@ -67,8 +67,15 @@ class Event(models.Model):
         indexes = [models.Index(fields=["user", "created_at"])]
 
     def __str__(self):
-        who = self.user_id or self.session_key[:8]
-        return f"{who} {self.kind} {self.product_id}"
+        if self.user_id:
+            who = gettext("user %(id)s") % {"id": self.user_id}
+        else:
+            who = gettext("session %(key)s") % {"key": self.session_key[:8]}
+        return gettext("%(who)s: %(kind)s, product %(product)s") % {
+            "kind": self.get_kind_display(),
+            "product": self.product_id,
+            "who": who,
+        }
 
 
 class RecommenderModel(models.Model):
@@ -307,7 +314,7 @@ class BlendProfile(models.Model):
         ]
 
     def __str__(self):
-        if self.is_default:
+        if self.is_default and self.name != "default":
             return gettext("%(name)s (default)") % {"name": self.name}
         return self.name
 

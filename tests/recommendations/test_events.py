@@ -262,3 +262,11 @@ def test_a_view_commits_without_waiting_for_the_disk_and_a_cart_waits(product, s
         visit(third, product)  # a caller's transaction: its commit is not ours to change
     assert Event.objects.filter(kind="view").count() == 3
     assert not any("synchronous_commit" in sql for sql in _event_statements(inside))
+
+
+def test_an_event_reads_as_who_did_what(product, django_user_model):
+    user = django_user_model.objects.create_user("reader", password="pw-reader-1")
+    signed_in = Event(user=user, product=product, kind="cart")
+    anonymous = Event(session_key="8b131c6e" + "0" * 32, product=product, kind="view")
+    assert str(signed_in) == f"user {user.pk}: Added to cart, product {product.pk}"
+    assert str(anonymous) == f"session 8b131c6e: Viewed, product {product.pk}"
