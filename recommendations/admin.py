@@ -5,6 +5,8 @@ progress bar a small script refreshes from a JSON endpoint (``train-status/``); 
 "Activate selected version (roll back)" action switches the served model.
 """
 
+import re
+
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
@@ -17,6 +19,7 @@ from lookalike.jobs.admin import JobProgressMixin
 
 from .forms import SEGMENT_FIELDS, BlendProfileForm
 from .models import BlendProfile, Event, RecommenderModel
+from .services import profiles as profiles_service
 from .services import training
 
 
@@ -108,6 +111,34 @@ SOURCE_LABELS = {"model": _("Model"), "popularity": _("Popularity")}
 _JSON_FIELDS = ("parameters", "evaluation")
 
 
+#: Words for the keys of a model's parameters and figures (others are shown as stored).
+LABELS = {
+    "factors": _("Latent factors"),
+    "iterations": _("Iterations"),
+    "regularization": _("Regularisation"),
+    "alpha": _("Confidence scaling (alpha)"),
+    "event_weights": _("Event weights"),
+    "half_life_days": _("Half-life of events (days)"),
+    "include_simulated": _("Simulated shoppers included"),
+    "days": _("Days of events (empty: all)"),
+    "seed": _("Random seed"),
+    "coverage": _("Catalogue coverage"),
+    "protocol": _("Protocol"),
+    "test_users": _("Shoppers evaluated"),
+    "k": _("List length (k)"),
+}
+_AT_K = re.compile(r"^(precision|recall|ndcg|map)_at_(\d+)$")
+_AT_K_NAMES = {"precision": "Precision", "recall": "Recall", "ndcg": "NDCG", "map": "MAP"}
+
+
+def _label(key):
+    """``ndcg_at_10`` as "NDCG@10", a known key in words, any other as it is stored."""
+    match = _AT_K.match(str(key))
+    if match:
+        return f"{_AT_K_NAMES[match.group(1)]}@{match.group(2)}"
+    return LABELS.get(key, key)
+
+
 def _plain(value):
     """A value of a JSON field as a reader wants it: floats rounded, mappings as
     ``key: value`` pairs."""
@@ -167,7 +198,7 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
         params = row.parameters or {}
         return _table(
             [gettext("Parameter"), gettext("Value")],
-            [(name, _plain(value)) for name, value in sorted(params.items())],
+            [(_label(name), _plain(value)) for name, value in sorted(params.items())],
         )
 
     @admin.display(description=_("Evaluation"))
@@ -179,10 +210,10 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
         metrics = sorted({m for s in sources for m in evaluation[s]})
         table = _table(
             [gettext("Metric"), *(SOURCE_LABELS[s] for s in sources)],
-            [(m, *(_plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
+            [(_label(m), *(_plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
         )
         rest = [(k, v) for k, v in sorted(evaluation.items()) if k not in sources]
-        notes = format_html_join("", "<p>{}: {}</p>", ((k, _plain(v)) for k, v in rest))
+        notes = format_html_join("", "<p>{}: {}</p>", ((_label(k), _plain(v)) for k, v in rest))
         return format_html("{}{}", table, notes)
 
     @admin.display(description=_("precision@k (model / popularity)"))
@@ -195,6 +226,13 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # The served version cannot be deleted: activate another first (a bulk delete that
+        # includes it is refused on its confirmation page).
+        if obj is not None and obj.is_active:
+            return False
+        return super().has_delete_permission(request, obj)
 
     # -- "Train now" (JobProgressMixin) ------------------------------------------------
     job_urls = {"start": ("train/", "train"), "status": ("train-status/", "train_status")}
@@ -227,7 +265,7 @@ def make_default(modeladmin, request, queryset):
     if len(profiles) != 1:
         modeladmin.message_user(request, gettext("Select exactly one profile."), messages.WARNING)
         return
-    profiles[0].make_default()
+    profiles_service.make_default(profiles[0])
     modeladmin.message_user(
         request, gettext("“%(name)s” is now the default profile.") % {"name": profiles[0].name}
     )
@@ -289,20 +327,25 @@ class BlendProfileAdmin(admin.ModelAdmin):
         ),
         (_("Diversity"), {"fields": ["diversity", "diversity_param"]}),
         (_("Rules"), {"fields": ["in_stock_only", "exclude_purchased", "exclude_current"]}),
-        (_("Evaluation"), {"fields": ["metrics", "metrics_summary"]}),
+        (_("Evaluation"), {"fields": ["metrics_summary"]}),
         (None, {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
 
     @admin.display(description=_("Figures"))
     def metrics_summary(self, profile):
-        if not profile.metrics:
-            return "—"
-        items = ", ".join(
-            f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}"
-            for key, value in profile.metrics.items()
-            if not isinstance(value, dict | list)
+        """The offline figures the profile was published with (read-only: notebook 02
+        measures them), rounded, one row each."""
+        metrics = profile.metrics if isinstance(profile.metrics, dict) else {}
+        return _table(
+            [gettext("Figure"), gettext("Value")],
+            [(_label(key), _plain(value)) for key, value in sorted(metrics.items())],
         )
-        return format_html("{}", items or gettext("see the JSON above"))
+
+    def has_delete_permission(self, request, obj=None):
+        # The default profile serves every widget: make another the default first.
+        if obj is not None and obj.is_default:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         if not change and request.user.is_authenticated:
@@ -312,7 +355,7 @@ class BlendProfileAdmin(admin.ModelAdmin):
             obj.is_default = False  # saved first, then made the default in one transaction
         super().save_model(request, obj, form, change)
         if wants_default:
-            obj.make_default()
+            profiles_service.make_default(obj)
 
 
 # Experiments have their own admin module; importing it registers it.

@@ -6,11 +6,12 @@ own weight, and is told in words when a segment would have nothing to rank by.
 """
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .blending.core import COMPONENTS, SEGMENTS
+from .blending.core import COMPONENTS, MAX_WEIGHT, SEGMENTS
 from .models import BlendProfile
 
 __all__ = ["SEGMENT_FIELDS", "BlendProfileForm"]
@@ -46,7 +47,6 @@ class BlendProfileForm(forms.ModelForm):
             "in_stock_only",
             "exclude_purchased",
             "exclude_current",
-            "metrics",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -84,6 +84,15 @@ class BlendProfileForm(forms.ModelForm):
         self.instance.segments = segments
         return cleaned
 
+    def _update_errors(self, errors):
+        # The model reports its segment weights under "segments", which this form shows as
+        # number fields: their errors go to the top of the form.
+        if "segments" in getattr(errors, "error_dict", {}):
+            by_field = dict(errors.error_dict)
+            by_field.setdefault(NON_FIELD_ERRORS, []).extend(by_field.pop("segments"))
+            errors = ValidationError(by_field)
+        super()._update_errors(errors)
+
     def _get_validation_exclusions(self):
         # Ticking "is default" moves the default here when saving (see save_model), so
         # the one-default constraint must not reject the form first.
@@ -99,6 +108,7 @@ for _segment, _names in SEGMENT_FIELDS.items():
                 label=capfirst(BlendProfile._meta.get_field(f"{_component}_weight").verbose_name),
                 required=False,
                 min_value=0,
+                max_value=MAX_WEIGHT,
                 widget=forms.NumberInput(attrs={"step": "any", "placeholder": "—"}),
             )
         )

@@ -13,6 +13,7 @@ from .blending.core import (
     COMPONENTS,
     DEFAULT_DIVERSITY_PARAMS,
     DEFAULT_WEIGHTS,
+    MAX_WEIGHT,
 )
 from .blending.segment_weights import clean_segment_weights
 
@@ -325,10 +326,21 @@ class BlendProfile(models.Model):
 
     def clean(self):
         errors = {}
+        if self.name and self.name != self.name.lower():
+            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        elif (
+            self.name
+            and BlendProfile.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exists()
+        ):
+            errors["name"] = gettext("A profile with this name already exists.")
         for field in self.WEIGHT_FIELDS:
             value = getattr(self, field)
             if value is not None and value < 0:
                 errors[field] = gettext("Weights cannot be negative.")
+            elif value is not None and not value <= MAX_WEIGHT:
+                errors[field] = gettext(
+                    "Only the proportions matter: use weights of at most %(max)s."
+                ) % {"max": f"{MAX_WEIGHT:g}"}
         if not errors and all(not getattr(self, f) for f in self.WEIGHT_FIELDS):
             raise ValidationError(gettext("At least one weight must be above zero."))
         if not errors:
@@ -336,7 +348,9 @@ class BlendProfile(models.Model):
             if segments_error:
                 errors["segments"] = segments_error
         if self.diversity == self.Diversity.MMR and not 0 <= self.diversity_param <= 1:
-            errors["diversity_param"] = gettext("The MMR lambda must be between 0 and 1.")
+            errors["diversity_param"] = gettext(
+                "With MMR, the diversity parameter must be between 0 and 1."
+            )
         if self.diversity == self.Diversity.CATEGORY_CAP and (
             self.diversity_param < 1 or self.diversity_param != int(self.diversity_param)
         ):
@@ -356,13 +370,17 @@ class BlendProfile(models.Model):
         return None
 
     def make_default(self):
-        """Make this profile the default, in one transaction."""
+        """Make this profile the default, in one transaction. The rows are written with
+        ``update()``, which sends no signal: call
+        :func:`~recommendations.services.profiles.make_default`, which also tells every
+        process to serve it."""
         with transaction.atomic():
             BlendProfile.objects.filter(is_default=True).exclude(pk=self.pk).update(
                 is_default=False
             )
-            BlendProfile.objects.filter(pk=self.pk).update(is_default=True)
-            self.is_default = True
+            now = timezone.now()
+            BlendProfile.objects.filter(pk=self.pk).update(is_default=True, updated_at=now)
+            self.is_default, self.updated_at = True, now
 
 
 # The experiments' models live in their package (this module would pass 400 lines);

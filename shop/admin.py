@@ -27,10 +27,12 @@ class ProductAdmin(admin.ModelAdmin):
     def thumbnail(self, obj):
         if not obj.image:
             return "—"
+        # The first link of the row: its picture names the product for screen readers.
         return format_html(
-            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain;background:#fff;'
-            'border:1px solid #ddd;border-radius:4px">',
+            '<img src="{}" alt="{}" width="48" height="48" style="object-fit:contain;'
+            'background:#fff;border:1px solid #ddd;border-radius:4px">',
             obj.image.url,
+            obj.title,
         )
 
     @admin.display(description="Preview")

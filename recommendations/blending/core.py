@@ -44,6 +44,9 @@ __all__ = [
 
 #: Blend components, in the order their reasons win ties.
 COMPONENTS = ("visual", "collaborative", "affinity", "popularity", "recency", "covisitation")
+#: The largest weight a profile may give a component: only the proportions matter, and
+#: weights near the float limit would add up to infinity and zero every score.
+MAX_WEIGHT = 1000.0
 
 REASONS = {
     "visual": _("Looks similar"),

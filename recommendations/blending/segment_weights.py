@@ -9,7 +9,7 @@ import numbers
 
 from django.utils.translation import gettext
 
-from .core import COMPONENTS, SEGMENTS
+from .core import COMPONENTS, MAX_WEIGHT, SEGMENTS
 
 __all__ = ["clean_segment_weights"]
 
@@ -21,10 +21,12 @@ def _segment_weight(segment, component, value):
             % {"segment": segment, "component": component, "value": value}
         )
     value = float(value)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or not 0 <= value <= MAX_WEIGHT:
         raise ValueError(
-            gettext("The %(segment)s %(component)s weight must be finite and >= 0, not %(value)r.")
-            % {"segment": segment, "component": component, "value": value}
+            gettext(
+                "The %(segment)s %(component)s weight must be from 0 to %(max)s, not %(value)r."
+            )
+            % {"segment": segment, "component": component, "value": value, "max": f"{MAX_WEIGHT:g}"}
         )
     return value
 

@@ -6,8 +6,10 @@ are named by string so that this module imports none of them.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.conf import app_settings as lookalike_settings
@@ -84,6 +86,18 @@ class Experiment(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        # The constraints hold these too; here they get words an analyst can act on.
+        errors = {}
+        if self.name and self.name != self.name.lower():
+            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        if self.alpha is not None and not 0 < self.alpha < 0.5:
+            errors["alpha"] = gettext(
+                "The significance level must be above 0 and below 0.5; 0.05 is usual."
+            )
+        if errors:
+            raise ValidationError(errors)
+
 
 class ExperimentArm(models.Model):
     """One profile in an experiment and the share of shoppers who get it.
@@ -126,6 +140,15 @@ class ExperimentArm(models.Model):
 
     def __str__(self):
         return f"{self.experiment.name}/{self.name}"
+
+    def clean(self):
+        errors = {}
+        if self.name and self.name != self.name.lower():
+            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        if self.share == 0:
+            errors["share"] = gettext("A share must be at least 1: an arm of 0 gets nobody.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Impression(models.Model):

@@ -15,8 +15,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from ..caching import PROFILES
 from ..models import BlendProfile, Experiment, ExperimentArm
+from ..services.profiles import make_default
 
 __all__ = [
     "ExperimentError",
@@ -164,8 +164,7 @@ def stop_experiment(experiment, winner=None):
         experiment.winner = winner
         experiment.save(update_fields=["status", "stopped_at", "winner"])
         if winner is not None:
-            winner.profile.make_default()
-            PROFILES.bump()  # make_default() writes with update(), which sends no signal
+            make_default(winner.profile)
     return experiment
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "clean_segments",
     "clean_weights",
     "get_profile",
+    "make_default",
     "publish_profile",
 ]
 
@@ -312,6 +313,17 @@ def publish_profile(
         # make_default() writes with update(), which sends no signal.
         PROFILES.bump()
         EXPERIMENTS.bump()
+    return profile
+
+
+def make_default(profile):
+    """Make ``profile`` the default and have every process serve it from its next request
+    (the admin's action and form; :meth:`BlendProfile.make_default` alone writes the rows
+    with ``update()``, which no signal reports)."""
+    with transaction.atomic():
+        profile.make_default()
+        PROFILES.bump()
+        EXPERIMENTS.bump()  # an arm may serve "the default"
     return profile
 
 

@@ -111,3 +111,37 @@ def test_simulate_experiment_command(draft, product_factory, category_factory):
     clicks = Event.objects.filter(kind="similar_click", source__in=["for-you", "similar-widget"])
     assert not clicks.filter(simulated=False).exists()
     assert clicks.count() == int(text.split(" clicks")[0].rsplit(" ", 1)[-1])
+
+
+def test_a_new_experiment_has_no_rates_before_its_first_strip(admin_client, draft):
+    start_experiment(draft)
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert page.count("no strips yet") == 2 and "[0.000, 1.000]" not in page
+
+
+def test_the_experiment_forms_say_what_is_wrong_in_words(admin_client, draft):
+    add = reverse("admin:recommendations_experiment_add")
+    form = {
+        "name": "Shouty",
+        "description": "",
+        "min_impressions": "2000",
+        "alpha": "0.7",
+        "arms-TOTAL_FORMS": "2",
+        "arms-INITIAL_FORMS": "0",
+        "arms-MIN_NUM_FORMS": "0",
+        "arms-MAX_NUM_FORMS": "1000",
+        "arms-0-position": "0",
+        "arms-0-name": "control",
+        "arms-0-profile": str(BlendProfile.objects.get(name="popular").pk),
+        "arms-0-share": "0",
+        "arms-1-position": "1",
+        "arms-1-name": "fresh",
+        "arms-1-profile": str(BlendProfile.objects.get(name="fresh").pk),
+        "arms-1-share": "1",
+    }
+    page = admin_client.post(add, form).content.decode()
+    assert "Use lowercase letters, digits and hyphens." in page
+    assert "The significance level must be above 0 and below 0.5" in page
+    assert "A share must be at least 1" in page
+    assert "Constraint" not in page and "recommendations_" not in page
+    assert not Experiment.objects.filter(name__iexact="shouty").exists()

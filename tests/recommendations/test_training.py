@@ -95,10 +95,10 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     )
     url = reverse("admin:recommendations_recommendermodel_change", args=[row.pk])
     page = admin_client.get(url).content.decode()
-    assert "<td>ndcg_at_10</td><td>0.100</td><td>0.0071</td>" in page
-    assert "<td>coverage</td><td>0.0022</td><td>—</td>" in page
-    assert "protocol: per-user random 75/25 holdout" in page
-    assert "<td>event_weights</td><td>cart: 4.000, view: 1.000</td>" in page
+    assert "<td>NDCG@10</td><td>0.100</td><td>0.0071</td>" in page
+    assert "<td>Catalogue coverage</td><td>0.0022</td><td>—</td>" in page
+    assert "Protocol: per-user random 75/25 holdout" in page
+    assert "<td>Event weights</td><td>cart: 4.000, view: 1.000</td>" in page
     assert "0.1001652136133989" not in page and "<textarea" not in page
 
 
@@ -250,3 +250,76 @@ def test_the_admin_edits_segment_weights_as_numbers(admin_client):
     assert admin_client.post(change, {**form, **cleared}).status_code == 302
     profile.refresh_from_db()
     assert profile.segments == {}
+
+
+@pytest.mark.django_db
+def test_profile_names_and_weights_are_refused_in_words(admin_client):
+    url = reverse("admin:recommendations_blendprofile_add")
+    form = {
+        "name": "huge",
+        "visual_weight": 1e308,
+        "collaborative_weight": 0,
+        "affinity_weight": 0,
+        "popularity_weight": 1e308,
+        "recency_weight": 0,
+        "covisitation_weight": 0,
+        "diversity": "mmr",
+        "diversity_param": 0.5,
+    }
+    page = admin_client.post(url, form).content.decode()
+    assert "use weights of at most 1000" in page
+    page = admin_client.post(
+        url, {**form, "visual_weight": 1, "popularity_weight": 0, "name": "DEFAULT"}
+    ).content.decode()
+    assert "Use lowercase letters, digits and hyphens." in page
+    page = admin_client.post(
+        url, {**form, "visual_weight": 1, "popularity_weight": 0, "cold_item_visual_weight": "5000"}
+    ).content.decode()
+    assert "Ensure this value is less than or equal to 1000" in page
+    assert not BlendProfile.objects.filter(name__in=["huge", "DEFAULT"]).exists()
+
+
+@pytest.mark.django_db
+def test_the_default_profile_and_the_served_model_cannot_be_deleted(admin_client):
+    default = BlendProfile.objects.get(is_default=True)
+    page = admin_client.get(reverse("admin:recommendations_blendprofile_delete", args=[default.pk]))
+    assert page.status_code == 403
+    served = RecommenderModel.objects.create(version=7, artifact_path="s.npz", is_active=True)
+    old = RecommenderModel.objects.create(version=6, artifact_path="o.npz")
+    changelist = reverse("admin:recommendations_recommendermodel_changelist")
+    confirm = admin_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [served.pk, old.pk]}
+    ).content.decode()
+    assert "Cannot delete recommender models" in confirm
+    admin_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [served.pk, old.pk], "post": "yes"},
+    )
+    assert RecommenderModel.objects.filter(pk=served.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_make_default_action_is_served_from_the_next_request(admin_client):
+    """Every process keeps the default profile under a stamp; the admin's action moves it."""
+    from recommendations.blending.blend import resolve_settings
+
+    fresh = BlendProfile.objects.create(name="fresh", visual_weight=0.0, recency_weight=1.0)
+    before = resolve_settings(None)
+    changelist = reverse("admin:recommendations_blendprofile_changelist")
+    admin_client.post(changelist, {"action": "make_default", "_selected_action": [fresh.pk]})
+    after = resolve_settings(None)
+    assert after != before and after.weights["recency"] == 1.0
+    fresh.refresh_from_db()
+    assert fresh.is_default and fresh.updated_at > fresh.created_at
+
+
+@pytest.mark.django_db
+def test_a_segments_error_of_the_model_shows_at_the_top_of_the_form():
+    from django.core.exceptions import ValidationError
+
+    from recommendations.forms import BlendProfileForm
+
+    form = BlendProfileForm(data={})
+    form.cleaned_data = {}
+    form._update_errors(ValidationError({"segments": ["The segments are wrong."]}))
+    assert form.non_field_errors() == ["The segments are wrong."]

@@ -142,7 +142,8 @@ def test_events_of_a_signed_in_shopper_carry_the_user(client, django_user_model,
 def test_admin_change_list_has_thumbnails(admin_client, product):
     response = admin_client.get(reverse("admin:shop_product_changelist"))
     assert response.status_code == 200
-    assert f'<img src="{product.image.url}"' in response.content.decode()
+    # The thumbnail is the row's first link: its alt text names the product.
+    assert f'<img src="{product.image.url}" alt="{product.title}"' in response.content.decode()
 
 
 @pytest.mark.django_db
