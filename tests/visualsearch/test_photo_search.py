@@ -324,7 +324,7 @@ def test_a_photo_is_told_when_nothing_looks_much_like_it(client, reranked, setti
         page = client.post(reverse("visualsearch:search_by_photo"), {"image": upload["image"]()})
         html = page.content.decode()
         assert ('id="no-close-match"' in html) is (close is False)
-        assert ("5 nearest products" in html) is (close is False)
+        assert ("nearest products" in html) is (close is False)
         assert 'class="card"' in html  # the nearest products are shown all the same
 
 
