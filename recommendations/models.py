@@ -246,7 +246,7 @@ class BlendProfile(models.Model):
         _("diversity"), max_length=20, choices=Diversity.choices, default=Diversity.MMR
     )
     diversity_param = models.FloatField(
-        _("diversity param"),
+        _("diversity setting"),
         default=DEFAULT_DIVERSITY_PARAMS["mmr"],
         help_text=_(
             "Maximal marginal relevance: from 0 to 1, how much relevance counts against "
