@@ -349,7 +349,7 @@ class BlendProfile(models.Model):
                 errors["segments"] = segments_error
         if self.diversity == self.Diversity.MMR and not 0 <= self.diversity_param <= 1:
             errors["diversity_param"] = gettext(
-                "With MMR, the diversity parameter must be between 0 and 1."
+                "With MMR, the diversity setting must be between 0 and 1."
             )
         if self.diversity == self.Diversity.CATEGORY_CAP and (
             self.diversity_param < 1 or self.diversity_param != int(self.diversity_param)

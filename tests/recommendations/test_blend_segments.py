@@ -59,7 +59,8 @@ def test_combine_takes_one_weight_vector_per_candidate():
         ({"warm_item": {"visual": 1}}, "Unknown segment"),
         ({"cold_item": {"looks": 1}}, "must map some of"),
         ({"cold_item": {}}, "must map some of"),
-        ({"cold_item": {"visual": -1}}, "finite and >= 0"),
+        ({"cold_item": {"visual": -1}}, "from 0 to 1000"),
+        ({"cold_item": {"visual": 1e308}}, "from 0 to 1000"),  # would sum to infinity
         ({"cold_item": {"visual": "a lot"}}, "must be a number"),
         ({"new_shopper": {"affinity": 0.0}}, "All weights are zero"),
         (["cold_item"], "JSON object"),

@@ -57,7 +57,7 @@ def test_refuses_collaborative_weights_without_a_trained_model(product_factory, 
     "diversity, message",
     [
         ("shuffle", "Unknown diversity method 'shuffle'"),
-        (("mmr", 1.5), "lambda must be between 0 and 1"),
+        (("mmr", 1.5), "diversity setting must be between 0 and 1"),
         (("category_cap", 0.5), "whole number of at least 1"),
         ({"method": "mmr", "lambda": 0.5}, "Unknown diversity key"),
     ],
