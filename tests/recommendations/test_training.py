@@ -176,23 +176,23 @@ def test_admin_train_now_starts_the_job_and_reports_progress(
     assert data["active_version"] == 1
 
 
+def profile_form(name, **weights):
+    """The admin's add form of a blend profile: every weight 0 unless given."""
+    components = ("visual", "collaborative", "affinity", "popularity", "recency", "covisitation")
+    return {
+        "name": name,
+        **{f"{c}_weight": weights.get(c, 0) for c in components},
+        "diversity": "mmr",
+        "diversity_param": 0.5,
+    }
+
+
 @pytest.mark.django_db
 def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
     default = BlendProfile.objects.get(is_default=True)
     assert default.name == "default" and sum(default.weights.values()) > 0
     url = reverse("admin:recommendations_blendprofile_add")
-    form = {
-        "name": "zero",
-        "visual_weight": 0,
-        "collaborative_weight": 0,
-        "affinity_weight": 0,
-        "popularity_weight": 0,
-        "recency_weight": 0,
-        "covisitation_weight": 0,
-        "diversity": "mmr",
-        "diversity_param": 0.5,
-        "metrics": "{}",
-    }
+    form = profile_form("zero")
     response = admin_client.post(url, form)
     assert response.status_code == 200
     assert b"At least one weight must be above zero" in response.content
@@ -209,16 +209,7 @@ def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
 def test_the_admin_edits_segment_weights_as_numbers(admin_client):
     """Segment weights are a number field each, not JSON: blank keeps the profile's weight."""
     form = {
-        "name": "segmented",
-        "visual_weight": 1,
-        "collaborative_weight": 1,
-        "affinity_weight": 0,
-        "popularity_weight": 0.5,
-        "recency_weight": 0,
-        "covisitation_weight": 0,
-        "diversity": "mmr",
-        "diversity_param": 0.5,
-        "metrics": "{}",
+        **profile_form("segmented", visual=1, collaborative=1, popularity=0.5),
         "cold_item_visual_weight": "0.8",
         "cold_item_collaborative_weight": "0",
         "new_shopper_popularity_weight": "2",
@@ -255,17 +246,7 @@ def test_the_admin_edits_segment_weights_as_numbers(admin_client):
 @pytest.mark.django_db
 def test_profile_names_and_weights_are_refused_in_words(admin_client):
     url = reverse("admin:recommendations_blendprofile_add")
-    form = {
-        "name": "huge",
-        "visual_weight": 1e308,
-        "collaborative_weight": 0,
-        "affinity_weight": 0,
-        "popularity_weight": 1e308,
-        "recency_weight": 0,
-        "covisitation_weight": 0,
-        "diversity": "mmr",
-        "diversity_param": 0.5,
-    }
+    form = profile_form("huge", visual=1e308, popularity=1e308)
     page = admin_client.post(url, form).content.decode()
     assert "use weights of at most 1000" in page
     page = admin_client.post(
