@@ -5,8 +5,6 @@ progress bar a small script refreshes from a JSON endpoint (``train-status/``); 
 "Activate selected version (roll back)" action switches the served model.
 """
 
-import re
-
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
@@ -17,18 +15,57 @@ from django.utils.translation import gettext_lazy as _
 
 from lookalike.jobs.admin import JobProgressMixin
 
+from .admin_tables import label, plain, table
+from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
 from .models import BlendProfile, Event, RecommenderModel
 from .services import profiles as profiles_service
 from .services import training
 
+#: What the plugins' own ``?from=`` values mean (a shop's own values are shown as they are).
+CLICK_SOURCE_LABELS = {
+    "": _("None (a plain view)"),
+    "similar": _("“Find similar” page"),
+    "photo": _("Search by photo"),
+    "similar-widget": _("“Similar items” strip"),
+    "for-you": _("“For you” strip"),
+}
+
+
+def _source_label(source):
+    return CLICK_SOURCE_LABELS.get(source, source)
+
+
+class SourceFilter(admin.SimpleListFilter):
+    """Where a click came from, in words; the choices are the configured click sources
+    (``RECOMMENDATIONS_CLICK_SOURCES``), not a scan of every event for its values."""
+
+    title = _("came from")
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return [(value, _source_label(value)) for value in ("", *app_settings.CLICK_SOURCES)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset if value is None else queryset.filter(source=value)
+
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "shopper", "kind", "product", "source", "simulated"]
-    list_filter = ["kind", "simulated", "source"]
+    list_display = ["created_at", "shopper", "kind", "product", "came_from", "simulated"]
+    list_filter = ["kind", "simulated", SourceFilter]
+    # Search: a session key or its start, a username, or (exactly) a client's hash.
+    search_help_text = _(
+        "A session key (or its first characters), a username, or a client's hash exactly."
+    )
     # "=client": the events of one address, by the hash shown on one of them.
     search_fields = ["session_key", "user__username", "=client"]
+
+    @admin.display(description=_("Came from"), ordering="source")
+    def came_from(self, event):
+        return _source_label(event.source)
+
     date_hierarchy = "created_at"
     list_select_related = ["user", "product"]
     show_full_result_count = False  # counting millions of events on every page is slow
@@ -107,58 +144,8 @@ def _state(job):
     return {**job.state(), "steps_label": steps % {"done": job.done, "total": job.total}}
 
 
-SOURCE_LABELS = {"model": _("Model"), "popularity": _("Popularity")}
+EVALUATED = {"model": _("Model"), "popularity": _("Popularity")}
 _JSON_FIELDS = ("parameters", "evaluation")
-
-
-#: Words for the keys of a model's parameters and figures (others are shown as stored).
-LABELS = {
-    "factors": _("Latent factors"),
-    "iterations": _("Iterations"),
-    "regularization": _("Regularisation"),
-    "alpha": _("Confidence scaling (alpha)"),
-    "event_weights": _("Event weights"),
-    "half_life_days": _("Half-life of events (days)"),
-    "include_simulated": _("Simulated shoppers included"),
-    "days": _("Days of events (empty: all)"),
-    "seed": _("Random seed"),
-    "coverage": _("Catalogue coverage"),
-    "protocol": _("Protocol"),
-    "test_users": _("Shoppers evaluated"),
-    "k": _("List length (k)"),
-}
-_AT_K = re.compile(r"^(precision|recall|ndcg|map)_at_(\d+)$")
-_AT_K_NAMES = {"precision": "Precision", "recall": "Recall", "ndcg": "NDCG", "map": "MAP"}
-
-
-def _label(key):
-    """``ndcg_at_10`` as "NDCG@10", a known key in words, any other as it is stored."""
-    match = _AT_K.match(str(key))
-    if match:
-        return f"{_AT_K_NAMES[match.group(1)]}@{match.group(2)}"
-    return LABELS.get(key, key)
-
-
-def _plain(value):
-    """A value of a JSON field as a reader wants it: floats rounded, mappings as
-    ``key: value`` pairs."""
-    if isinstance(value, float):
-        return f"{value:.2g}" if value and abs(value) < 0.01 else f"{value:.3f}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_plain(v)}" for k, v in sorted(value.items()))
-    return "—" if value is None else str(value)
-
-
-def _table(header, rows):
-    if not rows:
-        return "—"
-    head = format_html_join("", "<th scope='col'>{}</th>", ((h,) for h in header))
-    body = format_html_join(
-        "",
-        "<tr>{}</tr>",
-        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
-    )
-    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
 
 def _figure(row, source, metric):
@@ -196,9 +183,9 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
     @admin.display(description=_("Parameters"))
     def parameters_table(self, row):
         params = row.parameters or {}
-        return _table(
+        return table(
             [gettext("Parameter"), gettext("Value")],
-            [(_label(name), _plain(value)) for name, value in sorted(params.items())],
+            [(label(name), plain(value)) for name, value in sorted(params.items())],
         )
 
     @admin.display(description=_("Evaluation"))
@@ -208,13 +195,13 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
         evaluation = row.evaluation or {}
         sources = [s for s in ("model", "popularity") if isinstance(evaluation.get(s), dict)]
         metrics = sorted({m for s in sources for m in evaluation[s]})
-        table = _table(
-            [gettext("Metric"), *(SOURCE_LABELS[s] for s in sources)],
-            [(_label(m), *(_plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
+        figures = table(
+            [gettext("Metric"), *(EVALUATED[s] for s in sources)],
+            [(label(m), *(plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
         )
         rest = [(k, v) for k, v in sorted(evaluation.items()) if k not in sources]
-        notes = format_html_join("", "<p>{}: {}</p>", ((_label(k), _plain(v)) for k, v in rest))
-        return format_html("{}{}", table, notes)
+        notes = format_html_join("", "<p>{}: {}</p>", ((label(k), plain(v)) for k, v in rest))
+        return format_html("{}{}", figures, notes)
 
     @admin.display(description=_("precision@k (model / popularity)"))
     def precision(self, row):
@@ -336,9 +323,9 @@ class BlendProfileAdmin(admin.ModelAdmin):
         """The offline figures the profile was published with (read-only: notebook 02
         measures them), rounded, one row each."""
         metrics = profile.metrics if isinstance(profile.metrics, dict) else {}
-        return _table(
+        return table(
             [gettext("Figure"), gettext("Value")],
-            [(_label(key), _plain(value)) for key, value in sorted(metrics.items())],
+            [(label(key), plain(value)) for key, value in sorted(metrics.items())],
         )
 
     def has_delete_permission(self, request, obj=None):

@@ -103,6 +103,24 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
 
 
 @pytest.mark.django_db
+def test_the_events_list_says_where_clicks_came_from(admin_client, product_factory):
+    from recommendations.models import Event
+
+    product = product_factory()
+    now = product.created_at
+    Event.objects.create(
+        session_key="s1", product=product, kind="similar_click", source="for-you", created_at=now
+    )
+    Event.objects.create(session_key="s2", product=product, kind="view", created_at=now)
+    url = reverse("admin:recommendations_event_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "“For you” strip" in page and "None (a plain view)" in page
+    assert "A session key (or its first characters)" in page
+    only = admin_client.get(url, {"source": "for-you"}).content.decode()
+    assert "session s1" in only and "session s2" not in only
+
+
+@pytest.mark.django_db
 def test_the_events_date_drill_down_refuses_impossible_dates(admin_client):
     url = reverse("admin:recommendations_event_changelist")
     for query in ("created_at__year=99999999999999", "created_at__month=99999999999999999999"):
