@@ -55,22 +55,20 @@ class SourceFilter(admin.SimpleListFilter):
 class EventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "shopper", "kind", "product", "came_from", "simulated"]
     list_filter = ["kind", "simulated", SourceFilter]
-    # Search: a session key or its start, a username, or (exactly) a client's hash.
+    # "=client": the events of one address, by the hash shown on one of them.
+    search_fields = ["session_key", "user__username", "=client"]
     search_help_text = _(
         "A session key (or its first characters), a username, or a client's hash exactly."
     )
-    # "=client": the events of one address, by the hash shown on one of them.
-    search_fields = ["session_key", "user__username", "=client"]
-
-    @admin.display(description=_("Came from"), ordering="source")
-    def came_from(self, event):
-        return _source_label(event.source)
-
     date_hierarchy = "created_at"
     list_select_related = ["user", "product"]
     show_full_result_count = False  # counting millions of events on every page is slow
     list_per_page = 100
     ordering = ["-created_at", "-id"]  # newest first (the created_at index)
+
+    @admin.display(description=_("Came from"), ordering="source")
+    def came_from(self, event):
+        return _source_label(event.source)
 
     @admin.display(description=_("Shopper"))
     def shopper(self, event):
