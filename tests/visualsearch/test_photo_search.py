@@ -345,3 +345,38 @@ def test_a_close_match_score_that_is_no_number_fails_the_system_check(settings, 
     assert [e.id for e in check_photo_search_settings(None)] == ["visualsearch.E012"]
     settings.VISUALSEARCH_CLOSE_MATCH_SCORE = None
     assert check_photo_search_settings(None) == []
+
+
+def test_the_threshold_is_measured_on_the_shops_own_catalogue(reranked):
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("calibrate_close_match", "--photos", "3", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert set(report["product_photos"]) >= {"standard", "textured", "two_products"}
+    assert report["product_photos"]["standard"]["n"] == 3
+    assert set(report["photos_of_no_product"]) == {
+        "texture",
+        "plain",
+        "gradient",
+        "noise",
+        "hand_or_bag",
+    }
+    shares = [row["product_photos"] for row in report["share_below"].values()]
+    assert shares == sorted(shares) and 0 <= shares[0] <= shares[-1] <= 1
+    if report["suggested"] is not None:
+        assert report["share_below"][str(report["suggested"])]["product_photos"] <= 0.02
+    text = io.StringIO()
+    call_command("calibrate_close_match", "--photos", "2", stdout=text)
+    assert "threshold" in text.getvalue() and "VISUALSEARCH_CLOSE_MATCH_SCORE" in text.getvalue()
+
+
+def test_without_re_ranking_there_is_nothing_to_calibrate(catalogue):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="fit-projection"):
+        call_command("calibrate_close_match", "--photos", "2", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="between 1 and 1000"):
+        call_command("calibrate_close_match", "--photos", "0", stdout=io.StringIO())
