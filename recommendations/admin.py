@@ -171,7 +171,7 @@ class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
     list_filter = ["is_active"]
     actions = [activate_version]
     # Every field is read-only; the JSON fields are shown as tables (below).
-    exclude = ["parameters", "evaluation"]
+    exclude = list(_JSON_FIELDS)
     readonly_fields = [
         *(f.name for f in RecommenderModel._meta.fields if f.name not in _JSON_FIELDS),
         "parameters_table",

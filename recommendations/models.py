@@ -16,6 +16,7 @@ from .blending.core import (
     MAX_WEIGHT,
 )
 from .blending.segment_weights import clean_segment_weights
+from .names import name_error
 
 
 class Event(models.Model):
@@ -326,8 +327,8 @@ class BlendProfile(models.Model):
 
     def clean(self):
         errors = {}
-        if self.name and self.name != self.name.lower():
-            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        if message := name_error(self.name):
+            errors["name"] = message
         elif (
             self.name
             and BlendProfile.objects.filter(name__iexact=self.name).exclude(pk=self.pk).exists()

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 
 from lookalike.conf import app_settings as lookalike_settings
 
+from ..names import name_error
+
 
 class Experiment(models.Model):
     """A comparison of blend profiles on real shoppers.
@@ -89,8 +91,8 @@ class Experiment(models.Model):
     def clean(self):
         # The constraints hold these too; here they get words an analyst can act on.
         errors = {}
-        if self.name and self.name != self.name.lower():
-            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        if message := name_error(self.name):
+            errors["name"] = message
         if self.alpha is not None and not 0 < self.alpha < 0.5:
             errors["alpha"] = gettext(
                 "The significance level must be above 0 and below 0.5; 0.05 is usual."
@@ -143,8 +145,8 @@ class ExperimentArm(models.Model):
 
     def clean(self):
         errors = {}
-        if self.name and self.name != self.name.lower():
-            errors["name"] = gettext("Use lowercase letters, digits and hyphens.")
+        if message := name_error(self.name):
+            errors["name"] = message
         if self.share == 0:
             errors["share"] = gettext("A share must be at least 1: an arm of 0 gets nobody.")
         if errors:

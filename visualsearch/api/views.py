@@ -118,26 +118,23 @@ class ProductViewSet(viewsets.GenericViewSet):
 
     def get_object(self):
         """The product of the URL's key; a product that another stands for (an Oscar
-        variant) is answered as that one (its parent)."""
-        adapter = get_adapter()
+        variant) is answered as that one (its parent). One message for every missing
+        product, whatever the key looked like (DRF's own names the model)."""
         try:
-            key = adapter.parse_pk(self.kwargs[self.lookup_field])
-        except ValueError:
+            return self._product_of(get_adapter().parse_pk(self.kwargs[self.lookup_field]))
+        except (ValueError, Http404):
             raise Http404(gettext("No such product.")) from None
+
+    def _product_of(self, key):
         self.kwargs[self.lookup_field] = key
         try:
             return super().get_object()
         except Http404:
             other = stands_for(key)
             if other is None:
-                # One message for every missing product, whatever the key looked like
-                # (DRF's own names the model).
-                raise Http404(gettext("No such product.")) from None
+                raise
         self.kwargs[self.lookup_field] = other
-        try:
-            return super().get_object()
-        except Http404:
-            raise Http404(gettext("No such product.")) from None
+        return super().get_object()
 
     def similar_hits(self, product, params):
         """The ranked hits for ``product``; the place to blend in other signals."""
