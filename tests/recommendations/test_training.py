@@ -142,8 +142,18 @@ def test_admin_action_rolls_back_to_an_older_version(
     events = admin_client.get(reverse("admin:recommendations_event_changelist"))
     assert events.status_code == 200 and b"session shopper-0039" in events.content
 
+    # The action asks first, showing both versions; nothing switches until confirmed.
+    asked = admin_client.post(url, {"action": "activate_version", "_selected_action": [first.pk]})
+    assert asked.status_code == 200 and b"Activate version 1?" in asked.content
+    assert b'data-version="2"' in asked.content and b'data-version="1"' in asked.content
+    assert b"Version 1 will replace version 2" in asked.content
+    first.refresh_from_db()
+    assert not first.is_active
+
     response = admin_client.post(
-        url, {"action": "activate_version", "_selected_action": [first.pk]}, follow=True
+        url,
+        {"action": "activate_version", "_selected_action": [first.pk], "post": "yes"},
+        follow=True,
     )
 
     assert b"Version 1 is now active" in response.content
@@ -152,7 +162,12 @@ def test_admin_action_rolls_back_to_an_older_version(
     assert first.is_active and not second.is_active
     # A version whose artefact vanished cannot be activated.
     second.artifact_file.unlink()
-    admin_client.post(url, {"action": "activate_version", "_selected_action": [second.pk]})
+    missing = admin_client.post(
+        url,
+        {"action": "activate_version", "_selected_action": [second.pk], "post": "yes"},
+        follow=True,
+    )
+    assert b"The artefact of version 2 is missing" in missing.content
     first.refresh_from_db()
     assert first.is_active
 
