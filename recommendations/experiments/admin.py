@@ -6,6 +6,7 @@ Registered from :mod:`recommendations.admin` (imported at its end), which Django
 discovers.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
@@ -21,8 +22,31 @@ from .report import VERDICTS, experiment_report, report_chart_svg
 from .services import ExperimentError, start_experiment, stop_experiment
 
 
+class ArmForm(forms.ModelForm):
+    """An arm's row: a table shows each field's label once, as its column's header, so
+    every input of the row also names itself (``aria-label``: "Arm 2: Profile") for those
+    who cannot see which column it is in. A row added in the page is named by its field
+    alone (the admin's script numbers its ``id`` and ``name``, not its label)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        row = self.prefix.rsplit("-", 1)[-1] if self.prefix else ""
+        for field in self.fields.values():
+            name = str(field.label or "")
+            if row.isdigit():
+                name = gettext("Arm %(number)s: %(field)s") % {
+                    "number": int(row) + 1,
+                    "field": name,
+                }
+            # The admin wraps a foreign key's select (its add and change links): the
+            # select inside is the one rendered with these attributes.
+            widget = getattr(field.widget, "widget", field.widget)
+            widget.attrs["aria-label"] = name
+
+
 class ExperimentArmInline(admin.TabularInline):
     model = ExperimentArm
+    form = ArmForm
     fields = ["position", "name", "profile", "share"]
     extra = 2
     min_num = 0

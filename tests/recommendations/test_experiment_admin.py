@@ -145,3 +145,11 @@ def test_the_experiment_forms_say_what_is_wrong_in_words(admin_client, draft):
     assert "A share must be at least 1" in page
     assert "Constraint" not in page and "recommendations_" not in page
     assert not Experiment.objects.filter(name__iexact="shouty").exists()
+
+
+def test_every_input_of_an_arm_row_names_itself(admin_client, draft):
+    """The arms' table heads each column once; each input says which arm and field it is."""
+    page = admin_client.get(url("change", draft)).content.decode()
+    for number, field in [(1, "Name"), (1, "Profile"), (2, "Traffic share"), (2, "Position")]:
+        assert f'aria-label="Arm {number}: {field}"' in page
+    assert 'aria-label="Arm 2: Profile"' in page.split('name="arms-1-profile"')[1].split(">")[0]
