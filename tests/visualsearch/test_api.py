@@ -82,6 +82,10 @@ def test_similar_endpoint_filters(client, catalogue):
         ({"min_price": "1e2"}, "min_price"),
         ({"max_price": ""}, "max_price"),
         ({"category": ""}, "category"),
+        # ASCII digits only, as the schema's patterns say (Python's \d takes others too).
+        ({"k": "\uff15"}, "k"),
+        ({"min_price": "\uff11\uff12"}, "min_price"),
+        ({"category": "\u0661"}, "category"),
     ],
 )
 def test_similar_endpoint_validates_query_parameters(client, catalogue, params, field):
@@ -107,6 +111,13 @@ def test_an_empty_price_range_finds_nothing(client, catalogue):
     # Not an error: the schema cannot relate two parameters, and nothing is in the range.
     response = client.get(similar_url(catalogue[0].pk), {"min_price": "20", "max_price": "10"})
     assert response.status_code == 200 and response.json() == {"results": []}
+
+
+def test_leading_zeros_do_not_count_as_a_price_s_digits(client, catalogue):
+    padded = client.get(similar_url(catalogue[0].pk), {"max_price": "000000000999.50"})
+    plain = client.get(similar_url(catalogue[0].pk), {"max_price": "999.50"})
+    assert padded.status_code == plain.status_code == 200
+    assert padded.json() == plain.json() and plain.json()["results"]
 
 
 def test_errors_under_the_api_are_json(client, catalogue):

@@ -24,10 +24,11 @@ from ..uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 MAX_K = 100
 
-#: A price parameter: up to 8 whole digits and 2 decimals, no sign, no exponent.
-PRICE_PATTERN = r"^\d{1,8}(?:\.\d{1,2})?$"
+#: A price parameter: up to 8 whole digits (after any leading zeros) and 2 decimals, no
+#: sign, no exponent; ASCII digits only (Python's ``\d`` also takes other scripts' digits).
+PRICE_PATTERN = r"^0*[0-9]{1,8}(?:\.[0-9]{1,2})?$"
 #: A crop box: four whole numbers of pixels (``12.0`` too: browsers report fractions).
-BOX_PATTERN = r"^\s*\d+(?:\.0*)?\s*(?:,\s*\d+(?:\.0*)?\s*){3}$"
+BOX_PATTERN = r"^\s*[0-9]+(?:\.0*)?\s*(?:,\s*[0-9]+(?:\.0*)?\s*){3}$"
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -35,7 +36,7 @@ class StrictIntegerField(serializers.IntegerField):
     ``5.0`` and surrounding spaces)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str) and not re.fullmatch(r"-?\d+", data):
+        if isinstance(data, str) and not re.fullmatch(r"-?[0-9]+", data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -68,11 +69,11 @@ class PriceField(serializers.DecimalField):
         if not re.fullmatch(PRICE_PATTERN, text := str(data)):
             # Say what is wrong with a number written otherwise: its sign, its decimals or
             # its size; anything else is not written as a price.
-            if re.fullmatch(r"-\d+(?:\.\d+)?", text):
+            if re.fullmatch(r"-[0-9]+(?:\.[0-9]+)?", text):
                 self.fail("negative")
-            if re.fullmatch(r"\d+\.\d{3,}", text):
+            if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
                 self.fail("max_decimal_places", max_decimal_places=self.decimal_places)
-            if re.fullmatch(r"\d{9,}(?:\.\d*)?", text):
+            if re.fullmatch(r"0*[1-9][0-9]{8,}(?:\.[0-9]*)?", text):
                 self.fail("max_whole_digits", max_whole_digits=self.max_whole_digits)
             self.fail("invalid")
         return super().to_internal_value(data)
