@@ -8,11 +8,13 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from PIL import Image
 
 from visualsearch import localisation, search, textures
 from visualsearch.encoders import get_encoder
 from visualsearch.imaging import open_image
 from visualsearch.localisation import iou
+from visualsearch.search.photo import shows_nothing
 
 pytestmark = pytest.mark.django_db
 
@@ -326,6 +328,26 @@ def test_a_photo_is_told_when_nothing_looks_much_like_it(client, reranked, setti
         assert ('id="no-close-match"' in html) is (close is False)
         assert ("nearest products" in html) is (close is False)
         assert 'class="card"' in html  # the nearest products are shown all the same
+
+
+def test_a_photo_of_nothing_is_never_a_close_match(client, reranked, settings):
+    """A black or white screen, or grey sensor noise, still has nearest products (the
+    demo's black photo scored above the threshold), but is never called a close match; a
+    product's photo with its flat backdrop is not blank."""
+    photo, best = reranked
+    settings.VISUALSEARCH_CLOSE_MATCH_SCORE = -1.0  # every real score passes
+    noise = np.random.default_rng(0).normal(128, 3, (200, 200, 3)).clip(0, 255)
+    blanks = [
+        Image.new("RGB", (300, 200)),
+        Image.new("RGB", (64, 64), (255, 255, 255)),
+        Image.fromarray(noise.astype(np.uint8)),
+    ]
+    assert all(shows_nothing(b) for b in blanks) and not shows_nothing(photo)
+    found = search.search_photos([photo, *blanks], k=5)
+    assert found[0].close_match is True
+    assert all(f.hits and f.close_match is False for f in found[1:])
+    body = client.post(IMAGE_URL, {"image": jpeg_upload(blanks[0])}).json()
+    assert body["close_match"] is False and body["results"]
 
 
 def test_without_re_ranking_a_photo_cannot_be_told_close_or_not(client, catalogue, settings):

@@ -49,7 +49,7 @@ from ..products import KEPT_CATEGORIES
 from ..services.vectors import VectorCache
 from .filters import Filters, Hit, Target, check_k, vector_text
 
-__all__ = ["PhotoHits", "RegionHits", "search_photos"]
+__all__ = ["BLANK_SPREAD", "PhotoHits", "RegionHits", "search_photos", "shows_nothing"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class PhotoHits:
 
     ``close_match`` says whether the best match scores at least ``CLOSE_MATCH_SCORE``:
     ``False`` when nothing in the shop looks much like the photo (a surface, a wall, a
-    hand), ``None`` when that cannot be told (no threshold, no re-ranking, no result)."""
+    hand) or the photo shows nothing at all (:func:`shows_nothing`), ``None`` when that
+    cannot be told (no threshold, no re-ranking, no result)."""
 
     hits: list[Hit]
     regions: list[RegionHits] = field(default_factory=list)
@@ -210,6 +211,7 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
     filters = filters or Filters()
     # A photo taken in dim light is brought back to a catalogue photo's levels first, and a
     # heavily compressed one has its JPEG blocks smoothed.
+    blank = [shows_nothing(image) for image in images]
     per_image = [views_of(smooth_blocky(brighten_dim(image)), localise) for image in images]
     flat = [view for views in per_image for _box, view in views]
     # The photos are compared with the vectors of the weights that embedded them.
@@ -241,8 +243,24 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
             if box is not None and strong[row]
         ]
         hits = _fuse(scores, candidates, k, keep_tops=True)
-        answers.append(PhotoHits(hits, regions, _close_match(hits, projection)))
+        close = False if blank[len(answers)] else _close_match(hits, projection)
+        answers.append(PhotoHits(hits, regions, close))
     return answers
+
+
+#: A photo whose grey levels, at 64 x 64 pixels, spread less than this (out of 255) shows
+#: nothing: a lens cap, a black or white screen. The encoder still finds its nearest
+#: products (a black photo scores 0.19-0.23 against the mostly black catalogue photos, above
+#: ``CLOSE_MATCH_SCORE``), so its answer is never called a close match. A plain wall or
+#: a table top has grain and light falling off across it, well above this.
+BLANK_SPREAD = 2.0
+
+
+def shows_nothing(image):
+    """Whether ``image`` (PIL) is one flat colour, give or take noise: see
+    :data:`BLANK_SPREAD`."""
+    small = image.convert("L").resize((64, 64))
+    return float(np.asarray(small, dtype=np.float32).std()) < BLANK_SPREAD
 
 
 def _close_match(hits, projection):
