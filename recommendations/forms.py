@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .blending.core import COMPONENTS, MAX_WEIGHT, SEGMENTS
-from .models import BlendProfile
+from .models import BlendProfile, Experiment, ExperimentArm
 
 __all__ = ["SEGMENT_FIELDS", "BlendProfileForm"]
 
@@ -61,6 +61,8 @@ class BlendProfileForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk is not None:
+            self._check_serving(cleaned)
         own = {c: cleaned.get(f"{c}_weight") or 0 for c in COMPONENTS}
         segments = {}
         for segment in SEGMENTS:
@@ -83,6 +85,45 @@ class BlendProfileForm(forms.ModelForm):
                 segments[segment] = values
         self.instance.segments = segments
         return cleaned
+
+    def _check_serving(self, cleaned):
+        """What a saved profile that serves shoppers may not do from this form: stop being
+        the default without another taking its place (every widget would fall back to the
+        built-in weights, and the profile could then be deleted), or change how it ranks
+        while it serves an arm of the running experiment (the arm would change in the
+        middle of the test, and its figures would mix two profiles)."""
+        stored = BlendProfile.objects.filter(pk=self.instance.pk).first()
+        if stored is None:
+            return
+        if stored.is_default and not cleaned.get("is_default"):
+            self.add_error(
+                "is_default",
+                gettext(
+                    "This is the default profile. To serve another one, make that profile "
+                    "the default (its own “is default” box, or the list's action)."
+                ),
+            )
+        ranking = set(self.changed_data) - {"name", "notes", "is_default"}
+        if not ranking:
+            return
+        running = (
+            ExperimentArm.objects.filter(
+                profile_id=stored.pk, experiment__status=Experiment.Status.RUNNING
+            )
+            .select_related("experiment")
+            .first()
+        )
+        if running is not None:
+            self.add_error(
+                None,
+                gettext(
+                    "This profile serves the arm “%(arm)s” of the running experiment "
+                    "“%(experiment)s”: changing its weights, diversity or rules now would "
+                    "change that arm in the middle of the test. Stop the experiment first, "
+                    "or save these settings as a new profile."
+                )
+                % {"arm": running.name, "experiment": running.experiment.name},
+            )
 
     def _update_errors(self, errors):
         # The model reports its segment weights under "segments", which this form shows as

@@ -87,6 +87,13 @@ class ExperimentAdmin(admin.ModelAdmin):
         (_("Results"), {"fields": ["winner", "results"]}),
     ]
 
+    def has_delete_permission(self, request, obj=None):
+        # A running experiment is stopped first (its stop says what is served next);
+        # deleting it would take its impressions with it while shoppers are in its arms.
+        if obj is not None and obj.status == Experiment.Status.RUNNING:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.status != Experiment.Status.DRAFT:
@@ -169,6 +176,6 @@ class ExperimentAdmin(admin.ModelAdmin):
             message = gettext("“%(name)s” stopped; the default profile is served.")
         else:
             message = gettext("“%(name)s” stopped; “%(profile)s” is now the default profile.")
-        name = {"name": experiment.name, "profile": getattr(winner, "profile", "")}
+        name = {"name": experiment.name, "profile": winner.profile.name if winner else ""}
         self.message_user(request, message % name)
         return self._back(experiment)

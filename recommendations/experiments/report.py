@@ -155,7 +155,8 @@ def report_chart_svg(report, rate="ctr", width=560):
     rows = report["arms"]
     bar_height, gap, left, right = 22, 14, 150, 150
     height = 30 + len(rows) * (bar_height + gap)
-    top = max([row[rate]["high"] for row in rows] + [0.01])
+    # An arm with no strip yet has no rate: its interval would be all of [0, 1].
+    top = max([row[rate]["high"] for row in rows if row["strips"]] + [0.01])
     scale = (width - left - right) / top
     title = _("Click-through rate") if rate == "ctr" else _("Conversion rate")
     parts = [
@@ -169,6 +170,14 @@ def report_chart_svg(report, rate="ctr", width=560):
         value, low, high = row[rate]["value"], row[rate]["low"], row[rate]["high"]
         colour = "#2b6cb0" if i == 0 else "#c05621"
         middle = y + bar_height / 2
+        if not row["strips"]:
+            parts += [
+                f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(row["arm"])} '
+                f"({escape(row['profile'])})</text>",
+                f'<text x="{left}" y="{middle + 4:.1f}" font-size="12">'
+                f"{escape(_('no strips yet'))}</text>",
+            ]
+            continue
         parts += [
             f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(row["arm"])} '
             f"({escape(row['profile'])})</text>",

@@ -39,9 +39,11 @@ def test_change_page_shows_figures_and_start_stop(admin_client, draft):
     assert "is running" in response.content.decode()
     page = admin_client.get(url("change", draft)).content.decode()
     assert 'id="experiment-stop"' in page and 'id="experiment-start"' not in page
+    assert admin_client.get(url("delete", draft)).status_code == 403  # stopped first
     fresh = draft.arms.get(name="fresh")
     response = admin_client.post(url("stop", draft), {"winner": str(fresh.pk)}, follow=True)
-    assert "is now the default profile" in response.content.decode()
+    assert "“fresh” is now the default profile" in response.content.decode()
+    assert admin_client.get(url("delete", draft)).status_code == 200
     assert BlendProfile.objects.get(is_default=True).name == "fresh"
 
 
@@ -116,7 +118,9 @@ def test_simulate_experiment_command(draft, product_factory, category_factory):
 def test_a_new_experiment_has_no_rates_before_its_first_strip(admin_client, draft):
     start_experiment(draft)
     page = admin_client.get(url("change", draft)).content.decode()
-    assert page.count("no strips yet") == 2 and "[0.000, 1.000]" not in page
+    # Twice in the table, and twice in each of the two charts; no interval of everything.
+    assert page.count("no strips yet") == 6 and "[0.000, 1.000]" not in page
+    assert "[0.0%, 100.0%]" not in page
 
 
 def test_the_experiment_forms_say_what_is_wrong_in_words(admin_client, draft):

@@ -313,6 +313,39 @@ def test_the_default_profile_and_the_served_model_cannot_be_deleted(admin_client
 
 
 @pytest.mark.django_db
+def test_a_serving_profile_keeps_serving_as_it_is_until_replaced(admin_client):
+    """The default cannot be unticked (no default at all), and a profile in a running
+    experiment's arm cannot change how it ranks; its name and notes can."""
+    from recommendations.experiments.services import create_experiment, start_experiment
+
+    default = BlendProfile.objects.get(is_default=True)
+    change = reverse("admin:recommendations_blendprofile_change", args=[default.pk])
+    unticked = {**profile_form("default", visual=1, affinity=1), "notes": "x"}
+    page = admin_client.post(change, unticked)
+    assert page.status_code == 200 and "This is the default profile" in page.content.decode()
+    assert BlendProfile.objects.filter(is_default=True).get().pk == default.pk
+
+    arm = BlendProfile.objects.create(
+        name="arm-b", visual_weight=1, collaborative_weight=0, affinity_weight=0,
+        popularity_weight=0, recency_weight=0, covisitation_weight=0, diversity="mmr",
+        diversity_param=0.5,
+    )  # fmt: skip
+    start_experiment(create_experiment("trial", [("a", "default", 1), ("b", "arm-b", 1)]))
+    change = reverse("admin:recommendations_blendprofile_change", args=[arm.pk])
+    page = admin_client.post(change, profile_form("arm-b", visual=1, popularity=1))
+    assert "serves the arm “b” of the running experiment “trial”" in page.content.decode()
+    arm.refresh_from_db()
+    assert arm.popularity_weight == 0
+    as_it_is = {**profile_form("arm-b", visual=1), "in_stock_only": "on"}
+    as_it_is |= {"exclude_purchased": "on", "exclude_current": "on"}
+    renamed = {**as_it_is, "notes": "the visual arm"}
+    response = admin_client.post(change, renamed)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    arm.refresh_from_db()
+    assert arm.notes == "the visual arm"
+
+
+@pytest.mark.django_db
 def test_the_make_default_action_is_served_from_the_next_request(admin_client):
     """Every process keeps the default profile under a stamp; the admin's action moves it."""
     from recommendations.blending.blend import resolve_settings
