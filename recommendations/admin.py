@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from lookalike.jobs.admin import JobProgressMixin
+from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_tables import label, plain, table
 from .conf import app_settings
@@ -189,7 +189,7 @@ def _figure(row, source, metric):
 
 
 @admin.register(RecommenderModel)
-class RecommenderModelAdmin(JobProgressMixin, admin.ModelAdmin):
+class RecommenderModelAdmin(ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin):
     change_list_template = "admin/recommendations/recommendermodel/change_list.html"
     list_display = [
         "version",

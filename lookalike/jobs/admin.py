@@ -36,8 +36,20 @@ def resume_jobs(modeladmin, request, queryset):
             )
 
 
+class ReadOnlyChangeFormMixin:
+    """A change page whose fields are all read-only: no Save buttons that would save
+    nothing (its actions, on the list, change what can be changed)."""
+
+    def render_change_form(self, request, context, add=False, change=False, **kwargs):
+        if change:
+            context.update(
+                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+            )
+        return super().render_change_form(request, context, add=add, change=change, **kwargs)
+
+
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "lock_key",
@@ -54,6 +66,12 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # A queued or running job holds its lock and has a worker on it: it ends first.
+        if obj is not None and obj.status in Job.ACTIVE:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class JobProgressMixin:

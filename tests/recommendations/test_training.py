@@ -100,6 +100,15 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     assert "Protocol: per-user random 75/25 holdout" in page
     assert "<td>Event weights</td><td>cart: 4.000, view: 1.000</td>" in page
     assert "0.1001652136133989" not in page and "<textarea" not in page
+    assert 'name="_save"' not in page and 'name="_continue"' not in page  # nothing to save
+    # Nor on a job's page; a job still queued or running cannot be deleted.
+    job = Job.objects.create(lock_key="recommendations.train", status=Job.Status.RUNNING)
+    page = admin_client.get(reverse("admin:lookalike_jobs_job_change", args=[job.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert (
+        admin_client.get(reverse("admin:lookalike_jobs_job_delete", args=[job.pk])).status_code
+        == 403
+    )
 
 
 @pytest.mark.django_db
