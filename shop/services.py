@@ -55,6 +55,8 @@ class Cart:
         if current + quantity > product.stock:
             left = max(product.stock - current, 0)
             held = f" ({current} already in your cart)" if current else ""
+            if not product.stock:
+                raise ValueError(f"{product.title} is out of stock.")
             if not left:
                 raise ValueError(f"No more of {product.title} can be added{held}.")
             raise ValueError(f"Only {left} more of {product.title} can be added{held}.")

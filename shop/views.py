@@ -66,7 +66,11 @@ def cart_add(request, pk):
     product = get_object_or_404(Product, pk=pk)
     form = AddToCartForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Please choose a quantity between 1 and 20.")
+        most = min(form.fields["quantity"].max_value, product.stock)
+        if most < 1:
+            messages.error(request, f"{product.title} is out of stock.")
+        else:
+            messages.error(request, f"Please choose a quantity between 1 and {most}.")
         return redirect(product)
     try:
         Cart(request).add(product, form.cleaned_data["quantity"])
@@ -90,8 +94,11 @@ def cart(request):
 
 @require_POST
 def checkout(request):
+    cart = Cart(request)
+    if not cart.items:
+        return redirect("shop:cart")  # the cart page says it is empty
     try:
-        lines = Cart(request).checkout()
+        lines = cart.checkout()
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect("shop:cart")

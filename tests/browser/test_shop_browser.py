@@ -30,3 +30,12 @@ def test_shopper_browses_a_category_and_buys(page, product_factory, category_fac
     kinds = set(Event.objects.filter(product=product).values_list("kind", flat=True))
     assert kinds == {"view", "cart", "purchase"}
     assert Event.objects.filter(product=other).count() == 1
+
+
+def test_a_long_query_wraps_on_a_phone(page, product_factory):
+    """The query is repeated in the results' heading: one long word must not widen the page."""
+    product_factory(title="Heritage Coat 00042")
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto("/search/?q=" + "W" * 200)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 375, width

@@ -111,7 +111,26 @@ def test_bad_quantity_is_a_message_not_an_error(client, product):
         reverse("shop:cart_add", args=[product.pk]), {"quantity": "lots"}, follow=True
     )
     assert response.status_code == 200
-    assert "quantity between 1 and 20" in response.content.decode()
+    assert f"quantity between 1 and {min(20, product.stock)}." in response.content.decode()
+    # The range said is what can be bought; a product out of stock says so.
+    product.stock = 4
+    product.save()
+    add = reverse("shop:cart_add", args=[product.pk])
+    assert (
+        "quantity between 1 and 4."
+        in client.post(add, {"quantity": "0"}, follow=True).content.decode()
+    )
+    product.stock = 0
+    product.save()
+    for quantity in ("1", "-3"):
+        page = client.post(add, {"quantity": quantity}, follow=True).content.decode()
+        assert f"{product.title} is out of stock." in page
+
+
+@pytest.mark.django_db
+def test_buying_an_empty_cart_says_it_is_empty_once(client):
+    page = client.post(reverse("shop:checkout"), follow=True).content.decode()
+    assert page.count("Your cart is empty.") == 1
 
 
 @pytest.mark.django_db
