@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from lookalike.catalogue import get_adapter
@@ -143,6 +144,28 @@ def similar(request, pk):
     return render_page(request, "visualsearch/similar.html", context, status=status)
 
 
+#: Where a found product sits in the photo, by the third of the width and of the height
+#: its centre is in: its button's name says it ("Search product 1 (left)"), for a shopper
+#: who cannot see the numbered boxes.
+PLACES = {
+    (0, 0): _("top left"),
+    (1, 0): _("top"),
+    (2, 0): _("top right"),
+    (0, 1): _("left"),
+    (1, 1): _("middle"),
+    (2, 1): _("right"),
+    (0, 2): _("bottom left"),
+    (1, 2): _("bottom"),
+    (2, 2): _("bottom right"),
+}
+
+
+def _place(x0, y0, x1, y1, width, height):
+    column = min(int(3 * (x0 + x1) / 2 / width), 2)
+    row = min(int(3 * (y0 + y1) / 2 / height), 2)
+    return PLACES[(column, row)]
+
+
 def _regions_on_preview(found, query_size, width, height):
     """The products found in the photo, for the shopper to pick one, when there are two or
     more (one product is what the fused results already show): each box in preview pixels
@@ -156,6 +179,7 @@ def _regions_on_preview(found, query_size, width, height):
         regions.append(
             {
                 "number": number,
+                "place": _place(x0, y0, x1, y1, width, height),
                 "box": f"{x0},{y0},{x1},{y1}",
                 "left": round(100 * x0 / width, 2),
                 "top": round(100 * y0 / height, 2),

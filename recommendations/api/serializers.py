@@ -143,7 +143,10 @@ class PersonalisedSimilarParamsSerializer(SimilarParamsSerializer):
 
 
 class RecommendedProductSerializer(ProductCardSerializer):
-    """A product card; the instance is a :class:`~recommendations.blending.blend.Recommendation`."""
+    """A recommended product: its blend score, why it is shown, and each component's share
+    of the score."""
+
+    # The instance is a recommendations.blending.blend.Recommendation.
 
     score = serializers.FloatField(help_text=_("Blend score in [0, 1], higher is better."))
     reason = serializers.CharField(help_text=_('Why it is shown, e.g. "Looks similar".'))
@@ -151,7 +154,7 @@ class RecommendedProductSerializer(ProductCardSerializer):
         child=serializers.FloatField(),
         help_text=_(
             "Weighted normalised score of each component (visual, collaborative, "
-            "affinity, popularity, recency); they sum to the score."
+            "affinity, popularity, recency, covisitation); they sum to the score."
         ),
     )
 

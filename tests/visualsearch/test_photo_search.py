@@ -2,6 +2,7 @@
 fused, through the service, the API and the page."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -138,6 +139,9 @@ def test_photo_page_offers_the_products_found_as_boxes(client, catalogue):
     assert "2 products found in your photo" in html
     assert html.count('class="vs-region"') == 2
     assert 'name="scope" value="region"' in html and "Search product 2" in html
+    # Each button says where its product is, for a shopper who cannot see the boxes.
+    names = re.findall(r"Search product \d \((\w+)\)</button>", html)
+    assert sorted(names) == ["left", "right"]
     picks = response.context["regions"]
     for pick in picks:
         x0, y0, x1, y1 = map(int, pick["box"].split(","))

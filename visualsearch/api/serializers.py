@@ -275,7 +275,9 @@ class ProductCardSerializer(serializers.Serializer):
 
 
 class SearchResultSerializer(ProductCardSerializer):
-    """One product card; the instance is a ``(product, score)`` pair from ``hydrate``."""
+    """One product that looks like the query, with its score."""
+
+    # The instance is a (product, score) pair from search.hydrate.
 
     score = serializers.FloatField(
         help_text=_(
@@ -293,15 +295,18 @@ class SearchResultSerializer(ProductCardSerializer):
 
 
 class SearchResultsSerializer(serializers.Serializer):
-    """The visual answer: only ``results`` (documented as closed, see
-    :class:`ClosedSearchResultsExtension`)."""
+    """The products that look most like the query, best first."""
+
+    # Documented as closed (no other keys): see ClosedSearchResultsExtension.
 
     results = SearchResultSerializer(many=True)
 
 
 class RegionResultsSerializer(serializers.Serializer):
-    """A product found in the photo and its look-alikes; the instance is a ``(box, pairs)``
-    tuple, the box in pixels of the whole upright photo."""
+    """A product found in the photo: its box, in pixels of the whole upright photo, and the
+    products that look most like it."""
+
+    # The instance is a (box, pairs) tuple.
 
     box = serializers.ListField(
         child=serializers.IntegerField(min_value=0),
@@ -356,12 +361,14 @@ class NotIndexedSerializer(ErrorSerializer):
     """A 409 for a product without a vector, with a code that says whether asking again
     later can help."""
 
+    # Each choice's label is its meaning, which the schema lists under the field.
     code = serializers.ChoiceField(
-        choices=["not_indexed", "no_image", "image_failed"],
-        help_text=_(
-            "not_indexed: no reindex has reached the product yet; no_image: it has no "
-            "photo; image_failed: its photo could not be analysed."
-        ),
+        choices=[
+            ("not_indexed", _("no reindex has reached the product yet: ask again later")),
+            ("no_image", _("the product has no photo")),
+            ("image_failed", _("its photo could not be analysed")),
+        ],
+        help_text=_("Whether asking again later can help."),
     )
 
 
