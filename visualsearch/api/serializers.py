@@ -24,8 +24,7 @@ from ..uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
 
 MAX_K = 100
 
-#: A price parameter: up to 8 whole digits (after any leading zeros) and 2 decimals, no
-#: sign, no exponent; ASCII digits only (Python's ``\d`` also takes other scripts' digits).
+#: A price: 8 whole digits after any leading zeros, 2 decimals, ASCII digits (not ``\d``).
 PRICE_PATTERN = r"^0*[0-9]{1,8}(?:\.[0-9]{1,2})?$"
 #: A crop box: four whole numbers of pixels (``12.0`` too: browsers report fractions).
 BOX_PATTERN = r"^\s*[0-9]+(?:\.0*)?\s*(?:,\s*[0-9]+(?:\.0*)?\s*){3}$"
@@ -277,8 +276,6 @@ class ProductCardSerializer(serializers.Serializer):
 class SearchResultSerializer(ProductCardSerializer):
     """One product that looks like the query, with its score."""
 
-    # The instance is a (product, score) pair from search.hydrate.
-
     score = serializers.FloatField(
         help_text=_(
             "Similarity to the query, higher is more similar: the cosine of the two vectors; "
@@ -297,16 +294,12 @@ class SearchResultSerializer(ProductCardSerializer):
 class SearchResultsSerializer(serializers.Serializer):
     """The products that look most like the query, best first."""
 
-    # Documented as closed (no other keys): see ClosedSearchResultsExtension.
-
     results = SearchResultSerializer(many=True)
 
 
 class RegionResultsSerializer(serializers.Serializer):
     """A product found in the photo: its box, in pixels of the whole upright photo, and the
     products that look most like it."""
-
-    # The instance is a (box, pairs) tuple.
 
     box = serializers.ListField(
         child=serializers.IntegerField(min_value=0),
@@ -361,7 +354,6 @@ class NotIndexedSerializer(ErrorSerializer):
     """A 409 for a product without a vector, with a code that says whether asking again
     later can help."""
 
-    # Each choice's label is its meaning, which the schema lists under the field.
     code = serializers.ChoiceField(
         choices=[
             ("not_indexed", _("no reindex has reached the product yet: ask again later")),
