@@ -48,14 +48,9 @@ def main():
     from visualsearch.conf import app_settings
 
     rng = np.random.default_rng(args.seed)
-    with_product, found = {}, {}
-    for kind, (images, keys) in closeness.shopper_photos(args.photos, rng).items():
-        with_product[kind], found[kind] = closeness.best_matches(images, keys)
+    with_product, found = closeness.score_product_photos(args.photos, rng)
     with_product["test_photo"], _ = closeness.best_matches(test_photos(2 * args.photos, rng))
-    without = {
-        kind: closeness.best_matches(images)[0]
-        for kind, images in closeness.empty_photos(args.photos, rng).items()
-    }
+    without = closeness.score_empty_photos(args.photos, rng)
     every_with = np.concatenate(list(with_product.values()))
     every_without = np.concatenate(list(without.values()))
     shopper = np.concatenate([with_product[k] for k in found])

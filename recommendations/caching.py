@@ -5,9 +5,9 @@ experiment's arms are read on every page that shows a widget, and change only wh
 analyst publishes a profile or starts or stops an experiment. Each is kept per process
 under a version stamp in the shared cache (:mod:`lookalike.stamps`): saving or deleting a
 profile, an experiment or an arm bumps the stamp (the signals :func:`connect` registers,
-for the admin's forms), and so do :func:`~.services.profiles.publish_profile` and the
-experiment services, whose ``make_default()`` writes with ``update()``, which sends no
-signal. Every process serves the new profile or stops the experiment from its next
+for the admin's forms and :func:`~.services.profiles.publish_profile`), and so does
+:func:`~.services.profiles.make_default`, whose rows are written with ``update()``, which
+sends no signal. Every process serves the new profile or stops the experiment from its next
 request on.
 """
 

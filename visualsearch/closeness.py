@@ -2,7 +2,7 @@
 
 Photo search tells a photo that nothing in the shop looks much like it when its best match
 scores below the threshold (:class:`visualsearch.search.photo.PhotoHits`). The scores
-depend on the encoder, its fitted projection and the catalogue, so the default (0.2, from
+depend on the encoder, its fitted projection and the catalogue, so the default (0.18, from
 the demo catalogue) is only a start: :func:`calibrate` photographs the shop's own products
 as shoppers would (:func:`visualsearch.distortions.shopper_photo`, every kind, products the
 projection did not learn from) and makes photos of no product at all (a surface, a plain
@@ -28,6 +28,8 @@ __all__ = [
     "best_matches",
     "calibrate",
     "empty_photos",
+    "score_empty_photos",
+    "score_product_photos",
     "shares_below",
     "shopper_photos",
     "summary",
@@ -115,6 +117,20 @@ def best_matches(images, targets=None, batch=16):
     return np.asarray(scores, dtype=np.float64), found
 
 
+def score_product_photos(n, rng):
+    """``({kind: best scores}, {kind: whether each found its product})`` of
+    :func:`shopper_photos`' ``n`` photos of each kind."""
+    scores, found = {}, {}
+    for kind, (images, keys) in shopper_photos(n, rng).items():
+        scores[kind], found[kind] = best_matches(images, keys)
+    return scores, found
+
+
+def score_empty_photos(n, rng):
+    """``{kind: best scores}`` of :func:`empty_photos`' ``n`` photos of each kind."""
+    return {kind: best_matches(images)[0] for kind, images in empty_photos(n, rng).items()}
+
+
 def summary(scores):
     """n, min, 5th percentile, median, 95th percentile and max of ``scores``, rounded."""
     if not len(scores):
@@ -159,10 +175,8 @@ def calibrate(n=60, seed=0) -> dict:
             "a close match: run `manage.py reindex --all --fit-projection` first."
         )
     rng = np.random.default_rng(seed)
-    with_product, found = {}, {}
-    for kind, (images, keys) in shopper_photos(n, rng).items():
-        with_product[kind], found[kind] = best_matches(images, keys)
-    without = {kind: best_matches(images)[0] for kind, images in empty_photos(n, rng).items()}
+    with_product, found = score_product_photos(n, rng)
+    without = score_empty_photos(n, rng)
     every_with = np.concatenate(list(with_product.values()))
     every_without = np.concatenate(list(without.values()))
     every_found = np.concatenate(list(found.values()))

@@ -8,8 +8,9 @@ on a source the catalogue does not have yet (visual similarity without embedding
 configured encoder, collaborative filtering without a trained model).
 
 The widgets keep the profiles they blend with per process
-(:data:`recommendations.caching.PROFILES`); :func:`publish_profile` bumps their stamp once
-the profile is saved and made the default, so the next page of every process shows it.
+(:data:`recommendations.caching.PROFILES`); saving a profile bumps their stamp (a signal),
+and :func:`make_default`, which writes without one, bumps it itself, so the next page of
+every process shows what :func:`publish_profile` published.
 """
 
 from __future__ import annotations
@@ -307,24 +308,26 @@ def publish_profile(
             profile.full_clean(exclude=["is_default"])
         except ValidationError as exc:
             raise InvalidProfile(_message(exc)) from None
-        profile.save()
+        profile.save()  # its post_save tells every process (recommendations.caching)
         if make_default:
-            profile.make_default()
-        # make_default() writes with update(), which sends no signal.
-        PROFILES.bump()
-        EXPERIMENTS.bump()
+            _serve_as_default(profile)
     return profile
 
 
 def make_default(profile):
     """Make ``profile`` the default and have every process serve it from its next request
-    (the admin's action and form; :meth:`BlendProfile.make_default` alone writes the rows
-    with ``update()``, which no signal reports)."""
+    (the admin's action and form, the experiments' stop; :meth:`BlendProfile.make_default`
+    alone writes the rows with ``update()``, which no signal reports)."""
     with transaction.atomic():
-        profile.make_default()
-        PROFILES.bump()
-        EXPERIMENTS.bump()  # an arm may serve "the default"
+        _serve_as_default(profile)
     return profile
+
+
+def _serve_as_default(profile):
+    # publish_profile's own argument is called make_default: both call this.
+    profile.make_default()
+    PROFILES.bump()
+    EXPERIMENTS.bump()  # an arm may serve "the default"
 
 
 def _strongest(weights, segments):
