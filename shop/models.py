@@ -1,6 +1,19 @@
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.urls import reverse
+
+#: PostgreSQL's text search configuration for keyword search (stemming, stop words).
+SEARCH_CONFIG = "english"
+
+
+def search_document():
+    """The text keyword search reads (:func:`shop.services.search_products`): titles weigh
+    most, descriptions least. The ``product_search_document`` index holds the same
+    expression, so PostgreSQL answers a match from the index."""
+    return SearchVector("title", weight="A", config=SEARCH_CONFIG) + SearchVector(
+        "description", weight="D", config=SEARCH_CONFIG
+    )
 
 
 class Category(models.Model):
@@ -43,15 +56,11 @@ class Product(models.Model):
     class Meta:
         ordering = ["title", "id"]
         indexes = [
-            # Keyword search uses trigram similarity over both fields.
+            # Keyword search: words (full text), then titles spelt alike (trigrams).
+            GinIndex(search_document(), name="product_search_document"),
             GinIndex(
                 name="product_title_trgm",
                 fields=["title"],
-                opclasses=["gin_trgm_ops"],
-            ),
-            GinIndex(
-                name="product_description_trgm",
-                fields=["description"],
                 opclasses=["gin_trgm_ops"],
             ),
             # Visual-search filters: category + price band, or a price band alone.

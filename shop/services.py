@@ -2,39 +2,49 @@
 
 from decimal import Decimal
 
-from django.contrib.postgres.search import TrigramWordSimilarity
+from django.contrib.postgres.search import (
+    SearchQuery,
+    SearchRank,
+    TrigramWordSimilarity,
+)
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from recommendations.events import record_event
 
-from .models import Product
+from .models import SEARCH_CONFIG, Product, search_document
 
 CART_SESSION_KEY = "cart"
 
 
 def search_products(query):
-    """Active products matching ``query`` by trigram word similarity or substring.
+    """Active products matching ``query``, best first, and whether the match is only close.
 
-    Title matches rank above description matches; pg_trgm's GIN indexes serve both.
+    Every word must match a word of the title or the description, stemmed (``coats`` finds
+    "Coat", ``coat`` does not find "Coastal"); quoted phrases, ``or`` and ``-word`` work as
+    in web search engines. Only when nothing matches does the search fall back to titles
+    with words spelt like the query's (pg_trgm word similarity), so a typo such as
+    ``trousrs`` still finds trousers, and the page says the results are close matches.
     """
     query = query.strip()
+    products = Product.objects.active().select_related("category")
     if not query:
-        return Product.objects.none()
-    return (
-        Product.objects.active()
-        .annotate(
-            rank=TrigramWordSimilarity(query, "title")
-            + 0.5 * TrigramWordSimilarity(query, "description")
-        )
-        .filter(
-            Q(title__trigram_word_similar=query)
-            | Q(title__icontains=query)
-            | Q(description__icontains=query)
-        )
-        .select_related("category")
+        return products.none(), False
+    words = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+    matching = (
+        products.annotate(document=search_document())
+        .filter(document=words)
+        .annotate(rank=SearchRank(F("document"), words))
         .order_by("-rank", "id")
     )
+    if matching.exists():
+        return matching, False
+    similar = (
+        products.filter(title__trigram_word_similar=query)
+        .annotate(rank=TrigramWordSimilarity(query, "title"))
+        .order_by("-rank", "id")
+    )
+    return similar, True
 
 
 class Cart:

@@ -57,8 +57,9 @@ def search(request):
         context = {"query": "", "errors": form.errors.get("q", []), "page": None}
         return render(request, "shop/search.html", context, status=400)
     query = form.cleaned_data["q"]
-    results = search_products(query)
-    return render(request, "shop/search.html", {"query": query, "page": _page(request, results)})
+    results, close_only = search_products(query)
+    context = {"query": query, "page": _page(request, results), "close_only": close_only}
+    return render(request, "shop/search.html", context)
 
 
 @require_POST

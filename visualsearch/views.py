@@ -239,6 +239,8 @@ def search_by_photo(request):
         # A photo's scores are its own: nothing to reuse.
         "reuse_cards": False,
         "searched": True,
+        # Searched again from the results page (the crop box, a product found, the whole).
+        "refined": request.POST.get("refined") == "1",
         "regions": _regions_on_preview(found, photo.query.size, preview_width, preview_height),
         "preview_url": preview_url,
         "preview_width": preview_width,

@@ -65,12 +65,19 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
     photo.save(buf, format="JPEG", quality=95)
 
     page.goto("/")
+    # Picking a photo searches at once, and the box says so before it is used (WCAG 3.2.2).
+    hint = page.locator("#photo-hint")
+    assert hint.is_visible() and "as soon as you pick a photo" in hint.text_content()
+    assert page.locator("#photo-input").get_attribute("aria-describedby") == "photo-hint"
+    assert not page.locator("#photo-submit").is_visible()  # for browsers without scripts
     page.set_input_files(
         "#photo-input",
         files=[{"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buf.getvalue()}],
     )
     page.wait_for_url("**/visual/photo/**")
     assert page.locator(".vs-results .card").count() == 12
+    # A new photo's page starts at the top, as any new page does.
+    assert page.evaluate("document.activeElement.id") != "vs-results-heading"
 
     # Drag a rectangle around the product and search only that part.
     img = page.locator("#vs-photo")
@@ -129,6 +136,8 @@ def test_the_crop_box_works_from_the_keyboard(page, catalogue):
     assert area.input_value() == "48,16,82,48"
     frame.press("Enter")  # searches the area
     page.wait_for_selector("text=for the selected area")
+    # The focus is on the new results, not back at the top of the page.
+    assert page.evaluate("document.activeElement.id") == "vs-results-heading"
     first = page.locator(".vs-results .card[data-product-id]").first
     assert int(first.get_attribute("data-product-id")) == target.pk
 

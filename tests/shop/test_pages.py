@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 
 import pytest
@@ -58,6 +59,28 @@ def test_keyword_search_uses_trigrams(client, product_factory):
     html = response.content.decode()
     assert "Relaxed Denim Trousers" in html
     assert "Leather Ankle Boots" not in html
+    assert "words spelt like them" in html
+
+
+@pytest.mark.django_db
+def test_keyword_search_matches_every_word_stemmed_and_ranks_titles_first(
+    client, product_factory
+):
+    product_factory(title="Coastal Sandals 00001", description="Coastal sandals.")
+    product_factory(title="Vintage Coat 00002", description="Vintage coat.")
+    product_factory(title="Vintage Bag 00003", description="Vintage bag.")
+    product_factory(title="Urban Bag 00004", description="Goes with a vintage coat.")
+
+    def titles(query):
+        html = client.get(reverse("shop:search"), {"q": query}).content.decode()
+        assert "words spelt like them" not in html
+        return list(dict.fromkeys(re.findall(r"\w+ \w+ 0000\d", html)))
+
+    # Stemmed ("coats" is "coat"), never a word that only starts alike ("Coastal").
+    assert titles("coats") == ["Vintage Coat 00002", "Urban Bag 00004"]
+    # Every word must match: not every vintage product, nor every bag.
+    assert titles("vintage bag") == ["Vintage Bag 00003", "Urban Bag 00004"]
+    assert titles('"vintage coat" -urban') == ["Vintage Coat 00002"]
 
 
 @pytest.mark.django_db
