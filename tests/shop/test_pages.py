@@ -63,9 +63,7 @@ def test_keyword_search_uses_trigrams(client, product_factory):
 
 
 @pytest.mark.django_db
-def test_keyword_search_matches_every_word_stemmed_and_ranks_titles_first(
-    client, product_factory
-):
+def test_keyword_search_matches_every_word_stemmed_and_ranks_titles_first(client, product_factory):
     product_factory(title="Coastal Sandals 00001", description="Coastal sandals.")
     product_factory(title="Vintage Coat 00002", description="Vintage coat.")
     product_factory(title="Vintage Bag 00003", description="Vintage bag.")
