@@ -6,16 +6,16 @@ progress bar a small script refreshes from a JSON endpoint (``train-status/``); 
 """
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
-from django.template.response import SimpleTemplateResponse, TemplateResponse
+from django.template.response import SimpleTemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
+from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
 from .admin_tables import label, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
@@ -117,10 +117,8 @@ def activate_version(modeladmin, request, queryset):
             messages.INFO,
         )
         return
-    if request.POST.get("post") != "yes":
-        # Switching the served model changes every shopper's recommendations: the admin
-        # sees both versions' figures and confirms, as Django's own bulk delete asks.
-        return _confirm_activation(modeladmin, request, row)
+    if not confirmed(request):
+        return confirm_activation(modeladmin, request, row)
     try:
         training.activate_version(row)
     except FileNotFoundError:
@@ -136,36 +134,6 @@ def activate_version(modeladmin, request, queryset):
         gettext("Version %(version)s is now active; serving processes switch within seconds.")
         % {"version": row.version},
         messages.SUCCESS,
-    )
-
-
-def _confirm_activation(modeladmin, request, row):
-    """The page that asks before ``row`` replaces the active version."""
-    active = RecommenderModel.objects.filter(is_active=True).first()
-    versions = [v for v in (active, row) if v is not None]
-    metrics = ("precision", "ndcg")
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": gettext("Activate version %(version)s?") % {"version": row.version},
-        "opts": modeladmin.model._meta,
-        "row": row,
-        "active": active,
-        "versions": [
-            {
-                "version": v.version,
-                "is_active": v.is_active,
-                "trained_at": v.trained_at,
-                "n_users": v.n_users,
-                "n_items": v.n_items,
-                "figures": [getattr(modeladmin, m)(v) for m in metrics],
-            }
-            for v in versions
-        ],
-        "metric_labels": [getattr(modeladmin, m).short_description for m in metrics],
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(
-        request, "admin/recommendations/recommendermodel/activate_confirmation.html", context
     )
 
 
@@ -285,6 +253,15 @@ def make_default(modeladmin, request, queryset):
     if len(profiles) != 1:
         modeladmin.message_user(request, gettext("Select exactly one profile."), messages.WARNING)
         return
+    if profiles[0].is_default:
+        modeladmin.message_user(
+            request,
+            gettext("“%(name)s” is already the default profile.") % {"name": profiles[0].name},
+            messages.INFO,
+        )
+        return
+    if not confirmed(request):
+        return confirm_make_default(modeladmin, request, profiles[0])
     profiles_service.make_default(profiles[0])
     modeladmin.message_user(
         request, gettext("“%(name)s” is now the default profile.") % {"name": profiles[0].name}

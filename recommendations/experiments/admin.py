@@ -44,9 +44,33 @@ class ArmForm(forms.ModelForm):
             widget.attrs["aria-label"] = name
 
 
+class ArmFormSet(forms.BaseInlineFormSet):
+    """Refuses two arms at one position: the arm with the lowest is the control, and which
+    of two arms at one position that would be is not for the order of saving to decide."""
+
+    def clean(self):
+        super().clean()
+        taken = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or data.get("position") is None:
+                continue
+            if data["position"] in taken:
+                raise forms.ValidationError(
+                    gettext(
+                        "Two arms have position %(position)s: give each arm its own (the "
+                        "arm with the lowest position is the control)."
+                    )
+                    % {"position": data["position"]},
+                    code="duplicate_position",
+                )
+            taken.add(data["position"])
+
+
 class ExperimentArmInline(admin.TabularInline):
     model = ExperimentArm
     form = ArmForm
+    formset = ArmFormSet
     fields = ["position", "name", "profile", "share"]
     extra = 2
     min_num = 0
@@ -93,6 +117,18 @@ class ExperimentAdmin(admin.ModelAdmin):
         if obj is not None and obj.status == Experiment.Status.RUNNING:
             return False
         return super().has_delete_permission(request, obj)
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        """The empty arm rows come numbered after the arms there are (0 and 1 in a new
+        experiment), so that leaving the positions as they are never puts two arms at
+        one."""
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ExperimentArmInline) and request.method == "GET":
+            arms = obj.arms.all() if obj is not None and obj.pk else []
+            after = max((arm.position + 1 for arm in arms), default=0)
+            extra = inline.get_extra(request, obj)
+            kwargs["initial"] = [{"position": after + i} for i in range(extra)]
+        return kwargs
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

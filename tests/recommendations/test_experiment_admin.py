@@ -157,3 +157,43 @@ def test_every_input_of_an_arm_row_names_itself(admin_client, draft):
     for number, field in [(1, "Name"), (1, "Profile"), (2, "Traffic share"), (2, "Position")]:
         assert f'aria-label="Arm {number}: {field}"' in page
     assert 'aria-label="Arm 2: Profile"' in page.split('name="arms-1-profile"')[1].split(">")[0]
+
+
+def test_two_arms_at_one_position_are_refused_and_new_rows_come_numbered(admin_client, draft):
+    add = reverse("admin:recommendations_experiment_add")
+    page = admin_client.get(add).content.decode()
+    assert 'name="arms-0-position" value="0"' in page
+    assert 'name="arms-1-position" value="1"' in page
+    # An existing experiment's empty rows come after its arms.
+    last = max(arm.position for arm in draft.arms.all())
+    page = admin_client.get(url("change", draft)).content.decode()
+    extra = len(draft.arms.all())
+    assert f'name="arms-{extra}-position" value="{last + 1}"' in page
+
+    form = {
+        "name": "same-place",
+        "description": "",
+        "min_impressions": "2000",
+        "alpha": "0.05",
+        "arms-TOTAL_FORMS": "2",
+        "arms-INITIAL_FORMS": "0",
+        "arms-MIN_NUM_FORMS": "0",
+        "arms-MAX_NUM_FORMS": "1000",
+        "arms-0-position": "0",
+        "arms-0-name": "control",
+        "arms-0-profile": str(BlendProfile.objects.get(name="popular").pk),
+        "arms-0-share": "1",
+        "arms-1-position": "0",
+        "arms-1-name": "fresh",
+        "arms-1-profile": str(BlendProfile.objects.get(name="fresh").pk),
+        "arms-1-share": "1",
+    }
+    page = admin_client.post(add, form).content.decode()
+    assert "Two arms have position 0: give each arm its own" in page
+    assert not Experiment.objects.filter(name="same-place").exists()
+    form["arms-1-position"] = "1"
+    assert admin_client.post(add, form).status_code == 302
+    assert [a.name for a in Experiment.objects.get(name="same-place").arms.all()] == [
+        "control",
+        "fresh",
+    ]

@@ -154,7 +154,7 @@ def test_admin_action_rolls_back_to_an_older_version(
     # The action asks first, showing both versions; nothing switches until confirmed.
     asked = admin_client.post(url, {"action": "activate_version", "_selected_action": [first.pk]})
     assert asked.status_code == 200 and b"Activate version 1?" in asked.content
-    assert b'data-version="2"' in asked.content and b'data-version="1"' in asked.content
+    assert b'data-row="2"' in asked.content and b'data-row="1"' in asked.content
     assert b"Version 1 will replace version 2" in asked.content
     first.refresh_from_db()
     assert not first.is_active
@@ -362,11 +362,20 @@ def test_the_make_default_action_is_served_from_the_next_request(admin_client):
     fresh = BlendProfile.objects.create(name="fresh", visual_weight=0.0, recency_weight=1.0)
     before = resolve_settings(None)
     changelist = reverse("admin:recommendations_blendprofile_changelist")
-    admin_client.post(changelist, {"action": "make_default", "_selected_action": [fresh.pk]})
+    action = {"action": "make_default", "_selected_action": [fresh.pk]}
+    # The action asks first, with both profiles' weights; nothing changes until confirmed.
+    asked = admin_client.post(changelist, action).content.decode()
+    assert "Make “fresh” the default profile?" in asked
+    assert "“fresh” will replace “default” as the default profile" in asked
+    assert 'data-row="default"' in asked and 'data-row="fresh"' in asked
+    assert resolve_settings(None) == before
+    admin_client.post(changelist, {**action, "post": "yes"})
     after = resolve_settings(None)
     assert after != before and after.weights["recency"] == 1.0
     fresh.refresh_from_db()
     assert fresh.is_default and fresh.updated_at > fresh.created_at
+    again = admin_client.post(changelist, action, follow=True).content.decode()
+    assert "“fresh” is already the default profile." in again
 
 
 @pytest.mark.django_db
