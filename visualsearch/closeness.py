@@ -20,6 +20,7 @@ from .distortions import KINDS, display_copy, shopper_photo
 from .encoders import get_encoder
 from .indexing.images import open_catalogue_image, read_image_bytes
 from .models import ProductEmbedding
+from .search.photo import shows_nothing
 from .textures import hand_or_bag, muted_colour, texture
 
 __all__ = [
@@ -105,11 +106,17 @@ def shopper_photos(n, rng) -> dict:
 
 def best_matches(images, targets=None, batch=16):
     """``(best fused score of each photo, whether its target is in its top 10)`` through
-    photo search as the shop runs it; the second is ``None`` without ``targets``."""
+    photo search as the shop runs it; the second is ``None`` without ``targets``.
+
+    A photo the shop never calls a close match whatever it scores, one that shows nothing
+    (:func:`~visualsearch.search.photo.shows_nothing`), and one without any result, score
+    ``-inf``: below every threshold, as the shop tells them."""
     scores, tops = [], []
     for start in range(0, len(images), batch):
-        for answer in search.search_photos(images[start : start + batch], k=10):
-            scores.append(answer.hits[0].score if answer.hits else float("-inf"))
+        chunk = images[start : start + batch]
+        for image, answer in zip(chunk, search.search_photos(chunk, k=10), strict=True):
+            told = not answer.hits or shows_nothing(image)
+            scores.append(float("-inf") if told else answer.hits[0].score)
             tops.append({h.product_id for h in answer.hits})
     found = None
     if targets is not None:
@@ -132,13 +139,15 @@ def score_empty_photos(n, rng):
 
 
 def summary(scores):
-    """n, min, 5th percentile, median, 95th percentile and max of ``scores``, rounded."""
-    if not len(scores):
-        return {"n": 0}
+    """n, how many are told whatever their score (``-inf``, :func:`best_matches`), and min,
+    5th percentile, median, 95th percentile and max of the others, rounded."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scored = scores[np.isfinite(scores)]
+    out = {"n": len(scores), "always_told": len(scores) - len(scored)}
+    if not len(scored):
+        return out
     pick = {"min": 0, "p05": 5, "median": 50, "p95": 95, "max": 100}
-    return {"n": len(scores)} | {
-        name: round(float(np.percentile(scores, q)), 3) for name, q in pick.items()
-    }
+    return out | {name: round(float(np.percentile(scored, q)), 3) for name, q in pick.items()}
 
 
 def shares_below(thresholds, groups, product_scores, product_found) -> dict:

@@ -392,6 +392,9 @@ def test_the_threshold_is_measured_on_the_shops_own_catalogue(reranked):
     }
     shares = [row["product_photos"] for row in report["share_below"].values()]
     assert shares == sorted(shares) and 0 <= shares[0] <= shares[-1] <= 1
+    # Plain-colour photos show nothing, which the shop tells whatever they score.
+    assert report["photos_of_no_product"]["plain"] == {"n": 3, "always_told": 3}
+    assert all(row["photos_of_no_product"] >= 0.2 for row in report["share_below"].values())
     if report["suggested"] is not None:
         assert report["share_below"][str(report["suggested"])]["product_photos"] <= 0.02
     text = io.StringIO()
