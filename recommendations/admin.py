@@ -234,10 +234,22 @@ class RecommenderModelAdmin(ReadOnlyChangeFormMixin, JobProgressMixin, admin.Mod
         return super().changelist_view(request, extra_context)
 
     def start_job(self, request):
-        return training.start_training(user=request.user)
+        # The form's "serve" box: left out (unticked, or a form without it), the new
+        # version is stored without replacing the served one.
+        return training.start_training(user=request.user, activate=request.POST.get("serve") == "1")
 
     def job_started_message(self, request, job):
-        return gettext("Training started (job #%(id)s); its progress shows below.") % {"id": job.pk}
+        if job.params.get("activate"):
+            message = gettext(
+                "Training started (job #%(id)s); its progress shows below. The new version "
+                "will serve every shopper when it is trained."
+            )
+        else:
+            message = gettext(
+                "Training started (job #%(id)s); its progress shows below. The active version "
+                "keeps serving; activate the new one from the list when you choose."
+            )
+        return message % {"id": job.pk}
 
     def job_running_message(self, exc):
         return gettext("Training is already under way (job #%(id)s).") % {"id": exc.job.pk}

@@ -204,7 +204,7 @@ class BlendProfile(models.Model):
         _("name"),
         max_length=50,
         unique=True,
-        help_text=_("Lowercase letters, digits and hyphens, e.g. summer-visual."),
+        help_text=_("Lowercase letters, digits, hyphens and underscores, e.g. summer-visual."),
     )
     is_default = models.BooleanField(_("is default"), default=False)
     visual_weight = models.FloatField(

@@ -14,5 +14,5 @@ __all__ = ["name_error"]
 def name_error(name):
     """Why ``name`` cannot be a profile, experiment or arm name, or ``None``."""
     if name and name != name.lower():
-        return gettext("Use lowercase letters, digits and hyphens.")
+        return gettext("Use lowercase letters, digits, hyphens and underscores.")
     return None

@@ -37,7 +37,7 @@ class Experiment(models.Model):
         _("name"),
         max_length=50,
         unique=True,
-        help_text=_("Lowercase letters, digits and hyphens, e.g. visual-vs-default."),
+        help_text=_("Lowercase letters, digits, hyphens and underscores, e.g. visual-vs-default."),
     )
     description = models.TextField(_("description"), blank=True)
     status = models.CharField(
@@ -112,7 +112,7 @@ class ExperimentArm(models.Model):
         Experiment, on_delete=models.CASCADE, related_name="arms", verbose_name=_("experiment")
     )
     name = models.SlugField(
-        _("name"), max_length=50, help_text=_("Lowercase letters, digits and hyphens.")
+        _("name"), max_length=50, help_text=_("Lowercase letters, digits, hyphens and underscores.")
     )
     profile = models.ForeignKey(
         "recommendations.BlendProfile",

@@ -234,7 +234,7 @@ def publish_profile(
     Parameters
     ----------
     name : str
-        A slug (letters, digits, hyphens, underscores); an existing profile of that name
+        A slug (lowercase letters, digits, hyphens, underscores); an existing profile of that name
         is updated.
     weights : dict
         ``{component: weight}`` over ``visual``, ``collaborative``, ``affinity``,

@@ -144,7 +144,7 @@ def test_the_experiment_forms_say_what_is_wrong_in_words(admin_client, draft):
         "arms-1-share": "1",
     }
     page = admin_client.post(add, form).content.decode()
-    assert "Use lowercase letters, digits and hyphens." in page
+    assert "Use lowercase letters, digits, hyphens and underscores." in page
     assert "The significance level must be above 0 and below 0.5" in page
     assert "A share must be at least 1" in page
     assert "Constraint" not in page and "recommendations_" not in page

@@ -208,14 +208,26 @@ def test_admin_train_now_starts_the_job_and_reports_progress(
 ):
     two_groups(product_factory, category_factory)
     settings.RECOMMENDATIONS_ALS_PARAMETERS = SMALL_ALS
-    response = admin_client.post(
-        reverse("admin:recommendations_recommendermodel_train"), follow=True
-    )
+    changelist = admin_client.get(reverse("admin:recommendations_recommendermodel_changelist"))
+    assert b'name="serve" value="1" checked' in changelist.content
+    train_url = reverse("admin:recommendations_recommendermodel_train")
+    status_url = reverse("admin:recommendations_recommendermodel_train_status")
+
+    response = admin_client.post(train_url, {"serve": "1"}, follow=True)
     assert b"Training started" in response.content
-    status = admin_client.get(reverse("admin:recommendations_recommendermodel_train_status"))
-    data = status.json()
+    assert b"will serve every shopper when it is trained" in response.content
+    data = admin_client.get(status_url).json()
     assert data["job"]["status"] == "succeeded" and data["job"]["percent"] == 100
     assert data["active_version"] == 1
+
+    # With the box unticked the new version is stored, and the active one keeps serving.
+    response = admin_client.post(train_url, follow=True)
+    assert b"The active version keeps serving" in response.content
+    data = admin_client.get(status_url).json()
+    assert data["job"]["status"] == "succeeded" and data["active_version"] == 1
+    assert "(not activated)" in data["job"]["message"]
+    versions = RecommenderModel.objects.order_by("version")
+    assert list(versions.values_list("is_active", flat=True)) == [True, False]
 
 
 def profile_form(name, **weights):
@@ -294,12 +306,16 @@ def test_profile_names_and_weights_are_refused_in_words(admin_client):
     page = admin_client.post(
         url, {**form, "visual_weight": 1, "popularity_weight": 0, "name": "DEFAULT"}
     ).content.decode()
-    assert "Use lowercase letters, digits and hyphens." in page
+    assert "Use lowercase letters, digits, hyphens and underscores." in page
     page = admin_client.post(
         url, {**form, "visual_weight": 1, "popularity_weight": 0, "cold_item_visual_weight": "5000"}
     ).content.decode()
     assert "Ensure this value is less than or equal to 1000" in page
     assert not BlendProfile.objects.filter(name__in=["huge", "DEFAULT"]).exists()
+    # Underscores are allowed, as the help text says (a slug; notebooks publish such names).
+    form = {**form, "visual_weight": 1, "popularity_weight": 0, "name": "summer_visual-2"}
+    assert admin_client.post(url, form).status_code == 302
+    assert BlendProfile.objects.filter(name="summer_visual-2").exists()
 
 
 @pytest.mark.django_db
