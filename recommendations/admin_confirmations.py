@@ -11,6 +11,8 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 
+from .blending.core import COMPONENTS
+from .forms import SEGMENT_NAMES
 from .models import BlendProfile, RecommenderModel
 
 __all__ = ["confirm_activation", "confirm_make_default", "confirmed"]
@@ -98,19 +100,20 @@ def confirm_make_default(modeladmin, request, profile):
             "no profile, and the API's profile=default, switch to it within seconds, in every "
             "serving process. A running experiment keeps its arms' profiles."
         ) % {"new": profile.name, "old": current.name}
+    rules = ["in_stock_only", "exclude_purchased", "exclude_current"]
     rows = []
     for row in (p for p in (current, profile) if p is not None):
         state = gettext("(default now)") if row.is_default else gettext("(to make the default)")
-        rows.append(
-            {
-                "key": row.name,
-                "label": f"{row.name} {state}",
-                "cells": [
-                    row.get_diversity_display() if name == "diversity" else getattr(row, name)
-                    for name in fields
-                ],
-            }
-        )
+        cells = [
+            row.get_diversity_display() if name == "diversity" else getattr(row, name)
+            for name in fields
+        ]
+        cells += [_segment_text(row, segment) for segment in SEGMENT_NAMES]
+        cells += [gettext("Yes") if getattr(row, name) else gettext("No") for name in rules]
+        rows.append({"key": row.name, "label": f"{row.name} {state}", "cells": cells})
+    segment_columns = [
+        gettext("Weights for %(segment)s") % {"segment": name} for name in SEGMENT_NAMES.values()
+    ]
     return _page(
         modeladmin,
         request,
@@ -119,11 +122,26 @@ def confirm_make_default(modeladmin, request, profile):
         title=gettext("Make “%(name)s” the default profile?") % {"name": profile.name},
         crumb=gettext("Change the default profile"),
         message=message,
-        caption=gettext("The profiles, with their weights"),
+        caption=gettext("The profiles, with their weights, diversity and rules"),
         columns=[
             gettext("Profile"),
             *(str(BlendProfile._meta.get_field(name).verbose_name).capitalize() for name in fields),
+            *segment_columns,
+            *(str(BlendProfile._meta.get_field(name).verbose_name).capitalize() for name in rules),
         ],
         rows=rows,
         yes=gettext("Yes, make “%(name)s” the default") % {"name": profile.name},
+    )
+
+
+def _segment_text(profile, segment):
+    """``profile``'s weights for ``segment`` in words ("visual weight 0.8, ..."), or that it
+    keeps its own weights there."""
+    weights = (profile.segments or {}).get(segment) or {}
+    if not weights:
+        return gettext("the weights above")
+    return ", ".join(
+        f"{BlendProfile._meta.get_field(f'{component}_weight').verbose_name} {weights[component]:g}"
+        for component in COMPONENTS
+        if component in weights
     )

@@ -8,6 +8,10 @@ first shopper to upload a photo after a deployment would wait. A web process cal
 pages are served meanwhile, and a photo search that arrives before the warm-up has finished
 waits for the same load (the encoder's lock) instead of starting a second one.
 
+Call it in the process that serves, after any fork: a server that imports the application
+before forking its workers (gunicorn's ``--preload``) calls it from a ``post_fork`` hook, as a
+worker forked while the thread held the encoder's lock would wait on it for ever.
+
 Only web processes need it: workers that reindex load the network for their first batch
 anyway, and a process that never searches by photo keeps its memory.
 """

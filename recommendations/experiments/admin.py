@@ -121,9 +121,10 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_formset_kwargs(self, request, obj, inline, prefix):
         """The empty arm rows come numbered after the arms there are (0 and 1 in a new
         experiment), so that leaving the positions as they are never puts two arms at
-        one."""
+        one. The same numbers are given when the form comes back, so that a row left as
+        it was shown counts as unchanged (and is skipped), not as an arm without a name."""
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, ExperimentArmInline) and request.method == "GET":
+        if isinstance(inline, ExperimentArmInline):
             arms = obj.arms.all() if obj is not None and obj.pk else []
             after = max((arm.position + 1 for arm in arms), default=0)
             extra = inline.get_extra(request, obj)

@@ -197,3 +197,47 @@ def test_two_arms_at_one_position_are_refused_and_new_rows_come_numbered(admin_c
         "control",
         "fresh",
     ]
+
+
+def test_an_empty_arm_row_left_as_shown_is_skipped(admin_client, draft):
+    """The numbered empty rows come back as they were shown: unchanged, not arms without a
+    name (a new experiment with one arm so far, and a draft saved as it is)."""
+    popular = str(BlendProfile.objects.get(name="popular").pk)
+    plan = {"description": "", "min_impressions": "2000", "alpha": "0.05"}
+    management = {"arms-MIN_NUM_FORMS": "0", "arms-MAX_NUM_FORMS": "1000"}
+    blank = {"name": "", "profile": "", "share": "1"}
+    add = reverse("admin:recommendations_experiment_add")
+    form = {
+        "name": "one-so-far",
+        **plan,
+        **management,
+        "arms-TOTAL_FORMS": "2",
+        "arms-INITIAL_FORMS": "0",
+        "arms-0-position": "0",
+        "arms-0-name": "control",
+        "arms-0-profile": popular,
+        "arms-0-share": "1",
+        "arms-1-position": "1",
+        **{f"arms-1-{k}": v for k, v in blank.items()},
+    }
+    assert admin_client.post(add, form).status_code == 302
+    assert [a.name for a in Experiment.objects.get(name="one-so-far").arms.all()] == ["control"]
+
+    arms = list(draft.arms.all())
+    form = {
+        "name": draft.name,
+        **plan,
+        **management,
+        "arms-TOTAL_FORMS": str(len(arms) + 2),
+        "arms-INITIAL_FORMS": str(len(arms)),
+    }
+    for i, arm in enumerate(arms):
+        fields = {"id": arm.pk, "experiment": draft.pk, "position": arm.position}
+        fields |= {"name": arm.name, "profile": arm.profile_id, "share": arm.share}
+        form |= {f"arms-{i}-{k}": str(v) for k, v in fields.items()}
+    after = max(arm.position for arm in arms) + 1
+    for j in range(2):
+        form |= {f"arms-{len(arms) + j}-position": str(after + j)}
+        form |= {f"arms-{len(arms) + j}-{k}": v for k, v in blank.items()}
+    assert admin_client.post(url("change", draft), form).status_code == 302
+    assert [a.name for a in draft.arms.all()] == [a.name for a in arms]

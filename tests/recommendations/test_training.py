@@ -375,7 +375,13 @@ def test_the_make_default_action_is_served_from_the_next_request(admin_client):
     """Every process keeps the default profile under a stamp; the admin's action moves it."""
     from recommendations.blending.blend import resolve_settings
 
-    fresh = BlendProfile.objects.create(name="fresh", visual_weight=0.0, recency_weight=1.0)
+    fresh = BlendProfile.objects.create(
+        name="fresh",
+        visual_weight=0.0,
+        recency_weight=1.0,
+        segments={"cold_item": {"visual": 0.75}},
+        in_stock_only=False,
+    )
     before = resolve_settings(None)
     changelist = reverse("admin:recommendations_blendprofile_changelist")
     action = {"action": "make_default", "_selected_action": [fresh.pk]}
@@ -384,6 +390,11 @@ def test_the_make_default_action_is_served_from_the_next_request(admin_client):
     assert "Make “fresh” the default profile?" in asked
     assert "“fresh” will replace “default” as the default profile" in asked
     assert 'data-row="default"' in asked and 'data-row="fresh"' in asked
+    # Segment weights and rules show too: two profiles can differ only there.
+    fresh_row = asked[asked.index('data-row="fresh"') :].split("</tr>")[0]
+    assert "visual weight 0.75" in fresh_row and "the weights above" in fresh_row
+    assert "Weights for a new product" in asked and "In stock only" in asked
+    assert [cell for cell in re.findall(r"<td>(Yes|No)</td>", fresh_row)] == ["No", "Yes", "Yes"]
     assert resolve_settings(None) == before
     admin_client.post(changelist, {**action, "post": "yes"})
     after = resolve_settings(None)

@@ -16,6 +16,11 @@ def test_home_lists_categories_and_products(client, product):
     assert product.title in html
     assert product.category.name in html
     assert product.image.url in html
+    # Without scripts the header's photo box searches with its own button, and is not
+    # described by the hint that says it searches at once (the script adds both).
+    photo_input = re.search(r'<input id="photo-input"[^>]*>', html).group(0)
+    assert "aria-describedby" not in photo_input and "required" in photo_input
+    assert '<button type="submit" id="photo-submit">Search by photo</button>' in html
 
 
 @pytest.mark.django_db
