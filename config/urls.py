@@ -9,6 +9,9 @@ from health_check.views import HealthCheckView
 from lookalike.metrics import metrics_view
 from visualsearch.api.views import NotFoundView
 
+#: An unhandled error under /api/ answers JSON too (Django's page elsewhere).
+handler500 = "visualsearch.api.views.server_error"
+
 #: What /health/ checks (django-health-check): 200 when all pass, 500 otherwise, as JSON with
 #: ``Accept: application/json`` or ``?format=json``. The models' checks load them, so the
 #: first call after a start warms the process up.

@@ -297,9 +297,19 @@ class BlendProfileAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = [make_default]
-    readonly_fields = ["created_by", "created_at", "updated_at", "metrics_summary"]
+    readonly_fields = ["is_default", "created_by", "created_at", "updated_at", "metrics_summary"]
     fieldsets = [
-        (None, {"fields": ["name", "is_default", "notes"]}),
+        (
+            None,
+            {
+                "fields": ["name", "is_default", "notes"],
+                "description": _(
+                    "To serve another profile by default, select it in the list and use the "
+                    "action “Make the selected profile the default”, which shows both "
+                    "profiles first."
+                ),
+            },
+        ),
         (
             _("Weights"),
             {
@@ -359,12 +369,7 @@ class BlendProfileAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change and request.user.is_authenticated:
             obj.created_by = request.user
-        wants_default = obj.is_default
-        if wants_default:
-            obj.is_default = False  # saved first, then made the default in one transaction
         super().save_model(request, obj, form, change)
-        if wants_default:
-            profiles_service.make_default(obj)
 
 
 # Experiments have their own admin module; importing it registers it.

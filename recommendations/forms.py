@@ -39,7 +39,6 @@ class BlendProfileForm(forms.ModelForm):
         model = BlendProfile
         fields = [
             "name",
-            "is_default",
             "notes",
             *BlendProfile.WEIGHT_FIELDS,
             "diversity",
@@ -87,23 +86,15 @@ class BlendProfileForm(forms.ModelForm):
         return cleaned
 
     def _check_serving(self, cleaned):
-        """What a saved profile that serves shoppers may not do from this form: stop being
-        the default without another taking its place (every widget would fall back to the
-        built-in weights, and the profile could then be deleted), or change how it ranks
-        while it serves an arm of the running experiment (the arm would change in the
-        middle of the test, and its figures would mix two profiles)."""
+        """What a saved profile that serves an arm of the running experiment may not do
+        from this form: change how it ranks (the arm would change in the middle of the test,
+        and its figures would mix two profiles). Whether it is the default is not edited
+        here: the list's action makes another profile the default, after a page that shows
+        both."""
         stored = BlendProfile.objects.filter(pk=self.instance.pk).first()
         if stored is None:
             return
-        if stored.is_default and not cleaned.get("is_default"):
-            self.add_error(
-                "is_default",
-                gettext(
-                    "This is the default profile. To serve another one, make that profile "
-                    "the default (its own “is default” box, or the list's action)."
-                ),
-            )
-        ranking = set(self.changed_data) - {"name", "notes", "is_default"}
+        ranking = set(self.changed_data) - {"name", "notes"}
         if not ranking:
             return
         running = (
@@ -133,13 +124,6 @@ class BlendProfileForm(forms.ModelForm):
             by_field.setdefault(NON_FIELD_ERRORS, []).extend(by_field.pop("segments"))
             errors = ValidationError(by_field)
         super()._update_errors(errors)
-
-    def _get_validation_exclusions(self):
-        # Ticking "is default" moves the default here when saving (see save_model), so
-        # the one-default constraint must not reject the form first.
-        exclusions = super()._get_validation_exclusions()
-        exclusions.add("is_default")
-        return exclusions
 
 
 for _segment, _names in SEGMENT_FIELDS.items():

@@ -252,10 +252,13 @@ def test_default_blend_profile_exists_and_admin_validates_weights(admin_client):
     assert b"At least one weight must be above zero" in response.content
     response = admin_client.post(url, {**form, "visual_weight": -1, "recency_weight": 1})
     assert b"Weights cannot be negative" in response.content
-    # A valid profile ticked as default takes the default over in one step.
+    # The form does not switch the default (the list's action does, after asking first):
+    # a posted "is_default" is ignored.
+    page = admin_client.get(url).content.decode()
+    assert 'name="is_default"' not in page and "Make the selected profile the default" in page
     response = admin_client.post(url, {**form, "visual_weight": 1, "is_default": "on"})
     assert response.status_code == 302
-    assert BlendProfile.objects.get(is_default=True).name == "zero"
+    assert BlendProfile.objects.get(is_default=True).name == "default"
     assert np.isclose(BlendProfile.objects.get(name="zero").visual_weight, 1.0)
 
 
@@ -339,15 +342,16 @@ def test_the_default_profile_and_the_served_model_cannot_be_deleted(admin_client
 
 @pytest.mark.django_db
 def test_a_serving_profile_keeps_serving_as_it_is_until_replaced(admin_client):
-    """The default cannot be unticked (no default at all), and a profile in a running
-    experiment's arm cannot change how it ranks; its name and notes can."""
+    """The default stays the default when its form is saved (the form has no box for it:
+    no default at all would be left), and a profile in a running experiment's arm cannot
+    change how it ranks; its name and notes can."""
     from recommendations.experiments.services import create_experiment, start_experiment
 
     default = BlendProfile.objects.get(is_default=True)
     change = reverse("admin:recommendations_blendprofile_change", args=[default.pk])
-    unticked = {**profile_form("default", visual=1, affinity=1), "notes": "x"}
-    page = admin_client.post(change, unticked)
-    assert page.status_code == 200 and "This is the default profile" in page.content.decode()
+    assert 'name="is_default"' not in admin_client.get(change).content.decode()
+    saved = {**profile_form("default", visual=1, affinity=1), "notes": "x"}
+    assert admin_client.post(change, saved).status_code == 302
     assert BlendProfile.objects.filter(is_default=True).get().pk == default.pk
 
     arm = BlendProfile.objects.create(

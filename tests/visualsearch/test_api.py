@@ -131,6 +131,28 @@ def test_errors_under_the_api_are_json(client, catalogue):
     assert response.status_code == 405 and set(response.json()) == {"detail"}
 
 
+def test_an_unhandled_error_of_the_api_is_a_json_500(catalogue, monkeypatch, settings):
+    """With DEBUG off, as in production, an error nothing expected still answers in JSON
+    under the API (and with Django's page elsewhere); the traceback is logged, not sent."""
+    from django.test import Client
+
+    from visualsearch.api import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    settings.DEBUG = False
+    monkeypatch.setattr(views.search, "hydrate", broken)
+    client = Client(raise_request_exception=False)
+    response = client.get(similar_url(catalogue[0].pk))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail"} and "secret" not in response.content.decode()
+    monkeypatch.setattr("shop.views.get_object_or_404", broken)
+    page = client.get(f"/p/{catalogue[0].pk}/")
+    assert page.status_code == 500 and "application/json" not in page["Content-Type"]
+
+
 def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, product_factory):
     hidden = product_factory(is_active=False)
     for key in (999999, 0, -1, "abc", 10**30, hidden.pk):

@@ -304,3 +304,18 @@ class NotFoundView(APIView):
         raise NotFound()
 
     post = put = patch = delete = options = get
+
+
+def server_error(request, *args, **kwargs):
+    """A ``handler500`` for the project's URLconf: a JSON 500 (``{"detail": ...}``, as every
+    other error of the API) for a request that an API view was serving, or under ``/api/``;
+    Django's own page elsewhere. Django calls ``handler500`` only with ``DEBUG`` off."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    view = getattr(getattr(request, "resolver_match", None), "func", None)
+    api_view = isinstance(getattr(view, "cls", None), type) and issubclass(view.cls, APIView)
+    if api_view or request.path.startswith("/api/"):
+        message = gettext("Something went wrong on our side; the error has been logged.")
+        return JsonResponse({"detail": message}, status=500)
+    return defaults.server_error(request, *args, **kwargs)
