@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
+from .admin_serving import ServingObjectAdminMixin
 from .admin_tables import label, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
@@ -157,7 +158,9 @@ def _figure(row, source, metric):
 
 
 @admin.register(RecommenderModel)
-class RecommenderModelAdmin(ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin):
+class RecommenderModelAdmin(
+    ServingObjectAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
+):
     change_list_template = "admin/recommendations/recommendermodel/change_list.html"
     list_display = [
         "version",
@@ -215,12 +218,14 @@ class RecommenderModelAdmin(ReadOnlyChangeFormMixin, JobProgressMixin, admin.Mod
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        # The served version cannot be deleted: activate another first (a bulk delete that
-        # includes it is refused on its confirmation page).
-        if obj is not None and obj.is_active:
-            return False
-        return super().has_delete_permission(request, obj)
+    # The served version cannot be deleted (ServingObjectAdminMixin says so).
+    serving_filter = {"is_active": True}
+
+    def serving_message(self, row):
+        return gettext(
+            "Version %(version)s serves every shopper and cannot be deleted: activate another "
+            "version first."
+        ) % {"version": row.version}
 
     # -- "Train now" (JobProgressMixin) ------------------------------------------------
     job_urls = {"start": ("train/", "train"), "status": ("train-status/", "train_status")}
@@ -281,7 +286,7 @@ def make_default(modeladmin, request, queryset):
 
 
 @admin.register(BlendProfile)
-class BlendProfileAdmin(admin.ModelAdmin):
+class BlendProfileAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
     form = BlendProfileForm
     list_display = [
         "name",
@@ -360,11 +365,14 @@ class BlendProfileAdmin(admin.ModelAdmin):
             [(label(key), plain(value)) for key, value in sorted(metrics.items())],
         )
 
-    def has_delete_permission(self, request, obj=None):
-        # The default profile serves every widget: make another the default first.
-        if obj is not None and obj.is_default:
-            return False
-        return super().has_delete_permission(request, obj)
+    # The default profile serves every widget (ServingObjectAdminMixin says so).
+    serving_filter = {"is_default": True}
+
+    def serving_message(self, profile):
+        return gettext(
+            "“%(name)s” is the default profile and cannot be deleted: make another profile "
+            "the default first."
+        ) % {"name": profile.name}
 
     def save_model(self, request, obj, form, change):
         if not change and request.user.is_authenticated:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from ..admin_serving import ServingObjectAdminMixin
 from ..models import Experiment, ExperimentArm
 from .report import VERDICTS, experiment_report, report_chart_svg
 from .services import ExperimentError, start_experiment, stop_experiment
@@ -45,17 +46,26 @@ class ArmForm(forms.ModelForm):
 
 
 class ArmFormSet(forms.BaseInlineFormSet):
-    """Refuses two arms at one position: the arm with the lowest is the control, and which
-    of two arms at one position that would be is not for the order of saving to decide."""
+    """Refuses two arms at one position (the arm with the lowest is the control, and which
+    of two arms at one position that would be is not for the order of saving to decide)
+    and two arms with one profile (they would be the same arm twice; starting refuses it
+    too, said here when the draft is saved). Each row's "Delete" box names its arm."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields and index is not None:
+            form.fields["DELETE"].widget.attrs["aria-label"] = gettext("Arm %(number)s: Delete") % {
+                "number": index + 1
+            }
 
     def clean(self):
         super().clean()
-        taken = set()
+        positions, profiles = set(), set()
         for form in self.forms:
             data = getattr(form, "cleaned_data", None) or {}
             if data.get("DELETE") or data.get("position") is None:
                 continue
-            if data["position"] in taken:
+            if data["position"] in positions:
                 raise forms.ValidationError(
                     gettext(
                         "Two arms have position %(position)s: give each arm its own (the "
@@ -64,7 +74,16 @@ class ArmFormSet(forms.BaseInlineFormSet):
                     % {"position": data["position"]},
                     code="duplicate_position",
                 )
-            taken.add(data["position"])
+            positions.add(data["position"])
+            profile = data.get("profile")
+            if profile is not None and profile.pk in profiles:
+                raise forms.ValidationError(
+                    gettext("Two arms serve the profile “%(profile)s”: each arm needs its own.")
+                    % {"profile": profile.name},
+                    code="duplicate_profile",
+                )
+            if profile is not None:
+                profiles.add(profile.pk)
 
 
 class ExperimentArmInline(admin.TabularInline):
@@ -100,7 +119,7 @@ def _results_context(experiment):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
     list_display = ["name", "status", "started_at", "stopped_at", "winner"]
     list_filter = ["status"]
     inlines = [ExperimentArmInline]
@@ -111,12 +130,14 @@ class ExperimentAdmin(admin.ModelAdmin):
         (_("Results"), {"fields": ["winner", "results"]}),
     ]
 
-    def has_delete_permission(self, request, obj=None):
-        # A running experiment is stopped first (its stop says what is served next);
-        # deleting it would take its impressions with it while shoppers are in its arms.
-        if obj is not None and obj.status == Experiment.Status.RUNNING:
-            return False
-        return super().has_delete_permission(request, obj)
+    # A running experiment is stopped first (its stop says what is served next); deleting
+    # it would take its impressions with it while shoppers are in its arms.
+    serving_filter = {"status": Experiment.Status.RUNNING}
+
+    def serving_message(self, experiment):
+        return gettext("“%(name)s” is running and cannot be deleted: stop it first.") % {
+            "name": experiment.name
+        }
 
     def get_formset_kwargs(self, request, obj, inline, prefix):
         """The empty arm rows come numbered after the arms there are (0 and 1 in a new

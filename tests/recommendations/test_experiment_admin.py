@@ -2,6 +2,7 @@
 included: every bad request gets a message or a 4xx, never a 500."""
 
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -39,7 +40,8 @@ def test_change_page_shows_figures_and_start_stop(admin_client, draft):
     assert "is running" in response.content.decode()
     page = admin_client.get(url("change", draft)).content.decode()
     assert 'id="experiment-stop"' in page and 'id="experiment-start"' not in page
-    assert admin_client.get(url("delete", draft)).status_code == 403  # stopped first
+    refused = admin_client.get(url("delete", draft), follow=True).content.decode()
+    assert f"“{draft.name}” is running and cannot be deleted: stop it first." in refused
     fresh = draft.arms.get(name="fresh")
     response = admin_client.post(url("stop", draft), {"winner": str(fresh.pk)}, follow=True)
     assert "“fresh” is now the default profile" in response.content.decode()
@@ -169,6 +171,8 @@ def test_two_arms_at_one_position_are_refused_and_new_rows_come_numbered(admin_c
     page = admin_client.get(url("change", draft)).content.decode()
     extra = len(draft.arms.all())
     assert f'name="arms-{extra}-position" value="{last + 1}"' in page
+    delete_box = re.search(r'<input type="checkbox" name="arms-0-DELETE"[^>]*>', page).group(0)
+    assert 'aria-label="Arm 1: Delete"' in delete_box
 
     form = {
         "name": "same-place",
@@ -192,6 +196,11 @@ def test_two_arms_at_one_position_are_refused_and_new_rows_come_numbered(admin_c
     assert "Two arms have position 0: give each arm its own" in page
     assert not Experiment.objects.filter(name="same-place").exists()
     form["arms-1-position"] = "1"
+    # Two arms with one profile are refused when the draft is saved, not only at start.
+    same = {**form, "arms-1-profile": form["arms-0-profile"]}
+    page = admin_client.post(add, same).content.decode()
+    assert "Two arms serve the profile “popular”: each arm needs its own." in page
+    assert not Experiment.objects.filter(name="same-place").exists()
     assert admin_client.post(add, form).status_code == 302
     assert [a.name for a in Experiment.objects.get(name="same-place").arms.all()] == [
         "control",
@@ -241,3 +250,25 @@ def test_an_empty_arm_row_left_as_shown_is_skipped(admin_client, draft):
         form |= {f"arms-{len(arms) + j}-{k}": v for k, v in blank.items()}
     assert admin_client.post(url("change", draft), form).status_code == 302
     assert [a.name for a in draft.arms.all()] == [a.name for a in arms]
+
+
+def test_no_p_value_is_shown_against_a_control_without_strips():
+    """A p-value of 1 against an empty control would read as "no difference found"."""
+    from django.template.loader import render_to_string
+
+    def arm(name, strips, verdict):
+        rate = {"value": 0.5, "low": 0.1, "high": 0.9}
+        row = {"arm": name, "profile": name, "share": 1, "strips": strips, "clicked": 2}
+        row |= {"carted": 0, "purchased": 0, "ctr": rate, "conversion": rate}
+        row |= {"verdict_label": verdict}
+        return row
+
+    control, other = arm("a", 0, "control"), arm("b", 4, "")
+    other["vs_control"] = {"ctr": {"p_value": 1.0}}
+    report = {"arms": [control, other], "planned": 10, "alpha": 0.05, "split": {}}
+    html = render_to_string("admin/recommendations/experiment/results.html", {"report": report})
+    row_b = html[html.index('data-arm="b"') :].split("</tr>")[0]
+    assert "1.0000" not in row_b and row_b.count("—") == 1
+    control["strips"] = 3
+    html = render_to_string("admin/recommendations/experiment/results.html", {"report": report})
+    assert "1.0000" in html[html.index('data-arm="b"') :].split("</tr>")[0]

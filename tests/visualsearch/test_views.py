@@ -131,7 +131,12 @@ def test_invalid_filters_are_a_400_with_a_message(client, catalogue):
     assert "minimum price is above the maximum price" in response.content.decode()
     response = client.get(similar_url(catalogue[0], min_price="cheap"))
     assert response.status_code == 400
-    assert "Enter a number" in response.content.decode()
+    html = response.content.decode()
+    assert "Enter a number" in html
+    # The field points at its message, and the message is there under that id.
+    field = re.search(r'<input[^>]*name="min_price"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="id_min_price_error"' in field
+    assert re.search(r'id="id_min_price_error"[^>]*>.*Enter a number', html)
 
 
 def test_product_not_indexed_yet_is_a_friendly_message(client, pixel_encoder, product_factory):
@@ -232,6 +237,8 @@ def test_bad_uploads_are_a_400_with_a_message(client, pixel_encoder, case):
     assert response.status_code == 400
     html = response.content.decode()
     assert "vs-upload-error" in html
+    photo_input = re.search(r'<input type="file" name="image"[^>]*>', html).group(0)
+    assert 'aria-describedby="vs-upload-errors"' in photo_input and 'id="vs-upload-errors"' in html
     # Both the field message and the Django escaping of "×" must keep the fragment readable.
     assert fragment in html.replace("&#x27;", "'")
 
