@@ -2,7 +2,8 @@
 
 The model list has a "Train now" button that queues the training job and a panel whose
 progress bar a small script refreshes from a JSON endpoint (``train-status/``); the
-"Activate selected version (roll back)" action switches the served model.
+"Activate the selected version" action switches the served model (back to an older one, or
+on to one trained without being served).
 """
 
 from django.contrib import admin, messages
@@ -102,7 +103,7 @@ class EventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
-@admin.action(permissions=["change"], description=_("Activate selected version (roll back)"))
+@admin.action(permissions=["change"], description=_("Activate the selected version"))
 def activate_version(modeladmin, request, queryset):
     rows = list(queryset[:2])
     if len(rows) != 1:
@@ -142,8 +143,13 @@ def _state(job):
     if job is None:
         return None
     # The page's script shows steps_label as is: the plural form is the server's to pick.
-    steps = ngettext("%(done)s / %(total)s step.", "%(done)s / %(total)s steps.", job.total)
-    return {**job.state(), "steps_label": steps % {"done": job.done, "total": job.total}}
+    # A job that has not counted its steps yet (queued, or reading the events) has none.
+    if job.total:
+        steps = ngettext("%(done)s / %(total)s step.", "%(done)s / %(total)s steps.", job.total)
+        label = steps % {"done": job.done, "total": job.total}
+    else:
+        label = gettext("Waiting to start.") if job.is_active else ""
+    return {**job.state(), "steps_label": label}
 
 
 EVALUATED = {"model": _("Model"), "popularity": _("Popularity")}

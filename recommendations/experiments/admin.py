@@ -43,6 +43,11 @@ class ArmForm(forms.ModelForm):
             # select inside is the one rendered with these attributes.
             widget = getattr(field.widget, "widget", field.widget)
             widget.attrs["aria-label"] = name
+            # A table shows help in its column's header (an icon with the text as its alt,
+            # taken from the template row), not beside each input: a row's inputs must not
+            # point at help elements that are not there.
+            if row.isdigit():
+                field.help_text = ""
 
 
 class ArmFormSet(forms.BaseInlineFormSet):

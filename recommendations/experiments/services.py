@@ -102,7 +102,9 @@ def _locked_in(experiment, status, message):
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status != status:
         raise ExperimentError(
-            message % {"name": experiment.name, "status": experiment.get_status_display()}
+            # Mid-sentence: "... “trial” is running."
+            message
+            % {"name": experiment.name, "status": str(experiment.get_status_display()).lower()}
         )
     return experiment
 

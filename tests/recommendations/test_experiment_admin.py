@@ -69,7 +69,9 @@ def test_wrong_methods_states_and_ids_get_4xx_or_a_message(admin_client, draft):
     bad = admin_client.get("/admin/recommendations/experiment/abc/start/", follow=True)
     assert bad.status_code == 200 and "doesn’t exist" in bad.content.decode()
     response = admin_client.post(url("stop", draft), follow=True)  # still a draft
-    assert "Only a running experiment can stop" in response.content.decode()
+    assert (
+        f"Only a running experiment can stop; “{draft.name}” is draft." in response.content.decode()
+    )
     # Not staff: the admin's login page, and nothing started.
     assert Client().post(url("start", draft)).status_code == 302
     assert Experiment.objects.get(pk=draft.pk).status == "draft"
@@ -173,6 +175,11 @@ def test_two_arms_at_one_position_are_refused_and_new_rows_come_numbered(admin_c
     assert f'name="arms-{extra}-position" value="{last + 1}"' in page
     delete_box = re.search(r'<input type="checkbox" name="arms-0-DELETE"[^>]*>', page).group(0)
     assert 'aria-label="Arm 1: Delete"' in delete_box
+    # Every id a row's input points at is on the page (the help is in the columns' headers).
+    for ids in re.findall(r'name="arms-\d+-[^"]*"[^>]*aria-describedby="([^"]+)"', page):
+        assert all(f'id="{i}"' in page for i in ids.split()), ids
+    assert 'aria-describedby="id_arms-0-name_helptext"' not in page
+    assert "Lowercase letters, digits, hyphens and underscores." in page
 
     form = {
         "name": "same-place",

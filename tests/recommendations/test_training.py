@@ -228,6 +228,19 @@ def test_admin_train_now_starts_the_job_and_reports_progress(
     assert "(not activated)" in data["job"]["message"]
     versions = RecommenderModel.objects.order_by("version")
     assert list(versions.values_list("is_active", flat=True)) == [True, False]
+    # A finished job's panel gives its steps, and no longer says that training runs.
+    panel = admin_client.get(reverse("admin:recommendations_recommendermodel_changelist"))
+    panel = panel.content.decode()
+    assert re.search(r'data-field="steps_label">(\d+) / \1 steps\.<', panel)
+    assert "Training runs in the background" not in panel
+
+    # A queued job has no steps to count yet, and the panel says it is waiting.
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    admin_client.post(train_url, {"serve": "1"})
+    panel = admin_client.get(reverse("admin:recommendations_recommendermodel_changelist"))
+    panel = panel.content.decode()
+    assert 'data-field="steps_label">Waiting to start.<' in panel and "0 / 0 step" not in panel
+    assert "Training runs in the background" in panel
 
 
 def profile_form(name, **weights):
