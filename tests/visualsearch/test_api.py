@@ -234,6 +234,17 @@ def test_image_search_refuses_bad_parameters(client, pixel_encoder, data, field,
     assert fragment in response.json()[field][0]
 
 
+def test_image_search_refuses_parameters_in_the_url(client, catalogue):
+    """They would be ignored (the body's fields count): a 400 that says where they go."""
+    photo = {"image": SimpleUploadedFile("p.png", corpus.png())}
+    response = client.post(f"{IMAGE_URL}?k=2&k=3&in_stock=1", photo)
+    assert response.status_code == 400
+    assert set(response.json()) == {"k", "in_stock"}
+    assert "field of the multipart body, not in the URL" in response.json()["k"][0]
+    photo = {"image": SimpleUploadedFile("p.png", corpus.png()), "k": 2}
+    assert len(client.post(IMAGE_URL, photo).json()["results"]) == 2
+
+
 def test_image_search_takes_multipart_only(client, pixel_encoder):
     # A photo cannot travel in a urlencoded form.
     response = client.post(IMAGE_URL, "k=3", content_type="application/x-www-form-urlencoded")

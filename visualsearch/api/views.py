@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -254,6 +254,15 @@ class ImageSearchView(APIView):
         },
     )
     def post(self, request):
+        # Parameters come as the body's fields: ones in the address would be silently
+        # ignored, and a client that sent k=2 there would not know why it got twelve.
+        if request.query_params:
+            raise ValidationError(
+                {
+                    name: [gettext("Send it as a field of the multipart body, not in the URL.")]
+                    for name in sorted(request.query_params)
+                }
+            )
         # Decoding and embedding hold one of the process's few slots: memory stays bounded
         # however many requests arrive at once.
         try:
