@@ -304,7 +304,7 @@ class BlendProfileAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
         "recency_weight",
         "covisitation_weight",
         "diversity",
-        "diversity_param",
+        "diversity_setting",
         "updated_at",
     ]
     actions = [make_default]
@@ -370,6 +370,13 @@ class BlendProfileAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
             [gettext("Figure"), gettext("Value")],
             [(label(key), plain(value)) for key, value in sorted(metrics.items())],
         )
+
+    @admin.display(
+        description=BlendProfile._meta.get_field("diversity_param").verbose_name,
+        ordering="diversity_param",
+    )
+    def diversity_setting(self, profile):
+        return profile.diversity_setting_display()
 
     # The default profile serves every widget (ServingObjectAdminMixin says so).
     serving_filter = {"is_default": True}

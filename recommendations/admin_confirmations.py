@@ -104,10 +104,11 @@ def confirm_make_default(modeladmin, request, profile):
     rows = []
     for row in (p for p in (current, profile) if p is not None):
         state = gettext("(default now)") if row.is_default else gettext("(to make the default)")
-        cells = [
-            row.get_diversity_display() if name == "diversity" else getattr(row, name)
-            for name in fields
-        ]
+        shown = {
+            "diversity": row.get_diversity_display,
+            "diversity_param": row.diversity_setting_display,
+        }
+        cells = [shown[name]() if name in shown else getattr(row, name) for name in fields]
         cells += [_segment_text(row, segment) for segment in SEGMENT_NAMES]
         cells += [gettext("Yes") if getattr(row, name) else gettext("No") for name in rules]
         rows.append({"key": row.name, "label": f"{row.name} {state}", "cells": cells})

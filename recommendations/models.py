@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -319,6 +319,14 @@ class BlendProfile(models.Model):
         if self.is_default and self.name != "default":
             return gettext("%(name)s (default)") % {"name": self.name}
         return self.name
+
+    def diversity_setting_display(self):
+        """The diversity setting as the admin shows it: a cap per category is a whole
+        number of products ("3", not "3.0"); a lambda is localised."""
+        value = self.diversity_param
+        if self.diversity == self.Diversity.CATEGORY_CAP and value == int(value):
+            return str(int(value))
+        return formats.localize(value)
 
     @property
     def weights(self):

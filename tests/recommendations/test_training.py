@@ -437,3 +437,17 @@ def test_a_segments_error_of_the_model_shows_at_the_top_of_the_form():
     form.cleaned_data = {}
     form._update_errors(ValidationError({"segments": ["The segments are wrong."]}))
     assert form.non_field_errors() == ["The segments are wrong."]
+
+
+@pytest.mark.django_db
+def test_a_cap_per_category_shows_as_a_whole_number(admin_client):
+    BlendProfile.objects.create(
+        name="capped", visual_weight=1, diversity="category_cap", diversity_param=3
+    )
+    page = admin_client.get(
+        reverse("admin:recommendations_blendprofile_changelist")
+    ).content.decode()
+    row = page[page.index(">capped<") :].split("</tr>")[0]
+    assert '<td class="field-diversity_setting">3</td>' in row
+    default = page[page.index(">default<") :].split("</tr>")[0]
+    assert re.search(r'<td class="field-diversity_setting">0\.\d+</td>', default)
