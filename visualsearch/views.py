@@ -113,7 +113,14 @@ def _filtered(product, form):
 
 @require_http_methods(["GET", "HEAD"])
 def similar(request, pk):
-    """The product and the products that look most like it, with filters as a GET form."""
+    """The product and the products that look most like it, with filters as a GET form.
+    Another spelling of the key ("01", a UUID in capitals) is redirected to the canonical
+    one, so that a product's page has one address."""
+    canonical = str(_key(pk))
+    if canonical != pk:
+        query = request.GET.urlencode()
+        target = reverse("visualsearch:similar", args=[canonical])
+        return redirect(f"{target}?{query}" if query else target, permanent=True)
     form = SimilarFiltersForm(request.GET)
     valid = form.is_valid()
     product, results, not_indexed = None, [], False

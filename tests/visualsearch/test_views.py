@@ -125,6 +125,15 @@ def test_similar_filters_that_match_nothing_say_so(client, catalogue):
     assert "No similar products match these filters" in response.content.decode()
 
 
+def test_another_spelling_of_the_key_redirects_to_the_canonical_page(client, catalogue):
+    pk = catalogue[0].pk
+    response = client.get(f"/visual/similar/0{pk}/", {"in_stock": "1"})
+    assert response.status_code == 301
+    assert response["Location"] == f"/visual/similar/{pk}/?in_stock=1"
+    assert client.get(response["Location"]).status_code == 200
+    assert client.get("/visual/similar/abc/").status_code == 404
+
+
 def test_invalid_filters_are_a_400_with_a_message(client, catalogue):
     response = client.get(similar_url(catalogue[0], min_price="50", max_price="10"))
     assert response.status_code == 400
