@@ -146,7 +146,8 @@ def similar(request, pk):
         # The same product's answer is shown again and again: its cards are reused.
         "reuse_cards": True,
         "not_indexed": not_indexed,
-        "filtered": any(form.data.get(name) for name in form.fields),
+        # "Clear" where a filter is in effect, or where a refused value can be cleared.
+        "filtered": form.narrows if valid else any(form.data.get(n) for n in form.fields),
     }
     return render_page(request, "visualsearch/similar.html", context, status=status)
 

@@ -134,6 +134,14 @@ def test_another_spelling_of_the_key_redirects_to_the_canonical_page(client, cat
     assert client.get("/visual/similar/abc/").status_code == 404
 
 
+def test_clear_is_offered_only_where_a_filter_is_in_effect_or_refused(client, catalogue):
+    pk = catalogue[0].pk
+    clear = f'href="/visual/similar/{pk}/">Clear</a>'
+    assert clear not in client.get(similar_url(catalogue[0], in_stock="false")).content.decode()
+    assert clear in client.get(similar_url(catalogue[0], in_stock="on")).content.decode()
+    assert clear in client.get(similar_url(catalogue[0], min_price="cheap")).content.decode()
+
+
 def test_invalid_filters_are_a_400_with_a_message(client, catalogue):
     response = client.get(similar_url(catalogue[0], min_price="50", max_price="10"))
     assert response.status_code == 400
