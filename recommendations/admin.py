@@ -14,10 +14,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from lookalike.admin_in_use import InUseAdminMixin
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
-from .admin_serving import ServingObjectAdminMixin
 from .admin_tables import label, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
@@ -165,7 +165,7 @@ def _figure(row, source, metric):
 
 @admin.register(RecommenderModel)
 class RecommenderModelAdmin(
-    ServingObjectAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
+    InUseAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
 ):
     change_list_template = "admin/recommendations/recommendermodel/change_list.html"
     list_display = [
@@ -224,10 +224,10 @@ class RecommenderModelAdmin(
     def has_add_permission(self, request):
         return False
 
-    # The served version cannot be deleted (ServingObjectAdminMixin says so).
-    serving_filter = {"is_active": True}
+    # The served version cannot be deleted (InUseAdminMixin says so).
+    in_use_filter = {"is_active": True}
 
-    def serving_message(self, row):
+    def in_use_message(self, row):
         return gettext(
             "Version %(version)s serves every shopper and cannot be deleted: activate another "
             "version first."
@@ -292,7 +292,7 @@ def make_default(modeladmin, request, queryset):
 
 
 @admin.register(BlendProfile)
-class BlendProfileAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
+class BlendProfileAdmin(InUseAdminMixin, admin.ModelAdmin):
     form = BlendProfileForm
     list_display = [
         "name",
@@ -378,10 +378,10 @@ class BlendProfileAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
     def diversity_setting(self, profile):
         return profile.diversity_setting_display()
 
-    # The default profile serves every widget (ServingObjectAdminMixin says so).
-    serving_filter = {"is_default": True}
+    # The default profile serves every widget (InUseAdminMixin says so).
+    in_use_filter = {"is_default": True}
 
-    def serving_message(self, profile):
+    def in_use_message(self, profile):
         return gettext(
             "“%(name)s” is the default profile and cannot be deleted: make another profile "
             "the default first."

@@ -321,12 +321,9 @@ class BlendProfile(models.Model):
         return self.name
 
     def diversity_setting_display(self):
-        """The diversity setting as the admin shows it: a cap per category is a whole
-        number of products ("3", not "3.0"); a lambda is localised."""
-        value = self.diversity_param
-        if self.diversity == self.Diversity.CATEGORY_CAP and value == int(value):
-            return str(int(value))
-        return formats.localize(value)
+        """The diversity setting as shown: a cap per category as a whole number ("3")."""
+        value, capped = self.diversity_param, self.diversity == self.Diversity.CATEGORY_CAP
+        return str(int(value)) if capped and value == int(value) else formats.localize(value)
 
     @property
     def weights(self):

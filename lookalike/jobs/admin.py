@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
+from ..admin_in_use import InUseAdminMixin
 from .models import Job
 from .services import JobAlreadyRunning, resume
 
@@ -49,7 +50,7 @@ class ReadOnlyChangeFormMixin:
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
+class JobAdmin(InUseAdminMixin, ReadOnlyChangeFormMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "lock_key",
@@ -67,11 +68,14 @@ class JobAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        # A queued or running job holds its lock and has a worker on it: it ends first.
-        if obj is not None and obj.status in Job.ACTIVE:
-            return False
-        return super().has_delete_permission(request, obj)
+    # A queued or running job holds its lock and has a worker on it: it ends first.
+    in_use_filter = {"status__in": list(Job.ACTIVE)}
+
+    def in_use_message(self, job):
+        return gettext(
+            "Job #%(id)s is %(status)s and cannot be deleted: it ends first (a job whose "
+            "worker died is marked failed within minutes)."
+        ) % {"id": job.pk, "status": str(job.get_status_display()).lower()}
 
 
 class JobProgressMixin:

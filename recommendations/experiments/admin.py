@@ -17,7 +17,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from ..admin_serving import ServingObjectAdminMixin
+from lookalike.admin_in_use import InUseAdminMixin
+
 from ..models import Experiment, ExperimentArm
 from .report import VERDICTS, experiment_report, report_chart_svg
 from .services import ExperimentError, start_experiment, stop_experiment
@@ -124,7 +125,7 @@ def _results_context(experiment):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
+class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
     list_display = ["name", "status", "started_at", "stopped_at", "winner"]
     list_filter = ["status"]
     inlines = [ExperimentArmInline]
@@ -137,9 +138,9 @@ class ExperimentAdmin(ServingObjectAdminMixin, admin.ModelAdmin):
 
     # A running experiment is stopped first (its stop says what is served next); deleting
     # it would take its impressions with it while shoppers are in its arms.
-    serving_filter = {"status": Experiment.Status.RUNNING}
+    in_use_filter = {"status": Experiment.Status.RUNNING}
 
-    def serving_message(self, experiment):
+    def in_use_message(self, experiment):
         return gettext("“%(name)s” is running and cannot be deleted: stop it first.") % {
             "name": experiment.name
         }

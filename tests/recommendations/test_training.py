@@ -105,10 +105,13 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     job = Job.objects.create(lock_key="recommendations.train", status=Job.Status.RUNNING)
     page = admin_client.get(reverse("admin:lookalike_jobs_job_change", args=[job.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
-    assert (
-        admin_client.get(reverse("admin:lookalike_jobs_job_delete", args=[job.pk])).status_code
-        == 403
-    )
+    delete = reverse("admin:lookalike_jobs_job_delete", args=[job.pk])
+    page = admin_client.get(delete, follow=True).content.decode()
+    assert f"Job #{job.pk} is running and cannot be deleted: it ends first" in page
+    changelist = reverse("admin:lookalike_jobs_job_changelist")
+    action = {"action": "delete_selected", "_selected_action": [job.pk], "post": "yes"}
+    page = admin_client.post(changelist, action, follow=True).content.decode()
+    assert "cannot be deleted" in page and Job.objects.filter(pk=job.pk).exists()
 
 
 @pytest.mark.django_db
