@@ -9,8 +9,9 @@ pages are served meanwhile, and a photo search that arrives before the warm-up h
 waits for the same load (the encoder's lock) instead of starting a second one.
 
 Call it in the process that serves, after any fork: a server that imports the application
-before forking its workers (gunicorn's ``--preload``) calls it from a ``post_fork`` hook, as a
-worker forked while the thread held the encoder's lock would wait on it for ever.
+before forking its workers (gunicorn's ``--preload``) calls it from a ``post_fork`` hook. A
+process forked from one that has loaded encoders forgets them (:mod:`visualsearch.encoders`)
+and loads its own, so the master's warm-up would be lost on the workers, though harmless.
 
 Only web processes need it: workers that reindex load the network for their first batch
 anyway, and a process that never searches by photo keeps its memory.

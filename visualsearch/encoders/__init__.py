@@ -13,6 +13,7 @@ paths, and an encoder loads its network on first use.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from django.core.exceptions import ImproperlyConfigured
@@ -95,3 +96,16 @@ def get_encoder(name: str | None = None) -> Encoder:
 def clear_cache() -> None:
     """Forget cached encoders, e.g. after changing settings in tests."""
     _cache.clear()
+
+
+def _forget_after_fork() -> None:
+    """In a process just forked from one that had encoders (gunicorn's ``--preload``, a
+    Celery pool): start afresh. An inference runtime's threads do not survive a fork, and a
+    lock held at that moment by another thread of the parent (a warm-up loading the
+    network) would stay held in the child for ever; the child loads its own on first use."""
+    global _lock
+    _cache.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
