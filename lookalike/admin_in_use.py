@@ -19,8 +19,7 @@ class InUseAdminMixin:
     """For a ``ModelAdmin`` whose objects matching :attr:`in_use_filter` must not be
     deleted; :meth:`in_use_message` says why, and what to do first."""
 
-    #: Lookups that select the objects in use: ``{field: value}`` or ``{field__in: values}``
-    #: on plain fields, as they are read off an object as well as used as a filter.
+    #: Lookups that select the objects in use (``filter()``'s keyword arguments).
     in_use_filter = {}
 
     def in_use_message(self, obj):
@@ -28,12 +27,7 @@ class InUseAdminMixin:
         raise NotImplementedError
 
     def is_in_use(self, obj) -> bool:
-        for lookup, value in self.in_use_filter.items():
-            name, _, op = lookup.partition("__")
-            current = getattr(obj, name)
-            if not (current in value if op == "in" else current == value):
-                return False
-        return True
+        return self.model._default_manager.filter(pk=obj.pk, **self.in_use_filter).exists()
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and self.is_in_use(obj):

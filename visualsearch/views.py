@@ -60,11 +60,10 @@ def throttle_posts(view):
     return wrapper
 
 
-def shown_product(pk):
-    """The product ``pk`` (any spelling of its key) if the adapter shows it; else 404, or
+def shown_product(key):
+    """The product of ``key`` (parsed by the adapter) if the adapter shows it; else 404, or
     :class:`StandsFor` when another product stands for it (an Oscar variant's parent)."""
     adapter = get_adapter()
-    key = _key(pk)
     try:
         return get_object_or_404(adapter.annotate(adapter.get_queryset()), pk=key)
     except Http404:
@@ -86,12 +85,11 @@ def _key(pk):
         raise Http404(gettext("No such product.")) from None
 
 
-def _unfiltered(pk):
+def _unfiltered(key):
     """``(product, results, not_indexed)`` of a page without filters, the product loaded
     with its look-alikes in one query (:func:`~visualsearch.search.hydrate_with`);
     ``product`` is ``None`` when it was not found that way. The search comes first, so an
     unknown key costs the search's probe (one round trip) before its 404."""
-    key = _key(pk)
     try:
         hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
     except search.NotIndexed:
@@ -111,28 +109,31 @@ def _filtered(product, form):
     return search.hydrate(hits, filters), False
 
 
+def _same_query_on(request, key, permanent=False):
+    """A redirect to the "find similar" page of ``key`` with the request's filters."""
+    query = request.GET.urlencode()
+    target = reverse("visualsearch:similar", args=[key])
+    return redirect(f"{target}?{query}" if query else target, permanent=permanent)
+
+
 @require_http_methods(["GET", "HEAD"])
 def similar(request, pk):
     """The product and the products that look most like it, with filters as a GET form.
     Another spelling of the key ("01", a UUID in capitals) is redirected to the canonical
     one, so that a product's page has one address."""
-    canonical = str(_key(pk))
-    if canonical != pk:
-        query = request.GET.urlencode()
-        target = reverse("visualsearch:similar", args=[canonical])
-        return redirect(f"{target}?{query}" if query else target, permanent=True)
+    key = _key(pk)
+    if str(key) != pk:
+        return _same_query_on(request, key, permanent=True)
     form = SimilarFiltersForm(request.GET)
     valid = form.is_valid()
     product, results, not_indexed = None, [], False
     if valid and not form.narrows:
-        product, results, not_indexed = _unfiltered(pk)
+        product, results, not_indexed = _unfiltered(key)
     if product is None:
         try:
-            product = shown_product(pk)  # or 404
+            product = shown_product(key)  # or 404
         except StandsFor as moved:
-            query = request.GET.urlencode()
-            target = reverse("visualsearch:similar", args=[moved.args[0]])
-            return redirect(f"{target}?{query}" if query else target)
+            return _same_query_on(request, moved.args[0])
         if valid and not not_indexed:
             results, not_indexed = _filtered(product, form)
     status = 200 if valid else 400

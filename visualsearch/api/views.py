@@ -6,9 +6,10 @@ OpenAPI schema documents; each status code a request can get is documented, and 
 documented can happen (``tests/test_api_schema.py`` holds the API to that).
 """
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -319,9 +320,6 @@ def server_error(request, *args, **kwargs):
     """A ``handler500`` for the project's URLconf: a JSON 500 (``{"detail": ...}``, as every
     other error of the API) for a request that an API view was serving, or under ``/api/``;
     Django's own page elsewhere. Django calls ``handler500`` only with ``DEBUG`` off."""
-    from django.http import JsonResponse
-    from django.views import defaults
-
     view = getattr(getattr(request, "resolver_match", None), "func", None)
     api_view = isinstance(getattr(view, "cls", None), type) and issubclass(view.cls, APIView)
     if api_view or request.path.startswith("/api/"):
