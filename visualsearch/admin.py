@@ -188,9 +188,10 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
     # -- columns ---------------------------------------------------------------------
     @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, job):
-        # A live region: assistive technology announces the status when the script updates it.
+        # Not a live region of its own: the page's one region (#vs-announce) says which
+        # job changed, where a region per row would read bare statuses.
         return format_html(
-            '<span class="vs-status vs-status-{}" data-job-status="{}" role="status">{}</span>',
+            '<span class="vs-status vs-status-{}" data-job-status="{}">{}</span>',
             job.status,
             job.pk,
             job.get_status_display(),
@@ -211,12 +212,14 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
         return format_html(
             '<div class="vs-progress" data-job-id="{}" data-active="{}">'
             '<div class="vs-bar" role="progressbar" aria-label="{}" aria-valuemin="0" '
-            'aria-valuemax="100" aria-valuenow="{}"><span style="width:{}%"></span></div>'
+            'aria-valuemax="100" aria-valuenow="{}" aria-valuetext="{}">'
+            '<span style="width:{}%"></span></div>'
             '<span class="vs-count">{} / {}</span></div>',
             job.pk,
             "1" if job.is_active else "0",
             gettext("Progress of job #%(id)s") % {"id": job.pk},
             job.percent,
+            gettext("%(done)s of %(total)s") % {"done": job.done, "total": job.total},
             job.percent,
             job.done,
             job.total,

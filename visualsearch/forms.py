@@ -28,7 +28,9 @@ class FiltersForm(forms.Form):
         cleaned = super().clean()
         low, high = cleaned.get("min_price"), cleaned.get("max_price")
         if low is not None and high is not None and low > high:
-            raise forms.ValidationError(_("The minimum price is above the maximum price."))
+            # On the maximum's field, so that the error is linked to an input (its
+            # ``aria-describedby``) and the input is marked invalid, as a field's own are.
+            self.add_error("max_price", _("The minimum price is above the maximum price."))
         return cleaned
 
     def filters(self, category_id=None, exclude_ids=()):

@@ -19,6 +19,7 @@ import time
 from django.db import connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext, ngettext
 
 from ..conf import app_settings
 from .models import Job
@@ -119,7 +120,9 @@ def _wait_for_chunks(job, total, poll, sleep):
             Job.objects.filter(pk=job.pk).values_list("status", "result", "done").get()
         )
         if status != Job.Status.RUNNING:
-            raise JobCancelled(f"The job was marked {status} while its chunks ran.")
+            raise JobCancelled(
+                gettext("The job was marked %(status)s while its chunks ran.") % {"status": status}
+            )
         chunks = (result or {}).get("chunks", {})
         finished = len(chunks.get("done", {}))
         if finished >= total:
@@ -129,9 +132,14 @@ def _wait_for_chunks(job, total, poll, sleep):
             last, moved_at = seen, time.monotonic()
         elif time.monotonic() - moved_at > _stall_seconds():
             raise ChunksStalled(
-                f"{total - finished} of {total} chunks did not move for {_stall_seconds():.0f} "
-                "s: is a Celery worker with a free slot consuming the queue? Resume the job "
-                "when one is."
+                ngettext(
+                    "%(left)s of %(total)s chunk did not move for %(seconds)s s: is a Celery "
+                    "worker with a free slot consuming the queue? Resume the job when one is.",
+                    "%(left)s of %(total)s chunks did not move for %(seconds)s s: is a Celery "
+                    "worker with a free slot consuming the queue? Resume the job when one is.",
+                    total,
+                )
+                % {"left": total - finished, "total": total, "seconds": f"{_stall_seconds():.0f}"}
             )
         Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
         sleep(poll)
@@ -221,7 +229,13 @@ def run_chunk(job_id, index, handler, keys, params=None):
             attempt - 1,
             extra={"job_id": job_id, "chunk": index},
         )
-        ctx.add(0, [(f"chunk {index}", f"abandoned after {attempt - 1} deliveries")])
+        item = gettext("chunk %(index)s") % {"index": index}
+        reason = ngettext(
+            "abandoned after %(count)s delivery",
+            "abandoned after %(count)s deliveries",
+            attempt - 1,
+        ) % {"count": attempt - 1}
+        ctx.add(0, [(item, reason)])
         _finish_chunk(job_id, index)
         return "abandoned"
     with use_primary():

@@ -21,6 +21,7 @@ from django.db import (
 )
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
 from . import locks
 from .fanout import fan_out
@@ -138,10 +139,10 @@ def _failed(job, exc):
     job.status = Job.Status.FAILED
     job.message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (OperationalError, InterfaceError)):
-        job.message = (
-            f"The database connection was lost during the job ({exc}); resume it to "
+        job.message = gettext(
+            "The database connection was lost during the job (%(error)s); resume it to "
             "finish the work."
-        )
+        ) % {"error": exc}
 
 
 def _succeeded(job, result):

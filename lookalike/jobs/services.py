@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
 from ..conf import app_settings
 from . import locks
@@ -149,7 +150,10 @@ def _dispatch(job_id):
             Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
                 status=Job.Status.FAILED,
                 finished_at=timezone.now(),
-                message=f"The job could not be sent to the workers ({type(exc).__name__}: "
-                f"{exc}); resume it when the broker is back.",
+                message=gettext(
+                    "The job could not be sent to the workers (%(error)s); resume it when the "
+                    "broker is back."
+                )
+                % {"error": f"{type(exc).__name__}: {exc}"},
             )
     # "worker": a run_jobs process picks the row up.

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..conf import app_settings
 from . import locks
@@ -46,7 +47,9 @@ def reap_dead_jobs(stale_after=timedelta(seconds=30)):
             Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
                 status=Job.Status.FAILED,
                 finished_at=timezone.now(),
-                message="The worker running this job stopped; resume it to finish the work.",
+                message=gettext(
+                    "The worker running this job stopped; resume it to finish the work."
+                ),
             )
             reaped += 1
     return reaped
@@ -59,8 +62,10 @@ def _reap_stuck_queued():
     return Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=cutoff).update(
         status=Job.Status.FAILED,
         finished_at=timezone.now(),
-        message="No worker started this job; check that `manage.py run_jobs` (or a Celery "
-        "worker) is running, then resume it.",
+        message=gettext(
+            "No worker started this job; check that `manage.py run_jobs` (or a Celery worker) "
+            "is running, then resume it."
+        ),
     )
 
 

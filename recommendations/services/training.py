@@ -26,6 +26,7 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from lookalike.jobs.services import enqueue, job_handler
 from lookalike.keys import from_storable, to_storable
@@ -206,7 +207,7 @@ def train(
     now = timezone.now()
     report = progress or (lambda done, total, message: None)
 
-    report(0, 1, "Reading events")
+    report(0, 1, gettext("Reading events"))
     matrix = _event_matrix(days, now, include_simulated)
     n_iter = params["iterations"]
     total = n_iter * (2 if evaluate else 1) + 1
@@ -219,22 +220,27 @@ def train(
 
     figures = {}
     if evaluate:
-        report(0, total, "Evaluating on a 75/25 holdout")
+        report(0, total, gettext("Evaluating on a 75/25 holdout"))
         figures = _holdout_figures(
-            matrix.user_items, new_model, k, seed, stage(0, "Evaluating on a holdout")
+            matrix.user_items, new_model, k, seed, stage(0, gettext("Evaluating on a holdout"))
         )
     offset = n_iter if evaluate else 0
-    model = new_model().fit(matrix.user_items, callback=stage(offset, "Fitting on all events"))
+    model = new_model().fit(
+        matrix.user_items, callback=stage(offset, gettext("Fitting on all events"))
+    )
 
-    report(total - 1, total, "Saving the model")
+    report(total - 1, total, gettext("Saving the model"))
     parameters = {**params, "seed": seed, "days": days, "include_simulated": include_simulated}
     row = _store(model, matrix, parameters, figures, now, started, user, activate)
     report(
         total,
         total,
-        f"Trained version {row.version}, now served"
-        if row.is_active
-        else f"Trained version {row.version} (not activated)",
+        (
+            gettext("Trained version %(version)s, now served")
+            if row.is_active
+            else gettext("Trained version %(version)s (not activated)")
+        )
+        % {"version": row.version},
     )
     logger.info(
         "Trained recommender v%s on %s events in %.1fs",

@@ -131,7 +131,7 @@ def test_cannot_buy_more_than_stock(client, product):
         response.content.decode()
     )
     cart = client.get(reverse("shop:cart")).content.decode()
-    assert "<th>Unit price</th>" in cart and "€19.99" in cart and "€59.97" in cart
+    assert '<th scope="col">Unit price</th>' in cart and "€19.99" in cart and "€59.97" in cart
     page = client.get(product.get_absolute_url()).content.decode()
     assert 'max="5"' in page
 

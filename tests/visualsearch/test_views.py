@@ -145,7 +145,12 @@ def test_clear_is_offered_only_where_a_filter_is_in_effect_or_refused(client, ca
 def test_invalid_filters_are_a_400_with_a_message(client, catalogue):
     response = client.get(similar_url(catalogue[0], min_price="50", max_price="10"))
     assert response.status_code == 400
-    assert "minimum price is above the maximum price" in response.content.decode()
+    html = response.content.decode()
+    assert "minimum price is above the maximum price" in html
+    # Linked to the maximum's input, which is marked invalid.
+    field = re.search(r'<input[^>]*name="max_price"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="id_max_price_error"' in field
+    assert 'id="id_max_price_error"' in html
     response = client.get(similar_url(catalogue[0], min_price="cheap"))
     assert response.status_code == 400
     html = response.content.decode()

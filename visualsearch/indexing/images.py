@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+from django.utils.translation import gettext
+
 from lookalike.catalogue import get_adapter
 
 from ..conf import app_settings
@@ -32,8 +34,11 @@ def read_image_bytes(name) -> bytes:
         raise OSError(f"{type(exc).__name__}: {exc}") from exc
     if len(data) > limit:
         raise OSError(
-            f"the file is over {limit:,} bytes (VISUALSEARCH_MAX_CATALOGUE_BYTES); "
-            "it was not read further"
+            gettext(
+                "the file is over %(limit)s bytes (VISUALSEARCH_MAX_CATALOGUE_BYTES); it was "
+                "not read further"
+            )
+            % {"limit": f"{limit:,}"}
         )
     return data
 
@@ -67,7 +72,7 @@ def decoding_failure(exc) -> str:
 
     if isinstance(exc, UnreadableImage):
         return str(exc)  # says what is wrong: too many pixels, not an image, truncated...
-    return f"Cannot decode the image: {type(exc).__name__}: {exc}"
+    return gettext("Cannot decode the image: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def checksum(data: bytes) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext, ngettext
 
 from lookalike.jobs.services import chunk_handler, enqueue, fans_out, job_handler
 
@@ -82,19 +83,45 @@ def reindex_chunk(ctx, keys, encoder, since):
 
 
 def _summary(result):
+    """The finished job's message, in the language active where the job ran (the site's
+    ``LANGUAGE_CODE`` in a worker): each count is a phrase of its own for translators."""
+    where = {"encoder": result["encoder"], "mode": result["mode"]}
+    no_image = result.get("no_image") or 0
     if not result["candidates"]:
         # A stale reindex with nothing to embed still did its work (orphans removed, copies
         # caught up): the row says the index was current rather than showing "0 / 0".
-        text = "Nothing to reindex: every vector is up to date"
-        if result.get("no_image"):
-            text += f"; {result['no_image']} without an image"
-        return text + f" ({result['encoder']}, {result['mode']})."
-    text = f"{result['embedded']} embedded, {result['failed']} failed"
+        if no_image:
+            return ngettext(
+                "Nothing to reindex: every vector is up to date; %(count)s product has no "
+                "image (%(encoder)s, %(mode)s).",
+                "Nothing to reindex: every vector is up to date; %(count)s products have no "
+                "image (%(encoder)s, %(mode)s).",
+                no_image,
+            ) % {"count": no_image, **where}
+        return (
+            gettext("Nothing to reindex: every vector is up to date (%(encoder)s, %(mode)s).")
+            % where
+        )
+    counts = [
+        ngettext("%(count)s embedded", "%(count)s embedded", result["embedded"])
+        % {"count": result["embedded"]},
+        ngettext("%(count)s failed", "%(count)s failed", result["failed"])
+        % {"count": result["failed"]},
+    ]
     if result.get("skipped"):
-        text += f", {result['skipped']} skipped"
-    if result.get("no_image"):
-        text += f", {result['no_image']} without an image"
-    return text + f" ({result['encoder']}, {result['mode']})."
+        counts.append(
+            ngettext("%(count)s skipped", "%(count)s skipped", result["skipped"])
+            % {"count": result["skipped"]}
+        )
+    if no_image:
+        counts.append(
+            ngettext("%(count)s without an image", "%(count)s without an image", no_image)
+            % {"count": no_image}
+        )
+    return gettext("%(counts)s (%(encoder)s, %(mode)s).") % {
+        "counts": gettext(", ").join(counts),
+        **where,
+    }
 
 
 def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=False):
@@ -107,10 +134,13 @@ def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=Fals
     from ..encoders import available_encoders
 
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        raise ValueError(
+            gettext("The mode must be one of %(modes)s, not “%(mode)s”.")
+            % {"modes": ", ".join(MODES), "mode": mode}
+        )
     encoder = encoder or app_settings.ENCODER
     if encoder not in available_encoders():
-        raise ValueError(f"Unknown encoder {encoder!r}.")
+        raise ValueError(gettext("There is no encoder named “%(name)s”.") % {"name": encoder})
     params = {"mode": mode, "encoder": encoder}
     if mode == "ids":
         # JSON keeps integer keys as they are and UUID keys as text; the job parses them back.

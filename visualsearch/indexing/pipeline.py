@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from django.utils.translation import gettext, ngettext
 
 from lookalike.catalogue import IMAGE
 
@@ -58,6 +59,15 @@ class EmbeddedBatch:
     discarded: bool = False
 
 
+def embedding_message(count, encoder_name) -> str:
+    """A reindex's first progress message, in the language active where it runs."""
+    return ngettext(
+        "Embedding %(count)s product image with %(encoder)s",
+        "Embedding %(count)s product images with %(encoder)s",
+        count,
+    ) % {"count": count, "encoder": encoder_name}
+
+
 def checked_batch_size(batch_size) -> int:
     """``batch_size``, or ``VISUALSEARCH_INDEX_BATCH_SIZE``; at least 1."""
     batch_size = int(batch_size or app_settings.INDEX_BATCH_SIZE)
@@ -95,7 +105,7 @@ def embedded_batches(
     """
     total = len(keys) if total is None else total
     if progress:
-        progress(0, total, f"Embedding {len(keys)} product images with {enc.name}")
+        progress(0, total, embedding_message(len(keys), enc.name))
     for start in range(0, len(keys), batch_size):
         part = keys[start : start + batch_size]
         batch = read_and_embed(enc, part, raw=raw)
@@ -107,7 +117,16 @@ def embedded_batches(
                 error(failure.pk, failure.reason)
         if progress:
             done = start + len(part)
-            progress(done, total, f"{done} of {len(keys)} images embedded")
+            progress(
+                done,
+                total,
+                ngettext(
+                    "%(done)s of %(count)s image embedded",
+                    "%(done)s of %(count)s images embedded",
+                    len(keys),
+                )
+                % {"done": done, "count": len(keys)},
+            )
 
 
 def read_and_embed(enc, keys, *, raw=False) -> EmbeddedBatch:
@@ -152,7 +171,8 @@ def _read(keys):
         try:
             data = read_image_bytes(name)
         except OSError as exc:
-            failures.append(Failure(pk, name, "", f"Cannot read the image file: {exc}"))
+            reason = gettext("Cannot read the image file: %(error)s") % {"error": exc}
+            failures.append(Failure(pk, name, "", reason))
             continue
         digest = checksum(data)
         try:
@@ -182,7 +202,9 @@ def embed_images(enc, images, embed=None):
         try:
             vectors.append(_checked(enc, embed([image]), 1)[0])
         except Exception as exc:
-            bad[i] = f"The encoder failed on this image: {type(exc).__name__}: {exc}"
+            bad[i] = gettext("The encoder failed on this image: %(error)s") % {
+                "error": f"{type(exc).__name__}: {exc}"
+            }
     return np.asarray(vectors, dtype=np.float32).reshape(-1, enc.dim), bad
 
 

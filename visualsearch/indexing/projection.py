@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from .. import products
 from ..conf import app_settings
@@ -106,7 +107,12 @@ def reindex_with_projection(
             progress(
                 len(todo) + done,
                 total,
-                f"shopper-style photos of {done} of {n_pairs} products embedded",
+                ngettext(
+                    "shopper-style photos of %(done)s of %(count)s product embedded",
+                    "shopper-style photos of %(done)s of %(count)s products embedded",
+                    n_pairs,
+                )
+                % {"done": done, "count": n_pairs},
             )
 
     _fit(enc, batches, report, gamma, (n_pairs, seed, batch_size, pair_progress))

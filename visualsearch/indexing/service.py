@@ -19,7 +19,7 @@ from lookalike.jobs.services import exclusive
 from ..conf import app_settings
 from ..models import IndexFailure, ProductEmbedding
 from ..services import sign_bits, vector_index
-from .pipeline import checked_batch_size, embedded_batches
+from .pipeline import checked_batch_size, embedded_batches, embedding_message
 from .report import Report
 from .state import (
     all_products,
@@ -176,7 +176,7 @@ def reindex_fanned_out(
         raise ValueError("chunk_size must be at least 1.")
     enc, todo, report = _prepare(mode, ids, encoder, started_before, verify_checksums)
     if progress:
-        progress(0, len(todo), f"Embedding {len(todo)} product images with {enc.name}")
+        progress(0, len(todo), embedding_message(len(todo), enc.name))
     # Celery messages are JSON: integer keys stay integers, UUID keys travel as text.
     keys = [pk if isinstance(pk, int) else str(pk) for pk in todo]
     chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)]

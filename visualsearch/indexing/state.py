@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
+from django.utils.translation import gettext, ngettext
 
 from lookalike.catalogue import get_adapter
 
@@ -186,13 +187,19 @@ def check_ids(ids) -> list:
     try:
         wanted = sorted({adapter.parse_pk(i) for i in ids or ()})
     except ValueError as exc:
-        raise ValueError(f"Product ids must be keys of products: {exc}") from None
+        raise ValueError(
+            gettext("Product ids must be keys of products: %(error)s") % {"error": exc}
+        ) from None
     if not wanted:
-        raise ValueError("No product ids given.")
+        raise ValueError(gettext("No product ids given."))
     found = set(adapter.get_indexed_queryset().filter(pk__in=wanted).values_list("pk", flat=True))
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise ValueError(f"No product with id {', '.join(map(str, missing))}.")
+        ids = ", ".join(map(str, missing))
+        raise ValueError(
+            ngettext("No product with id %(ids)s.", "No products with ids %(ids)s.", len(missing))
+            % {"ids": ids}
+        )
     return wanted
 
 

@@ -3,7 +3,8 @@
  * Polls the page's JSON status endpoint every second while a job is queued or running
  * (every five seconds otherwise, so a job started elsewhere still shows up) and updates
  * the progress bars, statuses and messages in place. When a job finishes, the index
- * counts are fetched once more.
+ * counts are fetched once more. A job whose status changes is announced in the page's one
+ * live region, with its number and message (templates from the page, translated there).
  */
 (function () {
   "use strict";
@@ -13,6 +14,12 @@
   const seen = new Set();
   document.querySelectorAll(".vs-progress[data-job-id]").forEach(el => seen.add(Number(el.dataset.jobId)));
   let wasActive = document.querySelector('.vs-progress[data-active="1"]') !== null;
+  const announcer = document.getElementById("vs-announce");
+  const statuses = new Map();
+  document.querySelectorAll("[data-job-status]").forEach(el =>
+    statuses.set(Number(el.dataset.jobStatus), el.className.replace(/.*vs-status-/, "")));
+  const fill = (template, values) =>
+    template.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
 
   function setText(selector, text) {
     const el = document.querySelector(selector);
@@ -29,12 +36,17 @@
     bar.dataset.active = job.active ? "1" : "0";
     bar.querySelector(".vs-bar span").style.width = job.percent + "%";
     bar.querySelector(".vs-bar").setAttribute("aria-valuenow", job.percent);
+    bar.querySelector(".vs-bar").setAttribute("aria-valuetext", fill(root.dataset.valuetext, job));
     bar.querySelector(".vs-count").textContent = `${job.done} / ${job.total}`;
     const status = setText(`[data-job-status="${job.id}"]`, job.status_label);
     if (status) status.className = `vs-status vs-status-${job.status}`;
     setText(`[data-job-message="${job.id}"]`, job.message);
     // error_label comes translated (and pluralised) from the status endpoint.
     if (job.error_count) setText(`[data-job-errors="${job.id}"]`, job.error_label);
+    if (statuses.has(job.id) && statuses.get(job.id) !== job.status && announcer) {
+      announcer.textContent = fill(root.dataset.announce, { ...job, status: job.status_label });
+    }
+    statuses.set(job.id, job.status);
   }
 
   function updateCounts(rows) {
