@@ -9,7 +9,21 @@ catalogue adapter.
 
 import numpy as np
 
-__all__ = ["first_not_in", "from_storable", "native", "to_array", "to_storable"]
+__all__ = ["first_not_in", "from_storable", "native", "row_id", "to_array", "to_storable"]
+
+#: The largest value of PostgreSQL's ``bigint``, the widest integer key a row may have.
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(text):
+    """``text`` (from a URL or a form) as an integer row id, or ``None`` unless it is ASCII
+    digits within ``bigint``: ``str.isdigit`` also accepts "²" and "①", which ``int()``
+    refuses, and a longer number makes the database refuse the query."""
+    text = str(text or "")
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
 
 
 def to_array(keys) -> np.ndarray:

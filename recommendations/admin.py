@@ -51,6 +51,8 @@ class SourceFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
+        if value is not None and "\x00" in value:
+            return queryset.none()  # PostgreSQL's text holds no NUL: no event came from there
         return queryset if value is None else queryset.filter(source=value)
 
 

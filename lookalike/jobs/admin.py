@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from ..admin_in_use import InUseAdminMixin
+from ..keys import row_id
 from .models import Job
 from .services import JobAlreadyRunning, resume
 
@@ -152,7 +153,8 @@ class JobProgressMixin:
     def _resume_job(self, request):
         if not self.has_job_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(self.get_queryset(request), pk=request.POST.get("job") or 0)
+        # Anything but a row id is a job that does not exist: a 404, not a 500.
+        job = get_object_or_404(self.get_queryset(request), pk=row_id(request.POST.get("job")) or 0)
         if job.status != Job.Status.FAILED:
             self.message_user(
                 request, gettext("Job #%(id)s has not failed.") % {"id": job.pk}, messages.WARNING

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from lookalike.admin_in_use import InUseAdminMixin
+from lookalike.keys import row_id
 
 from ..models import Experiment, ExperimentArm
 from .report import VERDICTS, experiment_report, report_chart_svg
@@ -182,7 +183,9 @@ class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         experiment = (
-            Experiment.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+            Experiment.objects.filter(pk=row_id(object_id)).first()
+            if row_id(object_id) is not None
+            else None
         )
         extra = {**(extra_context or {}), "experiment": experiment}
         if experiment is not None:
@@ -222,8 +225,8 @@ class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
         winner = None
         if choice:
             winner = (
-                experiment.arms.select_related("profile").filter(pk=choice).first()
-                if choice.isdigit()
+                experiment.arms.select_related("profile").filter(pk=row_id(choice)).first()
+                if row_id(choice) is not None
                 else None
             )
             if winner is None:

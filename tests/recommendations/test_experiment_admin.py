@@ -49,7 +49,9 @@ def test_change_page_shows_figures_and_start_stop(admin_client, draft):
     assert BlendProfile.objects.get(is_default=True).name == "fresh"
 
 
-@pytest.mark.parametrize("winner", ["999999", "abc", "-1", "1 OR 1=1", "\x00"])
+@pytest.mark.parametrize(
+    "winner", ["999999", "abc", "-1", "1 OR 1=1", "\x00", "²", "①", "9" * 25]
+)
 def test_stop_with_an_unknown_arm_says_so(admin_client, draft, winner):
     start_experiment(draft)
     response = admin_client.post(url("stop", draft), {"winner": winner}, follow=True)
@@ -68,6 +70,10 @@ def test_wrong_methods_states_and_ids_get_4xx_or_a_message(admin_client, draft):
     # Not a number: the admin's own catch-all answers ("... doesn't exist").
     bad = admin_client.get("/admin/recommendations/experiment/abc/start/", follow=True)
     assert bad.status_code == 200 and "doesn’t exist" in bad.content.decode()
+    # Digits to str.isdigit but not to int(): the same answer, not a 500.
+    for key in ("%C2%B2", "%E2%91%A0", "9" * 25):
+        odd = admin_client.get(f"/admin/recommendations/experiment/{key}/change/", follow=True)
+        assert odd.status_code == 200 and "doesn’t exist" in odd.content.decode()
     response = admin_client.post(url("stop", draft), follow=True)  # still a draft
     assert (
         f"Only a running experiment can stop; “{draft.name}” is draft." in response.content.decode()

@@ -154,6 +154,9 @@ def test_resume_a_failed_job(admin_client, pixel_encoder, settings):
     assert f"resumed as #{new.pk}" in response.content.decode()
     other = Job.objects.create(handler="x.y", lock_key="other", status=Job.Status.FAILED)
     assert admin_client.post(RESUME, {"job": other.pk}).status_code == 404
+    # Whatever else is posted is a job that does not exist.
+    for odd in ("abc", "1e3", "²", "\x00", "-1", "9" * 25, ""):
+        assert admin_client.post(RESUME, {"job": odd}).status_code == 404
 
 
 def test_non_staff_are_sent_to_the_login(client, django_user_model, pixel_encoder):
