@@ -49,9 +49,7 @@ def test_change_page_shows_figures_and_start_stop(admin_client, draft):
     assert BlendProfile.objects.get(is_default=True).name == "fresh"
 
 
-@pytest.mark.parametrize(
-    "winner", ["999999", "abc", "-1", "1 OR 1=1", "\x00", "²", "①", "9" * 25]
-)
+@pytest.mark.parametrize("winner", ["999999", "abc", "-1", "1 OR 1=1", "\x00", "²", "①", "9" * 25])
 def test_stop_with_an_unknown_arm_says_so(admin_client, draft, winner):
     start_experiment(draft)
     response = admin_client.post(url("stop", draft), {"winner": winner}, follow=True)
