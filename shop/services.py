@@ -7,7 +7,7 @@ from django.contrib.postgres.search import (
     SearchRank,
     TrigramWordSimilarity,
 )
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from recommendations.events import record_event
@@ -95,7 +95,21 @@ class Cart:
 
     @transaction.atomic
     def checkout(self):
-        """Buy everything in the cart: stock is taken atomically, or nothing is bought."""
+        """Buy everything in the cart: stock is taken atomically, or nothing is bought.
+
+        One checkout of a session at a time: the same cart sent twice at once (a double
+        click, a retried request) is bought once. Each request loaded the session before
+        its view ran, so the cart is read again from the session store under a lock held
+        until this transaction ends, and the emptied cart is stored before the lock goes.
+        """
+        if self.session.session_key:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"shop.checkout:{self.session.session_key}"],
+                )
+            stored = self.session.load().get(CART_SESSION_KEY, {})
+            self.items = {int(k): v for k, v in stored.items()}
         lines = self.lines()
         if not lines:
             raise ValueError("Your cart is empty.")
@@ -110,4 +124,6 @@ class Cart:
             record_event(self.request, product, "purchase")
         self.items = {}
         self._save()
+        if self.session.session_key:
+            self.session.save()  # before the lock is released: the next checkout finds it empty
         return lines

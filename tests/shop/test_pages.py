@@ -119,6 +119,38 @@ def test_cart_and_checkout_record_events_and_take_stock(client, product):
 
 
 @pytest.mark.django_db
+def test_a_cart_sent_twice_at_once_is_bought_once(client, product):
+    """Two checkouts of one session whose requests both loaded the full cart (sent at
+    once): the second reads the cart again under the checkout's lock and finds it bought."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from shop.services import Cart
+
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    def request():
+        req = RequestFactory().post("/cart/checkout/")
+        req.session = store(key)
+        req.user = AnonymousUser()
+        return req
+
+    first, second = Cart(request()), Cart(request())
+    assert first.items == second.items == {product.pk: 2}
+    first.checkout()
+    with pytest.raises(ValueError, match="Your cart is empty."):
+        second.checkout()
+    product.refresh_from_db()
+    assert product.stock == 3
+    assert Event.objects.filter(kind="purchase").count() == 1
+
+
+@pytest.mark.django_db
 def test_cannot_buy_more_than_stock(client, product):
     """The message says how many more can be added (the product has 5)."""
     add = reverse("shop:cart_add", args=[product.pk])
