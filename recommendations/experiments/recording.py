@@ -17,7 +17,11 @@ no event, are never attributed either):
   product by that shopper within :data:`FOLLOW_WINDOW` of the impression.
 
 Each kind counts once per impression (a unique constraint), so reloads and second
-purchases do not inflate the rates.
+purchases do not inflate the rates. Nor do reloads inflate the strips: the same strip
+shown again to the same shopper within ``RECOMMENDATIONS_VIEW_WINDOW_SECONDS``
+(:func:`shown_again`) keeps its recommendation id and records no new rows, as a product
+page viewed again records no new view; otherwise a shopper reloading a page would lower
+their arm's rates, and plain ``GET`` requests would grow the table without end.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "attribute_request",
     "new_recommendation_id",
     "record_impressions",
+    "shown_again",
 ]
 
 #: How long after a strip was shown a click on it still counts.
@@ -89,6 +94,41 @@ def record_impressions(
         for position, product_id in enumerate(product_ids)
     )
     return rec_id
+
+
+def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", within):
+    """The recommendation id of the same strip (same arm, widget and products in the same
+    order) shown to this shopper within ``within`` (a ``timedelta``), or ``None``.
+
+    Two indexed reads: the shopper's recent strips that began with the same product, then
+    the products of the latest of them.
+    """
+    product_ids = list(product_ids)
+    if not product_ids:
+        return None
+    shopper = (
+        Q(user_id=user_id)
+        if user_id is not None
+        else Q(user__isnull=True, session_key=session_key or "")
+    )
+    latest = (
+        Impression.objects.filter(
+            shopper,
+            product_id=product_ids[0],
+            position=0,
+            experiment_id=arm.experiment_id,
+            arm=arm,
+            widget=widget[:30],
+            created_at__gte=timezone.now() - within,
+        )
+        .order_by("-created_at")
+        .values_list("recommendation_id", flat=True)
+        .first()
+    )
+    if latest is None:
+        return None
+    shown = Impression.objects.filter(recommendation_id=latest).order_by("position")
+    return latest if list(shown.values_list("product_id", flat=True)) == product_ids else None
 
 
 def _shopper_filter(event):

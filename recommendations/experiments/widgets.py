@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ..caching import EXPERIMENTS
 from ..conf import app_settings
 from ..events import request_shopper
 from .assignment import bucket, choose_arm, shopper_key
-from .recording import record_impressions
+from .recording import record_impressions, shown_again
 from .services import running_arms
 
 __all__ = ["Trial", "trial_for"]
@@ -37,16 +38,15 @@ class Trial:
 
     def record(self, recommendations, widget, served_profile):
         """Record the strip and return its recommendation id (``""`` when the strip is
-        empty or was served by another profile than the arm's)."""
+        empty or was served by another profile than the arm's); the same strip shown
+        again to this shopper within the view window keeps its id and records nothing."""
         if not recommendations or served_profile != self.profile_name:
             return ""
-        return record_impressions(
-            self.arm,
-            widget,
-            [rec.product.pk for rec in recommendations],
-            user_id=self.user_id,
-            session_key=self.session_key or "",
-        )
+        shopper = {"user_id": self.user_id, "session_key": self.session_key or ""}
+        products = [rec.product.pk for rec in recommendations]
+        within = timedelta(seconds=app_settings.VIEW_WINDOW_SECONDS)
+        again = shown_again(self.arm, widget, products, within=within, **shopper)
+        return again or record_impressions(self.arm, widget, products, **shopper)
 
 
 def _countable(request):

@@ -2,10 +2,13 @@
 carts and purchases, the figures per arm, and starting and stopping."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from recommendations.conf import app_settings
 from recommendations.experiments.report import experiment_report, report_chart_svg
 from recommendations.experiments.services import (
     ExperimentError,
@@ -116,6 +119,35 @@ def test_strips_serve_the_arm_record_impressions_and_attribute(client, catalogue
     row = next(r for r in report["arms"] if r["arm"] == arm.name)
     assert row["clicked"] == 1 and row["carted"] == 1 and row["purchased"] == 1
     assert row["strips"] >= 1 and 0 < row["ctr"]["value"] <= 1
+
+
+def test_reloading_a_page_shows_the_same_strip_without_recording_it_again(
+    client, catalogue, running
+):
+    """A reload within the view window keeps the strip's recommendation id and writes no
+    rows: reloads must not lower an arm's rates nor grow the table."""
+    anchor, others = catalogue
+    client.get(anchor.get_absolute_url())
+    first = strip(client.get(anchor.get_absolute_url()).content.decode(), "similar-items")
+    rec_id = re.search(r"rec=([0-9a-f]{32})", first).group(1)
+    rows = Impression.objects.count()
+    for _ in range(5):
+        again = strip(client.get(anchor.get_absolute_url()).content.decode(), "similar-items")
+        assert re.search(r"rec=([0-9a-f]{32})", again).group(1) == rec_id
+    assert Impression.objects.count() == rows
+    strips = sum(row["strips"] for row in experiment_report(running)["arms"])
+    assert strips == Impression.objects.values("recommendation_id").distinct().count()
+    # Another shopper's strip is their own; past the window, a reload is a new strip.
+    from django.test import Client
+
+    other = Client()
+    other.get(anchor.get_absolute_url())
+    theirs = strip(other.get(anchor.get_absolute_url()).content.decode(), "similar-items")
+    assert re.search(r"rec=([0-9a-f]{32})", theirs).group(1) != rec_id
+    window = timedelta(seconds=app_settings.VIEW_WINDOW_SECONDS + 1)
+    Impression.objects.filter(recommendation_id=rec_id).update(created_at=timezone.now() - window)
+    later = strip(client.get(anchor.get_absolute_url()).content.decode(), "similar-items")
+    assert re.search(r"rec=([0-9a-f]{32})", later).group(1) != rec_id
 
 
 def test_clicks_from_elsewhere_bots_and_forged_ids_are_not_attributed(client, catalogue, running):
