@@ -190,6 +190,11 @@ def photo_upload(view):
         if request.method != "POST":
             return protected(request, *args, **kwargs)
         if accept_photo_upload(request).announced_too_large:
+            if not request.content_type.startswith("multipart/"):
+                # Upload handlers read multipart bodies only: any other (a form's fields
+                # sent urlencoded) is refused here, unread, with its message.
+                request.upload_refused = body_refusal(RequestDataTooBig())
+                request._post, request._files = QueryDict(), MultiValueDict()
             return view(request, *args, **kwargs)
         try:
             request.POST  # noqa: B018 - parsed here, so that a refusal gets its message

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -126,10 +127,18 @@ def parse_box(value):
     return tuple(numbers)
 
 
+#: A coordinate as text: ASCII digits, at most seven (no photo is wider), and "12.0" from
+#: browsers that report fractional pixel positions; a minus sign is read, to be refused as
+#: outside the photo. ``float()`` would also take "1e2", "1_0", other scripts' digits and
+#: numbers hundreds of digits long, which the API's schema does not allow.
+_COORDINATE = re.compile(r"-?[0-9]{1,7}(?:\.0*)?", re.ASCII)
+
+
 def _whole_number(part):
     if isinstance(part, str):
         part = part.strip()
-        # "12.0" comes from browsers that report fractional pixel positions.
+        if not _COORDINATE.fullmatch(part):
+            raise ValueError(part)
         number = float(part)
     else:
         number = float(part)

@@ -117,7 +117,22 @@ def test_parse_box(box, expected):
     assert parse_box(box) == expected
 
 
-@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "1,2,3,4,5", "1.5,0,4,4", "nan,0,1,1", ","])
+@pytest.mark.parametrize(
+    "box",
+    [
+        "1,2,3",
+        "a,b,c,d",
+        "1,2,3,4,5",
+        "1.5,0,4,4",
+        "nan,0,1,1",
+        ",",
+        "1e2,0,200,100",  # float() reads these; the schema's pattern does not
+        "\uff11,0,100,100",
+        "1_0,0,100,100",
+        "1e300,0,1e301,1",
+        "12345678,0,1,1",
+    ],
+)
 def test_malformed_box_is_refused(box):
     with pytest.raises(InvalidUpload) as excinfo:
         parse_box(box)
@@ -266,6 +281,22 @@ def test_the_page_refuses_a_body_announced_too_large_without_reading_it(pixel_en
     html = response.content.decode()
     assert "vs-upload-error" in html
     assert "The photo is 50.0\xa0MB; photos up to 10.0\xa0MB are accepted." in html
+
+
+@pytest.mark.django_db
+def test_the_page_refuses_a_large_body_of_another_kind_without_reading_it(pixel_encoder):
+    """Upload handlers read multipart bodies only: a large urlencoded one is refused with
+    the form's message too, not Django's bare "Bad Request"."""
+    response = Client(enforce_csrf_checks=True).post(
+        reverse("visualsearch:search_by_photo"),
+        content_type="application/x-www-form-urlencoded",
+        CONTENT_LENGTH=str(11 * 2**20),
+        **{"wsgi.input": _Unreadable()},
+    )
+    assert response.status_code == 400
+    assert "The form’s fields are too large" in response.content.decode() or (
+        "The form&#x27;s fields are too large" in response.content.decode()
+    )
 
 
 @pytest.mark.django_db
