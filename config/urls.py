@@ -9,7 +9,9 @@ from health_check.views import HealthCheckView
 from lookalike.metrics import metrics_view
 from visualsearch.api.views import NotFoundView
 
-#: An unhandled error under /api/ answers JSON too (Django's page elsewhere).
+#: An unhandled error, or a request Django refused before any view ran, answers JSON under
+#: /api/ too (Django's pages elsewhere).
+handler400 = "visualsearch.api.views.bad_request"
 handler500 = "visualsearch.api.views.server_error"
 
 #: What /health/ checks (django-health-check): 200 when all pass, 500 otherwise, as JSON with

@@ -153,6 +153,26 @@ def test_an_unhandled_error_of_the_api_is_a_json_500(catalogue, monkeypatch, set
     assert page.status_code == 500 and "application/json" not in page["Content-Type"]
 
 
+def test_requests_django_refuses_before_any_view_get_a_json_400_under_the_api(catalogue, settings):
+    """More parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django refuses the request
+    before the view (handler400); under the API the answer is JSON with a message."""
+    from django.test import Client
+
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    many = "&".join(f"a{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    for url in (similar_url(catalogue[0].pk), "/api/recommendations/", "/api/schema/"):
+        response = client.get(f"{url}?{many}")
+        assert response.status_code == 400 and response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "The request has too many parameters."}
+    # Photo search takes its parameters in the body: the message is about the address.
+    response = client.post(f"/api/search/image/?{many}", {"image": b""})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request has too many parameters."}
+    page = client.get(f"/p/{catalogue[0].pk}/?{many}")
+    assert page.status_code == 400 and "application/json" not in page["Content-Type"]
+
+
 def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, product_factory):
     hidden = product_factory(is_active=False)
     for key in (999999, 0, -1, "abc", 10**30, hidden.pk):

@@ -6,6 +6,8 @@ OpenAPI schema documents; each status code a request can get is documented, and 
 documented can happen (``tests/test_api_schema.py`` holds the API to that).
 """
 
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -190,6 +192,8 @@ class ImageSearchView(APIView):
         # A body Django's parser refused (too many fields, a field too large, a malformed
         # multipart body) is a 400 with its message, as JSON like every answer here.
         message = body_refusal(exc)
+        if isinstance(exc, TooManyFieldsSent) and _too_many_in_url(self.request):
+            message = gettext("The request has too many parameters.")
         if message is not None:
             exc = ParseError(message)
         return super().handle_exception(exc)
@@ -316,13 +320,40 @@ class NotFoundView(APIView):
     post = put = patch = delete = options = get
 
 
-def server_error(request, *args, **kwargs):
-    """A ``handler500`` for the project's URLconf: a JSON 500 (``{"detail": ...}``, as every
-    other error of the API) for a request that an API view was serving, or under ``/api/``;
-    Django's own page elsewhere. Django calls ``handler500`` only with ``DEBUG`` off."""
+def _too_many_in_url(request):
+    """Whether the address alone holds more parameters than Django reads."""
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    query = request.META.get("QUERY_STRING", "")
+    return limit is not None and query.count("&") + query.count(";") + 1 > limit
+
+
+def _for_the_api(request):
+    """Whether an error answers a request of the API: one an API view was serving, or one
+    under ``/api/`` (not resolved yet, or resolved to nothing)."""
     view = getattr(getattr(request, "resolver_match", None), "func", None)
     api_view = isinstance(getattr(view, "cls", None), type) and issubclass(view.cls, APIView)
-    if api_view or request.path.startswith("/api/"):
+    return api_view or request.path.startswith("/api/")
+
+
+def server_error(request, *args, **kwargs):
+    """A ``handler500`` for the project's URLconf: a JSON 500 (``{"detail": ...}``, as every
+    other error of the API) for a request of the API; Django's own page elsewhere. Django
+    calls ``handler500`` only with ``DEBUG`` off."""
+    if _for_the_api(request):
         message = gettext("Something went wrong on our side; the error has been logged.")
         return JsonResponse({"detail": message}, status=500)
     return defaults.server_error(request, *args, **kwargs)
+
+
+def bad_request(request, exception, *args, **kwargs):
+    """A ``handler400`` for the project's URLconf: a JSON 400 with a message for a request
+    of the API that Django refused before any view ran (more than
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters in its URL, say); Django's own page
+    elsewhere. Django calls ``handler400`` only with ``DEBUG`` off."""
+    if _for_the_api(request):
+        if isinstance(exception, TooManyFieldsSent):
+            message = gettext("The request has too many parameters.")
+        else:
+            message = body_refusal(exception) or gettext("The request could not be read.")
+        return JsonResponse({"detail": str(message)}, status=400)
+    return defaults.bad_request(request, exception, *args, **kwargs)
