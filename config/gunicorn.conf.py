@@ -32,7 +32,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # Connections waiting for a thread; beyond it the kernel's backlog queues them.
 worker_connections = 1000
 backlog = 2048
-# A request that takes longer is killed with its worker (a photo search takes ~0.1 s).
+# A worker silent for this long (its main loop stuck) is killed and replaced. Not a limit on
+# a request: a gthread worker keeps reporting while its threads serve, so a slow request
+# lasts as long as what it waits on (the Redis cache gives up after its socket timeout).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 10
 keepalive = 5

@@ -59,10 +59,17 @@ def reachable(host, port, timeout=0.5) -> bool:
 
 
 def secret_key() -> str:
-    """``DJANGO_SECRET_KEY``, else the key kept in ``var/secret_key``."""
+    """``DJANGO_SECRET_KEY``, else the key kept in ``var/secret_key``; required with
+    ``DATABASE_URL``, as the settings require it: machines sharing a database each made
+    their own key, and what one signed (sessions, forms) the next refused."""
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
         return key
+    if os.environ.get("DATABASE_URL"):
+        raise SystemExit(
+            "DJANGO_SECRET_KEY is not set. With DATABASE_URL, every machine of the shop needs "
+            "the same secret key: set DJANGO_SECRET_KEY to a long random value."
+        )
     return stored_secret_key(VAR)
 
 
@@ -115,8 +122,9 @@ class Supervisor:
     def stop_all(self):
         self.stopping = True
         self.stop(["web", "prepare_demo"])
-        # Celery's warm shutdown finishes the running task; an unfinished chunk's message
-        # was not acknowledged and goes back to the queue.
+        # The worker's whole group is signalled, pool processes too: a job in progress ends
+        # failed with what it had done (lookalike.jobs.runner), to be resumed, and an
+        # unfinished chunk's message, not acknowledged, goes back to the queue.
         self.stop(["worker"])
         self.stop(["redis"])
 

@@ -274,13 +274,20 @@ def _caches():
     Makefile runs it after `migrate`, and Django's test runner creates it for the tests)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        # A Redis outage must not fail every photo search: cache errors are logged and
-        # ignored (the throttle lets requests through until Redis is back).
+        # A Redis outage must not fail every photo search: cache errors are ignored (the
+        # throttle lets requests through until Redis is back). A Redis that stops
+        # answering costs a call its socket timeout (REDIS_SOCKET_TIMEOUT seconds), after
+        # which the process leaves Redis alone for a few seconds (config/redis_cache.py).
+        timeout = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.5"))
         return {
             "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
+                "BACKEND": "config.redis_cache.FailFastRedisCache",
                 "LOCATION": url,
-                "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+                "OPTIONS": {
+                    "IGNORE_EXCEPTIONS": True,
+                    "SOCKET_CONNECT_TIMEOUT": timeout,
+                    "SOCKET_TIMEOUT": timeout,
+                },
             }
         }
     # Django culls a database cache to a third when it holds MAX_ENTRIES (300 by default),
@@ -295,7 +302,8 @@ def _caches():
 
 
 CACHES = _caches()
-DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Not a traceback per ignored call: FailFastRedisCache logs one warning when Redis fails.
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 VISUALSEARCH_THROTTLE_CACHE = "default"
 
 # Sessions (carts, logins, the anonymous shopper's key) are read on nearly every request and

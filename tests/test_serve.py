@@ -118,3 +118,22 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
     alive = [pid for pid in tree + postmasters if psutil.pid_exists(pid)]
     alive = [pid for pid in alive if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, (alive, output[-3000:])
+
+
+def test_serve_refuses_an_external_database_without_a_shared_secret_key(tmp_path):
+    """Each machine would make its own key in its var/: sessions and forms signed on one
+    would fail on the next. The settings refuse it; so does make serve, before starting."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SECRET_KEY"} | {
+        "DATABASE_URL": "postgres://shop@db.invalid/shop",
+        "LOOKALIKE_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from config import serve; serve.secret_key()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "DJANGO_SECRET_KEY is not set" in done.stderr
+    assert not (tmp_path / "secret_key").exists()

@@ -41,6 +41,8 @@ class JobContext:
         self.job = job
         self.interval = interval
         self._last_write = 0.0
+        #: Whether the job handed chunks to other processes, which write its counters.
+        self.fanned_out = False
 
     @property
     def params(self):
@@ -73,6 +75,7 @@ class JobContext:
     def fan_out(self, handler, chunks, **params):
         """Run ``handler`` over ``chunks`` on the workers and wait; see
         :func:`lookalike.jobs.fanout.fan_out`."""
+        self.fanned_out = True
         return fan_out(self, handler, chunks, params=params)
 
 
@@ -105,17 +108,27 @@ def run_job(job_id):
     log = {"job_id": job.pk, "handler": job.handler, "worker": job.worker}
     logger.info("Job %s started", job.pk, extra=log)
     started = time.monotonic()
+    ctx = JobContext(job)
     try:
         func = import_string(job.handler)
         # Jobs read what they (and the shop) just wrote: never a replica that lags.
         with use_primary():
-            result = func(JobContext(job), **job.params)
+            result = func(ctx, **job.params)
     except Exception as exc:  # the job records the failure; the worker lives on
         logger.exception("Job %s failed", job.pk, extra=log)
         _failed(job, exc)
+    except BaseException:
+        # The worker is being stopped (SIGTERM to a pool process, Ctrl-C): the job ends
+        # failed, to be resumed, rather than "running" until the reaper finds it.
+        logger.warning("Job %s stopped with its worker", job.pk, extra=log)
+        job.status = Job.Status.FAILED
+        job.message = gettext("The worker was stopped during the job; resume it to finish.")
+        raise
     else:
         _succeeded(job, result)
     finally:
+        if ctx.fanned_out and job.status == Job.Status.FAILED:
+            _reload_counters(job)
         job.finished_at = timezone.now()
         job.heartbeat_at = job.finished_at
         _save_outcome(job, lock)
@@ -152,6 +165,16 @@ def _succeeded(job, result):
     # error, still finished: show it complete.
     if job.total and job.done < job.total and not job.error_count:
         job.done = job.total
+
+
+def _reload_counters(job):
+    """The counters that a fanned-out job's chunks wrote in the row (progress, failures, the
+    chunks' bookkeeping, which a resume reads), which this process's copy of the row does
+    not have: saving the copy as it is would wipe them."""
+    try:
+        job.refresh_from_db(fields=["done", "total", "error_count", "errors", "result"])
+    except DatabaseError:  # the database is away: the outcome's own save will say so
+        pass
 
 
 def _save_outcome(job, lock):

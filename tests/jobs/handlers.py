@@ -16,3 +16,18 @@ def count_to(ctx, n, fail_at=None):
 
 def not_a_handler(ctx):
     return {}
+
+
+@job_handler
+def stopped_with_its_worker(ctx, fanned_out=False):
+    """Stops as a pool process does on SIGTERM; with ``fanned_out``, after chunks in other
+    processes wrote the row's counters, as they do, without this process's copy."""
+    from lookalike.jobs.models import Job
+
+    ctx.progress(2, 10, force=True)
+    if fanned_out:
+        ctx.fanned_out = True  # as ctx.fan_out marks it
+        Job.objects.filter(pk=ctx.job.pk).update(
+            done=6, error_count=1, result={"chunks": {"done": {"0": 3, "1": 3}}}
+        )
+    raise SystemExit(143)

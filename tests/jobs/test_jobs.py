@@ -34,6 +34,34 @@ def test_failure_is_recorded_and_can_be_resumed(settings):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fanned_out", [False, True])
+def test_a_job_stopped_with_its_worker_ends_failed_keeping_its_progress(settings, fanned_out):
+    """SIGTERM to a pool process raises SystemExit in the job: it ends failed and
+    resumable at once (not "running" until reaped), and a fanned-out job keeps the counters
+    its chunks wrote (a resume reads the chunks' bookkeeping)."""
+    from lookalike.jobs.runner import run_job
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # queued; run here below
+    job = services.enqueue(
+        "tests.jobs.handlers.stopped_with_its_worker",
+        lock_key="stopped",
+        params={"fanned_out": fanned_out},
+    )
+    with pytest.raises(SystemExit):
+        run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.finished_at is not None
+    assert "worker was stopped" in job.message
+    if fanned_out:
+        assert (job.done, job.total, job.error_count) == (6, 10, 1)
+        assert job.result == {"chunks": {"done": {"0": 3, "1": 3}}}
+    else:
+        assert (job.done, job.total) == (2, 10)
+    assert locks.is_free(locks.job_lock("stopped"))
+    assert services.resume(job).status == Job.Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
 def test_second_job_with_same_key_is_refused(settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"  # stays queued
     first = services.enqueue(HANDLER, lock_key="count", params={"n": 1})
