@@ -25,8 +25,14 @@ HEALTH_CHECKS = [
     "recommendations.health.Recommender",
 ]
 
+#: What /health/ready/ checks: what a page needs to be served, for a load balancer's probe.
+#: The cache is optional to pages, the broker only runs jobs, and the widgets and searches
+#: degrade (no model yet: "Popular now"; no vectors yet: a notice) where /health/ says 500.
+READY_CHECKS = ["health_check.checks.Database"]
+
 urlpatterns = [
     path("health/", HealthCheckView.as_view(checks=HEALTH_CHECKS), name="health"),
+    path("health/ready/", HealthCheckView.as_view(checks=READY_CHECKS), name="health-ready"),
     # Prometheus' scrape target; keep it to the monitoring network (see the README).
     path("metrics", metrics_view, name="prometheus-metrics"),
     path("admin/", admin.site.urls),

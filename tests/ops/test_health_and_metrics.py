@@ -14,13 +14,13 @@ from tests.recommendations.recsys_support import SMALL_ALS, two_groups
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def health(client):
+def health(client, url="/health/"):
     """GET /health/ from a thread of its own: the view is async, and Django cannot run it
     from a thread where an event loop runs (the browser tests' Playwright leaves one)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        response = pool.submit(client.get, "/health/", HTTP_ACCEPT="application/json").result()
+        response = pool.submit(client.get, url, HTTP_ACCEPT="application/json").result()
     return response.status_code, response.json()
 
 
@@ -40,6 +40,8 @@ def test_health_checks_the_database_cache_broker_and_models(
     assert checks["VisualEncoder()"] == "OK"
     assert "No recommender model is active" in checks["Recommender()"]
     assert status == 500
+    # The load balancer's probe: the shop serves pages without a model, so it is ready.
+    assert health(client, "/health/ready/") == (200, {"Database(alias='default')": "OK"})
     two_groups(product_factory, category_factory)
     training.train(**SMALL_ALS, evaluate=False)
     status, checks = health(client)
@@ -56,9 +58,10 @@ def test_health_fails_when_the_broker_is_down(client, settings):
     app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
     try:
         status, checks = health(client)
+        ready, _ = health(client, "/health/ready/")
     finally:
         app.conf.broker_url = saved
-    assert status == 500
+    assert status == 500 and ready == 200  # pages are served without the broker
     assert "Broker unreachable (OperationalError)" in checks["JobBroker()"]
     assert "127.0.0.1" not in checks["JobBroker()"]  # no connection string in the answer
 
