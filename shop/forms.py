@@ -25,3 +25,22 @@ class SearchForm(forms.Form):
             "searched. Please search again with plain text.",
         },
     )
+
+    #: Words a search may hold. Every word is matched against every product that the others
+    #: leave, so a long query costs more than the shopper gains from it.
+    MAX_WORDS = 16
+
+    def clean_q(self):
+        query = self.cleaned_data["q"]
+        words = query.split()
+        if len(words) > self.MAX_WORDS:
+            raise forms.ValidationError(
+                f"Your search has {len(words)} words: use at most {self.MAX_WORDS}."
+            )
+        if words and all(word.startswith("-") for word in words):
+            # Only exclusions: no word to look up in the index, so every product would be
+            # read to find those without them.
+            raise forms.ValidationError(
+                "Say what you are looking for: words starting with “-” only leave products out."
+            )
+        return query

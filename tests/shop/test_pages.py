@@ -99,6 +99,9 @@ def test_search_says_what_it_found_and_refuses_what_it_cannot_search(client, pro
     for bad, message in (
         ("a\x00b", "cannot be searched. Please search again with plain text."),
         ("x" * 201, "Your search is too long: use at most 200 characters (it has 201)."),
+        # Bounded work: no index narrows a search of exclusions only, and every word costs.
+        ("-x " * 10, "words starting with “-” only leave products out"),
+        ("a " * 17, "Your search has 17 words: use at most 16."),
     ):
         response = client.get(reverse("shop:search"), {"q": bad})
         assert response.status_code == 400
