@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -18,7 +18,7 @@ from lookalike.admin_in_use import InUseAdminMixin
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
-from .admin_tables import label, plain, table
+from .admin_tables import label, paragraphs, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
 from .models import BlendProfile, Event, RecommenderModel
@@ -212,7 +212,7 @@ class RecommenderModelAdmin(
             [(label(m), *(plain(evaluation[s].get(m)) for s in sources)) for m in metrics],
         )
         rest = [(k, v) for k, v in sorted(evaluation.items()) if k not in sources]
-        notes = format_html_join("", "<p>{}: {}</p>", ((label(k), plain(v)) for k, v in rest))
+        notes = paragraphs(rest)
         return format_html("{}{}", figures, notes)
 
     @admin.display(description=_("precision@k (model / popularity)"))

@@ -59,7 +59,7 @@ def confirm_activation(modeladmin, request, row):
         rows.append(
             {
                 "key": version.version,
-                "label": f"{version.version} {state}",
+                "label": gettext("%(name)s %(state)s") % {"name": version.version, "state": state},
                 "cells": cells + [metric(version) for metric in metrics],
             }
         )
@@ -111,7 +111,8 @@ def confirm_make_default(modeladmin, request, profile):
         cells = [shown[name]() if name in shown else getattr(row, name) for name in fields]
         cells += [_segment_text(row, segment) for segment in SEGMENT_NAMES]
         cells += [gettext("Yes") if getattr(row, name) else gettext("No") for name in rules]
-        rows.append({"key": row.name, "label": f"{row.name} {state}", "cells": cells})
+        label = gettext("%(name)s %(state)s") % {"name": row.name, "state": state}
+        rows.append({"key": row.name, "label": label, "cells": cells})
     segment_columns = [
         gettext("Weights for %(segment)s") % {"segment": name} for name in SEGMENT_NAMES.values()
     ]

@@ -32,6 +32,7 @@ Hamming distance, the nearest few re-ranked in full (:mod:`visualsearch.services
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import BitField, VectorField
 
@@ -114,7 +115,10 @@ class ProductEmbedding(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.encoder} vector of product {self.product_id}"
+        return gettext("%(encoder)s vector of product %(product)s") % {
+            "encoder": self.encoder,
+            "product": self.product_id,
+        }
 
 
 class VectorCentre(models.Model):
@@ -143,7 +147,11 @@ class VectorCentre(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.encoder} centre of {self.vectors} vectors"
+        return ngettext(
+            "%(encoder)s centre of %(count)s vector",
+            "%(encoder)s centre of %(count)s vectors",
+            self.vectors,
+        ) % {"encoder": self.encoder, "count": self.vectors}
 
 
 class IndexFailure(models.Model):

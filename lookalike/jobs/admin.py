@@ -19,9 +19,9 @@ from .services import JobAlreadyRunning, resume
 def _already_active(job):
     # One sentence per status: translators see whole sentences, not a status spliced in.
     if job.status == Job.Status.QUEUED:
-        message = gettext("A %(lock_key)s job (#%(id)s) is already queued.")
+        message = gettext("Job #%(id)s (%(lock_key)s) is already queued.")
     else:
-        message = gettext("A %(lock_key)s job (#%(id)s) is already running.")
+        message = gettext("Job #%(id)s (%(lock_key)s) is already running.")
     return message % {"lock_key": job.lock_key, "id": job.pk}
 
 
@@ -73,10 +73,18 @@ class JobAdmin(InUseAdminMixin, ReadOnlyChangeFormMixin, admin.ModelAdmin):
     in_use_filter = {"status__in": list(Job.ACTIVE)}
 
     def in_use_message(self, job):
-        return gettext(
-            "Job #%(id)s is %(status)s and cannot be deleted: it ends first (a job whose "
-            "worker died is marked failed within minutes)."
-        ) % {"id": job.pk, "status": str(job.get_status_display()).lower()}
+        # One sentence per status: a translated status is not spliced in, nor lower-cased.
+        if job.status == Job.Status.QUEUED:
+            message = gettext(
+                "Job #%(id)s is queued and cannot be deleted: it ends first (a job no worker "
+                "starts is marked failed within minutes)."
+            )
+        else:
+            message = gettext(
+                "Job #%(id)s is running and cannot be deleted: it ends first (a job whose "
+                "worker died is marked failed within minutes)."
+            )
+        return message % {"id": job.pk}
 
 
 class JobProgressMixin:

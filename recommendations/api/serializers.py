@@ -68,7 +68,7 @@ class ProfileField(serializers.CharField):
             return get_profile(name or None)
         except UnknownProfile as exc:
             available = ", ".join(exc.available) or pgettext("no blend profiles", "none")
-            message = gettext("Unknown blend profile %(name)r; available profiles: %(names)s.")
+            message = gettext("Unknown blend profile “%(name)s”; available profiles: %(names)s.")
             raise serializers.ValidationError(
                 message % {"name": exc.name, "names": available}
             ) from None

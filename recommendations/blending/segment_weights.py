@@ -17,14 +17,14 @@ __all__ = ["clean_segment_weights"]
 def _segment_weight(segment, component, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(
-            gettext("The %(segment)s %(component)s weight must be a number, not %(value)r.")
+            gettext("The %(segment)s %(component)s weight must be a number, not “%(value)s”.")
             % {"segment": segment, "component": component, "value": value}
         )
     value = float(value)
     if not math.isfinite(value) or not 0 <= value <= MAX_WEIGHT:
         raise ValueError(
             gettext(
-                "The %(segment)s %(component)s weight must be from 0 to %(max)s, not %(value)r."
+                "The %(segment)s %(component)s weight must be from 0 to %(max)s, not “%(value)s”."
             )
             % {"segment": segment, "component": component, "value": value, "max": f"{MAX_WEIGHT:g}"}
         )
@@ -57,7 +57,7 @@ def clean_segment_weights(segments, weights=None):
     for segment, values in segments.items():
         if segment not in SEGMENTS:
             raise ValueError(
-                gettext("Unknown segment %(name)r; the segments are %(segments)s.")
+                gettext("Unknown segment “%(name)s”; the segments are %(segments)s.")
                 % {"name": segment, **names}
             )
         unknown = (

@@ -11,7 +11,9 @@ unit is the strip, so one shopper's many clicks on one strip count once.
 from __future__ import annotations
 
 from django.db.models import Count, Q
+from django.utils.formats import number_format
 from django.utils.html import escape
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Impression, ImpressionOutcome
@@ -149,6 +151,19 @@ def _leader(rows):
     return None
 
 
+def _percent(share):
+    return gettext("%(number)s%%") % {"number": number_format(share * 100, decimal_pos=1)}
+
+
+def _interval(value, low, high):
+    """A rate and its interval, as the chart writes them, in the active language."""
+    return gettext("%(value)s [%(low)s, %(high)s]") % {
+        "value": _percent(value),
+        "low": _percent(low),
+        "high": _percent(high),
+    }
+
+
 def report_chart_svg(report, rate="ctr", width=560):
     """An inline SVG of one rate per arm: a bar for the rate, a whisker for its 95%
     interval, the arm and the figures as text. Safe to mark safe: every name is escaped."""
@@ -186,7 +201,7 @@ def report_chart_svg(report, rate="ctr", width=560):
             f'<line x1="{left + low * scale:.1f}" x2="{left + high * scale:.1f}" '
             f'y1="{middle}" y2="{middle}" stroke="#1a202c" stroke-width="2"/>',
             f'<text x="{width - right + 8}" y="{middle + 4:.1f}" font-size="12">'
-            f"{value:.1%} [{low:.1%}, {high:.1%}]</text>",
+            f"{escape(_interval(value, low, high))}</text>",
         ]
     parts.append("</svg>")
     return "".join(parts)

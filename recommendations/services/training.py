@@ -225,23 +225,13 @@ def train(
             matrix.user_items, new_model, k, seed, stage(0, gettext("Evaluating on a holdout"))
         )
     offset = n_iter if evaluate else 0
-    model = new_model().fit(
-        matrix.user_items, callback=stage(offset, gettext("Fitting on all events"))
-    )
+    fitting = stage(offset, gettext("Fitting on all events"))
+    model = new_model().fit(matrix.user_items, callback=fitting)
 
     report(total - 1, total, gettext("Saving the model"))
     parameters = {**params, "seed": seed, "days": days, "include_simulated": include_simulated}
     row = _store(model, matrix, parameters, figures, now, started, user, activate)
-    report(
-        total,
-        total,
-        (
-            gettext("Trained version %(version)s, now served")
-            if row.is_active
-            else gettext("Trained version %(version)s (not activated)")
-        )
-        % {"version": row.version},
-    )
+    report(total, total, _trained_message(row))
     logger.info(
         "Trained recommender v%s on %s events in %.1fs",
         row.version,
@@ -249,6 +239,12 @@ def train(
         row.training_seconds,
     )
     return row
+
+
+def _trained_message(row):
+    if row.is_active:
+        return gettext("Trained version %(version)s, now served") % {"version": row.version}
+    return gettext("Trained version %(version)s (not activated)") % {"version": row.version}
 
 
 def _event_matrix(days, now, include_simulated):

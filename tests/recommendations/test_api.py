@@ -90,7 +90,7 @@ def test_similar_is_blended_and_personalised(client, catalogue):
         ({"k": 0}, "k", "greater than or equal to 1"),
         ({"k": 51}, "k", "less than or equal to 50"),
         ({"k": "ten"}, "k", "valid integer"),
-        ({"profile": "summer"}, "profile", "Unknown blend profile 'summer'"),
+        ({"profile": "summer"}, "profile", "Unknown blend profile “summer”"),
     ],
 )
 def test_bad_parameters_are_400s_that_say_why(client, catalogue, params, field, message):

@@ -173,7 +173,7 @@ class SearchParamsSerializer(ParamsSerializer):
             if adapter.get_category_queryset() is None:
                 message = gettext("This shop has no categories.")
             else:
-                message = gettext("%(value)r is not a category id.") % {"value": value}
+                message = gettext("“%(value)s” is not a category id.") % {"value": value}
             raise serializers.ValidationError(message) from None
 
     def get_filters(self, exclude_ids=()):
