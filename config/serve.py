@@ -283,7 +283,11 @@ def _start_worker(supervisor, env):
 
 def _watch(supervisor, prepare, site):
     """Say "Demo ready" when ``prepare_demo`` succeeds; return 1 as soon as it fails or
-    the web server, the worker or Redis exits (the shop cannot serve without them)."""
+    the web server, the worker or Redis exits. The pages would go on without the last two
+    (the cache is optional to them), but jobs would not run and the stack would no longer
+    be the one asked for: ``make serve`` stops whole, so that the failure is seen, rather
+    than restart its processes as a service manager (systemd, a container runtime) does
+    for each process on several machines."""
     ready = False
     while True:
         for name in ("web", "worker", "redis"):
