@@ -78,6 +78,31 @@ def test_metrics_show_requests_searches_jobs_and_model_versions(client, catalogu
     assert 'lookalike_jobs{lock_key="visualsearch.reindex",status="running"} 1.0' in text
     assert "lookalike_job_total{" in text
     assert 'visualsearch_vectors{configured="true",encoder="pixel"' in text
+    assert "lookalike_jobs_failing{" not in text  # nothing failed
+
+
+@pytest.mark.django_db
+def test_failing_jobs_count_until_a_later_one_of_their_key_succeeds(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lookalike.jobs.models import Job
+
+    now = timezone.now()
+
+    def job(key, status, minutes_ago):
+        at = now - timedelta(minutes=minutes_ago)
+        return Job.objects.create(handler="x", lock_key=key, status=status, finished_at=at)
+
+    job("visualsearch.reindex", "failed", 30)
+    job("visualsearch.reindex", "succeeded", 20)  # set it right
+    job("visualsearch.reindex", "failed", 10)
+    job("recommendations.train", "failed", 5)
+    job("recommendations.train", "failed", 1)
+    text = client.get("/metrics").content.decode()
+    assert 'lookalike_jobs_failing{lock_key="visualsearch.reindex"} 1.0' in text
+    assert 'lookalike_jobs_failing{lock_key="recommendations.train"} 2.0' in text
     assert "recommendations_model_active_version 0.0" in text
 
 
