@@ -269,5 +269,15 @@ def finish(enc, report, started, build_index, label) -> dict:
         report.indexes = ensure_indexes(enc)
     report.seconds = round(time.monotonic() - started, 3)
     result = report.as_dict()
-    logger.info("%s: %s", label, result)
+    # The counts as the record's fields too (a JSON log line's "reindex" object), not only
+    # as text inside the message.
+    logger.info(
+        "%s: %s embedded, %s failed (%s, %.1f s)",
+        label,
+        result.get("embedded", 0),
+        result.get("failed", 0),
+        result.get("encoder", ""),
+        report.seconds,
+        extra={"reindex": result},
+    )
     return result
