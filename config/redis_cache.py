@@ -1,15 +1,20 @@
-"""The shop's Redis cache backend: django-redis's, which stops asking a Redis that has just
-failed.
+"""The shop's Redis cache backend: django-redis's, which stops reading from a Redis that has
+just failed.
 
 The shop treats its cache as optional (``IGNORE_EXCEPTIONS``: a lost cache costs
 recomputations, never a failed page), but a Redis that stops answering without closing
 its connections (a paused process, a full network buffer, a dropped route) makes each of a
-page's cache calls wait for its socket timeout. A product page makes about nine, so every
-page waited nine timeouts, and a few such requests held all of gunicorn's threads. Here,
-once a call fails, this process answers every call as a miss (a write as done) for
-:attr:`FailFastRedisCache.retry_after` seconds without asking Redis, then tries again: one
-timeout per process every few seconds instead of nine a page. The failure is logged once
-when the pause starts, not as a traceback per call.
+page's cache calls wait for its socket timeout. A product page makes about nine, nearly all
+reads, so every page waited nine timeouts, and a few such requests held all of gunicorn's
+threads. Here, once a call fails, every thread of the process answers reads as misses for
+:attr:`FailFastRedisCache.retry_after` seconds without asking Redis, then asks again.
+
+A read answered as a miss is always safe: the stamps read a missing token as a new one and
+recompute, ``cached_db`` sessions read the database. A write skipped would not be: another
+process would go on reading the value it replaced (a session, a stamp's bump). So writes
+and deletes are always sent, and cost their timeout while Redis hangs; they are few (a
+session saved, a stamp bumped, a throttle counted). The failure is logged once when the
+pause starts, not as a traceback per call.
 """
 
 from __future__ import annotations
@@ -26,48 +31,54 @@ __all__ = ["FailFastRedisCache"]
 
 logger = logging.getLogger(__name__)
 
+#: Reads only: answered as misses during a pause.
+READS = frozenset({"get", "get_many", "has_key", "ttl", "pttl", "keys", "iter_keys"})
+
+#: ``{server: monotonic time until which it is not read}``, for the whole process: Django
+#: makes a cache backend per thread, and each thread must not pay its own timeout.
+_paused_until: dict[str, float] = {}
+_lock = threading.Lock()
+
 
 class _Paused(RedisConnectionError):
-    """Redis failed moments ago and is not asked again yet."""
+    """Redis failed moments ago and is not read again yet."""
 
 
 class FailFastRedisCache(RedisCache):
-    """django-redis's ``RedisCache`` that, once a call fails, treats Redis as unreachable
-    for ``retry_after`` seconds in this process (``IGNORE_EXCEPTIONS`` then answers as the
-    cache would without Redis)."""
+    """django-redis's ``RedisCache`` that, once a call fails, answers reads as misses for
+    ``retry_after`` seconds in this process (``IGNORE_EXCEPTIONS`` then answers as the
+    cache would without Redis); writes are always sent."""
 
-    #: Seconds for which a process does not ask a Redis that failed.
+    #: Seconds for which the process does not read from a Redis that failed.
     retry_after = 5.0
-
-    def __init__(self, server, params):
-        super().__init__(server, params)
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
 
     @property
     def client(self):
         return _Guarded(super().client, self)
 
+    def _key(self):
+        return str(self._server)
+
     def _check(self):
-        if time.monotonic() < self._paused_until:
+        if time.monotonic() < _paused_until.get(self._key(), 0.0):
             raise ConnectionInterrupted(connection=None) from _Paused(
-                "Redis failed moments ago; not asked again yet."
+                "Redis failed moments ago; not read again yet."
             )
 
     def _failed(self, exc):
-        with self._lock:
-            if time.monotonic() < self._paused_until:
+        with _lock:
+            if time.monotonic() < _paused_until.get(self._key(), 0.0):
                 return
-            self._paused_until = time.monotonic() + self.retry_after
+            _paused_until[self._key()] = time.monotonic() + self.retry_after
         logger.warning(
-            "The Redis cache did not answer (%s); it is not asked again for %.0f s.",
+            "The Redis cache did not answer (%s); it is not read again for %.0f s.",
             exc.__cause__ or exc,
             self.retry_after,
         )
 
 
 class _Guarded:
-    """The backend's client, whose calls go through its cache's pause."""
+    """The backend's client, whose reads go through the process's pause."""
 
     def __init__(self, client, cache):
         self._client = client
@@ -79,7 +90,8 @@ class _Guarded:
             return attribute
 
         def call(*args, **kwargs):
-            self._cache._check()
+            if name in READS:
+                self._cache._check()
             try:
                 return attribute(*args, **kwargs)
             except ConnectionInterrupted as exc:

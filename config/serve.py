@@ -60,8 +60,9 @@ def reachable(host, port, timeout=0.5) -> bool:
 
 def secret_key() -> str:
     """``DJANGO_SECRET_KEY``, else the key kept in ``var/secret_key``; required with
-    ``DATABASE_URL``, as the settings require it: machines sharing a database each made
-    their own key, and what one signed (sessions, forms) the next refused."""
+    ``DATABASE_URL``, as the settings require it with ``DEBUG`` off (as ``make serve``
+    runs): machines sharing a database each made their own key, and what one signed
+    (sessions, forms) the next refused."""
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
         return key

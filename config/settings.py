@@ -277,7 +277,7 @@ def _caches():
         # A Redis outage must not fail every photo search: cache errors are ignored (the
         # throttle lets requests through until Redis is back). A Redis that stops
         # answering costs a call its socket timeout (REDIS_SOCKET_TIMEOUT seconds), after
-        # which the process leaves Redis alone for a few seconds (config/redis_cache.py).
+        # which the process reads nothing from it for a few seconds (config/redis_cache.py).
         timeout = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.5"))
         return {
             "default": {

@@ -9,7 +9,7 @@ served now beside what would be (``admin/recommendations/confirm_action.html``),
 
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from .blending.core import COMPONENTS
 from .forms import SEGMENT_NAMES
@@ -59,7 +59,8 @@ def confirm_activation(modeladmin, request, row):
         rows.append(
             {
                 "key": version.version,
-                "label": gettext("%(name)s %(state)s") % {"name": version.version, "state": state},
+                "label": pgettext("a model version and its state", "%(version)s %(state)s")
+                % {"version": version.version, "state": state},
                 "cells": cells + [metric(version) for metric in metrics],
             }
         )
@@ -111,7 +112,10 @@ def confirm_make_default(modeladmin, request, profile):
         cells = [shown[name]() if name in shown else getattr(row, name) for name in fields]
         cells += [_segment_text(row, segment) for segment in SEGMENT_NAMES]
         cells += [gettext("Yes") if getattr(row, name) else gettext("No") for name in rules]
-        label = gettext("%(name)s %(state)s") % {"name": row.name, "state": state}
+        label = pgettext("a blend profile and its state", "%(name)s %(state)s") % {
+            "name": row.name,
+            "state": state,
+        }
         rows.append({"key": row.name, "label": label, "cells": cells})
     segment_columns = [
         gettext("Weights for %(segment)s") % {"segment": name} for name in SEGMENT_NAMES.values()

@@ -58,7 +58,8 @@ def plain(value):
             places = 1 - math.floor(math.log10(abs(value)))  # two significant digits
         return number_format(round(value, places), decimal_pos=places)
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {plain(v)}" for k, v in sorted(value.items()))
+        # "; " between pairs: a comma may be the decimal mark (0,5).
+        return "; ".join(f"{k}: {plain(v)}" for k, v in sorted(value.items()))
     return "—" if value is None else str(value)
 
 

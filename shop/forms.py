@@ -1,5 +1,8 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.db import connection
+
+from .models import SEARCH_CONFIG
 
 
 class SignupForm(UserCreationForm):
@@ -37,10 +40,22 @@ class SearchForm(forms.Form):
             raise forms.ValidationError(
                 f"Your search has {len(words)} words: use at most {self.MAX_WORDS}."
             )
-        if words and all(word.startswith("-") for word in words):
-            # Only exclusions: no word to look up in the index, so every product would be
-            # read to find those without them.
+        if words and _only_exclusions(query):
+            # No word to look up in the index: every product would be read to find those
+            # without the excluded ones.
             raise forms.ValidationError(
                 "Say what you are looking for: words starting with “-” only leave products out."
             )
         return query
+
+
+def _only_exclusions(query):
+    """Whether PostgreSQL's reading of ``query`` (as the search runs it) holds words but
+    none that an index can look up: ``-x``, ``-x or -y``, ``-x the`` (a stop word drops)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT numnode(q) > 0 AND querytree(q) = 'T' "
+            "FROM websearch_to_tsquery(%s::regconfig, %s) AS q",
+            [SEARCH_CONFIG, query],
+        )
+        return cursor.fetchone()[0]

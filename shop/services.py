@@ -7,6 +7,7 @@ from django.contrib.postgres.search import (
     SearchRank,
     TrigramWordSimilarity,
 )
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import connection, transaction
 from django.db.models import F
 
@@ -45,6 +46,23 @@ def search_products(query):
         .order_by("-rank", "id")
     )
     return similar, True
+
+
+class AlreadyBought(ValueError):
+    """The cart was checked out by another request of the same session meanwhile."""
+
+    def __init__(self):
+        super().__init__("Your order is already confirmed.")
+
+
+def _stored(session):
+    """The cart as stored now. From the database's row where the session engine keeps one
+    (``db``, ``cached_db``: the cached copy may lag behind it); else from the engine."""
+    if isinstance(session, DatabaseSessionStore):
+        data = DatabaseSessionStore.load(session)
+    else:
+        data = session.load()
+    return data.get(CART_SESSION_KEY, {})
 
 
 class Cart:
@@ -99,8 +117,9 @@ class Cart:
 
         One checkout of a session at a time: the same cart sent twice at once (a double
         click, a retried request) is bought once. Each request loaded the session before
-        its view ran, so the cart is read again from the session store under a lock held
+        its view ran, so the cart is read again from the session's row under a lock held
         until this transaction ends, and the emptied cart is stored before the lock goes.
+        A cart bought meanwhile raises :class:`AlreadyBought`.
         """
         if self.session.session_key:
             with connection.cursor() as cursor:
@@ -108,8 +127,10 @@ class Cart:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     [f"shop.checkout:{self.session.session_key}"],
                 )
-            stored = self.session.load().get(CART_SESSION_KEY, {})
-            self.items = {int(k): v for k, v in stored.items()}
+            had_items = bool(self.items)
+            self.items = {int(k): v for k, v in _stored(self.session).items()}
+            if had_items and not self.items:
+                raise AlreadyBought()
         lines = self.lines()
         if not lines:
             raise ValueError("Your cart is empty.")

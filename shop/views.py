@@ -11,7 +11,7 @@ from recommendations.events import record_view
 
 from .forms import AddToCartForm, SearchForm, SignupForm
 from .models import Category, Product
-from .services import Cart, search_products
+from .services import AlreadyBought, Cart, search_products
 
 PAGE_SIZE = 24
 
@@ -100,6 +100,9 @@ def checkout(request):
         return redirect("shop:cart")  # the cart page says it is empty
     try:
         lines = cart.checkout()
+    except AlreadyBought as exc:  # sent twice (a double click): the first one bought it
+        messages.info(request, str(exc))
+        return redirect("shop:home")
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect("shop:cart")

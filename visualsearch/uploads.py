@@ -127,11 +127,12 @@ def parse_box(value):
     return tuple(numbers)
 
 
-#: A coordinate as text: ASCII digits, at most seven (no photo is wider), and "12.0" from
+#: A coordinate as text: ASCII digits, at most seven after any leading zeros (no photo is
+#: wider), and "12.0" from
 #: browsers that report fractional pixel positions; a minus sign is read, to be refused as
 #: outside the photo. ``float()`` would also take "1e2", "1_0", other scripts' digits and
 #: numbers hundreds of digits long, which the API's schema does not allow.
-_COORDINATE = re.compile(r"-?[0-9]{1,7}(?:\.0*)?", re.ASCII)
+_COORDINATE = re.compile(r"-?0*[0-9]{1,7}(?:\.0*)?", re.ASCII)
 
 
 def _whole_number(part):

@@ -121,7 +121,8 @@ def _wait_for_chunks(job, total, poll, sleep):
         )
         if status != Job.Status.RUNNING:
             raise JobCancelled(
-                gettext("The job was marked %(status)s while its chunks ran.") % {"status": status}
+                gettext("The job was marked “%(status)s” while its chunks ran.")
+                % {"status": Job.Status(status).label}
             )
         chunks = (result or {}).get("chunks", {})
         finished = len(chunks.get("done", {}))
@@ -137,7 +138,7 @@ def _wait_for_chunks(job, total, poll, sleep):
                     "worker with a free slot consuming the queue? Resume the job when one is.",
                     "%(left)s of %(total)s chunks did not move for %(seconds)s s: is a Celery "
                     "worker with a free slot consuming the queue? Resume the job when one is.",
-                    total,
+                    total - finished,
                 )
                 % {"left": total - finished, "total": total, "seconds": f"{_stall_seconds():.0f}"}
             )

@@ -182,11 +182,8 @@ class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        experiment = (
-            Experiment.objects.filter(pk=row_id(object_id)).first()
-            if row_id(object_id) is not None
-            else None
-        )
+        pk = row_id(object_id)
+        experiment = Experiment.objects.filter(pk=pk).first() if pk is not None else None
         extra = {**(extra_context or {}), "experiment": experiment}
         if experiment is not None:
             extra["arms"] = list(experiment.arms.select_related("profile"))

@@ -30,7 +30,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -101,7 +101,8 @@ def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", withi
     order) shown to this shopper within ``within`` (a ``timedelta``), or ``None``.
 
     Two indexed reads: the shopper's recent strips that began with the same product, then
-    the products of the latest of them.
+    the products of the latest of them; from the primary database, where the strip shown a
+    moment ago was written (a replica may not have it yet).
     """
     product_ids = list(product_ids)
     if not product_ids:
@@ -112,7 +113,8 @@ def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", withi
         else Q(user__isnull=True, session_key=session_key or "")
     )
     latest = (
-        Impression.objects.filter(
+        Impression.objects.using(_primary())
+        .filter(
             shopper,
             product_id=product_ids[0],
             position=0,
@@ -127,8 +129,15 @@ def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", withi
     )
     if latest is None:
         return None
-    shown = Impression.objects.filter(recommendation_id=latest).order_by("position")
+    shown = (
+        Impression.objects.using(_primary()).filter(recommendation_id=latest).order_by("position")
+    )
     return latest if list(shown.values_list("product_id", flat=True)) == product_ids else None
+
+
+def _primary():
+    """The database the impressions are written to."""
+    return router.db_for_write(Impression)
 
 
 def _shopper_filter(event):

@@ -106,7 +106,11 @@ def test_the_crop_box_works_from_the_keyboard(page, catalogue):
     photo.save(buf, format="JPEG", quality=95)
     upload_on_the_photo_page(page, "me.jpg", "image/jpeg", buf.getvalue())
     page.wait_for_selector("#vs-crop")
-    frame = page.get_by_role("group", name="Your photo: choose the area to search")
+    # An application, so that screen readers pass it the arrow keys.
+    frame = page.get_by_role("application", name="Your photo: choose the area to search")
+    assert frame.get_attribute("aria-roledescription") == "area picker"
+    # The live region reads each change; it is not read again as the description.
+    assert frame.get_attribute("aria-describedby") == "vs-crop-keys"
     status = page.locator("#vs-crop-status")
     area = page.locator("#vs-box")
     assert area.input_value() == "" and page.locator("#vs-search-area").is_disabled()

@@ -46,42 +46,64 @@ def silent_server():
     server.close()
 
 
-def test_a_redis_that_does_not_answer_costs_one_timeout_then_is_left_alone(
+def test_a_redis_that_does_not_answer_costs_one_timeout_then_is_not_read(
     silent_server, monkeypatch, caplog
 ):
+    """One read waits out the socket timeout; then reads in every thread of the process are
+    misses at once until the pause ends; writes are still sent (and wait)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from config.redis_cache import FailFastRedisCache
 
     monkeypatch.setattr(FailFastRedisCache, "retry_after", 1.0)
     with override_settings(CACHES=_cache(silent_server)):
-        cache = caches["default"]
         start = time.monotonic()
-        assert cache.get("a") is None  # waits out the socket timeout, answered as a miss
+        assert caches["default"].get("a") is None  # waits, answered as a miss
         first = time.monotonic() - start
+
+        def reads(i):
+            cache = caches["default"]  # each thread has a backend of its own
+            return [cache.get(f"k{i}-{n}") for n in range(10)] + [cache.get_many(["x"])]
+
         start = time.monotonic()
-        for i in range(20):  # a page's worth of calls and more: none waits
-            assert cache.get(f"k{i}") is None
-            cache.set(f"k{i}", 1)
-        assert cache.get_many(["x", "y"]) == {}
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(reads, range(4)))
         rest = time.monotonic() - start
+        assert answers == [[None] * 10 + [{}]] * 4
         assert 0.15 <= first < 2 and rest < 0.1, (first, rest)
+        start = time.monotonic()
+        caches["default"].set("s", 1)  # a write is sent all the same
+        assert time.monotonic() - start >= 0.15
         assert [r.levelname for r in caplog.records if "did not answer" in r.getMessage()] == [
             "WARNING"
         ]
-        time.sleep(1.05)  # the pause is over: Redis is asked again (and waited for again)
+        time.sleep(1.05)  # the pause is over: Redis is read again (and waited for again)
         start = time.monotonic()
-        assert cache.get("b") is None
+        assert caches["default"].get("b") is None
         assert time.monotonic() - start >= 0.15
         caches["default"].close()
 
 
 @pytest.mark.skipif(not _reachable(REDIS_URL), reason=f"no Redis answers at {REDIS_URL}")
-def test_with_redis_answering_it_is_a_plain_redis_cache():
+def test_with_redis_answering_it_is_a_plain_redis_cache_and_writes_are_never_skipped(
+    monkeypatch,
+):
+    from config import redis_cache
+
     with override_settings(CACHES=_cache(REDIS_URL, timeout=2)):
         cache = caches["default"]
         key = f"lookalike-test-{os.getpid()}"
         cache.set(key, {"n": 1}, 30)
         assert cache.get(key) == {"n": 1}
         assert cache.add(key, 2) is False  # already there
+        # During a pause (another thread found Redis slow) reads are misses, but a write
+        # still reaches Redis: other processes must not go on reading what it replaced.
+        monkeypatch.setitem(redis_cache._paused_until, REDIS_URL, time.monotonic() + 60)
+        assert cache.get(key) is None
+        cache.set(key, {"n": 2}, 30)
+        cache.delete(f"{key}-other")
+        monkeypatch.setitem(redis_cache._paused_until, REDIS_URL, 0.0)
+        assert cache.get(key) == {"n": 2}
         cache.delete(key)
         assert cache.get(key) is None
-        caches["default"].close()
+        cache.close()

@@ -98,7 +98,7 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     assert "<td>NDCG@10</td><td>0.100</td><td>0.0071</td>" in page
     assert "<td>Catalogue coverage</td><td>0.0022</td><td>—</td>" in page
     assert "Protocol: per-user random 75/25 holdout" in page
-    assert "<td>Event weights</td><td>cart: 4.000, view: 1.000</td>" in page
+    assert "<td>Event weights</td><td>cart: 4.000; view: 1.000</td>" in page
     assert "0.1001652136133989" not in page and "<textarea" not in page
     assert 'name="_save"' not in page and 'name="_continue"' not in page  # nothing to save
     # Nor on a job's page; a job still queued or running cannot be deleted.

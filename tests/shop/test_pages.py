@@ -101,12 +101,17 @@ def test_search_says_what_it_found_and_refuses_what_it_cannot_search(client, pro
         ("x" * 201, "Your search is too long: use at most 200 characters (it has 201)."),
         # Bounded work: no index narrows a search of exclusions only, and every word costs.
         ("-x " * 10, "words starting with “-” only leave products out"),
+        ("-x or -y", "words starting with “-” only leave products out"),
+        ("-x -y the .", "words starting with “-” only leave products out"),
         ("a " * 17, "Your search has 17 words: use at most 16."),
     ):
         response = client.get(reverse("shop:search"), {"q": bad})
         assert response.status_code == 400
         assert message in response.content.decode()
     assert "plain text" not in response.content.decode()  # the long one has its own words
+    # A quoted "-word" is a word to look for; a word beside exclusions is a search.
+    for fine in ('"-denim"', "denim -wool"):
+        assert client.get(reverse("shop:search"), {"q": fine}).status_code == 200
 
 
 @pytest.mark.django_db
@@ -131,7 +136,7 @@ def test_a_cart_sent_twice_at_once_is_bought_once(client, product):
     from django.contrib.auth.models import AnonymousUser
     from django.test import RequestFactory
 
-    from shop.services import Cart
+    from shop.services import AlreadyBought, Cart
 
     client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
@@ -146,11 +151,50 @@ def test_a_cart_sent_twice_at_once_is_bought_once(client, product):
     first, second = Cart(request()), Cart(request())
     assert first.items == second.items == {product.pk: 2}
     first.checkout()
-    with pytest.raises(ValueError, match="Your cart is empty."):
+    with pytest.raises(AlreadyBought, match="Your order is already confirmed."):
         second.checkout()
     product.refresh_from_db()
     assert product.stock == 3
     assert Event.objects.filter(kind="purchase").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkout_waits_for_another_of_the_same_session(client, product):
+    """The second of two checkouts sent at once waits on the first's lock, then finds the
+    cart bought (the page says the order is confirmed, not that the cart is empty)."""
+    import threading
+
+    from django.conf import settings
+    from django.db import connections
+
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    # Another checkout of this session holds the lock (a connection of its own).
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.checkout:{key}"]
+        )
+    answers = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(client.post(reverse("shop:checkout"), follow=True))
+    )
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive() and not answers  # waits for the lock
+    # Meanwhile that checkout bought the cart, stored empty, and ends.
+    from importlib import import_module
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    store["cart"] = {}
+    store.save()
+    holder.rollback()
+    holder.close()
+    waiting.join(10)
+    assert answers and "Your order is already confirmed." in answers[0].content.decode()
+    product.refresh_from_db()
+    assert product.stock == 5 and not Event.objects.filter(kind="purchase").exists()
 
 
 @pytest.mark.django_db

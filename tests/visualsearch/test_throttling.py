@@ -172,10 +172,15 @@ def test_the_cache_is_the_database_or_redis(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert _caches()["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6379/1")
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT", "0.25")
     assert _caches()["default"] == {
-        "BACKEND": "django_redis.cache.RedisCache",
+        "BACKEND": "config.redis_cache.FailFastRedisCache",
         "LOCATION": "redis://cache.internal:6379/1",
-        "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+        "OPTIONS": {
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 0.25,
+            "SOCKET_TIMEOUT": 0.25,
+        },
     }
 
 

@@ -110,6 +110,7 @@ def test_format_allow_list_comes_from_settings(settings):
         ("1,2,30,40", (1, 2, 30, 40)),
         (" 1 , 2 , 30 , 40 ", (1, 2, 30, 40)),
         ("1.0,2,30,40", (1, 2, 30, 40)),
+        ("0001,0002,00000030,40", (1, 2, 30, 40)),  # leading zeros, as the schema allows
         ([0, 0, 5, 5], (0, 0, 5, 5)),
     ],
 )

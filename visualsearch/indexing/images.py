@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.utils.formats import number_format
 from django.utils.translation import gettext
 
 from lookalike.catalogue import get_adapter
@@ -38,7 +39,7 @@ def read_image_bytes(name) -> bytes:
                 "the file is over %(limit)s bytes (VISUALSEARCH_MAX_CATALOGUE_BYTES); it was "
                 "not read further"
             )
-            % {"limit": f"{limit:,}"}
+            % {"limit": number_format(limit, force_grouping=True)}
         )
     return data
 

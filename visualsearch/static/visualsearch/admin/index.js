@@ -16,6 +16,7 @@
   let wasActive = document.querySelector('.vs-progress[data-active="1"]') !== null;
   const announcer = document.getElementById("vs-announce");
   const statuses = new Map();
+  let changes = [];
   document.querySelectorAll("[data-job-status]").forEach(el =>
     statuses.set(Number(el.dataset.jobStatus), el.className.replace(/.*vs-status-/, "")));
   const fill = (template, values) =>
@@ -43,8 +44,8 @@
     setText(`[data-job-message="${job.id}"]`, job.message);
     // error_label comes translated (and pluralised) from the status endpoint.
     if (job.error_count) setText(`[data-job-errors="${job.id}"]`, job.error_label);
-    if (statuses.has(job.id) && statuses.get(job.id) !== job.status && announcer) {
-      announcer.textContent = fill(root.dataset.announce, { ...job, status: job.status_label });
+    if (statuses.has(job.id) && statuses.get(job.id) !== job.status) {
+      changes.push(fill(root.dataset.announce, { ...job, status: job.status_label }));
     }
     statuses.set(job.id, job.status);
   }
@@ -74,7 +75,10 @@
       });
       if (response.ok) {
         const data = await response.json();
+        changes = [];
         data.jobs.forEach(updateJob);
+        // Every job that changed in this poll, in one announcement.
+        if (changes.length && announcer) announcer.textContent = changes.join(" ");
         if (data.counts) updateCounts(data.counts);
         active = data.active;
         countsDue = wasActive && !active && !data.counts;
