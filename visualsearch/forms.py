@@ -93,6 +93,13 @@ class PhotoSearchForm(FiltersForm):
         else:
             self.fields["category"].queryset = categories
 
+    def clean_image(self):
+        # A form field keeps the last of several files under its name: a request with two
+        # photos would be searched with one the shopper cannot tell. Refused, as the API does.
+        if hasattr(self.files, "getlist") and len(self.files.getlist(self.add_prefix("image"))) > 1:
+            raise forms.ValidationError(_("Send one photo at a time."), code="too_many_photos")
+        return self.cleaned_data.get("image")
+
     def clean(self):
         cleaned = super().clean()
         upload = cleaned.get("image")

@@ -285,6 +285,18 @@ def test_the_page_refuses_a_body_announced_too_large_without_reading_it(pixel_en
 
 
 @pytest.mark.django_db
+def test_the_page_refuses_two_photos_at_once_as_the_api_does(pixel_encoder):
+    two = [upload(corpus.png(), "a.png"), upload(corpus.png(), "b.png")]
+    response = Client().post(reverse("visualsearch:search_by_photo"), {"image": two})
+    assert response.status_code == 400
+    assert "Send one photo at a time." in response.content.decode()
+    api = Client().post(
+        "/api/search/image/", {"image": [upload(corpus.png()), upload(corpus.png())]}
+    )
+    assert api.status_code == 400
+
+
+@pytest.mark.django_db
 def test_the_page_refuses_a_large_body_of_another_kind_without_reading_it(pixel_encoder):
     """Upload handlers read multipart bodies only: a large urlencoded one is refused with
     the form's message too, not Django's bare "Bad Request"."""
