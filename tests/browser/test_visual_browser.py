@@ -211,5 +211,15 @@ def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, s
     )
     assert page.evaluate("window.__notReloaded") is True
     assert bar.locator(".vs-bar span").evaluate("s => s.style.width") == "100%"
+    # Heard, not only seen: the bar's spoken value, and the job's end in the page's one
+    # live region, with its number and result.
+    assert bar.locator(".vs-bar").get_attribute("aria-valuetext") == "30 of 30"
+    page.wait_for_function(
+        "() => document.getElementById('vs-announce').textContent.includes('Succeeded')",
+        timeout=15_000,
+    )
+    announced = page.locator("#vs-announce").text_content()
+    assert announced.startswith(f"Job #{job.pk}: Succeeded. 30 embedded, 0 failed")
+    assert page.locator("[role=status], [aria-live]").count() == 1
     job.refresh_from_db()
     assert job.status == "succeeded" and ProductEmbedding.objects.count() == 30

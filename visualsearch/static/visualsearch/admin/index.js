@@ -31,7 +31,11 @@
   function updateJob(job) {
     const bar = document.querySelector(`.vs-progress[data-job-id="${job.id}"]`);
     if (!bar) {
-      if (!seen.has(job.id) && job.active) document.getElementById("vs-new-job").hidden = false;
+      const notice = document.getElementById("vs-new-job");
+      if (!seen.has(job.id) && job.active && notice.hidden) {
+        notice.hidden = false;
+        changes.push(root.dataset.newJob);
+      }
       return;
     }
     bar.dataset.active = job.active ? "1" : "0";
