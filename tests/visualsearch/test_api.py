@@ -269,6 +269,15 @@ def test_image_search_takes_multipart_only(client, pixel_encoder):
     # A photo cannot travel in a urlencoded form.
     response = client.post(IMAGE_URL, "k=3", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415 and set(response.json()) == {"detail"}
+    # A multipart body that cannot be split (no boundary, or one past RFC 2046's 70
+    # characters) is a malformed upload, said in the API's words, not DRF's parser's.
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc'
+    for content_type in ("multipart/form-data", f"multipart/form-data; boundary={'b' * 250}"):
+        response = client.generic("POST", IMAGE_URL, body, content_type=content_type)
+        assert response.status_code == 400
+        assert response.json() == {
+            "detail": "The upload could not be read; please send the photo again."
+        }
 
 
 def test_image_search_needs_an_image_and_respects_the_size_limit(client, pixel_encoder, settings):

@@ -9,6 +9,7 @@ documented can happen (``tests/test_api_schema.py`` holds the API to that).
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.http import Http404, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
@@ -16,7 +17,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    NotFound,
+    ParseError,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -194,6 +201,8 @@ class ImageSearchView(APIView):
         message = body_refusal(exc)
         if isinstance(exc, TooManyFieldsSent) and _too_many_in_url(self.request):
             message = gettext("The request has too many parameters.")
+        elif _unreadable_multipart(self.request, exc):
+            message = body_refusal(MultiPartParserError())
         if message is not None:
             exc = ParseError(message)
         return super().handle_exception(exc)
@@ -318,6 +327,18 @@ class NotFoundView(APIView):
         raise NotFound()
 
     post = put = patch = delete = options = get
+
+
+def _unreadable_multipart(request, exc):
+    """Whether ``exc`` is DRF's answer to a multipart body it could not split (no boundary,
+    or one longer than the 70 characters RFC 2046 allows, which DRF calls an unsupported
+    media type): the client did send a multipart form, so the message says the upload
+    could not be read, as for any other malformed body."""
+    if not (request.content_type or "").startswith("multipart/form-data"):
+        return False
+    if isinstance(exc, UnsupportedMediaType):
+        return True
+    return isinstance(exc, ParseError) and str(exc.detail).startswith("Multipart form parse error")
 
 
 def _too_many_in_url(request):
