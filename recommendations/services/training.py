@@ -77,9 +77,24 @@ def _parameters(factors, regularization, alpha, iterations):
     params["regularization"] = float(params["regularization"])
     params["alpha"] = float(params["alpha"])
     for name, value in params.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be positive, not {value}.")
+        # NaN fails the comparison too; the upper bounds keep a typo from allocating
+        # terabytes of factors or running for days.
+        if not 0 < value <= PARAMETER_LIMITS[name]:
+            raise ValueError(
+                f"{name} must be a number above 0 and at most {PARAMETER_LIMITS[name]:g}, "
+                f"not {value}."
+            )
     return params
+
+
+#: The largest value of each ALS parameter that training accepts.
+PARAMETER_LIMITS = {"factors": 1024, "iterations": 1000, "regularization": 1e6, "alpha": 1e6}
+
+
+def check_parameters(factors=None, regularization=None, alpha=None, iterations=None):
+    """Raise ``ValueError`` for an ALS parameter training would refuse (``None``: the
+    default), before any work: commands check their options with it."""
+    _parameters(factors, regularization, alpha, iterations)
 
 
 def write_artifact(recommender, user_keys, item_ids, directory=None, extra=None):

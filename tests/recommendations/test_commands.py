@@ -77,7 +77,7 @@ def test_train_recommender_without_events_then_with(product_factory, category_fa
     assert "precision@10" in out
     row = RecommenderModel.objects.get()
     assert row.parameters["factors"] == SMALL_ALS["factors"]
-    with pytest.raises(CommandError, match="factors must be positive"):
+    with pytest.raises(CommandError, match="factors must be a number above 0"):
         run("train_recommender", "--factors=0")
 
 
@@ -91,5 +91,32 @@ def test_simulate_shoppers_command(product_factory):
     out = run("simulate_shoppers", "--users", "20", "--seed", "5", "--days", "7")
     assert f"replaced {n} earlier events of seed 5" in out
     assert Event.objects.filter(simulated=True).count() == n
-    with pytest.raises(CommandError, match="at least 1"):
+    with pytest.raises(CommandError, match="--users must be from 1"):
         run("simulate_shoppers", "--users", "0")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train_recommender", "--alpha", "nan"], "alpha must be a number above 0"),
+        (["train_recommender", "--regularization", "inf"], "regularization must be a number"),
+        (["train_recommender", "--factors", "100000000"], "at most 1024"),
+        (["train_recommender", "--days", "99999999999"], "--days must be from 0"),
+        (["evaluate_recommender", "--dataset", "movielens-100k", "--iterations", "0"], "above 0"),
+        (["evaluate_recommender", "--dataset", "movielens-100k", "--seed", "-1"], "--seed"),
+        (["evaluate_recommender", "--blend", "default", "--k", "1000000000"], "--k must be"),
+        (["evaluate_recommender", "--blend", "default", "--factors", "5"], "not to --blend"),
+        (["simulate_shoppers", "--days", "9999999999"], "--days must be from 1 to 3650"),
+        (["simulate_shoppers", "--users", "1000000000000"], "--users must be from 1"),
+        (["run_jobs", "--poll", "nan"], "--poll must be from"),
+        (["run_jobs", "--poll", "0"], "--poll must be from"),
+    ],
+)
+def test_commands_refuse_values_that_would_crash_or_run_away_before_any_work(args, message):
+    """NaN and infinity, negative seeds, sizes that would allocate terabytes or run for
+    ever: a one-line error before anything is read or written, never a traceback."""
+    events = Event.objects.count()
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+    assert Event.objects.count() == events and not RecommenderModel.objects.exists()

@@ -49,6 +49,9 @@ def test_reindex_lists_products_without_an_image(product_factory):
         (["--ids", "999999"], "No product with id 999999"),
         (["--ids", "abc"], "Product ids must be keys of products"),
         (["--batch-size", "0"], "--batch-size"),
+        # Before the catalogue is embedded, not by the fit minutes later.
+        (["--all", "--fit-projection", "--gamma", "nan"], "--gamma must be a number"),
+        (["--all", "--fit-projection", "--gamma", "-5"], "--gamma must be a number"),
     ],
 )
 def test_reindex_command_errors(args, message):
@@ -99,6 +102,30 @@ def test_vector_index_command():
     assert not vector_index.has_index("pixel16", 256)
     with pytest.raises(CommandError, match="Unknown"):
         run("vector_index", "--encoder", "nope")
+    with pytest.raises(CommandError, match="Unknown"):
+        run("vector_index", "--list", "--encoder", "nope")
+
+
+def test_vector_index_refuses_bad_settings_before_dropping_anything():
+    run("vector_index", "--encoder", "pixel16")
+    for args, message in (
+        (["--m", "0"], "--m must be from 2 to 100"),
+        (["--m", "99999999999999999999"], "--m must be from 2 to 100"),
+        (["--ef-construction", "5000"], "--ef-construction must be from 4 to 1000"),
+        (["--m", "16", "--ef-construction", "20"], "at least twice --m"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            run("vector_index", "--encoder", "pixel16", "--rebuild", *args)
+        assert vector_index.has_index("pixel16", 256)  # the shop keeps its index
+
+
+@pytest.mark.parametrize(
+    "command", [["find_similar", "--product", "1"], ["reindex", "--stale"], ["vector_index"]]
+)
+def test_an_encoder_without_its_weights_is_a_one_line_error(command, settings, tmp_path):
+    settings.VISUALSEARCH_WEIGHTS = {"resnet50": str(tmp_path / "missing.pth")}
+    with pytest.raises(CommandError, match="Weights file for encoder 'resnet50' not found"):
+        run(*command, "--encoder", "resnet50")
 
 
 def test_evaluate_visual_json():

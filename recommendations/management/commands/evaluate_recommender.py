@@ -3,7 +3,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from recommendations.services.training import check_parameters
+
 DATASETS = {"movielens-100k": "load_movielens_100k"}
+ALS_OPTIONS = ("factors", "regularization", "alpha", "iterations")
+#: The longest list evaluated (a cut-off past it is a typo, and costs memory per shopper).
+MAX_K = 1000
 
 
 class Command(BaseCommand):
@@ -43,8 +48,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         k = options["k"]
-        if k < 1:
-            raise CommandError("--k must be at least 1.")
+        if not 1 <= k <= MAX_K:
+            raise CommandError(f"--k must be from 1 to {MAX_K}.")
+        if options["seed"] < 0:
+            raise CommandError("--seed must not be negative.")
+        given = {name: options[name] for name in ALS_OPTIONS if options[name] is not None}
+        if options["blend"] and (given or options["binary"]):
+            raise CommandError(
+                "--factors, --regularization, --alpha, --iterations and --binary apply to a "
+                "data set or a CSV, not to --blend (the blend uses the shop's trained settings)."
+            )
+        try:
+            check_parameters(**given)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         if options["blend"]:
             result = self.evaluate_blend(options["blend"], k, options["seed"])
         else:

@@ -19,8 +19,13 @@ class Command(BaseCommand):
     def handle(self, *args, users, seed, days, **options):
         from tqdm import tqdm
 
-        if users < 1 or days < 1:
-            raise CommandError("--users and --days must be at least 1.")
+        # Bounded: the simulation holds every shopper and day in memory.
+        if not 1 <= users <= 1_000_000:
+            raise CommandError("--users must be from 1 to 1,000,000.")
+        if not 1 <= days <= 3650:
+            raise CommandError("--days must be from 1 to 3650.")
+        if seed < 0:
+            raise CommandError("--seed must not be negative.")
         show = options.get("verbosity", 1) > 0
         with tqdm(total=users, unit="shopper", disable=not show, file=self.stderr) as bar:
             try:

@@ -1,7 +1,22 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.conf import app_settings
-from recommendations.services.training import NoInteractions, train
+from recommendations.services.training import NoInteractions, check_parameters, train
+
+#: The longest training window, in days (a century).
+MAX_DAYS = 36_500
+
+
+def check_options(options):
+    """The ALS options and the window, refused before the events are read."""
+    names = ("factors", "regularization", "alpha", "iterations")
+    try:
+        check_parameters(**{name: options.get(name) for name in names})
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    days = options.get("days")
+    if days is not None and not 0 <= days <= MAX_DAYS:
+        raise CommandError(f"--days must be from 0 (every event) to {MAX_DAYS}.")
 
 
 class Command(BaseCommand):
@@ -22,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--iterations", type=int, help=f"ALS sweeps ({defaults['iterations']})."
         )
-        parser.add_argument("--days", type=int, help="Only events of the last N days.")
+        parser.add_argument(
+            "--days", type=int, help="Only events of the last N days (0: every event)."
+        )
         parser.add_argument(
             "--no-simulated", action="store_true", help="Leave simulated events out."
         )
@@ -36,6 +53,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from tqdm import tqdm
 
+        check_options(options)
         show = options.get("verbosity", 1) > 0
         with tqdm(total=1, unit="it", disable=not show, file=self.stderr) as bar:
 

@@ -8,8 +8,8 @@ from shop.demo import fashion_mnist
 from shop.models import Product
 from visualsearch import evaluation, search
 from visualsearch.distortions import BASE_KIND, KINDS, display_copy, shopper_photo
-from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
+from visualsearch.management.encoders import command_encoder
 from visualsearch.models import ProductEmbedding
 
 K = 10
@@ -65,14 +65,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, queries, robust_queries, seed, encoder=None, **options):
+        if seed < 0:
+            raise CommandError("--seed must not be negative.")
         if queries < 1 or robust_queries < 0:
             raise CommandError("--queries must be positive and --robust-queries not negative.")
         kinds = parse_kinds(options["kinds"])
         self.localise = not options["no_localise"]
-        try:
-            enc = get_encoder(encoder)
-        except UnknownEncoder as exc:
-            raise CommandError(str(exc)) from exc
+        enc = command_encoder(encoder)
         indexed = ProductEmbedding.objects.filter(
             encoder=enc.name, weights_hash=enc.weights_hash, product__is_active=True
         )

@@ -22,6 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, photos, seed, **options):
         if not 1 <= photos <= 1000:
             raise CommandError("--photos must be between 1 and 1000.")
+        if seed < 0:
+            raise CommandError("--seed must not be negative.")
         try:
             report = calibrate(photos, seed)
         except ValueError as exc:

@@ -5,9 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.catalogue import get_adapter
 from visualsearch import search
-from visualsearch.encoders import UnknownEncoder, get_encoder
 from visualsearch.imaging import UnreadableImage, open_image
 from visualsearch.indexing.state import why_unindexed
+from visualsearch.management.encoders import command_encoder
 
 #: Images embedded together; bounds memory for long lists of paths.
 IMAGE_BATCH = 32
@@ -31,10 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, product=None, image=None, k=10, encoder=None, **options):
         if not 1 <= k <= search.MAX_K:
             raise CommandError(f"--k must be between 1 and {search.MAX_K}.")
-        try:
-            encoder = get_encoder(encoder).name
-        except UnknownEncoder as exc:
-            raise CommandError(str(exc)) from exc
+        encoder = command_encoder(encoder).name
         if product is not None:
             adapter = get_adapter()
             try:

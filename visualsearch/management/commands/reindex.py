@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.jobs.services import LockBusy
 from visualsearch import indexing
-from visualsearch.encoders import UnknownEncoder, available_encoders, get_encoder
+from visualsearch.encoders import available_encoders
+from visualsearch.management.encoders import command_encoder
 
 
 class Command(BaseCommand):
@@ -55,10 +56,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, mode=None, ids=None, encoder=None, batch_size=None, **options):
         mode = _mode(mode, ids, batch_size, options)
-        try:
-            encoder = get_encoder(encoder)
-        except UnknownEncoder as exc:
-            raise CommandError(str(exc)) from exc
+        encoder = command_encoder(encoder)
         bar = _ProgressBar(disable=options["verbosity"] == 0, stderr=self.stderr)
         try:
             counts = _reindex(mode, ids, encoder, batch_size, bar, options)
@@ -77,6 +75,9 @@ def _mode(mode, ids, batch_size, options):
         raise CommandError("--fit-projection re-embeds everything: use it with --all.")
     if options["gamma"] is not None and not fit:
         raise CommandError("--gamma only applies with --fit-projection.")
+    # Checked before the catalogue is embedded, not by the fit minutes later.
+    if options["gamma"] is not None and not 0 <= options["gamma"] <= 100:
+        raise CommandError("--gamma must be a number from 0 to 100.")
     if options["pairs"] is not None and not fit:
         raise CommandError("--pairs only applies with --fit-projection.")
     if options["pairs"] is not None and options["pairs"] < 0:

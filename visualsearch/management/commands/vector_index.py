@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from visualsearch.encoders import UnknownEncoder, get_encoder
+from visualsearch.conf import app_settings
+from visualsearch.management.encoders import command_encoder
 from visualsearch.services import sign_bits, vector_index
 
 
@@ -36,6 +37,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, encoder=None, **options):
+        if options["list"] and encoder is not None:
+            command_encoder(encoder)  # an unknown name is an error here too
         if options["list"]:
             for ix in vector_index.list_indexes():
                 scope = "" if ix["category"] is None else f", category {ix['category']}"
@@ -44,10 +47,10 @@ class Command(BaseCommand):
                     f"{ix['bytes'] / 2**20:.1f} MiB"
                 )
             return
-        try:
-            enc = get_encoder(encoder)
-        except UnknownEncoder as exc:
-            raise CommandError(str(exc)) from exc
+        enc = command_encoder(encoder)
+        # Checked before anything is dropped: --rebuild with a bad value must not leave the
+        # shop without its index.
+        _check_build_options(options["m"], options["ef_construction"])
         if options["drop_stale"]:
             for name in vector_index.conflicting_indexes(enc.name, enc.dim):
                 vector_index.drop_index_by_name(name)
@@ -59,9 +62,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Dropped {name}." if dropped else f"There was no index {name}.")
             if options["drop"]:
                 return
-        for value in (options["m"], options["ef_construction"]):
-            if value is not None and value < 2:
-                raise CommandError("--m and --ef-construction must be at least 2.")
         # The bits before the graphs: their update re-inserts each row into every graph
         # already built (on a large catalogue, --rebuild writes them between drop and build).
         signed = sign_bits.ensure_signs(enc.name, enc.dim, enc.weights_hash)
@@ -86,3 +86,14 @@ class Command(BaseCommand):
             concurrently=options["concurrently"],
         ):
             self.stdout.write(f"Created {name}.")
+
+
+def _check_build_options(m, ef_construction):
+    """pgvector's limits: m from 2 to 100, ef_construction from 4 to 1000 and at least 2 m."""
+    if m is not None and not 2 <= m <= 100:
+        raise CommandError("--m must be from 2 to 100.")
+    if ef_construction is not None:
+        if not 4 <= ef_construction <= 1000:
+            raise CommandError("--ef-construction must be from 4 to 1000.")
+        if ef_construction < 2 * (m or app_settings.HNSW_M):
+            raise CommandError("--ef-construction must be at least twice --m.")

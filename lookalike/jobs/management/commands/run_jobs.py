@@ -1,6 +1,6 @@
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.jobs.worker import work
 
@@ -13,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between polls.")
 
     def handle(self, *args, once, poll, **options):
+        # NaN fails the comparison too; 0 would poll the database without pause.
+        if not 0.05 <= poll <= 3600:
+            raise CommandError("--poll must be from 0.05 to 3600 seconds.")
         stopping = []
         signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
         self.stdout.write("Job worker started; waiting for jobs.")
