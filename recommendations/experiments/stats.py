@@ -85,7 +85,9 @@ def wilson_interval(successes, n, confidence=0.95):
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 (or 1) the bound meets p exactly in theory; in floating point it can land a
+    # hair past it, and a plot's error bar of p - low is then negative.
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def two_proportion_test(x_a, n_a, x_b, n_b):

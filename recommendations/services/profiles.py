@@ -21,7 +21,7 @@ import numbers
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ..blending.core import (
     COMPONENTS,
@@ -139,10 +139,13 @@ def clean_weights(weights):
         raise InvalidProfile(
             f"weights must be a dict with some of the keys {', '.join(COMPONENTS)}."
         )
-    unknown = sorted(str(key) for key in weights if key not in COMPONENTS)
+    unknown = sorted(str(key)[:50] for key in weights if key not in COMPONENTS)
     if unknown:
+        named = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
         raise InvalidProfile(
-            f"Unknown weight(s) {', '.join(unknown)}; the components are {', '.join(COMPONENTS)}."
+            f"Unknown weight(s) {named}; the components are {', '.join(COMPONENTS)}."
         )
     cleaned = {}
     for key in COMPONENTS:
@@ -267,32 +270,61 @@ def publish_profile(
     InvalidProfile
         With a message saying what is wrong, and nothing saved.
     """
+    if not isinstance(name, str):
+        raise InvalidProfile(f"The profile name must be text, not {type(name).__name__}.")
     try:
         validate_slug(name)
     except ValidationError:
         raise InvalidProfile(
             f"The profile name {name!r} must be a slug: letters, digits, '-' and '_'."
         ) from None
+    notes = "" if notes is None else notes
+    if not isinstance(notes, str):
+        raise InvalidProfile(f"notes must be text, not {type(notes).__name__}.")
     cleaned = clean_weights(weights)
     segments = clean_segments(segments, cleaned)
     method, param = _clean_diversity(diversity)
     rules = _clean_rules(rules)
     metrics = {} if metrics is None else metrics
     try:
-        json.dumps(metrics, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        size = len(json.dumps(metrics, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidProfile(
             f"metrics must be plain JSON (numbers, strings, lists, dicts): {exc}."
         ) from None
+    if size > MAX_METRICS_BYTES:
+        raise InvalidProfile(
+            f"metrics take {size:,} bytes as JSON; at most {MAX_METRICS_BYTES:,} are kept."
+        )
     problems = catalogue_problems(_strongest(cleaned, segments))
     if problems:
         raise InvalidProfile(
             f"The profile {name!r} does not match the catalogue: " + "; ".join(problems)
         )
+    values = (cleaned, segments, method, param, rules, metrics, notes, user)
+    try:
+        profile = _store(name, values, make_default)
+    except IntegrityError:
+        # Another process created the profile between our look-up and our insert (two
+        # notebooks publishing one new name): it exists now, so this publish updates it.
+        profile = _store(name, values, make_default)
+    return profile
+
+
+#: The largest ``metrics`` a profile keeps, as JSON.
+MAX_METRICS_BYTES = 1_000_000
+
+
+def _store(name, values, make_default):
+    """Write the checked ``values`` into the profile ``name`` (created if missing), in one
+    transaction, unless it is an arm of a running experiment."""
+    cleaned, segments, method, param, rules, metrics, notes, user = values
     with transaction.atomic():
         profile = BlendProfile.objects.select_for_update().filter(name=name).first()
         if profile is None:
             profile = BlendProfile(name=name)
+        else:
+            _refuse_if_in_a_running_experiment(profile)
         for key, value in cleaned.items():
             setattr(profile, f"{key}_weight", value)
         profile.segments = segments
@@ -305,13 +337,30 @@ def publish_profile(
         if user is not None and getattr(user, "is_authenticated", False):
             profile.created_by = user
         try:
-            profile.full_clean(exclude=["is_default"])
+            # The name's uniqueness is the database's to say (an IntegrityError, retried
+            # as an update by publish_profile): another process may insert it meanwhile.
+            profile.full_clean(exclude=["is_default"], validate_unique=False)
         except ValidationError as exc:
             raise InvalidProfile(_message(exc)) from None
         profile.save()  # its post_save tells every process (recommendations.caching)
         if make_default:
             _serve_as_default(profile)
     return profile
+
+
+def _refuse_if_in_a_running_experiment(profile):
+    """An arm serves its profile as it is now: changing it mid-experiment would mix two
+    blends in one arm's figures."""
+    from ..models import Experiment
+
+    running = Experiment.objects.filter(
+        status=Experiment.Status.RUNNING, arms__profile=profile
+    ).first()
+    if running is not None:
+        raise InvalidProfile(
+            f"The profile {profile.name!r} is an arm of the running experiment "
+            f"{running.name!r}: publish under another name, or stop the experiment first."
+        )
 
 
 def make_default(profile):

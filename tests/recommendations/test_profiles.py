@@ -75,6 +75,46 @@ def test_refuses_bad_names_rules_and_metrics():
         publish_profile("ok", {"popularity": 1}, rules={"in_stock": True})
     with pytest.raises(InvalidProfile, match="metrics must be plain JSON"):
         publish_profile("ok", {"popularity": 1}, metrics={"ndcg": float("inf")})
+    # Hostile values from a notebook: each refused in words, nothing saved.
+    deep = {}
+    for _ in range(100_000):
+        deep = {"x": deep}
+    for kwargs, message in (
+        ({"name": 12345}, "must be text, not int"),
+        ({"notes": 5}, "notes must be text"),
+        ({"metrics": deep}, "metrics must be plain JSON"),
+        ({"metrics": {"x": "y" * 1_000_001}}, "at most 1,000,000 are kept"),
+        ({"weights": {f"k{i}": 1 for i in range(200_000)}}, "and 199990 more"),
+    ):
+        args = {"name": "ok", "weights": {"popularity": 1}, **kwargs}
+        with pytest.raises(InvalidProfile, match=message) as refused:
+            publish_profile(**args)
+        assert len(str(refused.value)) < 1000
+    assert publish_profile("ok", {"popularity": 1}, notes=None).notes == ""
+    assert BlendProfile.objects.filter(name="ok").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_profile_that_is_an_arm_of_a_running_experiment_is_not_changed():
+    """An arm serves its profile as it is: republishing it mid-experiment would mix two
+    blends in one arm's figures."""
+    from recommendations.experiments.services import (
+        create_experiment,
+        start_experiment,
+        stop_experiment,
+    )
+
+    publish_profile("arm-a", {"popularity": 1})
+    publish_profile("arm-b", {"recency": 1})
+    experiment = create_experiment("ab", [("a", "arm-a", 1), ("b", "arm-b", 1)])
+    publish_profile("arm-b", {"recency": 2})  # a draft: still editable
+    start_experiment(experiment)
+    with pytest.raises(InvalidProfile, match="arm of the running experiment 'ab'"):
+        publish_profile("arm-b", {"recency": 3})
+    assert BlendProfile.objects.get(name="arm-b").recency_weight == 2
+    publish_profile("arm-c", {"recency": 3})  # another name is fine
+    stop_experiment(experiment)
+    assert publish_profile("arm-b", {"recency": 3}).recency_weight == 3
 
 
 @pytest.mark.django_db
@@ -102,3 +142,30 @@ def test_published_default_is_served_at_once(product_factory, django_user_model)
     again = publish_profile("popular", {"recency": 1.0}, diversity=("category_cap", 2))
     assert again.pk == profile.pk and again.recency_weight == 1.0 and again.popularity_weight == 0
     assert again.diversity_param == 2.0 and get_profile().pk == profile.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notebooks_publishing_one_new_name_at_once_all_succeed():
+    """The row does not exist yet, so no lock holds the others back: the ones that lose
+    the insert update the profile instead of failing."""
+    import threading
+
+    from django.db import connection
+
+    barrier, errors = threading.Barrier(4), []
+
+    def publish(i):
+        try:
+            barrier.wait()
+            publish_profile("fresh", {"popularity": 1 + i})
+        except Exception as exc:  # noqa: BLE001 - any failure is the test's finding
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and BlendProfile.objects.filter(name="fresh").count() == 1
