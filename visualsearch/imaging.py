@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -191,7 +192,12 @@ def open_image_parts(fp, parts, *, max_pixels=None):
     if isinstance(fp, (bytes, bytearray, memoryview)):
         fp = io.BytesIO(bytes(fp))
     try:
-        with Image.open(fp) as im:
+        with warnings.catch_warnings():
+            # Pillow warns of a large image on opening; the caller's ``max_pixels`` decides,
+            # below, with a message of its own (and Pillow still raises past twice its limit).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(fp)
+        with im:
             # Only the first frame of animations: ``seek(0)`` is a no-op for stills.
             im.seek(0)
             full = im.size

@@ -83,6 +83,14 @@ def test_find_similar_errors(catalogue, tmp_path, product_factory):
         run("find_similar", "--image", catalogue[0].image.path, str(text), "--json")
     with pytest.raises(CommandError, match="not found"):
         run("find_similar", "--image", str(tmp_path / "missing.jpg"))
+    with pytest.raises(CommandError, match="is a folder, not an image"):
+        run("find_similar", "--image", str(tmp_path))
+    # Past the photo search's pixel limit: refused before it is decoded, with no warning.
+    from PIL import Image
+
+    Image.new("L", (8000, 6000)).save(tmp_path / "huge.png")
+    with pytest.raises(CommandError, match="8000×6000 pixels; at most"):
+        run("find_similar", "--image", str(tmp_path / "huge.png"))
     with pytest.raises(CommandError, match="No product with id"):
         run("find_similar", "--product", "999999")
     fresh = product_factory(image=catalogue_image(70))

@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lookalike.catalogue import get_adapter
 from visualsearch import search
-from visualsearch.imaging import UnreadableImage, open_image
+from visualsearch.conf import app_settings
+from visualsearch.imaging import WORKING_SIZE, UnreadableImage, open_image
 from visualsearch.indexing.state import why_unindexed
 from visualsearch.management.encoders import command_encoder
 
@@ -47,16 +48,22 @@ class Command(BaseCommand):
             self.emit(str(product), hits, options["json"])
             return
         # Read every image first: a bad path fails before any search is printed.
-        images = []
-        for path in image:
+        for path in image:  # every path first, so that a typo stops the run before any work
+            if os.path.isdir(path):
+                raise CommandError(f"{path} is a folder, not an image.")
             if not os.path.isfile(path):
                 raise CommandError(f"Image not found: {path}")
-            try:
-                images.append(open_image(path))
-            except UnreadableImage as exc:
-                raise CommandError(str(exc)) from exc
-        for start in range(0, len(images), IMAGE_BATCH):
-            batch = images[start : start + IMAGE_BATCH]
+        # Decoded a batch at a time, reduced to what the encoder reads and refused past the
+        # photo search's pixel limit: memory stays bounded however many or large the files.
+        for start in range(0, len(image), IMAGE_BATCH):
+            batch = []
+            for path in image[start : start + IMAGE_BATCH]:
+                try:
+                    batch.append(
+                        open_image(path, min_side=WORKING_SIZE, max_pixels=app_settings.MAX_PIXELS)
+                    )
+                except UnreadableImage as exc:
+                    raise CommandError(str(exc)) from exc
             results = search.search_by_images(batch, k=k, encoder=encoder)
             for path, hits in zip(image[start : start + IMAGE_BATCH], results, strict=True):
                 self.emit(path, hits, options["json"])
