@@ -66,15 +66,30 @@ def find_dataset_dir(path=None):
     )
 
 
+#: The most values an IDX file of the data set holds (60,000 photos of 28 x 28 pixels).
+MAX_IDX_VALUES = 60_000 * 28 * 28
+
+
 def _read_idx(path, expected_magic):
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    if magic != expected_magic:
-        raise DatasetMissing(f"{path} is not an IDX file of the expected kind.")
-    ndim = magic & 0xFF
-    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """The array in a gzipped IDX file. Only what its header announces is read, and only
+    within the data set's size: a file that is damaged, not gzip, or expands without end
+    is refused with :class:`DatasetMissing`, not read whole into memory."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            header = fh.read(4)
+            if len(header) < 4 or struct.unpack(">I", header)[0] != expected_magic:
+                raise DatasetMissing(f"{path} is not an IDX file of the expected kind.")
+            ndim = expected_magic & 0xFF
+            shape = struct.unpack(">" + "I" * ndim, fh.read(4 * ndim).ljust(4 * ndim, b"\0"))
+            size = int(np.prod(shape, dtype=np.int64))
+            if not 0 < size <= MAX_IDX_VALUES:
+                raise DatasetMissing(f"{path} announces {size} values; it is not Fashion-MNIST.")
+            data = fh.read(size)
+    except (OSError, EOFError, struct.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetMissing(f"{path} could not be read: {exc}") from exc
+    if len(data) != size:
+        raise DatasetMissing(f"{path} is truncated: {len(data)} of {size} values.")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def load_split(name="train", path=None):

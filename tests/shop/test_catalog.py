@@ -75,3 +75,30 @@ def test_prepare_demo_prints_the_admin_link_where_the_shop_runs():
     assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
     assert out.getvalue().count("Created the demo admin account.") == 1
     assert "Admin: http://127.0.0.1:8123/admin/  user 'admin'" in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("damage", ["empty", "not gzip", "truncated", "announces too much"])
+def test_a_damaged_dataset_is_a_clear_command_error(tmp_path, damage):
+    """Each of the four files damaged in turn: a one-line error, nothing loaded, and
+    never the whole of a file that expands without end read into memory."""
+    import gzip
+    import shutil
+    import struct
+
+    source = fashion_mnist.find_dataset_dir()
+    for pair in fashion_mnist.FILES.values():
+        for name in pair:
+            shutil.copy(source / name, tmp_path / name)
+    target = tmp_path / fashion_mnist.FILES["train"][0]
+    if damage == "empty":
+        target.write_bytes(b"")
+    elif damage == "not gzip":
+        target.write_bytes(b"plain text, not a gzip file")
+    elif damage == "truncated":
+        target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:1000]))
+    else:
+        target.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 10**6, 28, 28)))
+    with pytest.raises(CommandError, match=str(target)):
+        call_command("load_demo_catalog", "--size", "20", "--path", str(tmp_path))
+    assert not Product.objects.exists()
