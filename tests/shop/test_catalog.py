@@ -55,6 +55,20 @@ def test_missing_dataset_is_a_clear_command_error(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"), [(["--size", "-5"], "--size"), (["--shoppers", "0"], "--shoppers")]
+)
+def test_prepare_demo_checks_its_options_before_any_step(args, message, monkeypatch):
+    steps = []
+    monkeypatch.setattr(
+        "shop.management.commands.prepare_demo.call_command", lambda *a, **k: steps.append(a)
+    )
+    with pytest.raises(CommandError, match=message):
+        call_command("prepare_demo", *args)
+    assert steps == []
+
+
+@pytest.mark.django_db
 def test_bad_size_is_a_clear_command_error():
     with pytest.raises(CommandError, match="between 1 and 60000"):
         call_command("load_demo_catalog", size=0, stdout=io.StringIO())

@@ -1,7 +1,7 @@
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.core.management.base import BaseCommand
 
 DEMO_ADMIN = ("admin", "lookalike-admin")
@@ -24,6 +24,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, size, shoppers, site_url="http://127.0.0.1:8000/", **options):
+        # Before anything runs, and whether or not a step would be skipped as done.
+        if not 1 <= size <= 60_000:
+            raise CommandError("--size must be between 1 and 60000.")
+        if not 1 <= shoppers <= 1_000_000:
+            raise CommandError("--shoppers must be from 1 to 1,000,000.")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_demo_catalog", size=size, stdout=self.stdout)
         self.index_catalogue()
