@@ -35,6 +35,7 @@ from ..blending.coldstart import fit_for_items
 from ..blending.covisitation import fit_covisitation
 from ..conf import app_settings
 from ..models import RecommenderModel
+from .als_parameters import als_parameters
 from .matrix import build_event_matrix
 
 logger = logging.getLogger(__name__)
@@ -61,40 +62,6 @@ _ITEM_IDS = "lookalike_item_ids"
 
 class NoInteractions(Exception):
     """There are no events to train on."""
-
-
-def _parameters(factors, regularization, alpha, iterations):
-    defaults = app_settings.ALS_PARAMETERS
-    given = {
-        "factors": factors,
-        "regularization": regularization,
-        "alpha": alpha,
-        "iterations": iterations,
-    }
-    params = {name: defaults[name] if value is None else value for name, value in given.items()}
-    params["factors"] = int(params["factors"])
-    params["iterations"] = int(params["iterations"])
-    params["regularization"] = float(params["regularization"])
-    params["alpha"] = float(params["alpha"])
-    for name, value in params.items():
-        # NaN fails the comparison too; the upper bounds keep a typo from allocating
-        # terabytes of factors or running for days.
-        if not 0 < value <= PARAMETER_LIMITS[name]:
-            raise ValueError(
-                f"{name} must be a number above 0 and at most {PARAMETER_LIMITS[name]:g}, "
-                f"not {value}."
-            )
-    return params
-
-
-#: The largest value of each ALS parameter that training accepts.
-PARAMETER_LIMITS = {"factors": 1024, "iterations": 1000, "regularization": 1e6, "alpha": 1e6}
-
-
-def check_parameters(factors=None, regularization=None, alpha=None, iterations=None):
-    """Raise ``ValueError`` for an ALS parameter training would refuse (``None``: the
-    default), before any work: commands check their options with it."""
-    _parameters(factors, regularization, alpha, iterations)
 
 
 def write_artifact(recommender, user_keys, item_ids, directory=None, extra=None):
@@ -217,7 +184,7 @@ def train(
     from ..recommenders import ALSRecommender
 
     started = time.monotonic()
-    params = _parameters(factors, regularization, alpha, iterations)
+    params = als_parameters(factors, regularization, alpha, iterations)
     days = app_settings.TRAINING_WINDOW_DAYS if days is None else days
     now = timezone.now()
     report = progress or (lambda done, total, message: None)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.services.training import check_parameters
+from recommendations.services.als_parameters import check_parameters
 
 DATASETS = {"movielens-100k": "load_movielens_100k"}
 ALS_OPTIONS = ("factors", "regularization", "alpha", "iterations")

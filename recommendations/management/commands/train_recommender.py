@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.conf import app_settings
-from recommendations.services.training import NoInteractions, check_parameters, train
+from recommendations.services.als_parameters import check_parameters
+from recommendations.services.training import NoInteractions, train
 
 #: The longest training window, in days (a century).
 MAX_DAYS = 36_500
