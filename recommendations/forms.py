@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .blending.core import COMPONENTS, MAX_WEIGHT, SEGMENTS
-from .models import BlendProfile, Experiment, ExperimentArm
+from .models import BlendProfile, ExperimentArm
 
 __all__ = ["SEGMENT_FIELDS", "BlendProfileForm"]
 
@@ -97,13 +97,7 @@ class BlendProfileForm(forms.ModelForm):
         ranking = set(self.changed_data) - {"name", "notes"}
         if not ranking:
             return
-        running = (
-            ExperimentArm.objects.filter(
-                profile_id=stored.pk, experiment__status=Experiment.Status.RUNNING
-            )
-            .select_related("experiment")
-            .first()
-        )
+        running = ExperimentArm.running_for(stored)
         if running is not None:
             self.add_error(
                 None,

@@ -40,7 +40,8 @@ class SearchForm(forms.Form):
             raise forms.ValidationError(
                 f"Your search has {len(words)} words: use at most {self.MAX_WORDS}."
             )
-        if words and _only_exclusions(query):
+        # Only "-" makes an exclusion: a search without one costs no second round trip.
+        if any(word.startswith("-") for word in words) and _only_exclusions(query):
             # No word to look up in the index: every product would be read to find those
             # without the excluded ones.
             raise forms.ValidationError(

@@ -221,11 +221,9 @@ class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
         choice = request.POST.get("winner", "")
         winner = None
         if choice:
-            winner = (
-                experiment.arms.select_related("profile").filter(pk=row_id(choice)).first()
-                if row_id(choice) is not None
-                else None
-            )
+            arm_pk = row_id(choice)
+            arms = experiment.arms.select_related("profile")
+            winner = arms.filter(pk=arm_pk).first() if arm_pk is not None else None
             if winner is None:
                 self.message_user(
                     request, gettext("That arm is not part of this experiment."), messages.ERROR

@@ -143,6 +143,17 @@ class ExperimentArm(models.Model):
     def __str__(self):
         return f"{self.experiment.name}/{self.name}"
 
+    @classmethod
+    def running_for(cls, profile):
+        """The arm that ``profile`` serves in the running experiment (with its experiment),
+        or ``None``: such a profile may not change how it ranks until the experiment stops,
+        or the arm's figures would mix two blends."""
+        return (
+            cls.objects.filter(profile=profile, experiment__status=Experiment.Status.RUNNING)
+            .select_related("experiment")
+            .first()
+        )
+
     def clean(self):
         errors = {}
         if message := name_error(self.name):

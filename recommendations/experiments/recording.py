@@ -112,9 +112,9 @@ def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", withi
         if user_id is not None
         else Q(user__isnull=True, session_key=session_key or "")
     )
+    impressions = Impression.objects.using(router.db_for_write(Impression))
     latest = (
-        Impression.objects.using(_primary())
-        .filter(
+        impressions.filter(
             shopper,
             product_id=product_ids[0],
             position=0,
@@ -129,15 +129,8 @@ def shown_again(arm, widget, product_ids, *, user_id=None, session_key="", withi
     )
     if latest is None:
         return None
-    shown = (
-        Impression.objects.using(_primary()).filter(recommendation_id=latest).order_by("position")
-    )
+    shown = impressions.filter(recommendation_id=latest).order_by("position")
     return latest if list(shown.values_list("product_id", flat=True)) == product_ids else None
-
-
-def _primary():
-    """The database the impressions are written to."""
-    return router.db_for_write(Impression)
 
 
 def _shopper_filter(event):

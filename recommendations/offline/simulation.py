@@ -79,6 +79,8 @@ __all__ = [
 ]
 
 SOURCE = "simulated"
+#: The most shoppers one simulation takes: it holds every shopper and day in memory.
+MAX_SHOPPERS = 1_000_000
 
 
 @dataclass

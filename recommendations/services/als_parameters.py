@@ -4,7 +4,7 @@ or from an allocation of terabytes."""
 
 from ..conf import app_settings
 
-__all__ = ["PARAMETER_LIMITS", "als_parameters", "check_parameters"]
+__all__ = ["PARAMETER_LIMITS", "als_parameters"]
 
 #: The largest value of each ALS parameter that training accepts.
 PARAMETER_LIMITS = {"factors": 1024, "iterations": 1000, "regularization": 1e6, "alpha": 1e6}
@@ -13,7 +13,7 @@ PARAMETER_LIMITS = {"factors": 1024, "iterations": 1000, "regularization": 1e6, 
 def als_parameters(factors=None, regularization=None, alpha=None, iterations=None):
     """The ALS parameters training uses: those given, the others from
     ``RECOMMENDATIONS_ALS_PARAMETERS``; ``ValueError`` for one outside
-    :data:`PARAMETER_LIMITS`."""
+    :data:`PARAMETER_LIMITS` (commands call it on their options before any work)."""
     defaults = app_settings.ALS_PARAMETERS
     given = {
         "factors": factors,
@@ -35,9 +35,3 @@ def als_parameters(factors=None, regularization=None, alpha=None, iterations=Non
                 f"not {value}."
             )
     return params
-
-
-def check_parameters(factors=None, regularization=None, alpha=None, iterations=None):
-    """Raise ``ValueError`` for an ALS parameter training would refuse (``None``: the
-    default), before any work: commands check their options with it."""
-    als_parameters(factors, regularization, alpha, iterations)

@@ -31,7 +31,7 @@ from ..blending.core import (
 )
 from ..blending.segment_weights import clean_segment_weights
 from ..caching import EXPERIMENTS, PROFILES
-from ..models import BlendProfile, RecommenderModel
+from ..models import BlendProfile, ExperimentArm, RecommenderModel
 
 __all__ = [
     "InvalidProfile",
@@ -349,17 +349,13 @@ def _store(name, values, make_default):
 
 
 def _refuse_if_in_a_running_experiment(profile):
-    """An arm serves its profile as it is now: changing it mid-experiment would mix two
-    blends in one arm's figures."""
-    from ..models import Experiment
-
-    running = Experiment.objects.filter(
-        status=Experiment.Status.RUNNING, arms__profile=profile
-    ).first()
+    """An arm serves its profile as it is now (:meth:`ExperimentArm.running_for`)."""
+    running = ExperimentArm.running_for(profile)
     if running is not None:
         raise InvalidProfile(
             f"The profile {profile.name!r} is an arm of the running experiment "
-            f"{running.name!r}: publish under another name, or stop the experiment first."
+            f"{running.experiment.name!r}: publish under another name, or stop the "
+            "experiment first."
         )
 
 

@@ -66,8 +66,10 @@ def find_dataset_dir(path=None):
     )
 
 
-#: The most values an IDX file of the data set holds (60,000 photos of 28 x 28 pixels).
-MAX_IDX_VALUES = 60_000 * 28 * 28
+#: Photos in the train split, from which the demo catalogue is drawn.
+TRAIN_PHOTOS = 60_000
+#: The most values an IDX file of the data set holds (the train split's photos, 28 x 28).
+MAX_IDX_VALUES = TRAIN_PHOTOS * 28 * 28
 
 
 def _read_idx(path, expected_magic):

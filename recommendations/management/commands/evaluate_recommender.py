@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.services.als_parameters import check_parameters
+from recommendations.services.als_parameters import als_parameters
 
 DATASETS = {"movielens-100k": "load_movielens_100k"}
 ALS_OPTIONS = ("factors", "regularization", "alpha", "iterations")
@@ -59,7 +59,7 @@ class Command(BaseCommand):
                 "data set or a CSV, not to --blend (the blend uses the shop's trained settings)."
             )
         try:
-            check_parameters(**given)
+            als_parameters(**given)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if options["blend"]:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.offline.simulation import simulate_shoppers
+from recommendations.offline.simulation import MAX_SHOPPERS, simulate_shoppers
 
 
 class Command(BaseCommand):
@@ -20,8 +20,8 @@ class Command(BaseCommand):
         from tqdm import tqdm
 
         # Bounded: the simulation holds every shopper and day in memory.
-        if not 1 <= users <= 1_000_000:
-            raise CommandError("--users must be from 1 to 1,000,000.")
+        if not 1 <= users <= MAX_SHOPPERS:
+            raise CommandError(f"--users must be from 1 to {MAX_SHOPPERS:,}.")
         if not 1 <= days <= 3650:
             raise CommandError("--days must be from 1 to 3650.")
         if seed < 0:

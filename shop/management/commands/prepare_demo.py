@@ -4,6 +4,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.core.management.base import BaseCommand
 
+from recommendations.offline.simulation import MAX_SHOPPERS
+from shop.demo.fashion_mnist import TRAIN_PHOTOS
+
 DEMO_ADMIN = ("admin", "lookalike-admin")
 
 
@@ -25,10 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, size, shoppers, site_url="http://127.0.0.1:8000/", **options):
         # Before anything runs, and whether or not a step would be skipped as done.
-        if not 1 <= size <= 60_000:
-            raise CommandError("--size must be between 1 and 60000.")
-        if not 1 <= shoppers <= 1_000_000:
-            raise CommandError("--shoppers must be from 1 to 1,000,000.")
+        if not 1 <= size <= TRAIN_PHOTOS:
+            raise CommandError(f"--size must be between 1 and {TRAIN_PHOTOS}.")
+        if not 1 <= shoppers <= MAX_SHOPPERS:
+            raise CommandError(f"--shoppers must be from 1 to {MAX_SHOPPERS:,}.")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_demo_catalog", size=size, stdout=self.stdout)
         self.index_catalogue()
