@@ -228,6 +228,21 @@ class LookalikeSettings(AppSettings):
         return self._setting("JOBS_CHUNK_ATTEMPTS", 5)
 
     @property
+    def JOBS_STALE_SECONDS(self):
+        """Seconds without a heartbeat after which a running job whose key's lock no session
+        holds counts as dead, and is reaped. Running jobs beat every half second or so (and
+        the chunks of a fanned-out job with each batch they commit)."""
+        return self._setting("JOBS_STALE_SECONDS", 30)
+
+    @property
+    def JOBS_TAKEOVERS(self):
+        """How many times in a row a Celery job whose process died is resumed on its own
+        when Celery hands its message back (:mod:`lookalike.jobs.takeover`); after that it
+        stays failed, for a person to look into (a job that kills every process running it,
+        out of memory say)."""
+        return self._setting("JOBS_TAKEOVERS", 3)
+
+    @property
     def JOBS_CHUNK_STALL_SECONDS(self):
         """Seconds without progress of any chunk after which a fanned-out job fails (no
         worker takes its chunks); it can be resumed."""

@@ -21,6 +21,11 @@ class Job(models.Model):
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     #: How many errors ``errors`` keeps; ``error_count`` counts them all.
     MAX_STORED_ERRORS = 50
+    #: Set in ``result`` when a job failed because its process went away (reaped, or stopped
+    #: with its worker): :mod:`lookalike.jobs.takeover` resumes only those on its own.
+    WORKER_LOST = "worker_lost"
+    #: Set in ``result`` on such a job once it was resumed on its own: the new job's id.
+    TAKEN_OVER_BY = "taken_over_by"
 
     handler = models.CharField(
         _("handler"),

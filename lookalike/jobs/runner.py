@@ -109,6 +109,7 @@ def run_job(job_id):
     logger.info("Job %s started", job.pk, extra=log)
     started = time.monotonic()
     ctx = JobContext(job)
+    stopped = False
     try:
         func = import_string(job.handler)
         # Jobs read what they (and the shop) just wrote: never a replica that lags.
@@ -123,12 +124,15 @@ def run_job(job_id):
         logger.warning("Job %s stopped with its worker", job.pk, extra=log)
         job.status = Job.Status.FAILED
         job.message = gettext("The worker was stopped during the job; resume it to finish.")
+        stopped = True
         raise
     else:
         _succeeded(job, result)
     finally:
         if ctx.fanned_out and job.status == Job.Status.FAILED:
             _reload_counters(job)
+        if stopped:
+            job.result = {**job.result, Job.WORKER_LOST: True}
         job.finished_at = timezone.now()
         job.heartbeat_at = job.finished_at
         _save_outcome(job, lock)

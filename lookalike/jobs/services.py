@@ -12,7 +12,9 @@ a job that must not overlap the key's jobs takes the same lock with :func:`exclu
 The rest of the machinery lives beside this module, each part importing only those below
 it: :mod:`~lookalike.jobs.worker` (reaping and the ``run_jobs`` loop) over
 :mod:`~lookalike.jobs.runner` (one job, its :class:`~lookalike.jobs.runner.JobContext`)
-over :mod:`~lookalike.jobs.fanout` (Celery chunks), over :mod:`~lookalike.jobs.locks`.
+over :mod:`~lookalike.jobs.fanout` (Celery chunks), over :mod:`~lookalike.jobs.locks`;
+:mod:`~lookalike.jobs.takeover`, which resumes a Celery job whose process died, sits above
+this module.
 :class:`JobCancelled` and :func:`fans_out` belong to the fan-out, which raises and reads
 them, and are imported here for the handlers that use them.
 """

@@ -31,27 +31,37 @@ def _queued_timeout():
     return float(app_settings.JOBS_QUEUED_TIMEOUT)
 
 
-def reap_dead_jobs(stale_after=timedelta(seconds=30)):
+def stale_seconds():
+    """Seconds without a heartbeat after which a running job with a free lock is dead."""
+    return float(app_settings.JOBS_STALE_SECONDS)
+
+
+def reap_dead_jobs(stale_after=None):
     """Mark running jobs whose worker is gone, and queued jobs no worker takes, as failed,
     so they can be resumed.
 
-    A running job counts as dead when its heartbeat is old *and* no session holds its
-    advisory lock: a worker that died took its connection, and the lock, with it. A queued
-    job counts as stuck when it has waited ``LOOKALIKE_JOBS_QUEUED_TIMEOUT`` seconds while
-    no job was running anywhere: a busy worker would be running one.
+    A running job counts as dead when its heartbeat is older than ``stale_after``
+    (``LOOKALIKE_JOBS_STALE_SECONDS``) *and* no session holds its advisory lock: a worker
+    that died took its connection, and the lock, with it. A queued job counts as stuck when
+    it has waited ``LOOKALIKE_JOBS_QUEUED_TIMEOUT`` seconds while no job was running
+    anywhere: a busy worker would be running one.
     """
+    if stale_after is None:
+        stale_after = timedelta(seconds=stale_seconds())
     reaped = _reap_stuck_queued()
     cutoff = timezone.now() - stale_after
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
         if locks.is_free(locks.job_lock(job.lock_key)):
-            Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            reaped += Job.objects.filter(
+                pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff
+            ).update(
                 status=Job.Status.FAILED,
                 finished_at=timezone.now(),
                 message=gettext(
                     "The worker running this job stopped; resume it to finish the work."
                 ),
+                result={**job.result, Job.WORKER_LOST: True},
             )
-            reaped += 1
     return reaped
 
 

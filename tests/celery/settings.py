@@ -15,3 +15,5 @@ RECOMMENDATIONS_ARTIFACT_DIR = Path(os.environ["RECOMMENDATIONS_ARTIFACT_DIR"])
 RECOMMENDATIONS_SIMULATION_DIR = RECOMMENDATIONS_ARTIFACT_DIR.parent / "simulation"
 # Fail a fanned-out job quickly rather than wait 15 minutes if the test's chunks got lost.
 LOOKALIKE_JOBS_CHUNK_STALL_SECONDS = 60
+# A coordinator killed in a test is taken over a few seconds after its chunks end.
+LOOKALIKE_JOBS_STALE_SECONDS = 3

@@ -1,7 +1,7 @@
 """Jobs on real Celery workers (``celery -A config worker`` subprocesses), on Redis and on
 RabbitMQ: a reindex fans out in chunks and adds up its progress on the job row, a pool
 process killed with SIGKILL in the middle of a chunk loses nothing and embeds nothing
-twice, and training runs on a worker."""
+twice, a killed coordinator is taken over, and training runs on a worker."""
 
 import os
 import signal
@@ -65,6 +65,33 @@ def test_a_pool_process_killed_mid_chunk_loses_nothing(on_celery, product_factor
     assert all(after[pk] == computed for pk, computed in before.items())
     assert sum(1 for c in after.values() if c < killed_at) == len(before)
     assert job.done == job.total == 40 and job.error_count == 0
+
+
+def test_a_killed_coordinator_is_taken_over_and_nothing_is_embedded_twice(
+    on_celery, product_factory
+):
+    """The pool process waiting for a reindex's chunks dies: Celery hands the job's message
+    back, and the new delivery resumes the job once its chunks have stopped committing
+    (they go on without it), so that no product is embedded by both jobs."""
+    products = [product_factory(image=catalogue_image(i)) for i in range(64)]
+    job = index_jobs.start_reindex("stale")
+    on_celery.wait_for(lambda: ProductEmbedding.objects.exists(), 30, "a first batch")
+    coordinator = int(Job.objects.get(pk=job.pk).worker.rsplit(":", 1)[1])
+    os.kill(coordinator, signal.SIGKILL)
+    killed_at = timezone.now()
+    on_celery.wait_for(lambda: Job.objects.filter(resumed_from=job).exists(), 90, "a takeover")
+    resumed = wait_for_job(Job.objects.get(resumed_from=job), on_celery)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.result["taken_over_by"] == resumed.pk
+    assert job.result["worker_lost"] and f"#{resumed.pk}" in job.message
+    rows = ProductEmbedding.objects.filter(encoder="slowpixel")
+    assert sorted(rows.values_list("product_id", flat=True)) == sorted(p.pk for p in products)
+    written = list(rows.values_list("computed_at", flat=True))
+    # The dead job's chunks went on after the kill, and the takeover waited for them: what
+    # they committed, then what the resumed job embedded, add up to the catalogue once.
+    assert any(at > killed_at for at in written), on_celery.output()
+    assert sum(1 for at in written if at < resumed.created_at) == job.done
+    assert job.done + resumed.result["embedded"] == 64, (job.done, resumed.result)
 
 
 def test_training_runs_on_a_worker(on_celery, product_factory, category_factory):

@@ -54,9 +54,10 @@ def test_a_job_stopped_with_its_worker_ends_failed_keeping_its_progress(settings
     assert "worker was stopped" in job.message
     if fanned_out:
         assert (job.done, job.total, job.error_count) == (6, 10, 1)
-        assert job.result == {"chunks": {"done": {"0": 3, "1": 3}}}
+        assert job.result == {"chunks": {"done": {"0": 3, "1": 3}}, "worker_lost": True}
     else:
         assert (job.done, job.total) == (2, 10)
+        assert job.result == {"worker_lost": True}  # a redelivered task resumes it
     assert locks.is_free(locks.job_lock("stopped"))
     assert services.resume(job).status == Job.Status.QUEUED
 
