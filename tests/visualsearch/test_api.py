@@ -175,7 +175,10 @@ def test_requests_django_refuses_before_any_view_get_a_json_400_under_the_api(ca
 
 def test_similar_endpoint_unknown_inactive_and_not_indexed(client, catalogue, product_factory):
     hidden = product_factory(is_active=False)
-    for key in (999999, 0, -1, "abc", 10**30, hidden.pk):
+    first = catalogue[0].pk
+    # Other spellings of an existing key ("+1", "01", full-width digits) are not that key.
+    spellings = (f"+{first}", f"0{first}", "".join(chr(0xFF10 + int(d)) for d in str(first)))
+    for key in (999999, 0, -1, "abc", 10**30, hidden.pk, *spellings):
         response = client.get(similar_url(key))
         # One message for every missing product, whatever its key looked like.
         assert response.status_code == 404 and response.json() == {"detail": "No such product."}

@@ -130,8 +130,14 @@ class ProductViewSet(viewsets.GenericViewSet):
         """The product of the URL's key; a product that another stands for (an Oscar
         variant) is answered as that one (its parent). One message for every missing
         product, whatever the key looked like (DRF's own names the model)."""
+        text = self.kwargs[self.lookup_field]
         try:
-            return self._product_of(get_adapter().parse_pk(self.kwargs[self.lookup_field]))
+            key = get_adapter().parse_pk(text)
+            # int() also reads "+1", "01" and other scripts' digits ("１"); the pages
+            # redirect such spellings to the product's address, an API answers at one.
+            if isinstance(key, int) and text != str(key):
+                raise Http404
+            return self._product_of(key)
         except (ValueError, Http404):
             raise Http404(gettext("No such product.")) from None
 
