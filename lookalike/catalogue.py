@@ -516,14 +516,21 @@ class FieldsCatalogueAdapter(CatalogueAdapter):
         price = self._field("price")
         return None if price is None else F(price.attname)
 
+    def _own_price_expression(self):
+        """Whether a subclass computes the price (cents to units, say): then its
+        :meth:`price_expression` is the price everywhere, not the field read as it is."""
+        return type(self).price_expression is not FieldsCatalogueAdapter.price_expression
+
     def get_price(self, product):
+        if self._own_price_expression():
+            return super().get_price(product)
         price = self._field("price")
         value = None if price is None else getattr(product, price.attname)
         return None if value is None else Decimal(value)
 
     def filter_price(self, queryset, min_price=None, max_price=None):
         price = self._field("price")
-        if price is None:
+        if price is None or self._own_price_expression():
             return super().filter_price(queryset, min_price, max_price)
         if min_price is not None:
             queryset = queryset.filter(**{f"{price.attname}__gte": Decimal(min_price)})

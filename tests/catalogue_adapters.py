@@ -84,3 +84,11 @@ class ShopAdapterWithLedger(FieldsCatalogueAdapter):
         from lookalike.jobs.models import Job
 
         return {Job: lambda job: []}
+
+
+class CentsAdapter(FieldsCatalogueAdapter):
+    """A shop whose price field holds cents: the price, read and filtered, is its own
+    expression (the reference shop's prices stand in as cents)."""
+
+    def price_expression(self):
+        return F("price") / 100

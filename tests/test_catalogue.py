@@ -3,12 +3,14 @@
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.checks import run_checks
 
 from lookalike.catalogue import FieldsCatalogueAdapter, get_adapter
+from shop.models import Product
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTERS = "tests.catalogue_adapters."
@@ -193,3 +195,20 @@ def test_a_cache_each_process_keeps_is_warned_about(settings):
         "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "c"}
     }
     assert [m for m in run_checks() if m.id == "lookalike.W002"] == []
+
+
+@pytest.mark.django_db
+def test_a_price_expression_of_its_own_is_the_price_everywhere(settings, product_factory):
+    """Overriding ``price_expression`` of the fields adapter (a price kept in cents) is
+    enough: the cards and the price filter use it, not the field read as it is."""
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = ADAPTERS + "CentsAdapter"
+    product = product_factory(price=Decimal("1999.00"))
+    cheap = product_factory(price=Decimal("500.00"))
+    adapter = get_adapter()
+    assert adapter.get_price(product) == Decimal("19.99")
+    assert adapter.get_card(adapter.annotate(Product.objects.filter(pk=product.pk))[0]).price == (
+        Decimal("19.99")
+    )
+    queryset = Product.objects.filter(pk__in=[product.pk, cheap.pk])
+    assert list(adapter.filter_price(queryset, min_price="10", max_price="20")) == [product]
+    assert list(adapter.filter_price(queryset, max_price="6")) == [cheap]

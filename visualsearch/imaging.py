@@ -224,7 +224,12 @@ def open_image_parts(fp, parts, *, max_pixels=None):
         raise
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(f"{_name(fp)} is a decompression bomb: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        # Pillow's message names the file object ("<_io.BytesIO object at 0x7f...>").
+        raise UnreadableImage(
+            f"Cannot read {_name(fp)} as an image: not a format Pillow knows"
+        ) from exc
+    except (OSError, SyntaxError, EOFError, ValueError) as exc:
         # Pillow reports truncated or corrupt data with several exception types; callers
         # should only need to catch one.
         raise UnreadableImage(f"Cannot read {_name(fp)} as an image: {exc}") from exc

@@ -64,12 +64,25 @@ def _strip(recommendations, *, widget, title, source, profile_name):
         "source": source,
         "profile_name": profile_name,
         "card_template": lookalike_settings.CARD_TEMPLATE,
-        "stylesheet": lookalike_settings.WIDGET_STYLESHEET,
     }
 
 
+def _stylesheet(request):
+    """``LOOKALIKE_WIDGET_STYLESHEET`` for the first strip of a page, ``None`` for the
+    others: one link a page, however many strips it shows."""
+    path = lookalike_settings.WIDGET_STYLESHEET
+    if not path or request is None:
+        return path
+    if getattr(request, "_lookalike_stylesheet_linked", False):
+        return None
+    request._lookalike_stylesheet_linked = True
+    return path
+
+
 def _with_cards(strip, request):
-    """The strip with its cards rendered (:mod:`lookalike.cards` reuses them)."""
+    """The strip with its cards rendered (:mod:`lookalike.cards` reuses them) and its
+    stylesheet, if the page does not link it yet."""
+    strip["stylesheet"] = _stylesheet(request)
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],

@@ -9,10 +9,10 @@ from tests.recommendations.blend_support import embed
 pytestmark = pytest.mark.django_db
 
 
-def strip_html(settings, product):
+def strip_html(settings, product, strips="{% similar_items product %}"):
     request = RequestFactory().get("/")
     request.session = None
-    return Template("{% load recommendations %}{% similar_items product %}").render(
+    return Template("{% load recommendations %}" + strips).render(
         Context({"request": request, "product": product})
     )
 
@@ -27,3 +27,13 @@ def test_the_strip_links_the_widget_stylesheet_unless_the_shop_styles_it(setting
     settings.LOOKALIKE_WIDGET_STYLESHEET = None  # the reference shop's setting
     html = strip_html(settings, anchor)
     assert "stylesheet" not in html and 'data-widget="similar-items"' in html
+
+
+def test_a_page_with_two_strips_links_the_stylesheet_once(settings, product_factory):
+    anchor, other = product_factory(), product_factory()
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    embed(other, [1.0, 0.1, 0.0, 0.0])
+    settings.LOOKALIKE_WIDGET_STYLESHEET = "lookalike/lookalike.css"
+    html = strip_html(settings, anchor, "{% similar_items product %}{% recommended_for_you %}")
+    assert html.count('data-widget="') == 2
+    assert html.count("lookalike/lookalike.css") == 1

@@ -106,9 +106,11 @@ def test_animated_image_gives_first_frame():
     ids=["empty", "text", "truncated"],
 )
 def test_bad_data_raises_unreadable_image(data):
-    with pytest.raises(UnreadableImage, match="Cannot read"):
+    with pytest.raises(UnreadableImage, match="Cannot read") as excinfo:
         open_image(data)
     assert issubclass(UnreadableImage, ValueError)
+    # Said for a person: no object's repr ("<_io.BytesIO object at 0x...>").
+    assert "object at 0x" not in str(excinfo.value) and "<" not in str(excinfo.value)
 
 
 def test_missing_file_raises_unreadable_image(tmp_path):

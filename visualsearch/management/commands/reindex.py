@@ -64,7 +64,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()
-        for line in _report(counts):
+        for line in _report(counts, indexing.index_status(encoder)["failed"]):
             self.stdout.write(line)
 
 
@@ -111,13 +111,20 @@ def _reindex(mode, ids, encoder, batch_size, bar, options):
     )
 
 
-def _report(counts):
-    """The lines the command prints about a finished reindex."""
+def _report(counts, failing):
+    """The lines the command prints about a finished reindex; ``failing``: the products
+    whose image failed in this run or an earlier one and has not changed since."""
     yield (
         f"{counts['embedded']} embedded, {counts['failed']} failed, "
         f"{counts['skipped']} skipped, {counts['removed']} removed "
         f"({counts['encoder']}, {counts['mode']}, {counts['seconds']:.1f} s)."
     )
+    if failing > counts["failed"]:
+        yield (
+            f"{failing} product(s) in all have an image that failed, in this run or an "
+            "earlier one: they are tried again when their image changes, or with --ids "
+            "(the admin's Visual index lists them)."
+        )
     if counts.get("no_image"):
         shown = ", ".join(str(pk) for pk in counts["no_image_ids"])
         more = ", ..." if counts["no_image"] > len(counts["no_image_ids"]) else ""
