@@ -104,6 +104,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+if DEBUG:
+    # Django's debug page fails on a request with too many parameters (config/debug.py).
+    MIDDLEWARE.insert(0, "config.debug.TooManyFieldsMiddleware")
+
 ROOT_URLCONF = "config.urls"
 
 TEMPLATES = [
