@@ -104,8 +104,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-if DEBUG:
-    # Django's debug page fails on a request with too many parameters (config/debug.py).
+if DEBUG:  # Django's debug page fails on a request with too many parameters
     MIDDLEWARE.insert(0, "config.debug.TooManyFieldsMiddleware")
 
 ROOT_URLCONF = "config.urls"

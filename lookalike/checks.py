@@ -55,7 +55,7 @@ def check_catalogue(app_configs=None, **kwargs):
         adapter = get_adapter()
         served = adapter.get_product_model()
     except ImproperlyConfigured as exc:
-        errors.append(Error(str(exc), id="lookalike.E003"))
+        errors.append(Error(str(exc), hint=_model_label_hint(), id="lookalike.E003"))
         return errors
     try:
         adapter_errors = adapter.check()
@@ -73,6 +73,22 @@ def check_catalogue(app_configs=None, **kwargs):
     if not any(message.is_serious() for message in adapter_errors):
         errors.extend(check_adapter_queries(adapter, model, served))
     return errors
+
+
+def _model_label_hint():
+    """For a setting without its app label (``"Product"``): Django finds a model by
+    ``app_label.ModelName`` and, without the label, only says there is no such model."""
+    from django.apps import apps
+
+    name = app_settings.PRODUCT_MODEL
+    if not isinstance(name, str) or "." in name:
+        return None
+    labels = [m._meta.label for m in apps.get_models() if m.__name__.lower() == name.lower()]
+    return "Name the model with its app label, 'app_label.ModelName'" + (
+        f": did you mean {' or '.join(map(repr, labels))}?"
+        if labels
+        else ", e.g. 'catalogue.Product'."
+    )
 
 
 def _adapter_error(method, exc):

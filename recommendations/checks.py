@@ -1,10 +1,12 @@
 """System checks of the recommendations app: ``RECOMMENDATIONS_*`` settings that nothing
-reads (a typo is otherwise ignored without a word), and limits that could not be applied."""
+reads (a typo is otherwise ignored without a word), limits that could not be applied, tables
+keyed for another product model, and a relative artefact directory in deployment."""
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, register
 
 from lookalike.checks import unknown_settings
 from lookalike.clients import parse_rate
+from visualsearch.checks import product_key_mismatches, relative_directory
 
 from .conf import app_settings
 
@@ -39,3 +41,21 @@ def check_client_limits(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register(Tags.database)
+def check_product_keys(app_configs, databases=None, **kwargs):
+    """Events and impressions keyed for another product model than the setting's: training
+    and the widgets would fail on them."""
+    return product_key_mismatches("recommendations", "recommendations.E003", databases)
+
+
+@register(deploy=True)
+def check_artifact_dir(app_configs, **kwargs):
+    """Deployed, the model a worker trains into ``RECOMMENDATIONS_ARTIFACT_DIR`` is served by
+    every web process."""
+    return relative_directory(
+        "RECOMMENDATIONS_ARTIFACT_DIR",
+        app_settings.ARTIFACT_DIR,
+        "recommendations.W002",
+    )

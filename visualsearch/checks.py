@@ -1,11 +1,14 @@
-"""System checks: the app needs django.contrib.postgres and a database with pgvector, a
-shared throttle cache, a registered encoder, an API viewset that imports, a category prior
-that is a weight, and ``VISUALSEARCH_*`` settings it knows."""
+"""System checks: the app needs django.contrib.postgres, Django REST framework and a database
+with pgvector, tables whose product keys fit the product model, a shared throttle cache, a
+registered encoder, an API viewset that imports, a category prior that is a weight, an
+absolute artefact directory in deployment, and ``VISUALSEARCH_*`` settings it knows."""
+
+from pathlib import Path
 
 from django.apps import apps
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import connections, router
 from django.db.utils import DatabaseError
 
 from lookalike.checks import unknown_settings
@@ -15,15 +18,28 @@ from .conf import app_settings
 
 @register()
 def check_contrib_postgres(app_configs, **kwargs):
+    """The apps visualsearch needs. Django REST framework is imported whether or not it is
+    installed, so without this its API answers JSON and only the browsable pages fail, each
+    a 500 (``TemplateDoesNotExist: rest_framework/api.html``)."""
     errors = []
-    for app, code in (
-        ("django.contrib.postgres", "E001"),
-        ("lookalike", "E006"),
-        ("lookalike.jobs", "E007"),
+    for app, code, hint in (
+        ("django.contrib.postgres", "E001", None),
+        ("lookalike", "E006", None),
+        ("lookalike.jobs", "E007", None),
+        (
+            "rest_framework",
+            "E013",
+            "The API's browsable pages render its templates (rest_framework/api.html): "
+            "without it each one answers a 500.",
+        ),
     ):
         if not apps.is_installed(app):
             errors.append(
-                Error(f"visualsearch needs {app!r} in INSTALLED_APPS.", id=f"visualsearch.{code}")
+                Error(
+                    f"visualsearch needs {app!r} in INSTALLED_APPS.",
+                    hint=hint,
+                    id=f"visualsearch.{code}",
+                )
             )
     return errors
 
@@ -81,6 +97,79 @@ def check_pgvector(app_configs, databases=None, **kwargs):
 
 def _version(text):
     return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+#: The type of a table's column, and whether it is the type ``%s`` names; no row when the
+#: table (or the column) does not exist yet.
+_COLUMN_TYPE = """
+    SELECT format_type(atttypid, atttypmod), atttypid = %s::regtype
+    FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s AND NOT attisdropped
+"""
+
+
+def product_key_mismatches(app_label, check_id, databases):
+    """Errors for the tables of ``app_label`` whose product key column is not of the type the
+    product model's primary key needs.
+
+    The plugins' foreign keys follow ``LOOKALIKE_PRODUCT_MODEL``, read when their models
+    are imported, but their migrations made the columns once: after a change of the setting
+    to a model with another kind of key (UUID for integers), ``migrate`` has nothing to
+    apply and every query joining products fails (``operator does not exist: bigint =
+    uuid``). Tables not created yet, before the first ``migrate``, pass.
+    """
+    from lookalike.catalogue import product_model
+
+    try:
+        product = product_model()._meta.concrete_model
+    except ImproperlyConfigured:
+        return []  # lookalike.E002, E003
+    fields = [
+        field
+        for model in apps.get_app_config(app_label).get_models()
+        for field in model._meta.local_concrete_fields
+        if field.many_to_one and field.related_model._meta.concrete_model is product
+    ]
+    errors = []
+    for alias in databases or []:
+        conn = connections[alias]
+        if conn.vendor != "postgresql":
+            continue  # visualsearch.E002
+        for field in fields:
+            if not router.allow_migrate_model(alias, field.model):
+                continue
+            table, expected = field.model._meta.db_table, field.db_type(conn)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        _COLUMN_TYPE, [expected, conn.ops.quote_name(table), field.column]
+                    )
+                    row = cursor.fetchone()
+            except DatabaseError:
+                break  # visualsearch.E003
+            if row is not None and not row[1]:
+                errors.append(_product_key_error(app_label, check_id, alias, field, row[0]))
+    return errors
+
+
+def _product_key_error(app_label, check_id, alias, field, found):
+    return Error(
+        f"The table {field.model._meta.db_table!r} of database {alias!r} keeps products in "
+        f"{field.column!r} as {found}, but the primary key of LOOKALIKE_PRODUCT_MODEL "
+        f"{field.related_model._meta.label!r} needs {field.db_type(connections[alias])}: "
+        f"the {app_label} tables were created for another product model.",
+        hint=f"Migrate {app_label} back to zero and migrate again (`manage.py migrate "
+        f"{app_label} zero --skip-checks`, then `manage.py migrate`), which drops its tables "
+        "and their rows, or set LOOKALIKE_PRODUCT_MODEL back to the model they were created "
+        "for.",
+        id=check_id,
+    )
+
+
+@register(Tags.database)
+def check_product_keys(app_configs, databases=None, **kwargs):
+    """Vectors and index failures keyed for another product model than the setting's: the
+    API's similar products and ``reindex`` would fail on them."""
+    return product_key_mismatches("visualsearch", "visualsearch.E014", databases)
 
 
 #: Cache backends whose counts live in one process (or nowhere).
@@ -185,3 +274,31 @@ def check_photo_search_settings(app_configs, **kwargs):
 def check_settings(app_configs, **kwargs):
     """``VISUALSEARCH_*`` settings that nothing reads (a typo)."""
     return unknown_settings(app_settings, "visualsearch.W002")
+
+
+def relative_directory(setting, value, check_id):
+    """A warning when ``value``, the path of ``setting``, is relative: each process finds it
+    from its own working directory, so a file one process writes there (a worker, on
+    another machine perhaps) is not where the others look for it."""
+    if Path(value).is_absolute():
+        return []
+    return [
+        Warning(
+            f"{setting} is the relative path {str(value)!r}: each process finds it from its "
+            "own working directory, so web and worker processes may not read the same files.",
+            hint="Set it to an absolute path that every web and worker process reads, on "
+            "every machine (a shared volume).",
+            id=check_id,
+        )
+    ]
+
+
+@register(deploy=True)
+def check_artifact_dir(app_configs, **kwargs):
+    """Deployed, several processes share the encoders exported to
+    ``VISUALSEARCH_ARTIFACT_DIR``."""
+    return relative_directory(
+        "VISUALSEARCH_ARTIFACT_DIR",
+        app_settings.ARTIFACT_DIR,
+        "visualsearch.W003",
+    )
