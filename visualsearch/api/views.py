@@ -193,11 +193,24 @@ class ProductViewSet(viewsets.GenericViewSet):
         return results_response(request, search.hydrate(hits, params.get_filters()))
 
 
+class PhotoMultiPartParser(MultiPartParser):
+    """DRF's multipart parser, answering a body that Django's parser could not split with
+    the photo search's own message rather than the parser's words."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except ParseError as exc:
+            if isinstance(exc.__context__, MultiPartParserError):
+                raise ParseError(body_refusal(exc.__context__)) from exc
+            raise
+
+
 class ImageSearchView(APIView):
     """Find products that look like an uploaded photo, or a part of it."""
 
     # Multipart only: a photo cannot travel in a urlencoded form, so anything else is a 415.
-    parser_classes = [MultiPartParser]
+    parser_classes = [PhotoMultiPartParser]
     # One allowance per client, shared with the "Search by photo" page.
     throttle_classes = [PhotoSearchThrottle]
 
@@ -336,15 +349,12 @@ class NotFoundView(APIView):
 
 
 def _unreadable_multipart(request, exc):
-    """Whether ``exc`` is DRF's answer to a multipart body it could not split (no boundary,
-    or one longer than the 70 characters RFC 2046 allows, which DRF calls an unsupported
-    media type): the client did send a multipart form, so the message says the upload
-    could not be read, as for any other malformed body."""
-    if not (request.content_type or "").startswith("multipart/form-data"):
-        return False
-    if isinstance(exc, UnsupportedMediaType):
-        return True
-    return isinstance(exc, ParseError) and str(exc.detail).startswith("Multipart form parse error")
+    """Whether ``exc`` is DRF's answer to a multipart body whose boundary is missing or
+    longer than the 70 characters RFC 2046 allows, which DRF calls an unsupported media
+    type: the client did send a multipart form, so the message says the upload could not
+    be read, as for any other malformed body (:class:`PhotoMultiPartParser`)."""
+    content_type = request.content_type or ""
+    return content_type.startswith("multipart/form-data") and isinstance(exc, UnsupportedMediaType)
 
 
 def _too_many_in_url(request):
