@@ -1,8 +1,9 @@
 """Products get vectors without anyone running a command.
 
 Saving a product whose image is new or changed queues one coalesced stale reindex job once
-the transaction commits; nothing is embedded inside the request. A transaction saving
-thousands of products queues a single job.
+the transaction commits, or asks the reindex that is active to look for changes before it
+finishes; nothing is embedded inside the request. A transaction saving thousands of
+products queues a single job.
 
 The catalogue adapter may name other models whose changes change a product (django-oscar's
 stock records and product images, say: :meth:`~lookalike.catalogue.CatalogueAdapter.
@@ -147,14 +148,10 @@ def queue_stale_reindex(using=None):
 
 
 def _start_stale_job():
-    from lookalike.jobs.services import JobAlreadyRunning
-
-    from .indexing import start_reindex
+    from .indexing.jobs import request_stale_reindex
 
     try:
-        start_reindex("stale", coalesce=True)
-    except JobAlreadyRunning:
-        # A running stale job re-checks for changes before it finishes (STALE_PASSES).
-        pass
+        # A stale job queued, or the active reindex asked to look for changes at its end.
+        request_stale_reindex()
     except Exception:  # never break the save that triggered it
         logger.exception("Could not queue a visual reindex job.")

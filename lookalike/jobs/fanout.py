@@ -92,7 +92,13 @@ def fan_out(ctx, handler, chunks, *, params=None, poll=0.5, sleep=time.sleep):
     params = params or {}
     job = ctx.job
     state = {"chunks": {"total": len(chunks), "done": {}, "attempts": {}}}
-    Job.objects.filter(pk=job.pk).update(result=state, heartbeat_at=timezone.now())
+    table = connection.ops.quote_name(Job._meta.db_table)
+    with connection.cursor() as cursor:
+        # Merged: what others asked of the job (services.ask) stays in its result.
+        cursor.execute(
+            f"UPDATE {table} SET result = result || %s::jsonb, heartbeat_at = %s WHERE id = %s",
+            [json.dumps(state), timezone.now(), job.pk],
+        )
     if not fans_out():
         for index, keys in enumerate(chunks):
             run_chunk(job.pk, index, handler, keys, params)

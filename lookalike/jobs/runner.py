@@ -72,6 +72,23 @@ class JobContext:
         if len(self.job.errors) < Job.MAX_STORED_ERRORS:
             self.job.errors.append({"item": str(item), "reason": str(reason)})
 
+    def asked(self, request):
+        """Whether another process asked this job for ``request``
+        (:func:`lookalike.jobs.services.ask`) since it last looked. Once it answers
+        ``False`` nobody can ask any more, and :func:`~lookalike.jobs.services.ask` says so:
+        look last, just before returning, and again after doing what was asked."""
+        table = connection.ops.quote_name(Job._meta.db_table)
+        asked, closed = f"asked:{request}", f"closed:{request}"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET result = CASE WHEN result ? %s THEN result - %s "
+                "ELSE result || jsonb_build_object(%s, true) END WHERE id = %s "
+                "RETURNING NOT (result ? %s)",
+                [asked, asked, closed, self.job.pk, closed],
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
     def fan_out(self, handler, chunks, **params):
         """Run ``handler`` over ``chunks`` on the workers and wait; see
         :func:`lookalike.jobs.fanout.fan_out`."""

@@ -22,7 +22,7 @@ them, and are imported here for the handlers that use them.
 import logging
 from contextlib import contextmanager
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
@@ -39,6 +39,7 @@ __all__ = [
     "JobCancelled",
     "LockBusy",
     "active_job",
+    "ask",
     "chunk_handler",
     "enqueue",
     "exclusive",
@@ -138,6 +139,21 @@ def resume(job, user=None):
     return enqueue(
         job.handler, lock_key=job.lock_key, params=job.params, user=user, resumed_from=job
     )
+
+
+def ask(job, request) -> bool:
+    """Ask the active ``job`` to do ``request`` before it finishes, as its handler reads
+    with :meth:`~lookalike.jobs.runner.JobContext.asked` (a reindex asked to look for
+    products changed meanwhile, say). ``False`` when the job no longer listens: it has
+    finished, or looked for the last time; its key is free in a moment."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET result = result || jsonb_build_object(%s, true) "
+            "WHERE id = %s AND status IN (%s, %s) AND NOT result ? %s",
+            [f"asked:{request}", job.pk, *Job.ACTIVE, f"closed:{request}"],
+        )
+        return cursor.rowcount == 1
 
 
 def _dispatch(job_id):

@@ -298,6 +298,61 @@ def test_saving_products_queues_one_job_that_embeds_them(product_factory, settin
     assert row.image_name == products[0].image.name
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_photo_changed_while_another_reindex_is_queued_is_embedded_by_it(
+    product_factory, settings
+):
+    """An ``ids`` job queued (the admin's action) refuses the saved product's own stale job;
+    it is asked to look for changes at its end instead, so the new photo is not left out."""
+    from lookalike.jobs.runner import run_job
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"  # queued; run here below
+    products = make_products(product_factory, 3)
+    indexing.reindex("stale")
+    job = index_jobs.start_reindex("ids", ids=[products[0].pk])
+    settings.VISUALSEARCH_INDEX_ON_SAVE = True
+    products[2].image = catalogue_image(77, name="changed.png")
+    products[2].save()
+    assert Job.objects.count() == 1 and Job.objects.get().result == {"asked:stale_pass": True}
+    job = run_job(job.pk)
+    assert job.status == Job.Status.SUCCEEDED and job.result["embedded"] == 2
+    row = ProductEmbedding.objects.get(product=products[2], encoder="pixel")
+    assert row.image_name == products[2].image.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_looked_last_is_not_asked_and_the_request_waits_for_its_key(
+    product_factory, settings, monkeypatch
+):
+    from lookalike.jobs import services
+    from lookalike.jobs.runner import JobContext
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    (product,) = make_products(product_factory, 1)
+    job = index_jobs.start_reindex("ids", ids=[product.pk])
+    ctx = JobContext(job)
+    assert services.ask(job, "x") and services.ask(job, "x")  # asked twice: one request
+    assert ctx.asked("x") is True
+    assert ctx.asked("x") is False  # nothing since: it has looked for the last time
+    assert services.ask(job, "x") is False
+    # A save now waits for the job to end, then queues a stale job of its own.
+    Job.objects.filter(pk=job.pk).update(result={"closed:stale_pass": True})
+
+    def job_ends(seconds):
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+
+    monkeypatch.setattr(index_jobs.time, "sleep", job_ends)
+    queued = index_jobs.request_stale_reindex()
+    assert queued.pk != job.pk and queued.params["mode"] == "stale"
+    # A job that never ends is given up on, with a word in the log.
+    monkeypatch.setattr(index_jobs.time, "sleep", lambda seconds: None)
+    Job.objects.filter(pk=queued.pk).update(
+        status=Job.Status.RUNNING, result={"closed:stale_pass": True}
+    )
+    assert index_jobs.request_stale_reindex(attempts=3) is None
+    assert services.ask(Job.objects.get(pk=job.pk), "x") is False  # finished
+
+
 def test_the_signal_waits_for_commit(product_factory, settings, django_capture_on_commit_callbacks):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"
     settings.VISUALSEARCH_INDEX_ON_SAVE = True

@@ -16,23 +16,45 @@ the package does.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext, ngettext
 
-from lookalike.jobs.services import chunk_handler, enqueue, fans_out, job_handler
+from lookalike.jobs.models import Job
+from lookalike.jobs.services import (
+    JobAlreadyRunning,
+    ask,
+    chunk_handler,
+    enqueue,
+    fans_out,
+    job_handler,
+)
 
 from ..conf import app_settings
 from .service import LOCK_KEY, MODES, embed_chunk, reindex, reindex_fanned_out
 from .state import check_ids
 
-__all__ = ["HANDLER", "LOCK_KEY", "reindex_chunk", "reindex_job", "start_reindex"]
+__all__ = [
+    "HANDLER",
+    "LOCK_KEY",
+    "reindex_chunk",
+    "reindex_job",
+    "request_stale_reindex",
+    "start_reindex",
+]
 
 HANDLER = "visualsearch.indexing.reindex_job"
+
+logger = logging.getLogger(__name__)
 
 #: Extra passes of a stale job, for products saved while it ran (their own trigger was
 #: refused because this job was running).
 STALE_PASSES = 3
+#: What :func:`request_stale_reindex` asks of an active reindex: a stale pass at its end.
+STALE_PASS = "stale_pass"
 
 
 @job_handler
@@ -59,20 +81,44 @@ def reindex_job(ctx, mode="stale", encoder=None, ids=None, started_before=None):
         )
     if mode == "stale":
         for _ in range(STALE_PASSES):
-            # Cheap database-only check for what changed during the run.
-            more = reindex(
-                "stale",
-                encoder=encoder,
-                error=ctx.error,
-                verify_checksums=False,
-                build_index=False,
-            )
-            if not more["candidates"]:
+            if not _stale_pass(ctx, encoder, result):
                 break
-            for key in ("candidates", "embedded", "failed", "skipped"):
-                result[key] += more[key]
+    # Products saved while this job ran, whose own trigger it refused: an ``ids`` or
+    # ``all`` job looks for them only when asked (request_stale_reindex).
+    while ctx.asked(STALE_PASS):
+        _stale_pass(ctx, None, result)
     ctx.progress(result["candidates"], result["candidates"], _summary(result), force=True)
     return result
+
+
+def _stale_pass(ctx, encoder, result):
+    """A cheap database-only pass over what changed during the run, added to ``result``;
+    whether it found anything."""
+    more = reindex(
+        "stale", encoder=encoder, error=ctx.error, verify_checksums=False, build_index=False
+    )
+    for key in ("candidates", "embedded", "failed", "skipped"):
+        result[key] += more[key]
+    return bool(more["candidates"])
+
+
+def request_stale_reindex(attempts=10, wait=0.2):
+    """Have the products whose image changed embedded: queue a stale reindex, or ask the
+    reindex that is active to look for changes before it finishes (one of another mode would
+    not). Returns the job that will, or ``None`` if none would take the request (a job
+    finishing all along: ``reindex --stale`` catches up)."""
+    for _ in range(attempts):
+        try:
+            job = start_reindex("stale", coalesce=True)
+        except JobAlreadyRunning as exc:
+            job = exc.job
+        if job.status == Job.Status.QUEUED and job.params.get("mode") == "stale":
+            return job  # it has yet to look for changes
+        if ask(job, STALE_PASS):
+            return job
+        time.sleep(wait)  # it looked for the last time: its key is free in a moment
+    logger.warning("A product changed while reindex jobs kept finishing; it was not queued.")
+    return None
 
 
 @chunk_handler
