@@ -104,9 +104,10 @@ def compute_embeddings(modeladmin, request, queryset):
 
 @admin.action(permissions=["view"], description=_("Find similar to selected"))
 def find_similar_to_selected(modeladmin, request, queryset):
-    shown = get_adapter().get_queryset().values("pk")
-    first = queryset.filter(pk__in=shown).first()
-    if first is None:
+    adapter = get_adapter()
+    first = queryset.filter(pk__in=adapter.get_queryset().values("pk")).first()
+    target = first.pk if first is not None else _stood_for(adapter, queryset)
+    if target is None:
         modeladmin.message_user(
             request, gettext("Only active products have a similar-products page."), messages.WARNING
         )
@@ -122,10 +123,18 @@ def find_similar_to_selected(modeladmin, request, queryset):
                 "“%(product)s”.",
                 count,
             )
-            % {"count": count, "product": first},
+            % {"count": count, "product": first or queryset.first()},
             messages.INFO,
         )
-    return HttpResponseRedirect(reverse("visualsearch:similar", args=[first.pk]))
+    return HttpResponseRedirect(reverse("visualsearch:similar", args=[target]))
+
+
+def _stood_for(adapter, queryset):
+    """The key of a product that one of the selected ones stands for (an Oscar variant's
+    parent, whose page a variant's address redirects to), or ``None``."""
+    keys = list(queryset.values_list("pk", flat=True)[:100])
+    canonical = adapter.get_canonical_keys(keys)
+    return next((canonical[k] for k in keys if canonical.get(k, k) != k), None)
 
 
 def index_counts():

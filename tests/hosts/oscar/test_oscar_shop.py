@@ -22,7 +22,7 @@ from lookalike.jobs.models import Job
 from lookalike.stamps import current as current_stamp
 from recommendations.models import Event, RecommenderModel
 from visualsearch import indexing
-from visualsearch.admin import compute_embeddings
+from visualsearch.admin import compute_embeddings, find_similar_to_selected
 from visualsearch.models import ProductEmbedding
 from visualsearch.search import remembered
 from visualsearch.services import search
@@ -325,6 +325,9 @@ def test_a_variant_is_searched_as_its_parent(indexed, client, rf, django_user_mo
     assert told and "No product" not in told[0]
     job = Job.objects.filter(lock_key=indexing.LOCK_KEY).latest("pk")
     assert job.params["ids"] == [polo.pk]
+    # So does "Find similar to selected": the parent's page, as the variant's address.
+    response = find_similar_to_selected(ProductAdmin(), request, selected)
+    assert response.url == reverse("visualsearch:similar", args=[polo.pk])
 
 
 # -- events, training and the widgets in Oscar's pages ------------------------------------
