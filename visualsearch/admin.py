@@ -91,10 +91,16 @@ def compute_embeddings(modeladmin, request, queryset):
             "Computing visual embeddings for {count} products: {job} failed.",
             count,
         )
-    else:
+    elif job.status == Job.Status.RUNNING:
         text = ngettext(
             "Computing visual embeddings for {count} product: {job} started.",
             "Computing visual embeddings for {count} products: {job} started.",
+            count,
+        )
+    else:
+        text = ngettext(
+            "Computing visual embeddings for {count} product: {job} queued.",
+            "Computing visual embeddings for {count} products: {job} queued.",
             count,
         )
     level = messages.ERROR if job.status == Job.Status.FAILED else messages.SUCCESS
