@@ -4,8 +4,7 @@ plugins build from it, the templates and the jobs backend, renamed and misspelt 
 Registered when either plugin app is ready; each message names the setting to fix, the way
 ``django.contrib.auth.checks`` names ``AUTH_USER_MODEL``. They stay fast and need no
 database (the adapter's querysets are compiled to SQL, never run), except the one tagged
-``database`` (``check --database``, and ``migrate``): the cache tables.
-"""
+``database`` (``check --database``, and ``migrate``): the cache tables."""
 
 import uuid
 from decimal import Decimal
@@ -26,6 +25,7 @@ RENAMED = {
 
 @register()
 def check_catalogue(app_configs=None, **kwargs):
+    from django.apps import apps
     from django.conf import settings
 
     from .catalogue import get_adapter, product_model
@@ -67,28 +67,31 @@ def check_catalogue(app_configs=None, **kwargs):
                 id="lookalike.E005",
             )
         ]
+    if apps.is_installed("lookalike.contrib.oscar"):
+        from .contrib.oscar.checks import fields_adapter_errors
+
+        adapter_errors = fields_adapter_errors(adapter, adapter_errors)
     errors.extend(adapter_errors)
-    # The adapter's own errors (a field name that is not on the model) would only come
-    # back from every query built on them.
+    # A field name not on the model would only fail again in every query built on it.
     if not any(message.is_serious() for message in adapter_errors):
         errors.extend(check_adapter_queries(adapter, model, served))
     return errors
 
 
 def _model_label_hint():
-    """For a setting without its app label (``"Product"``): Django finds a model by
-    ``app_label.ModelName`` and, without the label, only says there is no such model."""
+    """For a setting without its app label (``"Product"``) or with another app's
+    (``"oscar.Product"`` for ``catalogue.Product``): Django only says there is no such model."""
     from django.apps import apps
 
-    name = app_settings.PRODUCT_MODEL
-    if not isinstance(name, str) or "." in name:
-        return None
-    labels = [m._meta.label for m in apps.get_models() if m.__name__.lower() == name.lower()]
-    return "Name the model with its app label, 'app_label.ModelName'" + (
-        f": did you mean {' or '.join(map(repr, labels))}?"
-        if labels
-        else ", e.g. 'catalogue.Product'."
-    )
+    label, _, model_name = str(app_settings.PRODUCT_MODEL).rpartition(".")
+    named = [m._meta for m in apps.get_models() if m._meta.model_name == model_name.lower()]
+    if any(meta.app_label == label for meta in named):
+        return None  # the model is installed: the adapter failed
+    found = f"did you mean {' or '.join(repr(meta.label) for meta in named)}?"
+    if label:
+        return f"The model is installed with another app label: {found}" if named else None
+    ending = f": {found}" if named else ", e.g. 'catalogue.Product'."
+    return f"Name the model with its app label, 'app_label.ModelName'{ending}"
 
 
 def _adapter_error(method, exc):
@@ -187,8 +190,7 @@ def check_adapter_queries(adapter, model, served):
         elif queryset is not None:
             served_models[method] = queryset.model
     mismatches = _model_mismatches(model, served_models)
-    # With a mismatch, the expressions written for the model the adapter serves would only
-    # fail on the product table for that reason again.
+    # With a mismatch, the served model's expressions would only fail on the product table.
     if not mismatches:
         for method, build in _adapter_queries(adapter, served):
             if failures and method.startswith("annotate("):

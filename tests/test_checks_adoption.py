@@ -1,6 +1,7 @@
 """System checks for mistakes a developer met installing the apps into a shop of their own:
 tables keyed for another product model, Django REST framework left out, a product model
-named without its app label, relative artefact directories in deployment."""
+named without its app label or with another app's, relative artefact directories in
+deployment, the plugin's URLs left out of the URLconf."""
 
 import os
 import subprocess
@@ -14,7 +15,7 @@ from django.db import connection
 from recommendations.checks import check_product_keys as recommendations_keys
 from recommendations.experiments.models import Impression
 from recommendations.models import Event
-from visualsearch.checks import check_contrib_postgres
+from visualsearch.checks import check_contrib_postgres, check_urls
 from visualsearch.checks import check_product_keys as visualsearch_keys
 from visualsearch.models import IndexFailure, ProductEmbedding
 
@@ -139,6 +140,42 @@ def test_a_product_model_without_its_app_label_is_told_the_expected_form(setting
         assert error.hint.startswith(hint)
     if value == "Product":
         assert error.hint.endswith("'shop.Product'?")
+
+
+@pytest.mark.parametrize("value", ["oscar.Product", "catalogue.product"])
+def test_a_product_model_under_another_app_label_is_told_the_installed_one(settings, value):
+    """Oscar's product is catalogue.Product; a guess at its label names the model Django has."""
+    settings.LOOKALIKE_PRODUCT_MODEL = value
+    [error] = [m for m in run_checks() if m.id == "lookalike.E003"]
+    assert (
+        error.hint == "The model is installed with another app label: did you mean 'shop.Product'?"
+    )
+
+
+def test_an_adapter_that_does_not_import_gets_no_product_model_hint(settings):
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = "shop.adapters.Missing"
+    [error] = [m for m in run_checks() if m.id == "lookalike.E003"]
+    assert "LOOKALIKE_CATALOGUE_ADAPTER" in error.msg
+    assert error.hint is None
+
+
+def test_the_plugin_urls_left_out_of_the_urlconf_fail_check(settings, tmp_path, monkeypatch):
+    """Every page linking to "Find similar" or "Search by photo" (Oscar's product page with
+    lookalike.contrib.oscar) would be a 500: 'visualsearch' is not a registered namespace."""
+    assert "urls" in check_urls.tags
+    assert check_urls(None) == []  # the reference shop includes them
+    (tmp_path / "urls_without_visualsearch.py").write_text("urlpatterns = []\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    settings.ROOT_URLCONF = "urls_without_visualsearch"
+    [error] = [m for m in run_checks() if m.id == "visualsearch.E015"]
+    assert error.msg.startswith(
+        "The URL namespace 'visualsearch' is not registered in ROOT_URLCONF "
+        "'urls_without_visualsearch'"
+    )
+    assert error.hint.startswith('Add path("visual/", include("visualsearch.urls"))')
+    # A URLconf that does not import is Django's own error (its URL checks raise it).
+    settings.ROOT_URLCONF = "no_such_urlconf"
+    assert check_urls(None) == []
 
 
 @pytest.mark.parametrize(

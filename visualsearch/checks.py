@@ -1,7 +1,8 @@
 """System checks: the app needs django.contrib.postgres, Django REST framework and a database
-with pgvector, tables whose product keys fit the product model, a shared throttle cache, a
-registered encoder, an API viewset that imports, a category prior that is a weight, an
-absolute artefact directory in deployment, and ``VISUALSEARCH_*`` settings it knows."""
+with pgvector, tables whose product keys fit the product model, its pages' URLs in the
+URLconf, a shared throttle cache, a registered encoder, an API viewset that imports, a
+category prior that is a weight, an absolute artefact directory in deployment, and
+``VISUALSEARCH_*`` settings it knows."""
 
 from pathlib import Path
 
@@ -79,8 +80,9 @@ def check_pgvector(app_configs, databases=None, **kwargs):
             errors.append(
                 Error(
                     f"The PostgreSQL server of database '{alias}' has no pgvector extension.",
-                    hint="Install pgvector >= 0.8 on that server, or unset DATABASE_URL to use "
-                    "the embedded PostgreSQL that ships with it.",
+                    hint="Install pgvector 0.8 or newer on that server. The visualsearch "
+                    "migrations then create the extension, which needs a superuser (or one "
+                    "runs `CREATE EXTENSION vector;` in that database first).",
                     id="visualsearch.E004",
                 )
             )
@@ -177,6 +179,36 @@ _PRIVATE_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
 )
+
+
+@register(Tags.urls)
+def check_urls(app_configs, **kwargs):
+    """The pages' URL names resolve: the plugin pages, the admin's "Find similar to
+    selected" and Oscar's product page (``lookalike.contrib.oscar``) link to them with
+    ``{% url 'visualsearch:...' %}``, and each would be a 500 (``NoReverseMatch``) without
+    the include. A URLconf that does not import is Django's own error to report."""
+    from django.conf import settings
+    from django.urls import NoReverseMatch, reverse
+
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []
+    try:
+        reverse("visualsearch:search_by_photo")
+        reverse("visualsearch:similar", args=["1"])
+    except NoReverseMatch:
+        return [
+            Error(
+                "The URL namespace 'visualsearch' is not registered in ROOT_URLCONF "
+                f"{settings.ROOT_URLCONF!r}: every page that links to the plugin's "
+                'pages ("Find similar", "Search by photo") fails with NoReverseMatch, a 500.',
+                hint='Add path("visual/", include("visualsearch.urls")) to its urlpatterns, '
+                "before any catch-all route (such as Oscar's).",
+                id="visualsearch.E015",
+            )
+        ]
+    except Exception:  # a URLconf that does not import, a broken route: Django's to report
+        return []
+    return []
 
 
 @register()

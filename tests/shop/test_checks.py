@@ -43,6 +43,10 @@ def test_check_reports_a_server_without_pgvector(monkeypatch):
     errors = check_pgvector(None, databases=["default"])
     assert [e.id for e in errors] == ["visualsearch.E004"]
     assert "no pgvector" in errors[0].msg
+    # Any host's remedy, not the reference project's (its DATABASE_URL, embedded server).
+    assert errors[0].hint.startswith("Install pgvector 0.8 or newer on that server.")
+    assert "CREATE EXTENSION vector" in errors[0].hint
+    assert "DATABASE_URL" not in errors[0].hint
 
 
 def test_check_without_database_passes_and_does_not_import_torch():

@@ -103,6 +103,70 @@ def test_app_order_is_checked(settings):
     assert all("INSTALLED_APPS" in m.msg for m in messages)
 
 
+def test_the_default_fields_adapter_is_told_to_name_oscars(settings):
+    """With the default adapter, Oscar's product has none of the flat fields it reads: one
+    error naming the Oscar adapter, not six about LOOKALIKE_PRODUCT_FIELDS to fill in."""
+    from django.core import checks
+
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = "lookalike.catalogue.FieldsCatalogueAdapter"
+    messages = [m for m in checks.run_checks() if m.is_serious()]
+    assert [m.id for m in messages] == ["lookalike_oscar.E003"]
+    assert "6 of them do not fit catalogue.Product" in messages[0].msg
+    assert messages[0].hint.startswith(
+        "Set LOOKALIKE_CATALOGUE_ADAPTER = 'lookalike.contrib.oscar.adapter.OscarCatalogueAdapter'"
+    )
+    # The named adapter is the one this shop runs on, which passes.
+    settings.LOOKALIKE_CATALOGUE_ADAPTER = messages[0].hint.split("'")[1]
+    assert [m for m in checks.run_checks() if m.is_serious()] == []
+
+
+def test_a_product_model_under_oscars_app_label_is_told_its_label(settings):
+    """Oscar's product is catalogue.Product, not oscar.Product."""
+    from django.core import checks
+
+    settings.LOOKALIKE_PRODUCT_MODEL = "oscar.Product"
+    [error] = [m for m in checks.run_checks() if m.id == "lookalike.E003"]
+    assert error.hint.endswith("did you mean 'catalogue.Product'?")
+
+
+@pytest.mark.parametrize(
+    "copy, warned",
+    [
+        ('{% extends "oscar/layout.html" %}{% block content %}Mine{% endblock %}', True),
+        (
+            '{% extends "oscar/layout.html" %}{% load recommendations %}'
+            "{% block content %}Mine {% similar_items product %}{% endblock %}",
+            False,
+        ),
+        (
+            '{% extends "oscar/catalogue/detail.html" %}'
+            "{% block content %}Mine {{ block.super }}{% endblock %}",
+            False,
+        ),
+    ],
+)
+def test_a_project_copy_of_the_product_page_without_the_widgets_is_warned_about(
+    settings, tmp_path, copy, warned
+):
+    """Oscar's usual customisation, a copy of its template in TEMPLATES' DIRS, is found
+    before every app's: unless it shows the widgets or extends the app's template (found
+    next), they vanish from the product page."""
+    from django.core import checks
+
+    (tmp_path / "oscar" / "catalogue").mkdir(parents=True)
+    (tmp_path / "oscar" / "catalogue" / "detail.html").write_text(copy)
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    messages = [m for m in checks.run_checks() if m.id.startswith("lookalike_oscar.")]
+    if not warned:
+        assert messages == []
+        return
+    [warning] = messages
+    assert warning.id == "lookalike_oscar.W003"
+    assert str(tmp_path / "oscar" / "catalogue" / "detail.html") in warning.msg
+    assert "'Similar items' widget" in warning.msg
+    assert "{% load recommendations %}" in warning.hint
+
+
 # -- the adapter against Oscar's own answers ----------------------------------------------
 
 
@@ -293,6 +357,9 @@ def test_find_similar_page_inside_oscar_layout(indexed, client):
     assert 'class="product_pod lookalike-card"' in html
     assert 'alt="Linen Shirt"' in html and "?from=similar" in html
     assert "€42.50" in html and "From €24.00" in html  # Oscar's currency filter
+    # The header's price too (lookalike/price.html), not "59.00 EUR" beside "€42.50".
+    header = re.search(r"<p class=\"muted\">(.*?)</p>", html, re.S).group(1)
+    assert "€" in header and "EUR" not in header, header
 
 
 @pytest.mark.django_db
