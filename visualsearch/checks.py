@@ -20,28 +20,28 @@ from .conf import app_settings
 @register()
 def check_contrib_postgres(app_configs, **kwargs):
     """The apps visualsearch needs. Django REST framework is imported whether or not it is
-    installed, so without this its API answers JSON and only the browsable pages fail, each
-    a 500 (``TemplateDoesNotExist: rest_framework/api.html``)."""
-    errors = []
-    for app, code, hint in (
-        ("django.contrib.postgres", "E001", None),
-        ("lookalike", "E006", None),
-        ("lookalike.jobs", "E007", None),
-        (
-            "rest_framework",
-            "E013",
-            "The API's browsable pages render its templates (rest_framework/api.html): "
-            "without it each one answers a 500.",
-        ),
-    ):
-        if not apps.is_installed(app):
-            errors.append(
-                Error(
-                    f"visualsearch needs {app!r} in INSTALLED_APPS.",
-                    hint=hint,
-                    id=f"visualsearch.{code}",
-                )
+    installed, so without it the API answers JSON and only the browsable pages fail, each
+    a 500 (``TemplateDoesNotExist: rest_framework/api.html``): a warning, since a host
+    whose renderers are JSON only serves none."""
+    errors = [
+        Error(f"visualsearch needs {app!r} in INSTALLED_APPS.", id=f"visualsearch.{code}")
+        for app, code in (
+            ("django.contrib.postgres", "E001"),
+            ("lookalike", "E006"),
+            ("lookalike.jobs", "E007"),
+        )
+        if not apps.is_installed(app)
+    ]
+    if not apps.is_installed("rest_framework"):
+        errors.append(
+            Warning(
+                "visualsearch's API is served by Django REST framework: 'rest_framework' is "
+                "not in INSTALLED_APPS.",
+                hint="Add it: the API's browsable pages render its templates "
+                "(rest_framework/api.html), and without it each one answers a 500.",
+                id="visualsearch.W004",
             )
+        )
     return errors
 
 

@@ -164,14 +164,19 @@ class ChunkContext:
     def add(self, done, errors=()):
         """Add ``done`` items and ``errors`` (``(item, reason)`` pairs) to the job row in one
         UPDATE. Call it inside the transaction that commits that work: a chunk that runs
-        again after a crash then counts only what it writes itself."""
+        again after a crash then counts only what it writes itself.
+
+        Raises :class:`JobCancelled` when the job no longer runs (failed, reaped, resumed
+        as another job), which rolls the caller's transaction back: a batch that took
+        longer than the job's heartbeat allows must not commit beside the resumed job,
+        which plans the same products."""
         errors = [{"item": str(item), "reason": str(reason)} for item, reason in errors]
         table = connection.ops.quote_name(Job._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET done = done + %s, error_count = error_count + %s, "
                 "errors = CASE WHEN jsonb_array_length(errors) >= %s THEN errors "
-                "ELSE errors || %s::jsonb END, heartbeat_at = %s WHERE id = %s",
+                "ELSE errors || %s::jsonb END, heartbeat_at = %s WHERE id = %s AND status = %s",
                 [
                     done,
                     len(errors),
@@ -179,8 +184,14 @@ class ChunkContext:
                     json.dumps(errors[: Job.MAX_STORED_ERRORS]),
                     timezone.now(),
                     self.job_id,
+                    Job.Status.RUNNING,
                 ],
             )
+            if cursor.rowcount != 1:
+                raise JobCancelled(
+                    gettext("Job #%(id)s no longer runs: this chunk's batch is not kept.")
+                    % {"id": self.job_id}
+                )
 
 
 def _start_chunk(job_id, index):
@@ -216,7 +227,8 @@ def _finish_chunk(job_id, index):
 def run_chunk(job_id, index, handler, keys, params=None):
     """Run chunk ``index`` of job ``job_id``: ``handler(chunk_ctx, keys, **params)``.
 
-    Returns ``"done"``, ``"skipped"`` (already done, or the job no longer runs) or
+    Returns ``"done"``, ``"skipped"`` (already done, or the job no longer runs),
+    ``"cancelled"`` (the job stopped running while the chunk ran) or
     ``"abandoned"`` (delivered more than ``LOOKALIKE_JOBS_CHUNK_ATTEMPTS`` times: its
     workers kept dying on it, so it is recorded as one error and its items stay for the next
     run, rather than killing workers for ever).
@@ -245,7 +257,16 @@ def run_chunk(job_id, index, handler, keys, params=None):
         ctx.add(0, [(item, reason)])
         _finish_chunk(job_id, index)
         return "abandoned"
-    with use_primary():
-        func(ctx, keys, **(params or {}))
+    try:
+        with use_primary():
+            func(ctx, keys, **(params or {}))
+    except JobCancelled:  # the job failed meanwhile: its batch in progress was rolled back
+        logger.warning(
+            "Chunk %s of job %s stopped: the job no longer runs",
+            index,
+            job_id,
+            extra={"job_id": job_id, "chunk": index},
+        )
+        return "cancelled"
     _finish_chunk(job_id, index)
     return "done"

@@ -146,8 +146,8 @@ def run_job(job_id):
     else:
         _succeeded(job, result)
     finally:
-        if ctx.fanned_out and job.status == Job.Status.FAILED:
-            _reload_counters(job)
+        if job.status == Job.Status.FAILED:
+            _reload_counters(job, ctx.fanned_out)
         if stopped:
             job.result = {**job.result, Job.WORKER_LOST: True}
         job.finished_at = timezone.now()
@@ -188,12 +188,14 @@ def _succeeded(job, result):
         job.done = job.total
 
 
-def _reload_counters(job):
-    """The counters that a fanned-out job's chunks wrote in the row (progress, failures, the
-    chunks' bookkeeping, which a resume reads), which this process's copy of the row does
-    not have: saving the copy as it is would wipe them."""
+def _reload_counters(job, fanned_out):
+    """What others wrote in a failed job's row that this process's copy does not have, and
+    saving the copy as it is would wipe: its ``result`` (what was asked of the job,
+    :func:`lookalike.jobs.services.ask`, which a resume carries over) and, for a job that
+    fanned out, the counters its chunks wrote (progress, failures, their bookkeeping)."""
+    fields = ["done", "total", "error_count", "errors", "result"] if fanned_out else ["result"]
     try:
-        job.refresh_from_db(fields=["done", "total", "error_count", "errors", "result"])
+        job.refresh_from_db(fields=fields)
     except DatabaseError:  # the database is away: the outcome's own save will say so
         pass
 

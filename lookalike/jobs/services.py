@@ -87,12 +87,15 @@ def active_job(lock_key):
     return Job.objects.filter(lock_key=lock_key, status__in=Job.ACTIVE).first()
 
 
-def enqueue(handler, *, lock_key, params=None, user=None, resumed_from=None, coalesce=False):
+def enqueue(
+    handler, *, lock_key, params=None, user=None, resumed_from=None, coalesce=False, asked=()
+):
     """Queue a job, or raise :class:`JobAlreadyRunning` if one with ``lock_key`` is active.
 
     With ``coalesce=True`` an already *queued* job with the same key is returned
     instead of raising: it will do the same work when it starts (used for the
-    "embed new products" trigger, which may fire on every save).
+    "embed new products" trigger, which may fire on every save). ``asked``: requests the
+    job starts with, as if :func:`ask` had made them.
     """
     func = import_string(handler)
     if not getattr(func, "is_job_handler", False):
@@ -113,6 +116,7 @@ def enqueue(handler, *, lock_key, params=None, user=None, resumed_from=None, coa
             params=params or {},
             created_by=user if user is not None and user.is_authenticated else None,
             resumed_from=resumed_from,
+            result={f"asked:{request}": True for request in asked},
         )
         transaction.on_commit(lambda: _dispatch(job.pk))
     return job
@@ -133,11 +137,18 @@ def exclusive(lock_key):
 
 
 def resume(job, user=None):
-    """Queue a new job with the parameters of a failed one; handlers skip finished work."""
+    """Queue a new job with the parameters of a failed one, and what was asked of it that
+    it did not do (:func:`ask`); handlers skip finished work."""
     if job.status != Job.Status.FAILED:
         raise ValueError("Only a failed job can be resumed.")
+    asked = [key.removeprefix("asked:") for key in job.result if key.startswith("asked:")]
     return enqueue(
-        job.handler, lock_key=job.lock_key, params=job.params, user=user, resumed_from=job
+        job.handler,
+        lock_key=job.lock_key,
+        params=job.params,
+        user=user,
+        resumed_from=job,
+        asked=asked,
     )
 
 

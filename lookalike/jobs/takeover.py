@@ -31,7 +31,7 @@ from .worker import reap_dead_jobs, stale_seconds
 logger = logging.getLogger(__name__)
 
 #: Outcomes of :func:`take_over`.
-ALIVE = "alive"  # a live process holds the job: this delivery is a duplicate
+ALIVE = "alive"  # a live process holds the job and beats: this delivery is a duplicate
 WAIT = "wait"  # dead or dying, but its heartbeat is fresh: try again later
 RESUMED = "resumed"  # resumed as a new job
 GIVEN_UP = "given_up"  # resumed on its own too many times in a row: left failed
@@ -46,7 +46,9 @@ def take_over(job_id):
         return NOTHING, None
     if job.status == Job.Status.RUNNING:
         if not locks.is_free(locks.job_lock(job.lock_key)):
-            return ALIVE, None
+            # A live job beats every half second; a lock held without beats may be a
+            # dead host's session that PostgreSQL has not dropped yet: look again later.
+            return (ALIVE, None) if _beats_lately(job) else (WAIT, None)
         reap_dead_jobs()
         job.refresh_from_db()
         if job.status == Job.Status.RUNNING:

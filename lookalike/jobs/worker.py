@@ -7,11 +7,13 @@ picked up while no job was running (no worker at all) is marked failed after
 worker loop, before every Celery task and from the admin's progress pages.
 """
 
+import json
 import logging
 import time
 from datetime import timedelta
 
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -60,7 +62,8 @@ def reap_dead_jobs(stale_after=None):
                 message=gettext(
                     "The worker running this job stopped; resume it to finish the work."
                 ),
-                result={**job.result, Job.WORKER_LOST: True},
+                # Merged in SQL: what others asked of the job meanwhile (services.ask) stays.
+                result=RawSQL("result || %s::jsonb", (json.dumps({Job.WORKER_LOST: True}),)),
             )
     return reaped
 

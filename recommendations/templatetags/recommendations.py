@@ -82,7 +82,8 @@ def _stylesheet(request):
 def _with_cards(strip, request):
     """The strip with its cards rendered (:mod:`lookalike.cards` reuses them) and its
     stylesheet, if the page does not link it yet."""
-    strip["stylesheet"] = _stylesheet(request)
+    # An empty strip renders nothing, its link neither: the next strip links the sheet.
+    strip["stylesheet"] = _stylesheet(request) if strip["recommendations"] else None
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],

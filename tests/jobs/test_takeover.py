@@ -22,11 +22,11 @@ def queued_only(settings):
     settings.LOOKALIKE_JOBS_STALE_SECONDS = 30
 
 
-def running(beat_seconds_ago, **fields):
+def running(beat_seconds_ago, lock_key="count", **fields):
     beat = timezone.now() - timedelta(seconds=beat_seconds_ago)
     return Job.objects.create(
         handler=HANDLER,
-        lock_key="count",
+        lock_key=lock_key,
         params={"n": 3},
         status=Job.Status.RUNNING,
         started_at=beat,
@@ -42,11 +42,15 @@ def other_session():
     return psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
 
 
-def test_a_job_whose_process_holds_its_lock_is_alive():
-    job = running(beat_seconds_ago=600)
+def test_a_job_whose_process_holds_its_lock_and_beats_is_alive():
+    job = running(beat_seconds_ago=1)
     with other_session() as worker:
         worker.execute("SELECT pg_advisory_lock(%s, %s)", locks.job_lock("count"))
         assert takeover.take_over(job.pk) == (takeover.ALIVE, None)
+        # Held without beats (a dead host's session PostgreSQL has not dropped yet): the
+        # delivery is not given up but tried again later.
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        assert takeover.take_over(job.pk) == (takeover.WAIT, None)
     job.refresh_from_db()
     assert job.status == Job.Status.RUNNING and not Job.objects.exclude(pk=job.pk).exists()
 
@@ -127,3 +131,48 @@ def test_a_job_that_keeps_killing_its_process_is_given_up(settings):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "3 times in a row" in job.message
     assert not job.resumed_by.exists() and Job.objects.count() == 3
+
+
+def test_what_was_asked_of_a_job_survives_its_failure_and_goes_to_its_resume():
+    """A request a job accepted (services.ask) is not lost when the job fails, is reaped
+    meanwhile, or is resumed: the new job starts with it."""
+    from lookalike.jobs import services, worker
+    from lookalike.jobs.runner import run_job
+
+    job = services.enqueue(HANDLER, lock_key="count", params={"n": 3, "fail_at": 1})
+    assert services.ask(job, "stale_pass")
+    job = run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.result == {"asked:stale_pass": True}
+    again = services.resume(job)
+    assert again.result == {"asked:stale_pass": True}
+    # The reaper merges its mark into the row: a request made while it decides stays.
+    dead = running(beat_seconds_ago=60, lock_key="other")
+
+    def asked_meanwhile(lock):
+        services.ask(dead, "stale_pass")
+        return True
+
+    original, worker.locks.is_free = worker.locks.is_free, asked_meanwhile
+    try:
+        assert worker.reap_dead_jobs() == 1
+    finally:
+        worker.locks.is_free = original
+    dead.refresh_from_db()
+    assert dead.result == {"asked:stale_pass": True, "worker_lost": True}
+
+
+def test_a_chunk_of_a_job_that_stopped_running_commits_nothing():
+    """A batch slower than the heartbeat allows finds its job reaped and resumed: it rolls
+    back rather than commit beside the resumed job."""
+    from django.db import transaction
+
+    from lookalike.jobs.fanout import ChunkContext, JobCancelled
+
+    job = running(beat_seconds_ago=0, done=4)
+    ChunkContext(job.pk, 0, 1).add(2)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
+    with pytest.raises(JobCancelled), transaction.atomic():
+        ChunkContext(job.pk, 0, 1).add(3, [("7", "unreadable")])
+    job.refresh_from_db()
+    assert (job.done, job.error_count) == (6, 0)

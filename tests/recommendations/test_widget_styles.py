@@ -37,3 +37,20 @@ def test_a_page_with_two_strips_links_the_stylesheet_once(settings, product_fact
     html = strip_html(settings, anchor, "{% similar_items product %}{% recommended_for_you %}")
     assert html.count('data-widget="') == 2
     assert html.count("lookalike/lookalike.css") == 1
+
+
+def test_an_empty_first_strip_leaves_the_link_to_the_next(settings, product_factory):
+    """An empty strip renders nothing, its link neither: the next one links the sheet."""
+    from recommendations.blending.blend import Recommendation
+    from recommendations.templatetags.recommendations import _strip, _with_cards
+
+    settings.LOOKALIKE_WIDGET_STYLESHEET = "lookalike/lookalike.css"
+    request = RequestFactory().get("/")
+
+    def strip(recommendations):
+        made = _strip(recommendations, widget="w", title="T", source="s", profile_name="p")
+        return _with_cards({**made, "recommendation_id": ""}, request)
+
+    assert strip([])["stylesheet"] is None
+    shown = strip([Recommendation(product=product_factory(), score=1.0, reason="New in")])
+    assert shown["stylesheet"] == "lookalike/lookalike.css"
