@@ -204,13 +204,28 @@ def _save_outcome(job, lock):
     """Write the job's outcome and release its key. After a lost connection (a database
     restart during the job) the lock went with the old session: reconnect once and write
     the outcome, so that the job ends failed and resumable at once instead of waiting to
-    be reaped; if the database is still away, the error reaches the worker loop."""
+    be reaped; if the database is still away, the error reaches the worker loop. Without
+    the lock the row may have been reaped (and resumed) meanwhile: it is written only while
+    it still says this process runs it."""
     try:
         job.save()
         locks.release(lock)
     except (OperationalError, InterfaceError):
         drop_connection()
-        job.save()
+        fields = ["status", "message", "result", "done", "total", "error_count", "errors"]
+        written = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, worker=job.worker
+        ).update(
+            **{name: getattr(job, name) for name in fields},
+            finished_at=job.finished_at,
+            heartbeat_at=job.heartbeat_at,
+        )
+        if not written:
+            logger.warning(
+                "Job %s was reaped while its process lost the database; its row is kept",
+                job.pk,
+                extra={"job_id": job.pk},
+            )
 
 
 def drop_connection():

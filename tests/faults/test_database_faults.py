@@ -56,3 +56,27 @@ def test_a_job_that_loses_the_database_fails_cleanly_and_resumes(settings):
     assert "database connection was lost" in job.message
     # Its key is free again (no lock left behind): it can be resumed at once.
     assert job_services.resume(job).status == Job.Status.QUEUED
+
+
+def test_a_job_reaped_while_it_lost_the_database_keeps_the_reaper_s_word(settings, monkeypatch):
+    """Its lock went with the lost session, so a reaper may have failed it and had it
+    resumed meanwhile: the process's late outcome does not overwrite that."""
+    from lookalike.jobs import runner
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    job = job_services.enqueue(f"{__name__}.job_that_loses_the_database", lock_key="faults")
+    drop = runner.drop_connection
+
+    def reaped_meanwhile():
+        drop()
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED,
+            message="resumed as #999",
+            result={"worker_lost": True, "taken_over_by": 999},
+        )
+
+    monkeypatch.setattr(runner, "drop_connection", reaped_meanwhile)
+    work(once=True, sleep=lambda seconds: None)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.message == "resumed as #999"
+    assert job.result == {"worker_lost": True, "taken_over_by": 999}
