@@ -4,10 +4,12 @@ or from an allocation of terabytes."""
 
 from ..conf import app_settings
 
-__all__ = ["PARAMETER_LIMITS", "als_parameters"]
+__all__ = ["PARAMETER_LIMITS", "PARAMETER_NAMES", "als_parameters"]
 
 #: The largest value of each ALS parameter that training accepts.
 PARAMETER_LIMITS = {"factors": 1024, "iterations": 1000, "regularization": 1e6, "alpha": 1e6}
+#: The parameters' names, as the commands' options name them too.
+PARAMETER_NAMES = tuple(PARAMETER_LIMITS)
 
 
 def als_parameters(factors=None, regularization=None, alpha=None, iterations=None):

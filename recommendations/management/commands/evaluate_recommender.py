@@ -3,10 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations.services.als_parameters import als_parameters
+from recommendations.services.als_parameters import PARAMETER_NAMES, als_parameters
 
 DATASETS = {"movielens-100k": "load_movielens_100k"}
-ALS_OPTIONS = ("factors", "regularization", "alpha", "iterations")
 #: The longest list evaluated (a cut-off past it is a typo, and costs memory per shopper).
 MAX_K = 1000
 
@@ -52,7 +51,7 @@ class Command(BaseCommand):
             raise CommandError(f"--k must be from 1 to {MAX_K}.")
         if options["seed"] < 0:
             raise CommandError("--seed must not be negative.")
-        given = {name: options[name] for name in ALS_OPTIONS if options[name] is not None}
+        given = _als_options(options)
         if options["blend"] and (given or options["binary"]):
             raise CommandError(
                 "--factors, --regularization, --alpha, --iterations and --binary apply to a "
@@ -92,12 +91,7 @@ class Command(BaseCommand):
             except (ValueError, UnicodeDecodeError) as exc:
                 raise CommandError(f"Cannot read the interactions: {exc}") from exc
         user_items, users, items = interactions.to_user_items(binary=binary)
-        params = {
-            name: options[name]
-            for name in ("factors", "regularization", "alpha", "iterations")
-            if options[name] is not None
-        }
-        model = ALSRecommender(random_state=options["seed"], **params)
+        model = ALSRecommender(random_state=options["seed"], **_als_options(options))
         train, test = train_test_split_per_user(user_items, 0.25, seed=options["seed"])
         try:
             figures = compare_with_popularity(model, train, test, k=options["k"])
@@ -163,3 +157,8 @@ class Command(BaseCommand):
                 for c in columns
             )
             self.stdout.write(f"{name:<16}{cells}")
+
+
+def _als_options(options):
+    """The ALS options given on the command line (the others keep their defaults)."""
+    return {name: options[name] for name in PARAMETER_NAMES if options[name] is not None}

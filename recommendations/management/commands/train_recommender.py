@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.conf import app_settings
-from recommendations.services.als_parameters import als_parameters
+from recommendations.services.als_parameters import PARAMETER_NAMES, als_parameters
 from recommendations.services.training import NoInteractions, train
 
 #: The longest training window, in days (a century).
@@ -10,9 +10,8 @@ MAX_DAYS = 36_500
 
 def check_options(options):
     """The ALS options and the window, refused before the events are read."""
-    names = ("factors", "regularization", "alpha", "iterations")
     try:
-        als_parameters(**{name: options.get(name) for name in names})
+        als_parameters(**{name: options.get(name) for name in PARAMETER_NAMES})
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     days = options.get("days")
