@@ -3,9 +3,10 @@
 ``{% load recommendations %}``, then on a product page ``{% similar_items product %}``
 and anywhere ``{% recommended_for_you %}``. Both take ``profile="name"`` (a blend profile
 other than the default), ``k=`` (strip length, ``RECOMMENDATIONS_WIDGET_SIZE`` by default)
-and ``title=``. Each product links with ``?from=similar-widget`` or ``?from=for-you`` so
-that the shop's product view records the click as a ``similar_click`` event with that
-source.
+and ``title=`` ("For you" is titled "Popular now", "New in" or "Popular and new" when
+nothing in it is personal, unless ``title=`` says otherwise). Each product links with
+``?from=similar-widget`` or ``?from=for-you`` so that the shop's product view records the
+click as a ``similar_click`` event with that source.
 
 While an experiment runs (:mod:`recommendations.experiments`), a strip that names no
 ``profile=`` is blended with the shopper's arm's profile, recorded as impressions, and its
@@ -24,6 +25,7 @@ from lookalike.cards import Card, render_cards
 from lookalike.conf import app_settings as lookalike_settings
 
 from ..blending import blend
+from ..blending.core import REASONS
 from ..conf import app_settings
 from ..events import request_shopper
 from ..experiments.widgets import trial_for
@@ -65,6 +67,23 @@ def _strip(recommendations, *, widget, title, source, profile_name):
         "profile_name": profile_name,
         "card_template": lookalike_settings.CARD_TEMPLATE,
     }
+
+
+#: Titles of a "For you" strip with nothing personal in it, by the reasons it shows: a
+#: new shopper's strip of popular and new products is not presented as picked for them.
+GENERAL_TITLES = {
+    frozenset({"popularity"}): _("Popular now"),
+    frozenset({"recency"}): _("New in"),
+    frozenset({"popularity", "recency"}): _("Popular and new"),
+}
+
+
+def _for_you_title(recommendations):
+    """The strip's title: "Recommended for you", unless every product is there only for
+    being popular or new (no history, no model yet, or nothing found for this shopper)."""
+    components = {str(text): name for name, text in REASONS.items()}
+    shown = frozenset(components.get(str(rec.reason)) for rec in recommendations)
+    return GENERAL_TITLES.get(shown, _("Recommended for you"))
 
 
 def _stylesheet(request):
@@ -137,7 +156,7 @@ def recommended_for_you(context, profile=None, k=None, title=None, exclude=None)
     strip = _strip(
         recommendations,
         widget="for-you",
-        title=title or _("Recommended for you"),
+        title=title or _for_you_title(recommendations),
         source=FOR_YOU_SOURCE,
         profile_name=profile_name,
     )

@@ -50,9 +50,28 @@ def test_product_page_shows_similar_items_with_images_prices_reasons(client, cat
 def test_home_page_shows_for_you_strip_even_when_cold(client, catalogue):
     html = client.get(reverse("shop:home")).content.decode()
     strip = section(html, "for-you")
-    assert "Recommended for you" in strip
     assert strip.count("?from=for-you") >= 5  # image and title links of each product
-    assert "New in" in strip  # no events, no model: the newest products
+    # No events, no model: the newest products, and a title that does not call them
+    # picked for the shopper.
+    assert "Looks similar" not in strip and "Picked for you" not in strip
+    assert '<h2 id="for-you-title">New in</h2>' in strip
+    assert "Recommended for you" not in strip
+
+
+def test_for_you_title_says_what_the_strip_holds():
+    from recommendations.blending.blend import Recommendation
+    from recommendations.blending.core import REASONS
+    from recommendations.templatetags.recommendations import _for_you_title
+
+    def strip(*components):
+        return [Recommendation(None, 0.5, REASONS[c]) for c in components]
+
+    assert _for_you_title(strip("popularity", "popularity")) == "Popular now"
+    assert _for_you_title(strip("recency")) == "New in"
+    assert _for_you_title(strip("recency", "popularity")) == "Popular and new"
+    # One product picked for the shopper makes the strip theirs.
+    assert _for_you_title(strip("popularity", "affinity")) == "Recommended for you"
+    assert _for_you_title(strip("visual", "recency")) == "Recommended for you"
 
 
 @pytest.mark.django_db
@@ -68,6 +87,7 @@ def test_for_you_follows_the_session(client, catalogue, product_factory, categor
     strip = section(client.get(reverse("shop:home")).content.decode(), "for-you")
     first_two = re.findall(r'data-product-id="(\d+)"', strip)[:2]
     assert {int(pk) for pk in first_two} == {boots[2].pk, boots[3].pk}
+    assert '<h2 id="for-you-title">Recommended for you</h2>' in strip
     assert "Looks similar" in strip
 
 
