@@ -13,6 +13,12 @@ class AddToCartForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=20, initial=1)
 
 
+class CartQuantityForm(forms.Form):
+    """A cart line's new quantity; 0 takes the product out of the cart."""
+
+    quantity = forms.IntegerField(min_value=0, max_value=999)
+
+
 class SearchForm(forms.Form):
     """The header's search box. A form field refuses what the database cannot store (a NUL
     character) with a message, and keeps the query to a sensible length."""

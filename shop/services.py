@@ -92,6 +92,23 @@ class Cart:
         self._save()
         record_event(self.request, product, "cart")
 
+    def set_quantity(self, product, quantity):
+        """Change how many of ``product``, already in the cart, the shopper wants; 0 takes
+        it out. Only an add records a ``cart`` event: a change of mind is not new intent."""
+        if product.pk not in self.items:
+            raise ValueError(f"{product.title} is not in your cart.")
+        if not quantity:
+            self.remove(product.pk)
+            return
+        if not product.is_active:
+            raise ValueError("This product is no longer sold.")
+        if quantity > product.stock:
+            if not product.stock:
+                raise ValueError(f"{product.title} is out of stock.")
+            raise ValueError(f"Only {product.stock} of {product.title} are in stock.")
+        self.items[product.pk] = quantity
+        self._save()
+
     def remove(self, product_id):
         self.items.pop(int(product_id), None)
         self._save()

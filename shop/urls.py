@@ -11,6 +11,7 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("cart/", views.cart, name="cart"),
     path("cart/add/<int:pk>/", views.cart_add, name="cart_add"),
+    path("cart/update/<int:pk>/", views.cart_update, name="cart_update"),
     path("cart/remove/<int:pk>/", views.cart_remove, name="cart_remove"),
     path("cart/checkout/", views.checkout, name="checkout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from lookalike.catalogue import CATALOGUE
 from recommendations.events import record_view
 
-from .forms import AddToCartForm, SearchForm, SignupForm
+from .forms import AddToCartForm, CartQuantityForm, SearchForm, SignupForm
 from .models import Category, Product
 from .services import AlreadyBought, Cart, search_products
 
@@ -79,6 +79,21 @@ def cart_add(request, pk):
         messages.error(request, str(exc))
         return redirect(product)
     messages.success(request, f"{product.title} was added to your cart.")
+    return redirect("shop:cart")
+
+
+@require_POST
+def cart_update(request, pk):
+    product = get_object_or_404(Product, pk=pk)
+    form = CartQuantityForm(request.POST)
+    if not form.is_valid():
+        most = min(form.fields["quantity"].max_value, product.stock)
+        messages.error(request, f"Please choose a quantity between 0 and {most}.")
+        return redirect("shop:cart")
+    try:
+        Cart(request).set_quantity(product, form.cleaned_data["quantity"])
+    except ValueError as exc:
+        messages.error(request, str(exc))
     return redirect("shop:cart")
 
 

@@ -287,3 +287,30 @@ def test_admin_change_list_offers_the_visual_search_actions(admin_client, produc
     html = admin_client.get(reverse("admin:shop_product_changelist")).content.decode()
     assert 'value="compute_embeddings"' in html
     assert 'value="find_similar_to_selected"' in html
+
+
+@pytest.mark.django_db
+def test_cart_quantities_change_within_stock(client, product):
+    """The cart page changes a line's quantity (the product has 5); 0 takes it out."""
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 1})
+    update = reverse("shop:cart_update", args=[product.pk])
+    cart = client.get(reverse("shop:cart")).content.decode()
+    assert f'action="{update}"' in cart and f"Quantity of {product.title}" in cart
+    page = client.post(update, {"quantity": 3}, follow=True).content.decode()
+    assert "€59.97" in page  # 3 x €19.99
+    assert Event.objects.filter(kind="cart").count() == 1  # a change is not a new add
+    # More than the stock, or no number: a message, and the cart as it was.
+    page = client.post(update, {"quantity": 6}, follow=True).content.decode()
+    assert f"Only 5 of {product.title} are in stock." in page and "€59.97" in page
+    page = client.post(update, {"quantity": "-1"}, follow=True).content.decode()
+    assert "Please choose a quantity between 0 and 5." in page and "€59.97" in page
+    # A product not in the cart is not added by a change.
+    other = reverse("shop:cart_update", args=[product.pk + 1000])
+    assert client.post(other, {"quantity": 1}).status_code == 404
+    client.post(reverse("shop:cart_remove", args=[product.pk]))
+    page = client.post(update, {"quantity": 2}, follow=True).content.decode()
+    assert f"{product.title} is not in your cart." in page and "Your cart is empty." in page
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
+    page = client.post(update, {"quantity": 0}, follow=True).content.decode()
+    assert "Your cart is empty." in page
+    assert client.get(update).status_code == 405
