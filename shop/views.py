@@ -57,8 +57,8 @@ def search(request):
         context = {"query": "", "errors": form.errors.get("q", []), "page": None}
         return render(request, "shop/search.html", context, status=400)
     query = form.cleaned_data["q"]
-    results, close_only = search_products(query)
-    context = {"query": query, "page": _page(request, results), "close_only": close_only}
+    found = search_products(query)
+    context = {"query": query, "page": _page(request, found.products), "found": found}
     return render(request, "shop/search.html", context)
 
 

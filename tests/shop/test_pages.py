@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from recommendations.models import Event
+from shop import spelling
 from shop.models import Product
 
 
@@ -56,15 +57,52 @@ def test_inactive_product_is_not_found(client, product_factory):
     assert client.get(hidden.get_absolute_url()).status_code == 404
 
 
+@pytest.fixture
+def spelling_cache():
+    spelling.forget()  # the words of the catalogue another test made
+    yield
+    spelling.forget()
+
+
 @pytest.mark.django_db
-def test_keyword_search_uses_trigrams(client, product_factory):
+def test_keyword_search_corrects_spelling_then_widens(
+    client, product_factory, category_factory, spelling_cache
+):
+    tops = category_factory(name="T-shirt/top", slug="tops")
     product_factory(title="Relaxed Denim Trousers")
     product_factory(title="Leather Ankle Boots")
-    response = client.get(reverse("shop:search"), {"q": "trousrs"})  # misspelt on purpose
-    html = response.content.decode()
-    assert "Relaxed Denim Trousers" in html
-    assert "Leather Ankle Boots" not in html
-    assert "words spelt like them" in html
+    product_factory(title="Urban T-shirt", category=tops)
+
+    def search(query):
+        html = client.get(reverse("shop:search"), {"q": query}).content.decode()
+        return html, re.findall(r"(Relaxed Denim Trousers|Leather Ankle Boots|Urban T-shirt)", html)
+
+    # A misspelt word is replaced by the nearest word of the catalogue, and the page says so
+    # with a link to the corrected search; a swap of two letters is one edit.
+    html, found = search("trousrs")
+    assert set(found) == {"Relaxed Denim Trousers"}
+    assert 'showing results for “<a href="/search/?q=trousers">trousers</a>”' in html
+    assert set(search("ankel boot")[1]) == {"Leather Ankle Boots"}
+    assert set(search("tshirt")[1]) == {"Urban T-shirt"}  # a hyphenated word, run together
+    # Words that match nothing of a product widen the search to some of the words.
+    html, found = search("blue denim trousers")
+    assert set(found) == {"Relaxed Denim Trousers"} and "these have some of them" in html
+    # Beyond two edits (or a first letter off), titles with words spelt alike (trigrams).
+    html, found = search("rousers")
+    assert set(found) == {"Relaxed Denim Trousers"} and "words spelt like them" in html
+    html, found = search("zzzzqqq")
+    assert not found and "Nothing matches your search" in html
+    # What matches as typed is never corrected.
+    html, found = search("boots")
+    assert set(found) == {"Leather Ankle Boots"} and "showing results for" not in html
+
+
+def test_spelling_distance_counts_swaps_as_one_edit_and_stops_early():
+    assert spelling.distance("ankel", "ankle", 2) == 1
+    assert spelling.distance("sneeker", "sneakers", 2) == 2
+    assert spelling.distance("boot", "boots", 1) == 1
+    assert spelling.distance("coat", "sandals", 2) == 3  # past the limit: limit + 1
+    assert spelling.distance("x" * 30, "y" * 30, 2) == 3
 
 
 @pytest.mark.django_db
