@@ -10,8 +10,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse
+from django.utils.formats import number_format
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.admin_in_use import InUseAdminMixin
@@ -162,7 +163,14 @@ def _figure(row, source, metric):
     figures = (row.evaluation or {}).get(source) or {}
     k = (row.evaluation or {}).get("k", 10)
     value = figures.get(f"{metric}_at_{k}")
-    return "—" if value is None else f"{value:.3f}"
+    return "—" if value is None else number_format(value, decimal_pos=3)
+
+
+def _versus(row, metric):
+    return pgettext("the model's figure against popularity's", "%(model)s / %(popularity)s") % {
+        "model": _figure(row, "model", metric),
+        "popularity": _figure(row, "popularity", metric),
+    }
 
 
 @admin.register(RecommenderModel)
@@ -217,11 +225,11 @@ class RecommenderModelAdmin(
 
     @admin.display(description=_("precision@k (model / popularity)"))
     def precision(self, row):
-        return f"{_figure(row, 'model', 'precision')} / {_figure(row, 'popularity', 'precision')}"
+        return _versus(row, "precision")
 
     @admin.display(description=_("NDCG@k (model / popularity)"))
     def ndcg(self, row):
-        return f"{_figure(row, 'model', 'ndcg')} / {_figure(row, 'popularity', 'ndcg')}"
+        return _versus(row, "ndcg")
 
     def has_add_permission(self, request):
         return False

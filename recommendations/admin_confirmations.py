@@ -9,10 +9,12 @@ served now beside what would be (``admin/recommendations/confirm_action.html``),
 
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
+from django.utils.formats import number_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext, pgettext
 
 from .blending.core import COMPONENTS
-from .forms import SEGMENT_NAMES
+from .forms import SEGMENT_COLUMNS
 from .models import BlendProfile, RecommenderModel
 
 __all__ = ["confirm_activation", "confirm_make_default", "confirmed"]
@@ -110,16 +112,13 @@ def confirm_make_default(modeladmin, request, profile):
             "diversity_param": row.diversity_setting_display,
         }
         cells = [shown[name]() if name in shown else getattr(row, name) for name in fields]
-        cells += [_segment_text(row, segment) for segment in SEGMENT_NAMES]
+        cells += [_segment_text(row, segment) for segment in SEGMENT_COLUMNS]
         cells += [gettext("Yes") if getattr(row, name) else gettext("No") for name in rules]
         label = pgettext("a blend profile and its state", "%(name)s %(state)s") % {
             "name": row.name,
             "state": state,
         }
         rows.append({"key": row.name, "label": label, "cells": cells})
-    segment_columns = [
-        gettext("Weights for %(segment)s") % {"segment": name} for name in SEGMENT_NAMES.values()
-    ]
     return _page(
         modeladmin,
         request,
@@ -131,9 +130,9 @@ def confirm_make_default(modeladmin, request, profile):
         caption=gettext("The profiles, with their weights, diversity and rules"),
         columns=[
             gettext("Profile"),
-            *(str(BlendProfile._meta.get_field(name).verbose_name).capitalize() for name in fields),
-            *segment_columns,
-            *(str(BlendProfile._meta.get_field(name).verbose_name).capitalize() for name in rules),
+            *(capfirst(BlendProfile._meta.get_field(name).verbose_name) for name in fields),
+            *SEGMENT_COLUMNS.values(),
+            *(capfirst(BlendProfile._meta.get_field(name).verbose_name) for name in rules),
         ],
         rows=rows,
         yes=gettext("Yes, make “%(name)s” the default") % {"name": profile.name},
@@ -146,8 +145,12 @@ def _segment_text(profile, segment):
     weights = (profile.segments or {}).get(segment) or {}
     if not weights:
         return gettext("the weights above")
-    return ", ".join(
-        f"{BlendProfile._meta.get_field(f'{component}_weight').verbose_name} {weights[component]:g}"
+    return gettext(", ").join(
+        pgettext("a weight and its value", "%(name)s %(value)s")
+        % {
+            "name": BlendProfile._meta.get_field(f"{component}_weight").verbose_name,
+            "value": number_format(weights[component]),
+        }
         for component in COMPONENTS
         if component in weights
     )

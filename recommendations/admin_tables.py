@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 __all__ = ["LABELS", "label", "paragraphs", "plain", "table"]
 
-#: Words for the keys of a model's parameters and figures (others are shown as stored).
+#: Words for the keys of a model's parameters and figures and of a profile's published
+#: figures (notebook 02), and for the values that are codes (others are shown as stored).
 LABELS = {
     "factors": _("Latent factors"),
     "iterations": _("Iterations"),
@@ -27,6 +28,40 @@ LABELS = {
     "protocol": _("Protocol"),
     "test_users": _("Shoppers evaluated"),
     "k": _("List length (k)"),
+    "skipped": _("Not evaluated"),
+    "hit_rate": _("Hit rate"),
+    "diversity": _("Category diversity"),
+    "diversity_method": _("Diversity re-ranking"),
+    "candidates": _("Weightings tried"),
+    "evaluation": _("Evaluation split"),
+    "previous_default": _("Default profile at the time"),
+    "profile": _("Profile"),
+    "segments": _("NDCG by segment"),
+    "cutoff": _("Held out from"),
+    "users": _("Shoppers"),
+    "items": _("Products"),
+    # Sources and segments of the offline evaluation.
+    "model": _("Model"),
+    "popularity": _("Popularity"),
+    "blend": _("Blend"),
+    "visual_only": _("Visual similarity alone"),
+    "als_only": _("ALS alone"),
+    "popularity_only": _("Popularity alone"),
+    "covisitation_only": _("Co-visitation alone"),
+    "all": _("All shoppers"),
+    "cold_items": _("New products"),
+    "new_shoppers": _("New shoppers"),
+    "regulars": _("Regular shoppers"),
+    # Event kinds (a model's event weights).
+    "view": _("View"),
+    "similar_click": _("Similar-item click"),
+    "cart": _("Add to cart"),
+    "purchase": _("Purchase"),
+    # Values.
+    "per-user random 75/25 holdout": _("per-user random 75/25 holdout"),
+    "none": _("none"),
+    "mmr": _("maximal marginal relevance"),
+    "category_cap": _("category cap"),
 }
 _AT_K = re.compile(r"^(precision|recall|ndcg|map)_at_(\d+)$")
 _AT_K_NAMES = {
@@ -45,13 +80,16 @@ def label(key):
             "metric": _AT_K_NAMES[match.group(1)],
             "k": match.group(2),
         }
-    return LABELS.get(key, key)
+    return LABELS.get(key, key) if isinstance(key, str) else key
 
 
 def plain(value):
     """A stored value as a reader wants it, in the active language's number format: floats
     to three decimals (two significant digits below 0.01, where three decimals would say
-    0.002 of a coverage of 0.0022), mappings as ``key: value`` pairs."""
+    0.002 of a coverage of 0.0022), yes or no, codes in words, mappings as ``name: value``
+    pairs (nested ones in brackets)."""
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
     if isinstance(value, float):
         places = 3
         if value and abs(value) < 0.01:
@@ -59,8 +97,17 @@ def plain(value):
         return number_format(round(value, places), decimal_pos=places)
     if isinstance(value, dict):
         # "; " between pairs: a comma may be the decimal mark (0,5).
-        return "; ".join(f"{k}: {plain(v)}" for k, v in sorted(value.items()))
+        return "; ".join(
+            gettext("%(name)s: %(value)s") % {"name": label(k), "value": _nested(v)}
+            for k, v in sorted(value.items())
+        )
+    if isinstance(value, str):
+        return str(label(value))
     return "—" if value is None else str(value)
+
+
+def _nested(value):
+    return f"({plain(value)})" if isinstance(value, dict) else plain(value)
 
 
 def paragraphs(items):

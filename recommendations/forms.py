@@ -28,7 +28,23 @@ SEGMENT_FIELDS = {
 }
 
 
-SEGMENT_NAMES = {"cold_item": _("a new product"), "new_shopper": _("a new shopper")}
+#: Whole sentences per segment, never a segment's name spliced into a sentence: its case
+#: and article depend on the sentence in other languages.
+ALL_ZERO_ERRORS = {
+    "cold_item": _(
+        "Every weight would be zero for a new product: give one a weight above zero, or "
+        "leave the fields blank to keep the weights above."
+    ),
+    "new_shopper": _(
+        "Every weight would be zero for a new shopper: give one a weight above zero, or "
+        "leave the fields blank to keep the weights above."
+    ),
+}
+#: The confirmation page's column of each segment's weights.
+SEGMENT_COLUMNS = {
+    "cold_item": _("Weights for a new product"),
+    "new_shopper": _("Weights for a new shopper"),
+}
 
 
 class BlendProfileForm(forms.ModelForm):
@@ -72,12 +88,7 @@ class BlendProfileForm(forms.ModelForm):
             }
             if values and not any({**own, **values}.values()):
                 self.add_error(
-                    _segment_field(segment, COMPONENTS[0]),
-                    gettext(
-                        "Every weight would be zero for %(whom)s: give one a weight above "
-                        "zero, or leave the fields blank to keep the weights above."
-                    )
-                    % {"whom": SEGMENT_NAMES[segment]},
+                    _segment_field(segment, COMPONENTS[0]), str(ALL_ZERO_ERRORS[segment])
                 )
                 return cleaned
             if values:

@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext, ngettext, pgettext_lazy
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.catalogue import get_adapter
@@ -33,11 +33,6 @@ from .models import IndexFailure, IndexJob, ProductEmbedding
 
 REINDEX_PERMISSION = "visualsearch.reindex"
 MODES = {"stale": _("Reindex stale"), "all": _("Reindex all")}
-# The "Mode" column of a job row.
-MODE_LABELS = {
-    "stale": pgettext_lazy("reindex mode", "stale"),
-    "all": pgettext_lazy("reindex mode", "all"),
-}
 
 
 def _already_running(exc):
@@ -220,7 +215,7 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
             return ngettext("%(count)s selected", "%(count)s selected", len(ids)) % {
                 "count": len(ids)
             }
-        return MODE_LABELS.get(mode, mode) or "—"
+        return index_jobs.MODE_LABELS.get(mode, mode) or "—"
 
     @admin.display(description=_("Progress"))
     def progress(self, job):
@@ -248,7 +243,15 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
         if not job.error_count:
             return message
         items = format_html_join(
-            "", "<li>{}: {}</li>", ((e.get("item"), e.get("reason")) for e in job.errors[:10])
+            "",
+            "<li>{}</li>",
+            (
+                (
+                    gettext("%(item)s: %(reason)s")
+                    % {"item": e.get("item"), "reason": e.get("reason")},
+                )
+                for e in job.errors[:10]
+            ),
         )
         return format_html(
             '{}<details><summary data-job-errors="{}">{}</summary><ul>{}</ul></details>',
@@ -264,8 +267,9 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
             return ""
         return format_html(
             '<button type="submit" class="button" form="vs-resume-form" name="job" '
-            'value="{}">{}</button>',
+            'value="{}" aria-label="{}">{}</button>',
             job.pk,
+            gettext("Resume job #%(id)s") % {"id": job.pk},
             gettext("Resume"),
         )
 

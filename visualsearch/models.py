@@ -184,7 +184,11 @@ class IndexFailure(models.Model):
         ]
 
     def __str__(self):
-        return f"product {self.product_id} ({self.encoder}): {self.reason}"
+        return gettext("Product %(product)s (%(encoder)s): %(reason)s") % {
+            "product": self.product_id,
+            "encoder": self.encoder,
+            "reason": self.reason,
+        }
 
 
 class IndexJob(Job):

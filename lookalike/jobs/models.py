@@ -8,6 +8,7 @@ show its progress by reading the row.
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -80,7 +81,11 @@ class Job(models.Model):
         indexes = [models.Index(fields=["status", "lock_key"])]
 
     def __str__(self):
-        return f"{self.lock_key} #{self.pk} ({self.status})"
+        return gettext("%(key)s #%(id)s (%(status)s)") % {
+            "key": self.lock_key,
+            "id": self.pk,
+            "status": self.get_status_display(),
+        }
 
     @property
     def percent(self):

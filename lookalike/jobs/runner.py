@@ -30,6 +30,11 @@ from .models import Job
 logger = logging.getLogger(__name__)
 
 
+class JobFailed(Exception):
+    """A failure a handler explains to people: its message (translated where it is raised)
+    is the job's message as it is. Any other exception is shown with its type, as a fault."""
+
+
 class JobContext:
     """What a handler gets: progress reporting and error recording, written to the row.
 
@@ -171,7 +176,12 @@ def run_job(job_id):
 
 def _failed(job, exc):
     job.status = Job.Status.FAILED
-    job.message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, JobFailed):
+        job.message = str(exc)
+    else:
+        job.message = gettext("The job failed: %(error)s") % {
+            "error": f"{type(exc).__name__}: {exc}"
+        }
     if isinstance(exc, (OperationalError, InterfaceError)):
         job.message = gettext(
             "The database connection was lost during the job (%(error)s); resume it to "

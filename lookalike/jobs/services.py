@@ -16,7 +16,8 @@ over :mod:`~lookalike.jobs.fanout` (Celery chunks), over :mod:`~lookalike.jobs.l
 :mod:`~lookalike.jobs.takeover`, which resumes a Celery job whose process died, sits above
 this module.
 :class:`JobCancelled` and :func:`fans_out` belong to the fan-out, which raises and reads
-them, and are imported here for the handlers that use them.
+them, and :class:`JobFailed` to the runner; they are imported here for the handlers that
+use them.
 """
 
 import logging
@@ -31,12 +32,13 @@ from ..conf import app_settings
 from . import locks
 from .fanout import JobCancelled, fans_out, send_tasks
 from .models import Job
-from .runner import run_job
+from .runner import JobFailed, run_job
 from .worker import reap_dead_jobs
 
 __all__ = [
     "JobAlreadyRunning",
     "JobCancelled",
+    "JobFailed",
     "LockBusy",
     "active_job",
     "ask",

@@ -164,6 +164,10 @@ def _interval(value, low, high):
     }
 
 
+def _arm_name(row):
+    return gettext("%(arm)s (%(profile)s)") % {"arm": row["arm"], "profile": row["profile"]}
+
+
 def report_chart_svg(report, rate="ctr", width=560):
     """An inline SVG of one rate per arm: a bar for the rate, a whisker for its 95%
     interval, the arm and the figures as text. Safe to mark safe: every name is escaped."""
@@ -187,15 +191,13 @@ def report_chart_svg(report, rate="ctr", width=560):
         middle = y + bar_height / 2
         if not row["strips"]:
             parts += [
-                f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(row["arm"])} '
-                f"({escape(row['profile'])})</text>",
+                f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(_arm_name(row))}</text>',
                 f'<text x="{left}" y="{middle + 4:.1f}" font-size="12">'
                 f"{escape(_('no strips yet'))}</text>",
             ]
             continue
         parts += [
-            f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(row["arm"])} '
-            f"({escape(row['profile'])})</text>",
+            f'<text x="0" y="{middle + 4:.1f}" font-size="12">{escape(_arm_name(row))}</text>',
             f'<rect x="{left}" y="{y}" width="{value * scale:.1f}" height="{bar_height}" '
             f'fill="{colour}" opacity="0.75"/>',
             f'<line x1="{left + low * scale:.1f}" x2="{left + high * scale:.1f}" '

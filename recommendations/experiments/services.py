@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from ..models import BlendProfile, Experiment, ExperimentArm
 from ..services.profiles import make_default
@@ -36,7 +37,9 @@ def _profile(value):
         return value
     found = BlendProfile.objects.filter(name=str(value)).first()
     if found is None:
-        names = ", ".join(BlendProfile.objects.values_list("name", flat=True)) or "none"
+        names = ", ".join(BlendProfile.objects.values_list("name", flat=True)) or pgettext(
+            "no blend profiles", "none"
+        )
         raise ExperimentError(
             gettext("Unknown blend profile “%(name)s”; available profiles: %(names)s.")
             % {"name": value, "names": names}
@@ -96,16 +99,22 @@ def _check_arms(experiment):
         raise ExperimentError(gettext("Two arms serve the same profile; each arm needs its own."))
 
 
+#: What an experiment in each state says when asked to start or stop: one whole sentence
+#: per state, so that translators never splice a state's name into another sentence.
+_STATE_SENTENCES = {
+    Experiment.Status.DRAFT: _("“%(name)s” is still a draft."),
+    Experiment.Status.RUNNING: _("“%(name)s” is already running."),
+    Experiment.Status.STOPPED: _("“%(name)s” is stopped; an experiment runs once."),
+}
+
+
 def _locked_in(experiment, status, message):
     """``experiment`` read afresh and locked for the transaction; ``ExperimentError`` with
-    ``message`` (``%(name)s``, ``%(status)s``) unless it is in ``status``."""
+    ``message`` and the sentence of the state it is in, unless it is in ``status``."""
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status != status:
-        raise ExperimentError(
-            # Mid-sentence: "... “trial” is running."
-            message
-            % {"name": experiment.name, "status": str(experiment.get_status_display()).lower()}
-        )
+        state = _STATE_SENTENCES[experiment.status] % {"name": experiment.name}
+        raise ExperimentError(f"{message} {state}")
     return experiment
 
 
@@ -121,7 +130,7 @@ def start_experiment(experiment):
         experiment = _locked_in(
             experiment,
             Experiment.Status.DRAFT,
-            gettext("Only a draft experiment can start; “%(name)s” is %(status)s."),
+            gettext("Only a draft experiment can start."),
         )
         _check_arms(experiment)
         other = Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
@@ -154,7 +163,7 @@ def stop_experiment(experiment, winner=None):
         experiment = _locked_in(
             experiment,
             Experiment.Status.RUNNING,
-            gettext("Only a running experiment can stop; “%(name)s” is %(status)s."),
+            gettext("Only a running experiment can stop."),
         )
         if winner is not None and not experiment.arms.filter(pk=winner.pk).exists():
             raise ExperimentError(

@@ -26,9 +26,9 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
-from lookalike.jobs.services import enqueue, job_handler
+from lookalike.jobs.services import JobFailed, enqueue, job_handler
 from lookalike.keys import from_storable, to_storable
 
 from ..blending.coldstart import fit_for_items
@@ -60,8 +60,8 @@ _USER_KEYS = "lookalike_user_keys"
 _ITEM_IDS = "lookalike_item_ids"
 
 
-class NoInteractions(Exception):
-    """There are no events to train on."""
+class NoInteractions(JobFailed):
+    """There are no events to train on (a training job ends failed with this message)."""
 
 
 def write_artifact(recommender, user_keys, item_ids, directory=None, extra=None):
@@ -234,11 +234,20 @@ def _event_matrix(days, now, include_simulated):
     since = now - timedelta(days=days) if days else None
     matrix = build_event_matrix(since=since, now=now, include_simulated=include_simulated)
     if matrix.n_interactions == 0:
-        window = f"in the last {days} days" if days else "at all"
-        raise NoInteractions(
-            f"There are no shopper events {window} to train on. Browse the shop or run "
-            "`manage.py simulate_shoppers` first."
-        )
+        if days:
+            message = ngettext(
+                "There are no shopper events in the last day to train on. Browse the shop "
+                "or run `manage.py simulate_shoppers` first.",
+                "There are no shopper events in the last %(days)s days to train on. Browse "
+                "the shop or run `manage.py simulate_shoppers` first.",
+                days,
+            ) % {"days": days}
+        else:
+            message = gettext(
+                "There are no shopper events to train on. Browse the shop or run "
+                "`manage.py simulate_shoppers` first."
+            )
+        raise NoInteractions(message)
     return matrix
 
 

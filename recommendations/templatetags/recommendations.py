@@ -98,11 +98,22 @@ def _stylesheet(request):
     return path
 
 
+def _heading_id(request, widget):
+    """The id of the strip's heading, unique in its page: ``for-you-title``, then
+    ``for-you-title-2`` for a second "For you" strip (another profile, say)."""
+    if request is None:
+        return f"{widget}-title"
+    shown = request.__dict__.setdefault("_lookalike_strips", {})
+    shown[widget] = shown.get(widget, 0) + 1
+    return f"{widget}-title" if shown[widget] == 1 else f"{widget}-title-{shown[widget]}"
+
+
 def _with_cards(strip, request):
-    """The strip with its cards rendered (:mod:`lookalike.cards` reuses them) and its
-    stylesheet, if the page does not link it yet."""
+    """The strip with its cards rendered (:mod:`lookalike.cards` reuses them), the id of its
+    heading and its stylesheet, if the page does not link it yet."""
     # An empty strip renders nothing, its link neither: the next strip links the sheet.
     strip["stylesheet"] = _stylesheet(request) if strip["recommendations"] else None
+    strip["heading_id"] = _heading_id(request, strip["widget"]) if strip["recommendations"] else ""
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],

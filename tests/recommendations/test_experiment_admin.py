@@ -74,7 +74,8 @@ def test_wrong_methods_states_and_ids_get_4xx_or_a_message(admin_client, draft):
         assert odd.status_code == 200 and "doesn’t exist" in odd.content.decode()
     response = admin_client.post(url("stop", draft), follow=True)  # still a draft
     assert (
-        f"Only a running experiment can stop; “{draft.name}” is draft." in response.content.decode()
+        f"Only a running experiment can stop. “{draft.name}” is still a draft."
+        in response.content.decode()
     )
     # Not staff: the admin's login page, and nothing started.
     assert Client().post(url("start", draft)).status_code == 302

@@ -73,9 +73,13 @@ def test_lifecycle_rules(profiles):
     second = create_experiment("two", [("a", visual, 1), ("b", popular, 2)])
     with pytest.raises(ExperimentError, match="is running"):
         start_experiment(second)
-    with pytest.raises(ExperimentError, match="Only a draft"):
+    with pytest.raises(
+        ExperimentError, match="Only a draft experiment can start. “one” is already running."
+    ):
         start_experiment(first)
     stop_experiment(first)  # no winner: the default stays
+    with pytest.raises(ExperimentError, match="“one” is stopped; an experiment runs once."):
+        start_experiment(first)
     assert BlendProfile.objects.get(is_default=True) == visual
     start_experiment(second)
     winner = second.arms.get(name="b")

@@ -85,7 +85,11 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     row = RecommenderModel.objects.create(
         version=3,
         artifact_path="c.npz",
-        parameters={"factors": 32, "event_weights": {"view": 1.0, "cart": 4.0}},
+        parameters={
+            "factors": 32,
+            "event_weights": {"view": 1.0, "cart": 4.0},
+            "include_simulated": True,
+        },
         evaluation={
             "k": 10,
             "protocol": "per-user random 75/25 holdout",
@@ -98,7 +102,8 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     assert "<td>NDCG@10</td><td>0.100</td><td>0.0071</td>" in page
     assert "<td>Catalogue coverage</td><td>0.0022</td><td>—</td>" in page
     assert "Protocol: per-user random 75/25 holdout" in page
-    assert "<td>Event weights</td><td>cart: 4.000; view: 1.000</td>" in page
+    assert "<td>Event weights</td><td>Add to cart: 4.000; View: 1.000</td>" in page
+    assert "<td>Simulated shoppers included</td><td>Yes</td>" in page
     assert "0.1001652136133989" not in page and "<textarea" not in page
     assert 'name="_save"' not in page and 'name="_continue"' not in page  # nothing to save
     # Nor on a job's page; a job still queued or running cannot be deleted.
@@ -112,6 +117,31 @@ def test_a_models_page_shows_its_figures_as_tables(admin_client):
     action = {"action": "delete_selected", "_selected_action": [job.pk], "post": "yes"}
     page = admin_client.post(changelist, action, follow=True).content.decode()
     assert "cannot be deleted" in page and Job.objects.filter(pk=job.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_profiles_published_figures_are_shown_in_words(admin_client):
+    """The figures notebook 02 publishes with a profile: nested, with codes as keys."""
+    profile = BlendProfile.objects.create(
+        name="tuned",
+        metrics={
+            "ndcg_at_10": 0.1,
+            "diversity_method": "mmr",
+            "als_only": {"ndcg_at_10": 0.109, "coverage": 0.16},
+            "segments": {"cold_items": {"blend": 0.2, "visual_only": 0.15}},
+            "candidates": 60,
+        },
+    )
+    url = reverse("admin:recommendations_blendprofile_change", args=[profile.pk])
+    page = admin_client.get(url).content.decode()
+    assert "<td>Diversity re-ranking</td><td>maximal marginal relevance</td>" in page
+    assert "<td>ALS alone</td><td>Catalogue coverage: 0.160; NDCG@10: 0.109</td>" in page
+    assert (
+        "<td>NDCG by segment</td><td>New products: (Blend: 0.200; Visual similarity alone: "
+        "0.150)</td>" in page
+    )
+    assert "<td>Weightings tried</td><td>60</td>" in page
+    assert "cold_items" not in page and "als_only" not in page
 
 
 @pytest.mark.django_db

@@ -39,6 +39,17 @@ def test_a_page_with_two_strips_links_the_stylesheet_once(settings, product_fact
     assert html.count("lookalike/lookalike.css") == 1
 
 
+def test_two_strips_of_one_widget_have_headings_of_their_own(settings, product_factory):
+    anchor, other = product_factory(), product_factory()
+    embed(anchor, [1.0, 0.0, 0.0, 0.0])
+    embed(other, [1.0, 0.1, 0.0, 0.0])
+    html = strip_html(settings, anchor, "{% similar_items product %}" * 2)
+    assert html.count('aria-labelledby="similar-items-title"') == 1
+    assert html.count('<h2 id="similar-items-title">') == 1
+    assert 'aria-labelledby="similar-items-title-2"' in html
+    assert '<h2 id="similar-items-title-2">' in html
+
+
 def test_an_empty_first_strip_leaves_the_link_to_the_next(settings, product_factory):
     """An empty strip renders nothing, its link neither: the next one links the sheet."""
     from recommendations.blending.blend import Recommendation

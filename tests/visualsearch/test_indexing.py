@@ -129,7 +129,7 @@ def test_unreadable_images_are_recorded_skipped_and_retried_when_changed(product
     assert sorted(errors) == sorted([corrupt.pk, missing.pk])
     failure = IndexFailure.objects.get(product=corrupt)
     assert failure.encoder == "pixel" and len(failure.image_checksum) == 64
-    assert "Cannot read" in failure.reason
+    assert failure.reason == "The file is not an image, or not in a format that can be read."
     assert IndexFailure.objects.get(product=missing).image_checksum == ""
     assert embedded_ids() == [p.pk for p in good]
     # Known failures are not retried while the image stays the same...
@@ -378,7 +378,9 @@ def test_a_decompression_bomb_is_a_failure_and_the_job_goes_on(product_factory):
     bomb = product_factory(image=ContentFile(corpus.png_declaring(50000, 50000), name="bomb.png"))
     counts = indexing.reindex("stale", batch_size=2)
     assert (counts["embedded"], counts["failed"]) == (3, 1)
-    assert "decompression bomb" in IndexFailure.objects.get(product=bomb).reason
+    assert IndexFailure.objects.get(product=bomb).reason == (
+        "The image declares far more pixels than a catalogue image may have (a decompression bomb)."
+    )
     assert embedded_ids() == [p.pk for p in good]
     # Resumed or run again, the job neither fails on it nor retries it.
     assert indexing.reindex("stale")["candidates"] == 0
@@ -391,8 +393,19 @@ def test_catalogue_images_have_a_pixel_cap(product_factory, settings):
     settings.VISUALSEARCH_MAX_CATALOGUE_PIXELS = 100 * 100
     counts = indexing.reindex("stale")
     assert (counts["embedded"], counts["failed"]) == (1, 1)
-    assert "120×100 pixels" in IndexFailure.objects.get(product=large).reason
+    assert IndexFailure.objects.get(product=large).reason == (
+        "The image is 120×100 pixels; images of its kind are accepted up to 10,000 pixels "
+        "(VISUALSEARCH_MAX_CATALOGUE_PIXELS)."
+    )
     assert embedded_ids() == [small.pk]
+
+
+def test_a_truncated_catalogue_image_is_called_damaged(product_factory):
+    whole = image_file(size=(64, 64), name="whole.png").read()
+    cut = product_factory(image=ContentFile(whole[: len(whole) // 2], name="cut.png"))
+    assert indexing.reindex("stale")["failed"] == 1
+    reason = IndexFailure.objects.get(product=cut).reason
+    assert reason.startswith("The image is damaged or cut short: ") and "BytesIO" not in reason
 
 
 def test_catalogue_image_files_have_a_byte_cap(product_factory, settings):

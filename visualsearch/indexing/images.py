@@ -68,11 +68,31 @@ def open_catalogue_image(data):
 
 
 def decoding_failure(exc) -> str:
-    """The ``IndexFailure`` reason for an image that did not decode."""
-    from ..imaging import UnreadableImage
+    """The ``IndexFailure`` reason for an image that did not decode, in the language of the
+    process (:mod:`visualsearch.imaging`'s own messages are for logs and commands)."""
+    from PIL import UnidentifiedImageError
 
+    from ..imaging import TooManyPixels, UnreadableImage
+
+    if isinstance(exc, TooManyPixels):
+        if exc.width is None:
+            return gettext(
+                "The image declares far more pixels than a catalogue image may have "
+                "(a decompression bomb)."
+            )
+        return gettext(
+            "The image is %(width)s×%(height)s pixels; images of its kind are accepted up "
+            "to %(limit)s pixels (VISUALSEARCH_MAX_CATALOGUE_PIXELS)."
+        ) % {
+            "width": exc.width,
+            "height": exc.height,
+            "limit": number_format(exc.limit, force_grouping=True),
+        }
     if isinstance(exc, UnreadableImage):
-        return str(exc)  # says what is wrong: too many pixels, not an image, truncated...
+        if isinstance(exc.__cause__, UnidentifiedImageError):
+            return gettext("The file is not an image, or not in a format that can be read.")
+        cause = exc.__cause__ or exc
+        return gettext("The image is damaged or cut short: %(error)s") % {"error": cause}
     return gettext("Cannot decode the image: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
 
 

@@ -21,7 +21,7 @@ import time
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 
 from lookalike.jobs.models import Job
 from lookalike.jobs.services import (
@@ -128,10 +128,18 @@ def reindex_chunk(ctx, keys, encoder, since):
     return embed_chunk(keys, encoder, parse_datetime(since), add=ctx.add)
 
 
+#: A reindex's mode as the admin's "Mode" column and a finished job's message name it.
+MODE_LABELS = {
+    "stale": pgettext_lazy("reindex mode", "stale"),
+    "all": pgettext_lazy("reindex mode", "all"),
+    "ids": pgettext_lazy("reindex mode", "selected products"),
+}
+
+
 def _summary(result):
     """The finished job's message, in the language active where the job ran (the site's
     ``LANGUAGE_CODE`` in a worker): each count is a phrase of its own for translators."""
-    where = {"encoder": result["encoder"], "mode": result["mode"]}
+    where = {"encoder": result["encoder"], "mode": MODE_LABELS.get(result["mode"], result["mode"])}
     no_image = result.get("no_image") or 0
     if not result["candidates"]:
         # A stale reindex with nothing to embed still did its work (orphans removed, copies
