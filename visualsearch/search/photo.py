@@ -45,6 +45,7 @@ from ..deblocking import smooth_blocky
 from ..encoders import get_encoder
 from ..exposure import brighten_dim
 from ..localisation import views_of
+from ..pixelation import smooth_pixelated
 from ..products import KEPT_CATEGORIES
 from ..services.vectors import VectorCache
 from .filters import Filters, Hit, Target, check_k, vector_text
@@ -209,10 +210,13 @@ def search_photos(images, k=12, filters=None, encoder=None, *, run, localise=Tru
         return []
     enc = get_encoder(encoder)
     filters = filters or Filters()
-    # A photo taken in dim light is brought back to a catalogue photo's levels first, and a
-    # heavily compressed one has its JPEG blocks smoothed.
+    # A thumbnail enlarged by repeating its pixels is enlarged smoothly instead, a photo
+    # taken in dim light is brought back to a catalogue photo's levels, and a heavily
+    # compressed one has its JPEG blocks smoothed.
     blank = [shows_nothing(image) for image in images]
-    per_image = [views_of(smooth_blocky(brighten_dim(image)), localise) for image in images]
+    per_image = [
+        views_of(smooth_blocky(brighten_dim(smooth_pixelated(image))), localise) for image in images
+    ]
     flat = [view for views in per_image for _box, view in views]
     # The photos are compared with the vectors of the weights that embedded them.
     vectors, weights = enc.embed_versioned(flat)
