@@ -163,7 +163,7 @@ def _figure(row, source, metric):
     figures = (row.evaluation or {}).get(source) or {}
     k = (row.evaluation or {}).get("k", 10)
     value = figures.get(f"{metric}_at_{k}")
-    return "—" if value is None else number_format(value, decimal_pos=3)
+    return "—" if value is None else number_format(round(value, 3), decimal_pos=3)
 
 
 def _versus(row, metric):

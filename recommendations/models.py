@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 from django.conf import settings
@@ -358,7 +359,9 @@ class BlendProfile(models.Model):
                 "With MMR, the diversity setting must be between 0 and 1."
             )
         if self.diversity == self.Diversity.CATEGORY_CAP and (
-            self.diversity_param < 1 or self.diversity_param != int(self.diversity_param)
+            not math.isfinite(self.diversity_param)
+            or self.diversity_param < 1
+            or self.diversity_param != int(self.diversity_param)
         ):
             errors["diversity_param"] = gettext(
                 "The category cap must be a whole number of at least 1."

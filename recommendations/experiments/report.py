@@ -152,7 +152,9 @@ def _leader(rows):
 
 
 def _percent(share):
-    return gettext("%(number)s%%") % {"number": number_format(share * 100, decimal_pos=1)}
+    # Rounded first: number_format cuts the digits it does not show (0.643 was 64.2%).
+    percent = round(share * 100, 1)
+    return gettext("%(number)s%%") % {"number": number_format(percent, decimal_pos=1)}
 
 
 def _interval(value, low, high):

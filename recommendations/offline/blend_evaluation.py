@@ -174,6 +174,7 @@ def prepare_blend_evaluation(
     cold_share=0.1,
     new_share=0.1,
     include_simulated=True,
+    include_experiments=False,
     als_parameters=None,
     candidates=None,
     seed=0,
@@ -196,6 +197,9 @@ def prepare_blend_evaluation(
         are new shoppers (segment ``new_shoppers``).
     include_simulated : bool
         Whether events of ``simulate_shoppers`` count (the default: they are the data).
+    include_experiments : bool
+        Whether events of ``simulate_experiment`` count: not by default, as they reward
+        the blend that was served (:func:`.shop_events.load_events`).
     als_parameters : dict, optional
         ALS parameters; ``RECOMMENDATIONS_ALS_PARAMETERS`` by default.
     candidates : int, optional
@@ -222,7 +226,11 @@ def prepare_blend_evaluation(
             raise ValueError(f"{name} must be in [0, 1), not {share!r}.")
     column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
     events, held, cutoff = held_out_events(
-        load_events(include_simulated, column), test_fraction, cold_share, new_share, seed
+        load_events(include_simulated, column, include_experiments),
+        test_fraction,
+        cold_share,
+        new_share,
+        seed,
     )
     weights, cutoff, train, test, users, items = split(events, test_fraction, cutoff)
     evaluated = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0))
@@ -247,6 +255,8 @@ def prepare_blend_evaluation(
         "cold_share": cold_share,
         "new_share": new_share,
         "seed": seed,
+        "simulated_events": include_simulated,
+        "experiment_events": include_simulated and include_experiments,
         "users": int(len(evaluated)),
         "items": int(len(product_ids)),
         "cold_items": int(cold),

@@ -37,7 +37,9 @@ PROTOCOLS = {
     "cold_items": "shoppers of 'all' with a held-out interaction with a cold product; only "
     "the cold products ranked (every product without training events: the held-out share "
     "of products whose whole history before the cutoff was removed, and those that had none); "
-    "only held-out interactions with cold products count; coverage is over the cold products",
+    "only held-out interactions with cold products count; coverage is over the cold products; "
+    "ALS, popularity and co-visitation know nothing of a cold product, so their figures here "
+    "are those of their tie-break order, a floor rather than a ranking",
     "new_shoppers": f"shoppers of 'all' with at most {NEW_SHOPPER_EVENTS} training events "
     "(those who had so few, and the held-out share of shoppers whose history before the "
     f"cutoff was cut to its latest {NEW_SHOPPER_EVENTS} events); ranked and counted as in 'all'",

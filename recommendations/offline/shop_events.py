@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from django.db.models import Q
 
 from lookalike.keys import native
 
@@ -14,6 +15,7 @@ from ..evaluation import time_split
 from ..models import Event
 from ..services.clients import row_expression
 from ..services.matrix import event_weights
+from .simulation import SOURCE as SIMULATION_SOURCE
 
 __all__ = ["Events", "histories", "load_events", "split"]
 
@@ -42,11 +44,19 @@ class Events:
         )
 
 
-def load_events(include_simulated, column):
-    """The events on products of the catalogue (``column``), newest first."""
+def load_events(include_simulated, column, include_experiments=False):
+    """The events on products of the catalogue (``column``), newest first.
+
+    Events of ``simulate_experiment`` (simulated shoppers clicking what the live blend
+    showed them: ``simulated``, with a source other than ``simulate_shoppers``') are left
+    out unless ``include_experiments``: they are the newest events, so they land in the
+    held-out part, where they reward whichever blend was served (a small run of 85 such
+    events had raised the default profile's NDCG@10 from 0.105 to 0.119)."""
     events = Event.objects.exclude(user__isnull=True, session_key="")
     if not include_simulated:
         events = events.filter(simulated=False)
+    elif not include_experiments:
+        events = events.exclude(Q(simulated=True) & ~Q(source=SIMULATION_SOURCE))
     rows = list(
         events.annotate(row_key=row_expression()).values_list(
             "id", "user_id", "session_key", "product_id", "kind", "created_at", "row_key"

@@ -203,6 +203,8 @@ def _clean_diversity(diversity):
         param = DEFAULT_DIVERSITY_PARAMS[method]
     if isinstance(param, bool) or not isinstance(param, numbers.Real):
         raise InvalidProfile(f"The diversity parameter must be a number, not {param!r}.")
+    if not math.isfinite(param):
+        raise InvalidProfile(f"The diversity parameter must be a finite number, not {param!r}.")
     return method, float(param)
 
 
@@ -325,6 +327,14 @@ def _store(name, values, make_default):
             profile = BlendProfile(name=name)
         else:
             _refuse_if_in_a_running_experiment(profile)
+            if profile.is_default and not make_default:
+                # Shoppers are served the default: changing it is a decision to make
+                # with make_default=True, never the side effect of a re-publish.
+                raise InvalidProfile(
+                    f"The profile {name!r} is the default profile, served to every "
+                    "shopper: pass make_default=True to change what it serves, or publish "
+                    "under another name."
+                )
         for key, value in cleaned.items():
             setattr(profile, f"{key}_weight", value)
         profile.segments = segments

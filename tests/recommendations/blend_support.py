@@ -64,7 +64,9 @@ def embed(product, vector):
     )
 
 
-def event(product, kind="view", user=None, session_key="", days_ago=0.0, source=""):
+def event(
+    product, kind="view", user=None, session_key="", days_ago=0.0, source="", simulated=False
+):
     return Event.objects.create(
         product=product,
         kind=kind,
@@ -72,6 +74,7 @@ def event(product, kind="view", user=None, session_key="", days_ago=0.0, source=
         session_key=session_key if user is None else (session_key or ""),
         created_at=timezone.now() - timedelta(days=days_ago),
         source=source,
+        simulated=simulated,
     )
 
 

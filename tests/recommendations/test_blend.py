@@ -324,7 +324,34 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
         "evaluate_recommender", "--blend", "default", "--k=3", "--seed=3", "--json", stdout=out
     )
     assert json.loads(out.getvalue())["seed"] == 3 and result["seed"] == 0
+    # An empty profile name is the default profile, as in the API.
+    out = io.StringIO()
+    call_command("evaluate_recommender", "--blend", "", "--k=3", "--json", stdout=out)
+    answer = json.loads(out.getvalue())
+    assert answer["profile"] == "default" and answer["experiment_events"] is False
     explicit = evaluate_blend(weights={"visual": 1.0}, k=3, data=prepared, baselines=False)
     assert explicit["blend"] == result["visual_only"] and "als_only" not in explicit
     with pytest.raises(ValueError, match="Unknown weight"):
         evaluate_blend(weights={"looks": 1.0}, data=prepared)
+
+
+@pytest.mark.django_db
+def test_the_offline_evaluation_leaves_experiment_events_out_unless_asked(product_factory):
+    """simulate_experiment's shoppers click what the served blend showed them; held out,
+    their events would reward that blend."""
+    from recommendations.offline.shop_events import load_events
+
+    products = product_factory.create_batch(3)
+    column = {p.pk: i for i, p in enumerate(products)}
+    event(products[0], "view", session_key="demo", source="simulated", simulated=True)
+    event(products[1], "similar_click", session_key="trial", source="for-you", simulated=True)
+    event(products[2], "cart", session_key="trial", simulated=True)
+    event(products[2], "view", session_key="real")
+    assert sorted(load_events(True, column).who) == ["s:demo", "s:real"]
+    assert sorted(load_events(True, column, include_experiments=True).who) == [
+        "s:demo",
+        "s:real",
+        "s:trial",
+        "s:trial",
+    ]
+    assert list(load_events(False, column).who) == ["s:real"]

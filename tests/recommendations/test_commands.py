@@ -107,6 +107,10 @@ def test_simulate_shoppers_command(product_factory):
         (["evaluate_recommender", "--dataset", "movielens-100k", "--seed", "-1"], "--seed"),
         (["evaluate_recommender", "--blend", "default", "--k", "1000000000"], "--k must be"),
         (["evaluate_recommender", "--blend", "default", "--factors", "5"], "not to --blend"),
+        (
+            ["evaluate_recommender", "--dataset", "movielens-100k", "--with-experiment-events"],
+            "applies to --blend only",
+        ),
         (["simulate_shoppers", "--days", "9999999999"], "--days must be from 1 to 3650"),
         (["simulate_shoppers", "--users", "1000000000000"], "--users must be from 1"),
         (["run_jobs", "--poll", "nan"], "--poll must be from"),

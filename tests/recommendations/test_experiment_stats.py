@@ -122,3 +122,10 @@ def test_wilson_bounds_never_cross_the_observed_rate():
             if 0 <= successes <= n:
                 low, high = wilson_interval(successes, n)
                 assert 0.0 <= low <= successes / n <= high <= 1.0, (successes, n)
+
+
+def test_the_chart_rounds_its_percentages():
+    from recommendations.experiments.report import _interval
+
+    # Django's number_format cuts digits it does not show: 0.643 had read 64.2%.
+    assert _interval(0.643, 0.5126, 0.7549) == "64.3% [51.3%, 75.5%]"

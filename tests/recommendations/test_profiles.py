@@ -59,6 +59,8 @@ def test_refuses_collaborative_weights_without_a_trained_model(product_factory, 
         ("shuffle", "Unknown diversity method 'shuffle'"),
         (("mmr", 1.5), "diversity setting must be between 0 and 1"),
         (("category_cap", 0.5), "whole number of at least 1"),
+        (("category_cap", float("inf")), "must be a finite number"),
+        (("mmr", float("nan")), "must be a finite number"),
         ({"method": "mmr", "lambda": 0.5}, "Unknown diversity key"),
     ],
 )
@@ -142,6 +144,19 @@ def test_published_default_is_served_at_once(product_factory, django_user_model)
     again = publish_profile("popular", {"recency": 1.0}, diversity=("category_cap", 2))
     assert again.pk == profile.pk and again.recency_weight == 1.0 and again.popularity_weight == 0
     assert again.diversity_param == 2.0 and get_profile().pk == profile.pk
+
+
+@pytest.mark.django_db
+def test_the_default_profile_changes_only_when_asked():
+    """Re-publishing the default's name with make_default=False (notebook 02 run again,
+    its weights not beating the default's) must not change what every shopper is served."""
+    default = publish_profile("tuned", {"popularity": 1.0}, make_default=True)
+    with pytest.raises(InvalidProfile, match="is the default profile"):
+        publish_profile("tuned", {"recency": 1.0})
+    default.refresh_from_db()
+    assert default.is_default and default.popularity_weight == 1 and default.recency_weight == 0
+    again = publish_profile("tuned", {"recency": 1.0}, make_default=True)
+    assert again.is_default and again.recency_weight == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -32,6 +32,12 @@ class Command(BaseCommand):
             "covisitation-only "
             "on the shop's data, overall and per segment (cold items, new shoppers, regulars).",
         )
+        parser.add_argument(
+            "--with-experiment-events",
+            action="store_true",
+            help="With --blend: count the events of simulate_experiment too (left out by "
+            "default: they reward the blend that was served).",
+        )
         parser.add_argument("--k", type=int, default=10, help="Cut-off (default 10).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the split (default 0).")
         parser.add_argument("--json", action="store_true", help="Print JSON only.")
@@ -52,7 +58,8 @@ class Command(BaseCommand):
         if options["seed"] < 0:
             raise CommandError("--seed must not be negative.")
         given = _als_options(options)
-        if options["blend"] and (given or options["binary"]):
+        blend = options["blend"]
+        if blend is not None and (given or options["binary"]):
             raise CommandError(
                 "--factors, --regularization, --alpha, --iterations and --binary apply to a "
                 "data set or a CSV, not to --blend (the blend uses the shop's trained settings)."
@@ -61,8 +68,13 @@ class Command(BaseCommand):
             als_parameters(**given)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        if options["blend"]:
-            result = self.evaluate_blend(options["blend"], k, options["seed"])
+        if options["with_experiment_events"] and blend is None:
+            raise CommandError("--with-experiment-events applies to --blend only.")
+        if blend is not None:
+            # An empty name is the default profile, as in the API's profile=.
+            result = self.evaluate_blend(
+                blend or None, k, options["seed"], options["with_experiment_events"]
+            )
         else:
             result = self.evaluate_data(options)
         if options["json"]:
@@ -115,7 +127,7 @@ class Command(BaseCommand):
             **figures,
         }
 
-    def evaluate_blend(self, profile, k, seed):
+    def evaluate_blend(self, profile, k, seed, include_experiments):
         try:
             from recommendations.offline.blend_evaluation import evaluate_blend
         except ImportError as exc:
@@ -124,7 +136,7 @@ class Command(BaseCommand):
                 f"(recommendations.offline.blend_evaluation: {exc})."
             ) from exc
         try:
-            return evaluate_blend(profile, k=k, seed=seed)
+            return evaluate_blend(profile, k=k, seed=seed, include_experiments=include_experiments)
         except (LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
