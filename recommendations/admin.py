@@ -10,16 +10,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.http import HttpResponseRedirect
 from django.template.response import SimpleTemplateResponse
-from django.utils.formats import number_format
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext, pgettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.admin_in_use import InUseAdminMixin
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
-from .admin_tables import label, paragraphs, plain, table
+from .admin_tables import label, model_against_popularity, paragraphs, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
 from .models import BlendProfile, Event, RecommenderModel
@@ -159,20 +158,6 @@ EVALUATED = {"model": _("Model"), "popularity": _("Popularity")}
 _JSON_FIELDS = ("parameters", "evaluation")
 
 
-def _figure(row, source, metric):
-    figures = (row.evaluation or {}).get(source) or {}
-    k = (row.evaluation or {}).get("k", 10)
-    value = figures.get(f"{metric}_at_{k}")
-    return "—" if value is None else number_format(round(value, 3), decimal_pos=3)
-
-
-def _versus(row, metric):
-    return pgettext("the model's figure against popularity's", "%(model)s / %(popularity)s") % {
-        "model": _figure(row, "model", metric),
-        "popularity": _figure(row, "popularity", metric),
-    }
-
-
 @admin.register(RecommenderModel)
 class RecommenderModelAdmin(
     InUseAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
@@ -225,11 +210,11 @@ class RecommenderModelAdmin(
 
     @admin.display(description=_("precision@k (model / popularity)"))
     def precision(self, row):
-        return _versus(row, "precision")
+        return model_against_popularity(row, "precision")
 
     @admin.display(description=_("NDCG@k (model / popularity)"))
     def ndcg(self, row):
-        return _versus(row, "ndcg")
+        return model_against_popularity(row, "ndcg")
 
     def has_add_permission(self, request):
         return False

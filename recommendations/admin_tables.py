@@ -7,10 +7,10 @@ import re
 
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["LABELS", "label", "paragraphs", "plain", "table"]
+__all__ = ["LABELS", "label", "model_against_popularity", "paragraphs", "plain", "table"]
 
 #: Words for the keys of a model's parameters and figures and of a profile's published
 #: figures (notebook 02), and for the values that are codes (others are shown as stored).
@@ -133,3 +133,19 @@ def table(header, rows):
         ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
     )
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def model_against_popularity(row, metric):
+    """A recommender model's held-out ``metric`` at its k against popularity's, "0.100 /
+    0.007", for the models' list."""
+    evaluation = row.evaluation or {}
+    key = f"{metric}_at_{evaluation.get('k', 10)}"
+
+    def figure(source):
+        value = (evaluation.get(source) or {}).get(key)
+        return "—" if value is None else number_format(round(value, 3), decimal_pos=3)
+
+    return pgettext("the model's figure against popularity's", "%(model)s / %(popularity)s") % {
+        "model": figure("model"),
+        "popularity": figure("popularity"),
+    }

@@ -1,4 +1,3 @@
-import math
 from pathlib import Path
 
 from django.conf import settings
@@ -358,10 +357,8 @@ class BlendProfile(models.Model):
             errors["diversity_param"] = gettext(
                 "With MMR, the diversity setting must be between 0 and 1."
             )
-        if self.diversity == self.Diversity.CATEGORY_CAP and (
-            not math.isfinite(self.diversity_param)
-            or self.diversity_param < 1
-            or self.diversity_param != int(self.diversity_param)
+        if self.diversity == self.Diversity.CATEGORY_CAP and not (  # NaN, inf fail the range
+            1 <= self.diversity_param < 1e9 and self.diversity_param == int(self.diversity_param)
         ):
             errors["diversity_param"] = gettext(
                 "The category cap must be a whole number of at least 1."

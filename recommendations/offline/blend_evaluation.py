@@ -58,12 +58,7 @@ import numpy as np
 from lookalike.keys import native
 
 from ..blending.blend import resolve_settings
-from ..blending.candidates import (
-    Candidates,
-    gather_for_user,
-    rank,
-    score_candidates,
-)
+from ..blending.candidates import Candidates, gather_for_user, rank, score_candidates
 from ..blending.core import COMPONENTS, NEW_SHOPPER_EVENTS, BlendSettings
 from ..blending.segments import candidate_segments, cold_columns
 from ..conf import app_settings
@@ -75,26 +70,21 @@ from .shop_events import load_events, split
 __all__ = ["BlendEvalData", "evaluate_blend", "prepare_blend_evaluation"]
 
 _SECONDS_PER_DAY = 86400.0
-VISUAL_ONLY = BlendSettings(weights={"visual": 1.0}, diversity="none", name="visual-only")
-ALS_ONLY = BlendSettings(weights={"affinity": 1.0}, diversity="none", name="als-only")
-POPULARITY_ONLY = BlendSettings(
-    weights={"popularity": 1.0}, diversity="none", name="popularity-only"
-)
-COVISITATION_ONLY = BlendSettings(
-    weights={"covisitation": 1.0}, diversity="none", name="covisitation-only"
-)
 PROTOCOL = (
     "time split: the latest events held out; before the cutoff, the whole history of a "
     "share of the products (cold products) and all but the latest two events of a share of "
     "the shoppers (new shoppers) held out too; shoppers with events on both sides; ALS (and "
     "its cold-start map) fitted on the rest of the earlier events, in memory"
 )
-#: The single sources every segment reports beside the blend.
+#: The single sources every segment reports beside the blend, alone and not re-ranked.
 BASELINES = {
-    "visual_only": VISUAL_ONLY,
-    "als_only": ALS_ONLY,
-    "popularity_only": POPULARITY_ONLY,
-    "covisitation_only": COVISITATION_ONLY,
+    f"{name}_only": BlendSettings(weights={component: 1.0}, diversity="none", name=f"{name}-only")
+    for name, component in (
+        ("visual", "visual"),
+        ("als", "affinity"),
+        ("popularity", "popularity"),
+        ("covisitation", "covisitation"),
+    )
 }
 
 
@@ -219,19 +209,10 @@ def prepare_blend_evaluation(
     started = time.monotonic()
     shop = catalogue()
     product_ids, categories, _ = shop
-    if not len(product_ids):
-        raise ValueError("The catalogue has no active products to evaluate on.")
-    for name, share in (("cold_share", cold_share), ("new_share", new_share)):
-        if not 0 <= share < 1:
-            raise ValueError(f"{name} must be in [0, 1), not {share!r}.")
+    _check(product_ids, cold_share, new_share)
     column = {native(pid): i for i, pid in enumerate(product_ids.tolist())}
-    events, held, cutoff = held_out_events(
-        load_events(include_simulated, column, include_experiments),
-        test_fraction,
-        cold_share,
-        new_share,
-        seed,
-    )
+    events = load_events(include_simulated, column, include_experiments)
+    events, held, cutoff = held_out_events(events, test_fraction, cold_share, new_share, seed)
     weights, cutoff, train, test, users, items = split(events, test_fraction, cutoff)
     evaluated = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0))
     if not len(evaluated):
@@ -255,7 +236,6 @@ def prepare_blend_evaluation(
         "cold_share": cold_share,
         "new_share": new_share,
         "seed": seed,
-        "simulated_events": include_simulated,
         "experiment_events": include_simulated and include_experiments,
         "users": int(len(evaluated)),
         "items": int(len(product_ids)),
@@ -270,6 +250,14 @@ def prepare_blend_evaluation(
         "prepare_seconds": round(time.monotonic() - started, 3),
     }
     return BlendEvalData(product_ids, categories, embeddings, segments, info)
+
+
+def _check(product_ids, cold_share, new_share):
+    if not len(product_ids):
+        raise ValueError("The catalogue has no active products to evaluate on.")
+    for name, share in (("cold_share", cold_share), ("new_share", new_share)):
+        if not 0 <= share < 1:
+            raise ValueError(f"{name} must be in [0, 1), not {share!r}.")
 
 
 def _segments(source, model, evaluated, owned, shoppers, column, test, items, n):

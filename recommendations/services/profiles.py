@@ -327,9 +327,7 @@ def _store(name, values, make_default):
             profile = BlendProfile(name=name)
         else:
             _refuse_if_in_a_running_experiment(profile)
-            if profile.is_default and not make_default:
-                # Shoppers are served the default: changing it is a decision to make
-                # with make_default=True, never the side effect of a re-publish.
+            if profile.is_default and not make_default:  # served to every shopper
                 raise InvalidProfile(
                     f"The profile {name!r} is the default profile, served to every "
                     "shopper: pass make_default=True to change what it serves, or publish "

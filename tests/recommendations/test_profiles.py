@@ -140,8 +140,10 @@ def test_published_default_is_served_at_once(product_factory, django_user_model)
     assert BlendProfile.objects.filter(is_default=True).count() == 1
     after = recommend_for_user(k=4)
     assert after[0].product == products[3] and after[0].reason == "Popular now"
-    # Publishing again under the same name updates the profile.
-    again = publish_profile("popular", {"recency": 1.0}, diversity=("category_cap", 2))
+    # Publishing again under the same name updates the profile (the default: if asked to).
+    again = publish_profile(
+        "popular", {"recency": 1.0}, diversity=("category_cap", 2), make_default=True
+    )
     assert again.pk == profile.pk and again.recency_weight == 1.0 and again.popularity_weight == 0
     assert again.diversity_param == 2.0 and get_profile().pk == profile.pk
 
