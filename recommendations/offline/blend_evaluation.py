@@ -63,6 +63,7 @@ from ..blending.core import COMPONENTS, NEW_SHOPPER_EVENTS, BlendSettings
 from ..blending.segments import candidate_segments, cold_columns
 from ..conf import app_settings
 from ..services.profiles import clean_segments, clean_weights
+from .comparison import against_best
 from .cutoff import catalogue, embedding_matrix, fit_model, shoppers_at, source_at, widen
 from .segments import PROTOCOLS, SEGMENT_NAMES, Segment, held_out_events, score_segment
 from .shop_events import load_events, split
@@ -283,10 +284,10 @@ def _segments(source, model, evaluated, owned, shoppers, column, test, items, n)
     return segments, cold.sum()
 
 
-def _score(data, settings, k, segment="all", blend=True):
+def _score(data, settings, k, segment="all", blend=True, per_user=None):
     """The metrics of ``settings`` on one segment (see :func:`.segments.score_segment`)."""
     return score_segment(
-        data.segments[segment], settings, k, data.categories, data.embeddings, rank, blend
+        data.segments[segment], settings, k, data.categories, data.embeddings, rank, blend, per_user
     )
 
 
@@ -321,8 +322,7 @@ def evaluate_blend(
     scored_segments=SEGMENT_NAMES,
     **prepare_options,
 ):
-    """Score a blend profile (or explicit weights) against the single sources, overall and
-    per segment.
+    """Score a blend profile (or explicit weights) against the single sources, per segment.
 
     Parameters
     ----------
@@ -340,7 +340,7 @@ def evaluate_blend(
     data : BlendEvalData, optional
         From :func:`prepare_blend_evaluation`, to skip the split and the ALS fit.
     baselines : bool
-        Also score the single sources: visual-only, ALS-only, popularity-only and covisitation-only.
+        Also score the single sources (:data:`BASELINES`) and compare the blend with them.
     scored_segments : sequence of str
         The segments to score (``all`` always is): fewer make a search faster.
     **prepare_options
@@ -350,12 +350,11 @@ def evaluate_blend(
     -------
     dict
         ``profile``, ``weights``, ``segment_weights``, ``diversity``, ``k``, the split's
-        figures (``segment_protocols`` among them), ``blend`` (``precision_at_k``,
-        ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``, ``coverage``, ``diversity``,
-        ``users``) and, with ``baselines``, ``visual_only``, ``als_only``,
-        ``popularity_only`` and ``covisitation_only`` alike, on segment ``all``;
-        ``segments``: ``{segment: {"blend": ..., "visual_only": ..., ...}}`` for every
-        segment; ``seconds``.
+        figures (``segment_protocols`` among them), ``blend`` and each single source of
+        :data:`BASELINES` (``precision_at_k``, ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``,
+        ``coverage``, ``diversity``, ``users``) on ``all``, ``segments`` (the same per
+        segment), ``blend_against_best`` (:func:`.comparison.against_best` per segment),
+        ``seconds``.
 
     Raises
     ------
@@ -374,12 +373,14 @@ def evaluate_blend(
             f"Unknown segment(s) {', '.join(sorted(unknown))}; the segments are "
             f"{', '.join(SEGMENT_NAMES)}."
         )
-    per_segment = {}
+    per_segment, comparisons = {}, {}
     for name in [s for s in SEGMENT_NAMES if s == "all" or s in scored_segments]:
-        figures = {"blend": _score(data, settings, k, name)}
+        ndcg = {key: [] for key in ("blend", *BASELINES)}
+        figures = {"blend": _score(data, settings, k, name, per_user=ndcg["blend"])}
         if baselines:
             for key, single in BASELINES.items():
-                figures[key] = _score(data, single, k, name, blend=False)
+                figures[key] = _score(data, single, k, name, False, ndcg[key])
+            comparisons[name] = against_best({key: v[0] for key, v in ndcg.items()}, seed=0)
         per_segment[name] = figures
     result = {
         "profile": settings.name,
@@ -393,6 +394,7 @@ def evaluate_blend(
         **data.info,
         **per_segment["all"],
         "segments": per_segment,
+        "blend_against_best": comparisons,
     }
     result["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -146,11 +146,12 @@ def held_out_events(events, test_fraction, cold_share, new_share, seed):
     return events[~drop], held, cutoff
 
 
-def score_segment(segment, settings, k, categories, embeddings, rank, blend):
+def score_segment(segment, settings, k, categories, embeddings, rank, blend, per_user=None):
     """The metrics of ``settings`` on one segment, ``users`` included.
 
     ``blend`` says whether this is the profile (the cold candidates' collaborative scores
     and the segment weights) or a single source (the sources' raw scores, one weight).
+    ``per_user``, a list, receives each shopper's NDCG (for :mod:`.comparison`).
     """
     recommended = np.full((len(segment.candidates), k), -1, dtype=np.int64)
     rows = zip(segment.candidates, segment.raw, segment.filled, segment.row_segments, strict=True)
@@ -167,6 +168,11 @@ def score_segment(segment, settings, k, categories, embeddings, rank, blend):
         )
         recommended[u, : len(picked)] = cand[picked]
     metrics = ranking_metrics(recommended, segment.test, k) if len(recommended) else {}
+    if per_user is not None:
+        each = (
+            ranking_metrics(recommended, segment.test, k, per_user=True) if len(recommended) else {}
+        )
+        per_user.append(each.get("ndcg", np.zeros(0)))
     return {
         f"precision_at_{k}": metrics.get("precision", 0.0),
         f"recall_at_{k}": metrics.get("recall", 0.0),

@@ -273,6 +273,29 @@ def test_anonymous_session_is_personalised_after_a_few_clicks(
     }
 
 
+BASELINE_NAMES = ("visual_only", "als_only", "popularity_only", "covisitation_only")
+
+
+def test_a_paired_difference_comes_with_its_interval():
+    from recommendations.offline.comparison import against_best, paired_interval
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    # The same lists: no difference, an interval of nothing.
+    assert paired_interval(base, base) == (0.0, 0.0, 0.0)
+    # Better for every shopper by 0.05: no doubt about it.
+    diff, low, high = paired_interval(base + 0.05, base)
+    assert diff == pytest.approx(0.05) and low == pytest.approx(0.05) == high
+    # Noise only: the interval holds 0. NaN (a shopper without a figure) is left out.
+    noisy = base + rng.normal(0, 0.2, 400)
+    noisy[3] = np.nan
+    diff, low, high = paired_interval(noisy, base)
+    assert low < 0 < high
+    compared = against_best({"blend": base + 0.05, "a": base, "b": base - 0.1})
+    assert compared["best"] == "a" and compared["low"] > 0
+    assert compared["ratio"] == pytest.approx((base.mean() + 0.05) / base.mean(), abs=1e-4)
+
+
 @pytest.mark.django_db
 def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, category_factory):
     from recommendations.offline.blend_evaluation import evaluate_blend, prepare_blend_evaluation
@@ -310,6 +333,13 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
             "covisitation_only",
         }
     assert result["segments"]["all"]["blend"] == result["blend"]
+    # The blend against the best single source of each segment, with its uncertainty.
+    against = result["blend_against_best"]["all"]
+    best = max(BASELINE_NAMES, key=lambda name: result[name]["ndcg_at_3"])
+    assert against["best"] == best and against["low"] <= against["difference"] <= against["high"]
+    assert against["ratio"] == pytest.approx(
+        result["blend"]["ndcg_at_3"] / result[best]["ndcg_at_3"], abs=1e-3
+    )
     users = {name: s["blend"]["users"] for name, s in result["segments"].items()}
     assert users["new_shoppers"] + users["regulars"] == users["all"]
     assert result["cold_items"] > 0 and result["segments"]["cold_items"]["blend"]["users"] >= 0

@@ -158,6 +158,13 @@ class Command(BaseCommand):
             users = next(iter(figures.values()), {}).get("users", 0)
             self.stdout.write(f"\nSegment {segment} ({users} shoppers)")
             self.print_rows(figures, list(figures), k)
+            against = (result.get("blend_against_best") or {}).get(segment)
+            if against and against["ratio"] is not None:
+                self.stdout.write(
+                    f"blend / {against['best']}: {against['ratio']:.2f}x, NDCG difference "
+                    f"{against['difference']:+.4f} (95% interval {against['low']:+.4f} to "
+                    f"{against['high']:+.4f})"
+                )
 
     def print_rows(self, result, names, k):
         columns = [f"precision_at_{k}", f"recall_at_{k}", f"map_at_{k}", f"ndcg_at_{k}", "coverage"]
