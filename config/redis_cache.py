@@ -10,11 +10,13 @@ threads. Here, once a call fails, every thread of the process answers reads as m
 :attr:`FailFastRedisCache.retry_after` seconds without asking Redis, then asks again.
 
 A read answered as a miss is always safe: the stamps read a missing token as a new one and
-recompute, ``cached_db`` sessions read the database. A write skipped would not be: another
-process would go on reading the value it replaced (a session, a stamp's bump). So writes
-and deletes are always sent, and cost their timeout while Redis hangs; they are few (a
-session saved, a stamp bumped, a throttle counted). The failure is logged once when the
-pause starts, not as a traceback per call.
+recompute, ``cached_db`` sessions read the database. So is an ``add`` skipped, which
+replaces nothing: the stamps ``add`` each token they found missing, and sent while Redis
+hung, a page's four adds had cost it two seconds. Any other write skipped would not be
+safe: another process would go on reading the value it replaced (a session, a stamp's
+bump). So writes and deletes are always sent, and cost their timeout while Redis hangs;
+they are few (a session saved, a stamp bumped, a throttle counted). The failure is logged
+once when the pause starts, not as a traceback per call.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ __all__ = ["FailFastRedisCache"]
 
 logger = logging.getLogger(__name__)
 
-#: Reads only: answered as misses during a pause.
-READS = frozenset({"get", "get_many", "has_key", "ttl", "pttl", "keys", "iter_keys"})
+#: Reads, answered as misses during a pause, and ``add``, answered as not added.
+READS = frozenset({"get", "get_many", "has_key", "ttl", "pttl", "keys", "iter_keys", "add"})
 
 #: ``{server: monotonic time until which it is not read}``, for the whole process: Django
 #: makes a cache backend per thread, and each thread must not pay its own timeout.
@@ -45,9 +47,9 @@ class _Paused(RedisConnectionError):
 
 
 class FailFastRedisCache(RedisCache):
-    """django-redis's ``RedisCache`` that, once a call fails, answers reads as misses for
-    ``retry_after`` seconds in this process (``IGNORE_EXCEPTIONS`` then answers as the
-    cache would without Redis); writes are always sent."""
+    """django-redis's ``RedisCache`` that, once a call fails, answers reads as misses (and
+    adds as not added) for ``retry_after`` seconds in this process (``IGNORE_EXCEPTIONS``
+    then answers as the cache would without Redis); other writes are always sent."""
 
     #: Seconds for which the process does not read from a Redis that failed.
     retry_after = 5.0

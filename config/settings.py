@@ -244,9 +244,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # than any one task (a reindex chunk takes seconds; the coordinator of a reindex is safe to
 # redeliver: it only claims a queued job). A pool process killed mid-task is requeued at
 # once by its worker (task_reject_on_worker_lost), whatever the broker.
+# The socket timeouts bound a Redis that accepts connections but never answers (a paused
+# process): without them a health probe or a queued job waited for ever, and held a thread.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
 }
 # A task is acknowledged when it ends, not when it starts: a worker that dies mid-task
 # leaves it to another one. Every task here is idempotent (a chunk skips the products

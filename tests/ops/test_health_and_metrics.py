@@ -168,3 +168,38 @@ def test_jobs_are_sent_through_the_projects_celery_app(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
     )
     assert result.stdout.split() == ["lookalike", "redis://broker.test:6379/3", "lookalike"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_never_answers_is_given_up_on(client, settings):
+    """A paused Redis accepts connections and answers nothing: without socket timeouts the
+    health probe, and a request that queued a job, waited for ever and held their thread."""
+    import socket
+    import time
+
+    from config.celery import app
+    from lookalike.jobs import services
+    from lookalike.jobs.models import Job
+
+    server = socket.socket()  # listens, never reads
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    settings.LOOKALIKE_JOBS_BACKEND = "celery"
+    saved = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    try:
+        start = time.monotonic()
+        status, checks = health(client)
+        probed = time.monotonic() - start
+        start = time.monotonic()
+        job = services.enqueue("tests.jobs.handlers.count_to", lock_key="count", params={"n": 1})
+        queued = time.monotonic() - start
+    finally:
+        app.conf.broker_url = saved
+        server.close()
+    # django-health-check answers after the check's 3 s; the socket timeouts end the
+    # check's own thread too (under gunicorn the request had waited for it).
+    assert status == 500 and checks["JobBroker()"] != "OK"
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "could not be sent" in job.message
+    assert probed < 20 and queued < 30, (probed, queued)

@@ -50,7 +50,8 @@ def test_a_redis_that_does_not_answer_costs_one_timeout_then_is_not_read(
     silent_server, monkeypatch, caplog
 ):
     """One read waits out the socket timeout; then reads in every thread of the process are
-    misses at once until the pause ends; writes are still sent (and wait)."""
+    misses (and adds not made) at once until the pause ends; writes are still sent (and
+    wait)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from config.redis_cache import FailFastRedisCache
@@ -65,11 +66,16 @@ def test_a_redis_that_does_not_answer_costs_one_timeout_then_is_not_read(
             cache = caches["default"]  # each thread has a backend of its own
             return [cache.get(f"k{i}-{n}") for n in range(10)] + [cache.get_many(["x"])]
 
+        def adds(i):  # what the stamps send for each token found missing
+            return [caches["default"].add(f"stamp-{i}-{n}", "token") for n in range(4)]
+
         start = time.monotonic()
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(reads, range(4)))
+            added = list(pool.map(adds, range(4)))
         rest = time.monotonic() - start
         assert answers == [[None] * 10 + [{}]] * 4
+        assert not any(any(row) for row in added)  # not added, at once
         assert 0.15 <= first < 2 and rest < 0.1, (first, rest)
         start = time.monotonic()
         caches["default"].set("s", 1)  # a write is sent all the same
