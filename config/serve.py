@@ -19,8 +19,9 @@ failing that, from ``var/secret_key`` (made once, random, readable by its owner 
 in the code). Each child runs in its own process group and dies with this process (Linux's
 parent-death signal), so Ctrl-C or a SIGTERM to the whole group reaches this process, which
 stops the children in order (web and ``prepare_demo``, then the workers, then Redis) and
-waits for them;
-the embedded PostgreSQL stops when this process, its last user, exits.
+waits for them; so does the death of this process's own parent (``make``, stopped alone).
+The embedded PostgreSQL stops when this process, its last user, exits. One ``make serve``
+runs per data folder (``var/serve.lock``), and none on a port something answers on.
 """
 
 from __future__ import annotations
@@ -315,10 +316,39 @@ def _shut_down(supervisor):
     log("stopped")
 
 
+def _claim(host, port):
+    """The lock that makes this the one ``make serve`` of its data folder (held until this
+    process exits), or ``None`` after saying why not: another one runs from this folder, or
+    something already answers on the port. Checked before anything is touched: a second
+    start had emptied the running one's Prometheus folder (its figures lost) and run
+    ``prepare_demo`` into the first one's jobs."""
+    import fcntl
+
+    VAR.mkdir(parents=True, exist_ok=True)
+    lock = open(VAR / "serve.lock", "a+")  # held open, and locked, for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log(f"another make serve runs from {VAR}: stop it first (Ctrl-C)")
+        lock.close()
+        return None
+    if reachable(host, port):
+        log(f"something already answers on {host}:{port} (make demo?): choose another PORT")
+        lock.close()
+        return None
+    return lock
+
+
 def main():
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     site = f"http://{host}:{port}/"
+    # Stopped with its parent (make, a supervisor that signals only its child): the same
+    # orderly stop as Ctrl-C, rather than a stack left serving without anyone to stop it.
+    _die_with_parent()
+    lock = _claim(host, port)  # kept: the lock lasts as long as its file is open
+    if lock is None:
+        return 2
     supervisor = Supervisor(host, port)
     _stop_on_signals(supervisor)
     code = 0

@@ -101,7 +101,7 @@ MIDDLEWARE = [
     # Writes, the admin and whatever follows a write in a request read the primary.
     "lookalike.routing.PrimaryDatabaseMiddleware",
     "lookalike.metrics.SearchMetricsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "config.prometheus.PrometheusAfterMiddleware",
 ]
 
 if DEBUG:  # Django's debug page fails on a request with too many parameters
@@ -212,13 +212,11 @@ STORAGES = {
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
 
-# Search photos do not go through these: the photo-search page and API read theirs with
-# their own upload handler (visualsearch.upload_handlers), in memory, never past
-# VISUALSEARCH_MAX_UPLOAD_BYTES (10 MB), and refuse a body announced larger without reading
-# it (HTTP 400 with the form's message). What is left is Django's defaults, 2.5 MB: the
-# fields of any form (the photo search's take a few hundred bytes), and files kept in
-# memory by other uploads (the admin's product photos), larger ones going to temporary
-# files. Raising them would only let other requests hold more memory.
+# Search photos do not go through these: their own upload handler (visualsearch.
+# upload_handlers) reads them in memory, never past VISUALSEARCH_MAX_UPLOAD_BYTES (10 MB),
+# and refuses a body announced larger unread (HTTP 400). Django's defaults, 2.5 MB, hold the
+# other forms' fields and uploads (the admin's product photos; larger ones go to temporary
+# files): raising them would only let other requests hold more memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
@@ -236,16 +234,14 @@ VISUALSEARCH_API_PRODUCT_VIEWSET = "recommendations.api.views.PersonalisedProduc
 # "inline" runs them in the calling process after commit (tests).
 LOOKALIKE_JOBS_BACKEND = os.environ.get("LOOKALIKE_JOBS_BACKEND", "worker")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-# A request that queues a job must not hang on a broker that is down: fail fast, and the
-# job is marked failed (resumable) instead of waiting in the queue forever.
+# A request that queues a job must not hang on a broker that is down, or up but silent (a
+# paused Redis: the socket timeouts): the job is marked failed (resumable) instead.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Redis hands a message that was taken but never acknowledged (its worker died) to another
-# worker after this many seconds; RabbitMQ does so as soon as the connection drops. Longer
-# than any one task (a reindex chunk takes seconds; the coordinator of a reindex is safe to
-# redeliver: it only claims a queued job). A pool process killed mid-task is requeued at
-# once by its worker (task_reject_on_worker_lost), whatever the broker.
-# The socket timeouts bound a Redis that accepts connections but never answers (a paused
-# process): without them a health probe or a queued job waited for ever, and held a thread.
+# worker after visibility_timeout seconds; RabbitMQ does so as soon as the connection drops.
+# Longer than any one task (a reindex chunk takes seconds; the coordinator of a reindex is
+# safe to redeliver: it only claims a queued job). A pool process killed mid-task is
+# requeued at once by its worker (task_reject_on_worker_lost), whatever the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.decorators.cache import cache_control
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from health_check.views import HealthCheckView
@@ -50,10 +51,12 @@ urlpatterns = [
 
 if settings.DEBUG or getattr(settings, "SERVE_MEDIA", True):
     # The demo serves product photos itself; a production shop puts them behind its web server.
+    # Browsers keep them a day (a stored file is never overwritten: a new photo gets a new
+    # name), so a page's two dozen photos do not take a server thread each on every visit.
     urlpatterns += [
         path(
             f"{settings.MEDIA_URL.strip('/')}/<path:path>",
-            serve,
+            cache_control(public=True, max_age=86400)(serve),
             {"document_root": settings.MEDIA_ROOT},
         )
     ]

@@ -67,8 +67,14 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
         if not shutil.which("redis-server"):
             pytest.skip("redis-server is not installed (make serve installs it when needed)")
         environ["LOOKALIKE_REDIS_PORT"] = str(free_port())
+    # With a Redis of its own, make serve runs under a parent that is stopped alone at the
+    # end (as a supervisor signals only its child): it must stop everything all the same.
+    wrapped = redis != "running"
+    command = [sys.executable, "-m", "config.serve"]
+    if wrapped:
+        command = [sys.executable, "-c", f"import subprocess; subprocess.run({command!r})"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "config.serve"],
+        command,
         cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -95,6 +101,19 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
         status, _, body = get(base + "/health/?format=json")
         assert '"Database(alias=\'default\')": "OK"' in body and '"JobBroker()": "OK"' in body
         assert "lookalike_jobs" in get(base + "/metrics")[2]
+        # A second start from the same folder, or on the same port, is refused before it
+        # touches anything (it had emptied the running one's Prometheus folder).
+        for env in (environ, {**environ, "LOOKALIKE_VAR_DIR": str(tmp_path / "other")}):
+            second = subprocess.run(
+                [sys.executable, "-m", "config.serve"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert second.returncode == 2, second.stdout[-2000:]
+        assert "another make serve runs from" in subprocess.run(
+            [sys.executable, "-m", "config.serve"],
+            cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        assert "django_http_requests_total_by_method" in get(base + "/metrics")[2]
         tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         postmasters = [
             p.pid
@@ -103,14 +122,21 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
         ]
         assert postmasters, "the embedded PostgreSQL of this data folder is not running"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the whole group, as Ctrl-C would
+        if wrapped:
+            proc.terminate()  # its parent only
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)  # the whole group, as Ctrl-C would
         try:
             proc.wait(60)
-        except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + 60
+            while wrapped and any(psutil.pid_exists(pid) for pid in tree[1:]):
+                assert time.monotonic() < deadline, "make serve outlived its parent"
+                time.sleep(0.5)
+        except (subprocess.TimeoutExpired, AssertionError, NameError):
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     output = "".join(lines)
-    assert proc.returncode == 0, output[-3000:]
+    assert proc.returncode == (-signal.SIGTERM if wrapped else 0), output[-3000:]
     if redis == "its own":
         assert "started a Redis of its own" in output
         assert (tmp_path / "redis" / "appendonlydir").exists()

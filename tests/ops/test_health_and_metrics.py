@@ -203,3 +203,14 @@ def test_a_broker_that_never_answers_is_given_up_on(client, settings):
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "could not be sent" in job.message
     assert probed < 20 and queued < 30, (probed, queued)
+
+
+@pytest.mark.django_db
+def test_made_up_methods_add_no_metric_series(client):
+    """django-prometheus labels its latency histogram with the method as sent; any client
+    could add series without end (config/prometheus.py)."""
+    for method in ("ZZ123", "ZZ124"):
+        client.generic(method, "/")
+    text = client.get("/metrics").content.decode()
+    assert "ZZ12" not in text
+    assert 'method="<invalid method>"' in text

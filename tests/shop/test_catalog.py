@@ -69,6 +69,29 @@ def test_prepare_demo_checks_its_options_before_any_step(args, message, monkeypa
 
 
 @pytest.mark.django_db
+def test_prepare_demo_leaves_the_index_to_a_reindex_job_already_running(monkeypatch):
+    """A shop restarted during a reindex: its prepare_demo must not fail on the job's lock
+    (which stopped the whole shop), the job brings the index up to date."""
+    from io import StringIO
+
+    from lookalike.jobs.models import Job
+    from shop.management.commands.prepare_demo import Command as PrepareDemo
+
+    steps = []
+    monkeypatch.setattr(
+        "shop.management.commands.prepare_demo.call_command", lambda *a, **k: steps.append(a)
+    )
+    job = Job.objects.create(lock_key="visualsearch.reindex", status=Job.Status.RUNNING)
+    out = StringIO()
+    PrepareDemo(stdout=out).index_catalogue()
+    assert steps == [] and f"The reindex job #{job.pk} is running" in out.getvalue()
+    job.status = Job.Status.SUCCEEDED
+    job.save()
+    PrepareDemo(stdout=out).index_catalogue()
+    assert steps and steps[0][0] == "reindex"
+
+
+@pytest.mark.django_db
 def test_bad_size_is_a_clear_command_error():
     with pytest.raises(CommandError, match="between 1 and 60000"):
         call_command("load_demo_catalog", size=0, stdout=io.StringIO())

@@ -352,3 +352,10 @@ def test_cart_quantities_change_within_stock(client, product):
     page = client.post(update, {"quantity": 0}, follow=True).content.decode()
     assert "Your cart is empty." in page
     assert client.get(update).status_code == 405
+
+
+@pytest.mark.django_db
+def test_product_photos_are_served_with_a_day_of_browser_caching(client, product):
+    response = client.get(product.image.url)
+    assert response.status_code == 200
+    assert "max-age=86400" in response["Cache-Control"] and "public" in response["Cache-Control"]

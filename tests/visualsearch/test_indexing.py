@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from PIL import Image, ImageDraw
 
 from lookalike.jobs.models import Job
@@ -188,6 +189,24 @@ def test_all_mode_resumes_from_its_start_time(product_factory):
     counts = indexing.reindex("all", started_before=started)
     assert (counts["candidates"], counts["embedded"]) == (2, 2)
     assert indexing.reindex("all")["embedded"] == 4
+
+
+def test_ids_mode_resumes_from_its_start_time(product_factory):
+    """The admin's "Compute embeddings" on selected products, stopped and resumed: what the
+    first run embedded is not embedded again."""
+    from visualsearch.indexing.jobs import start_reindex
+
+    products = make_products(product_factory, 4)
+    indexing.reindex("stale")
+    job = start_reindex("ids", ids=[p.pk for p in products])
+    started = parse_datetime(job.params["started_before"])
+    ProductEmbedding.objects.filter(product__in=products[:3]).update(
+        computed_at=started + timedelta(microseconds=1)
+    )
+    ids = [p.pk for p in products]
+    counts = indexing.reindex("ids", ids=ids, started_before=started)
+    assert (counts["candidates"], counts["embedded"]) == (1, 1)
+    assert indexing.reindex("ids", ids=ids)["embedded"] == 4  # a new run does them all
 
 
 def test_ids_mode_and_bad_arguments(product_factory):

@@ -181,9 +181,9 @@ def _summary(result):
 def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=False):
     """Queue a reindex job; raises ``lookalike.jobs.services.JobAlreadyRunning`` if one is active.
 
-    ``mode="all"`` records its start time, so that a resumed job keeps what was embedded
-    before it stopped. Unknown modes, encoders and product ids are refused here, before a
-    job row exists.
+    ``mode="all"`` and ``"ids"`` record their start time, so that a resumed job keeps what
+    was embedded before it stopped. Unknown modes, encoders and product ids are refused
+    here, before a job row exists.
     """
     from ..encoders import available_encoders
 
@@ -199,6 +199,6 @@ def start_reindex(mode="stale", user=None, encoder=None, ids=None, coalesce=Fals
     if mode == "ids":
         # JSON keeps integer keys as they are and UUID keys as text; the job parses them back.
         params["ids"] = [pk if isinstance(pk, int) else str(pk) for pk in check_ids(ids)]
-    if mode == "all":
+    if mode in ("all", "ids"):
         params["started_before"] = timezone.now().isoformat()
     return enqueue(HANDLER, lock_key=LOCK_KEY, params=params, user=user, coalesce=coalesce)

@@ -85,8 +85,8 @@ def reindex(
         Called for each image that cannot be embedded (it is also stored as an
         ``IndexFailure``).
     started_before : datetime, optional
-        With ``mode="all"``: vectors computed at or after it are kept (a resumed run).
-        Defaults to now.
+        With ``mode="all"`` or ``"ids"``: vectors (and failures) written at or after it
+        are kept (a resumed run). Defaults to now.
     build_index : bool
         Create the encoder's HNSW index afterwards if it is missing.
 
@@ -123,6 +123,9 @@ def _prepare(mode, ids, encoder, started_before, verify_checksums):
         )
     if mode == "ids":
         todo = check_ids(ids)
+        if started_before is not None:  # a resumed run: what the first one did stays
+            done = _written_since(enc, todo, started_before)
+            todo = [pk for pk in todo if pk not in done["embedded"] | done["failed"]]
         removed = 0
     else:
         removed = remove_orphans(enc.name)

@@ -49,11 +49,23 @@ class Command(BaseCommand):
         The projection is learned from the catalogue's own categories and shopper-style
         copies of some of its photos in the same pass that embeds it; afterwards only
         products without an up-to-date vector are embedded, so a second run does nothing.
-        A projection from an older version, without the invariance stage, is refitted.
+        A projection from an older version, without the invariance stage, is refitted. A
+        reindex job already queued or running does the work instead.
         """
+        from lookalike.jobs.services import active_job
         from visualsearch import indexing
         from visualsearch.encoders import get_encoder
+        from visualsearch.indexing.service import LOCK_KEY
 
+        running = active_job(LOCK_KEY)
+        if running is not None:
+            # A shop restarted during a reindex (or served twice): the job brings the index
+            # up to date, and the shop must start all the same, not fail on its lock.
+            self.stdout.write(
+                f"The reindex job #{running.pk} is {running.status}: it brings the visual "
+                "index up to date; not indexing here."
+            )
+            return
         encoder = get_encoder()
         if indexing.supports_projection(encoder) and _needs_fit(encoder.projection):
             call_command("reindex", "--all", "--fit-projection", stdout=self.stdout)
