@@ -53,10 +53,8 @@ if settings.DEBUG or getattr(settings, "SERVE_MEDIA", True):
     # The demo serves product photos itself; a production shop puts them behind its web server.
     # Browsers keep them a day (a stored file is never overwritten: a new photo gets a new
     # name), so a page's two dozen photos do not take a server thread each on every visit.
-    urlpatterns += [
-        path(
-            f"{settings.MEDIA_URL.strip('/')}/<path:path>",
-            cache_control(public=True, max_age=86400)(serve),
-            {"document_root": settings.MEDIA_ROOT},
-        )
-    ]
+    @cache_control(public=True, max_age=86400)
+    def media(request, path):
+        return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+    urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media)]
