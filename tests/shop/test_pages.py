@@ -357,5 +357,6 @@ def test_cart_quantities_change_within_stock(client, product):
 @pytest.mark.django_db
 def test_product_photos_are_served_with_a_day_of_browser_caching(client, product):
     response = client.get(product.image.url)
+    response.close()  # a file streams: its request ends (and its request scope) on close
     assert response.status_code == 200
     assert "max-age=86400" in response["Cache-Control"] and "public" in response["Cache-Control"]
