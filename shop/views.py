@@ -16,8 +16,12 @@ from .services import AlreadyBought, Cart, search_products
 PAGE_SIZE = 24
 
 
-def _page(request, queryset):
-    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+def _page(request, queryset, count=None):
+    """The requested page of ``queryset``; ``count``, when already known, saves counting."""
+    paginator = Paginator(queryset, PAGE_SIZE)
+    if count is not None:
+        paginator.count = count  # a cached property: set, it is not queried again
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _newest():
@@ -58,23 +62,32 @@ def search(request):
         return render(request, "shop/search.html", context, status=400)
     query = form.cleaned_data["q"]
     found = search_products(query)
-    context = {"query": query, "page": _page(request, found.products), "found": found}
+    page = _page(request, found.products, found.count)
+    context = {"query": query, "page": page, "found": found}
     return render(request, "shop/search.html", context)
+
+
+def _posted_quantity(request, form, product, least):
+    """The form's quantity, or ``None`` after telling the shopper which ones they can choose
+    (from ``least`` to the form's most or the stock, whichever is lower)."""
+    if form.is_valid():
+        return form.cleaned_data["quantity"]
+    most = min(form.fields["quantity"].max_value, product.stock)
+    if most < least:
+        messages.error(request, f"{product.title} is out of stock.")
+    else:
+        messages.error(request, f"Please choose a quantity between {least} and {most}.")
+    return None
 
 
 @require_POST
 def cart_add(request, pk):
     product = get_object_or_404(Product, pk=pk)
-    form = AddToCartForm(request.POST)
-    if not form.is_valid():
-        most = min(form.fields["quantity"].max_value, product.stock)
-        if most < 1:
-            messages.error(request, f"{product.title} is out of stock.")
-        else:
-            messages.error(request, f"Please choose a quantity between 1 and {most}.")
+    quantity = _posted_quantity(request, AddToCartForm(request.POST), product, least=1)
+    if quantity is None:
         return redirect(product)
     try:
-        Cart(request).add(product, form.cleaned_data["quantity"])
+        Cart(request).add(product, quantity)
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect(product)
@@ -85,13 +98,11 @@ def cart_add(request, pk):
 @require_POST
 def cart_update(request, pk):
     product = get_object_or_404(Product, pk=pk)
-    form = CartQuantityForm(request.POST)
-    if not form.is_valid():
-        most = min(form.fields["quantity"].max_value, product.stock)
-        messages.error(request, f"Please choose a quantity between 0 and {most}.")
+    quantity = _posted_quantity(request, CartQuantityForm(request.POST), product, least=0)
+    if quantity is None:
         return redirect("shop:cart")
     try:
-        Cart(request).set_quantity(product, form.cleaned_data["quantity"])
+        Cart(request).set_quantity(product, quantity)
     except ValueError as exc:
         messages.error(request, str(exc))
     return redirect("shop:cart")

@@ -167,11 +167,15 @@ def score_segment(segment, settings, k, categories, embeddings, rank, blend, per
             segments=segs if blend else None,
         )
         recommended[u, : len(picked)] = cand[picked]
-    metrics = ranking_metrics(recommended, segment.test, k) if len(recommended) else {}
+    # Per shopper once: the means are those of the shoppers with held-out products (not
+    # NaN), in the same order as ranking_metrics' own means.
+    each = ranking_metrics(recommended, segment.test, k, per_user=True) if len(recommended) else {}
+    metrics = {
+        name: float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else 0.0
+        for name, values in each.items()
+        if name != "users"
+    }
     if per_user is not None:
-        each = (
-            ranking_metrics(recommended, segment.test, k, per_user=True) if len(recommended) else {}
-        )
         per_user.append(each.get("ndcg", np.zeros(0)))
     return {
         f"precision_at_{k}": metrics.get("precision", 0.0),
