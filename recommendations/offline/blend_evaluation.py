@@ -8,12 +8,11 @@ held out. Before the cutoff, the whole history of a ``cold_share`` of the produc
 events is held out too (they become cold products, as if nobody had touched them yet), and
 all but the latest two events of a ``new_share`` of the shoppers (they become new
 shoppers); both drawn with ``seed`` (:func:`.segments.held_out_history`). An ALS model
-(:class:`~recommendations.recommenders.ALSRecommender`, the
-``RECOMMENDATIONS_ALS_PARAMETERS``) and its cold-start map
-(:mod:`recommendations.blending.coldstart`) are fitted in memory on the rest of the
-events before the cutoff, as training fits them; the active model is not touched,
-nothing is written. Every shopper with
-events on both sides then gets a "For you" list built by the shop's own code
+(:class:`~recommendations.recommenders.ALSRecommender`, the ``RECOMMENDATIONS_ALS_PARAMETERS``)
+and its cold-start map (:mod:`recommendations.blending.coldstart`) are fitted in memory on
+the rest of the events before the cutoff, as training fits them; the active model is not
+touched, nothing is written. Every shopper with events on both sides then gets a "For you"
+list built by the shop's own code
 (:func:`recommendations.blending.candidates.gather_for_user`,
 :func:`~recommendations.blending.candidates.score_candidates` and
 :func:`~recommendations.blending.candidates.rank`), fed by an
@@ -29,15 +28,13 @@ predicted collaborative scores (:mod:`recommendations.blending.segments`), as se
 
 The lists are scored against the held-out products with the core metrics of
 :mod:`recommendations.evaluation` (precision, recall, MAP and NDCG at ``k``, catalogue
-coverage) plus intra-list category diversity and the number of shoppers, for the profile
-and for three single sources under the same protocol, each without re-ranking and with
-the sources' own scores only (no predicted factors): **visual-only** (``{"visual": 1}``),
-**ALS-only** (``{"affinity": 1}``, the ALS model's own ranking), **popularity-only**
-(``{"popularity": 1}``) and **covisitation-only** (``{"covisitation": 1}``, the products
-looked at with the shopper's, :mod:`recommendations.blending.covisitation`). They are
-reported for every segment of :data:`.segments.PROTOCOLS` (``all``, ``cold_items`` -- the
-cold products ranked alone --, ``new_shoppers``, ``regulars``), whose protocols the result
-carries.
+coverage), intra-list category diversity and the number of shoppers, for the profile and
+for four single sources under the same protocol, without re-ranking and with their own
+scores only (no predicted factors): **visual-only** (``{"visual": 1}``), **ALS-only**
+(``{"affinity": 1}``, the ALS model's own ranking), **popularity-only** and
+**covisitation-only** (the products looked at with the shopper's). They are reported for
+every segment of :data:`.segments.PROTOCOLS` (``all``, ``cold_items``: the cold products
+ranked alone, ``new_shoppers``, ``regulars``), whose protocols the result carries.
 
 Speed
 -----
@@ -179,18 +176,15 @@ def prepare_blend_evaluation(
         Only recorded in ``info``; candidates do not depend on it.
     test_fraction : float
         Share of the events (the latest) held out.
-    cold_share : float
-        Share of the products with events before the cutoff whose whole history before
-        it is held out, so that they are cold (segment ``cold_items``).
-    new_share : float
-        Share of the shoppers with more than two events before the cutoff (and some
-        after) whose history before it is cut to its latest two events, so that they
-        are new shoppers (segment ``new_shoppers``).
-    include_simulated : bool
-        Whether events of ``simulate_shoppers`` count (the default: they are the data).
-    include_experiments : bool
-        Whether events of ``simulate_experiment`` count: not by default, as they reward
-        the blend that was served (:func:`.shop_events.load_events`).
+    cold_share, new_share : float
+        Shares held out: of the products with events before the cutoff, those whose whole
+        history before it is held out (cold: segment ``cold_items``); of the shoppers with
+        more than two events before the cutoff (and some after), those whose history before
+        it is cut to its latest two events (``new_shoppers``).
+    include_simulated, include_experiments : bool
+        Whether events of ``simulate_shoppers`` count (yes by default: they are the data),
+        and those of ``simulate_experiment`` (no by default: they reward the blend that was
+        served, :func:`.shop_events.load_events`).
     als_parameters : dict, optional
         ALS parameters; ``RECOMMENDATIONS_ALS_PARAMETERS`` by default.
     candidates : int, optional
@@ -320,6 +314,7 @@ def evaluate_blend(
     data=None,
     baselines=True,
     scored_segments=SEGMENT_NAMES,
+    per_user=False,
     **prepare_options,
 ):
     """Score a blend profile (or explicit weights) against the single sources, per segment.
@@ -343,6 +338,8 @@ def evaluate_blend(
         Also score the single sources (:data:`BASELINES`) and compare the blend with them.
     scored_segments : sequence of str
         The segments to score (``all`` always is): fewer make a search faster.
+    per_user : bool
+        Also return ``per_user_ndcg``: per segment, the blend's NDCG of each shopper.
     **prepare_options
         Passed to :func:`prepare_blend_evaluation` when ``data`` is not given.
 
@@ -354,7 +351,7 @@ def evaluate_blend(
         :data:`BASELINES` (``precision_at_k``, ``recall_at_k``, ``map_at_k``, ``ndcg_at_k``,
         ``coverage``, ``diversity``, ``users``) on ``all``, ``segments`` (the same per
         segment), ``blend_against_best`` (:func:`.comparison.against_best` per segment),
-        ``seconds``.
+        ``seconds`` (and ``per_user_ndcg`` when asked).
 
     Raises
     ------
@@ -373,9 +370,9 @@ def evaluate_blend(
             f"Unknown segment(s) {', '.join(sorted(unknown))}; the segments are "
             f"{', '.join(SEGMENT_NAMES)}."
         )
-    per_segment, comparisons = {}, {}
+    per_segment, comparisons, users = {}, {}, {}
     for name in [s for s in SEGMENT_NAMES if s == "all" or s in scored_segments]:
-        ndcg = {key: [] for key in ("blend", *BASELINES)}
+        ndcg = users[name] = {key: [] for key in ("blend", *BASELINES)}
         figures = {"blend": _score(data, settings, k, name, per_user=ndcg["blend"])}
         if baselines:
             for key, single in BASELINES.items():
@@ -396,5 +393,7 @@ def evaluate_blend(
         "segments": per_segment,
         "blend_against_best": comparisons,
     }
+    if per_user:
+        result["per_user_ndcg"] = {name: ndcg["blend"][0].tolist() for name, ndcg in users.items()}
     result["seconds"] = round(time.monotonic() - started, 3)
     return result

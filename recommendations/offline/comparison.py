@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RESAMPLES", "against_best", "paired_interval"]
+__all__ = ["RESAMPLES", "against_best", "against_profile", "paired_interval"]
 
 RESAMPLES = 1000
 
@@ -52,3 +52,27 @@ def against_best(per_user, blend="blend", seed=0):
         "low": round(low, 5),
         "high": round(high, 5),
     }
+
+
+def against_profile(result, other, seed=0):
+    """``result``'s blend against ``other``'s, segment by segment: two
+    :func:`~.blend_evaluation.evaluate_blend` results with ``per_user_ndcg``, on the same
+    data (the same shoppers in the same order). Returns ``{segment: {"difference", "low",
+    "high", "users"}}``, the mean NDCG difference and its 95% interval, for the segments
+    both scored; the figures an analyst needs before replacing a default profile."""
+    first, second = result["per_user_ndcg"], other["per_user_ndcg"]
+    compared = {}
+    for name in [s for s in first if s in second]:
+        if len(first[name]) != len(second[name]):
+            raise ValueError(
+                f"The two evaluations scored different shoppers in {name!r} "
+                f"({len(first[name])} and {len(second[name])}): evaluate both on the same data."
+            )
+        difference, low, high = paired_interval(first[name], second[name], seed)
+        compared[name] = {
+            "difference": round(difference, 5),
+            "low": round(low, 5),
+            "high": round(high, 5),
+            "users": int(np.isfinite(np.asarray(first[name], dtype=float)).sum()),
+        }
+    return compared

@@ -64,6 +64,14 @@ def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
     previous = profile.metrics["previous_default"]
     assert previous["profile"] == notebook_shop.default_profile
     assert profile.metrics["segments"]["all"]["blend"] >= previous["ndcg_at_10"]
+    # Made the default, so no segment was surely worse than the previous default's, and
+    # the difference on all shoppers is that of the two figures stored beside it.
+    against = profile.metrics["against_previous_default"]
+    assert set(against) == {"all", "cold_items", "new_shoppers", "regulars"}
+    assert all(not figures["high"] < 0 for figures in against.values())
+    gain = profile.metrics["segments"]["all"]["blend"] - previous["ndcg_at_10"]
+    assert against["all"]["difference"] == pytest.approx(gain, abs=1e-4)
+    assert against["all"]["low"] <= against["all"]["difference"] <= against["all"]["high"]
 
 
 def test_03_recommender_eval(notebook_shop):

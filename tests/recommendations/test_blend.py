@@ -299,6 +299,7 @@ def test_a_paired_difference_comes_with_its_interval():
 @pytest.mark.django_db
 def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, category_factory):
     from recommendations.offline.blend_evaluation import evaluate_blend, prepare_blend_evaluation
+    from recommendations.offline.comparison import against_profile
 
     data = two_taste_catalogue(product_factory, category_factory, n_shoppers=30, seed=1)
     # Later visits of the same shoppers, in their own group: the held-out part.
@@ -354,6 +355,22 @@ def test_evaluate_blend_compares_with_visual_and_als_only(product_factory, categ
         "evaluate_recommender", "--blend", "default", "--k=3", "--seed=3", "--json", stdout=out
     )
     assert json.loads(out.getvalue())["seed"] == 3 and result["seed"] == 0
+    # Two blends on the same data, shopper by shopper: the default against visual alone,
+    # which finds every held-out product of these shoppers (one taste each), and itself.
+    ours = evaluate_blend("default", k=3, data=prepared, per_user=True, baselines=False)
+    visual = evaluate_blend(weights={"visual": 1}, k=3, data=prepared, per_user=True)
+    assert "per_user_ndcg" not in result
+    assert len(ours["per_user_ndcg"]["all"]) == ours["users"]
+    same = against_profile(ours, ours)["all"]
+    assert same["difference"] == same["low"] == same["high"] == 0.0
+    versus = against_profile(visual, ours)
+    assert set(versus) == {"all", "cold_items", "new_shoppers", "regulars"}
+    gain = visual["blend"]["ndcg_at_3"] - ours["blend"]["ndcg_at_3"]
+    assert versus["all"]["difference"] == pytest.approx(gain, abs=1e-4)
+    assert versus["all"]["low"] <= versus["all"]["difference"] <= versus["all"]["high"]
+    assert versus["all"]["users"] == ours["users"]
+    with pytest.raises(ValueError, match="different shoppers"):  # another split's shoppers
+        against_profile({"per_user_ndcg": {"all": [0.5]}}, ours)
     # An empty profile name is the default profile, as in the API.
     out = io.StringIO()
     call_command("evaluate_recommender", "--blend", "", "--k=3", "--json", stdout=out)
