@@ -21,7 +21,8 @@ def test_find_similar_from_a_product_page(page, catalogue):
     cards = page.locator(".card[data-product-id]")
     ids = [int(cards.nth(i).get_attribute("data-product-id")) for i in range(cards.count())]
     assert product.pk not in ids and len(ids) == 12  # the 12 most similar, never itself
-    assert "similarity" in page.content()
+    scores = [float(cards.nth(i).get_attribute("data-score")) for i in range(cards.count())]
+    assert scores == sorted(scores, reverse=True)  # the closest first
 
     # Narrow to in-stock products of the same category: still full pages, all matching.
     page.get_by_label("Same category").check()

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import translation
 
 from recommendations.models import Event
 from tests.visualsearch import corpus
@@ -47,12 +48,12 @@ def test_similar_page_lists_the_most_similar_products(client, catalogue):
     ids = card_ids(response)
     assert len(ids) == 12
     assert product.pk not in ids
-    assert "similarity" in html
     first = next(p for p in catalogue if p.pk == ids[0])
     assert f'href="{first.get_absolute_url()}?from=similar"' in html
-    # Scores are shown best first.
-    scores = [float(s) for s in re.findall(r"similarity ([0-9.\-]+)", html)]
-    assert scores == sorted(scores, reverse=True)
+    # Cards come best first; their scores are data for scripts, not text for shoppers.
+    scores = [float(s) for s in re.findall(r'data-score="([0-9.\-]+)"', html)]
+    assert len(scores) == 12 and scores == sorted(scores, reverse=True)
+    assert "similarity 0" not in html
 
 
 def test_the_similar_page_writes_prices_as_its_cards_do(client, catalogue):
@@ -89,7 +90,12 @@ def test_the_plugins_write_prices_through_one_template(catalogue):
     product.refresh_from_db()
     context = {"product": product, "source": "", "score": None, "reason": ""}
     card = render_to_string("lookalike/product_card.html", context)
-    assert 'lookalike-card-price">€20.00<' in card
+    assert 'lookalike-card-price">€20.00<' in card and "data-score" not in card
+    # A similarity is for the shop's scripts, not a figure shown to the shopper; never
+    # written with a decimal comma, whatever the language.
+    with translation.override("de"):
+        card = render_to_string("lookalike/product_card.html", {**context, "score": 0.56249})
+    assert 'data-score="0.562"' in card and "similarity" not in card and "0,562" not in card
 
 
 def test_similar_links_record_a_similar_click(client, catalogue):
