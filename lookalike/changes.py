@@ -37,7 +37,7 @@ from django.db.models.signals import post_delete, post_save, pre_save
 
 from .catalogue import CATALOGUE, CatalogueAdapter, get_adapter
 
-__all__ = ["watch_catalogue"]
+__all__ = ["catalogue_changed", "watch_catalogue"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,18 @@ def _row(model, pk) -> dict | None:
     fields = [field.attname for field in model._meta.concrete_fields]
     database = router.db_for_write(model)
     return model._base_manager.using(database).filter(pk=pk).values(*fields).first()
+
+
+def catalogue_changed():
+    """Tell every process that the catalogue changed without a model save: call it after a
+    queryset ``update()`` or ``bulk_update()``, ``bulk_create()``, raw SQL or an import that
+    changed what the plugins show of products (stock, prices, categories, visibility,
+    photos), in the transaction that made the change or after it. What each process keeps
+    under the catalogue's stamp (search answers, cards, navigation) is computed again at its
+    next request. Without it, a kept answer that shows a product no longer shown is noticed
+    and searched again (:func:`visualsearch.search.remembered.still_current`), but a product
+    that became shown, or a price or stock badge on a kept card, waits for the next save."""
+    CATALOGUE.bump()
 
 
 def _catalogue_changed(sender, **kwargs):

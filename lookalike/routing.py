@@ -43,6 +43,7 @@ import time
 from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.utils.translation import get_language_from_path
 
 from .conf import app_settings
 
@@ -231,17 +232,26 @@ request_started.connect(_start_of_request, dispatch_uid="lookalike.routing.start
 request_finished.connect(_end_of_request, dispatch_uid="lookalike.routing.end_of_request")
 
 
+def _without_language(path):
+    """``path`` without the language prefix ``i18n_patterns`` puts before it, if any."""
+    language = get_language_from_path(path)
+    if language and path.startswith(f"/{language}/"):
+        return path[len(language) + 1 :]
+    return path
+
+
 class PrimaryDatabaseMiddleware:
     """Requests that write (not GET or HEAD) and the paths in ``LOOKALIKE_PRIMARY_PATHS``
-    (the admin) read the primary, so that a form shows what it just saved."""
+    (the admin) read the primary, so that a form shows what it just saved. A path under a
+    language prefix of ``i18n_patterns`` (``/de/admin/``) is read without it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        paths = app_settings.PRIMARY_PATHS
+        paths = tuple(app_settings.PRIMARY_PATHS)
         primary = request.method not in ("GET", "HEAD") or any(
-            request.path.startswith(p) for p in paths
+            path.startswith(paths) for path in (request.path, _without_language(request.path))
         )
         _next.primary = primary
         return self.get_response(request)

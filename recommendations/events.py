@@ -156,6 +156,15 @@ def _admit_session(session, client) -> bool:
             logger.warning("Could not count a new session of a client.", exc_info=True)
             count = None
         allowed = count is None or count <= number
+        if count == number + 1:  # once a period: the first session turned away
+            logger.warning(
+                "An address started more than %s anonymous sessions in %s s "
+                "(RECOMMENDATIONS_CLIENT_SESSION_RATE): its new sessions' views are not "
+                "recorded until the period ends. Testing a shop from one machine? Sign in, "
+                "or raise the rate in development.",
+                number,
+                seconds,
+            )
     if allowed:
         session[ADMITTED_SESSION_KEY] = True
     return allowed

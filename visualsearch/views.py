@@ -90,23 +90,31 @@ def _unfiltered(key):
     with its look-alikes in one query (:func:`~visualsearch.search.hydrate_with`);
     ``product`` is ``None`` when it was not found that way. The search comes first, so an
     unknown key costs the search's probe (one round trip) before its 404."""
-    try:
-        hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
-    except search.NotIndexed:
-        return None, [], True
-    return (*search.hydrate_with(key, hits), False)
+    for _attempt in range(2):  # once more when the kept answer was out of date
+        try:
+            hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
+        except search.NotIndexed:
+            return None, [], True
+        product, results = search.hydrate_with(key, hits)
+        if search.remembered.still_current(hits, results):
+            break
+    return product, results, False
 
 
 def _filtered(product, form):
     """``(results, not_indexed)`` of ``product`` under the valid ``form``'s filters."""
     filters = form.filters_for(product)
-    try:
-        hits = search.remembered.similar_to_product(
-            product.pk, k=app_settings.RESULTS, filters=filters
-        )
-    except search.NotIndexed:
-        return [], True
-    return search.hydrate(hits, filters), False
+    for _attempt in range(2):  # once more when the kept answer was out of date
+        try:
+            hits = search.remembered.similar_to_product(
+                product.pk, k=app_settings.RESULTS, filters=filters
+            )
+        except search.NotIndexed:
+            return [], True
+        results = search.hydrate(hits, filters)
+        if search.remembered.still_current(hits, results):
+            break
+    return results, False
 
 
 def _same_query_on(request, key, permanent=False):

@@ -45,8 +45,28 @@ def _shopper(context):
     return request_shopper(request)
 
 
+def _strip_length(k):
+    """The number of products a strip shows: ``k`` as the template gave it, a number or its
+    text (``k="8"``, a variable); ``RECOMMENDATIONS_WIDGET_SIZE`` when not given. Anything
+    else, or more than ``RECOMMENDATIONS_API_MAX_K``, is logged and the widget size is used:
+    a typo in a template must not take its page down. ``k=0`` shows nothing."""
+    size = app_settings.WIDGET_SIZE
+    if k is None or k == "":
+        return size
+    try:
+        length = int(str(k).strip())
+    except ValueError:
+        length = -1
+    if not 0 <= length <= max(app_settings.API_MAX_K, size):
+        logger.warning("A widget's k=%r is not a number of products; it shows %s.", k, size)
+        return size
+    return length
+
+
 def _blend(function, profile, k, **kwargs):
     profile = profile or None
+    if not k:
+        return [], profile or "default"
     for attempt in (profile, None) if profile else (None,):
         try:
             return function(profile=attempt, k=k, **kwargs), attempt or "default"
@@ -126,13 +146,17 @@ def _with_cards(strip, request):
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
 def similar_items(context, product, profile=None, k=None, title=None):
-    """A "Similar items" strip for ``product``, personalised for the current shopper."""
+    """A "Similar items" strip for ``product``, personalised for the current shopper; none
+    (logged) when ``product`` is empty: a misspelt variable, not a reason to show others."""
+    if product is None or product == "":
+        logger.warning("similar_items was given no product (%r); it shows nothing.", product)
+        return {"recommendations": [], "widget": "similar-items"}
     user, session_key = _shopper(context)
     trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
         blend.blend_similar,
         trial.profile_name if trial else profile,
-        k or app_settings.WIDGET_SIZE,
+        _strip_length(k),
         product=product,
         user=user,
         session_key=session_key,
@@ -159,7 +183,7 @@ def recommended_for_you(context, profile=None, k=None, title=None, exclude=None)
     recommendations, profile_name = _blend(
         blend.recommend_for_user,
         trial.profile_name if trial else profile,
-        k or app_settings.WIDGET_SIZE,
+        _strip_length(k),
         user=user,
         session_key=session_key,
         exclude=() if exclude in (None, "") else (getattr(exclude, "pk", exclude),),

@@ -67,7 +67,7 @@ def test_evaluate_blend_with_an_unknown_profile_is_a_command_error():
 
 
 @pytest.mark.django_db
-def test_train_recommender_without_events_then_with(product_factory, category_factory):
+def test_train_recommender_without_events_then_with(product_factory, category_factory, monkeypatch):
     with pytest.raises(CommandError, match="no shopper events"):
         run("train_recommender")
     two_groups(product_factory, category_factory)
@@ -75,7 +75,13 @@ def test_train_recommender_without_events_then_with(product_factory, category_fa
     out = run("train_recommender", *args)
     assert "Trained recommender v1 (active)" in out and "40 shoppers, 16 products" in out
     assert "precision@10" in out
-    row = RecommenderModel.objects.get()
+    # 40 shoppers scored: no warning; with the bar above them, the figures are flagged.
+    assert "too few for these figures" not in out
+    from recommendations.management.commands import train_recommender
+
+    monkeypatch.setattr(train_recommender, "FEW_SHOPPERS", 1000)
+    assert "shopper(s) only: too few for these figures" in run("train_recommender", *args)
+    row = RecommenderModel.objects.filter(version=1).get()
     assert row.parameters["factors"] == SMALL_ALS["factors"]
     with pytest.raises(CommandError, match="factors must be a number above 0"):
         run("train_recommender", "--factors=0")

@@ -133,11 +133,14 @@ def test_another_address_still_counts_during_a_flood(product_factory):
     assert dict(popular_products(2)) == {target.pk: 3.0, other.pk: 3.0}
 
 
-def test_sessions_of_one_address_stop_at_the_allowance(product, settings):
+def test_sessions_of_one_address_stop_at_the_allowance(product, settings, caplog):
     settings.RECOMMENDATIONS_CLIENT_SESSION_RATE = "5/hour"
     for _ in range(40):  # a cookie-less loop: every request a new client
         assert browser(FLOODER).get(product.get_absolute_url()).status_code == 200
     assert Session.objects.count() == 5
+    # Said once, not forty times: a developer testing from one machine learns why.
+    turned_away = [r for r in caplog.records if "RECOMMENDATIONS_CLIENT_SESSION_RATE" in r.message]
+    assert len(turned_away) == 1 and "more than 5 anonymous sessions" in turned_away[0].message
     flood(product, product, sessions=20)
     assert Session.objects.count() == 5 and not Event.objects.exists()
     click(browser("198.51.100.4"), product, product)  # someone else is served as always

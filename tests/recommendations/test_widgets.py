@@ -152,3 +152,43 @@ def test_for_you_leaves_out_the_product_of_the_page(rf, catalogue):
     html = render("{% recommended_for_you k=50 exclude=product %}", request, product=anchor)
     left = set(map(int, re.findall(r'data-product-id="(\d+)"', html)))
     assert anchor.pk not in left and left == shown - {anchor.pk}
+
+
+@pytest.mark.django_db
+def test_a_strip_length_given_as_text_is_read_and_a_bad_one_is_the_default(
+    rf, catalogue, caplog, settings
+):
+    """``k="3"`` (a quoted number or a text variable) is a length; ``k="lots"`` or a
+    negative one is logged and the widget size used, never an error that breaks the page;
+    ``k=0`` shows no strip."""
+    anchor, _ = catalogue
+    settings.RECOMMENDATIONS_WIDGET_SIZE = 4
+    request = rf.get("/")
+    request.user = AnonymousUser()
+    request.session = None
+
+    def cards(template, **context):
+        html = render(template, request, product=anchor, **context)
+        return len(re.findall(r'data-product-id="(\d+)"', html))
+
+    assert cards('{% similar_items product k="3" %}') == 3
+    assert cards("{% recommended_for_you k=n %}", n=" 2 ") == 2
+    assert cards('{% recommended_for_you k="0" %}') == 0
+    assert "<section" not in render("{% similar_items product k=0 %}", request, product=anchor)
+    caplog.clear()
+    assert cards('{% similar_items product k="lots" %}') == 4
+    assert cards("{% recommended_for_you k=-3 %}") == 4
+    assert cards("{% recommended_for_you k=100000 %}") == 4
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 3 and "k='lots' is not a number of products" in warned[0]
+
+
+@pytest.mark.django_db
+def test_similar_items_of_no_product_shows_nothing_and_says_so(rf, catalogue, caplog):
+    """``{% similar_items missing %}`` (a misspelt variable) is not a strip of popular
+    products under "Similar items"."""
+    request = rf.get("/")
+    request.user = AnonymousUser()
+    request.session = None
+    assert "<section" not in render("{% similar_items missing %}", request)
+    assert "similar_items was given no product" in caplog.text

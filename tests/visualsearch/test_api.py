@@ -122,13 +122,21 @@ def test_leading_zeros_do_not_count_as_a_price_s_digits(client, catalogue):
 
 def test_errors_under_the_api_are_json(client, catalogue):
     for response in (
-        client.get(similar_url("1.5")),  # no route matches a key with a dot
+        client.get(similar_url("1.5")),  # not an integer key
         client.get(similar_url("abc")),
         client.get("/api/nothing/here/"),
     ):
         assert response.status_code == 404 and set(response.json()) == {"detail"}
     response = client.delete(similar_url(catalogue[0].pk))
     assert response.status_code == 405 and set(response.json()) == {"detail"}
+
+
+def test_a_key_with_dots_reaches_the_api():
+    """A text SKU may hold dots: the route takes every key without a slash."""
+    from django.urls import resolve
+
+    match = resolve("/api/products/FM-0000.xl/similar/")
+    assert match.url_name == "visualsearch-product-similar" and match.kwargs == {"id": "FM-0000.xl"}
 
 
 def test_an_unhandled_error_of_the_api_is_a_json_500(catalogue, monkeypatch, settings):

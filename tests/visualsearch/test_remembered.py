@@ -171,6 +171,41 @@ def test_a_product_that_left_the_filter_unseen_is_dropped_when_shown(catalogue, 
     assert catalogue[1].pk not in [r["id"] for r in api.json()["results"]]
 
 
+def test_a_kept_answer_short_of_a_product_changed_unseen_is_searched_again(
+    product_factory, client, searches, caplog
+):
+    """A product hidden by an ``update()`` (no stamp moved) would leave a kept answer one
+    short on every page and call until the next save; it is searched again instead, with
+    the catalogue's stamp moved for every process."""
+    from lookalike.catalogue import CATALOGUE
+    from lookalike.stamps import current
+
+    products = [product_factory(title=f"Q{i}", stock=5) for i in range(6)]
+    for i, p in enumerate(products):
+        embed(p, [1.0, 0.2 * i, 0.0, 0.0])
+    first, gone = products[0], products[1]
+    url = f"/api/products/{first.pk}/similar/?k=3"
+    assert [r["id"] for r in client.get(url).json()["results"]] == [p.pk for p in products[1:4]]
+    assert searches == [first.pk]
+    stamp = current(CATALOGUE.name)
+    Product.objects.filter(pk=gone.pk).update(is_active=False)
+    answer = [r["id"] for r in client.get(url).json()["results"]]
+    assert answer == [p.pk for p in products[2:5]]  # three, the next one in
+    assert searches == [first.pk, first.pk] and current(CATALOGUE.name) != stamp
+    assert "1 of 3 kept look-alikes are no longer shown" in caplog.text
+    # The page, the same: its twelve-deep answer holds every other product.
+    page = client.get(f"/visual/similar/{first.pk}/").content.decode()
+    assert f'data-product-id="{gone.pk}"' not in page
+    assert all(f'data-product-id="{p.pk}"' in page for p in products[2:])
+    # A host that says so after its bulk update needs no second look.
+    from lookalike.changes import catalogue_changed
+
+    Product.objects.filter(pk=gone.pk).update(is_active=True)
+    catalogue_changed()
+    answer = [r["id"] for r in client.get(url).json()["results"]]
+    assert answer == [p.pk for p in products[1:4]]
+
+
 def grid(response):
     html = response.content.decode()
     return html[html.index('<div class="grid vs-results">') :]

@@ -115,10 +115,14 @@ def results_response(request, pairs):
 class ProductViewSet(viewsets.GenericViewSet):
     """Products, seen from visual search; only the ``similar`` action is served here."""
 
-    # DRF's default pattern, so that the schema documents the key as the model's (integer
-    # or UUID); the adapter parses it. A key with a dot ("1.5") matches no route here: the
-    # project answers it with its JSON 404 (``NotFoundView``).
-    lookup_value_regex = r"[^/.]+"
+    # Any key without a slash: a shop's text SKU may hold dots ("FM-0000.xl"), and the API
+    # has no format suffixes for a dot to start. The adapter parses the key: one that is not
+    # the model's (``1.5`` for an integer key) is a JSON 404.
+    lookup_value_regex = r"[^/]+"
+    # The key as the URL names it, ``id`` (the name the schema gives any model's key), read
+    # as ``pk`` whatever the model calls its key field (a shop's ``sku``), so that the
+    # schema types it from that field.
+    lookup_url_kwarg = "id"
     serializer_class = SearchResultsSerializer
     similar_params_class = SimilarParamsSerializer
 
@@ -130,7 +134,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         """The product of the URL's key; a product that another stands for (an Oscar
         variant) is answered as that one (its parent). One message for every missing
         product, whatever the key looked like (DRF's own names the model)."""
-        text = self.kwargs[self.lookup_field]
+        text = self.kwargs[self.lookup_url_kwarg]
         try:
             key = get_adapter().parse_pk(text)
             # int() also reads "+1", "01" and other scripts' digits ("１"); the pages
@@ -142,14 +146,14 @@ class ProductViewSet(viewsets.GenericViewSet):
             raise Http404(gettext("No such product.")) from None
 
     def _product_of(self, key):
-        self.kwargs[self.lookup_field] = key
+        self.kwargs[self.lookup_url_kwarg] = key
         try:
             return super().get_object()
         except Http404:
             other = stands_for(key)
             if other is None:
                 raise
-        self.kwargs[self.lookup_field] = other
+        self.kwargs[self.lookup_url_kwarg] = other
         return super().get_object()
 
     def similar_hits(self, product, params):
@@ -175,7 +179,7 @@ class ProductViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["get"])
-    def similar(self, request, pk=None):
+    def similar(self, request, id=None):  # noqa: A002 (the URL's name for the key)
         product = self.get_object()
         params = self.similar_params_class(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -184,13 +188,17 @@ class ProductViewSet(viewsets.GenericViewSet):
     def similar_response(self, request, product, params):
         """The answer for ``product`` under the validated ``params``; a subclass may answer
         another shape for its own parameters (and document it)."""
-        try:
-            hits = self.similar_hits(product, params)
-        except search.NotIndexed as exc:
-            raise NotIndexedError.for_product(product.pk) from exc
-        # The filters checked again on the products: the hits may be kept from an
-        # earlier search (search.remembered).
-        return results_response(request, search.hydrate(hits, params.get_filters()))
+        # The filters checked again on the products: the hits may be kept from an earlier
+        # search (search.remembered), and are asked for once more when out of date.
+        for _attempt in range(2):
+            try:
+                hits = self.similar_hits(product, params)
+            except search.NotIndexed as exc:
+                raise NotIndexedError.for_product(product.pk) from exc
+            results = search.hydrate(hits, params.get_filters())
+            if search.remembered.still_current(hits, results):
+                break
+        return results_response(request, results)
 
 
 class PhotoMultiPartParser(MultiPartParser):

@@ -22,14 +22,19 @@ may differ from that search where either misses a neighbour, about as often as t
 recall says. Only a caller whose exclusions would take the search past ``MAX_K`` products,
 and eat into its ``k``, gets a search of its own.
 
-Stock or prices changed without a save (a queryset ``update()``) move no stamp. So the
-hits are candidates, not the last word: whoever shows them checks the filter on the
+Stock or prices changed without a save (a queryset ``update()``, an import) move no stamp.
+So the hits are candidates, not the last word: whoever shows them checks the filter on the
 products again (:func:`~.service.hydrate` with the same ``filters``; the widgets'
-eligibility), and a product that left the filter is dropped rather than shown.
+eligibility), and a product that left the filter is dropped rather than shown. A search
+only ever finds products the adapter shows under the filter, so a kept answer that loses
+any of them there is out of date: :func:`still_current` moves the catalogue's stamp (every
+process searches again) and the page asks once more, so that it shows ``k`` products, not
+``k`` less the products changed behind the stamp's back.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -43,7 +48,9 @@ from ..services.vectors import VECTORS_STAMP
 from .filters import MAX_K, Filters, Hit, check_k
 from .service import similar_to_product as search_similar
 
-__all__ = ["ANSWERS", "EXCLUSION_STEP", "similar_to_product"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ANSWERS", "EXCLUSION_STEP", "similar_to_product", "still_current"]
 
 #: The answers, under the catalogue's stamp (and the vectors', in their keys), in a store of
 #: their own so that browsing many products never clears the shop's other kept values.
@@ -100,3 +107,20 @@ def _compact(hits):
     return to_array(h.product_id for h in hits), np.fromiter(
         (h.score for h in hits), dtype=np.float64, count=len(hits)
     )
+
+
+def still_current(hits, shown):
+    """Whether the products ``shown`` of ``hits`` (as :func:`~.service.hydrate` loaded them)
+    are all of them. When some are missing, the catalogue changed without moving its stamp
+    (see the module docstring): the stamp is moved now, and ``False`` tells the caller to
+    ask :func:`similar_to_product` once more, which then searches afresh."""
+    if len(shown) >= len(hits):
+        return True
+    logger.info(
+        "%d of %d kept look-alikes are no longer shown: the catalogue changed without a save "
+        "(lookalike.changes.catalogue_changed() says so after bulk updates); searching again.",
+        len(hits) - len(shown),
+        len(hits),
+    )
+    CATALOGUE.bump()
+    return False

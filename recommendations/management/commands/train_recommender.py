@@ -19,6 +19,10 @@ def check_options(options):
         raise CommandError(f"--days must be from 0 (every event) to {MAX_DAYS}.")
 
 
+#: Below this many shoppers scored, the held-out figures are said to mean little.
+FEW_SHOPPERS = 30
+
+
 class Command(BaseCommand):
     help = (
         "Train the ALS recommender on the shop's events, evaluate it on a holdout against "
@@ -94,6 +98,15 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {name:<10} precision@{k} {f[f'precision_at_{k}']:.3f}  "
                     f"ndcg@{k} {f[f'ndcg_at_{k}']:.3f}  coverage {f['coverage']:.3f}"
+                )
+            scored = figures.get("test_users")
+            if scored is not None and scored < FEW_SHOPPERS:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"  Scored on {scored} shopper(s) only: too few for these figures to "
+                        "mean much (a shop tried from one machine records one shopper per "
+                        "session, up to RECOMMENDATIONS_CLIENT_SESSION_RATE)."
+                    )
                 )
         elif "skipped" in figures:
             self.stdout.write(f"  Evaluation skipped: {figures['skipped']}")
