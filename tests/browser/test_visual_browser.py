@@ -96,6 +96,41 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
     assert int(first.get_attribute("data-product-id")) == target.pk
 
 
+def test_the_crop_box_takes_two_taps_and_moves_by_dragging(page, catalogue):
+    """Without dragging (WCAG 2.5.7): a tap sets a corner, a second the opposite one; a tap
+    never clears the area, and dragging inside the area moves it."""
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+    page.wait_for_selector("#vs-crop")
+    img = page.locator("#vs-photo").bounding_box()
+    sx, sy = img["width"] / 96, img["height"] / 64
+
+    def at(x, y):
+        return img["x"] + x * sx, img["y"] + y * sy
+
+    area, status = page.locator("#vs-box"), page.locator("#vs-crop-status")
+    page.mouse.click(*at(10, 10))
+    assert area.input_value() == "" and "First corner set" in status.text_content()
+    assert page.locator(".vs-corner").is_visible()
+    page.mouse.click(*at(50, 40))
+    assert area.input_value() == "10,10,50,40" and "Selected area" in status.text_content()
+    assert not page.locator(".vs-corner").is_visible()
+    # Dragged from inside, the area moves, its size kept.
+    page.mouse.move(*at(30, 25))
+    page.mouse.down()
+    page.mouse.move(*at(40, 30), steps=5)
+    page.mouse.up()
+    assert area.input_value() == "20,15,60,45"
+    # A tap inside it leaves it where it is; the search is made with it.
+    page.mouse.click(*at(30, 25))
+    assert area.input_value() == "20,15,60,45"
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search selected area").click()
+    assert page.locator("#vs-box").input_value() == "20,15,60,45"
+
+
 def test_the_crop_box_works_from_the_keyboard(page, catalogue):
     """A shopper without a pointer draws, moves, resizes, clears and searches the area
     with the keyboard, and hears each change."""
@@ -224,3 +259,14 @@ def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, s
     assert page.locator("[role=status], [aria-live]").count() == 1
     job.refresh_from_db()
     assert job.status == "succeeded" and ProductEmbedding.objects.count() == 30
+
+
+def test_a_refused_form_puts_the_focus_on_the_field_in_error(page, catalogue):
+    """The message is tied to its field; the focus goes there, so that it is read out."""
+    with page.expect_navigation():
+        upload_on_the_photo_page(page, "notes.txt", "text/plain", b"not a photo")
+    focused = page.evaluate("[document.activeElement.name, document.activeElement.type]")
+    assert focused == ["image", "file"]
+    assert page.locator("#vs-upload-errors").is_visible()
+    page.goto(f"/visual/similar/{catalogue[0].pk}/?min_price=abc")
+    assert page.evaluate("document.activeElement.name") == "min_price"

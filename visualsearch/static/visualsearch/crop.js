@@ -1,6 +1,10 @@
 /* "Search by photo": drag a rectangle over the photo and search with only that part, or
  * pick one of the products the search found in it (each button carries its box).
  *
+ * Dragging is not the only way with one finger or a pointer: a tap sets one corner and a
+ * second tap the opposite one (a tap never clears the area). Dragging inside the area moves
+ * it.
+ *
  * The photo takes the keyboard focus too: the arrow keys move the area (drawing one in the
  * middle first if there is none), Shift with them resizes it, Enter searches it and Escape
  * clears it; each change is read out from a live region whose wording the template gives.
@@ -24,9 +28,16 @@
   const status = document.getElementById("vs-crop-status");
   const MIN_SIDE = 8; // preview pixels: smaller drags are treated as clicks
   const STEP = 0.02; // share of the photo's side that one key press moves or resizes by
+  const mark = document.createElement("div"); // the first corner a tap set
+  mark.className = "vs-corner";
+  mark.hidden = true;
+  mark.setAttribute("aria-hidden", "true");
+  frame.appendChild(mark);
 
   let box = parseBox(boxInput.value); // in preview pixels
-  let start = null;
+  let start = null; // where the pointer went down
+  let moving = null; // the box when the pointer went down inside it: a drag moves it
+  let corner = null; // the first corner a tap set, waiting for the second
 
   function parseBox(text) {
     const v = (text || "").split(",").map(Number);
@@ -43,8 +54,13 @@
     return [Math.round(x * sx), Math.round(y * sy)];
   }
   function draw() {
-    if (!box) { selection.hidden = true; areaButton.disabled = true; return; }
     const { sx, sy } = scale();
+    mark.hidden = !corner;
+    if (corner) {
+      mark.style.left = corner[0] / sx + "px";
+      mark.style.top = corner[1] / sy + "px";
+    }
+    if (!box) { selection.hidden = true; areaButton.disabled = true; return; }
     selection.hidden = false;
     selection.style.left = box[0] / sx + "px";
     selection.style.top = box[1] / sy + "px";
@@ -59,31 +75,67 @@
     return [x0, y0, Math.min(x1, naturalWidth), Math.min(y1, naturalHeight)];
   }
 
+  function inside(b, p) {
+    return b && p[0] >= b[0] && p[0] <= b[2] && p[1] >= b[1] && p[1] <= b[3];
+  }
+  function isBig(b) {
+    return b[2] - b[0] >= MIN_SIDE && b[3] - b[1] >= MIN_SIDE;
+  }
+  function moved(from, to) {
+    return Math.abs(to[0] - from[0]) >= MIN_SIDE || Math.abs(to[1] - from[1]) >= MIN_SIDE;
+  }
+  function shifted(b, dx, dy) {
+    const mx = Math.min(Math.max(dx, -b[0]), naturalWidth - b[2]);
+    const my = Math.min(Math.max(dy, -b[1]), naturalHeight - b[3]);
+    return [b[0] + mx, b[1] + my, b[2] + mx, b[3] + my];
+  }
+
   frame.addEventListener("pointerdown", ev => {
     if (ev.button !== 0) return;
     ev.preventDefault();
     frame.setPointerCapture(ev.pointerId);
     start = toNatural(ev);
+    moving = !corner && inside(box, start) ? box.slice() : null;
   });
   frame.addEventListener("pointermove", ev => {
     if (!start) return;
-    box = update(start, toNatural(ev));
+    const point = toNatural(ev);
+    if (moving) {
+      box = shifted(moving, point[0] - start[0], point[1] - start[1]);
+    } else if (moved(start, point)) {
+      corner = null; // a drag draws the area: no tap is half done
+      box = update(start, point);
+    } else {
+      return;
+    }
     draw();
   });
   frame.addEventListener("pointerup", ev => {
     if (!start) return;
-    const candidate = update(start, toNatural(ev));
+    const point = toNatural(ev);
+    const tap = !moved(start, point);
+    if (moving) {
+      moving = null;
+    } else if (tap && corner) {
+      const candidate = update(corner, point);
+      corner = null;
+      if (isBig(candidate)) box = candidate;
+    } else if (tap) {
+      corner = point; // the second tap sets the opposite corner
+    } else {
+      const candidate = update(start, point);
+      box = isBig(candidate) ? candidate : box;
+    }
     start = null;
-    const big = candidate[2] - candidate[0] >= MIN_SIDE && candidate[3] - candidate[1] >= MIN_SIDE;
-    box = big ? candidate : null;
-    if (!box) boxInput.value = "";
     draw();
     announce();
   });
+  frame.addEventListener("focus", announce);
   window.addEventListener("resize", draw);
 
   function announce() {
     if (!status) return;
+    if (corner) { status.textContent = status.dataset.corner; return; }
     if (!box) { status.textContent = status.dataset.none; return; }
     const pct = (v, side) => String(Math.round((100 * v) / side));
     status.textContent = status.dataset.area
@@ -106,15 +158,14 @@
       const bottom = Math.min(Math.max(b[3] + sy, b[1] + MIN_SIDE), naturalHeight);
       return [b[0], b[1], right, bottom];
     }
-    const mx = Math.min(Math.max(sx, -b[0]), naturalWidth - b[2]);
-    const my = Math.min(Math.max(sy, -b[1]), naturalHeight - b[3]);
-    return [b[0] + mx, b[1] + my, b[2] + mx, b[3] + my];
+    return shifted(b, sx, sy);
   }
   frame.addEventListener("keydown", ev => {
     if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
     if (ev.key === "Escape") {
-      if (!box) return;
+      if (!box && !corner) return;
       box = null;
+      corner = null;
       boxInput.value = "";
     } else if (ev.key === "Enter") {
       if (!box) return;
@@ -153,6 +204,8 @@
     fileInput.files = transfer.files;
     form.querySelectorAll("button[type=submit]").forEach(b => { b.disabled = true; });
     form.classList.add("vs-busy");
+    form.setAttribute("aria-busy", "true");
+    if (status) status.textContent = status.dataset.busy;
     HTMLFormElement.prototype.submit.call(form);
   });
 
