@@ -203,7 +203,10 @@ def _countable_shopper(request, kind, client, held=None):
 
 def _same_origin(request) -> bool:
     referer = request.META.get("HTTP_REFERER", "")
-    return bool(referer) and urlsplit(referer).netloc == request.get_host()
+    try:
+        return bool(referer) and urlsplit(referer).netloc == request.get_host()
+    except ValueError:  # "http://[" and the like: not a page of this shop
+        return False
 
 
 def record_event(request, product, kind, source=""):

@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy
 from PIL import Image, UnidentifiedImageError
 
 from .conf import app_settings
+from .file_structure import costly_message, costly_structure
 from .imaging import WORKING_SIZE, InvalidCrop, TooManyPixels, UnreadableImage, open_image_parts
 
 __all__ = [
@@ -52,6 +53,12 @@ MAX_BOX_LENGTH = 64
 BOX_TOO_LONG = gettext_lazy(
     "The selected area is too long; it must be four whole numbers of pixels: x0,y0,x1,y1."
 )
+
+#: The longest side of a photo searched is at most this many times its shorter side. The
+#: pixel cap alone let a 39,999,999 x 1 PNG (155 kB) through, which took 650 MB to decode
+#: (Pillow keeps a pointer per row, and a one-row image is converted in one piece); no
+#: product photo, panorama or phone screenshot is that long.
+MAX_ASPECT_RATIO = 20
 
 #: Pillow's names for variants of an accepted format: MPO is a JPEG with the Multi-Picture
 #: extension (a second, smaller image), which many phones and cameras write.
@@ -285,7 +292,11 @@ _SIGNATURES = (
 
 
 def _check_header(data):
-    """Identify the format and size from the header, without decoding any pixels."""
+    """Identify the format and size from the header, without decoding any pixels; refuse
+    files that cost far more to open than their pixels say (:mod:`.file_structure`)."""
+    costly = costly_structure(data)
+    if costly is not None:
+        raise InvalidUpload(costly_message(*costly), code="too_complex")
     head = data[:1024].lstrip().lower()
     if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
         raise InvalidUpload(
@@ -321,6 +332,15 @@ def _check_header(data):
         raise InvalidUpload(_("The image has no pixels."), code="corrupt")
     if width * height > app_settings.MAX_PIXELS:
         raise _too_many_pixels(width, height)
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InvalidUpload(
+            _(
+                "The image is %(width)s×%(height)s pixels; a photo whose longer side is at "
+                "most %(ratio)s times its shorter side can be searched."
+            )
+            % {"width": width, "height": height, "ratio": MAX_ASPECT_RATIO},
+            code="too_narrow",
+        )
     return fmt
 
 

@@ -128,6 +128,7 @@ def test_a_page_counts_once_per_shopper_within_the_window(product, settings):
         ("similar-widget", None, "view"),  # typed or pasted: no page of ours linked it
         ("similar-widget", "https://evil.example/", "view"),
         ("anything", "http://testserver/", "view"),  # not one of the shop's widgets
+        ("similar-widget", "http://[", "view"),  # no address at all: not a 500
     ],
 )
 def test_from_counts_as_a_click_only_from_the_shops_own_links(

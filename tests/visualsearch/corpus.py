@@ -69,6 +69,41 @@ def exif_rotated_jpeg():
     return encode(noisy((40, 20)), "JPEG", quality=90, exif=exif.tobytes())
 
 
+def many_scans_jpeg(copies=101):
+    """A progressive JPEG whose last scan is repeated: each costs a pass over the picture."""
+    data = encode(noisy(), "JPEG", progressive=True)
+    last = data.rindex(b"\xff\xda")
+    return data[:last] + data[last:-2] * copies + b"\xff\xd9"
+
+
+def many_strips_tiff(strips=40_000):
+    """A TIFF header whose first picture lists ``strips`` strip offsets (no pixels)."""
+    entry = struct.pack("<HHII", 273, 4, strips, 26)  # StripOffsets, LONG, count, offset
+    return b"II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+
+
+def many_comment_blocks_gif(blocks=17_000):
+    """A 1 x 1 GIF whose comment comes in ``blocks`` one-byte blocks."""
+    return (
+        b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0, 0, 0) + b"\x21\xfe" + b"\x01a" * blocks
+        + b"\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+        + b"\x3b"
+    )  # fmt: skip
+
+
+def many_text_chunks_png(chunks=1_100):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for i in range(chunks):
+        info.add_text(f"k{i}", "v")
+    return encode(noisy((8, 8)), "PNG", pnginfo=info)
+
+
+def commented_gif():
+    return encode(noisy((16, 16)).convert("P"), "GIF", comment=b"made by a camera")
+
+
 SVG = (
     b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
     b'<rect width="10" height="10" fill="red"/></svg>'
@@ -114,6 +149,13 @@ BAD_UPLOADS = {
         "too_many_pixels",
         "megapixels",
     ),
+    # Cheap to upload, dear to open (visualsearch.file_structure): refused before decoding.
+    "many_scans": (many_scans_jpeg, "scans.jpg", "too_complex", "more than 100 scans"),
+    "many_strips": (many_strips_tiff, "strips.tif", "too_complex", "more than 32,768 strips"),
+    "many_blocks": (many_comment_blocks_gif, "blocks.gif", "too_complex", "comment blocks"),
+    "many_texts": (many_text_chunks_png, "texts.png", "too_complex", "text chunks"),
+    # Within the pixel cap, but 21 times as long as it is wide: a row at a time costs more.
+    "too_narrow": (lambda: png((63, 3)), "strip.png", "too_narrow", "63×3 pixels"),
     # Over twice Pillow's limit: a DecompressionBombError inside Image.open.
     "bomb_error": (
         lambda: png_declaring(50000, 50000),
@@ -133,4 +175,8 @@ GOOD_UPLOADS = {
     "animated_gif": (animated_gif, "anim.gif"),
     "cmyk_jpeg": (cmyk_jpeg, "print.jpg"),
     "exif_rotated": (exif_rotated_jpeg, "phone.jpg"),
+    "progressive_jpeg": (lambda: encode(noisy(), "JPEG", progressive=True), "prog.jpg"),
+    "commented_gif": (commented_gif, "note.gif"),
+    "text_png": (lambda: many_text_chunks_png(20), "texts.png"),
+    "long_but_not_too_long": (lambda: png((60, 3)), "banner.png"),
 }

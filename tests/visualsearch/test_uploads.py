@@ -430,3 +430,22 @@ def test_an_upload_the_client_abandons_is_a_400_not_a_500(pixel_encoder):
     )
     assert response.status_code == 400
     assert response.content.decode() == "The upload was interrupted."
+
+
+def test_costly_structures_are_counted_in_every_byte_order_and_cheaply():
+    """TIFF's two byte orders and BigTIFF; a GIF of millions of blocks is refused too (the
+    count stops at its limit)."""
+    import struct
+
+    from visualsearch.file_structure import MAX_TIFF_PARTS, costly_structure
+
+    big_endian = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHII", 324, 4, 40_000, 26)
+    bigtiff = (
+        b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", 1)
+        + struct.pack("<HHQQ", 273, 16, MAX_TIFF_PARTS + 1, 0)
+    )  # fmt: skip
+    assert costly_structure(big_endian) == ("strips", MAX_TIFF_PARTS)
+    assert costly_structure(bigtiff) == ("strips", MAX_TIFF_PARTS)
+    assert costly_structure(corpus.encode(corpus.noisy(), "TIFF")) is None
+    assert costly_structure(b"II*\x00\xff\xff\xff\xff") is None  # unreadable: Pillow says so
+    assert costly_structure(corpus.many_comment_blocks_gif(2_000_000))[0] == "blocks"
