@@ -7,14 +7,12 @@ on to one trained without being served).
 """
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ERROR_FLAG
-from django.http import HttpResponseRedirect
-from django.template.response import SimpleTemplateResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.admin_in_use import InUseAdminMixin
+from lookalike.admin_lookups import SafeLookupsMixin
 from lookalike.jobs.admin import JobProgressMixin, ReadOnlyChangeFormMixin
 
 from .admin_confirmations import confirm_activation, confirm_make_default, confirmed
@@ -57,7 +55,7 @@ class SourceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(SafeLookupsMixin, admin.ModelAdmin):
     list_display = ["created_at", "shopper", "kind", "product", "came_from", "simulated"]
     list_filter = ["kind", "simulated", SourceFilter]
     # "=client": the events of one address, by the hash shown on one of them.
@@ -89,20 +87,6 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def changelist_view(self, request, extra_context=None):
-        # Django turns a date drill-down value too large for a C integer into an
-        # OverflowError (a 500) rather than the "?e=1" of other bad lookups: any value of
-        # more than four digits is refused the same way first.
-        for part in ("year", "month", "day"):
-            value = request.GET.get(f"{self.date_hierarchy}__{part}")
-            if value is not None and not (value.isdigit() and len(value) <= 4):
-                if ERROR_FLAG in request.GET:
-                    return SimpleTemplateResponse(
-                        "admin/invalid_setup.html", {"title": gettext("Database error")}
-                    )
-                return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
-        return super().changelist_view(request, extra_context)
 
 
 @admin.action(permissions=["change"], description=_("Activate the selected version"))
@@ -160,7 +144,7 @@ _JSON_FIELDS = ("parameters", "evaluation")
 
 @admin.register(RecommenderModel)
 class RecommenderModelAdmin(
-    InUseAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
+    SafeLookupsMixin, InUseAdminMixin, ReadOnlyChangeFormMixin, JobProgressMixin, admin.ModelAdmin
 ):
     change_list_template = "admin/recommendations/recommendermodel/change_list.html"
     list_display = [
@@ -287,7 +271,7 @@ def make_default(modeladmin, request, queryset):
 
 
 @admin.register(BlendProfile)
-class BlendProfileAdmin(InUseAdminMixin, admin.ModelAdmin):
+class BlendProfileAdmin(SafeLookupsMixin, InUseAdminMixin, admin.ModelAdmin):
     form = BlendProfileForm
     list_display = [
         "name",

@@ -1,19 +1,20 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from lookalike.admin_lookups import SafeLookupsMixin
 from visualsearch.admin import compute_embeddings, find_similar_to_selected
 
 from .models import Category, Product
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(SafeLookupsMixin, admin.ModelAdmin):
     list_display = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(SafeLookupsMixin, admin.ModelAdmin):
     list_display = ["thumbnail", "title", "category", "price", "stock", "is_active", "updated_at"]
     list_display_links = ["thumbnail", "title"]
     list_filter = ["category", "is_active"]

@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from lookalike.admin_lookups import SafeLookupsMixin
 from lookalike.catalogue import get_adapter
 from lookalike.jobs.admin import JobProgressMixin
 from lookalike.jobs.models import Job
@@ -158,7 +159,7 @@ def index_counts():
 
 
 @admin.register(IndexJob)
-class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
+class IndexJobAdmin(SafeLookupsMixin, JobProgressMixin, admin.ModelAdmin):
     """The "Visual index" page; read-only rows, work started through its buttons."""
 
     change_list_template = "admin/visualsearch/indexjob/change_list.html"
@@ -330,7 +331,7 @@ class IndexJobAdmin(JobProgressMixin, admin.ModelAdmin):
 
 
 @admin.register(IndexFailure)
-class IndexFailureAdmin(admin.ModelAdmin):
+class IndexFailureAdmin(SafeLookupsMixin, admin.ModelAdmin):
     """The photos a reindex could not embed, each with its reason: what the "Failed" count
     of the "Visual index" page stands for. Read-only; deleting a row makes the next stale
     reindex try that photo again (after its file was repaired in place, say)."""

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from ..admin_in_use import InUseAdminMixin
+from ..admin_lookups import SafeLookupsMixin
 from ..keys import row_id
 from .models import Job
 from .services import JobAlreadyRunning, resume
@@ -51,7 +52,7 @@ class ReadOnlyChangeFormMixin:
 
 
 @admin.register(Job)
-class JobAdmin(InUseAdminMixin, ReadOnlyChangeFormMixin, admin.ModelAdmin):
+class JobAdmin(SafeLookupsMixin, InUseAdminMixin, ReadOnlyChangeFormMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "lock_key",

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from lookalike.admin_in_use import InUseAdminMixin
+from lookalike.admin_lookups import SafeLookupsMixin
 from lookalike.keys import row_id
 
 from ..models import Experiment, ExperimentArm
@@ -126,7 +127,7 @@ def _results_context(experiment):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(InUseAdminMixin, admin.ModelAdmin):
+class ExperimentAdmin(SafeLookupsMixin, InUseAdminMixin, admin.ModelAdmin):
     list_display = ["name", "status", "started_at", "stopped_at", "winner"]
     list_filter = ["status"]
     inlines = [ExperimentArmInline]
