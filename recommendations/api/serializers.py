@@ -69,8 +69,10 @@ class ProfileField(serializers.CharField):
         except UnknownProfile as exc:
             available = ", ".join(exc.available) or pgettext("no blend profiles", "none")
             message = gettext("Unknown blend profile “%(name)s”; available profiles: %(names)s.")
+            # The name as sent, cut short: a client's 10,000-character name is not echoed.
+            name = exc.name if len(exc.name) <= 60 else exc.name[:59] + "…"
             raise serializers.ValidationError(
-                message % {"name": exc.name, "names": available}
+                message % {"name": name, "names": available}
             ) from None
 
 

@@ -91,6 +91,8 @@ def test_similar_is_blended_and_personalised(client, catalogue):
         ({"k": 51}, "k", "less than or equal to 50"),
         ({"k": "ten"}, "k", "valid integer"),
         ({"profile": "summer"}, "profile", "Unknown blend profile “summer”"),
+        # A long name comes back cut short, never echoed whole.
+        ({"profile": "x" * 10_000}, "profile", f"Unknown blend profile “{'x' * 59}…”"),
     ],
 )
 def test_bad_parameters_are_400s_that_say_why(client, catalogue, params, field, message):

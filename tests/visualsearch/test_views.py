@@ -210,6 +210,7 @@ def test_photo_search_finds_the_product_and_offers_a_crop(client, catalogue, tmp
     assert "?from=photo" in html
     # The photo comes back inline, ready for the crop box; nothing is written to storage.
     assert 'src="data:image/jpeg;base64,' in html
+    assert html.count("data:image/jpeg;base64,") == 1  # the preview is in the page once
     assert 'id="vs-crop"' in html and "visualsearch/crop.js" in html
     assert not (tmp_path / "media" / "visualsearch").exists()
 

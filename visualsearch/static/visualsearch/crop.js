@@ -198,7 +198,7 @@
     const picked = ev.submitter && ev.submitter.dataset.box;
     boxInput.value = picked || (whole || !box ? "" : box.join(","));
     // Upload the preview again: a File built from the data: URL, put into the file input.
-    const blob = await (await fetch(form.dataset.preview)).blob();
+    const blob = await (await fetch(photo.src)).blob(); // the data: URL shown, sent once
     const transfer = new DataTransfer();
     transfer.items.add(new File([blob], "photo.jpg", { type: blob.type || "image/jpeg" }));
     fileInput.files = transfer.files;
