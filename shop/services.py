@@ -1,5 +1,6 @@
 """Catalogue queries and the session cart, shared by the shop's views."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -103,6 +104,14 @@ class AlreadyBought(ValueError):
         super().__init__("Your order is already confirmed.")
 
 
+def _lock_session(key):
+    """Hold the session's lock until the transaction ends: its cart changes one at a time."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.cart:{key}"]
+        )
+
+
 def _stored(session):
     """The cart as stored now. From the database's row where the session engine keeps one
     (``db``, ``cached_db``: the cached copy may lag behind it); else from the engine."""
@@ -124,7 +133,31 @@ class Cart:
     def _save(self):
         self.session[CART_SESSION_KEY] = {str(k): v for k, v in self.items.items()}
 
+    @contextmanager
+    def _changing(self):
+        """Change the cart as it is stored now, one request of the session at a time.
+
+        Each request loaded the session before its view ran: two adds at once (two tabs, a
+        double click) would each store its own copy, and the last would win, the other's
+        product lost although the shopper was told it was added. Under a lock on the
+        session, the cart is read again from the store, changed, and stored before the lock
+        goes; the middleware then leaves it alone (it would store this request's older copy
+        again). A shopper without a session yet has nothing to race with."""
+        key = self.session.session_key
+        with transaction.atomic():
+            if key:
+                _lock_session(key)
+                self.items = {int(k): v for k, v in _stored(self.session).items()}
+            yield
+            if key:
+                self.session.save()
+                self.session.modified = False
+
     def add(self, product, quantity=1):
+        with self._changing():
+            self._add(product, quantity)
+
+    def _add(self, product, quantity):
         if not product.is_active:
             raise ValueError("This product is no longer sold.")
         current = self.items.get(product.pk, 0)
@@ -143,10 +176,15 @@ class Cart:
     def set_quantity(self, product, quantity):
         """Change how many of ``product``, already in the cart, the shopper wants; 0 takes
         it out. Only an add records a ``cart`` event: a change of mind is not new intent."""
+        with self._changing():
+            self._set_quantity(product, quantity)
+
+    def _set_quantity(self, product, quantity):
         if product.pk not in self.items:
             raise ValueError(f"{product.title} is not in your cart.")
         if not quantity:
-            self.remove(product.pk)
+            self.items.pop(product.pk, None)
+            self._save()
             return
         if not product.is_active:
             raise ValueError("This product is no longer sold.")
@@ -158,8 +196,9 @@ class Cart:
         self._save()
 
     def remove(self, product_id):
-        self.items.pop(int(product_id), None)
-        self._save()
+        with self._changing():
+            self.items.pop(int(product_id), None)
+            self._save()
 
     def lines(self):
         products = Product.objects.in_bulk(self.items.keys())
@@ -187,11 +226,7 @@ class Cart:
         A cart bought meanwhile raises :class:`AlreadyBought`.
         """
         if self.session.session_key:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    [f"shop.checkout:{self.session.session_key}"],
-                )
+            _lock_session(self.session.session_key)
             had_items = bool(self.items)
             self.items = {int(k): v for k, v in _stored(self.session).items()}
             if had_items and not self.items:

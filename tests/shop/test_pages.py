@@ -212,12 +212,15 @@ def test_a_checkout_waits_for_another_of_the_same_session(client, product):
     holder.set_autocommit(False)
     with holder.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.checkout:{key}"]
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.cart:{key}"]
         )
     answers = []
-    waiting = threading.Thread(
-        target=lambda: answers.append(client.post(reverse("shop:checkout"), follow=True))
-    )
+
+    def check_out():
+        answers.append(client.post(reverse("shop:checkout"), follow=True))
+        connections.close_all()  # this thread's own connection
+
+    waiting = threading.Thread(target=check_out)
     waiting.start()
     waiting.join(1.0)
     assert waiting.is_alive() and not answers  # waits for the lock
@@ -233,6 +236,48 @@ def test_a_checkout_waits_for_another_of_the_same_session(client, product):
     assert answers and "Your order is already confirmed." in answers[0].content.decode()
     product.refresh_from_db()
     assert product.stock == 5 and not Event.objects.filter(kind="purchase").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_adds_at_once_keep_both_products(client, product_factory):
+    """Two tabs adding at once: the second waits for the first's lock, then adds to the
+    cart the first stored, not to the copy it loaded before (which lacked the first's)."""
+    import threading
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.db import connections
+
+    first, second, third = product_factory.create_batch(3, stock=5)
+    client.post(reverse("shop:cart_add", args=[first.pk]), {"quantity": 1})
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    holder = connections.create_connection("default")  # the other tab's add, mid-way
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.cart:{key}"]
+        )
+    answers = []
+
+    def add():
+        answers.append(client.post(reverse("shop:cart_add", args=[third.pk]), {"quantity": 2}))
+        connections.close_all()  # this thread's own connection
+
+    waiting = threading.Thread(target=add)
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive() and not answers  # waits for the lock
+    store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    store["cart"] = {str(first.pk): 1, str(second.pk): 1}  # what the other tab stored
+    store.save()
+    holder.rollback()
+    holder.close()
+    waiting.join(10)
+    assert answers and answers[0].status_code == 302
+    stored = import_module(settings.SESSION_ENGINE).SessionStore(key).load()["cart"]
+    assert stored == {str(first.pk): 1, str(second.pk): 1, str(third.pk): 2}
+    page = client.get(reverse("shop:cart")).content.decode()
+    assert all(p.title in page for p in (first, second, third))
 
 
 @pytest.mark.django_db
