@@ -110,12 +110,18 @@ def _stylesheet(request):
     """``LOOKALIKE_WIDGET_STYLESHEET`` for the first strip of a page, ``None`` for the
     others: one link a page, however many strips it shows."""
     path = lookalike_settings.WIDGET_STYLESHEET
-    if not path or request is None:
-        return path
-    if getattr(request, "_lookalike_stylesheet_linked", False):
-        return None
-    request._lookalike_stylesheet_linked = True
-    return path
+    return path if path and _first(request, "_lookalike_stylesheet_linked") else None
+
+
+def _first(request, flag):
+    """Whether this is the page's first strip to ask about ``flag`` (always, without a
+    request): what a page needs once is linked by its first strip."""
+    if request is None:
+        return True
+    if getattr(request, flag, False):
+        return False
+    setattr(request, flag, True)
+    return True
 
 
 def _heading_id(request, widget):
@@ -133,6 +139,7 @@ def _with_cards(strip, request):
     heading and its stylesheet, if the page does not link it yet."""
     # An empty strip renders nothing, its link neither: the next strip links the sheet.
     strip["stylesheet"] = _stylesheet(request) if strip["recommendations"] else None
+    strip["script"] = bool(strip["recommendations"]) and _first(request, "_lookalike_script_linked")
     strip["heading_id"] = _heading_id(request, strip["widget"]) if strip["recommendations"] else ""
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],

@@ -38,3 +38,22 @@ def test_widgets_change_as_the_shopper_clicks(page, catalogue):
     viewed = set(Event.objects.values_list("product_id", flat=True))
     assert "Looks similar" in page.locator('section[data-widget="for-you"]').inner_text()
     assert not viewed & set(warm[:1])  # leads with something new, not what was just seen
+
+
+def test_a_card_reached_by_keyboard_is_scrolled_wholly_into_view_on_a_phone(page, catalogue):
+    """At 360 px a strip shows two cards and part of a third (it says it scrolls); a card
+    the keyboard reaches is scrolled in whole, not left half off its strip."""
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(catalogue[0].get_absolute_url())
+    strip = page.locator('section[data-widget="similar-items"] .strip')
+    box = strip.bounding_box()
+    cards = strip.locator("[data-product-id]")
+    assert cards.count() >= 5
+    partly = [cards.nth(i).bounding_box() for i in range(3)]
+    assert partly[2]["x"] < box["x"] + box["width"] < partly[2]["x"] + partly[2]["width"]
+    for i in range(4):  # the title links of the first four cards, in turn
+        cards.nth(i).locator("a.title").focus()
+        page.wait_for_timeout(400)  # the smooth scroll
+        card = cards.nth(i).bounding_box()
+        left, right = card["x"], card["x"] + card["width"]
+        assert box["x"] - 1 <= left and right <= box["x"] + box["width"] + 1

@@ -37,6 +37,11 @@ def test_a_page_with_two_strips_links_the_stylesheet_once(settings, product_fact
     html = strip_html(settings, anchor, "{% similar_items product %}{% recommended_for_you %}")
     assert html.count('data-widget="') == 2
     assert html.count("lookalike/lookalike.css") == 1
+    # The script that scrolls a focused card into view, likewise, even unstyled.
+    assert html.count('<script src="/static/lookalike/strips.js" defer>') == 1
+    settings.LOOKALIKE_WIDGET_STYLESHEET = None
+    html = strip_html(settings, anchor, "{% similar_items product %}{% recommended_for_you %}")
+    assert html.count("lookalike/strips.js") == 1
 
 
 def test_two_strips_of_one_widget_have_headings_of_their_own(settings, product_factory):
