@@ -148,6 +148,6 @@ def test_admin_pages_and_status_json_work_with_another_language_active(admin_cli
             assert admin_client.get(reverse(name)).status_code == 200
         jobs = admin_client.get(reverse("admin:visualsearch_indexjob_status")).json()["jobs"]
         status = admin_client.get(reverse("admin:recommendations_recommendermodel_train_status"))
-    # The plugins ship no German catalogue: their texts fall back to English.
-    assert jobs[0]["error_label"] == "2 errors"
-    assert status.json()["job"]["steps_label"] == "3 / 31 steps."
+    # In German, with the plural the server picked.
+    assert jobs[0]["error_label"] == "2 Fehler"
+    assert status.json()["job"]["steps_label"] == "3 / 31 Schritte."

@@ -108,20 +108,17 @@ class NotIndexedError(APIException):
 
 
 def results_response(request, pairs):
-    data = SearchResultsSerializer({"results": pairs}, context={"request": request}).data
-    return Response(data)
+    return Response(SearchResultsSerializer({"results": pairs}, context={"request": request}).data)
 
 
 class ProductViewSet(viewsets.GenericViewSet):
     """Products, seen from visual search; only the ``similar`` action is served here."""
 
-    # Any key without a slash: a shop's text SKU may hold dots ("FM-0000.xl"), and the API
-    # has no format suffixes for a dot to start. The adapter parses the key: one that is not
-    # the model's (``1.5`` for an integer key) is a JSON 404.
+    # Any key without a slash (a SKU may hold dots; the API has no format suffixes), parsed
+    # by the adapter: ``1.5`` for an integer key is a JSON 404. Named ``id`` in the URL, as
+    # the schema names any key, and read as ``pk`` whatever the key field is called (a
+    # shop's ``sku``), so that the schema types it from that field.
     lookup_value_regex = r"[^/]+"
-    # The key as the URL names it, ``id`` (the name the schema gives any model's key), read
-    # as ``pk`` whatever the model calls its key field (a shop's ``sku``), so that the
-    # schema types it from that field.
     lookup_url_kwarg = "id"
     serializer_class = SearchResultsSerializer
     similar_params_class = SimilarParamsSerializer
@@ -133,12 +130,12 @@ class ProductViewSet(viewsets.GenericViewSet):
     def get_object(self):
         """The product of the URL's key; a product that another stands for (an Oscar
         variant) is answered as that one (its parent). One message for every missing
-        product, whatever the key looked like (DRF's own names the model)."""
+        product, whatever the key looked like (DRF's own names the model). int() reads
+        "+1", "01" and other scripts' digits ("１"): the pages redirect such spellings to
+        the product's address, the API answers at one."""
         text = self.kwargs[self.lookup_url_kwarg]
         try:
             key = get_adapter().parse_pk(text)
-            # int() also reads "+1", "01" and other scripts' digits ("１"); the pages
-            # redirect such spellings to the product's address, an API answers at one.
             if isinstance(key, int) and text != str(key):
                 raise Http404
             return self._product_of(key)
@@ -187,9 +184,8 @@ class ProductViewSet(viewsets.GenericViewSet):
 
     def similar_response(self, request, product, params):
         """The answer for ``product`` under the validated ``params``; a subclass may answer
-        another shape for its own parameters (and document it)."""
-        # The filters checked again on the products: the hits may be kept from an earlier
-        # search (search.remembered), and are asked for once more when out of date.
+        another shape for its own parameters (and document it). The filters are checked
+        again on the hits, which may be kept (search.remembered): asked again if stale."""
         for _attempt in range(2):
             try:
                 hits = self.similar_hits(product, params)
