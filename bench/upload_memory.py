@@ -180,7 +180,8 @@ def _child(path, filename):
 
     from visualsearch import indexing
     from visualsearch.imaging import open_image
-    from visualsearch.uploads import InvalidUpload, preview_data_url, read_photo
+    from visualsearch.previews import preview_data_url
+    from visualsearch.uploads import InvalidUpload, read_photo
 
     decode_catalogue = getattr(indexing, "open_catalogue_image", open_image)
 

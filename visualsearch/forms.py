@@ -79,11 +79,14 @@ class PhotoSearchForm(FiltersForm):
         widget=forms.HiddenInput,
         error_messages={"max_length": BOX_TOO_LONG},
     )
+    # Degrees clockwise to turn the photo by first (the page's "Turn" buttons); read by
+    # read_photo, which says why a value is refused.
+    turn = forms.CharField(required=False, max_length=8, widget=forms.HiddenInput)
     category = forms.ModelChoiceField(
         queryset=None, required=False, empty_label=_("All categories"), label=_("Category")
     )
 
-    field_order = ["image", "category", "min_price", "max_price", "in_stock", "box"]
+    field_order = ["image", "category", "min_price", "max_price", "in_stock", "box", "turn"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +108,7 @@ class PhotoSearchForm(FiltersForm):
         upload = cleaned.get("image")
         if upload is not None:
             try:
-                cleaned["photo"] = read_photo(upload, cleaned.get("box"))
+                cleaned["photo"] = read_photo(upload, cleaned.get("box"), cleaned.get("turn"))
             except InvalidUpload as exc:
                 self.add_error(exc.field, forms.ValidationError(exc.message, code=exc.code))
         return cleaned

@@ -82,6 +82,36 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+#: The quarter turns a shopper may ask for, clockwise, as the transposes that make them.
+TURNS = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+
+
+def _turned_orientations():
+    """``{(orientation, turn): orientation}``: the EXIF orientation that shows the stored
+    image as ``orientation`` does, then turned ``turn`` degrees clockwise; found by showing
+    a 3 x 2 image of distinct pixels each way."""
+    probe = Image.frombytes("L", (3, 2), bytes(range(6)))
+
+    def shown(orientation):
+        im = probe.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else probe
+        return im.size, im.tobytes()
+
+    table = {}
+    for orientation in range(1, 9):
+        for turn in (0, *TURNS):
+            im = probe.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else probe
+            turned = im.transpose(TURNS[turn]) if turn else im
+            target = turned.size, turned.tobytes()
+            table[orientation, turn] = next(o for o in range(1, 9) if shown(o) == target)
+    return table
+
+
+_TURNED = _turned_orientations()
+_TURN_DEGREES = (0, *TURNS)
 _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA = ("RGBA", "LA", "RGBa", "La", "PA")
 
@@ -154,7 +184,7 @@ def open_image(fp, *, min_side=None, max_pixels=None) -> Image.Image:
     return image
 
 
-def open_image_parts(fp, parts, *, max_pixels=None):
+def open_image_parts(fp, parts, *, max_pixels=None, turn=0):
     """Decode the parts of an image that the caller needs, each no larger than it needs.
 
     A photo search needs the whole photo for the shopper's preview and the area they chose
@@ -171,6 +201,9 @@ def open_image_parts(fp, parts, *, max_pixels=None):
         :func:`open_image`, for the box. Equal parts give the same image object.
     max_pixels : int, optional
         As for :func:`open_image`.
+    turn : int
+        Degrees clockwise (0, 90, 180 or 270) to turn the upright image by, as a shopper
+        asks for a photo that was saved sideways: "upright" below includes the turn.
 
     Returns
     -------
@@ -189,6 +222,8 @@ def open_image_parts(fp, parts, *, max_pixels=None):
         As for :func:`open_image`.
     """
     parts = list(parts)
+    if turn not in _TURN_DEGREES:
+        raise ValueError(f"turn must be one of {_TURN_DEGREES}, not {turn!r}.")
     if isinstance(fp, (bytes, bytearray, memoryview)):
         fp = io.BytesIO(bytes(fp))
     try:
@@ -209,7 +244,7 @@ def open_image_parts(fp, parts, *, max_pixels=None):
             im.load()
             if scale == 1:
                 full = im.size  # a few formats only know their size once loaded
-            orientation = _orientation(im)
+            orientation = _TURNED[_orientation(im), turn]
             size = full[::-1] if orientation in (5, 6, 7, 8) else full
             boxes = [(0, 0, *size) if box is None else check_box(box, size) for box, _ in parts]
             value_range = _float_range(im) if im.mode == "F" else None

@@ -19,7 +19,6 @@ at the size limit.
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 import re
@@ -34,18 +33,28 @@ from PIL import Image, UnidentifiedImageError
 
 from .conf import app_settings
 from .file_structure import costly_message, costly_structure
-from .imaging import WORKING_SIZE, InvalidCrop, TooManyPixels, UnreadableImage, open_image_parts
+from .imaging import (
+    TURNS,
+    WORKING_SIZE,
+    InvalidCrop,
+    TooManyPixels,
+    UnreadableImage,
+    open_image_parts,
+)
 
 __all__ = [
     "BOX_TOO_LONG",
     "MAX_BOX_LENGTH",
     "InvalidUpload",
     "QueryPhoto",
+    "TURN_DEGREES",
     "parse_box",
-    "preview_data_url",
+    "parse_turn",
     "read_photo",
-    "scale_box",
 ]
+
+#: The turns a shopper may ask for, in degrees clockwise.
+TURN_DEGREES = (0, *TURNS)
 
 #: Longest crop box accepted, in characters: four coordinates of a 40-megapixel photo with
 #: browsers' fractional ``.0`` and spaces take about 40.
@@ -90,8 +99,8 @@ class QueryPhoto:
     image: Image.Image
     """The whole photo, for the shopper's preview: RGB, EXIF orientation applied, first
     frame of an animation, reduced by an integer factor to no less than
-    ``VISUALSEARCH_PREVIEW_SIZE`` on its longer side (:func:`preview_data_url` makes the
-    preview itself)."""
+    ``VISUALSEARCH_PREVIEW_SIZE`` on its longer side (:func:`.previews.preview_data_url`
+    makes the preview itself)."""
     query: Image.Image
     """The photo's ``box``, or the whole photo, reduced by an integer factor to no less than
     :data:`~visualsearch.imaging.WORKING_SIZE` on its longer side, as the catalogue's images
@@ -142,6 +151,18 @@ def parse_box(value):
 _COORDINATE = re.compile(r"-?0*[0-9]{1,7}(?:\.0*)?", re.ASCII)
 
 
+def parse_turn(value):
+    """A turn given as 0, 90, 180 or 270 degrees clockwise (or their text; empty is 0)."""
+    if value in (None, ""):
+        return 0
+    text = str(value).strip()
+    if text.isascii() and text.isdigit() and int(text) in TURN_DEGREES:
+        return int(text)
+    raise InvalidUpload(
+        _("A turn is 0, 90, 180 or 270 degrees clockwise."), code="invalid_turn", field="turn"
+    )
+
+
 def _whole_number(part):
     if isinstance(part, str):
         part = part.strip()
@@ -155,7 +176,7 @@ def _whole_number(part):
     return int(number)
 
 
-def read_photo(upload, box=None):
+def read_photo(upload, box=None, turn=0):
     """Validate an uploaded file and decode it for searching.
 
     Parameters
@@ -163,7 +184,11 @@ def read_photo(upload, box=None):
     upload : django.core.files.uploadedfile.UploadedFile or file-like object
         The shopper's photo.
     box : str, sequence of 4 ints or None
-        Optional area to search with, as accepted by :func:`parse_box`.
+        Optional area to search with, as accepted by :func:`parse_box`, in pixels of the
+        photo once turned.
+    turn : int or str
+        Degrees clockwise (0, 90, 180, 270) to turn the photo by first, for a photo saved
+        sideways without an EXIF orientation (:func:`parse_turn`).
 
     Returns
     -------
@@ -175,6 +200,7 @@ def read_photo(upload, box=None):
         With a message for the shopper, for every way the upload can be unusable.
     """
     box = parse_box(box)
+    turn = parse_turn(turn)
     data = _read_bytes(upload)
     fmt = _check_header(data)
     # One decoding for both: the preview of the whole photo and the area searched.
@@ -184,7 +210,9 @@ def read_photo(upload, box=None):
         # declares a larger size from slipping through during decoding.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            size, (image, query) = open_image_parts(data, parts, max_pixels=app_settings.MAX_PIXELS)
+            size, (image, query) = open_image_parts(
+                data, parts, max_pixels=app_settings.MAX_PIXELS, turn=turn
+            )
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise _too_many_pixels() from exc
     except TooManyPixels as exc:
@@ -351,35 +379,3 @@ def _store(data, fmt):
     extension = {"JPEG": "jpg", "TIFF": "tif"}.get(fmt, fmt.lower())
     name = f"{app_settings.UPLOAD_DIR.rstrip('/')}/{uuid.uuid4().hex}.{extension}"
     return default_storage.save(name, ContentFile(data))
-
-
-def scale_box(box, source_size, target_size):
-    """``box`` (x0, y0, x1, y1, in pixels of an image of ``source_size``) in pixels of the
-    same picture at ``target_size``: the regions photo search finds on its working copy
-    are shown on the preview and returned in pixels of the full-size photo."""
-    sx, sy = target_size[0] / source_size[0], target_size[1] / source_size[1]
-    x0, y0, x1, y1 = box
-    return (
-        max(0, int(x0 * sx)),
-        max(0, int(y0 * sy)),
-        min(int(target_size[0]), -int(-x1 * sx // 1)),
-        min(int(target_size[1]), -int(-y1 * sy // 1)),
-    )
-
-
-def preview_data_url(image, max_side=None):
-    """Encode ``image`` as a small JPEG ``data:`` URL to show it back without storing it.
-
-    Returns ``(url, width, height)``: the preview's own size, which may be smaller than the
-    photo's. A crop chosen on the preview is in the preview's pixels; the page uploads the
-    preview itself with such a box, so the two always agree.
-    """
-    max_side = max_side or app_settings.PREVIEW_SIZE
-    preview = image
-    if max(image.size) > max_side:
-        preview = image.copy()
-        preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    preview.save(buf, format="JPEG", quality=90)
-    encoded = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"data:image/jpeg;base64,{encoded}", preview.width, preview.height

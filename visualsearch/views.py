@@ -23,10 +23,10 @@ from .concurrency import Busy, photo_search_slot
 from .conf import app_settings
 from .forms import PhotoSearchForm, SimilarFiltersForm
 from .indexing.state import why_unindexed
+from .previews import preview_data_url, scale_box
 from .products import stands_for
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
-from .uploads import preview_data_url, scale_box
 
 
 def render_page(request, template, context, status=200):

@@ -13,12 +13,12 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from visualsearch.api.fields import StrictIntegerField
 from visualsearch.api.serializers import (
     ErrorSerializer,
     ParamsSerializer,
     ProductCardSerializer,
     SimilarParamsSerializer,
-    StrictIntegerField,
     product_card,
 )
 

@@ -270,3 +270,24 @@ def test_a_refused_form_puts_the_focus_on_the_field_in_error(page, catalogue):
     assert page.locator("#vs-upload-errors").is_visible()
     page.goto(f"/visual/similar/{catalogue[0].pk}/?min_price=abc")
     assert page.evaluate("document.activeElement.name") == "min_price"
+
+
+def test_turning_a_photo_on_its_side_searches_it_the_right_way_up(page, catalogue):
+    target = catalogue[5]
+    upright = Image.open(io.BytesIO(_png_of(target))).convert("RGB")
+    buf = io.BytesIO()
+    upright.resize((56, 28)).rotate(90, expand=True).save(buf, format="PNG")  # 28 x 56
+    upload_on_the_photo_page(page, "side.png", "image/png", buf.getvalue())
+    page.wait_for_selector("#vs-crop")
+    frame = page.locator("#vs-crop")
+    assert (frame.get_attribute("data-width"), frame.get_attribute("data-height")) == ("28", "56")
+    group = page.get_by_role("group", name="Photo on its side? Turn it:")
+    with page.expect_navigation():
+        group.get_by_role("button", name="Turn right").click()
+    frame = page.locator("#vs-crop")
+    assert (frame.get_attribute("data-width"), frame.get_attribute("data-height")) == ("56", "28")
+    # The turned preview is what the next search sends: no second turn is asked for.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search whole photo").click()
+    frame = page.locator("#vs-crop")
+    assert (frame.get_attribute("data-width"), frame.get_attribute("data-height")) == ("56", "28")

@@ -234,6 +234,29 @@ def test_image_search_with_box_and_filters(client, catalogue):
         assert by_pk[r["id"]].price >= 20 and by_pk[r["id"]].stock > 0
 
 
+def test_image_search_turns_a_photo_on_its_side(client, catalogue):
+    """``turn`` (degrees clockwise) puts a photo saved sideways the right way up; the
+    regions and ``box`` are in pixels of the turned photo."""
+    import io
+
+    from PIL import Image
+
+    target = catalogue[7]
+    with target.image.open("rb") as fh:
+        sideways = Image.open(io.BytesIO(fh.read())).convert("RGB").rotate(-90, expand=True)
+    buf = io.BytesIO()
+    sideways.save(buf, format="PNG")
+
+    def search(**fields):
+        upload = SimpleUploadedFile("side.png", buf.getvalue(), content_type="image/png")
+        return client.post(IMAGE_URL, {"image": upload, **fields})
+
+    answer = search(turn="270")
+    assert answer.status_code == 200 and answer.json()["results"][0]["id"] == target.pk
+    refused = search(turn="45")
+    assert refused.status_code == 400 and set(refused.json()) == {"turn"}
+
+
 @pytest.mark.parametrize("case", sorted(corpus.BAD_UPLOADS))
 def test_image_search_refuses_bad_uploads(client, pixel_encoder, case):
     make, name, _code, fragment = corpus.BAD_UPLOADS[case]

@@ -305,3 +305,27 @@ def test_exif_rotated_photo_is_shown_upright(client, catalogue):
     response = client.post(PHOTO_URL, {"image": SimpleUploadedFile(name, make())})
     html = response.content.decode()
     assert 'data-width="20" data-height="40"' in html
+
+
+def test_a_photo_on_its_side_is_turned_and_found(client, catalogue):
+    """A photo saved a quarter turn anticlockwise (no EXIF to say so) is searched turned
+    back: the product first, and the preview shown the right way up (its sides swapped)."""
+    import io
+
+    from PIL import Image
+
+    from tests.visualsearch import corpus
+
+    target = catalogue[5]
+    upright = Image.open(io.BytesIO(product_image_bytes(target))).convert("RGB")
+    buf = io.BytesIO()
+    upright.rotate(90, expand=True).save(buf, format="PNG")
+    as_sent = client.post(PHOTO_URL, {"image": photo_upload(buf.getvalue())})
+    assert as_sent.status_code == 200 and "Turn right" in as_sent.content.decode()
+    turned = client.post(PHOTO_URL, {"image": photo_upload(buf.getvalue()), "turn": "90"})
+    assert card_ids(turned)[0] == target.pk
+    wide = corpus.png((64, 48))
+    html = client.post(PHOTO_URL, {"image": photo_upload(wide), "turn": "270"}).content.decode()
+    assert 'data-width="48" data-height="64"' in html
+    refused = client.post(PHOTO_URL, {"image": photo_upload(wide), "turn": "45"})
+    assert refused.status_code == 400 and "90, 180 or 270 degrees" in refused.content.decode()

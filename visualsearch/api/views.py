@@ -33,10 +33,10 @@ from lookalike.catalogue import get_adapter
 from .. import search
 from ..concurrency import Busy, photo_search_slot
 from ..indexing.state import why_unindexed
+from ..previews import scale_box
 from ..products import stands_for
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload, body_refusal
-from ..uploads import scale_box
 from .serializers import (
     ErrorSerializer,
     ImageSearchSerializer,

@@ -3,7 +3,7 @@
  *
  * Dragging is not the only way with one finger or a pointer: a tap sets one corner and a
  * second tap the opposite one (a tap never clears the area). Dragging inside the area moves
- * it.
+ * it. The turn buttons send the photo with a quarter turn, for one saved on its side.
  *
  * The photo takes the keyboard focus too: the arrow keys move the area (drawing one in the
  * middle first if there is none), Shift with them resizes it, Enter searches it and Escape
@@ -22,6 +22,7 @@
   const selection = document.getElementById("vs-selection");
   const boxInput = document.getElementById("vs-box");
   const fileInput = document.getElementById("vs-crop-image");
+  const turnInput = document.getElementById("vs-turn");
   const areaButton = document.getElementById("vs-search-area");
   const naturalWidth = Number(frame.dataset.width);
   const naturalHeight = Number(frame.dataset.height);
@@ -196,7 +197,10 @@
     ev.preventDefault();
     const whole = ev.submitter && ev.submitter.value === "whole";
     const picked = ev.submitter && ev.submitter.dataset.box;
-    boxInput.value = picked || (whole || !box ? "" : box.join(","));
+    // A turn searches the whole photo turned; the next search sends that turned preview.
+    const turning = ev.submitter && ev.submitter.dataset.turn;
+    if (turnInput) turnInput.value = turning || "";
+    boxInput.value = turning ? "" : picked || (whole || !box ? "" : box.join(","));
     // Upload the preview again: a File built from the data: URL, put into the file input.
     const blob = await (await fetch(photo.src)).blob(); // the data: URL shown, sent once
     const transfer = new DataTransfer();
