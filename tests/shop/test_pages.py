@@ -196,18 +196,17 @@ def test_a_cart_sent_twice_at_once_is_bought_once(client, product):
     assert Event.objects.filter(kind="purchase").count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_checkout_waits_for_another_of_the_same_session(client, product):
-    """The second of two checkouts sent at once waits on the first's lock, then finds the
-    cart bought (the page says the order is confirmed, not that the cart is empty)."""
+def _while_another_request_holds_the_cart(client, send, stored_meanwhile):
+    """``send()``, a request of ``client``'s session, made while another request of the
+    session holds the cart's lock (a connection of its own); that one stores the cart
+    ``stored_meanwhile`` and ends. Checks that ``send`` waited; returns its response."""
     import threading
+    from importlib import import_module
 
     from django.conf import settings
     from django.db import connections
 
-    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    # Another checkout of this session holds the lock (a connection of its own).
     holder = connections.create_connection("default")
     holder.set_autocommit(False)
     with holder.cursor() as cursor:
@@ -216,24 +215,33 @@ def test_a_checkout_waits_for_another_of_the_same_session(client, product):
         )
     answers = []
 
-    def check_out():
-        answers.append(client.post(reverse("shop:checkout"), follow=True))
+    def run():
+        answers.append(send())
         connections.close_all()  # this thread's own connection
 
-    waiting = threading.Thread(target=check_out)
+    waiting = threading.Thread(target=run)
     waiting.start()
     waiting.join(1.0)
     assert waiting.is_alive() and not answers  # waits for the lock
-    # Meanwhile that checkout bought the cart, stored empty, and ends.
-    from importlib import import_module
-
     store = import_module(settings.SESSION_ENGINE).SessionStore(key)
-    store["cart"] = {}
+    store["cart"] = stored_meanwhile
     store.save()
     holder.rollback()
     holder.close()
     waiting.join(10)
-    assert answers and "Your order is already confirmed." in answers[0].content.decode()
+    assert answers
+    return answers[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkout_waits_for_another_of_the_same_session(client, product):
+    """The second of two checkouts sent at once waits on the first's lock, then finds the
+    cart bought (the page says the order is confirmed, not that the cart is empty)."""
+    client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 2})
+    answer = _while_another_request_holds_the_cart(
+        client, lambda: client.post(reverse("shop:checkout"), follow=True), {}
+    )
+    assert "Your order is already confirmed." in answer.content.decode()
     product.refresh_from_db()
     assert product.stock == 5 and not Event.objects.filter(kind="purchase").exists()
 
@@ -242,38 +250,19 @@ def test_a_checkout_waits_for_another_of_the_same_session(client, product):
 def test_two_adds_at_once_keep_both_products(client, product_factory):
     """Two tabs adding at once: the second waits for the first's lock, then adds to the
     cart the first stored, not to the copy it loaded before (which lacked the first's)."""
-    import threading
     from importlib import import_module
 
     from django.conf import settings
-    from django.db import connections
 
     first, second, third = product_factory.create_batch(3, stock=5)
     client.post(reverse("shop:cart_add", args=[first.pk]), {"quantity": 1})
+    answer = _while_another_request_holds_the_cart(
+        client,
+        lambda: client.post(reverse("shop:cart_add", args=[third.pk]), {"quantity": 2}),
+        {str(first.pk): 1, str(second.pk): 1},  # what the other tab stored
+    )
+    assert answer.status_code == 302
     key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    holder = connections.create_connection("default")  # the other tab's add, mid-way
-    holder.set_autocommit(False)
-    with holder.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"shop.cart:{key}"]
-        )
-    answers = []
-
-    def add():
-        answers.append(client.post(reverse("shop:cart_add", args=[third.pk]), {"quantity": 2}))
-        connections.close_all()  # this thread's own connection
-
-    waiting = threading.Thread(target=add)
-    waiting.start()
-    waiting.join(1.0)
-    assert waiting.is_alive() and not answers  # waits for the lock
-    store = import_module(settings.SESSION_ENGINE).SessionStore(key)
-    store["cart"] = {str(first.pk): 1, str(second.pk): 1}  # what the other tab stored
-    store.save()
-    holder.rollback()
-    holder.close()
-    waiting.join(10)
-    assert answers and answers[0].status_code == 302
     stored = import_module(settings.SESSION_ENGINE).SessionStore(key).load()["cart"]
     assert stored == {str(first.pk): 1, str(second.pk): 1, str(third.pk): 2}
     page = client.get(reverse("shop:cart")).content.decode()
