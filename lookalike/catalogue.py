@@ -602,10 +602,19 @@ class FieldsCatalogueAdapter(CatalogueAdapter):
                     Error(
                         f"LOOKALIKE_PRODUCT_FIELDS[{role!r}] names {name!r}, a "
                         f"{type(field).__name__}; it must be a {wanted}.",
+                        hint=_ROLE_HINTS.get(role),
                         id="lookalike.E013",
                     )
                 )
         return errors
+
+
+#: What to do instead when a product model keeps a role in another kind of field.
+_ROLE_HINTS = {
+    "active": "Products hidden another way (a soft-delete timestamp such as deleted_at, a "
+    "status) need a CatalogueAdapter subclass whose get_queryset() filters them, with "
+    "'active' set to None: see docs/install.md, section 7.",
+}
 
 
 @lru_cache(maxsize=8)

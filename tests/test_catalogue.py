@@ -48,6 +48,13 @@ def test_a_misconfiguration_fails_check_naming_the_setting(settings, setting, va
     assert any(names in e.msg for e in errors), [e.msg for e in errors]
 
 
+def test_a_soft_delete_timestamp_as_the_active_field_is_told_what_to_do(settings):
+    settings.LOOKALIKE_PRODUCT_FIELDS = {"active": "created_at"}  # a timestamp, not a flag
+    [error] = [e for e in lookalike_errors() if e.id == "lookalike.E013"]
+    assert "must be a BooleanField" in error.msg
+    assert "get_queryset()" in error.hint and "'active' set to None" in error.hint
+
+
 @pytest.mark.parametrize(
     "mistake, names",
     [
