@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from lookalike.catalogue import get_adapter
 
 from .search import Filters
-from .uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, read_photo
+from .uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, parse_box, read_photo
 
 
 class FiltersForm(forms.Form):
@@ -79,6 +79,9 @@ class PhotoSearchForm(FiltersForm):
         widget=forms.HiddenInput,
         error_messages={"max_length": BOX_TOO_LONG},
     )
+    # The products the page had found, sent back with a pick ("x0,y0,x1,y1;..."), to offer
+    # them again: searching one box finds no regions of its own.
+    regions = forms.CharField(required=False, max_length=400, widget=forms.HiddenInput)
     # Degrees clockwise to turn the photo by first (the page's "Turn" buttons); read by
     # read_photo, which says why a value is refused.
     turn = forms.CharField(required=False, max_length=8, widget=forms.HiddenInput)
@@ -102,6 +105,19 @@ class PhotoSearchForm(FiltersForm):
         if hasattr(self.files, "getlist") and len(self.files.getlist(self.add_prefix("image"))) > 1:
             raise forms.ValidationError(_("Send one photo at a time."), code="too_many_photos")
         return self.cleaned_data.get("image")
+
+    def clean_regions(self):
+        """The boxes sent back, those that parse (page state, not the shopper's words: a
+        malformed one is dropped, not an error)."""
+        boxes = []
+        for text in self.cleaned_data.get("regions", "").split(";")[:8]:
+            try:
+                box = parse_box(text)
+            except InvalidUpload:
+                continue
+            if box is not None:
+                boxes.append(box)
+        return boxes
 
     def clean(self):
         cleaned = super().clean()

@@ -183,28 +183,34 @@ def _place(x0, y0, x1, y1, width, height):
     return PLACES[(column, row)]
 
 
-def _regions_on_preview(found, query_size, width, height):
+def _regions_on_preview(found, query_size, width, height, kept=(), searched=None):
     """The products found in the photo, for the shopper to pick one, when there are two or
     more (one product is what the fused results already show): each box in preview pixels
     (what the crop box submits) and as percentages of the preview (to draw it at any
-    size)."""
-    if len(found.regions) < 2:
+    size). ``kept``, the boxes the page had found before a product was picked (searching
+    a box finds no regions), are shown again; ``searched``, the box searched now, is marked."""
+    boxes = [scale_box(region.box, query_size, (width, height)) for region in found.regions]
+    if len(boxes) < 2:
+        boxes = [b for b in kept if b[2] <= width and b[3] <= height][:MAX_KEPT_REGIONS]
+    if len(boxes) < 2:
         return []
-    regions = []
-    for number, region in enumerate(found.regions, start=1):
-        x0, y0, x1, y1 = scale_box(region.box, query_size, (width, height))
-        regions.append(
-            {
-                "number": number,
-                "place": _place(x0, y0, x1, y1, width, height),
-                "box": f"{x0},{y0},{x1},{y1}",
-                "left": round(100 * x0 / width, 2),
-                "top": round(100 * y0 / height, 2),
-                "width": round(100 * (x1 - x0) / width, 2),
-                "height": round(100 * (y1 - y0) / height, 2),
-            }
-        )
-    return regions
+    return [
+        {
+            "number": number,
+            "place": _place(x0, y0, x1, y1, width, height),
+            "box": f"{x0},{y0},{x1},{y1}",
+            "searched": searched is not None and tuple(searched) == (x0, y0, x1, y1),
+            "left": round(100 * x0 / width, 2),
+            "top": round(100 * y0 / height, 2),
+            "width": round(100 * (x1 - x0) / width, 2),
+            "height": round(100 * (y1 - y0) / height, 2),
+        }
+        for number, (x0, y0, x1, y1) in enumerate(boxes, start=1)
+    ]
+
+
+#: Regions a page sends back to show again after a pick (more are never found).
+MAX_KEPT_REGIONS = 8
 
 
 @photo_upload
@@ -249,6 +255,8 @@ def search_by_photo(request):
         response["Retry-After"] = str(exc.retry_after)
         return response
     scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
+    # Boxes sent back are in the preview's pixels: the photo searched is that preview.
+    kept = form.cleaned_data["regions"] if photo.size == (preview_width, preview_height) else ()
     context = {
         "form": form,
         "results": search.hydrate(found.hits),
@@ -258,7 +266,14 @@ def search_by_photo(request):
         "searched": True,
         # Searched again from the results page (the crop box, a product found, the whole).
         "refined": request.POST.get("refined") == "1",
-        "regions": _regions_on_preview(found, photo.query.size, preview_width, preview_height),
+        "regions": _regions_on_preview(
+            found,
+            photo.query.size,
+            preview_width,
+            preview_height,
+            kept=kept,
+            searched=photo.box,
+        ),
         "preview_url": preview_url,
         "preview_width": preview_width,
         "preview_height": preview_height,

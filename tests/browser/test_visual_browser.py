@@ -197,11 +197,24 @@ def test_a_photo_of_two_products_offers_each_as_a_box(page, catalogue):
     assert outline.bounding_box()["width"] > 20
     page.get_by_role("button", name="Search product 1").focus()
     assert "vs-region-active" in outline.get_attribute("class")
-    # Picking a product searches with its box alone, as the crop box does.
+    # Picking a product searches with its box alone, as the crop box does; both stay on
+    # offer, the one searched marked, so the other is one press away.
     page.get_by_role("button", name="Search product 1").click()
     page.wait_for_selector("text=for the selected area")
-    assert page.locator("#vs-box").input_value() != ""
-    assert page.locator(".vs-region").count() == 0
+    picked = page.locator("#vs-box").input_value()
+    assert picked != "" and page.locator(".vs-region").count() == 2
+    one = page.get_by_role("button", name="Search product 1")
+    assert one.get_attribute("aria-pressed") == "true" and one.get_attribute("data-box") == picked
+    two = page.get_by_role("button", name="Search product 2")
+    assert two.get_attribute("aria-pressed") == "false"
+    two.click()
+    page.wait_for_selector('button[aria-pressed="true"]:has-text("Search product 2")')
+    assert page.locator("#vs-box").input_value() != picked
+    # The whole photo again: found anew, nothing marked.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search whole photo").click()
+    page.wait_for_selector("text=2 products found in your photo")
+    assert page.locator('.vs-region-pick[aria-pressed="true"]').count() == 0
 
 
 def test_admin_reindex_shows_live_progress(page, catalogue, django_user_model, settings):

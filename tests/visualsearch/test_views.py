@@ -329,3 +329,23 @@ def test_a_photo_on_its_side_is_turned_and_found(client, catalogue):
     assert 'data-width="48" data-height="64"' in html
     refused = client.post(PHOTO_URL, {"image": photo_upload(wide), "turn": "45"})
     assert refused.status_code == 400 and "90, 180 or 270 degrees" in refused.content.decode()
+
+
+def test_products_found_before_a_pick_are_offered_again(client, catalogue):
+    """Searching one product's box finds no regions; the boxes the page sends back are
+    shown again (the one searched pressed), and what does not parse or lies outside the
+    photo is dropped, never an error."""
+    from tests.visualsearch import corpus
+
+    photo = photo_upload(corpus.png((64, 48)))
+    kept = "0,0,30,48;34,0,64,48;abc;0,0,64,4800;" + "9" * 300
+    html = client.post(
+        PHOTO_URL, {"image": photo, "box": "34,0,64,48", "regions": kept[:400]}
+    ).content.decode()
+    assert html.count('class="btn secondary vs-region-pick"') == 2
+    assert 'data-box="34,0,64,48" data-region="vs-region-2" aria-pressed="true"' in html
+    assert 'data-box="0,0,30,48" data-region="vs-region-1" aria-pressed="false"' in html
+    # One box alone is no choice to offer.
+    photo = photo_upload(corpus.png((64, 48)))
+    html = client.post(PHOTO_URL, {"image": photo, "box": "0,0,30,48", "regions": "0,0,30,48"})
+    assert "vs-region-pick" not in html.content.decode()

@@ -201,6 +201,12 @@
     const turning = ev.submitter && ev.submitter.dataset.turn;
     if (turnInput) turnInput.value = turning || "";
     boxInput.value = turning ? "" : picked || (whole || !box ? "" : box.join(","));
+    // The products found stay on offer after one is picked (a box's search finds none).
+    const kept = document.getElementById("vs-regions-kept");
+    if (kept) {
+      const boxes = Array.from(form.querySelectorAll(".vs-region-pick"), b => b.dataset.box);
+      kept.value = turning || whole ? "" : boxes.join(";");
+    }
     // Upload the preview again: a File built from the data: URL, put into the file input.
     const blob = await (await fetch(photo.src)).blob(); // the data: URL shown, sent once
     const transfer = new DataTransfer();
