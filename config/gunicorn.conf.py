@@ -24,6 +24,7 @@ under PostgreSQL's 100 (the embedded server's is raised to ``LOOKALIKE_DB_MAX_CO
 
 import os
 import shutil
+import sys
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
@@ -41,9 +42,17 @@ keepalive = 5
 # Recycle processes now and then, so that no slow leak (a decoder's memory) grows for ever.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
-# Access lines to stdout when asked (GUNICORN_ACCESS_LOG=1); errors always to stderr.
+# Access lines to stdout when asked (GUNICORN_ACCESS_LOG=1); errors always to stderr. As JSON
+# lines where the shop's records are (DJANGO_LOG_FORMAT=json, make serve's default): the
+# request's fields, its X-Request-ID among them (config.logs.gunicorn_logging_config).
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
 errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus %({x-request-id}o)s'
+if os.environ.get("DJANGO_LOG_FORMAT") == "json":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from config.logs import gunicorn_logging_config
+
+    logconfig_dict = gunicorn_logging_config(access=accesslog is not None)
 proc_name = "lookalike-web"
 wsgi_app = "config.wsgi:application"
 # gunicornc's control socket beside the shop's other runtime files, not one per user in

@@ -16,7 +16,15 @@ import os
 import re
 import uuid
 
-__all__ = ["RequestIdFilter", "RequestIdMiddleware", "logging_config"]
+from pythonjsonlogger.json import JsonFormatter
+
+__all__ = [
+    "GunicornAccessFormatter",
+    "RequestIdFilter",
+    "RequestIdMiddleware",
+    "gunicorn_logging_config",
+    "logging_config",
+]
 
 HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -92,3 +100,68 @@ def logging_config():
             "celery": {"level": level},
         },
     }
+
+
+def gunicorn_logging_config(access=False):
+    """gunicorn's own loggers (``logconfig_dict``) as JSON lines, as the shop's records are
+    under ``make serve``: its errors (a worker timed out, booted, exited), and with
+    ``access`` one line per request whose fields a log collector indexes (method, path,
+    status, bytes, duration, the request's id as the response carried it, the client).
+    Not propagated: Django's logging configures the root logger in each worker."""
+    json_formatter = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": json_formatter,
+            "access": {**json_formatter, "()": "config.logs.GunicornAccessFormatter"},
+        },
+        "handlers": {
+            "errors": {"class": "logging.StreamHandler", "formatter": "json"},
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "root": {"level": "WARNING", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["errors"], "propagate": False},
+            "gunicorn.access": {
+                "level": "INFO" if access else "WARNING",
+                "handlers": ["access"],
+                "propagate": False,
+            },
+        },
+    }
+
+
+class GunicornAccessFormatter(JsonFormatter):
+    """A gunicorn access line as JSON, its atoms as fields (``record.args`` holds them)."""
+
+    #: gunicorn's atom → the field's name.
+    FIELDS = {
+        "m": "method",
+        "U": "path",
+        "q": "query",
+        "s": "status",
+        "B": "bytes",
+        "D": "duration_us",
+        "{x-request-id}o": "request_id",
+        "h": "remote",
+        "a": "user_agent",
+    }
+
+    def add_fields(self, log_record, record, message_dict):
+        super().add_fields(log_record, record, message_dict)
+        atoms = record.args if isinstance(record.args, dict) else {}
+        for atom, name in self.FIELDS.items():
+            value = atoms.get(atom)
+            if value in (None, "-", ""):
+                continue
+            numeric = name in ("status", "bytes", "duration_us") and str(value).isdigit()
+            log_record[name] = int(value) if numeric else value

@@ -151,6 +151,40 @@ def test_logs_are_json_lines_when_asked_for(tmp_path):
     assert error["level"] == "ERROR" and "ZeroDivisionError" in error["exc_info"]
 
 
+def test_gunicorn_lines_are_json_with_the_request_s_fields(tmp_path):
+    """make serve's gunicorn (config/gunicorn.conf.py under DJANGO_LOG_FORMAT=json): its own
+    messages and, when asked, one access line per request, each a JSON object."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GUNICORN_"))}
+    environ.update(DJANGO_LOG_FORMAT="json", GUNICORN_ACCESS_LOG="1")
+    code = (
+        "import logging, logging.config, runpy\n"
+        "conf = runpy.run_path('config/gunicorn.conf.py')\n"
+        "logging.config.dictConfig(conf['logconfig_dict'])\n"
+        "logging.getLogger('gunicorn.error').info('Booting worker with pid: %s', 42)\n"
+        "atoms = {'h': '10.0.0.9', 'm': 'GET', 'U': '/p/7/', 'q': 'from=for-you', 's': '200',\n"
+        "         'B': '5120', 'D': '8123', '{x-request-id}o': 'abc-123', 'a': 'Firefox'}\n"
+        "logging.getLogger('gunicorn.access').info('%(h)s %(m)s %(U)s', atoms)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    [booted] = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    assert (
+        booted["logger"] == "gunicorn.error" and booted["message"] == "Booting worker with pid: 42"
+    )
+    [access] = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert access["message"] == "10.0.0.9 GET /p/7/"
+    assert (access["method"], access["path"], access["query"]) == ("GET", "/p/7/", "from=for-you")
+    assert (access["status"], access["bytes"], access["duration_us"]) == (200, 5120, 8123)
+    assert access["request_id"] == "abc-123" and access["user_agent"] == "Firefox"
+    # Access lines only when asked for.
+    environ["GUNICORN_ACCESS_LOG"] = "0"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert run.stdout.strip() == "" and "Booting worker" in run.stderr
+
+
 def test_jobs_are_sent_through_the_projects_celery_app(tmp_path):
     """Every process of the project (a gunicorn worker imports nothing but the settings and
     the WSGI application) sends jobs through the configured app, not Celery's default one
