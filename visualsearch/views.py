@@ -27,6 +27,7 @@ from .previews import preview_data_url, scale_box
 from .products import stands_for
 from .throttling import photo_search_wait
 from .upload_handlers import photo_upload
+from .uploads import InvalidUpload, read_photo
 
 
 def render_page(request, template, context, status=200):
@@ -188,12 +189,16 @@ def _regions_on_preview(found, query_size, width, height, kept=(), searched=None
     more (one product is what the fused results already show): each box in preview pixels
     (what the crop box submits) and as percentages of the preview (to draw it at any
     size). ``kept``, the boxes the page had found before a product was picked (searching
-    a box finds no regions), are shown again; ``searched``, the box searched now, is marked."""
+    a box finds no regions), are shown again; ``searched``, the box searched now, is marked.
+    """
     boxes = [scale_box(region.box, query_size, (width, height)) for region in found.regions]
     if len(boxes) < 2:
         boxes = [b for b in kept if b[2] <= width and b[3] <= height][:MAX_KEPT_REGIONS]
     if len(boxes) < 2:
         return []
+    # Numbered as they lie, left to right: the same product keeps its number from one
+    # search to the next, whatever order they were found in.
+    boxes = sorted(boxes, key=lambda b: (b[0], b[1]))
     return [
         {
             "number": number,
@@ -237,47 +242,76 @@ def search_by_photo(request):
         # One of the process's few photo-search slots (visualsearch.concurrency).
         with photo_search_slot():
             form = PhotoSearchForm(request.POST, request.FILES)
-            if not form.is_valid():
-                return render_page(request, "visualsearch/photo.html", {"form": form}, status=400)
-            photo = form.cleaned_data["photo"]
-            # A shopper's own box has said where the product is; otherwise find it.
-            [found] = search.search_photos(
-                [photo.query],
-                k=app_settings.RESULTS,
-                filters=form.search_filters(),
-                localise=photo.box is None,
-            )
-            preview_url, preview_width, preview_height = preview_data_url(photo.image)
+            found = None
+            if form.is_valid():
+                photo = form.cleaned_data["photo"]
+                # A shopper's own box has said where the product is; otherwise find it.
+                [found] = search.search_photos(
+                    [photo.query],
+                    k=app_settings.RESULTS,
+                    filters=form.search_filters(),
+                    localise=photo.box is None,
+                )
+            else:
+                photo = _photo_kept(request, form)
+                if photo is None:
+                    page = {"form": form}
+                    return render_page(request, "visualsearch/photo.html", page, status=400)
+            preview = preview_data_url(photo.image)
     except Busy as exc:
         response = render_page(
             request, "visualsearch/busy.html", {"retry_after": exc.retry_after}, status=503
         )
         response["Retry-After"] = str(exc.retry_after)
         return response
+    context = _results_context(request, form, photo, found, preview)
+    return render_page(
+        request, "visualsearch/photo.html", context, status=200 if found is not None else 400
+    )
+
+
+def _photo_kept(request, form):
+    """The photo of a search from the results page refused for its area, turn or filters
+    (a minimum price above the maximum), read whole: the page shows it again with the
+    errors, rather than the empty upload form that would make the shopper pick it again.
+    ``None`` for a first upload, or a photo that cannot be read."""
+    if request.POST.get("refined") != "1" or "image" in form.errors:
+        return None
+    try:
+        return read_photo(form.files["image"])
+    except (InvalidUpload, KeyError):
+        return None
+
+
+def _results_context(request, form, photo, found, preview):
+    """The results page's context: ``found`` (``None`` when the search was refused and the
+    photo is shown again with the form's errors)."""
+    preview_url, preview_width, preview_height = preview
     scale = preview_width / photo.size[0]  # the box is in pixels of the full-size photo
     # Boxes sent back are in the preview's pixels: the photo searched is that preview.
-    kept = form.cleaned_data["regions"] if photo.size == (preview_width, preview_height) else ()
-    context = {
+    same = photo.size == (preview_width, preview_height) and found is not None
+    kept = form.cleaned_data.get("regions", ()) if same else ()
+    turn = str(form.cleaned_data.get("turn") or "").strip() if found is not None else ""
+    return {
         "form": form,
-        "results": search.hydrate(found.hits),
-        "close_match": found.close_match,
+        "results": search.hydrate(found.hits) if found is not None else [],
+        "refused": found is None,
+        "close_match": found.close_match if found is not None else None,
         # A photo's scores are its own: nothing to reuse.
         "reuse_cards": False,
         "searched": True,
         # Searched again from the results page (the crop box, a product found, the whole).
         "refined": request.POST.get("refined") == "1",
+        # A turn's search: the focus stays on the turn button, which says it turned.
+        "turned": turn if turn in ("90", "180", "270") else "",
         "regions": _regions_on_preview(
-            found,
-            photo.query.size,
-            preview_width,
-            preview_height,
-            kept=kept,
-            searched=photo.box,
-        ),
+            found, photo.query.size, preview_width, preview_height, kept=kept, searched=photo.box
+        )
+        if found is not None
+        else [],
         "preview_url": preview_url,
         "preview_width": preview_width,
         "preview_height": preview_height,
         # The box in preview pixels, to draw the current selection on the preview.
         "preview_box": ",".join(str(round(v * scale)) for v in photo.box) if photo.box else "",
     }
-    return render_page(request, "visualsearch/photo.html", context)

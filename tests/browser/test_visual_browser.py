@@ -304,3 +304,68 @@ def test_turning_a_photo_on_its_side_searches_it_the_right_way_up(page, catalogu
         page.get_by_role("button", name="Search whole photo").click()
     frame = page.locator("#vs-crop")
     assert (frame.get_attribute("data-width"), frame.get_attribute("data-height")) == ("56", "28")
+
+
+def test_the_area_keeps_its_shape_and_enter_in_a_filter_searches_it(page, catalogue):
+    """A drag that draws a line leaves the area as it was; drawing with the mouse gives
+    the photo the keyboard (Escape clears); "Clear area" clears without a key; Enter in a
+    price field searches the area, not with the form's first button (a turn)."""
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+    page.wait_for_selector("#vs-crop")
+    img = page.locator("#vs-photo").bounding_box()
+    sx, sy = img["width"] / 96, img["height"] / 64
+
+    def at(x, y):
+        return img["x"] + x * sx, img["y"] + y * sy
+
+    def drag(a, b):
+        page.mouse.move(*at(*a))
+        page.mouse.down()
+        page.mouse.move(*at(*b), steps=6)
+        page.mouse.up()
+
+    area, status = page.locator("#vs-box"), page.locator("#vs-crop-status")
+    drag((10, 10), (60, 50))
+    assert area.input_value() == "10,10,60,50"
+    assert page.evaluate("document.activeElement.id") == "vs-crop"
+    drag((70, 20), (90, 20))  # a flat line: no area
+    assert area.input_value() == "10,10,60,50" and "too small" in status.text_content()
+    assert not page.locator(".vs-corner").is_visible()  # a drag is no half-done tap
+    page.keyboard.press("Escape")
+    assert area.input_value() == ""
+    drag((10, 10), (60, 50))
+    clear = page.get_by_role("button", name="Clear area")
+    clear.click()
+    assert area.input_value() == "" and not clear.is_visible()
+    drag((20, 10), (70, 50))
+    page.get_by_label("Max price").fill("500")
+    with page.expect_navigation():
+        page.get_by_label("Max price").press("Enter")
+    assert page.locator("#vs-box").input_value() == "20,10,70,50"
+    frame = page.locator("#vs-crop")
+    assert (frame.get_attribute("data-width"), frame.get_attribute("data-height")) == ("96", "64")
+
+
+def test_a_turn_takes_the_area_with_it(page, catalogue):
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+    page.wait_for_selector("#vs-crop")
+    img = page.locator("#vs-photo").bounding_box()
+    sx, sy = img["width"] / 96, img["height"] / 64
+    page.mouse.move(img["x"] + 10 * sx, img["y"] + 5 * sy)
+    page.mouse.down()
+    page.mouse.move(img["x"] + 40 * sx, img["y"] + 25 * sy, steps=6)
+    page.mouse.up()
+    assert page.locator("#vs-box").input_value() == "10,5,40,25"
+    with page.expect_navigation():
+        page.get_by_role("button", name="Turn right").click()
+    # Turned right, the 96 x 64 photo is 64 x 96, and the area (x 10-40, y 5-25) lies at
+    # x 64-25 to 64-5, y 10 to 40.
+    assert page.locator("#vs-box").input_value() == "39,10,59,40"
+    assert page.evaluate("document.activeElement.dataset.turn") == "90"
+    assert "Turned a quarter turn right." in page.content()

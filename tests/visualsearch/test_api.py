@@ -255,6 +255,7 @@ def test_image_search_turns_a_photo_on_its_side(client, catalogue):
     assert answer.status_code == 200 and answer.json()["results"][0]["id"] == target.pk
     refused = search(turn="45")
     assert refused.status_code == 400 and set(refused.json()) == {"turn"}
+    assert search(turn="").status_code == 200  # empty, as a page sends it: no turn
 
 
 @pytest.mark.parametrize("case", sorted(corpus.BAD_UPLOADS))

@@ -349,3 +349,37 @@ def test_products_found_before_a_pick_are_offered_again(client, catalogue):
     photo = photo_upload(corpus.png((64, 48)))
     html = client.post(PHOTO_URL, {"image": photo, "box": "0,0,30,48", "regions": "0,0,30,48"})
     assert "vs-region-pick" not in html.content.decode()
+
+
+def test_a_search_from_the_results_page_refused_keeps_the_photo(client, catalogue):
+    """A minimum price above the maximum, or an area outside the photo, sent from the
+    results page: the photo stays, with the errors, not the empty upload form."""
+    from tests.visualsearch import corpus
+
+    for fields, message in (
+        ({"min_price": "100", "max_price": "10"}, "above the maximum"),
+        ({"box": "0,0,640,480"}, "not a rectangle inside the photo"),
+    ):
+        photo = photo_upload(corpus.png((64, 48)))
+        response = client.post(PHOTO_URL, {"image": photo, "refined": "1", **fields})
+        html = response.content.decode()
+        assert response.status_code == 400 and message in html
+        assert 'id="vs-crop"' in html and 'src="data:image/jpeg;base64,' in html
+        assert "Nothing was searched" in html and not card_ids(response)
+    # A first upload refused the same way is the upload form, as before.
+    photo = photo_upload(corpus.png((64, 48)))
+    response = client.post(PHOTO_URL, {"image": photo, "box": "0,0,640,480"})
+    assert response.status_code == 400 and 'id="vs-crop"' not in response.content.decode()
+
+
+def test_after_a_turn_the_focus_stays_on_its_button_which_says_so(client, catalogue):
+    from tests.visualsearch import corpus
+
+    photo = photo_upload(corpus.png((64, 48)))
+    html = client.post(PHOTO_URL, {"image": photo, "turn": "90", "refined": "1"}).content.decode()
+    assert 'data-turn="90" autofocus aria-describedby="vs-turned"' in html
+    assert "Turned a quarter turn right." in html
+    assert 'id="vs-results-heading" tabindex="-1" autofocus' not in html
+    photo = photo_upload(corpus.png((64, 48)))
+    html = client.post(PHOTO_URL, {"image": photo, "turn": "", "refined": "1"}).content.decode()
+    assert 'id="vs-results-heading" tabindex="-1" autofocus' in html and "vs-turned" not in html

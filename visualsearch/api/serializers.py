@@ -144,6 +144,7 @@ class ImageSearchSerializer(SearchParamsSerializer):
     turn = serializers.ChoiceField(
         choices=TURN_DEGREES,
         required=False,
+        allow_blank=True,  # as the page sends it when there is no turn: none
         default=0,
         help_text=_(
             "Degrees clockwise to turn the photo by before searching, for a photo saved "

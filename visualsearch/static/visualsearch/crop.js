@@ -23,6 +23,8 @@
   const boxInput = document.getElementById("vs-box");
   const fileInput = document.getElementById("vs-crop-image");
   const turnInput = document.getElementById("vs-turn");
+  const clearButton = document.getElementById("vs-clear-area");
+  const wholeButton = document.getElementById("vs-search-whole");
   const areaButton = document.getElementById("vs-search-area");
   const naturalWidth = Number(frame.dataset.width);
   const naturalHeight = Number(frame.dataset.height);
@@ -37,6 +39,9 @@
 
   let box = parseBox(boxInput.value); // in preview pixels
   let start = null; // where the pointer went down
+  let pointer = null; // the one pointer followed (a second finger is ignored)
+  let before = null; // the area when the pointer went down: kept if the drag draws none
+  let dragged = false; // whether this press moved past a tap
   let moving = null; // the box when the pointer went down inside it: a drag moves it
   let corner = null; // the first corner a tap set, waiting for the second
 
@@ -61,7 +66,13 @@
       mark.style.left = corner[0] / sx + "px";
       mark.style.top = corner[1] / sy + "px";
     }
-    if (!box) { selection.hidden = true; areaButton.disabled = true; return; }
+    if (clearButton) clearButton.hidden = !box;
+    if (!box) {
+      selection.hidden = true;
+      areaButton.disabled = true;
+      boxInput.value = "";
+      return;
+    }
     selection.hidden = false;
     selection.style.left = box[0] / sx + "px";
     selection.style.top = box[1] / sy + "px";
@@ -85,6 +96,11 @@
   function moved(from, to) {
     return Math.abs(to[0] - from[0]) >= MIN_SIDE || Math.abs(to[1] - from[1]) >= MIN_SIDE;
   }
+  function turned(b, degrees) {
+    // The area in pixels of the photo turned a quarter turn right (90) or left (270).
+    if (degrees === 90) return [naturalHeight - b[3], b[0], naturalHeight - b[1], b[2]];
+    return [b[1], naturalWidth - b[2], b[3], naturalWidth - b[0]];
+  }
   function shifted(b, dx, dy) {
     const mx = Math.min(Math.max(dx, -b[0]), naturalWidth - b[2]);
     const my = Math.min(Math.max(dy, -b[1]), naturalHeight - b[3]);
@@ -92,50 +108,66 @@
   }
 
   frame.addEventListener("pointerdown", ev => {
-    if (ev.button !== 0) return;
-    ev.preventDefault();
+    if (ev.button !== 0 || start) return; // one pointer at a time: a pinch draws nothing
+    ev.preventDefault(); // no text selection or image drag; the photo takes the focus below
+    frame.focus({ preventScroll: true }); // so that Escape, the arrows and Enter work next
     frame.setPointerCapture(ev.pointerId);
+    pointer = ev.pointerId;
     start = toNatural(ev);
+    before = box;
+    dragged = false;
     moving = !corner && inside(box, start) ? box.slice() : null;
   });
   frame.addEventListener("pointermove", ev => {
-    if (!start) return;
+    if (!start || ev.pointerId !== pointer) return;
     const point = toNatural(ev);
+    dragged = dragged || moved(start, point);
     if (moving) {
       box = shifted(moving, point[0] - start[0], point[1] - start[1]);
-    } else if (moved(start, point)) {
+    } else if (dragged) {
       corner = null; // a drag draws the area: no tap is half done
-      box = update(start, point);
+      box = update(start, point); // shown as it is drawn, kept only if big enough
     } else {
       return;
     }
     draw();
   });
   frame.addEventListener("pointerup", ev => {
-    if (!start) return;
+    if (!start || ev.pointerId !== pointer) return;
     const point = toNatural(ev);
-    const tap = !moved(start, point);
+    let small = false;
     if (moving) {
       moving = null;
-    } else if (tap && corner) {
+    } else if (!dragged && corner) {
       const candidate = update(corner, point);
-      corner = null;
-      if (isBig(candidate)) box = candidate;
-    } else if (tap) {
+      small = !isBig(candidate);
+      if (!small) {
+        box = candidate;
+        corner = null;
+      }
+    } else if (!dragged) {
       corner = point; // the second tap sets the opposite corner
     } else {
       const candidate = update(start, point);
-      box = isBig(candidate) ? candidate : box;
+      small = !isBig(candidate);
+      box = small ? before : candidate; // a line or a speck is no area: the last one stays
     }
-    start = null;
+    start = pointer = null;
     draw();
-    announce();
+    announce(small);
   });
-  frame.addEventListener("focus", announce);
+  frame.addEventListener("pointercancel", ev => {
+    if (ev.pointerId !== pointer) return;
+    box = before; // the browser took the gesture (a scroll, a pinch): nothing changes
+    start = pointer = moving = null;
+    draw();
+  });
+  frame.addEventListener("focus", () => announce());
   window.addEventListener("resize", draw);
 
-  function announce() {
+  function announce(small) {
     if (!status) return;
+    if (small === true) { status.textContent = status.dataset.small; return; }
     if (corner) { status.textContent = status.dataset.corner; return; }
     if (!box) { status.textContent = status.dataset.none; return; }
     const pct = (v, side) => String(Math.round((100 * v) / side));
@@ -184,6 +216,26 @@
     announce();
   });
 
+  // The pointer's and the finger's way to clear the area (Escape is the keyboard's).
+  if (clearButton) {
+    clearButton.addEventListener("click", () => {
+      box = null;
+      corner = null;
+      draw();
+      announce();
+      frame.focus({ preventScroll: true });
+    });
+  }
+
+  // Enter in a filter field searches as the page is (the area, or the whole photo), not
+  // with the form's first button, which is a product's or a turn's.
+  form.addEventListener("keydown", ev => {
+    const field = ev.target;
+    if (ev.key !== "Enter" || !field.matches || !field.matches("input, select")) return;
+    ev.preventDefault();
+    form.requestSubmit(box ? areaButton : wholeButton);
+  });
+
   // A product's button outlines its box on the photo while it has the pointer or focus.
   form.querySelectorAll(".vs-region-pick").forEach(button => {
     const outline = document.getElementById(button.dataset.region);
@@ -197,10 +249,12 @@
     ev.preventDefault();
     const whole = ev.submitter && ev.submitter.value === "whole";
     const picked = ev.submitter && ev.submitter.dataset.box;
-    // A turn searches the whole photo turned; the next search sends that turned preview.
+    // A turn sends the photo with the turn asked for, and the area turned with it; the
+    // next search sends that turned preview.
     const turning = ev.submitter && ev.submitter.dataset.turn;
     if (turnInput) turnInput.value = turning || "";
-    boxInput.value = turning ? "" : picked || (whole || !box ? "" : box.join(","));
+    if (turning) boxInput.value = box ? turned(box, Number(turning)).join(",") : "";
+    else boxInput.value = picked || (whole || !box ? "" : box.join(","));
     // The products found stay on offer after one is picked (a box's search finds none).
     const kept = document.getElementById("vs-regions-kept");
     if (kept) {
