@@ -242,8 +242,9 @@ def _without_language(path):
 
 class PrimaryDatabaseMiddleware:
     """Requests that write (not GET or HEAD) and the paths in ``LOOKALIKE_PRIMARY_PATHS``
-    (the admin) read the primary, so that a form shows what it just saved. A path under a
-    language prefix of ``i18n_patterns`` (``/de/admin/``) is read without it."""
+    (the admin) read the primary, so that a form shows what it just saved. Paths are read
+    below the script's prefix (``SCRIPT_NAME``) and without a language prefix of
+    ``i18n_patterns`` (``/de/admin/``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -251,7 +252,8 @@ class PrimaryDatabaseMiddleware:
     def __call__(self, request):
         paths = tuple(app_settings.PRIMARY_PATHS)
         primary = request.method not in ("GET", "HEAD") or any(
-            path.startswith(paths) for path in (request.path, _without_language(request.path))
+            path.startswith(paths)
+            for path in (request.path_info, _without_language(request.path_info))
         )
         _next.primary = primary
         return self.get_response(request)

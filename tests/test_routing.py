@@ -26,4 +26,6 @@ def test_writes_and_the_admin_read_the_primary(method, path, primary, settings):
         lambda request: seen.append(routing._next.primary)
     )
     middleware(RequestFactory().generic(method, path))
-    assert seen == [primary]
+    # A shop served below a prefix (SCRIPT_NAME=/shop): the same, read below it.
+    middleware(RequestFactory(SCRIPT_NAME="/shop").generic(method, path))
+    assert seen == [primary, primary]

@@ -9,10 +9,12 @@ first, read in one query and kept for ``RECOMMENDATIONS_POPULAR_CACHE_SECONDS`` 
 period the popularity ranking is kept too). While one thread refreshes an expired
 snapshot, the others serve the old one rather than wait.
 
-A snapshot only proposes: the few products a strip keeps are loaded afresh under the same
-rules (``LiveSource.products``), so a product that went out of stock or was withdrawn since
-is dropped there, never shown. What staleness costs is a strip one product short, or a
-product added in the last minute missing from "New in" until the next refresh.
+A snapshot is read again once the catalogue's stamp moves. It only proposes: the few
+products a strip keeps are loaded afresh under the same rules (``LiveSource.products``), so
+a product that went out of stock or was withdrawn since is dropped there, never shown. What
+staleness costs (a stock change or a bulk update the shop did not report) is a strip one
+product short, or a product added in the last minute missing from "New in" until the next
+refresh.
 
 Memory: three integer arrays and a list of each product's (category key, creation time)
 pair as Python objects, about 150 bytes a product: under a megabyte for the demo, some
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lookalike.catalogue import CATALOGUE
 from lookalike.keys import first_not_in, native, to_array
+from lookalike.stamps import current as current_stamp
 
 from .periodic import PeriodicCache
 
@@ -45,6 +49,8 @@ class Snapshot:
     entries: list
     sorted_ids: np.ndarray
     positions: np.ndarray
+    #: The catalogue's stamp when it was read (:data:`lookalike.catalogue.CATALOGUE`).
+    stamp: str | None = None
 
     @classmethod
     def build(cls, rows, entry):
@@ -90,5 +96,15 @@ def clear():
 def snapshot(key, read_rows, entry):
     """The :class:`Snapshot` for ``key`` (what the allowed set depends on: the profile's
     rules), read with ``read_rows()`` (``(id, category key, created)`` rows in "New in"
-    order) at most once per cache period per process, its entries made by ``entry``."""
-    return _snapshots.get(key, lambda: Snapshot.build(list(read_rows()), entry))
+    order) at most once per cache period per process, its entries made by ``entry``, and
+    again once the catalogue's stamp moves (a product saved, or
+    :func:`lookalike.changes.catalogue_changed` after a bulk update): products hidden in
+    bulk would otherwise leave strips short for the rest of the period."""
+    stamp = current_stamp(CATALOGUE.name)
+
+    def build():
+        built = Snapshot.build(list(read_rows()), entry)
+        built.stamp = stamp
+        return built
+
+    return _snapshots.get(key, build, holds=lambda found: found.stamp == stamp)

@@ -28,17 +28,22 @@ class PeriodicCache:
         self._lock = threading.Lock()
         self._entries = {}  # key -> (expires, value)
 
-    def get(self, key, compute):
-        """The value for ``key``, from ``compute()`` when there is none or it expired."""
+    def get(self, key, compute, holds=None):
+        """The value for ``key``, from ``compute()`` when there is none, it expired, or
+        ``holds(value)`` says it no longer holds (what it was read from changed)."""
         lock, entries = self._lock, self._entries  # as they were, should clear() run now
+
+        def valid(entry):
+            return time.monotonic() < entry[0] and (holds is None or holds(entry[1]))
+
         entry = entries.get(key)
-        if entry is not None and time.monotonic() < entry[0]:
+        if entry is not None and valid(entry):
             return entry[1]
         if not lock.acquire(blocking=entry is None):
             return entry[1]
         try:
             entry = entries.get(key)
-            if entry is None or time.monotonic() >= entry[0]:
+            if entry is None or not valid(entry):
                 value = compute()
                 expires = time.monotonic() + float(app_settings.POPULAR_CACHE_SECONDS)
                 entry = entries[key] = (expires, value)

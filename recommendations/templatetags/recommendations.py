@@ -22,6 +22,7 @@ from django import template
 from django.utils.translation import gettext_lazy as _
 
 from lookalike.cards import Card, render_cards
+from lookalike.catalogue import get_adapter
 from lookalike.conf import app_settings as lookalike_settings
 
 from ..blending import blend
@@ -151,12 +152,24 @@ def _with_cards(strip, request):
     return strip
 
 
+def _shown(product):
+    """Whether ``product`` is a product (an instance passes), or the key of one the shop
+    shows: a key that names none is a template's mistake, not a reason to show others."""
+    if hasattr(product, "pk"):
+        return True
+    adapter = get_adapter()
+    try:
+        return adapter.get_queryset().filter(pk=adapter.parse_pk(product)).exists()
+    except (ValueError, TypeError):
+        return False
+
+
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
 def similar_items(context, product, profile=None, k=None, title=None):
     """A "Similar items" strip for ``product``, personalised for the current shopper; none
     (logged) when ``product`` is empty: a misspelt variable, not a reason to show others."""
-    if product is None or product == "":
-        logger.warning("similar_items was given no product (%r); it shows nothing.", product)
+    if product is None or product == "" or not _shown(product):
+        logger.warning("similar_items was given no product shown (%r); it shows nothing.", product)
         return {"recommendations": [], "widget": "similar-items"}
     user, session_key = _shopper(context)
     trial = trial_for(context.get("request"), profile)  # None outside an experiment

@@ -14,7 +14,6 @@ from django.test.utils import CaptureQueriesContext
 from lookalike import requestcache
 from recommendations.blending.blend import blend_similar, recommend_for_user
 from recommendations.events import hash_session_key, record_event
-from recommendations.services import serving
 from recommendations.services.shoppers import (
     add_shopper_event,
     forget_shopper_events,
@@ -206,16 +205,34 @@ def test_the_snapshot_of_allowed_products_never_shows_a_withdrawn_one(
 
 
 @pytest.mark.django_db
-def test_new_products_join_the_snapshot_when_it_is_refreshed(settings, product_factory):
+def test_new_products_join_the_snapshot_when_the_catalogue_changes(settings, product_factory):
+    """A saved product moves the catalogue's stamp: the snapshot is read again at once. One
+    added without a save (bulk_create) waits for the period's end, or for the shop's
+    catalogue_changed()."""
+    from lookalike.changes import catalogue_changed
+    from shop.models import Product
+
     settings.RECOMMENDATIONS_POPULAR_CACHE_SECONDS = 600
     old = product_factory(title="Old")
     assert [r.product.pk for r in recommend_for_user(k=3)] == [old.pk]
     new = product_factory(title="New")
-    # Served from the process's snapshot until its period ends ...
-    assert [r.product.pk for r in recommend_for_user(k=3)] == [old.pk]
-    serving.clear_cache()
-    # ... then newest first, as "New in" shows them.
     assert [r.product.pk for r in recommend_for_user(k=3)] == [new.pk, old.pk]
+    [bulk] = Product.objects.bulk_create([Product(**_fields_of(new, title="Bulk"))])
+    assert [r.product.pk for r in recommend_for_user(k=3)] == [new.pk, old.pk]
+    catalogue_changed()
+    assert [r.product.pk for r in recommend_for_user(k=3)][0] == bulk.pk
+    Product.objects.filter(pk=new.pk).update(is_active=False)  # hidden in bulk
+    catalogue_changed()
+    assert [r.product.pk for r in recommend_for_user(k=3)] == [bulk.pk, old.pk]
+
+
+def _fields_of(product, **changes):
+    fields = {
+        f.name: getattr(product, f.name)
+        for f in type(product)._meta.concrete_fields
+        if not f.primary_key and f.name not in ("created_at", "updated_at")
+    }
+    return {**fields, **changes}
 
 
 @pytest.mark.django_db

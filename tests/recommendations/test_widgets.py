@@ -191,4 +191,9 @@ def test_similar_items_of_no_product_shows_nothing_and_says_so(rf, catalogue, ca
     request.user = AnonymousUser()
     request.session = None
     assert "<section" not in render("{% similar_items missing %}", request)
-    assert "similar_items was given no product" in caplog.text
+    assert "similar_items was given no product shown" in caplog.text
+    caplog.clear()
+    # A key that names no product shown is the same mistake; a real key is a product.
+    assert "<section" not in render('{% similar_items "NOPE" %}', request)
+    assert "similar_items was given no product shown ('NOPE')" in caplog.text
+    assert "<section" in render("{% similar_items key %}", request, key=catalogue[0].pk)

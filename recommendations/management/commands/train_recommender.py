@@ -104,8 +104,10 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.WARNING(
                         f"  Scored on {scored} shopper(s) only: too few for these figures to "
-                        "mean much (a shop tried from one machine records one shopper per "
-                        "session, up to RECOMMENDATIONS_CLIENT_SESSION_RATE)."
+                        "mean much. A shop tried from one machine counts as few shoppers: "
+                        "one address's anonymous sessions weigh as "
+                        "RECOMMENDATIONS_MAX_CLIENT_SHOPPERS (1) in training, and it starts "
+                        "at most RECOMMENDATIONS_CLIENT_SESSION_RATE of them."
                     )
                 )
         elif "skipped" in figures:
