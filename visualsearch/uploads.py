@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 
 from django.template.defaultfilters import filesizeformat
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from PIL import Image, UnidentifiedImageError
@@ -273,30 +274,36 @@ def _too_large(size, limit):
     )
 
 
+def _megapixels(pixels):
+    value = round(pixels / 1e6, 1)
+    return number_format(value, 0 if value == int(value) else 1)
+
+
 def _too_many_pixels(width=None, height=None, refusal=None):
     """The refusal of a photo over the pixel cap; ``refusal`` is imaging's
     :class:`~visualsearch.imaging.TooManyPixels` when its format was held to fewer pixels
     because it takes more memory to decode (a progressive JPEG, WebP)."""
-    megapixels = app_settings.MAX_PIXELS / 1e6
+    # In the reader's own digits ("26,4" in German), as few decimals as the figure needs.
+    megapixels = _megapixels(app_settings.MAX_PIXELS)
     if width and refusal is not None and refusal.limit and refusal.limit < app_settings.MAX_PIXELS:
         kind = _("progressive JPEG") if refusal.progressive else refusal.format
         message = _(
             "The photo is %(width)s×%(height)s pixels; "
-            "%(kind)s photos up to %(megapixels)g megapixels are accepted."
+            "%(kind)s photos up to %(megapixels)s megapixels are accepted."
         ) % {
             "width": width,
             "height": height,
             "kind": kind,
-            "megapixels": round(refusal.limit / 1e6, 1),
+            "megapixels": _megapixels(refusal.limit),
         }
     elif width:
         message = _(
             "The photo is %(width)s×%(height)s pixels; "
-            "photos up to %(megapixels)g megapixels are accepted."
+            "photos up to %(megapixels)s megapixels are accepted."
         ) % {"width": width, "height": height, "megapixels": megapixels}
     else:
         message = _(
-            "The photo has too many pixels; photos up to %(megapixels)g megapixels are accepted."
+            "The photo has too many pixels; photos up to %(megapixels)s megapixels are accepted."
         ) % {"megapixels": megapixels}
     return InvalidUpload(message, code="too_many_pixels")
 
