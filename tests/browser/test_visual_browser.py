@@ -49,6 +49,29 @@ def upload_on_the_photo_page(page, name, mime, data):
     page.locator("#vs-upload button[type=submit]").click()
 
 
+def on_a_grey_photo(page):
+    """The results page of a plain 96 x 64 grey photo; returns ``at(x, y)``, the page
+    position of the photo's pixel, and ``drag(a, b)``, a mouse drag between two pixels."""
+    photo = Image.new("RGB", (96, 64), (128, 128, 128))
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG")
+    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+    page.wait_for_selector("#vs-crop")
+    img = page.locator("#vs-photo").bounding_box()
+    sx, sy = img["width"] / 96, img["height"] / 64
+
+    def at(x, y):
+        return img["x"] + x * sx, img["y"] + y * sy
+
+    def drag(a, b):
+        page.mouse.move(*at(*a))
+        page.mouse.down()
+        page.mouse.move(*at(*b), steps=6)
+        page.mouse.up()
+
+    return at, drag
+
+
 def _png_of(product):
     product.image.open("rb")
     data = product.image.read()
@@ -99,17 +122,7 @@ def test_search_by_photo_and_crop_a_box(page, catalogue):
 def test_the_crop_box_takes_two_taps_and_moves_by_dragging(page, catalogue):
     """Without dragging (WCAG 2.5.7): a tap sets a corner, a second the opposite one; a tap
     never clears the area, and dragging inside the area moves it."""
-    photo = Image.new("RGB", (96, 64), (128, 128, 128))
-    buf = io.BytesIO()
-    photo.save(buf, format="PNG")
-    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
-    page.wait_for_selector("#vs-crop")
-    img = page.locator("#vs-photo").bounding_box()
-    sx, sy = img["width"] / 96, img["height"] / 64
-
-    def at(x, y):
-        return img["x"] + x * sx, img["y"] + y * sy
-
+    at, drag = on_a_grey_photo(page)
     area, status = page.locator("#vs-box"), page.locator("#vs-crop-status")
     page.mouse.click(*at(10, 10))
     assert area.input_value() == "" and "First corner set" in status.text_content()
@@ -118,10 +131,7 @@ def test_the_crop_box_takes_two_taps_and_moves_by_dragging(page, catalogue):
     assert area.input_value() == "10,10,50,40" and "Selected area" in status.text_content()
     assert not page.locator(".vs-corner").is_visible()
     # Dragged from inside, the area moves, its size kept.
-    page.mouse.move(*at(30, 25))
-    page.mouse.down()
-    page.mouse.move(*at(40, 30), steps=5)
-    page.mouse.up()
+    drag((30, 25), (40, 30))
     assert area.input_value() == "20,15,60,45"
     # A tap inside it leaves it where it is; the search is made with it.
     page.mouse.click(*at(30, 25))
@@ -310,23 +320,7 @@ def test_the_area_keeps_its_shape_and_enter_in_a_filter_searches_it(page, catalo
     """A drag that draws a line leaves the area as it was; drawing with the mouse gives
     the photo the keyboard (Escape clears); "Clear area" clears without a key; Enter in a
     price field searches the area, not with the form's first button (a turn)."""
-    photo = Image.new("RGB", (96, 64), (128, 128, 128))
-    buf = io.BytesIO()
-    photo.save(buf, format="PNG")
-    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
-    page.wait_for_selector("#vs-crop")
-    img = page.locator("#vs-photo").bounding_box()
-    sx, sy = img["width"] / 96, img["height"] / 64
-
-    def at(x, y):
-        return img["x"] + x * sx, img["y"] + y * sy
-
-    def drag(a, b):
-        page.mouse.move(*at(*a))
-        page.mouse.down()
-        page.mouse.move(*at(*b), steps=6)
-        page.mouse.up()
-
+    _at, drag = on_a_grey_photo(page)
     area, status = page.locator("#vs-box"), page.locator("#vs-crop-status")
     drag((10, 10), (60, 50))
     assert area.input_value() == "10,10,60,50"
@@ -350,17 +344,8 @@ def test_the_area_keeps_its_shape_and_enter_in_a_filter_searches_it(page, catalo
 
 
 def test_a_turn_takes_the_area_with_it(page, catalogue):
-    photo = Image.new("RGB", (96, 64), (128, 128, 128))
-    buf = io.BytesIO()
-    photo.save(buf, format="PNG")
-    upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
-    page.wait_for_selector("#vs-crop")
-    img = page.locator("#vs-photo").bounding_box()
-    sx, sy = img["width"] / 96, img["height"] / 64
-    page.mouse.move(img["x"] + 10 * sx, img["y"] + 5 * sy)
-    page.mouse.down()
-    page.mouse.move(img["x"] + 40 * sx, img["y"] + 25 * sy, steps=6)
-    page.mouse.up()
+    _at, drag = on_a_grey_photo(page)
+    drag((10, 5), (40, 25))
     assert page.locator("#vs-box").input_value() == "10,5,40,25"
     with page.expect_navigation():
         page.get_by_role("button", name="Turn right").click()

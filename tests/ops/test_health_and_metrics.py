@@ -130,6 +130,13 @@ def test_observe_search_records_a_plan():
     assert REGISTRY.get_sample_value("lookalike_search_plan_seconds_count", {"plan": "exact"}) >= 1
 
 
+def _python(code, environ):
+    """``code`` run by this Python in the repository, with ``environ``: its output."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+
+
 def test_logs_are_json_lines_when_asked_for(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     environ.update(DJANGO_LOG_FORMAT="json", LOOKALIKE_VAR_DIR=str(tmp_path))
@@ -141,9 +148,7 @@ def test_logs_are_json_lines_when_asked_for(tmp_path):
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
         "    logging.getLogger('django.request').exception('Internal Server Error: /x/')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
-    )
+    result = _python(code, environ)
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     job, error = records
     assert job["message"] == "Job 7 succeeded" and job["job_id"] == 7
@@ -165,9 +170,7 @@ def test_gunicorn_lines_are_json_with_the_request_s_fields(tmp_path):
         "         'B': '5120', 'D': '8123', '{x-request-id}o': 'abc-123', 'a': 'Firefox'}\n"
         "logging.getLogger('gunicorn.access').info('%(h)s %(m)s %(U)s', atoms)\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
-    )
+    run = _python(code, environ)
     [booted] = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
     assert (
         booted["logger"] == "gunicorn.error" and booted["message"] == "Booting worker with pid: 42"
@@ -179,9 +182,7 @@ def test_gunicorn_lines_are_json_with_the_request_s_fields(tmp_path):
     assert access["request_id"] == "abc-123" and access["user_agent"] == "Firefox"
     # Access lines only when asked for.
     environ["GUNICORN_ACCESS_LOG"] = "0"
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
-    )
+    run = _python(code, environ)
     assert run.stdout.strip() == "" and "Booting worker" in run.stderr
 
 
@@ -198,9 +199,7 @@ def test_jobs_are_sent_through_the_projects_celery_app(tmp_path):
         "conf = current_app.conf\n"
         "print(current_app.main, conf.broker_url, conf.task_default_queue)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
-    )
+    result = _python(code, environ)
     assert result.stdout.split() == ["lookalike", "redis://broker.test:6379/3", "lookalike"]
 
 
