@@ -27,6 +27,13 @@ __all__ = [
 ]
 
 HEADER = "X-Request-ID"
+#: One JSON object per record: its time, level, logger, process and message, and its extra
+#: fields (the shop's records and gunicorn's alike).
+_JSON_FORMATTER = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+}
 _VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -68,11 +75,7 @@ def logging_config():
     json_lines = os.environ.get("DJANGO_LOG_FORMAT", "text") == "json"
     level = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
     formatter = (
-        {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }
+        _JSON_FORMATTER
         if json_lines
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
@@ -108,17 +111,12 @@ def gunicorn_logging_config(access=False):
     ``access`` one line per request whose fields a log collector indexes (method, path,
     status, bytes, duration, the request's id as the response carried it, the client).
     Not propagated: Django's logging configures the root logger in each worker."""
-    json_formatter = {
-        "()": "pythonjsonlogger.json.JsonFormatter",
-        "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": json_formatter,
-            "access": {**json_formatter, "()": "config.logs.GunicornAccessFormatter"},
+            "json": _JSON_FORMATTER,
+            "access": {**_JSON_FORMATTER, "()": "config.logs.GunicornAccessFormatter"},
         },
         "handlers": {
             "errors": {"class": "logging.StreamHandler", "formatter": "json"},

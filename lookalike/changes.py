@@ -66,7 +66,7 @@ def catalogue_changed():
 
 
 def _catalogue_changed(sender, **kwargs):
-    CATALOGUE.bump()
+    catalogue_changed()
 
 
 def _remember_row(sender, instance, raw=False, **kwargs):

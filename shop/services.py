@@ -112,6 +112,11 @@ def _lock_session(key):
         )
 
 
+def _items(stored):
+    """``{product id: quantity}`` of a cart as the session stores it (keys as text)."""
+    return {int(k): v for k, v in stored.items()}
+
+
 def _stored(session):
     """The cart as stored now. From the database's row where the session engine keeps one
     (``db``, ``cached_db``: the cached copy may lag behind it); else from the engine."""
@@ -128,7 +133,7 @@ class Cart:
     def __init__(self, request):
         self.request = request
         self.session = request.session
-        self.items = {int(k): v for k, v in self.session.get(CART_SESSION_KEY, {}).items()}
+        self.items = _items(self.session.get(CART_SESSION_KEY, {}))
 
     def _save(self):
         self.session[CART_SESSION_KEY] = {str(k): v for k, v in self.items.items()}
@@ -147,7 +152,7 @@ class Cart:
         with transaction.atomic():
             if key:
                 _lock_session(key)
-                self.items = {int(k): v for k, v in _stored(self.session).items()}
+                self.items = _items(_stored(self.session))
             yield
             if key:
                 self.session.save()
@@ -228,7 +233,7 @@ class Cart:
         if self.session.session_key:
             _lock_session(self.session.session_key)
             had_items = bool(self.items)
-            self.items = {int(k): v for k, v in _stored(self.session).items()}
+            self.items = _items(_stored(self.session))
             if had_items and not self.items:
                 raise AlreadyBought()
         lines = self.lines()

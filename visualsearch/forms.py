@@ -63,6 +63,10 @@ class SimilarFiltersForm(FiltersForm):
         return self.filters(category_id=category_id)
 
 
+#: Regions a page sends back to show again after a pick (more are never found).
+MAX_KEPT_REGIONS = 8
+
+
 class PhotoSearchForm(FiltersForm):
     """The "Search by photo" upload: the photo, an optional crop box and the filters."""
 
@@ -110,7 +114,7 @@ class PhotoSearchForm(FiltersForm):
         """The boxes sent back, those that parse (page state, not the shopper's words: a
         malformed one is dropped, not an error)."""
         boxes = []
-        for text in self.cleaned_data.get("regions", "").split(";")[:8]:
+        for text in self.cleaned_data.get("regions", "").split(";")[:MAX_KEPT_REGIONS]:
             try:
                 box = parse_box(text)
             except InvalidUpload:

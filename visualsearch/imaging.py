@@ -95,23 +95,20 @@ def _turned_orientations():
     image as ``orientation`` does, then turned ``turn`` degrees clockwise; found by showing
     a 3 x 2 image of distinct pixels each way."""
     probe = Image.frombytes("L", (3, 2), bytes(range(6)))
-
-    def shown(orientation):
-        im = probe.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else probe
-        return im.size, im.tobytes()
-
+    shown = {o: probe.transpose(_TRANSPOSE[o]) if o in _TRANSPOSE else probe for o in range(1, 9)}
+    look = {o: (im.size, im.tobytes()) for o, im in shown.items()}
     table = {}
-    for orientation in range(1, 9):
-        for turn in (0, *TURNS):
-            im = probe.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else probe
+    for orientation, im in shown.items():
+        for turn in TURN_DEGREES:
             turned = im.transpose(TURNS[turn]) if turn else im
             target = turned.size, turned.tobytes()
-            table[orientation, turn] = next(o for o in range(1, 9) if shown(o) == target)
+            table[orientation, turn] = next(o for o in look if look[o] == target)
     return table
 
 
+#: The turns a shopper may ask for, in degrees clockwise (0: none).
+TURN_DEGREES = (0, *TURNS)
 _TURNED = _turned_orientations()
-_TURN_DEGREES = (0, *TURNS)
 _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA = ("RGBA", "LA", "RGBa", "La", "PA")
 
@@ -222,8 +219,8 @@ def open_image_parts(fp, parts, *, max_pixels=None, turn=0):
         As for :func:`open_image`.
     """
     parts = list(parts)
-    if turn not in _TURN_DEGREES:
-        raise ValueError(f"turn must be one of {_TURN_DEGREES}, not {turn!r}.")
+    if turn not in TURN_DEGREES:
+        raise ValueError(f"turn must be one of {TURN_DEGREES}, not {turn!r}.")
     if isinstance(fp, (bytes, bytearray, memoryview)):
         fp = io.BytesIO(bytes(fp))
     try:

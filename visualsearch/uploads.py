@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from .conf import app_settings
 from .file_structure import costly_message, costly_structure
 from .imaging import (
-    TURNS,
+    TURN_DEGREES,
     WORKING_SIZE,
     InvalidCrop,
     TooManyPixels,
@@ -53,9 +53,6 @@ __all__ = [
     "parse_turn",
     "read_photo",
 ]
-
-#: The turns a shopper may ask for, in degrees clockwise.
-TURN_DEGREES = (0, *TURNS)
 
 #: Longest crop box accepted, in characters: four coordinates of a 40-megapixel photo with
 #: browsers' fractional ``.0`` and spaces take about 40.

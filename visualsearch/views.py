@@ -91,30 +91,29 @@ def _unfiltered(key):
     with its look-alikes in one query (:func:`~visualsearch.search.hydrate_with`);
     ``product`` is ``None`` when it was not found that way. The search comes first, so an
     unknown key costs the search's probe (one round trip) before its 404."""
-    for _attempt in range(2):  # once more when the kept answer was out of date
-        try:
-            hits = search.remembered.similar_to_product(key, k=app_settings.RESULTS)
-        except search.NotIndexed:
-            return None, [], True
-        product, results = search.hydrate_with(key, hits)
-        if search.remembered.still_current(hits, results):
-            break
+    try:
+        product, results = search.remembered.show_current(
+            lambda: search.remembered.similar_to_product(key, k=app_settings.RESULTS),
+            lambda hits: search.hydrate_with(key, hits),
+            results=lambda shown: shown[1],
+        )
+    except search.NotIndexed:
+        return None, [], True
     return product, results, False
 
 
 def _filtered(product, form):
     """``(results, not_indexed)`` of ``product`` under the valid ``form``'s filters."""
     filters = form.filters_for(product)
-    for _attempt in range(2):  # once more when the kept answer was out of date
-        try:
-            hits = search.remembered.similar_to_product(
+    try:
+        results = search.remembered.show_current(
+            lambda: search.remembered.similar_to_product(
                 product.pk, k=app_settings.RESULTS, filters=filters
-            )
-        except search.NotIndexed:
-            return [], True
-        results = search.hydrate(hits, filters)
-        if search.remembered.still_current(hits, results):
-            break
+            ),
+            lambda hits: search.hydrate(hits, filters),
+        )
+    except search.NotIndexed:
+        return [], True
     return results, False
 
 
@@ -193,7 +192,7 @@ def _regions_on_preview(found, query_size, width, height, kept=(), searched=None
     """
     boxes = [scale_box(region.box, query_size, (width, height)) for region in found.regions]
     if len(boxes) < 2:
-        boxes = [b for b in kept if b[2] <= width and b[3] <= height][:MAX_KEPT_REGIONS]
+        boxes = [b for b in kept if b[2] <= width and b[3] <= height]
     if len(boxes) < 2:
         return []
     # Numbered as they lie, left to right: the same product keeps its number from one
@@ -212,10 +211,6 @@ def _regions_on_preview(found, query_size, width, height, kept=(), searched=None
         }
         for number, (x0, y0, x1, y1) in enumerate(boxes, start=1)
     ]
-
-
-#: Regions a page sends back to show again after a pick (more are never found).
-MAX_KEPT_REGIONS = 8
 
 
 @photo_upload
@@ -274,9 +269,13 @@ def _photo_kept(request, form):
     """The photo of a search from the results page refused for its area, turn or filters
     (a minimum price above the maximum), read whole: the page shows it again with the
     errors, rather than the empty upload form that would make the shopper pick it again.
-    ``None`` for a first upload, or a photo that cannot be read."""
+    ``None`` for a first upload, or a photo that cannot be read. Not read twice: the form
+    has read it whole when only its filters were refused."""
     if request.POST.get("refined") != "1" or "image" in form.errors:
         return None
+    read = form.cleaned_data.get("photo")
+    if read is not None and read.box is None:
+        return read
     try:
         return read_photo(form.files["image"])
     except (InvalidUpload, KeyError):

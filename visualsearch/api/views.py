@@ -186,14 +186,13 @@ class ProductViewSet(viewsets.GenericViewSet):
         """The answer for ``product`` under the validated ``params``; a subclass may answer
         another shape for its own parameters (and document it). The filters are checked
         again on the hits, which may be kept (search.remembered): asked again if stale."""
-        for _attempt in range(2):
-            try:
-                hits = self.similar_hits(product, params)
-            except search.NotIndexed as exc:
-                raise NotIndexedError.for_product(product.pk) from exc
-            results = search.hydrate(hits, params.get_filters())
-            if search.remembered.still_current(hits, results):
-                break
+        try:
+            results = search.remembered.show_current(
+                lambda: self.similar_hits(product, params),
+                lambda hits: search.hydrate(hits, params.get_filters()),
+            )
+        except search.NotIndexed as exc:
+            raise NotIndexedError.for_product(product.pk) from exc
         return results_response(request, results)
 
 

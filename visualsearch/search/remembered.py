@@ -50,7 +50,7 @@ from .service import similar_to_product as search_similar
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ANSWERS", "EXCLUSION_STEP", "similar_to_product", "still_current"]
+__all__ = ["ANSWERS", "EXCLUSION_STEP", "show_current", "similar_to_product", "still_current"]
 
 #: The answers, under the catalogue's stamp (and the vectors', in their keys), in a store of
 #: their own so that browsing many products never clears the shop's other kept values.
@@ -107,6 +107,19 @@ def _compact(hits):
     return to_array(h.product_id for h in hits), np.fromiter(
         (h.score for h in hits), dtype=np.float64, count=len(hits)
     )
+
+
+def show_current(ask, show, results=None):
+    """``show(ask())``: a kept answer (``ask()``, e.g. :func:`similar_to_product`) as the
+    page shows it, asked once more when :func:`still_current` finds it out of date.
+    ``results(shown)`` picks the list of results shown from what ``show`` returns (that
+    value itself by default). ``ask``'s exceptions (``NotIndexed``) reach the caller."""
+    for _attempt in range(2):
+        hits = ask()
+        shown = show(hits)
+        if still_current(hits, shown if results is None else results(shown)):
+            break
+    return shown
 
 
 def still_current(hits, shown):
