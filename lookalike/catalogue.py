@@ -242,6 +242,16 @@ class CatalogueAdapter:
         when the shop has no categories."""
         return None
 
+    def get_category_labels(self, categories) -> dict:
+        """The photo page's label of each category of ``categories`` (a queryset of
+        :meth:`get_category_queryset`), by key.
+
+        ``str(category)`` here; a shop whose categories form a tree overrides it so that a
+        child says where it sits ("Clothing > Shirts", not a second "Shirts") in a query or
+        two for the whole list, rather than a walk up the tree for each category.
+        """
+        return {category.pk: str(category) for category in categories}
+
     def parse_category_key(self, value):
         """The category key written as ``value``; ``ValueError`` when it cannot be a key of
         :meth:`get_category_queryset`'s model.

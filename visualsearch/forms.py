@@ -13,6 +13,18 @@ from .search import Filters
 from .uploads import BOX_TOO_LONG, MAX_BOX_LENGTH, InvalidUpload, parse_box, read_photo
 
 
+class CategoryField(forms.ModelChoiceField):
+    """The shop's categories, labelled by the adapter (:meth:`get_category_labels`), all
+    read at once when the list is drawn."""
+
+    _labels = None
+
+    def label_from_instance(self, obj):
+        if self._labels is None:
+            self._labels = get_adapter().get_category_labels(self.queryset)
+        return self._labels.get(obj.pk) or str(obj)
+
+
 class FiltersForm(forms.Form):
     """Price range and stock, the filters shared by both result pages."""
 
@@ -89,7 +101,7 @@ class PhotoSearchForm(FiltersForm):
     # Degrees clockwise to turn the photo by first (the page's "Turn" buttons); read by
     # read_photo, which says why a value is refused.
     turn = forms.CharField(required=False, max_length=8, widget=forms.HiddenInput)
-    category = forms.ModelChoiceField(
+    category = CategoryField(
         queryset=None, required=False, empty_label=_("All categories"), label=_("Category")
     )
 

@@ -354,3 +354,45 @@ def test_a_turn_takes_the_area_with_it(page, catalogue):
     assert page.locator("#vs-box").input_value() == "39,10,59,40"
     assert page.evaluate("document.activeElement.dataset.turn") == "90"
     assert "Turned a quarter turn right." in page.content()
+
+
+def test_a_pinch_on_the_photo_zooms_the_page_and_draws_nothing(browser, live_server, catalogue):
+    """On a phone, two fingers on the photo zoom the page (WCAG 1.4.4) rather than being
+    swallowed by the area tool; the area stays as it was."""
+    context = browser.new_context(
+        base_url=live_server.url,
+        viewport={"width": 390, "height": 800},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        buf = io.BytesIO()
+        Image.new("RGB", (800, 600), (128, 128, 128)).save(buf, format="PNG")
+        upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+        photo = page.locator("#vs-photo")
+        photo.scroll_into_view_if_needed()
+        box = photo.bounding_box()
+        assert box["width"] > 300 and page.evaluate("visualViewport.scale") == 1
+        cdp = context.new_cdp_session(page)
+
+        def touch(kind, *points):
+            cdp.send(
+                "Input.dispatchTouchEvent",
+                {
+                    "type": kind,
+                    "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)],
+                },
+            )
+
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        touch("touchStart", (x - 10, y), (x + 10, y))
+        for step in range(1, 16):
+            touch("touchMove", (x - 10 - 5 * step, y), (x + 10 + 5 * step, y))
+        touch("touchEnd")
+        page.wait_for_function("visualViewport.scale > 1.3")
+        assert page.locator("#vs-box").input_value() == ""
+    finally:
+        context.close()

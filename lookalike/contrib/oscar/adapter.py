@@ -172,6 +172,20 @@ class OscarCatalogueAdapter(CatalogueAdapter):
         category = self.get_model("catalogue", "Category")
         return category._default_manager.filter(is_public=True, ancestors_are_public=True)
 
+    def get_category_labels(self, categories):
+        """Each category's ``full_name`` from two queries: the categories, and the names of
+        the whole tree by path. (Oscar's ``full_name`` reads the category's ancestors, one
+        query per category on a photo page that lists them all.)"""
+        category = self.get_model("catalogue", "Category")
+        names = dict(category._default_manager.order_by().values_list("path", "name"))
+        step = category.steplen
+        return {
+            key: category._full_name_separator.join(
+                names.get(path[:end], "") for end in range(step, len(path) + 1, step)
+            )
+            for key, path in categories.values_list("pk", "path")
+        }
+
     def filter_category(self, queryset, key):
         """Products of ``queryset`` in category ``key`` or in any category below it.
 

@@ -11,7 +11,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from oscar.core.loading import get_class, get_model
 from oscarshop.catalogue import png
@@ -336,6 +337,37 @@ def test_photo_search_api_and_page(indexed, client):
     ids = [int(pk) for pk in re.findall(r'data-product-id="(\d+)"', html)]
     assert ids[0] == catalogue["dress-shirt"].pk
     assert f"{catalogue['dress-shirt'].get_absolute_url()}?from=photo" in html
+
+
+@pytest.mark.django_db
+def test_photo_page_lists_the_tree_by_full_name_in_two_queries(
+    indexed, client, django_assert_max_num_queries
+):
+    """Each category reads as Oscar's full name, in tree order, and the list costs the same
+    whatever its length (Oscar's ``full_name`` walks up the tree: a query per category)."""
+    catalogue, _ = indexed
+    Category = get_model("catalogue", "Category")
+    url = reverse("visualsearch:search_by_photo")
+
+    def options():
+        page = client.get(url)
+        assert page.status_code == 200
+        return re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', page.content.decode())
+
+    shown = options()
+    public = Category.objects.filter(is_public=True, ancestors_are_public=True)
+    assert shown == [(str(c.pk), c.full_name.replace(">", "&gt;")) for c in public]
+    assert (str(catalogue.categories["formal"].pk), "Clothing &gt; Shirts &gt; Formal") in shown
+    with CaptureQueriesContext(connection) as before:
+        options()
+    shirts = catalogue.categories["formal"]
+    for n in range(20):
+        shirts = shirts.add_child(name=f"Style {n}")
+    with django_assert_max_num_queries(len(before)):
+        grown = options()
+    assert len(grown) == len(shown) + 20
+    deepest = " &gt; ".join(["Clothing", "Shirts", "Formal"] + [f"Style {n}" for n in range(20)])
+    assert (str(shirts.pk), deepest) in grown
 
 
 @pytest.mark.django_db
