@@ -33,6 +33,11 @@ CATALOGUE = {
     "The worker was stopped during the job; resume it to finish.": (
         "Le processus a été arrêté pendant la tâche ; reprenez-la pour la finir."
     ),
+    "The worker running this job stopped; resume it to finish the work.": (
+        "Le processus de cette tâche s’est arrêté ; reprenez-la pour finir le travail."
+    ),
+    "No worker started this job; check that `manage.py run_jobs` (or a Celery worker) "
+    "is running, then resume it.": "Aucun processus n’a lancé cette tâche.",
 }
 
 
@@ -107,3 +112,65 @@ def test_a_job_stopped_with_its_worker_says_so_in_the_active_language(french, se
         Job.objects.get(pk=job.pk).message
         == CATALOGUE["The worker was stopped during the job; resume it to finish."]
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_speaks_the_language_it_was_queued_in_not_the_workers(french, settings):
+    """An admin reading French queues a reindex; a worker whose site language is English
+    runs it: its messages are in French. Resumed on its own it stays French; resumed by a
+    person, it speaks theirs."""
+    from django.contrib.auth import get_user_model
+
+    from lookalike.jobs import services
+    from lookalike.jobs.models import Job
+    from lookalike.jobs.runner import run_job
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    job = services.enqueue("tests.jobs.handlers.stopped_with_its_worker", lock_key="fr")
+    assert job.language == "fr"
+    with translation.override("en"), pytest.raises(SystemExit):
+        run_job(job.pk)
+    job.refresh_from_db()
+    assert job.message == CATALOGUE["The worker was stopped during the job; resume it to finish."]
+
+    with translation.override("en"):
+        by_itself = services.resume(job)
+    assert by_itself.language == "fr"
+    Job.objects.filter(pk=by_itself.pk).update(status=Job.Status.FAILED)
+    admin = get_user_model().objects.create_user("admin")
+    with translation.override("de"):
+        by_a_person = services.resume(Job.objects.get(pk=by_itself.pk), user=admin)
+    assert by_a_person.language == "de"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reaped_jobs_are_told_in_their_own_language(french, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lookalike.jobs.models import Job
+    from lookalike.jobs.worker import reap_dead_jobs
+
+    settings.LOOKALIKE_JOBS_QUEUED_TIMEOUT = 60
+    old = timezone.now() - timedelta(hours=1)
+    handler = "tests.jobs.handlers.stopped_with_its_worker"
+    running = Job.objects.create(
+        handler=handler, lock_key="a", status="running", heartbeat_at=old, language="fr"
+    )
+    with translation.override("en"):
+        assert reap_dead_jobs() == 1
+    running.refresh_from_db()
+    assert running.message.startswith("Le processus de cette tâche")
+
+    french_job, english_job, site_job = (
+        Job.objects.create(handler=handler, lock_key=key, language=language)
+        for key, language in [("b", "fr"), ("c", "en"), ("d", "")]
+    )
+    Job.objects.update(created_at=old)
+    with translation.override("fr"):
+        assert reap_dead_jobs() == 3
+    messages = dict(Job.objects.values_list("lock_key", "message"))
+    assert messages["b"] == "Aucun processus n’a lancé cette tâche."
+    assert messages["c"].startswith("No worker started this job")
+    assert messages["d"].startswith("No worker started this job")  # LANGUAGE_CODE: English

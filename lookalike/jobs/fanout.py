@@ -233,6 +233,15 @@ def run_chunk(job_id, index, handler, keys, params=None):
     workers kept dying on it, so it is recorded as one error and its items stay for the next
     run, rather than killing workers for ever).
     """
+    job = Job.objects.filter(pk=job_id).only("language").first()
+    if job is None:
+        return "skipped"
+    # The chunk's errors in the job's language, as its own messages (Job.in_its_language).
+    with job.in_its_language():
+        return _run_chunk(job_id, index, handler, keys, params)
+
+
+def _run_chunk(job_id, index, handler, keys, params):
     from lookalike.routing import use_primary
 
     func = _chunk_handler(handler)

@@ -8,6 +8,7 @@ show its progress by reading the row.
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -56,6 +57,15 @@ class Job(models.Model):
     done = models.PositiveIntegerField(_("done"), default=0)
     total = models.PositiveIntegerField(_("total"), default=0)
     message = models.TextField(_("message"), blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=15,
+        blank=True,
+        help_text=_(
+            "The language of the request that queued the job: its progress, summary and "
+            "failures are written in it, whichever worker runs it."
+        ),
+    )
     error_count = models.PositiveIntegerField(_("error count"), default=0)
     errors = models.JSONField(
         _("errors"),
@@ -86,6 +96,11 @@ class Job(models.Model):
             "id": self.pk,
             "status": self.get_status_display(),
         }
+
+    def in_its_language(self):
+        """A context for writing the job's messages: in the language it was asked for in
+        (the site's ``LANGUAGE_CODE`` when it was queued outside a request)."""
+        return translation.override(self.language or settings.LANGUAGE_CODE)
 
     @property
     def percent(self):

@@ -132,32 +132,34 @@ def run_job(job_id):
     started = time.monotonic()
     ctx = JobContext(job)
     stopped = False
-    try:
-        func = import_string(job.handler)
-        # Jobs read what they (and the shop) just wrote: never a replica that lags.
-        with use_primary():
-            result = func(ctx, **job.params)
-    except Exception as exc:  # the job records the failure; the worker lives on
-        logger.exception("Job %s failed", job.pk, extra=log)
-        _failed(job, exc)
-    except BaseException:
-        # The worker is being stopped (SIGTERM to a pool process, Ctrl-C): the job ends
-        # failed, to be resumed, rather than "running" until the reaper finds it.
-        logger.warning("Job %s stopped with its worker", job.pk, extra=log)
-        job.status = Job.Status.FAILED
-        job.message = gettext("The worker was stopped during the job; resume it to finish.")
-        stopped = True
-        raise
-    else:
-        _succeeded(job, result)
-    finally:
-        if job.status == Job.Status.FAILED:
-            _reload_counters(job, ctx.fanned_out)
-        if stopped:
-            job.result = {**job.result, Job.WORKER_LOST: True}
-        job.finished_at = timezone.now()
-        job.heartbeat_at = job.finished_at
-        _save_outcome(job, lock)
+    # Its messages in the language it was asked for in, not this worker's.
+    with job.in_its_language():
+        try:
+            func = import_string(job.handler)
+            # Jobs read what they (and the shop) just wrote: never a replica that lags.
+            with use_primary():
+                result = func(ctx, **job.params)
+        except Exception as exc:  # the job records the failure; the worker lives on
+            logger.exception("Job %s failed", job.pk, extra=log)
+            _failed(job, exc)
+        except BaseException:
+            # The worker is being stopped (SIGTERM to a pool process, Ctrl-C): the job ends
+            # failed, to be resumed, rather than "running" until the reaper finds it.
+            logger.warning("Job %s stopped with its worker", job.pk, extra=log)
+            job.status = Job.Status.FAILED
+            job.message = gettext("The worker was stopped during the job; resume it to finish.")
+            stopped = True
+            raise
+        else:
+            _succeeded(job, result)
+        finally:
+            if job.status == Job.Status.FAILED:
+                _reload_counters(job, ctx.fanned_out)
+            if stopped:
+                job.result = {**job.result, Job.WORKER_LOST: True}
+            job.finished_at = timezone.now()
+            job.heartbeat_at = job.finished_at
+            _save_outcome(job, lock)
     logger.info(
         "Job %s %s",
         job.pk,

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from ..conf import app_settings
 from . import locks
@@ -90,14 +90,24 @@ def active_job(lock_key):
 
 
 def enqueue(
-    handler, *, lock_key, params=None, user=None, resumed_from=None, coalesce=False, asked=()
+    handler,
+    *,
+    lock_key,
+    params=None,
+    user=None,
+    resumed_from=None,
+    coalesce=False,
+    asked=(),
+    language=None,
 ):
     """Queue a job, or raise :class:`JobAlreadyRunning` if one with ``lock_key`` is active.
 
     With ``coalesce=True`` an already *queued* job with the same key is returned
     instead of raising: it will do the same work when it starts (used for the
     "embed new products" trigger, which may fire on every save). ``asked``: requests the
-    job starts with, as if :func:`ask` had made them.
+    job starts with, as if :func:`ask` had made them. ``language``: the one its messages are
+    written in (:meth:`Job.in_its_language`), by default the active one: the admin's who
+    queued it, not the worker's.
     """
     func = import_string(handler)
     if not getattr(func, "is_job_handler", False):
@@ -119,8 +129,9 @@ def enqueue(
             created_by=user if user is not None and user.is_authenticated else None,
             resumed_from=resumed_from,
             result={f"asked:{request}": True for request in asked},
+            language=(get_language() or "") if language is None else language,
         )
-        transaction.on_commit(lambda: _dispatch(job.pk))
+        transaction.on_commit(lambda: _dispatch(job))
     return job
 
 
@@ -140,7 +151,8 @@ def exclusive(lock_key):
 
 def resume(job, user=None):
     """Queue a new job with the parameters of a failed one, and what was asked of it that
-    it did not do (:func:`ask`); handlers skip finished work."""
+    it did not do (:func:`ask`); handlers skip finished work. Resumed by a person, it speaks
+    their language; on its own (:mod:`.takeover`), the failed job's."""
     if job.status != Job.Status.FAILED:
         raise ValueError("Only a failed job can be resumed.")
     asked = [key.removeprefix("asked:") for key in job.result if key.startswith("asked:")]
@@ -151,6 +163,7 @@ def resume(job, user=None):
         user=user,
         resumed_from=job,
         asked=asked,
+        language=None if user is not None else job.language,
     )
 
 
@@ -169,22 +182,21 @@ def ask(job, request) -> bool:
         return cursor.rowcount == 1
 
 
-def _dispatch(job_id):
+def _dispatch(job):
     backend = app_settings.JOBS_BACKEND
     if backend == "inline":
-        run_job(job_id)
+        run_job(job.pk)
     elif backend == "celery":
         try:
-            send_tasks("lookalike.run_job", [(job_id,)])
+            send_tasks("lookalike.run_job", [(job.pk,)])
         except Exception as exc:  # the broker is unreachable: never leave the job queued
-            logger.exception("Could not send job %s to Celery.", job_id)
-            Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-                status=Job.Status.FAILED,
-                finished_at=timezone.now(),
-                message=gettext(
+            logger.exception("Could not send job %s to Celery.", job.pk)
+            with job.in_its_language():
+                message = gettext(
                     "The job could not be sent to the workers (%(error)s); resume it when the "
                     "broker is back."
-                )
-                % {"error": f"{type(exc).__name__}: {exc}"},
+                ) % {"error": f"{type(exc).__name__}: {exc}"}
+            Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+                status=Job.Status.FAILED, finished_at=timezone.now(), message=message
             )
     # "worker": a run_jobs process picks the row up.

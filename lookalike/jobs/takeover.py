@@ -75,7 +75,7 @@ def takeovers_in_a_row(job):
 
 
 def _resume(job):
-    with transaction.atomic():
+    with transaction.atomic(), job.in_its_language():
         # One delivery at a time per job; a second finds it resumed.
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.result.get(Job.TAKEN_OVER_BY) or job.resumed_by.exists():

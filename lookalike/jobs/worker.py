@@ -54,14 +54,16 @@ def reap_dead_jobs(stale_after=None):
     cutoff = timezone.now() - stale_after
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
         if locks.is_free(locks.job_lock(job.lock_key)):
+            with job.in_its_language():
+                message = gettext(
+                    "The worker running this job stopped; resume it to finish the work."
+                )
             reaped += Job.objects.filter(
                 pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff
             ).update(
                 status=Job.Status.FAILED,
                 finished_at=timezone.now(),
-                message=gettext(
-                    "The worker running this job stopped; resume it to finish the work."
-                ),
+                message=message,
                 # Merged in SQL: what others asked of the job meanwhile (services.ask) stays.
                 result=RawSQL("result || %s::jsonb", (json.dumps({Job.WORKER_LOST: True}),)),
             )
@@ -72,14 +74,18 @@ def _reap_stuck_queued():
     cutoff = timezone.now() - timedelta(seconds=_queued_timeout())
     if Job.objects.filter(status=Job.Status.RUNNING).exists():
         return 0
-    return Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=cutoff).update(
-        status=Job.Status.FAILED,
-        finished_at=timezone.now(),
-        message=gettext(
-            "No worker started this job; check that `manage.py run_jobs` (or a Celery worker) "
-            "is running, then resume it."
-        ),
-    )
+    stuck = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=cutoff)
+    reaped = 0
+    for language in set(stuck.values_list("language", flat=True)):
+        with Job(language=language).in_its_language():
+            message = gettext(
+                "No worker started this job; check that `manage.py run_jobs` (or a Celery "
+                "worker) is running, then resume it."
+            )
+        reaped += stuck.filter(language=language).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), message=message
+        )
+    return reaped
 
 
 def claim_next():
