@@ -306,3 +306,30 @@ def test_wrong_methods_are_json_405s(client):
         assert response.status_code == 405
         assert response["Content-Type"] == "application/json"
         assert set(response.json()) == {"detail"}
+
+
+@pytest.mark.django_db
+def test_options_describe_each_operation_as_its_schema_does(client, settings):
+    """``OPTIONS`` (and the browsable API) describe an endpoint with its schema description,
+    in the request's language, not with the view's docstring written for maintainers."""
+    from django.utils import translation
+
+    def described():
+        schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        answers = {}
+        for path, operations in schema.json()["paths"].items():
+            [operation] = operations.values()
+            answer = client.options(path.replace("{id}", "1")).json()
+            answers[path] = (answer["description"], operation["description"])
+        return answers
+
+    english = described()
+    assert len(english) == 3
+    for told, documented in english.values():
+        assert told == documented and told.endswith(".")
+        assert "VISUALSEARCH_" not in told and ":mod:" not in told
+    settings.LANGUAGE_CODE = "de"
+    with translation.override("de"):
+        german = described()
+    for path, (told, documented) in german.items():
+        assert told == documented != english[path][0]

@@ -12,14 +12,15 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, ext
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from visualsearch.api.serializers import SearchResultsSerializer
-from visualsearch.api.views import (
+from visualsearch.api.documented import (
     BAD_PARAMETERS,
     DATABASE_UNAVAILABLE,
     NOT_INDEXED,
     UNKNOWN_PRODUCT,
-    ProductViewSet,
+    ClientDescription,
 )
+from visualsearch.api.serializers import SearchResultsSerializer
+from visualsearch.api.views import ProductViewSet
 
 from ..blending.blend import blend_similar, recommend_for_user
 from ..blending.core import BUILTIN_SETTINGS
@@ -28,6 +29,16 @@ from .serializers import (
     PersonalisedSimilarParamsSerializer,
     RecommendationParamsSerializer,
     RecommendationsSerializer,
+)
+
+FOR_YOU = _(
+    'Products recommended to the current shopper ("For you"): the signed-in user, or the '
+    "session's shopper; each with the reason it is shown."
+)
+PERSONALISED_SIMILAR = _(
+    "Visual neighbours under the filters; with ``profile``, the blended and "
+    'personalised "Similar items" of that blend profile for the current shopper, '
+    "under the same filters, each with its reason."
 )
 
 
@@ -71,11 +82,14 @@ def personalised_similar_response(request, product, params=None):
     return _response(request, recommendations, profile)
 
 
-class RecommendationsView(APIView):
+class RecommendationsView(ClientDescription, APIView):
     """Products recommended to the current shopper ("For you")."""
+
+    client_description = FOR_YOU
 
     @extend_schema(
         summary=_("Recommendations for the current shopper"),
+        description=FOR_YOU,
         parameters=[RecommendationParamsSerializer],
         responses={
             200: RecommendationsSerializer,
@@ -97,11 +111,7 @@ class RecommendationsView(APIView):
 @extend_schema_view(
     similar=extend_schema(
         summary=_("Products like this one, optionally personalised"),
-        description=_(
-            "Visual neighbours under the filters; with ``profile``, the blended and "
-            'personalised "Similar items" of that blend profile for the current shopper, '
-            "under the same filters, each with its reason."
-        ),
+        description=PERSONALISED_SIMILAR,
         tags=["visual search", "recommendations"],
         parameters=[PersonalisedSimilarParamsSerializer],
         responses={
@@ -128,6 +138,7 @@ class PersonalisedProductViewSet(ProductViewSet):
     The project selects this viewset with ``VISUALSEARCH_API_PRODUCT_VIEWSET``.
     """
 
+    client_description = PERSONALISED_SIMILAR
     similar_params_class = PersonalisedSimilarParamsSerializer
 
     def similar_response(self, request, product, params):

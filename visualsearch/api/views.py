@@ -37,37 +37,22 @@ from ..previews import scale_box
 from ..products import stands_for
 from ..throttling import PhotoSearchThrottle
 from ..upload_handlers import accept_photo_upload, body_refusal
+from .documented import (
+    BAD_PARAMETERS,
+    DATABASE_UNAVAILABLE,
+    NOT_INDEXED,
+    PHOTO_SEARCH,
+    SIMILAR,
+    UNKNOWN_PRODUCT,
+    ClientDescription,
+)
 from .serializers import (
     ErrorSerializer,
     ImageSearchSerializer,
-    NotIndexedSerializer,
     PhotoSearchResultsSerializer,
     SearchResultsSerializer,
     SimilarParamsSerializer,
     ValidationErrorSerializer,
-)
-
-#: Documented answers shared by the operations of both plugin apps.
-BAD_PARAMETERS = OpenApiResponse(
-    ValidationErrorSerializer, description=_("A parameter was refused; each one lists why.")
-)
-UNKNOWN_PRODUCT = OpenApiResponse(
-    ErrorSerializer, description=_("No such product, or the shop does not show it.")
-)
-NOT_INDEXED = OpenApiResponse(
-    NotIndexedSerializer,
-    description=_(
-        "The product has no vector: its photo is not indexed yet (``not_indexed``: ask "
-        "again later), it has no photo (``no_image``) or its photo could not be analysed "
-        "(``image_failed``). Visual search only."
-    ),
-)
-DATABASE_UNAVAILABLE = OpenApiResponse(
-    ErrorSerializer,
-    description=_(
-        "The database is briefly unavailable (a restart or a fail-over); Retry-After says "
-        "when to try again."
-    ),
 )
 
 
@@ -111,9 +96,10 @@ def results_response(request, pairs):
     return Response(SearchResultsSerializer({"results": pairs}, context={"request": request}).data)
 
 
-class ProductViewSet(viewsets.GenericViewSet):
+class ProductViewSet(ClientDescription, viewsets.GenericViewSet):
     """Products, seen from visual search; only the ``similar`` action is served here."""
 
+    client_description = SIMILAR
     # Any key without a slash (a SKU may hold dots; the API has no format suffixes), parsed
     # by the adapter: ``1.5`` for an integer key is a JSON 404. Named ``id`` in the URL, as
     # the schema names any key, and read as ``pk`` whatever the key field is called (a
@@ -161,10 +147,7 @@ class ProductViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary=_("Products that look like this one"),
-        description=_(
-            "The ``k`` active products whose photos look most like this product's, "
-            "best first, under optional filters."
-        ),
+        description=SIMILAR,
         tags=["visual search"],
         parameters=[SimilarParamsSerializer],
         responses={
@@ -209,9 +192,10 @@ class PhotoMultiPartParser(MultiPartParser):
             raise
 
 
-class ImageSearchView(APIView):
+class ImageSearchView(ClientDescription, APIView):
     """Find products that look like an uploaded photo, or a part of it."""
 
+    client_description = PHOTO_SEARCH
     # Multipart only: a photo cannot travel in a urlencoded form, so anything else is a 415.
     parser_classes = [PhotoMultiPartParser]
     # One allowance per client, shared with the "Search by photo" page.
@@ -238,13 +222,7 @@ class ImageSearchView(APIView):
 
     @extend_schema(
         summary=_("Search by photo"),
-        description=_(
-            "Upload a photo (multipart field ``image``), optionally with a ``box`` to "
-            "search with only part of it; answers the ``k`` most similar active products. "
-            "Without a box, the products in the photo are found first (on a busy "
-            "background, or several side by side), each is searched, and the results are "
-            "fused; ``regions`` lists the products found with their own results."
-        ),
+        description=PHOTO_SEARCH,
         tags=["visual search"],
         request={"multipart/form-data": ImageSearchSerializer},
         parameters=[
