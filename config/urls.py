@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import Http404
 from django.urls import include, path, re_path
 from django.views.decorators.cache import cache_control
 from django.views.static import serve
@@ -55,6 +57,9 @@ if settings.DEBUG or getattr(settings, "SERVE_MEDIA", True):
     # name), so a page's two dozen photos do not take a server thread each on every visit.
     @cache_control(public=True, max_age=86400)
     def media(request, path):
-        return serve(request, path, document_root=settings.MEDIA_ROOT)
+        try:
+            return serve(request, path, document_root=settings.MEDIA_ROOT)
+        except SuspiciousFileOperation:  # "../": a plain 404, not a traceback in the log
+            raise Http404 from None
 
     urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media)]

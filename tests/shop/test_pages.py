@@ -394,3 +394,16 @@ def test_product_photos_are_served_with_a_day_of_browser_caching(client, product
     response.close()  # a file streams: its request ends (and its request scope) on close
     assert response.status_code == 200
     assert "max-age=86400" in response["Cache-Control"] and "public" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_a_photo_path_out_of_the_media_folder_is_a_plain_404(client, product, caplog):
+    """``/media/../`` is refused as a missing file, without a security traceback in the
+    log for each such request; the product's own photo is served."""
+    assert client.get(product.image.url).status_code == 200
+    for path in ("/media/../secret_key", "/media/a/../../secret_key", "/media/%2e%2e/x"):
+        with caplog.at_level("INFO"):
+            caplog.clear()
+            assert client.get(path).status_code == 404
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        assert not [r for r in caplog.records if r.exc_info]
