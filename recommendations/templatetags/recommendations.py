@@ -4,7 +4,9 @@
 and anywhere ``{% recommended_for_you %}``. Both take ``profile="name"`` (a blend profile
 other than the default), ``k=`` (strip length, ``RECOMMENDATIONS_WIDGET_SIZE`` by default)
 and ``title=`` ("For you" is titled "Popular now", "New in" or "Popular and new" when
-nothing in it is personal, unless ``title=`` says otherwise). Each product links with
+nothing in it is personal, unless ``title=`` says otherwise); ``{% recommended_for_you
+new_in=False %}`` on a page that lists new products itself leaves out a strip of new
+products only. Each product links with
 ``?from=similar-widget`` or ``?from=for-you`` so that the shop's product view records the
 click as a ``similar_click`` event with that source.
 
@@ -92,19 +94,24 @@ def _strip(recommendations, *, widget, title, source, profile_name):
 
 #: Titles of a "For you" strip with nothing personal in it, by the reasons it shows: a
 #: new shopper's strip of popular and new products is not presented as picked for them.
+NEW_ONLY = frozenset({"recency"})
 GENERAL_TITLES = {
     frozenset({"popularity"}): _("Popular now"),
-    frozenset({"recency"}): _("New in"),
+    NEW_ONLY: _("New in"),
     frozenset({"popularity", "recency"}): _("Popular and new"),
 }
+
+
+def _components(recommendations):
+    """The blend components the strip's products are shown for, by their reasons."""
+    components = {str(text): name for name, text in REASONS.items()}
+    return frozenset(components.get(str(rec.reason)) for rec in recommendations)
 
 
 def _for_you_title(recommendations):
     """The strip's title: "Recommended for you", unless every product is there only for
     being popular or new (no history, no model yet, or nothing found for this shopper)."""
-    components = {str(text): name for name, text in REASONS.items()}
-    shown = frozenset(components.get(str(rec.reason)) for rec in recommendations)
-    return GENERAL_TITLES.get(shown, _("Recommended for you"))
+    return GENERAL_TITLES.get(_components(recommendations), _("Recommended for you"))
 
 
 def _stylesheet(request):
@@ -195,9 +202,11 @@ def similar_items(context, product, profile=None, k=None, title=None):
 
 
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
-def recommended_for_you(context, profile=None, k=None, title=None, exclude=None):
+def recommended_for_you(context, profile=None, k=None, title=None, exclude=None, new_in=True):
     """A "For you" strip for the current shopper (or popular and new products);
-    ``exclude``, a product (or its key), is left out: the product of the page."""
+    ``exclude``, a product (or its key), is left out: the product of the page. With
+    ``new_in=False`` a strip of new products only (a cold shop) is not shown: the page
+    lists new products itself (a home page's "New in")."""
     user, session_key = _shopper(context)
     trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
@@ -208,6 +217,8 @@ def recommended_for_you(context, profile=None, k=None, title=None, exclude=None)
         session_key=session_key,
         exclude=() if exclude in (None, "") else (getattr(exclude, "pk", exclude),),
     )
+    if not new_in and _components(recommendations) == NEW_ONLY:
+        recommendations = []
     strip = _strip(
         recommendations,
         widget="for-you",

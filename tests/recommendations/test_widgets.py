@@ -47,15 +47,26 @@ def test_product_page_shows_similar_items_with_images_prices_reasons(client, cat
 
 
 @pytest.mark.django_db
-def test_home_page_shows_for_you_strip_even_when_cold(client, catalogue):
-    html = client.get(reverse("shop:home")).content.decode()
-    strip = section(html, "for-you")
+def test_for_you_strip_when_cold_and_on_a_page_of_new_products(client, rf, catalogue):
+    """No events, no model: the strip shows the newest products, titled as such, unless the
+    page lists new products itself (``new_in=False``, the shop's home page)."""
+    request = rf.get("/")
+    request.user, request.session = AnonymousUser(), None
+    strip = render("{% recommended_for_you %}", request)
     assert strip.count("?from=for-you") >= 5  # image and title links of each product
-    # No events, no model: the newest products, and a title that does not call them
-    # picked for the shopper.
     assert "Looks similar" not in strip and "Picked for you" not in strip
     assert '<h2 id="for-you-title">New in</h2>' in strip
     assert "Recommended for you" not in strip
+    assert "<section" not in render("{% recommended_for_you new_in=False %}", request)
+    home = client.get(reverse("shop:home")).content.decode()
+    assert 'class="recommendations for-you"' not in home and "<h2>New in</h2>" in home
+    # Once something sells, the strip has more to say than the grid below it.
+    anchor, dresses = catalogue
+    event(dresses[2], "purchase", session_key="someone-else")
+    strip = render("{% recommended_for_you new_in=False %}", request)
+    assert ">Popular and new</h2>" in strip
+    home = client.get(reverse("shop:home")).content.decode()
+    assert "Popular and new" in section(home, "for-you")
 
 
 def test_for_you_title_says_what_the_strip_holds():
