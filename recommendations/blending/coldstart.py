@@ -116,16 +116,43 @@ class ColdStartMap:
         )
 
 
+def _gram_spectrum(x):
+    """The eigenvalues and eigenvectors of ``x^T x``, from that d x d matrix."""
+    eigenvalues, vectors = np.linalg.eigh(x.T @ x)
+    return np.maximum(eigenvalues, 0.0), vectors
+
+
+def _row_spectrum(x):
+    """The eigenvalues of ``x^T x`` that can be nonzero, at most one per row of ``x``, and
+    their eigenvectors, from the n x n matrix ``x x^T``: its eigenvectors ``u`` give those
+    of ``x^T x`` as ``x^T u / sqrt(eigenvalue)``. (The zero ones add nothing to the ridge:
+    ``x^T y`` has no part along them; nor do numerically zero ones, dropped here.)"""
+    eigenvalues, left = np.linalg.eigh(x @ x.T)
+    keep = eigenvalues > eigenvalues.max(initial=0.0) * 1e-12
+    eigenvalues = eigenvalues[keep]
+    return eigenvalues, (x.T @ left[:, keep]) / np.sqrt(eigenvalues)
+
+
+def _spectrum(x):
+    """The spectrum the ridge path is read from: a shop with fewer products than features
+    (1,280 and a column per category) decomposes its products' rows, not the d x d Gram
+    matrix, whose cost does not shrink with the catalogue (four of them took 30 s of a
+    170-product shop's training on a busy machine; 1.6 s against 0.05 s for one fit of
+    170 x 1,317 on one core, quiet)."""
+    rows, features = x.shape
+    # The row route does one more product (x^T u): it pays below about 3/4 as many rows.
+    return _row_spectrum(x) if 4 * rows < 3 * features else _gram_spectrum(x)
+
+
 def _gcv_fit(x, y):
     """Ridge of ``y`` on ``x`` (both centred) at the penalty of least generalised
     cross-validation error: ``(coef, gcv error)``."""
     n = len(x)
-    gram = x.T @ x
-    eigenvalues, vectors = np.linalg.eigh(gram)
-    eigenvalues = np.maximum(eigenvalues, 0.0)
+    eigenvalues, vectors = _spectrum(x)
     projected = vectors.T @ (x.T @ y)  # B = V^T X^T Y
     total = float((y * y).sum())
-    scale = max(float(eigenvalues.mean()), 1e-12)
+    # The mean of all d eigenvalues (the trace over d), zeros left out of the spectrum too.
+    scale = max(float(eigenvalues.sum()) / x.shape[1], 1e-12)
     best = None
     for alpha in _ALPHAS * scale:
         shrink = 1.0 / (eigenvalues + alpha)

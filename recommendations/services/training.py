@@ -210,7 +210,8 @@ def train(
     fitting = stage(offset, gettext("Fitting on all events"))
     model = new_model().fit(matrix.user_items, callback=fitting)
 
-    report(total - 1, total, gettext("Saving the model"))
+    # The map from photos to taste (new products) and the co-views are fitted here too.
+    report(total - 1, total, gettext("Learning new products' taste from their photos; saving"))
     parameters = {**params, "seed": seed, "days": days, "include_simulated": include_simulated}
     row = _store(model, matrix, parameters, figures, now, started, user, activate)
     report(total, total, _trained_message(row))

@@ -149,6 +149,9 @@ def _with_cards(strip, request):
     strip["stylesheet"] = _stylesheet(request) if strip["recommendations"] else None
     strip["script"] = bool(strip["recommendations"]) and _first(request, "_lookalike_script_linked")
     strip["heading_id"] = _heading_id(request, strip["widget"]) if strip["recommendations"] else ""
+    if request is not None:
+        shown = request.__dict__.setdefault("_lookalike_shown", set())
+        shown.update(rec.product.pk for rec in strip["recommendations"])
     strip["cards"] = render_cards(
         [Card(rec.product, reason=rec.reason) for rec in strip["recommendations"]],
         strip["card_template"],
@@ -204,10 +207,15 @@ def similar_items(context, product, profile=None, k=None, title=None):
 @register.inclusion_tag("recommendations/strip.html", takes_context=True)
 def recommended_for_you(context, profile=None, k=None, title=None, exclude=None, new_in=True):
     """A "For you" strip for the current shopper (or popular and new products);
-    ``exclude``, a product (or its key), is left out: the product of the page. With
+    ``exclude``, a product (or its key), is left out: the product of the page; so are the
+    products an earlier strip of the page shows ("Similar items" above it). With
     ``new_in=False`` a strip of new products only (a cold shop) is not shown: the page
     lists new products itself (a home page's "New in")."""
     user, session_key = _shopper(context)
+    request = context.get("request")
+    excluded = set(getattr(request, "_lookalike_shown", ()))
+    if exclude not in (None, ""):
+        excluded.add(getattr(exclude, "pk", exclude))
     trial = trial_for(context.get("request"), profile)  # None outside an experiment
     recommendations, profile_name = _blend(
         blend.recommend_for_user,
@@ -215,7 +223,7 @@ def recommended_for_you(context, profile=None, k=None, title=None, exclude=None,
         _strip_length(k),
         user=user,
         session_key=session_key,
-        exclude=() if exclude in (None, "") else (getattr(exclude, "pk", exclude),),
+        exclude=tuple(excluded),
     )
     if not new_in and _components(recommendations) == NEW_ONLY:
         recommendations = []

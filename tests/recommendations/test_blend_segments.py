@@ -103,6 +103,27 @@ def test_the_cold_start_map_learns_factors_from_embeddings_and_categories():
     assert fit_cold_start(item_factors[:1], embeddings[:1], categories[:1]) is None
 
 
+def test_a_shop_with_fewer_products_than_features_fits_the_same_map_from_its_rows(monkeypatch):
+    """Fewer products than features: the ridge path is read from the products' rows (an
+    SVD), and gives the map the d x d decomposition gives, penalty and all."""
+    from recommendations.blending import coldstart
+
+    rng = np.random.default_rng(5)
+    n, dim, factors = 40, 120, 6
+    embeddings = rng.normal(size=(n, dim))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    categories = rng.integers(0, 4, n)
+    item_factors = embeddings @ rng.normal(size=(dim, factors)) + rng.normal(0, 0.1, (n, factors))
+    rows = fit_cold_start(item_factors, embeddings, categories)
+    x = rng.normal(size=(n, dim))
+    assert len(coldstart._spectrum(x)[0]) == n and len(coldstart._spectrum(x.T)[0]) == n
+    monkeypatch.setattr(coldstart, "_spectrum", coldstart._gram_spectrum)
+    gram = fit_cold_start(item_factors, embeddings, categories)
+    assert rows.category_scale == gram.category_scale
+    np.testing.assert_allclose(rows.coef, gram.coef, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(rows.intercept, gram.intercept, rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.django_db
 def test_profiles_validate_and_publish_segments():
     profile = BlendProfile(name="segmented", affinity_weight=1.0, segments={"cold": {"visual": 1}})

@@ -63,6 +63,8 @@ def test_for_you_strip_when_cold_and_on_a_page_of_new_products(client, rf, catal
     # Once something sells, the strip has more to say than the grid below it.
     anchor, dresses = catalogue
     event(dresses[2], "purchase", session_key="someone-else")
+    request = rf.get("/")  # a new page: the first one has shown the new products
+    request.user, request.session = AnonymousUser(), None
     strip = render("{% recommended_for_you new_in=False %}", request)
     assert ">Popular and new</h2>" in strip
     home = client.get(reverse("shop:home")).content.decode()
@@ -160,9 +162,33 @@ def test_for_you_leaves_out_the_product_of_the_page(rf, catalogue):
         )
     )
     assert anchor.pk in shown
+    request = rf.get("/")  # another page: this one has shown those products
+    request.user, request.session = AnonymousUser(), None
     html = render("{% recommended_for_you k=50 exclude=product %}", request, product=anchor)
     left = set(map(int, re.findall(r'data-product-id="(\d+)"', html)))
     assert anchor.pk not in left and left == shown - {anchor.pk}
+
+
+@pytest.mark.django_db
+def test_for_you_leaves_out_what_the_similar_strip_above_it_shows(rf, catalogue):
+    """A page with both strips shows each product once: "For you" below "Similar items"
+    skips the similar products, and fills its length with others."""
+
+    def page(template):
+        request = rf.get("/")
+        request.user, request.session = AnonymousUser(), None
+        html = render(template, request, product=catalogue[0])
+        return [
+            [int(pk) for pk in re.findall(r'data-product-id="(\d+)"', part)]
+            for part in html.split('data-widget="')[1:]
+        ]
+
+    [alone] = page("{% recommended_for_you k=5 exclude=product %}")
+    similar, for_you = page(
+        "{% similar_items product k=3 %}{% recommended_for_you k=2 exclude=product %}"
+    )
+    assert len(alone) == 5 and set(similar) < set(alone)  # alone, it repeats them
+    assert set(for_you) == set(alone) - set(similar)
 
 
 @pytest.mark.django_db
@@ -174,18 +200,17 @@ def test_a_strip_length_given_as_text_is_read_and_a_bad_one_is_the_default(
     ``k=0`` shows no strip."""
     anchor, _ = catalogue
     settings.RECOMMENDATIONS_WIDGET_SIZE = 4
-    request = rf.get("/")
-    request.user = AnonymousUser()
-    request.session = None
 
     def cards(template, **context):
+        request = rf.get("/")  # a page each: a page's strips do not repeat products
+        request.user, request.session = AnonymousUser(), None
         html = render(template, request, product=anchor, **context)
         return len(re.findall(r'data-product-id="(\d+)"', html))
 
     assert cards('{% similar_items product k="3" %}') == 3
     assert cards("{% recommended_for_you k=n %}", n=" 2 ") == 2
     assert cards('{% recommended_for_you k="0" %}') == 0
-    assert "<section" not in render("{% similar_items product k=0 %}", request, product=anchor)
+    assert cards("{% similar_items product k=0 %}") == 0
     caplog.clear()
     assert cards('{% similar_items product k="lots" %}') == 4
     assert cards("{% recommended_for_you k=-3 %}") == 4

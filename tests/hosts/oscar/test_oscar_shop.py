@@ -392,6 +392,10 @@ def test_find_similar_page_inside_oscar_layout(indexed, client):
     # The header's price too (lookalike/price.html), not "59.00 EUR" beside "€42.50".
     header = re.search(r"<p class=\"muted\">(.*?)</p>", html, re.S).group(1)
     assert "€" in header and "EUR" not in header, header
+    # A parent's price in the header is its variants' lowest, said so as on its card.
+    polo = client.get(reverse("visualsearch:similar", args=[catalogue["polo"].pk]))
+    header = re.search(r"<p class=\"muted\">(.*?)</p>", polo.content.decode(), re.S).group(1)
+    assert "From €24.00" in header, header
 
 
 @pytest.mark.django_db

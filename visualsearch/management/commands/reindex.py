@@ -128,7 +128,10 @@ def _report(counts, failing):
     if counts.get("no_image"):
         shown = ", ".join(str(pk) for pk in counts["no_image_ids"])
         more = ", ..." if counts["no_image"] > len(counts["no_image_ids"]) else ""
-        yield f"{counts['no_image']} product(s) have no image and were skipped: {shown}{more}."
+        yield (
+            f"{counts['no_image']} product(s) have no image, so no vector (not counted above): "
+            f"{shown}{more}."
+        )
     if counts.get("projection"):
         learned = (
             f", invariance learned from shopper-style photos of {counts['pairs']} products"
