@@ -528,7 +528,7 @@ def test_a_failing_event_never_breaks_oscar_page(indexed, client, monkeypatch, c
 
 
 @pytest.mark.django_db
-def test_training_and_widgets_in_oscar_pages(indexed, client, caplog):
+def test_training_and_widgets_in_oscar_pages(indexed, client, caplog, settings):
     from django.test import Client
 
     from recommendations.services.training import train
@@ -560,13 +560,19 @@ def test_training_and_widgets_in_oscar_pages(indexed, client, caplog):
     assert shirts.status_code == 200 and 'data-widget="for-you"' not in shirts.content.decode()
 
     # The product page has a "Similar items" strip of other shown products, and the
-    # shopper's "Recommended for you" strip.
+    # shopper's "Recommended for you" strip of others still (strips of three: the
+    # catalogue is small).
+    settings.RECOMMENDATIONS_WIDGET_SIZE = 3
     page = client.get(catalogue["white-shirt"].get_absolute_url())
     html = page.content.decode()
     similar = card_ids(html, "similar-items")
     assert similar and set(similar) <= shown - {catalogue["white-shirt"].pk}
     for_you = card_ids(html, "for-you")
-    assert for_you and set(for_you) <= shown
+    assert for_you and set(for_you) <= shown and not set(for_you) & set(similar)
+    # "Find similar" sits in the product's column, under the basket form.
+    links = html.index("lookalike-oscar-links")
+    assert html.index("product_main") < html.index("add_to_basket_form") < links
+    assert links < html.index("<!-- /col-sm-6 -->") < html.index('data-widget="similar-items"')
     assert catalogue["hidden-shirt"].pk not in similar
     assert "Similar items" in html and "?from=similar-widget" in html
     assert 'data-profile="fallback"' not in html  # the blend answered, not the fallback
