@@ -14,8 +14,9 @@ def strip_ids(page, widget):
 
 def test_widgets_change_as_the_shopper_clicks(page, catalogue):
     page.goto("/")
-    cold = strip_ids(page, "for-you")
-    assert len(cold) >= 5  # never an empty box, even with no events and no model
+    # No events, no model: the home page's own "New in" grid, not a strip repeating it.
+    assert strip_ids(page, "for-you") == []
+    assert page.get_by_role("heading", name="New in").is_visible()
 
     anchor = catalogue[0]
     page.goto(anchor.get_absolute_url())
@@ -34,7 +35,7 @@ def test_widgets_change_as_the_shopper_clicks(page, catalogue):
 
     page.goto("/")
     warm = strip_ids(page, "for-you")
-    assert warm and warm != cold  # personalised from this session's clicks
+    assert len(warm) >= 5  # personalised from this session's clicks
     viewed = set(Event.objects.values_list("product_id", flat=True))
     assert "Looks similar" in page.locator('section[data-widget="for-you"]').inner_text()
     assert not viewed & set(warm[:1])  # leads with something new, not what was just seen
