@@ -7,9 +7,13 @@ from pathlib import Path
 
 
 def stored_secret_key(var_dir: Path) -> str:
-    """The key in ``var_dir / "secret_key"``, made once (mode 600). ``O_EXCL``: two
-    processes starting at once agree on the first key written."""
-    path = var_dir / "secret_key"
+    """The key in ``var_dir / "secret_key"``, made once (mode 600)."""
+    return stored_secret(var_dir / "secret_key")
+
+
+def stored_secret(path: Path, length: int = 50) -> str:
+    """The random secret in ``path``, made once (mode 600). ``O_EXCL``: two processes
+    starting at once agree on the first one written."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -18,5 +22,5 @@ def stored_secret_key(var_dir: Path) -> str:
             pass
         else:
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(50))
+                handle.write(secrets.token_urlsafe(length))
     return path.read_text().strip()

@@ -45,6 +45,10 @@ BIN = Path(sys.executable).parent
 
 #: Seconds each group of children gets to stop before it is killed.
 STOP_TIMEOUT = 20
+#: A worker that dies (killed, out of memory) is started again while the shop serves on, at
+#: most this many times in ``RESTART_WINDOW`` seconds; then everything stops, to be seen.
+WORKER_RESTARTS = 5
+RESTART_WINDOW = 300
 
 
 def log(message):
@@ -283,20 +287,35 @@ def _start_worker(supervisor, env):
     )  # fmt: skip
 
 
-def _watch(supervisor, prepare, site):
+def _watch(supervisor, prepare, site, env):
     """Say "Demo ready" when ``prepare_demo`` succeeds; return 1 as soon as it fails or
-    the web server, the worker or Redis exits. The pages would go on without the last two
-    (the cache is optional to them), but jobs would not run and the stack would no longer
-    be the one asked for: ``make serve`` stops whole, so that the failure is seen, rather
-    than restart its processes as a service manager (systemd, a container runtime) does
-    for each process on several machines."""
+    the web server or Redis exits. A worker that exits is started again, as a service
+    manager (systemd, a container runtime) restarts each process on several machines: the
+    shop serves on, the dead worker's unacknowledged chunks go back to the queue and its
+    job is resumed (``lookalike.jobs.takeover``). One that keeps dying
+    (:data:`WORKER_RESTARTS`) stops everything, so that the failure is seen."""
     ready = False
+    restarts = []
     while True:
-        for name in ("web", "worker", "redis"):
+        for name in ("web", "redis"):
             proc = supervisor.children.get(name)
             if proc is not None and proc.poll() is not None:
                 log(f"{name} exited with status {proc.returncode}: stopping everything")
                 return 1
+        worker = supervisor.children.get("worker")
+        if worker is not None and worker.poll() is not None:
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW]
+            if len(restarts) >= WORKER_RESTARTS:
+                log(
+                    f"worker exited with status {worker.returncode}, its {len(restarts) + 1}th "
+                    f"exit in {RESTART_WINDOW // 60} minutes: stopping everything"
+                )
+                return 1
+            restarts.append(now)
+            log(f"worker exited with status {worker.returncode}: starting it again")
+            supervisor.stop(["worker"])  # what is left of its process group
+            _start_worker(supervisor, env)
         if not ready and prepare.poll() is not None:
             if prepare.returncode != 0:
                 log("prepare_demo failed: stopping the shop")
@@ -362,7 +381,7 @@ def main():
             env,
         )
         log(f"serving the shop at {site} while the demo data is prepared (Ctrl-C stops)")
-        code = _watch(supervisor, prepare, site)
+        code = _watch(supervisor, prepare, site, env)
     except KeyboardInterrupt:
         pass
     finally:

@@ -214,6 +214,12 @@ STORAGES = {
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
+# On several machines, folders every machine reads (README, Several machines): a model
+# trained on a worker is served by the web machines. Each defaults to a folder of var/.
+if os.environ.get("VISUALSEARCH_ARTIFACT_DIR"):
+    VISUALSEARCH_ARTIFACT_DIR = Path(os.environ["VISUALSEARCH_ARTIFACT_DIR"])
+if os.environ.get("RECOMMENDATIONS_ARTIFACT_DIR"):
+    RECOMMENDATIONS_ARTIFACT_DIR = Path(os.environ["RECOMMENDATIONS_ARTIFACT_DIR"])
 
 # Search photos do not go through these: their own upload handler (visualsearch.
 # upload_handlers) reads them in memory, never past VISUALSEARCH_MAX_UPLOAD_BYTES (10 MB),

@@ -114,6 +114,23 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
             cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
         ).stdout  # fmt: skip
         assert "django_http_requests_total_by_method" in get(base + "/metrics")[2]
+        if redis == "running":
+            # A worker killed outright is started again; the shop serves on meanwhile.
+            worker = next(
+                p
+                for p in psutil.Process(proc.pid).children()
+                if "worker" in (p.cmdline() or []) and "celery" in " ".join(p.cmdline())
+            )
+            os.killpg(worker.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while "worker exited with status -9: starting it again" not in "".join(lines):
+                assert proc.poll() is None and time.monotonic() < deadline, "".join(lines[-60:])
+                assert get(base + "/")[0] == 200
+                time.sleep(0.5)
+            assert any(
+                "celery" in " ".join(p.cmdline()) and p.pid != worker.pid
+                for p in psutil.Process(proc.pid).children()
+            )
         tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         postmasters = [
             p.pid

@@ -79,3 +79,35 @@ def test_the_demo_admin_is_made_for_the_embedded_database_only(monkeypatch):
     prepare_demo.Command(stdout=out).ensure_admin()
     assert not get_user_model().objects.filter(username="admin").exists()
     assert "createsuperuser" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_demo_admin_served_beyond_this_machine_has_a_private_password(
+    monkeypatch, settings, tmp_path
+):
+    """On 127.0.0.1 the demo admin has the published password; served on every address
+    (``HOST=0.0.0.0``) it gets a random one in a file only its owner reads, and the
+    published one stops working."""
+    import io
+
+    from django.contrib.auth import get_user_model
+
+    from shop.management.commands import prepare_demo
+
+    monkeypatch.setattr(prepare_demo, "uses_embedded_database", lambda: True)
+    settings.VAR_DIR = tmp_path
+    username, published = prepare_demo.DEMO_ADMIN
+
+    def ensure(site):
+        out = io.StringIO()
+        prepare_demo.Command(stdout=out).ensure_admin(site)
+        return out.getvalue(), get_user_model().objects.get(username=username)
+
+    said, admin = ensure("http://127.0.0.1:8000/")
+    assert admin.check_password(published) and repr(published) in said
+    said, admin = ensure("http://0.0.0.0:8000/")
+    kept = tmp_path / "demo_admin_password"
+    assert published not in said and str(kept) in said and "replaced" in said
+    assert not admin.check_password(published) and admin.check_password(kept.read_text())
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert ensure("http://shop.example:8000/")[1].check_password(kept.read_text())

@@ -1,9 +1,13 @@
+import ipaddress
+from urllib.parse import urlsplit
+
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.core.management.base import BaseCommand
 
+from config.keys import stored_secret
 from recommendations.offline.simulation import MAX_SHOPPERS
 from shop.demo.fashion_mnist import TRAIN_PHOTOS
 
@@ -82,16 +86,36 @@ class Command(BaseCommand):
             )
             return
         username, password = DEMO_ADMIN
+        # Served beyond this machine (HOST=0.0.0.0), a published password would be anyone's
+        # way into the admin: the account gets a random one, kept in a file only its owner
+        # reads, and loses the published one if it had it.
+        beyond = not _loopback(urlsplit(site_url).hostname)
+        if beyond:
+            path = settings.VAR_DIR / "demo_admin_password"
+            password = stored_secret(path, length=16)
         User = get_user_model()
-        if not User.objects.filter(username=username).exists():
+        user = User.objects.filter(username=username).first()
+        if user is None:
             User.objects.create_superuser(username, "admin@example.com", password)
             self.stdout.write("Created the demo admin account.")
+        elif beyond and user.check_password(DEMO_ADMIN[1]):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            self.stdout.write("The demo admin's published password was replaced.")
+        said = f"password in {path} (readable by you only)" if beyond else f"password {password!r}"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Admin: {site_url.rstrip('/')}/admin/  user {username!r}, "
-                f"password {password!r} (demo only)"
+                f"Admin: {site_url.rstrip('/')}/admin/  user {username!r}, {said} (demo only)"
             )
         )
+
+
+def _loopback(host) -> bool:
+    """Whether ``host`` (a URL's) is this machine only."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def uses_embedded_database() -> bool:
