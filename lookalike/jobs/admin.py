@@ -150,9 +150,23 @@ class JobProgressMixin:
         except JobAlreadyRunning as exc:
             self.message_user(request, self.job_running_message(exc), messages.WARNING)
         else:
-            if job is not None:
+            if job is not None and not self._failed_at_once(request, job):
                 self.message_user(request, self.job_started_message(request, job), messages.SUCCESS)
         return self._changelist()
+
+    def _failed_at_once(self, request, job):
+        """Whether ``job`` failed as it was queued (no broker to send it to), said so as an
+        error rather than "started"."""
+        job.refresh_from_db(fields=["status", "message"])
+        if job.status != Job.Status.FAILED:
+            return False
+        self.message_user(
+            request,
+            gettext("Job #%(id)s could not start: %(message)s")
+            % {"id": job.pk, "message": job.message},
+            messages.ERROR,
+        )
+        return True
 
     def job_resume_view(self, request):
         if request.method in ("GET", "HEAD"):
@@ -174,6 +188,8 @@ class JobProgressMixin:
         except JobAlreadyRunning as exc:
             self.message_user(request, self.job_running_message(exc), messages.WARNING)
         else:
+            if self._failed_at_once(request, new):
+                return self._changelist()
             self.message_user(
                 request,
                 gettext("Job #%(id)s resumed as #%(new)s.") % {"id": job.pk, "new": new.pk},

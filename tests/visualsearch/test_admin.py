@@ -133,6 +133,27 @@ def test_second_start_while_a_job_runs_is_refused(admin_client, pixel_encoder, s
     assert "already running" in response.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)  # the job is sent when its queueing commits
+def test_a_job_the_broker_cannot_take_is_reported_as_an_error_not_started(
+    admin_client, pixel_encoder, settings, monkeypatch
+):
+    """With Celery's broker unreachable the job fails as it is queued: the admin says so,
+    with the reason, instead of "started"."""
+    from lookalike.jobs import services
+
+    def unreachable(name, calls):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    settings.LOOKALIKE_JOBS_BACKEND = "celery"
+    monkeypatch.setattr(services, "send_tasks", unreachable)
+    response = admin_client.post(START, {"mode": "stale"}, follow=True)
+    job = IndexJob.objects.get(lock_key=LOCK_KEY)
+    html = response.content.decode()
+    assert job.status == "failed" and f"Job #{job.pk} could not start" in html
+    assert "could not be sent to the workers" in html, html
+    assert f"job #{job.pk} started" not in html
+
+
 def test_unknown_mode_and_get_are_refused(admin_client, pixel_encoder):
     response = admin_client.post(START, {"mode": "everything"}, follow=True)
     assert "Unknown reindex mode" in response.content.decode()
