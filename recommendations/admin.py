@@ -19,7 +19,7 @@ from .admin_confirmations import confirm_activation, confirm_make_default, confi
 from .admin_tables import label, model_against_popularity, paragraphs, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
-from .models import BlendProfile, Event, RecommenderModel
+from .models import BlendProfile, Event, Experiment, RecommenderModel
 from .services import profiles as profiles_service
 from .services import training
 
@@ -260,6 +260,20 @@ def make_default(modeladmin, request, queryset):
             request,
             gettext("“%(name)s” is already the default profile.") % {"name": profiles[0].name},
             messages.INFO,
+        )
+        return
+    try:
+        profiles_service.refuse_a_new_default_while_an_experiment_runs()
+    except profiles_service.InvalidProfile:
+        running = Experiment.objects.get(status=Experiment.Status.RUNNING)
+        modeladmin.message_user(
+            request,
+            gettext(
+                "The experiment “%(name)s” is running, and stopped without a winner it serves "
+                "the default profile: stop it before choosing another default."
+            )
+            % {"name": running.name},
+            messages.ERROR,
         )
         return
     if not confirmed(request):

@@ -21,7 +21,7 @@ from lookalike.admin_in_use import InUseAdminMixin
 from lookalike.admin_lookups import SafeLookupsMixin
 from lookalike.keys import row_id
 
-from ..models import Experiment, ExperimentArm
+from ..models import BlendProfile, Experiment, ExperimentArm
 from .report import VERDICTS, experiment_report, report_chart_svg
 from .services import ExperimentError, start_experiment, stop_experiment
 
@@ -188,6 +188,7 @@ class ExperimentAdmin(SafeLookupsMixin, InUseAdminMixin, admin.ModelAdmin):
         extra = {**(extra_context or {}), "experiment": experiment}
         if experiment is not None:
             extra["arms"] = list(experiment.arms.select_related("profile"))
+            extra["default_profile"] = BlendProfile.objects.filter(is_default=True).first()
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def _guard(self, request, pk):

@@ -31,7 +31,8 @@ from ..blending.core import (
 )
 from ..blending.segment_weights import clean_segment_weights
 from ..caching import EXPERIMENTS, PROFILES
-from ..models import BlendProfile, ExperimentArm, RecommenderModel
+from ..models import BlendProfile, Experiment, ExperimentArm
+from .profile_sources import catalogue_problems
 
 __all__ = [
     "InvalidProfile",
@@ -92,44 +93,6 @@ def get_profile(profile=None):
         names = BlendProfile.objects.values_list("name", flat=True)
         raise UnknownProfile(str(profile), names)
     return found
-
-
-def _has_visual_embeddings():
-    from visualsearch.conf import app_settings as visual_settings
-    from visualsearch.models import ProductEmbedding
-
-    encoder = visual_settings.ENCODER
-    return encoder, ProductEmbedding.objects.filter(encoder=encoder).exists()
-
-
-def catalogue_problems(weights):
-    """Why ``weights`` would not work on the catalogue as it is now (empty when fine).
-
-    Visual similarity needs embeddings of the configured encoder
-    (``VISUALSEARCH_ENCODER``); collaborative filtering, user affinity and co-visitation
-    need an active trained model.
-    """
-    problems = []
-    if weights.get("visual", 0) > 0:
-        encoder, present = _has_visual_embeddings()
-        if not present:
-            problems.append(
-                f"the visual weight is {weights['visual']:g} but no product has an embedding "
-                f"for the active encoder {encoder!r}: index the catalogue first "
-                "(the visual-search admin's reindex), or set the visual weight to 0."
-            )
-    als = {
-        c: weights.get(c, 0)
-        for c in ("collaborative", "affinity", "covisitation")
-        if weights.get(c, 0) > 0
-    }
-    if als and not RecommenderModel.objects.filter(is_active=True).exists():
-        named = " and ".join(f"the {c} weight is {w:g}" for c, w in als.items())
-        problems.append(
-            f"{named} but there is no trained recommender model: train one first "
-            "(train_recommender), or set these weights to 0."
-        )
-    return problems
 
 
 def clean_weights(weights):
@@ -350,6 +313,8 @@ def _store(name, values, make_default):
             profile.full_clean(exclude=["is_default"], validate_unique=False)
         except ValidationError as exc:
             raise InvalidProfile(_message(exc)) from None
+        if make_default:
+            refuse_a_new_default_while_an_experiment_runs()
         profile.save()  # its post_save tells every process (recommendations.caching)
         if make_default:
             _serve_as_default(profile)
@@ -364,6 +329,18 @@ def _refuse_if_in_a_running_experiment(profile):
             f"The profile {profile.name!r} is an arm of the running experiment "
             f"{running.experiment.name!r}: publish under another name, or stop the "
             "experiment first."
+        )
+
+
+def refuse_a_new_default_while_an_experiment_runs():
+    """:class:`InvalidProfile` while an experiment runs: stopped without a winner it serves
+    the default profile, which must be the one it ran beside, not one it never tested."""
+    running = Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
+    if running is not None:
+        raise InvalidProfile(
+            f"The experiment {running.name!r} is running, and stopped without a winner it "
+            "serves the default profile: stop it first, or publish without making this "
+            "profile the default."
         )
 
 

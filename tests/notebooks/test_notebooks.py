@@ -8,7 +8,7 @@ read it back to check the figures as well as the pictures.
 
 import pytest
 
-from .conftest import outputs_of_type, run_notebook
+from .conftest import outputs_of_type, run_notebook, text_of
 
 # django_db: the test database must exist for the kernel; the data comes from the fixture.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -44,8 +44,9 @@ def test_01_explore_embeddings(notebook_shop):
 
 
 def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
-    """The tuned profile replaces the default only when it does at least as well on the
-    split: the notebook never makes a worse profile the default."""
+    """The tuned profile replaces the default only when it is surely better on all
+    shoppers of the split and surely worse for none; otherwise it is published beside the
+    default, which stays, and the notebook says why."""
     from recommendations.models import BlendProfile
 
     nb = run_notebook(
@@ -56,22 +57,26 @@ def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
     assert len(outputs_of_type(nb, "image/png")) >= 3
     result = summary(nb)
     # Published by the kernel and committed: this test's transaction sees it.
-    profile = BlendProfile.objects.get(is_default=True)
-    assert profile.name == "notebook-test" != notebook_shop.default_profile
+    profile = BlendProfile.objects.get(name__startswith="notebook-test")
     assert profile.weights == pytest.approx(result["weights"])
     assert profile.metrics["ndcg_at_10"] == pytest.approx(result["metrics"]["ndcg_at_10"])
     assert "02_tune_blend" in profile.notes
     previous = profile.metrics["previous_default"]
     assert previous["profile"] == notebook_shop.default_profile
-    assert profile.metrics["segments"]["all"]["blend"] >= previous["ndcg_at_10"]
-    # Made the default, so no segment was surely worse than the previous default's, and
-    # the difference on all shoppers is that of the two figures stored beside it.
+    # The difference on all shoppers is that of the two figures stored beside it.
     against = profile.metrics["against_previous_default"]
     assert set(against) == {"all", "cold_items", "new_shoppers", "regulars"}
-    assert all(not figures["high"] < 0 for figures in against.values())
     gain = profile.metrics["segments"]["all"]["blend"] - previous["ndcg_at_10"]
     assert against["all"]["difference"] == pytest.approx(gain, abs=1e-4)
     assert against["all"]["low"] <= against["all"]["difference"] <= against["all"]["high"]
+    surely = against["all"]["low"] > 0 and not any(f["high"] < 0 for f in against.values())
+    default = BlendProfile.objects.get(is_default=True)
+    said = text_of(nb)
+    if surely:
+        assert default == profile and "Not made the default" not in said
+    else:
+        assert default.name == notebook_shop.default_profile != profile.name
+        assert "Not made the default" in said and "Published beside it" in said
 
 
 def test_03_recommender_eval(notebook_shop):

@@ -284,3 +284,28 @@ def test_no_p_value_is_shown_against_a_control_without_strips():
     control["strips"] = 3
     html = render_to_string("admin/recommendations/experiment/results.html", {"report": report})
     assert "1.0000" in html[html.index('data-arm="b"') :].split("</tr>")[0]
+
+
+def test_the_default_cannot_change_while_an_experiment_runs(admin_client, draft):
+    """Stopped without a winner, an experiment serves the default profile: the one it ran
+    beside, named in the stop form, and no other can become the default meanwhile."""
+    from recommendations.services.profiles import InvalidProfile, publish_profile
+
+    before = BlendProfile.objects.get(is_default=True)
+    start_experiment(draft)
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert f"the default profile, {before.name} (no winner)" in page
+    with pytest.raises(InvalidProfile, match="'pop-vs-fresh' is running"):
+        publish_profile("tuned", {"popularity": 1.0}, make_default=True)
+    assert not BlendProfile.objects.filter(name="tuned").exists()
+    assert publish_profile("tuned", {"popularity": 1.0}).is_default is False  # beside it
+    fresh = BlendProfile.objects.get(name="fresh")
+    response = admin_client.post(
+        reverse("admin:recommendations_blendprofile_changelist"),
+        {"action": "make_default", "_selected_action": [fresh.pk]},
+        follow=True,
+    )
+    assert "“pop-vs-fresh” is running" in response.content.decode()
+    assert BlendProfile.objects.get(is_default=True) == before
+    admin_client.post(url("stop", draft), {"winner": ""})
+    assert publish_profile("tuned", {"popularity": 1.0}, make_default=True).is_default
