@@ -4,20 +4,23 @@ For each arm: the strips shown (distinct recommendation ids) and products shown,
 strips with at least one click, add to cart or purchase attributed to them
 (:mod:`.recording`), the click-through rate (clicked strips / strips) and the conversion
 rate (strips followed by a purchase / strips), each with its 95% Wilson interval, and the
-comparison of each arm with the control under the stopping rule of :mod:`.stats`. The
-unit is the strip, so one shopper's many clicks on one strip count once.
+comparison of each arm with the control under the stopping rule of :mod:`.stats`. A rate
+counts strips, so one shopper's many clicks on one strip count once; its interval and
+test count shoppers, the unit assigned to arms (:mod:`.stats`, The unit), each shopper's
+strips read together.
 """
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Case, CharField, Count, Q, Value, When
+from django.db.models.functions import Cast, Concat
 from django.utils.formats import number_format
 from django.utils.html import escape
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Impression, ImpressionOutcome
-from .stats import SAMPLE_RATIO_P, compare, sample_ratio_test, wilson_interval
+from .stats import SAMPLE_RATIO_P, compare, effective_count, sample_ratio_test, wilson_interval
 
 __all__ = ["VERDICTS", "experiment_report", "report_chart_svg", "strip_outcomes"]
 
@@ -56,8 +59,49 @@ def _counts(experiment, simulated):
     return shown, followed
 
 
-def _rate(successes, n):
-    low, high = wilson_interval(successes, n)
+def _shopper(prefix=""):
+    """An expression naming the impression's shopper: its user, else its session."""
+    return Case(
+        When(
+            **{f"{prefix}user__isnull": False},
+            then=Concat(Value("u:"), Cast(f"{prefix}user_id", output_field=CharField())),
+        ),
+        default=Concat(Value("s:"), f"{prefix}session_key"),
+        output_field=CharField(),
+    )
+
+
+def _per_shopper(experiment, simulated):
+    """``{(arm id, rate key): [(successes, strips) per shopper]}``, every shopper of the
+    arm listed for each rate (with 0 successes where none)."""
+    impressions = Impression.objects.filter(experiment=experiment)
+    outcomes = ImpressionOutcome.objects.filter(impression__experiment=experiment)
+    if simulated is not None:
+        impressions = impressions.filter(simulated=simulated)
+        outcomes = outcomes.filter(impression__simulated=simulated)
+    strips = impressions.annotate(shopper=_shopper()).values("arm", "shopper")
+    strips = strips.annotate(n=Count("recommendation_id", distinct=True))
+    kinds = {kind: key for kind, key in (("click", "clicked"), ("purchase", "purchased"))}
+    done = outcomes.filter(kind__in=kinds).annotate(shopper=_shopper("impression__"))
+    done = done.values("impression__arm", "shopper", "kind")
+    succeeded = {
+        (row["impression__arm"], row["shopper"], kinds[row["kind"]]): row["n"]
+        for row in done.annotate(n=Count("impression__recommendation_id", distinct=True))
+    }
+    lists = {}
+    for row in strips:
+        for key in kinds.values():
+            pair = (succeeded.get((row["arm"], row["shopper"], key), 0), row["n"])
+            lists.setdefault((row["arm"], key), []).append(pair)
+    return lists
+
+
+def _rate(successes, n, shoppers=()):
+    """The rate and its Wilson interval, over as many strips as ``shoppers`` are worth
+    (:func:`.stats.effective_count`)."""
+    low, high = (
+        wilson_interval(*effective_count(shoppers)) if shoppers else wilson_interval(successes, n)
+    )
     return {"value": successes / n if n else 0.0, "low": low, "high": high}
 
 
@@ -84,6 +128,7 @@ def experiment_report(experiment, simulated=None):
     """
     arms = list(experiment.arms.select_related("profile").order_by("position", "pk"))
     shown, followed = _counts(experiment, simulated)
+    per_shopper = _per_shopper(experiment, simulated)
     rows = []
     for arm in arms:
         strips = shown.get(arm.pk, {}).get("strips", 0)
@@ -98,10 +143,14 @@ def experiment_report(experiment, simulated=None):
         }
         for kind, key in (("click", "clicked"), ("cart", "carted"), ("purchase", "purchased")):
             row[key] = followed.get((arm.pk, kind), 0)
-        row["ctr"] = _rate(row["clicked"], strips)
-        row["conversion"] = _rate(row["purchased"], strips)
+        for rate, key in RATES.items():
+            row[f"{rate}_by_shopper"] = per_shopper.get((arm.pk, key), [])
+            row[rate] = _rate(row[key], strips, row[f"{rate}_by_shopper"])
         rows.append(row)
     _compare(rows, experiment)
+    for row in rows:
+        for rate in RATES:
+            del row[f"{rate}_by_shopper"]  # plain figures out: notebooks and JSON
     split = sample_ratio_test([row["shoppers"] for row in rows], [row["share"] for row in rows])
     return {
         "experiment": experiment.name,
@@ -128,6 +177,7 @@ def _compare(rows, experiment):
                 planned=experiment.min_impressions,
                 alpha=experiment.alpha,
                 comparisons=len(rows) - 1,
+                shoppers=(control[f"{rate}_by_shopper"], row[f"{rate}_by_shopper"]),
             )
             row["vs_control"][rate] = {
                 "difference": result.difference,

@@ -14,6 +14,18 @@ compared with the control (Bonferroni). Everything else reads "keep collecting" 
 or "no difference detected" (after). Interim looks at p < 0.001 cost almost none of the
 overall level, so the final test keeps close to ``alpha``.
 
+The unit (shoppers, not strips)
+-------------------------------
+Shoppers are assigned to arms, but a rate counts strips, and one shopper sees several: their
+strips are not independent (a shopper who clicks one tends to click the next), so a test
+that treats them as independent is too sure of itself, the more so the more strips a
+shopper sees (a "Similar items" strip on every product page). Given the strips and the
+successes of each shopper, :func:`ratio_variance` is the delta-method variance of the
+ratio (successes over strips, summed over shoppers), and :func:`ratio_test` compares two
+arms with it; :func:`effective_count` turns it into the number of independent strips the
+arm's rate is worth, for its Wilson interval. Without per-shopper counts the strip is
+the unit (:func:`two_proportion_test`).
+
 The split (a sample ratio mismatch)
 -----------------------------------
 Shoppers are assigned to arms by their share; if the arms hold shoppers in other
@@ -35,6 +47,9 @@ __all__ = [
     "SAMPLE_RATIO_P",
     "Comparison",
     "compare",
+    "effective_count",
+    "ratio_test",
+    "ratio_variance",
     "sample_ratio_test",
     "two_proportion_test",
     "wilson_interval",
@@ -110,6 +125,56 @@ def two_proportion_test(x_a, n_a, x_b, n_b):
     return p_b - p_a, z, math.erfc(abs(z) / math.sqrt(2))
 
 
+def ratio_variance(shoppers):
+    """The delta-method variance of ``sum(successes) / sum(strips)`` over ``shoppers``, a
+    sequence of ``(successes, strips)`` per shopper; ``None`` under two shoppers (or no
+    strip), where it cannot be estimated."""
+    n = len(shoppers)
+    strips = sum(s for _, s in shoppers)
+    if n < 2 or strips <= 0:
+        return None
+    rate = sum(c for c, _ in shoppers) / strips
+    mean = strips / n
+    spread = sum((c - rate * s) ** 2 for c, s in shoppers) / (n - 1)
+    return spread / (n * mean * mean)
+
+
+def effective_count(shoppers):
+    """``(successes, strips)`` of as many independent strips as ``shoppers``' rate is worth:
+    the strips divided by the design effect (the clustered variance over the binomial
+    one), never more than there are; the plain counts where no variance can be read."""
+    successes = sum(c for c, _ in shoppers)
+    strips = sum(s for _, s in shoppers)
+    variance = ratio_variance(shoppers)
+    rate = successes / strips if strips else 0.0
+    binomial = rate * (1 - rate) / strips if strips else 0.0
+    if variance is None or variance <= 0 or binomial <= 0:
+        return successes, strips
+    n = strips / max(variance / binomial, 1.0)
+    return rate * n, n
+
+
+def ratio_test(control, arm):
+    """Two-sided z-test of the difference of two arms' rates, each a sequence of
+    ``(successes, strips)`` per shopper, with the delta-method variances.
+
+    Returns
+    -------
+    (difference, z, p_value)
+        ``z`` 0 and ``p_value`` 1 when a variance cannot be estimated or both are 0.
+    """
+    rates, variances = [], []
+    for shoppers in (control, arm):
+        strips = sum(s for _, s in shoppers)
+        rates.append(sum(c for c, _ in shoppers) / strips if strips else 0.0)
+        variances.append(ratio_variance(shoppers))
+    difference = rates[1] - rates[0]
+    if None in variances or sum(variances) <= 0:
+        return difference, 0.0, 1.0
+    z = difference / math.sqrt(sum(variances))
+    return difference, z, math.erfc(abs(z) / math.sqrt(2))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One arm against the control on one rate; ``verdict`` is one of ``"better"``,
@@ -123,7 +188,7 @@ class Comparison:
     verdict: str
 
 
-def compare(control, arm, *, planned, alpha=0.05, comparisons=1):
+def compare(control, arm, *, planned, alpha=0.05, comparisons=1, shoppers=None):
     """Apply the stopping rule (module docstring) to ``arm`` against ``control``.
 
     Parameters
@@ -135,8 +200,14 @@ def compare(control, arm, *, planned, alpha=0.05, comparisons=1):
         Overall two-sided level.
     comparisons : int
         How many arms are compared with the control (Bonferroni).
+    shoppers : (control's, arm's), optional
+        Each arm's ``(successes, strips)`` per shopper: the test is then the shoppers'
+        (:func:`ratio_test`), else the strips' (:func:`two_proportion_test`).
     """
-    difference, z, p_value = two_proportion_test(control[0], control[1], arm[0], arm[1])
+    if shoppers is not None:
+        difference, z, p_value = ratio_test(*shoppers)
+    else:
+        difference, z, p_value = two_proportion_test(control[0], control[1], arm[0], arm[1])
     reached = min(control[1], arm[1]) >= planned
     threshold = alpha / max(comparisons, 1) if reached else INTERIM_P
     if p_value < threshold:

@@ -12,6 +12,9 @@ from recommendations.experiments.stats import (
     INTERIM_P,
     SAMPLE_RATIO_P,
     compare,
+    effective_count,
+    ratio_test,
+    ratio_variance,
     sample_ratio_test,
     two_proportion_test,
     wilson_interval,
@@ -129,3 +132,33 @@ def test_the_chart_rounds_its_percentages():
 
     # Django's number_format cuts digits it does not show: 0.643 had read 64.2%.
     assert _interval(0.643, 0.5126, 0.7549) == "64.3% [51.3%, 75.5%]"
+
+
+def test_one_strip_per_shopper_is_the_strip_test():
+    """With one strip each, the shoppers' variance is the binomial one (with n - 1), and
+    their test the strips' unpooled test."""
+    shoppers = [(1, 1)] * 30 + [(0, 1)] * 70
+    assert ratio_variance(shoppers) == pytest.approx(0.3 * 0.7 / 99)
+    assert effective_count(shoppers) == pytest.approx((29.7, 99))  # n - 1: no more
+    other = [(1, 1)] * 45 + [(0, 1)] * 55
+    difference, z, p = ratio_test(shoppers, other)
+    unpooled = 0.15 / math.sqrt(0.3 * 0.7 / 99 + 0.45 * 0.55 / 99)
+    assert difference == pytest.approx(0.15) and z == pytest.approx(unpooled)
+    assert ratio_variance([(1, 1)]) is None and ratio_test([(1, 1)], other)[1:] == (0.0, 1.0)
+
+
+def test_shoppers_who_click_all_or_nothing_are_not_counted_as_independent_strips():
+    """100 shoppers an arm, five strips each, every shopper clicking all five or none: the
+    strips' test calls a 0.40 against 0.50 difference (p 0.0015); the shoppers' test, the
+    unit that was assigned, cannot (p 0.16), and the rate's interval is that of about 100
+    strips, not 500."""
+    control = [(5, 5)] * 40 + [(0, 5)] * 60
+    arm = [(5, 5)] * 50 + [(0, 5)] * 50
+    assert two_proportion_test(200, 500, 250, 500)[2] < 0.002
+    difference, _, p = ratio_test(control, arm)
+    assert difference == pytest.approx(0.1) and 0.1 < p < 0.2
+    successes, strips = effective_count(control)
+    assert 95 < strips < 101 and successes / strips == pytest.approx(0.4)
+    shoppers = compare((200, 500), (250, 500), planned=500, shoppers=(control, arm))
+    assert shoppers.verdict == "no-difference"
+    assert compare((200, 500), (250, 500), planned=500).verdict == "better"

@@ -282,3 +282,35 @@ def test_signed_in_shoppers_are_assigned_by_user_and_a_stop_ends_it(
     assert 'data-profile="default"' in similar and "rec=" not in similar
     assert BlendProfile.objects.get(is_default=True) == other.profile
     assert Impression.objects.count() == before
+
+
+def test_a_shoppers_strips_count_as_one_shopper_in_the_figures(catalogue, profiles):
+    """Four shoppers an arm, six strips each: one shopper clicked all of theirs. Counting
+    strips, 6 of 24 is a tight rate; the report counts the shoppers, so its interval is
+    wider than the strips' Wilson interval and its test less sure than the strips' test."""
+    from recommendations.experiments.recording import attribute_event, record_impressions
+    from recommendations.experiments.stats import two_proportion_test, wilson_interval
+
+    anchor, others = catalogue
+    experiment = start_experiment(
+        create_experiment("u", [("control", "visual", 1), ("pop", "popular", 1)])
+    )
+    control, treated = experiment.arms.order_by("position")
+    ids = [p.pk for p in others]
+    for arm, prefix in ((control, "c"), (treated, "t")):
+        for n in range(4):
+            for _ in range(6):
+                rec = record_impressions(arm, "for-you", ids, session_key=f"{prefix}{n}")
+                if arm == treated and n == 0:
+                    click = Event.objects.create(
+                        session_key="t0", product=others[0], kind="similar_click",
+                        source="for-you",
+                        created_at=Impression.objects.filter(recommendation_id=rec)[0].created_at,
+                    )  # fmt: skip
+                    attribute_event(click, rec)
+    report = experiment_report(experiment)
+    first, second = report["arms"]
+    assert (second["strips"], second["clicked"], second["ctr"]["value"]) == (24, 6, 0.25)
+    strips_low, strips_high = wilson_interval(6, 24)
+    assert second["ctr"]["high"] - second["ctr"]["low"] > 1.5 * (strips_high - strips_low)
+    assert second["vs_control"]["ctr"]["p_value"] > two_proportion_test(0, 24, 6, 24)[2]
