@@ -57,10 +57,12 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every record written while a request runs."""
+    """Adds ``request_id`` to every record written while a request runs, and to Django's
+    own line about a request's 4xx or 5xx answer, which it writes after the middleware
+    returned (``django.request``: the request rides on the record)."""
 
     def filter(self, record):
-        request_id = _current.get()
+        request_id = _current.get() or getattr(getattr(record, "request", None), "request_id", None)
         if request_id is not None and not hasattr(record, "request_id"):
             record.request_id = request_id
         return True

@@ -154,6 +154,7 @@ def test_serve_runs_the_production_stack_and_stops_cleanly(tmp_path, redis):
             raise
     output = "".join(lines)
     assert proc.returncode == (-signal.SIGTERM if wrapped else 0), output[-3000:]
+    assert "%|" not in output  # no progress bar glued to the JSON log lines
     if redis == "its own":
         assert "started a Redis of its own" in output
         assert (tmp_path / "redis" / "appendonlydir").exists()

@@ -276,3 +276,15 @@ def test_each_request_has_an_id_in_its_response_and_its_log_records(client):
     outside = logging.LogRecord("lookalike", logging.WARNING, __file__, 1, "m", None, None)
     RequestIdFilter().filter(outside)
     assert seen == ["r-1"] and not hasattr(outside, "request_id")
+    # Django's "Not Found: ..." line is written after the middleware returned: its record
+    # carries the request, whose id it gets.
+    records = []
+    handler = logging.Handler()
+    handler.addFilter(RequestIdFilter())
+    handler.emit = records.append
+    logging.getLogger("django.request").addHandler(handler)
+    try:
+        assert client.get("/no-such-page/", HTTP_X_REQUEST_ID="lost-404").status_code == 404
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+    assert [r.request_id for r in records if "Not Found" in r.getMessage()] == ["lost-404"]

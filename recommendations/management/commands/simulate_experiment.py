@@ -46,7 +46,9 @@ class Command(BaseCommand):
             names = ", ".join(Experiment.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"Unknown experiment {experiment!r}; experiments: {names}.")
         show = options.get("verbosity", 1) > 0 and not options["json"]
-        with tqdm(total=shoppers, unit="shopper", disable=not show, file=self.stderr) as bar:
+        with tqdm(
+            total=shoppers, unit="shopper", disable=None if show else True, file=self.stderr
+        ) as bar:
             try:
                 done = simulate_experiment(
                     found,

@@ -27,7 +27,9 @@ class Command(BaseCommand):
         if seed < 0:
             raise CommandError("--seed must not be negative.")
         show = options.get("verbosity", 1) > 0
-        with tqdm(total=users, unit="shopper", disable=not show, file=self.stderr) as bar:
+        with tqdm(
+            total=users, unit="shopper", disable=None if show else True, file=self.stderr
+        ) as bar:
             try:
                 result = simulate_shoppers(users=users, seed=seed, days=days, progress=bar.update)
             except ValueError as exc:

@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
         check_options(options)
         show = options.get("verbosity", 1) > 0
-        with tqdm(total=1, unit="it", disable=not show, file=self.stderr) as bar:
+        with tqdm(total=1, unit="it", disable=None if show else True, file=self.stderr) as bar:
 
             def progress(done, total, message):
                 bar.total = total

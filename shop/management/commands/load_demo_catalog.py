@@ -18,7 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("--path", help="Folder with the Fashion-MNIST IDX files.")
 
     def handle(self, *args, size, path, **options):
-        bar = tqdm(total=size, desc="Products", unit="img", disable=options["verbosity"] < 1)
+        # None: a bar on a terminal only, never redrawn into a log file or a pipe of JSON lines.
+        bar = tqdm(
+            total=size,
+            desc="Products",
+            unit="img",
+            disable=True if options["verbosity"] < 1 else None,
+        )
         try:
             created, skipped = load_demo_catalog(size=size, path=path, progress=bar.update)
         except (DatasetMissing, ValueError) as exc:

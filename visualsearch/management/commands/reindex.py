@@ -158,7 +158,9 @@ class _ProgressBar:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=total, unit="img", disable=self.disable, file=self.stderr)
+            self.bar = tqdm(
+                total=total, unit="img", disable=True if self.disable else None, file=self.stderr
+            )
         self.bar.update(done - self.bar.n)
 
     def write(self, text):
