@@ -24,6 +24,8 @@ HEALTH_CHECKS = [
     "health_check.checks.Database",
     "health_check.checks.Cache",
     "lookalike.health.JobBroker",
+    "lookalike.health.JobWorkers",
+    "lookalike.health.Replicas",
     "visualsearch.health.VisualEncoder",
     "recommendations.health.Recommender",
 ]

@@ -6,6 +6,8 @@ import dataclasses
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
+from lookalike.health import closes_connections
+
 
 @dataclasses.dataclass
 class Recommender(HealthCheck):
@@ -13,6 +15,7 @@ class Recommender(HealthCheck):
     widget would). A shop without a trained model yet is a warning: the widgets fall back
     to "Popular now" and "New in"."""
 
+    @closes_connections
     def run(self):
         from .models import RecommenderModel
         from .services import serving

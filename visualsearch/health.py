@@ -7,6 +7,8 @@ import datetime
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
+from lookalike.health import closes_connections
+
 
 @dataclasses.dataclass
 class VisualEncoder(HealthCheck):
@@ -19,6 +21,7 @@ class VisualEncoder(HealthCheck):
         default=datetime.timedelta(seconds=30), repr=False
     )
 
+    @closes_connections
     def run(self):
         from .encoders import get_encoder
         from .models import ProductEmbedding

@@ -66,6 +66,27 @@ def test_health_fails_when_the_broker_is_down(client, settings):
     assert "127.0.0.1" not in checks["JobBroker()"]  # no connection string in the answer
 
 
+@pytest.mark.django_db(transaction=True)
+def test_health_fails_while_a_job_waits_for_a_worker_that_never_comes(client):
+    """A broker that answers says nothing of the workers behind it: a job queued a minute
+    ago that no worker took, while none runs, fails the check; a running job passes it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lookalike.jobs.models import Job
+
+    handler = "tests.jobs.handlers.stopped_with_its_worker"
+    fresh = Job.objects.create(handler=handler, lock_key="a")
+    assert health(client)[1]["JobWorkers()"] == "OK"  # a worker may be about to take it
+    Job.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    told = health(client)[1]["JobWorkers()"]
+    assert f"Job #{fresh.pk} has waited 18" in told and "is a worker running?" in told
+    Job.objects.create(handler=handler, lock_key="b", status="running")
+    assert health(client)[1]["JobWorkers()"] == "OK"  # busy, not gone
+    assert health(client)[1]["Replicas()"] == "OK"  # none configured
+
+
 @pytest.mark.django_db
 def test_metrics_show_requests_searches_jobs_and_model_versions(client, catalogue):
     from lookalike.jobs.models import Job

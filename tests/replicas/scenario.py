@@ -148,6 +148,11 @@ def step_failover():
     client = Client()
     ids = list(ProductEmbedding.objects.values_list("product_id", flat=True)[:5])
     results = []
+
+    def replicas_health():
+        return client.get("/health/?format=json").json().get("Replicas()")
+
+    health = {"before": replicas_health()}
     for i in range(30):
         if i == 10:
             subprocess.run(json.loads(os.environ["STOP_REPLICA"]), check=True, capture_output=True)
@@ -156,8 +161,9 @@ def step_failover():
         results.append({"i": i, "status": response.status_code, "queries": used})
     from lookalike.routing import use_replicas
 
+    health["after"] = replicas_health()
     with use_replicas():
-        return {"requests": results, "alias_after": Product.objects.all().db}
+        return {"requests": results, "alias_after": Product.objects.all().db, "health": health}
 
 
 if __name__ == "__main__":

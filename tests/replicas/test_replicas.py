@@ -86,3 +86,5 @@ def test_a_replica_stopped_mid_test_fails_no_request(cluster, seeded):
     assert all(r["queries"]["default"] > 0 for r in requests[10:])
     assert out["alias_after"] == "default"
     assert "replica_1 is unavailable" in log
+    # The requests never noticed; the health check does.
+    assert out["health"] == {"before": "OK", "after": "Unavailable: Replica(s) down: replica_1"}
