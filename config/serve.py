@@ -143,7 +143,11 @@ def _redis(supervisor, env):
         return url
     port = int(os.environ.get("LOOKALIKE_REDIS_PORT", "6379"))
     if reachable("127.0.0.1", port):
-        log(f"using the Redis on 127.0.0.1:{port}")
+        log(
+            f"using the Redis on 127.0.0.1:{port} (the cache in database 1, the job queue in 0); "
+            "if other services use it, give this shop databases (REDIS_URL, CELERY_BROKER_URL), "
+            "a key prefix (DJANGO_CACHE_KEY_PREFIX) and a queue (CELERY_QUEUE) of its own"
+        )
         return f"redis://127.0.0.1:{port}/1"
     server = shutil.which("redis-server")
     if server is None:

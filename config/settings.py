@@ -265,7 +265,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per pool process: a long chunk never holds others hostage.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = "lookalike"
+# Two deployments on one broker must not take each other's jobs: a queue name of their own.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "lookalike")
 # No result backend: job state lives in the database (lookalike.jobs.models.Job).
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -295,6 +296,9 @@ def _caches():
             "default": {
                 "BACKEND": "config.redis_cache.FailFastRedisCache",
                 "LOCATION": url,
+                # Two shops on one Redis (a shared server, two databases' worth of keys):
+                # a prefix of their own keeps their keys apart.
+                "KEY_PREFIX": os.environ.get("DJANGO_CACHE_KEY_PREFIX", ""),
                 "OPTIONS": {
                     "IGNORE_EXCEPTIONS": True,
                     "SOCKET_CONNECT_TIMEOUT": timeout,

@@ -111,3 +111,16 @@ def test_the_demo_admin_served_beyond_this_machine_has_a_private_password(
     assert not admin.check_password(published) and admin.check_password(kept.read_text())
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     assert ensure("http://shop.example:8000/")[1].check_password(kept.read_text())
+
+
+def test_a_shop_on_a_shared_redis_names_its_own_keys_and_queue(tmp_path):
+    """Two deployments on one Redis: each its key prefix and its Celery queue, so neither
+    reads the other's cache nor takes the other's jobs."""
+    code = (
+        "from django.conf import settings; from config.celery import app; "
+        "print(settings.CACHES['default']['KEY_PREFIX'], app.conf.task_default_queue)"
+    )
+    shared = {"REDIS_URL": "redis://127.0.0.1:6379/1", "LOOKALIKE_VAR_DIR": str(tmp_path)}
+    assert run(code, **shared).stdout.split() == ["lookalike"]  # no prefix: the defaults
+    named = run(code, **shared, DJANGO_CACHE_KEY_PREFIX="shop-b", CELERY_QUEUE="shop-b")
+    assert named.stdout.split() == ["shop-b", "shop-b"], named.stderr[-2000:]
