@@ -56,11 +56,12 @@ if os.environ.get("DJANGO_LOG_FORMAT") == "json":
 proc_name = "lookalike-web"
 wsgi_app = "config.wsgi:application"
 # gunicornc's control socket beside the shop's other runtime files, not one per user in
-# ~/.gunicorn, which a second server on this machine (a test's) would fight over.
+# ~/.gunicorn, which a second server on this machine (a test's) would fight over; one per
+# port, so that a second gunicorn from the same folder does not take the first one's.
 _var = os.environ.get(
     "LOOKALIKE_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var")
 )
-control_socket = os.path.join(_var, "gunicorn.ctl")
+control_socket = os.path.join(_var, f"gunicorn-{os.environ.get('PORT', '8000')}.ctl")
 
 
 def on_starting(server):
