@@ -121,6 +121,9 @@ def _results_context(experiment):
         row["verdict_label"] = VERDICTS.get(row.get("verdict", ""), "")
     return {
         "report": report,
+        "experiment": experiment,
+        "simulated_strips": sum(row["simulated_strips"] for row in report["arms"]),
+        "strips": sum(row["strips"] for row in report["arms"]),
         "ctr_chart": mark_safe(report_chart_svg(report, "ctr")),  # names escaped there
         "conversion_chart": mark_safe(report_chart_svg(report, "conversion")),
     }

@@ -45,6 +45,7 @@ def _counts(experiment, simulated):
         row["arm"]: row
         for row in impressions.values("arm").annotate(
             strips=Count("recommendation_id", distinct=True),
+            simulated_strips=Count("recommendation_id", distinct=True, filter=Q(simulated=True)),
             products=Count("id"),
             # A shopper is a user, or an anonymous session (assignment keys).
             shoppers=Count("user", distinct=True)
@@ -117,7 +118,8 @@ def experiment_report(experiment, simulated=None):
     -------
     dict
         ``experiment``, ``status``, ``planned`` (strips per arm), ``alpha``, ``arms`` (a
-        list, the control first, each with ``strips``, ``products``, ``clicked``,
+        list, the control first, each with ``strips`` (``simulated_strips`` of them shown to
+        simulated shoppers), ``products``, ``clicked``,
         ``carted``, ``purchased``, ``shoppers``, ``ctr`` and ``conversion`` as
         ``{value, low, high}``
         and, for the other arms, ``vs_control`` per rate: ``difference``, ``z``,
@@ -139,6 +141,7 @@ def experiment_report(experiment, simulated=None):
             "share": arm.share,
             "strips": strips,
             "products": shown.get(arm.pk, {}).get("products", 0),
+            "simulated_strips": shown.get(arm.pk, {}).get("simulated_strips", 0),
             "shoppers": shown.get(arm.pk, {}).get("shoppers", 0),
         }
         for kind, key in (("click", "clicked"), ("cart", "carted"), ("purchase", "purchased")):

@@ -309,3 +309,26 @@ def test_the_default_cannot_change_while_an_experiment_runs(admin_client, draft)
     assert BlendProfile.objects.get(is_default=True) == before
     admin_client.post(url("stop", draft), {"winner": ""})
     assert publish_profile("tuned", {"popularity": 1.0}, make_default=True).is_default
+
+
+def test_the_results_say_what_is_simulated_and_what_a_stop_left(
+    admin_client, draft, product_factory
+):
+    """The table scrolls in its own box; the strips of simulated shoppers are counted
+    apart; a stopped experiment's page says what it left served, not "so far"."""
+    from recommendations.experiments.recording import record_impressions
+
+    start_experiment(draft)
+    control, fresh = draft.arms.order_by("position")
+    shown = [product_factory().pk for _ in range(2)]
+    record_impressions(control, "for-you", shown, session_key="real")
+    for n in range(2):
+        record_impressions(fresh, "for-you", shown, session_key=f"sim{n}", simulated=True)
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert 'class="experiment-table" role="region" tabindex="0"' in page
+    assert "2 of these 3 strips were shown to simulated shoppers" in page
+    assert "With the data so far" in page
+    admin_client.post(url("stop", draft), {"winner": str(fresh.pk)})
+    page = admin_client.get(url("change", draft)).content.decode()
+    assert "with “fresh” as the winner: its profile, fresh, became the default" in page
+    assert "These figures are final" in page and "With the data so far" not in page
