@@ -44,6 +44,14 @@ class Events:
         )
 
 
+def without_experiment_events(events=None):
+    """``events`` (all events by default) without those of ``simulate_experiment``: the
+    simulated shoppers' clicks on what a live blend showed them, which the offline figures
+    leave out (:func:`load_events`); notebooks read the shop's events through it too."""
+    events = Event.objects.all() if events is None else events
+    return events.exclude(Q(simulated=True) & ~Q(source=SIMULATION_SOURCE))
+
+
 def load_events(include_simulated, column, include_experiments=False):
     """The events on products of the catalogue (``column``), newest first.
 
@@ -56,7 +64,7 @@ def load_events(include_simulated, column, include_experiments=False):
     if not include_simulated:
         events = events.filter(simulated=False)
     elif not include_experiments:
-        events = events.exclude(Q(simulated=True) & ~Q(source=SIMULATION_SOURCE))
+        events = without_experiment_events(events)
     rows = list(
         events.annotate(row_key=row_expression()).values_list(
             "id", "user_id", "session_key", "product_id", "kind", "created_at", "row_key"

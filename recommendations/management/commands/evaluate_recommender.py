@@ -30,7 +30,9 @@ class Command(BaseCommand):
             metavar="PROFILE",
             help="Evaluate this blend profile against visual-only, ALS-only, popularity-only and "
             "covisitation-only "
-            "on the shop's data, overall and per segment (cold items, new shoppers, regulars).",
+            "on the shop's data, overall and per segment (cold items, new shoppers, regulars). "
+            "A profile's name: 'default' is the profile of that name the migrations create, "
+            "which may no longer be the one served (the admin's Blend profiles says which).",
         )
         parser.add_argument(
             "--with-experiment-events",
