@@ -102,8 +102,9 @@ def claim_next():
         return job.pk if job else None
 
 
-def work(poll_interval=1.0, once=False, stop=None, sleep=time.sleep):
-    """The loop of a ``run_jobs`` worker: reap dead jobs, run queued ones, sleep.
+def work(poll_interval=1.0, once=False, stop=None, sleep=time.sleep, finished=None):
+    """The loop of a ``run_jobs`` worker: reap dead jobs, run queued ones, sleep;
+    ``finished(job)`` after each job it ran.
 
     The loop outlives the database: when it is unreachable (a restart, a failover), the
     error is logged once per outage, the connection dropped and the loop tries again with
@@ -116,7 +117,9 @@ def work(poll_interval=1.0, once=False, stop=None, sleep=time.sleep):
             reap_dead_jobs()
             job_id = claim_next()
             if job_id is not None:
-                run_job(job_id)
+                job = run_job(job_id)
+                if job is not None and finished is not None:
+                    finished(job)
         except (OperationalError, InterfaceError) as exc:
             if not failures:
                 logger.error("The job worker lost the database (%s); retrying.", exc)

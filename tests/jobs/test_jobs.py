@@ -85,6 +85,25 @@ def test_worker_loop_runs_queued_jobs_in_order(settings):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_run_jobs_prints_a_line_per_job_whatever_the_logging(settings):
+    """A shop whose logging hides the plugins' INFO lines still sees what ran."""
+    import io
+
+    from django.core.management import call_command
+
+    settings.LOOKALIKE_JOBS_BACKEND = "worker"
+    done = services.enqueue(HANDLER, lock_key="a", params={"n": 2})
+    failed = services.enqueue(HANDLER, lock_key="b", params={"n": 3, "fail_at": 1})
+    out = io.StringIO()
+    call_command("run_jobs", "--once", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Job worker started; waiting for jobs."
+    assert lines[1].startswith(f"Job #{done.pk} (a) succeeded in ")
+    assert lines[2].startswith(f"Job #{failed.pk} (b) failed in ") and "failed at 1" in lines[2]
+    assert lines[3] == "Job worker stopped."
+
+
+@pytest.mark.django_db(transaction=True)
 def test_job_of_a_dead_worker_is_reaped_but_a_live_one_is_not(settings):
     settings.LOOKALIKE_JOBS_BACKEND = "worker"
     old = timezone.now() - timedelta(minutes=5)

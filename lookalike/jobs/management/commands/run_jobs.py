@@ -20,7 +20,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
         self.stdout.write("Job worker started; waiting for jobs.")
         try:
-            work(poll_interval=poll, once=once, stop=lambda: bool(stopping))
+            work(poll_interval=poll, once=once, stop=lambda: bool(stopping), finished=self.report)
         except KeyboardInterrupt:
             pass
         self.stdout.write("Job worker stopped.")
+
+    def report(self, job):
+        """A line per job, whatever the project's logging shows: what ran, how it ended,
+        in how long, and its message."""
+        seconds = (job.finished_at - job.started_at).total_seconds() if job.started_at else 0
+        line = f"Job #{job.pk} ({job.lock_key}) {job.status} in {seconds:.1f} s: {job.message}"
+        style = self.style.SUCCESS if job.status == job.Status.SUCCEEDED else self.style.ERROR
+        self.stdout.write(style(line))
