@@ -214,6 +214,9 @@ STORAGES = {
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("LOOKALIKE_MEDIA_ROOT", VAR_DIR / "media"))
+# The shop serves the product photos itself unless a web server or a CDN in front of it
+# does (DJANGO_SERVE_MEDIA=0): gunicorn's threads then serve pages only.
+SERVE_MEDIA = os.environ.get("DJANGO_SERVE_MEDIA", "1") != "0"
 # On several machines, folders every machine reads (README, Several machines): a model
 # trained on a worker is served by the web machines. Each defaults to a folder of var/.
 if os.environ.get("VISUALSEARCH_ARTIFACT_DIR"):

@@ -124,3 +124,14 @@ def test_a_shop_on_a_shared_redis_names_its_own_keys_and_queue(tmp_path):
     assert run(code, **shared).stdout.split() == ["lookalike"]  # no prefix: the defaults
     named = run(code, **shared, DJANGO_CACHE_KEY_PREFIX="shop-b", CELERY_QUEUE="shop-b")
     assert named.stdout.split() == ["shop-b", "shop-b"], named.stderr[-2000:]
+
+
+def test_photos_are_left_to_a_web_server_when_asked(tmp_path):
+    code = (
+        "import django; django.setup(); from django.urls import resolve, Resolver404\n"
+        "try:\n    resolve('/media/products/x.png'); print('served')\n"
+        "except Resolver404:\n    print('not served')"
+    )
+    assert run(code, LOOKALIKE_VAR_DIR=str(tmp_path)).stdout.strip() == "served"
+    off = run(code, LOOKALIKE_VAR_DIR=str(tmp_path), DJANGO_SERVE_MEDIA="0")
+    assert off.stdout.strip() == "not served", off.stderr[-2000:]
