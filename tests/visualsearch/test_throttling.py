@@ -176,6 +176,7 @@ def test_the_cache_is_the_database_or_redis(monkeypatch):
     assert _caches()["default"] == {
         "BACKEND": "config.redis_cache.FailFastRedisCache",
         "LOCATION": "redis://cache.internal:6379/1",
+        "KEY_PREFIX": "",
         "OPTIONS": {
             "IGNORE_EXCEPTIONS": True,
             "SOCKET_CONNECT_TIMEOUT": 0.25,
