@@ -140,13 +140,9 @@ def _redis(supervisor, env):
     127.0.0.1:``LOOKALIKE_REDIS_PORT`` (6379)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        parts = urlsplit(url)
-        if parts.hostname and not reachable(parts.hostname, parts.port or 6379, timeout=2):
-            # Pages are served without the cache; jobs wait (and /health/ says so).
-            log(
-                f"REDIS_URL does not answer ({parts.hostname}:{parts.port or 6379}): the shop "
-                "serves without its cache, and jobs fail until it does"
-            )
+        where = urlsplit(url).hostname, urlsplit(url).port or 6379
+        if where[0] and not reachable(*where, timeout=2):  # served without the cache
+            log(f"REDIS_URL does not answer ({where[0]}:{where[1]}): no cache until it does")
         return url
     port = int(os.environ.get("LOOKALIKE_REDIS_PORT", "6379"))
     if reachable("127.0.0.1", port):

@@ -60,8 +60,9 @@ class JobBroker(HealthCheck):
 @dataclasses.dataclass
 class JobWorkers(HealthCheck):
     """Some worker takes the jobs: fails while a job has waited more than ``wait`` for one
-    and no job runs (a busy worker is a live one). The reaper fails such a job after
-    ``LOOKALIKE_JOBS_QUEUED_TIMEOUT``; this says so sooner, to the monitoring."""
+    and no job runs (a busy worker is a live one; a "running" job whose heartbeat stopped is
+    not: its worker died, and no reaper may run to say so). The reaper fails such a job
+    after ``LOOKALIKE_JOBS_QUEUED_TIMEOUT``; this says so sooner, to the monitoring."""
 
     wait: datetime.timedelta = dataclasses.field(default=datetime.timedelta(seconds=60), repr=False)
 
@@ -70,8 +71,10 @@ class JobWorkers(HealthCheck):
         from django.utils import timezone
 
         from .jobs.models import Job
+        from .jobs.worker import stale_seconds
 
-        if Job.objects.filter(status=Job.Status.RUNNING).exists():
+        beating = timezone.now() - datetime.timedelta(seconds=stale_seconds())
+        if Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__gte=beating).exists():
             return
         cutoff = timezone.now() - self.wait
         waiting = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=cutoff)

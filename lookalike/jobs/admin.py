@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ..admin_in_use import InUseAdminMixin
 from ..admin_lookups import SafeLookupsMixin
+from ..conf import app_settings
 from ..keys import row_id
 from .models import Job
 from .services import JobAlreadyRunning, resume
@@ -156,7 +157,9 @@ class JobProgressMixin:
 
     def _failed_at_once(self, request, job):
         """Whether ``job`` failed as it was queued (no broker to send it to), said so as an
-        error rather than "started"."""
+        error rather than "started". (An inline job has run by now: its outcome is its own.)"""
+        if app_settings.JOBS_BACKEND != "celery":
+            return False
         job.refresh_from_db(fields=["status", "message"])
         if job.status != Job.Status.FAILED:
             return False

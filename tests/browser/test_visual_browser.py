@@ -394,5 +394,14 @@ def test_a_pinch_on_the_photo_zooms_the_page_and_draws_nothing(browser, live_ser
         touch("touchEnd")
         page.wait_for_function("visualViewport.scale > 1.3")
         assert page.locator("#vs-box").input_value() == ""
+        # One finger draws a while, then a second lands: still a pinch, and nothing drawn.
+        touch("touchStart", (x - 40, y - 40))
+        for step in range(1, 6):
+            touch("touchMove", (x - 40 + 8 * step, y - 40 + 8 * step))
+        touch("touchStart", (x, y), (x + 10, y + 10))
+        for step in range(1, 10):
+            touch("touchMove", (x - 3 * step, y - 3 * step), (x + 10 + 3 * step, y + 10 + 3 * step))
+        touch("touchEnd")
+        assert page.locator("#vs-box").input_value() == ""
     finally:
         context.close()

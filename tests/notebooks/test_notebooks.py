@@ -14,6 +14,26 @@ from .conftest import outputs_of_type, run_notebook, text_of
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
+def serve(profile):
+    """Make ``profile`` the default in a connection of its own, which commits at once (this
+    test's transaction would hold the rows the kernel must write)."""
+    import threading
+
+    from django.db import connection
+
+    from recommendations.services.profiles import make_default
+
+    def run():
+        try:
+            make_default(profile)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
 def summary(nb):
     """The notebook's closing ``application/json`` output."""
     found = outputs_of_type(nb, "application/json")
@@ -77,6 +97,22 @@ def test_02_tune_blend_publishes_the_default_profile(notebook_shop):
     else:
         assert default.name == notebook_shop.default_profile != profile.name
         assert "Not made the default" in said and "Published beside it" in said
+    # Run again with its profile served: never a second profile with the served weights.
+    before = set(BlendProfile.objects.values_list("name", flat=True))
+    serve(profile)  # committed, for the kernel to see
+    try:
+        again = run_notebook(
+            "02_tune_blend.ipynb",
+            notebook_shop,
+            {"N_CANDIDATES": 3, "PROFILE_NAME": "notebook-test", "PUBLISH": True, "SHOW_K": 5},
+        )
+    finally:
+        serve(BlendProfile.objects.get(name=notebook_shop.default_profile))
+    new = BlendProfile.objects.exclude(name__in=before)
+    if "The chosen weights are those the default profile" in text_of(again):
+        assert not new.exists()
+    else:
+        assert all(p.weights != profile.weights for p in new)
 
 
 def test_03_recommender_eval(notebook_shop):

@@ -82,7 +82,12 @@ def test_health_fails_while_a_job_waits_for_a_worker_that_never_comes(client):
     Job.objects.filter(pk=fresh.pk).update(created_at=timezone.now() - timedelta(minutes=3))
     told = health(client)[1]["JobWorkers()"]
     assert f"Job #{fresh.pk} has waited 18" in told and "is a worker running?" in told
-    Job.objects.create(handler=handler, lock_key="b", status="running")
+    # A "running" job whose heartbeat stopped an hour ago: its worker died, and took the
+    # reaper with it (it runs in workers): not a sign of life.
+    dead = timezone.now() - timedelta(hours=1)
+    Job.objects.create(handler=handler, lock_key="b", status="running", heartbeat_at=dead)
+    assert "is a worker running?" in health(client)[1]["JobWorkers()"]
+    Job.objects.create(handler=handler, lock_key="c", status="running", heartbeat_at=timezone.now())
     assert health(client)[1]["JobWorkers()"] == "OK"  # busy, not gone
     assert health(client)[1]["Replicas()"] == "OK"  # none configured
 

@@ -111,6 +111,13 @@ def test_the_demo_admin_served_beyond_this_machine_has_a_private_password(
     assert not admin.check_password(published) and admin.check_password(kept.read_text())
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     assert ensure("http://shop.example:8000/")[1].check_password(kept.read_text())
+    # Back on loopback, it says where the password is, not the published one it no longer has.
+    said, admin = ensure("http://127.0.0.1:8000/")
+    assert repr(published) not in said and str(kept) in said
+    # The file deleted: a new one, and the account takes it.
+    kept.unlink()
+    admin = ensure("http://0.0.0.0:8000/")[1]
+    assert admin.check_password(kept.read_text())
 
 
 def test_a_shop_on_a_shared_redis_names_its_own_keys_and_queue(tmp_path):
@@ -135,3 +142,27 @@ def test_photos_are_left_to_a_web_server_when_asked(tmp_path):
     assert run(code, LOOKALIKE_VAR_DIR=str(tmp_path)).stdout.strip() == "served"
     off = run(code, LOOKALIKE_VAR_DIR=str(tmp_path), DJANGO_SERVE_MEDIA="0")
     assert off.stdout.strip() == "not served", off.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_prepare_demo_secures_the_admin_before_its_long_steps(monkeypatch, settings, tmp_path):
+    """The shop is served while prepare_demo runs: the account is made safe first."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from shop.management.commands import prepare_demo
+
+    monkeypatch.setattr(prepare_demo, "uses_embedded_database", lambda: True)
+    settings.VAR_DIR = tmp_path
+    real = prepare_demo.call_command
+
+    def until_the_catalogue(name, *args, **kwargs):
+        if name == "load_demo_catalog":
+            raise RuntimeError("the long steps")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(prepare_demo, "call_command", until_the_catalogue)
+    with pytest.raises(RuntimeError, match="the long steps"):
+        call_command("prepare_demo", "--site-url", "http://0.0.0.0:8000/")
+    admin = get_user_model().objects.get(username=prepare_demo.DEMO_ADMIN[0])
+    assert admin.check_password((tmp_path / "demo_admin_password").read_text())

@@ -37,6 +37,9 @@ class Command(BaseCommand):
         if not 1 <= shoppers <= MAX_SHOPPERS:
             raise CommandError(f"--shoppers must be from 1 to {MAX_SHOPPERS:,}.")
         call_command("migrate", interactive=False, verbosity=0)
+        # First: the shop is served meanwhile, and beyond this machine the published
+        # password must not open the admin while the steps below run (minutes).
+        self.ensure_admin(site_url, quiet=True)
         call_command("load_demo_catalog", size=size, stdout=self.stdout)
         self.index_catalogue()
         Event = apps.get_model("recommendations", "Event")
@@ -76,7 +79,7 @@ class Command(BaseCommand):
         else:
             call_command("reindex", "--stale", stdout=self.stdout)
 
-    def ensure_admin(self, site_url="http://127.0.0.1:8000/"):
+    def ensure_admin(self, site_url="http://127.0.0.1:8000/", quiet=False):
         """The well-known demo account, on the embedded demo database only: a shop served
         from its own database (``DATABASE_URL``) creates its admins with ``createsuperuser``."""
         if not uses_embedded_database():
@@ -88,21 +91,25 @@ class Command(BaseCommand):
         username, password = DEMO_ADMIN
         # Served beyond this machine (HOST=0.0.0.0), a published password would be anyone's
         # way into the admin: the account gets a random one, kept in a file only its owner
-        # reads, and loses the published one if it had it.
+        # reads (made again if deleted), in place of whatever it had.
+        path = settings.VAR_DIR / "demo_admin_password"
         beyond = not _loopback(urlsplit(site_url).hostname)
         if beyond:
-            path = settings.VAR_DIR / "demo_admin_password"
             password = stored_secret(path, length=16)
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is None:
             User.objects.create_superuser(username, "admin@example.com", password)
             self.stdout.write("Created the demo admin account.")
-        elif beyond and user.check_password(DEMO_ADMIN[1]):
+        elif beyond and not user.check_password(password):
             user.set_password(password)
             user.save(update_fields=["password"])
-            self.stdout.write("The demo admin's published password was replaced.")
-        said = f"password in {path} (readable by you only)" if beyond else f"password {password!r}"
+            self.stdout.write("The demo admin's password was replaced by the one in the file.")
+        # Served on loopback after a run beyond it, the account keeps the file's password.
+        private = beyond or (user is not None and not user.check_password(password))
+        said = f"password in {path} (readable by you only)" if private else f"password {password!r}"
+        if quiet:
+            return
         self.stdout.write(
             self.style.SUCCESS(
                 f"Admin: {site_url.rstrip('/')}/admin/  user {username!r}, {said} (demo only)"

@@ -108,7 +108,15 @@
   }
 
   frame.addEventListener("pointerdown", ev => {
-    if (ev.button !== 0 || start) return; // one pointer at a time: a pinch draws nothing
+    if (start && ev.pointerId !== pointer) {
+      // A second finger: a pinch (the page zooms), not a drawing. What the first finger
+      // began is undone, however far it had moved.
+      box = before;
+      start = pointer = moving = null;
+      draw();
+      return;
+    }
+    if (ev.button !== 0 || start) return;
     ev.preventDefault(); // no text selection or image drag; the photo takes the focus below
     frame.focus({ preventScroll: true }); // so that Escape, the arrows and Enter work next
     frame.setPointerCapture(ev.pointerId);
