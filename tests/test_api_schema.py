@@ -320,14 +320,14 @@ def test_options_describe_each_operation_as_its_schema_does(client, settings):
         for path, operations in schema.json()["paths"].items():
             [operation] = operations.values()
             answer = client.options(path.replace("{id}", "1")).json()
-            answers[path] = (answer["description"], operation["description"])
+            answers[path] = (answer["description"], operation["description"].replace("``", "`"))
         return answers
 
     english = described()
     assert len(english) == 3
     for told, documented in english.values():
         assert told == documented and told.endswith(".")
-        assert "VISUALSEARCH_" not in told and ":mod:" not in told
+        assert "VISUALSEARCH_" not in told and ":mod:" not in told and "``" not in told
     settings.LANGUAGE_CODE = "de"
     with translation.override("de"):
         german = described()

@@ -57,5 +57,6 @@ class ClientDescription:
     client_description = ""
 
     def get_view_description(self, html=False):
-        text = str(self.client_description)
+        # The schema's Markdown code spans (``k``) read as plain text: `k`.
+        text = str(self.client_description).replace("``", "`")
         return mark_safe(f"<p>{escape(text)}</p>") if html else text
