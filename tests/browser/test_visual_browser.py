@@ -395,6 +395,12 @@ def test_a_pinch_on_the_photo_zooms_the_page_and_draws_nothing(browser, live_ser
         page.wait_for_function("visualViewport.scale > 1.3")
         assert page.locator("#vs-box").input_value() == ""
         # One finger draws a while, then a second lands: still a pinch, and nothing drawn.
+        # (A new page at its first scale: the pinch above zoomed this one.)
+        upload_on_the_photo_page(page, "me.png", "image/png", buf.getvalue())
+        page.wait_for_function("visualViewport.scale === 1")
+        photo.scroll_into_view_if_needed()
+        box = photo.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         touch("touchStart", (x - 40, y - 40))
         for step in range(1, 6):
             touch("touchMove", (x - 40 + 8 * step, y - 40 + 8 * step))
