@@ -19,7 +19,7 @@ from .admin_confirmations import confirm_activation, confirm_make_default, confi
 from .admin_tables import label, model_against_popularity, paragraphs, plain, table
 from .conf import app_settings
 from .forms import SEGMENT_FIELDS, BlendProfileForm
-from .models import BlendProfile, Event, Experiment, RecommenderModel
+from .models import BlendProfile, Event, RecommenderModel
 from .services import profiles as profiles_service
 from .services import training
 
@@ -262,10 +262,8 @@ def make_default(modeladmin, request, queryset):
             messages.INFO,
         )
         return
-    try:
-        profiles_service.refuse_a_new_default_while_an_experiment_runs()
-    except profiles_service.InvalidProfile:
-        running = Experiment.objects.get(status=Experiment.Status.RUNNING)
+    running = profiles_service.running_experiment()
+    if running is not None:  # what refuse_a_new_default_while_an_experiment_runs says
         modeladmin.message_user(
             request,
             gettext(

@@ -35,12 +35,18 @@ VERDICTS = {
 RATES = {"ctr": "clicked", "conversion": "purchased"}
 
 
-def _counts(experiment, simulated):
+def _rows(experiment, simulated):
+    """The experiment's impressions and their outcomes, simulated, real or all (``None``)."""
     impressions = Impression.objects.filter(experiment=experiment)
     outcomes = ImpressionOutcome.objects.filter(impression__experiment=experiment)
     if simulated is not None:
         impressions = impressions.filter(simulated=simulated)
         outcomes = outcomes.filter(impression__simulated=simulated)
+    return impressions, outcomes
+
+
+def _counts(experiment, simulated):
+    impressions, outcomes = _rows(experiment, simulated)
     shown = {
         row["arm"]: row
         for row in impressions.values("arm").annotate(
@@ -75,11 +81,7 @@ def _shopper(prefix=""):
 def _per_shopper(experiment, simulated):
     """``{(arm id, rate key): [(successes, strips) per shopper]}``, every shopper of the
     arm listed for each rate (with 0 successes where none)."""
-    impressions = Impression.objects.filter(experiment=experiment)
-    outcomes = ImpressionOutcome.objects.filter(impression__experiment=experiment)
-    if simulated is not None:
-        impressions = impressions.filter(simulated=simulated)
-        outcomes = outcomes.filter(impression__simulated=simulated)
+    impressions, outcomes = _rows(experiment, simulated)
     strips = impressions.annotate(shopper=_shopper()).values("arm", "shopper")
     strips = strips.annotate(n=Count("recommendation_id", distinct=True))
     kinds = {kind: key for kind, key in (("click", "clicked"), ("purchase", "purchased"))}

@@ -332,10 +332,15 @@ def _refuse_if_in_a_running_experiment(profile):
         )
 
 
+def running_experiment():
+    """The experiment that runs, if one does (at most one runs at a time)."""
+    return Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
+
+
 def refuse_a_new_default_while_an_experiment_runs():
     """:class:`InvalidProfile` while an experiment runs: stopped without a winner it serves
     the default profile, which must be the one it ran beside, not one it never tested."""
-    running = Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
+    running = running_experiment()
     if running is not None:
         raise InvalidProfile(
             f"The experiment {running.name!r} is running, and stopped without a winner it "
